@@ -1,0 +1,109 @@
+"""`mlops-bot` — the command line: processes, config check, sandbox servers, demo."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_config
+
+    try:
+        settings = load_config(args.path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{args.path or os.environ.get('MLOPS_BOT_CONFIG', 'config.toml')}: ok — "
+          f"{len(settings.repos)} repo(s), {len(settings.workflows)} workflow(s), "
+          f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)")
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
+            "--worker-class", "gthread", "--threads", str(args.threads), "bot.web:create_app()"]
+    os.execv(sys.executable, argv)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+    from workers.app import app
+
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    argv = ["worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency), "--pool", args.pool,
+            "--queues", app.conf.task_default_queue, "--without-gossip", "--without-mingle"]
+    if args.hostname:
+        argv += ["--hostname", args.hostname]
+    app.worker_main(argv)
+    return 0
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from bot.logs import setup_logging
+    from workers.app import app
+
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    app.start(["beat", "--loglevel", "INFO", "--schedule", args.schedule])
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    if args.server == "workspace":
+        from sandbox.workspace import main
+    else:
+        from sandbox.forge import main
+    main(args.rest)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate config.toml and say what is wrong, by key")
+    p.add_argument("path", nargs="?", help="default: $MLOPS_BOT_CONFIG or ./config.toml")
+    p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("web", help="the webhook receiver under gunicorn (what the Procfile runs)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    p.set_defaults(func=_web)
+
+    p = sub.add_parser("worker", help="a Celery worker for the bot's tasks")
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    p.add_argument("--hostname", default="")
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("beat", help="Celery beat: the periodic janitor")
+    p.add_argument("--schedule", default="celerybeat-schedule")
+    p.set_defaults(func=_beat)
+
+    p = sub.add_parser("sandbox", help="local stand-ins: `sandbox workspace|forge --port P --data DIR`")
+    p.add_argument("server", choices=["workspace", "forge"])
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser("demo", help="the whole loop on this machine, with nothing but this repository")
+    p.add_argument("--keep", action="store_true", help="leave everything running and print the URLs")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Slash commands in PR comments and Slack: a pure parser with clear errors.
+
+A command is a line that starts with `/word`. Lines inside fenced or indented code blocks and
+quoted replies (`> …`) are not commands, so quoting someone's `/train full` does not run it.
+Several commands in one comment are each honoured, in order.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+USAGE = {
+    "train": "/train [toy|full] [--param key=value ...]",
+    "test": "/test [suite]",
+    "retest": "/retest",
+    "cancel": "/cancel",
+    "status": "/status",
+    "help": "/help",
+    "ok-to-test": "/ok-to-test",
+    "approve": "/approve [model@version]",
+    "reject": "/reject <reason>",
+    "deploy": "/deploy <environment>",
+}
+HELP = {
+    "train": "train this branch on Databricks (dataset toy by default)",
+    "test": "run the test workflow",
+    "retest": "re-run what last failed on this PR",
+    "cancel": "cancel this PR's active runs",
+    "status": "show this PR's runs and their state",
+    "help": "list the commands you may use",
+    "ok-to-test": "allow runs for a pull request from a fork",
+    "approve": "approve a validated model version (default: this PR's newest)",
+    "reject": "reject this PR's model version, with a reason",
+    "deploy": "deploy the approved model version to an environment",
+}
+_COMMAND_LINE = re.compile(r"^/(?P<name>[a-z][a-z-]*)(?=\s|$)(?P<rest>.*)$")
+_PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MODEL_REF = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})@(?P<version>[1-9][0-9]{0,9})$")
+MAX_COMMANDS = 10  # one comment may not fan out into unbounded work
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    dataset: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    suite: str = ""
+    model: str = ""
+    version: str = ""
+    reason: str = ""
+    environment: str = ""
+    line: str = ""
+
+    def as_kwargs(self) -> dict:
+        """Plain values for a task message (JSON-safe)."""
+        return {k: v for k, v in self.__dict__.items() if v not in ("", {}) or k == "name"}
+
+
+@dataclass(frozen=True)
+class CommandError:
+    name: str
+    message: str
+    line: str
+
+    @property
+    def usage(self) -> str:
+        return USAGE.get(self.name, "")
+
+
+def command_lines(text: str) -> list[str]:
+    """The lines of a comment that may hold commands: not in code blocks, not quoted."""
+    lines, fence = [], None
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        stripped = raw.strip()
+        marker = re.match(r"^(`{3,}|~{3,})", stripped)
+        if fence:
+            if marker and marker.group(1)[0] == fence[0] and len(marker.group(1)) >= len(fence):
+                fence = None
+            continue
+        if marker:
+            fence = marker.group(1)
+            continue
+        if raw.startswith(("    ", "\t")) or stripped.startswith(">"):
+            continue
+        if stripped.startswith("/"):
+            lines.append(stripped)
+    return lines
+
+
+def parse_comment(text: str) -> list[Command | CommandError]:
+    """Every command in a comment, in order; malformed ones as `CommandError` with the reason."""
+    out: list[Command | CommandError] = []
+    for line in command_lines(text):
+        m = _COMMAND_LINE.match(line)
+        if not m:
+            continue  # `/usr/bin/x` or `/ something`: a path or prose, not a command
+        if len(out) == MAX_COMMANDS:
+            out.append(CommandError("", f"more than {MAX_COMMANDS} commands in one comment; the rest are ignored", line))
+            break
+        out.append(parse_command(m.group("name"), m.group("rest").strip(), line))
+    return out
+
+
+def parse_command(name: str, rest: str, line: str = "") -> Command | CommandError:
+    """One command from its name and the text after it."""
+    line = line or f"/{name} {rest}".strip()
+    if name not in USAGE:
+        return CommandError(name, f"unknown command `/{name}`; try `/help`", line)
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        return CommandError(name, f"cannot read the arguments: {exc}", line)
+    try:
+        return _PARSERS[name](name, words, rest, line)
+    except _Bad as exc:
+        return CommandError(name, str(exc), line)
+
+
+class _Bad(Exception):
+    pass
+
+
+def _no_args(name: str, words: list[str], rest: str, line: str) -> Command:
+    if words:
+        raise _Bad(f"`/{name}` takes no arguments")
+    return Command(name, line=line)
+
+
+def _train(name: str, words: list[str], rest: str, line: str) -> Command:
+    dataset, params = "", {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--param" or word.startswith("--param="):
+            if word == "--param":
+                i += 1
+                if i == len(words):
+                    raise _Bad("`--param` needs key=value")
+                pair = words[i]
+            else:
+                pair = word.removeprefix("--param=")
+            key, sep, value = pair.partition("=")
+            if not sep or not _PARAM_KEY.match(key):
+                raise _Bad(f"`{pair}` is not key=value (key: letters, digits, _ . -)")
+            if not value or len(value) > 256:
+                raise _Bad(f"`--param {key}` needs a value of 1 to 256 characters")
+            if key in params:
+                raise _Bad(f"`--param {key}` given twice")
+            params[key] = value
+        elif word.startswith("-"):
+            raise _Bad(f"unknown option `{word}`")
+        elif dataset:
+            raise _Bad(f"one dataset only, got `{dataset}` and `{word}`")
+        elif not _WORD.match(word):
+            raise _Bad(f"`{word}` is not a dataset name")
+        else:
+            dataset = word
+        i += 1
+    return Command(name, dataset=dataset, params=params, line=line)
+
+
+def _test(name: str, words: list[str], rest: str, line: str) -> Command:
+    if len(words) > 1:
+        raise _Bad("`/test` takes at most one suite")
+    if words and not _WORD.match(words[0]):
+        raise _Bad(f"`{words[0]}` is not a suite name")
+    return Command(name, suite=words[0] if words else "", line=line)
+
+
+def _approve(name: str, words: list[str], rest: str, line: str) -> Command:
+    if not words:
+        return Command(name, line=line)
+    m = _MODEL_REF.match(words[0]) if len(words) == 1 else None
+    if not m:
+        raise _Bad("give the version as model@version, e.g. `churn-model@7`, or nothing for this PR's newest")
+    return Command(name, model=m["model"], version=m["version"], line=line)
+
+
+def _reject(name: str, words: list[str], rest: str, line: str) -> Command:
+    if not rest:
+        raise _Bad("say why: `/reject <reason>`")
+    model = version = ""
+    m = _MODEL_REF.match(words[0])
+    if m:
+        model, version = m["model"], m["version"]
+        rest = rest.split(None, 1)[1] if len(words) > 1 else ""
+        if not rest:
+            raise _Bad("say why: `/reject <reason>`")
+    return Command(name, model=model, version=version, reason=rest[:500], line=line)
+
+
+def _deploy(name: str, words: list[str], rest: str, line: str) -> Command:
+    if len(words) != 1 or not _WORD.match(words[0]):
+        raise _Bad("name one environment, e.g. `/deploy staging`")
+    return Command(name, environment=words[0], line=line)
+
+
+_PARSERS = {
+    "train": _train,
+    "test": _test,
+    "retest": _no_args,
+    "cancel": _no_args,
+    "status": _no_args,
+    "help": _no_args,
+    "ok-to-test": _no_args,
+    "approve": _approve,
+    "reject": _reject,
+    "deploy": _deploy,
+}
+
+
+def parse_slack_text(text: str) -> Command | CommandError:
+    """`/mlops approve churn-model 7` → the same Command as `/approve churn-model@7`."""
+    words = text.split()
+    if not words:
+        return CommandError("help", "say what to do, e.g. `/mlops approve churn-model 7`", text)
+    name, args = words[0].lower(), words[1:]
+    if name in ("approve", "reject") and len(args) >= 2 and args[1].isdigit():
+        args = [f"{args[0]}@{args[1]}", *args[2:]]
+    return parse_command(name, " ".join(args), f"/{name} {' '.join(args)}".strip())

@@ -1,0 +1,304 @@
+"""config.toml → typed, validated settings. Loaded once, explicitly; secrets come from the environment.
+
+Every error names the key (`workflows.train.tasks[1].depends_on`) and says what was expected,
+so `mlops-bot check-config` is the place to find a typo, not a stack trace in a worker.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
+PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
+TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
+PLACEHOLDERS = ("branch", "sha", "dataset", "pr", "repo", "workflow", "model", "version", "environment", "params", "suite")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ConfigError(ValueError):
+    """config.toml is missing, not TOML, or does not match the schema; the message names each key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BotSettings(Strict):
+    login: str = "mlops-bot"  # the bot's own GitHub login: its comments are never commands
+    job_prefix: str = "mlops-bot"
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    dedupe_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class GitHubSettings(Strict):
+    base_url: str = "https://api.github.com"
+    token_env: str = "GITHUB_TOKEN"
+    app_id: int | None = None
+    app_private_key_env: str = "GITHUB_APP_PRIVATE_KEY"
+    installation_id: int | None = None
+    permission_cache_seconds: int = Field(60, ge=0)
+
+
+class MlflowSettings(Strict):
+    tracking_uri: str = "http://127.0.0.1:5000"
+    champion_alias: str = "champion"
+    webhook_url: str = ""  # where the MLflow server reaches the bot; defaults to bot.public_url + /webhooks/mlflow
+
+
+class SlackSettings(Strict):
+    bot_token_env: str = "SLACK_BOT_TOKEN"
+    channel: str = ""
+    base_url: str = "https://slack.com/api/"
+    users: dict[str, str] = {}  # Slack user id -> GitHub login
+
+
+class Environment(Strict):
+    host: str
+    token_env: str = "DATABRICKS_TOKEN"
+    retry_timeout_seconds: int = Field(60, gt=0)
+
+
+class JobCluster(Strict):
+    spark_version: str = "15.4.x-cpu-ml-scala2.12"
+    node_type_id: str = "Standard_DS3_v2"
+    num_workers: int = Field(1, ge=0)
+    spark_conf: dict[str, str] = {}
+    custom_tags: dict[str, str] = {}
+
+
+class Library(Strict):
+    pypi: str | None = None
+    whl: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Library":
+        if (self.pypi is None) == (self.whl is None):
+            raise ValueError("give exactly one of `pypi` (a requirement) or `whl` (a path)")
+        return self
+
+
+class TaskSpec(Strict):
+    key: str
+    type: TaskType = "spark_python_task"
+    file: str = ""  # spark_python_task: python file; notebook_task: notebook path
+    package: str = ""  # python_wheel_task
+    entry_point: str = ""  # python_wheel_task
+    parameters: list[str] = []
+    depends_on: list[str] = []
+    cluster: str = ""
+    libraries: list[Library] = []
+    timeout_seconds: int = Field(0, ge=0)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-' or '.'")
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _placeholders(cls, v: list[str]) -> list[str]:
+        for p in v:
+            for name in _PLACEHOLDER.findall(p):
+                if name not in PLACEHOLDERS:
+                    raise ValueError(f"unknown placeholder {{{name}}}; known: {', '.join(PLACEHOLDERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> "TaskSpec":
+        if self.type == "python_wheel_task":
+            if not (self.package and self.entry_point):
+                raise ValueError("python_wheel_task needs `package` and `entry_point`")
+        elif not self.file:
+            raise ValueError(f"{self.type} needs `file`")
+        return self
+
+
+class Workflow(Strict):
+    description: str = ""
+    environment: str = "dev"
+    run_on: list[Literal["push", "pull_request", "model_version", "command"]] = ["command"]
+    datasets: list[str] = ["toy"]
+    default_dataset: str = ""
+    suites: list[str] = []  # /test <suite>
+    params_allowed: list[str] = []
+    max_concurrent_runs: int = Field(1, ge=1)
+    timeout_seconds: int = Field(3600, ge=0)
+    on_conflict: Literal["supersede", "refuse"] = "supersede"
+    cancel_superseded: bool = True
+    job_clusters: dict[str, JobCluster] = {}
+    libraries: list[Library] = []
+    tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _graph(self) -> "Workflow":
+        keys = [t.key for t in self.tasks]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"task keys must be unique, got {keys}")
+        for t in self.tasks:
+            for d in t.depends_on:
+                if d not in keys:
+                    raise ValueError(f"task {t.key!r} depends on unknown task {d!r}")
+            if t.cluster and t.cluster not in self.job_clusters:
+                raise ValueError(f"task {t.key!r} uses cluster {t.cluster!r}, not in job_clusters")
+        _check_acyclic({t.key: t.depends_on for t in self.tasks})
+        if self.default_dataset and self.default_dataset not in self.datasets:
+            raise ValueError(f"default_dataset {self.default_dataset!r} is not in datasets")
+        return self
+
+    @property
+    def dataset(self) -> str:
+        return self.default_dataset or self.datasets[0]
+
+
+class Repo(Strict):
+    name: str  # owner/repo
+    code_source: Literal["git", "repos"] = "git"
+    git_url: str = ""  # default: https://github.com/<name>.git
+    git_provider: str = "gitHub"
+    pin: Literal["commit", "branch"] = "commit"
+    repos_folder: str = "mlops-bot"
+    workflows: list[str] = []  # empty: every workflow
+    fork_policy: Literal["ok-to-test", "never"] = "ok-to-test"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        parts = v.split("/")
+        if len(parts) != 2 or not all(_NAME.match(p) for p in parts):
+            raise ValueError("write it as owner/repo")
+        return v
+
+
+class Permissions(Strict):
+    """Minimum repository permission per command; `train_full_users` narrows `/train full` further."""
+
+    train: Permission = "write"
+    test: Permission = "write"
+    retest: Permission = "write"
+    cancel: Permission = "write"
+    status: Permission = "read"
+    help: Permission = "read"
+    approve: Permission = "write"
+    reject: Permission = "write"
+    deploy: Permission = "maintain"
+    ok_to_test: Permission = "write"
+    train_full: Permission = "write"
+    train_full_users: list[str] = []
+
+
+class Model(Strict):
+    repo: str = ""
+    approvers: list[str] = []
+    required_approvals: int = Field(1, ge=1)
+    gates: list[str] = []
+    validate_workflow: str = "validate"
+    deploy_workflow: str = "deploy"
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not re.match(r"^\s*\w+\s*(>=|<=|>|<)\s*(champion\s*[-+]\s*)?[\d.]+\s*$|^\s*\w+\s*(>=|<=|>|<)\s*champion\s*$", g):
+                raise ValueError(f"gate {g!r}: write `metric >= 0.8` or `metric >= champion - 0.01`")
+        return v
+
+
+class Settings(Strict):
+    bot: BotSettings = BotSettings()
+    github: GitHubSettings = GitHubSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    slack: SlackSettings = SlackSettings()
+    environments: dict[str, Environment] = {}
+    workflows: dict[str, Workflow] = {}
+    repos: list[Repo] = []
+    permissions: Permissions = Permissions()
+    models: dict[str, Model] = {}
+
+    @model_validator(mode="after")
+    def _references(self) -> "Settings":
+        for name, wf in self.workflows.items():
+            if wf.environment not in self.environments:
+                raise ValueError(f"workflows.{name}.environment: {wf.environment!r} is not in [environments]")
+        for i, repo in enumerate(self.repos):
+            for wf in repo.workflows:
+                if wf not in self.workflows:
+                    raise ValueError(f"repos[{i}].workflows: {wf!r} is not in [workflows]")
+        return self
+
+    def repo(self, full_name: str) -> Repo | None:
+        return next((r for r in self.repos if r.name.lower() == full_name.lower()), None)
+
+    def repo_workflows(self, repo: Repo) -> dict[str, Workflow]:
+        names = repo.workflows or list(self.workflows)
+        return {n: self.workflows[n] for n in names}
+
+    def model_for_repo(self, full_name: str) -> str | None:
+        return next((m for m, spec in self.models.items() if spec.repo.lower() == full_name.lower()), None)
+
+
+def _check_acyclic(graph: dict[str, list[str]]) -> None:
+    seen: dict[str, int] = {}
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        if seen.get(node) == 2:
+            return
+        if seen.get(node) == 1:
+            raise ValueError(f"depends_on forms a cycle: {' -> '.join(path + (node,))}")
+        seen[node] = 1
+        for dep in graph[node]:
+            visit(dep, path + (node,))
+        seen[node] = 2
+
+    for node in graph:
+        visit(node, ())
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "literal[")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {exc.error_count()} problem(s)"]
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see config.toml for the known keys)"
+            lines.append(f"  {_location(err['loc'])}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read and validate config.toml (MLOPS_BOT_CONFIG, default ./config.toml)."""
+    path = Path(path or os.environ.get("MLOPS_BOT_CONFIG", "config.toml"))
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (set MLOPS_BOT_CONFIG or pass a path)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def secret(name: str) -> str | None:
+    """A secret from the environment, or None when unset or empty. Never logged."""
+    return os.environ.get(name) or None

@@ -1,0 +1,27 @@
+"""A private Redis on a free port under a temp dir: tests and the demo never touch a shared one."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import redis
+
+from bot.localstack import Service, ServiceError, free_port, start_process
+
+
+def start_redis(workdir: Path) -> Service:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise ServiceError("redis-server is not installed: `apt-get install -y redis-server` (make does this)")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "yes"]
+
+    def ready() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    return start_process("redis", argv, workdir=workdir, url=url, ready=ready, timeout=20)

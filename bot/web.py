@@ -1,0 +1,147 @@
+"""The receiver: verify, normalise, dedupe + enqueue, answer. No outbound calls, ever.
+
+GitHub waits 10 s for a 2xx and never redelivers on its own; Slack waits 3 s. So the receiver
+does only what it can do in a millisecond: check the signature on the raw bytes, turn the
+delivery into an `Event`, let the pure handlers decide, and write the tasks to Redis.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import redis
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from bot import events
+from bot.config import Settings, load_config, secret
+from bot.logs import get_logger, setup_logging
+from bot.queue import Queue
+from bot.routing import Ignored, Router
+
+log = get_logger("bot.web")
+
+# source → (verify + normalise, env var holding its secret)
+SOURCES: dict[str, tuple[Callable, str]] = {
+    "github": (events.github_event, "GITHUB_WEBHOOK_SECRET"),
+    "mlflow": (events.mlflow_event, "MLFLOW_WEBHOOK_SECRET"),
+    "databricks": (events.databricks_event, "DATABRICKS_WEBHOOK_SECRET"),
+    "slack/commands": (events.slack_command_event, "SLACK_SIGNING_SECRET"),
+    "slack/interactions": (events.slack_interaction_event, "SLACK_SIGNING_SECRET"),
+}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.MultiProcessCollector(self.registry)
+            target = None  # values are written to the multiprocess dir, read by the collector
+        else:
+            target = self.registry
+        self.webhooks = Counter("mlops_bot_webhooks_total", "Deliveries by source and outcome",
+                                ["source", "outcome"], registry=target)
+        self.latency = Histogram("mlops_bot_ack_seconds", "Time to answer a delivery", ["source"], registry=target,
+                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
+
+
+def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
+               router: Router | None = None, clock: Callable[[], float] = time.time) -> Flask:
+    """The Flask app: webhooks, health, readiness, metrics (and the dashboard when configured)."""
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    settings = settings or load_config()
+    if router is None:
+        from handlers import router  # the composition root: web → handlers → bot
+    client = redis_client or redis.Redis.from_url(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        socket_connect_timeout=1, socket_timeout=2, health_check_interval=30,
+    )
+    queue = Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds)
+    secrets = {source: secret(env) for source, (_, env) in SOURCES.items()}
+    metrics = Metrics()
+
+    app = Flask("mlops-bot")
+    app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes
+    app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": queue, "metrics": metrics}
+
+    def answer(source: str, status: int, started: float, body: dict) -> Response:
+        metrics.webhooks.labels(source, body["status"]).inc()
+        metrics.latency.labels(source).observe(time.perf_counter() - started)
+        if source.startswith("slack/") and status < 300:
+            # Slack shows the response body to the user and treats any non-200 as a failure.
+            text = {"queued": "On it.", "duplicate": "Already on it."}.get(body["status"], body.get("reason", ""))
+            return jsonify({"response_type": "ephemeral", "text": text}), 200
+        return jsonify(body), status
+
+    def receive(source: str) -> Response:
+        started = time.perf_counter()
+        verify, _ = SOURCES[source]
+        if (request.content_length or 0) > settings.bot.max_body_bytes:
+            log.info("webhook.refused", source=source, reason="body too large", size=request.content_length)
+            return answer(source, 413, started, {"status": "refused", "reason": "body too large"})
+        body = request.get_data(cache=False)
+        try:
+            event = verify(request.headers, body, secrets[source], clock())
+        except events.Refused as refused:
+            log.info("webhook.refused", source=source, status=refused.status, reason=refused.reason)
+            _remember(queue, {"source": source, "outcome": "refused", "reason": refused.reason, "at": clock()})
+            return answer(source, refused.status, started, {"status": "refused", "reason": refused.reason})
+
+        outcome = router.dispatch(event, settings)
+        record = {"source": event.source, "event": event.key, "delivery_id": event.delivery_id, "at": clock()}
+        if isinstance(outcome, Ignored):
+            log.info("webhook.ignored", delivery_id=event.delivery_id, event=event.key, reason=outcome.reason)
+            _remember(queue, {**record, "outcome": "ignored", "reason": outcome.reason})
+            return answer(source, 200, started, {"status": "ignored", "reason": outcome.reason,
+                                                 "delivery_id": event.delivery_id})
+        try:
+            submitted = queue.submit(f"{event.source}:{event.delivery_id}", outcome, {**record, "outcome": "queued"})
+        except redis.RedisError as exc:
+            log.error("webhook.unavailable", delivery_id=event.delivery_id, error=type(exc).__name__)
+            return answer(source, 503, started, {"status": "unavailable",
+                                                 "reason": "the queue is unreachable; retry later"})
+        if not submitted.queued:
+            log.info("webhook.duplicate", delivery_id=event.delivery_id, event=event.key)
+            return answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
+        log.info("webhook.queued", delivery_id=event.delivery_id, event=event.key,
+                 tasks=[a.task for a in outcome], task_ids=submitted.task_ids)
+        return answer(source, 202, started, {
+            "status": "queued", "delivery_id": event.delivery_id,
+            "tasks": [{"task": a.task, "id": tid, "kwargs": a.kwargs} for a, tid in zip(outcome, submitted.task_ids)],
+        })
+
+    for source in SOURCES:
+        app.add_url_rule(f"/webhooks/{source}", f"webhook_{source.replace('/', '_')}",
+                         lambda source=source: receive(source), methods=["POST"])
+
+    @app.errorhandler(413)
+    def too_large(_exc):  # a chunked body without Content-Length that grows past the limit
+        return jsonify({"status": "refused", "reason": "body too large"}), 413
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return jsonify({"status": "unavailable", "redis": type(exc).__name__}), 503
+        return jsonify({"status": "ready"})
+
+    @app.get("/metrics")
+    def prometheus():
+        return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _remember(queue: Queue, record: dict) -> None:
+    try:
+        queue.record(record)
+    except redis.RedisError:
+        pass  # the dashboard's history is best effort; the answer does not depend on it

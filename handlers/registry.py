@@ -1,0 +1,81 @@
+"""Model-registry deliveries (MLflow webhooks, Databricks registry webhooks) → one model event.
+
+Both registries become the same `model_event` dict, so validation and approvals work with either.
+"""
+from __future__ import annotations
+
+from bot import tasknames as T
+from bot.config import Settings
+from bot.events import Event
+from bot.routing import Action, Ignored, Outcome, Router
+
+router = Router()
+
+# MLflow entity:action → internal kind
+MLFLOW_KINDS = {
+    ("registered_model", "created"): "model_created",
+    ("model_version", "created"): "version_created",
+    ("model_version_tag", "set"): "tag_set",
+    ("model_version_tag", "deleted"): "tag_deleted",
+    ("model_version_alias", "created"): "alias_set",
+    ("model_version_alias", "deleted"): "alias_deleted",
+}
+# Databricks workspace registry event → internal kind
+DATABRICKS_KINDS = {
+    "REGISTERED_MODEL_CREATED": "model_created",
+    "MODEL_VERSION_CREATED": "version_created",
+    "MODEL_VERSION_TAG_SET": "tag_set",
+    "COMMENT_CREATED": "comment_created",
+    "TRANSITION_REQUEST_CREATED": "transition_requested",
+    "TRANSITION_REQUEST_TO_STAGING_CREATED": "transition_requested",
+    "TRANSITION_REQUEST_TO_PRODUCTION_CREATED": "transition_requested",
+    "TRANSITION_REQUEST_TO_ARCHIVED_CREATED": "transition_requested",
+    "MODEL_VERSION_TRANSITIONED_STAGE": "stage_transitioned",
+    "MODEL_VERSION_TRANSITIONED_TO_STAGING": "stage_transitioned",
+    "MODEL_VERSION_TRANSITIONED_TO_PRODUCTION": "stage_transitioned",
+    "MODEL_VERSION_TRANSITIONED_TO_ARCHIVED": "stage_transitioned",
+}
+
+
+def model_event(registry: str, kind: str, model: str, version: str = "", **details) -> dict:
+    """The internal model-event type: plain values only."""
+    return {"registry": registry, "kind": kind, "model": model, "version": str(version or ""),
+            **{k: v for k, v in details.items() if v not in (None, "", {}, [])}}
+
+
+def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
+    if mev["model"] not in settings.models:
+        return Ignored(f"model {mev['model']!r} is not in [models]")
+    return [Action(T.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
+
+
+@router.register("mlflow", "registered_model")
+@router.register("mlflow", "model_version")
+@router.register("mlflow", "model_version_tag")
+@router.register("mlflow", "model_version_alias")
+def on_mlflow_model_event(event: Event, settings: Settings) -> Outcome:
+    """MLflow registry webhook → handle_model_event (validation, approvals, reports)."""
+    kind = MLFLOW_KINDS.get((event.name, event.action))
+    if kind is None:
+        return Ignored(f"MLflow {event.name}.{event.action} is not a model event the bot acts on")
+    d = event.data
+    tags = d.get("tags") if isinstance(d.get("tags"), dict) else {}
+    if "key" in d:
+        tags = {d["key"]: d.get("value", "")}
+    mev = model_event("mlflow", kind, str(d.get("name", "")), d.get("version", ""),
+                      alias=d.get("alias"), tags=tags, run_id=d.get("run_id"), source=d.get("source"))
+    return _enqueue(event, settings, mev)
+
+
+@router.register("databricks", "registry")
+def on_databricks_registry_event(event: Event, settings: Settings) -> Outcome:
+    """Databricks workspace registry webhook → the same handle_model_event as MLflow's."""
+    kind = DATABRICKS_KINDS.get(event.action)
+    if kind is None:
+        return Ignored(f"Databricks {event.action} is not a model event the bot acts on")
+    d = event.data
+    tags = {t.get("key"): t.get("value", "") for t in d.get("tags") or [] if isinstance(t, dict)}
+    mev = model_event("databricks", kind, str(d.get("model_name", "")), d.get("version", ""),
+                      tags=tags, to_stage=d.get("to_stage"), from_stage=d.get("from_stage"),
+                      comment=d.get("comment"), text=d.get("text"))
+    return _enqueue(event, settings, mev)

@@ -1,0 +1,41 @@
+"""Slack slash commands and buttons → the same approval commands as on a PR."""
+from __future__ import annotations
+
+from bot import tasknames as T
+from bot.commands import Command, parse_slack_text
+from bot.config import Settings
+from bot.events import Event
+from bot.routing import Action, Ignored, Outcome, Router
+
+router = Router()
+BUTTON_ACTIONS = {"approve", "reject"}
+
+
+@router.register("slack", "command")
+def on_slack_command(event: Event, settings: Settings) -> Outcome:
+    """`/mlops approve churn-model 7` → run it (or answer with the usage) via response_url."""
+    form = event.data
+    parsed = parse_slack_text(form.get("text", ""))
+    base = {"user_id": form["user_id"], "user_name": form.get("user_name", ""),
+            "channel_id": form.get("channel_id", ""), "response_url": form.get("response_url", ""),
+            "delivery_id": event.delivery_id}
+    if isinstance(parsed, Command):
+        return [Action(T.RUN_SLACK_COMMAND, {**base, "command": parsed.as_kwargs()})]
+    return [Action(T.RUN_SLACK_COMMAND, {**base, "error": parsed.message, "usage": parsed.usage})]
+
+
+@router.register("slack", "block_actions")
+def on_slack_button(event: Event, settings: Settings) -> Outcome:
+    """Approve/Reject button on an approval request → the same policy as `/approve`."""
+    data = event.data
+    user = data.get("user") or {}
+    container = data.get("container") or {}
+    actions = [a for a in data.get("actions") or [] if a.get("action_id") in BUTTON_ACTIONS]
+    if not actions:
+        return Ignored("no approve/reject button in this interaction")
+    return [Action(T.HANDLE_SLACK_BUTTON, {
+        "action": a["action_id"], "value": str(a.get("value", "")), "user_id": user.get("id", ""),
+        "user_name": user.get("username") or user.get("name", ""), "channel_id": (data.get("channel") or {}).get("id", ""),
+        "message_ts": container.get("message_ts", ""), "response_url": data.get("response_url", ""),
+        "delivery_id": event.delivery_id,
+    }) for a in actions]
