@@ -47,16 +47,16 @@ class Log:
         if self._logger.isEnabledFor(level):
             self._logger.log(level, event, extra={"fields": fields}, exc_info=exc_info)
 
-    def debug(self, event: str, **fields: Any) -> None:
+    def debug(self, event: str, /, **fields: Any) -> None:
         self._log(logging.DEBUG, event, fields)
 
-    def info(self, event: str, **fields: Any) -> None:
+    def info(self, event: str, /, **fields: Any) -> None:
         self._log(logging.INFO, event, fields)
 
-    def warning(self, event: str, **fields: Any) -> None:
+    def warning(self, event: str, /, **fields: Any) -> None:
         self._log(logging.WARNING, event, fields)
 
-    def error(self, event: str, exc_info: bool = False, **fields: Any) -> None:
+    def error(self, event: str, /, exc_info: bool = False, **fields: Any) -> None:
         self._log(logging.ERROR, event, fields, exc_info)
 
 

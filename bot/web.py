@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
         outcome = router.dispatch(event, settings)
         record = {"source": event.source, "event": event.key, "delivery_id": event.delivery_id, "at": clock()}
         if isinstance(outcome, Ignored):
-            log.info("webhook.ignored", delivery_id=event.delivery_id, event=event.key, reason=outcome.reason)
+            log.info("webhook.ignored", delivery_id=event.delivery_id, kind=event.key, reason=outcome.reason)
             _remember(queue, {**record, "outcome": "ignored", "reason": outcome.reason})
             return answer(source, 200, started, {"status": "ignored", "reason": outcome.reason,
                                                  "delivery_id": event.delivery_id})
@@ -104,9 +104,9 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
             return answer(source, 503, started, {"status": "unavailable",
                                                  "reason": "the queue is unreachable; retry later"})
         if not submitted.queued:
-            log.info("webhook.duplicate", delivery_id=event.delivery_id, event=event.key)
+            log.info("webhook.duplicate", delivery_id=event.delivery_id, kind=event.key)
             return answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
-        log.info("webhook.queued", delivery_id=event.delivery_id, event=event.key,
+        log.info("webhook.queued", delivery_id=event.delivery_id, kind=event.key,
                  tasks=[a.task for a in outcome], task_ids=submitted.task_ids)
         return answer(source, 202, started, {
             "status": "queued", "delivery_id": event.delivery_id,

@@ -32,6 +32,12 @@ def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id
     _pending(self.name, "per-branch jobs", repo=repo, branch=branch, workflow=workflow, delivery_id=delivery_id)
 
 
+@app.task(base=BotTask, name=T.FOLLOW_RUN, bind=True)
+def follow_run(self, environment: str, run_id: int, context: dict, polls: int = 0) -> None:
+    """a started run → poll until terminal, then report. Not built yet: per-branch jobs issue."""
+    _pending(self.name, "per-branch jobs", run_id=run_id)
+
+
 @app.task(base=BotTask, name=T.AWAIT_OK_TO_TEST, bind=True)
 def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str) -> None:
     """fork PR opened/updated → ask a maintainer for /ok-to-test. Not built yet: PR chat-ops issue."""

@@ -1,0 +1,139 @@
+"""The receiver against a real private Redis: every answer the issue lists."""
+import json
+
+import pytest
+import redis
+
+from bot.queue import DEFAULT_QUEUE, RECENT_KEY
+from bot.web import create_app
+from tests.conftest import payload
+
+pytestmark = pytest.mark.usefixtures("secrets")
+
+
+@pytest.fixture
+def client(settings, redis_client):
+    return create_app(settings, redis_client=redis_client).test_client()
+
+
+def queued_tasks(redis_client) -> list[dict]:
+    """The Celery messages waiting in the queue, oldest first, as task name + kwargs."""
+    import base64
+
+    out = []
+    for raw in reversed(redis_client.lrange(DEFAULT_QUEUE, 0, -1)):
+        msg = json.loads(raw)
+        _, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+        out.append({"task": msg["headers"]["task"], "kwargs": kwargs})
+    return out
+
+
+def test_signed_pr_comment_is_queued_202(client, signer, redis_client):
+    body, headers = signer.github("issue_comment", payload("issue_comment_pr"), delivery="d-100")
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 202 and r.json["status"] == "queued"
+    assert [t["task"] for t in queued_tasks(redis_client)] == ["run_command"]
+    assert queued_tasks(redis_client)[0]["kwargs"]["command"]["dataset"] == "toy"
+
+
+def test_same_delivery_again_is_a_duplicate_and_queues_nothing(client, signer, redis_client):
+    body, headers = signer.github("push", payload("push_new_branch"), delivery="d-200")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 202
+    again = client.post("/webhooks/github", data=body, headers=headers)
+    assert again.status_code == 200 and again.json == {"status": "duplicate", "delivery_id": "d-200"}
+    assert len(queued_tasks(redis_client)) == 1
+
+
+def test_bad_signature_is_401_and_queues_nothing(client, signer, redis_client):
+    body, headers = signer.github("push", payload("push_new_branch"))
+    headers["X-Hub-Signature-256"] = "sha256=" + "1" * 64
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 401 and "does not match" in r.json["reason"]
+    assert queued_tasks(redis_client) == []
+
+
+def test_unset_secret_is_401(client, signer, monkeypatch, settings, redis_client):
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET")
+    unsigned = create_app(settings, redis_client=redis_client).test_client()
+    body, headers = signer.github("push", payload("push_new_branch"))
+    r = unsigned.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 401 and "no secret is configured" in r.json["reason"]
+
+
+def test_stale_mlflow_timestamp_is_401(client, signer):
+    body, headers = signer.mlflow(payload("mlflow_model_version_created"), timestamp=1_000_000_000)
+    r = client.post("/webhooks/mlflow", data=body, headers=headers)
+    assert r.status_code == 401 and "stale" in r.json["reason"]
+
+
+def test_stale_slack_timestamp_is_401(client, signer):
+    body, headers = signer.slack(b"command=%2Fmlops&text=help&user_id=U1", timestamp=1_000_000_000)
+    assert client.post("/webhooks/slack/commands", data=body, headers=headers).status_code == 401
+
+
+def test_oversize_body_is_413(client, signer, settings):
+    big = {"padding": "x" * (settings.bot.max_body_bytes + 10)}
+    body, headers = signer.github("push", big)
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 413 and r.json["reason"] == "body too large"
+
+
+def test_malformed_body_and_missing_headers_are_400(client, signer):
+    body, headers = signer.github("push", b"{not json")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 400
+    body, headers = signer.github("push", payload("push_new_branch"))
+    del headers["X-GitHub-Delivery"]
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 400 and "X-GitHub-Delivery" in r.json["reason"]
+
+
+def test_ignored_event_is_200_with_reason(client, signer, redis_client):
+    body, headers = signer.github("push", payload("push_tag"))
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 200 and r.json["status"] == "ignored" and r.json["reason"] == "refs/tags/v1.0 is not a branch"
+    assert queued_tasks(redis_client) == []
+    recent = [json.loads(x) for x in redis_client.lrange(RECENT_KEY, 0, -1)]
+    assert recent[0]["outcome"] == "ignored"
+
+
+def test_redis_down_is_503_so_the_sender_retries(settings, signer):
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    client = create_app(settings, redis_client=dead).test_client()
+    body, headers = signer.github("push", payload("push_new_branch"))
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 503 and r.json["status"] == "unavailable"
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
+
+
+def test_health_ready_and_metrics(client, signer):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {"status": "ready"}
+    body, headers = signer.github("push", payload("push_new_branch"))
+    client.post("/webhooks/github", data=body, headers=headers)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'mlops_bot_webhooks_total{outcome="queued",source="github"} 1.0' in text
+
+
+def test_mlflow_delivery_is_queued_and_replay_is_duplicate(client, signer, redis_client):
+    body, headers = signer.mlflow(payload("mlflow_model_version_created"), delivery="m-1")
+    assert client.post("/webhooks/mlflow", data=body, headers=headers).status_code == 202
+    assert client.post("/webhooks/mlflow", data=body, headers=headers).json["status"] == "duplicate"
+    assert [t["task"] for t in queued_tasks(redis_client)] == ["handle_model_event"]
+
+
+def test_databricks_delivery_dedupes_on_body(client, signer, redis_client):
+    body, headers = signer.databricks(payload("databricks_model_version_created"))
+    assert client.post("/webhooks/databricks", data=body, headers=headers).status_code == 202
+    assert client.post("/webhooks/databricks", data=body, headers=headers).json["status"] == "duplicate"
+
+
+def test_slack_command_and_button_answer_200_for_slack(client, signer, redis_client):
+    body, headers = signer.slack(b"command=%2Fmlops&text=approve+churn-model+3&user_id=U0BOB&trigger_id=t-9")
+    r = client.post("/webhooks/slack/commands", data=body, headers=headers)
+    assert r.status_code == 200 and r.json["response_type"] == "ephemeral"
+    from urllib.parse import quote
+
+    body, headers = signer.slack(("payload=" + quote(json.dumps(payload("slack_button")))).encode())
+    assert client.post("/webhooks/slack/interactions", data=body, headers=headers).status_code == 200
+    assert [t["task"] for t in queued_tasks(redis_client)] == ["run_slack_command", "handle_slack_button"]

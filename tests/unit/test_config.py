@@ -1,0 +1,85 @@
+"""config.toml validation: errors name the key and say what is expected."""
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def example() -> dict:
+    return tomllib.loads((ROOT / "config.toml").read_text())
+
+
+def test_the_example_config_is_valid():
+    settings = load_config(ROOT / "config.toml")
+    assert settings.repo("ACME/churn-model").name == "acme/churn-model"
+    assert [t.key for t in settings.workflows["train"].tasks] == ["prepare", "train", "evaluate", "register"]
+    assert settings.workflows["train"].dataset == "toy"
+
+
+def broken(path: list, value) -> dict:
+    data = example()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (["bot", "max_body_bytes"], 0, "bot.max_body_bytes: Input should be greater than 0"),
+    (["bot", "job_prefx"], "x", "bot.job_prefx: unknown key"),
+    (["environments", "dev", "host"], KeyError, "environments.dev.host: Field required"),
+    (["workflows", "train", "environment"], "qa", "workflows.train.environment: 'qa' is not in [environments]"),
+    (["workflows", "train", "on_conflict"], "wait", "workflows.train.on_conflict: Input should be 'supersede' or 'refuse'"),
+    (["workflows", "train", "tasks", 1, "depends_on"], ["prepar"], "workflows.train: task 'train' depends on unknown task 'prepar'"),
+    (["workflows", "train", "tasks", 0, "parameters"], ["{datset}"], "workflows.train.tasks[0].parameters: unknown placeholder {datset}"),
+    (["workflows", "train", "tasks", 0, "type"], "jar_task", "workflows.train.tasks[0].type"),
+    (["workflows", "train", "tasks", 0, "cluster"], "huge", "uses cluster 'huge', not in job_clusters"),
+    (["workflows", "train", "default_dataset"], "medium", "default_dataset 'medium' is not in datasets"),
+    (["repos", 0, "name"], "churn-model", "repos[0].name: write it as owner/repo"),
+    (["repos", 0, "workflows"], ["train", "lint"], "repos[0].workflows: 'lint' is not in [workflows]"),
+    (["permissions", "train"], "owner", "permissions.train: Input should be"),
+    (["models", "churn-model", "gates"], ["accuracy is high"], "models.churn-model.gates: gate 'accuracy is high'"),
+])
+def test_errors_name_the_key(path, value, message):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(broken(path, value), "config.toml")
+    assert message in str(exc.value)
+
+
+def test_a_dependency_cycle_is_named():
+    data = example()
+    data["workflows"]["train"]["tasks"][0]["depends_on"] = ["register"]
+    with pytest.raises(ConfigError, match="cycle: prepare -> register -> evaluate -> train -> prepare"):
+        parse_config(data)
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")
+    (tmp_path / "bad.toml").write_text("[bot\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+
+
+def test_config_path_comes_from_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "c.toml").write_text('[bot]\njob_prefix = "team-a"\n')
+    monkeypatch.setenv("MLOPS_BOT_CONFIG", str(tmp_path / "c.toml"))
+    assert load_config().bot.job_prefix == "team-a"
+
+
+def test_check_config_cli(tmp_path, capsys):
+    from bot.cli import main
+
+    assert main(["check-config", str(ROOT / "config.toml")]) == 0
+    assert "ok" in capsys.readouterr().out
+    (tmp_path / "c.toml").write_text('[bot]\nmax_body_bytes = "big"\n')
+    assert main(["check-config", str(tmp_path / "c.toml")]) == 1
+    assert "bot.max_body_bytes" in capsys.readouterr().err
