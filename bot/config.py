@@ -35,6 +35,7 @@ class BotSettings(Strict):
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     public_url: str = "http://127.0.0.1:8000"
+    job_ttl_days: int = Field(30, ge=0)  # the janitor removes managed jobs older than this (0: never)
 
 
 class GitHubSettings(Strict):
@@ -44,6 +45,8 @@ class GitHubSettings(Strict):
     app_private_key_env: str = "GITHUB_APP_PRIVATE_KEY"
     installation_id: int | None = None
     permission_cache_seconds: int = Field(60, ge=0)
+    seconds_between_requests: float = Field(0.0, ge=0)  # PyGithub's default throttle is 0.25 s
+    seconds_between_writes: float = Field(0.5, ge=0)  # GitHub asks for spacing between content writes
 
 
 class MlflowSettings(Strict):

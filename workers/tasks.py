@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot import tasknames as T
 from bot.logs import get_logger
+from workers import branch_jobs, context as ctx, reporting
 from workers.app import BotTask, app
 
 log = get_logger("workers.tasks")
@@ -16,26 +17,41 @@ def _pending(task: str, issue: str, **fields) -> None:
 
 @app.task(base=BotTask, name=T.SYNC_BRANCH_JOBS, bind=True)
 def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -> None:
-    """push / PR update → upsert the branch's jobs. Not built yet: comes with the per-branch jobs issue."""
-    _pending(self.name, "per-branch jobs", repo=repo, branch=branch, sha=sha, delivery_id=delivery_id)
+    """push / PR update → upsert one job per configured workflow for the branch."""
+    done = branch_jobs.sync_branch(ctx.workspace, ctx.state(), ctx.settings(), repo, branch, sha)
+    log.info("branch.synced", delivery_id=delivery_id, repo=repo, branch=branch,
+             jobs={u.name: u.outcome for u in done})
 
 
 @app.task(base=BotTask, name=T.REMOVE_BRANCH_JOBS, bind=True)
 def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: str = "") -> None:
-    """branch deleted / PR closed → cancel runs, delete jobs. Not built yet: per-branch jobs issue."""
-    _pending(self.name, "per-branch jobs", repo=repo, branch=branch, reason=reason, delivery_id=delivery_id)
+    """branch deleted / PR closed → cancel the branch's runs, delete its jobs and Repos."""
+    removed = branch_jobs.remove_branch(ctx.workspace, ctx.state(), ctx.settings(), repo, branch)
+    log.info("branch.cleaned", delivery_id=delivery_id, repo=repo, branch=branch, reason=reason, removed=removed)
 
 
 @app.task(base=BotTask, name=T.START_RUN, bind=True)
-def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id: str, **options) -> None:
-    """a workflow should run for a commit → run_now. Not built yet: per-branch jobs issue."""
-    _pending(self.name, "per-branch jobs", repo=repo, branch=branch, workflow=workflow, delivery_id=delivery_id)
+def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id: str, index: int = 0,
+              pr: int | None = None, requested_by: str = "", **options) -> int:
+    """a workflow should run for a commit → run_now (idempotent per delivery), then follow it."""
+    started = branch_jobs.start_run(ctx.workspace, ctx.state(), ctx.settings(), repo=repo, branch=branch, sha=sha,
+                                    workflow=workflow, trigger=f"{delivery_id}:{index}", pr=pr,
+                                    requested_by=requested_by, **options)
+    follow_run.apply_async(kwargs={"environment": started.environment, "run_id": started.run_id},
+                           countdown=branch_jobs.poll_delay(0))
+    return started.run_id
 
 
 @app.task(base=BotTask, name=T.FOLLOW_RUN, bind=True)
-def follow_run(self, environment: str, run_id: int, context: dict, polls: int = 0) -> None:
-    """a started run → poll until terminal, then report. Not built yet: per-branch jobs issue."""
-    _pending(self.name, "per-branch jobs", run_id=run_id)
+def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
+    """a started run → one poll; not finished: poll again later (never sleeps); finished: report."""
+    finished, result, delay = branch_jobs.follow(ctx.workspace(environment), ctx.state(), run_id)
+    if not finished:
+        follow_run.apply_async(kwargs={"environment": environment, "run_id": run_id, "polls": polls + 1},
+                               countdown=delay)
+        return
+    record = ctx.state().run(environment, run_id) or {}
+    reporting.report_run(record, result)
 
 
 @app.task(base=BotTask, name=T.AWAIT_OK_TO_TEST, bind=True)
@@ -85,6 +101,6 @@ def handle_slack_button(self, action: str, value: str, user_id: str, delivery_id
 
 
 @app.task(base=BotTask, name=T.CLEAN_UP_STALE_JOBS, bind=True)
-def clean_up_stale_jobs(self) -> None:
-    """beat, hourly → remove managed jobs of gone branches or past the TTL. Not built yet: per-branch jobs issue."""
-    _pending(self.name, "per-branch jobs")
+def clean_up_stale_jobs(self) -> list[dict]:
+    """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL."""
+    return branch_jobs.clean_up(ctx.workspace, ctx.state(), ctx.settings(), ctx.forge().branch_exists)

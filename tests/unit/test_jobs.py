@@ -1,0 +1,92 @@
+"""Per-branch job naming, tags and settings: pure functions."""
+import pytest
+from databricks.sdk.service.jobs import JobSettings
+from hypothesis import given, strategies as st
+
+from workers.jobs import FINGERPRINT_TAG, MAX_TAG_VALUE, job_name, job_settings, job_tags, parse_job_name, \
+    repo_path, run_parameters, tag_value, idempotency_token
+
+# What `git check-ref-format --branch` allows, roughly: no control chars, space, ~^:?*[\\, no "..", no "@{".
+branch_char = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=" ~^:?*[\\\x7f")
+git_branches = st.text(branch_char, min_size=1, max_size=120).filter(
+    lambda b: ".." not in b and "@{" not in b and "//" not in b and not b.startswith(("/", ".", "-"))
+    and not b.endswith(("/", ".", ".lock")) and b != "@" and all(not p.startswith(".") for p in b.split("/"))
+    and len(b.encode()) <= 255)
+
+
+@given(git_branches)
+def test_any_git_branch_round_trips_through_the_job_name(branch):
+    name = job_name("mlops-bot", "acme/churn-model", branch, "train")
+    assert parse_job_name("mlops-bot", name) == ("acme/churn-model", branch, "train")
+
+
+@given(git_branches, git_branches)
+def test_distinct_branches_give_distinct_names_and_repo_paths(a, b):
+    from bot.config import Repo
+
+    if a != b:
+        assert job_name("p", "o/r", a, "train") != job_name("p", "o/r", b, "train")
+        repo = Repo(name="o/r")
+        assert repo_path(repo, a) != repo_path(repo, b)
+
+
+@given(st.text(max_size=400))
+def test_tag_values_follow_databricks_rules(value):
+    tag = tag_value(value)
+    assert len(tag) <= MAX_TAG_VALUE
+    assert all(c.isascii() and (c.isalnum() or c in " +-=._:/@") for c in tag)
+
+
+def test_tags_mark_the_job_as_managed():
+    tags = job_tags("acme/churn-model", "feature/ünïcode", "train", "abc123")
+    assert tags == {"mlops-bot": "managed", "repo": "acme/churn-model", "branch": "feature/unicode",
+                    "workflow": "train", "sha": "abc123"}
+
+
+def test_parse_job_name_rejects_foreign_jobs():
+    assert parse_job_name("mlops-bot", "someone-elses-job") is None
+    assert parse_job_name("mlops-bot", "mlops-bot/too/short") is None
+
+
+def test_settings_from_config_are_a_valid_multi_task_job(settings):
+    repo = settings.repo("acme/churn-model")
+    body = job_settings(settings, repo, "feature/x", "train", "a" * 40)
+    parsed = JobSettings.from_dict(body)  # the SDK's own dataclass accepts it
+    assert parsed.name == "mlops-bot/acme/churn-model/feature/x/train"
+    assert [t.task_key for t in parsed.tasks] == ["prepare", "train", "evaluate", "register"]
+    assert parsed.tasks[1].depends_on[0].task_key == "prepare"
+    assert parsed.tasks[0].job_cluster_key == "small" and parsed.job_clusters[0].new_cluster.num_workers == 1
+    assert parsed.tasks[0].spark_python_task.parameters == ["--dataset", "{{job.parameters.dataset}}"]
+    register = parsed.tasks[3].spark_python_task.parameters
+    assert register[register.index("--branch") + 1] == "feature/x"  # literal, the job is this branch's
+    assert register[register.index("--commit") + 1] == "{{job.parameters.sha}}"
+    assert parsed.git_source.git_commit == "a" * 40 and parsed.git_source.git_branch is None
+    assert parsed.tasks[1].libraries[0].pypi.package == "scikit-learn>=1.4"
+    assert {p.name: p.default for p in parsed.parameters} == {"sha": "a" * 40, "dataset": "toy", "pr": "", "params": ""}
+    assert parsed.max_concurrent_runs == 1 and parsed.timeout_seconds == 3600
+
+
+def test_fingerprint_changes_with_settings_not_with_nothing(settings):
+    repo = settings.repo("acme/churn-model")
+    a = job_settings(settings, repo, "b", "train", "1" * 40)
+    assert a == job_settings(settings, repo, "b", "train", "1" * 40)
+    assert a["tags"][FINGERPRINT_TAG] != job_settings(settings, repo, "b", "train", "2" * 40)["tags"][FINGERPRINT_TAG]
+
+
+def test_repos_code_source_points_tasks_at_the_branch_repo(settings):
+    repo = settings.repo("acme/churn-model").model_copy(update={"code_source": "repos"})
+    body = job_settings(settings, repo, "feature/x", "test", "a" * 40)
+    task = body["tasks"][0]["spark_python_task"]
+    assert task["source"] == "WORKSPACE"
+    assert task["python_file"].startswith("/Repos/mlops-bot/churn-model-feature-x-")
+    assert "git_source" not in body
+
+
+def test_run_parameters_keep_only_defined_ones_and_skip_empty():
+    body = {"parameters": [{"name": "sha"}, {"name": "dataset"}, {"name": "pr"}]}
+    assert run_parameters(body, sha="s", dataset="", pr=7, model="m") == {"sha": "s", "pr": "7"}
+
+
+def test_idempotency_token_is_stable_and_short():
+    assert idempotency_token("d-1", 0) == idempotency_token("d-1", 0) != idempotency_token("d-1", 1)
+    assert len(idempotency_token("x" * 500)) <= 64

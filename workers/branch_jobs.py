@@ -1,0 +1,251 @@
+"""Per-branch jobs and their runs: upsert, start, follow, clean up. Called by the thin tasks.
+
+Idempotent by construction: a job is found by its name, `run_now` carries an idempotency token
+derived from the triggering delivery, and a Redis lock keeps two workers from creating one name
+twice. Any of these functions may be re-run after a crash and leaves the same end state.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from databricks.sdk.errors import NotFound, ResourceDoesNotExist
+
+from bot.config import Repo, Settings
+from bot.logs import get_logger
+from workers.errors import Permanent
+from workers.gateways.workspace import Workspace, is_terminal
+from workers.jobs import FINGERPRINT_TAG, MANAGED_TAG, idempotency_token, job_name, job_settings, parse_job_name, \
+    repo_path, run_parameters
+from workers.state import State
+
+log = get_logger("workers.branch_jobs")
+OUTPUT_TAIL = 3000  # characters of a failed task's output shown to people
+
+
+@dataclass
+class Upserted:
+    job_id: int
+    name: str
+    outcome: str  # created | reset | unchanged
+    settings: dict = field(repr=False, default_factory=dict)
+
+
+def _repo(settings: Settings, name: str) -> Repo:
+    repo = settings.repo(name)
+    if repo is None:
+        raise Permanent(f"repository {name} is not configured")
+    return repo
+
+
+def upsert_job(ws: Workspace, state: State, settings: Settings, repo: Repo, branch: str, workflow: str,
+               sha: str) -> Upserted:
+    """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
+    body = job_settings(settings, repo, branch, workflow, sha)
+    name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
+    cached = state.cached_job(ws.name, name)
+    if cached and cached["fingerprint"] == fp:
+        return Upserted(cached["job_id"], name, "unchanged", body)
+    with state.lock(f"job:{ws.name}:{name}"):
+        job = ws.find_job(name)
+        if job is None:
+            job_id, outcome = ws.create_job(body), "created"
+        elif job.tags.get(FINGERPRINT_TAG) != fp:
+            job_id, outcome = job.job_id, "reset"
+            ws.reset_job(job_id, body)
+        else:
+            job_id, outcome = job.job_id, "unchanged"
+        state.cache_job(ws.name, name, job_id, fp)
+    log.info("job.upserted", job=name, job_id=job_id, outcome=outcome, environment=ws.name)
+    return Upserted(job_id, name, outcome, body)
+
+
+def sync_branch(workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str) -> list[Upserted]:
+    """Every configured workflow of the repo gets its job for this branch (and its Repo, if used)."""
+    repo = _repo(settings, repo_name)
+    out = []
+    for workflow_name, workflow in settings.repo_workflows(repo).items():
+        ws = workspaces(workflow.environment)
+        if repo.code_source == "repos":
+            ws.checkout_repo(repo_path(repo, branch), repo.git_url, repo.git_provider, branch)
+        out.append(upsert_job(ws, state, settings, repo, branch, workflow_name, sha))
+    return out
+
+
+def remove_branch(workspaces, state: State, settings: Settings, repo_name: str, branch: str) -> list[str]:
+    """Cancel the branch's active runs, delete its jobs and Repos. Returns the names removed."""
+    repo = _repo(settings, repo_name)
+    removed = []
+    environments = sorted({wf.environment for wf in settings.repo_workflows(repo).values()})
+    for workflow_name, workflow in settings.repo_workflows(repo).items():
+        ws = workspaces(workflow.environment)
+        name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
+        job = ws.find_job(name)
+        state.forget_job(ws.name, name)
+        if job is None:
+            continue
+        for run_id in ws.active_runs(job.job_id):
+            ws.cancel_run(run_id)
+        if ws.delete_job(job.job_id):
+            removed.append(name)
+    if repo.code_source == "repos":
+        for env in environments:
+            if workspaces(env).delete_repo(repo_path(repo, branch)):
+                removed.append(f"{env}:{repo_path(repo, branch)}")
+    log.info("branch.removed", repo=repo.name, branch=branch, removed=removed)
+    return removed
+
+
+@dataclass
+class Started:
+    run_id: int
+    job_id: int
+    environment: str
+    superseded: list[int]
+    record: dict
+
+
+def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch: str, sha: str, workflow: str,
+              trigger: str, pr: int | None = None, dataset: str = "", params: dict | None = None, suite: str = "",
+              model: str = "", version: str = "", environment: str = "", requested_by: str = "") -> Started:
+    """Upsert the job, supersede (or refuse) older runs, and run_now with an idempotency token.
+
+    `trigger` identifies what asked for the run (delivery id + command index): the same trigger
+    always gives the same run, so a retried or re-delivered task never starts a second one.
+    """
+    repo_cfg = _repo(settings, repo)
+    wf = settings.workflows.get(workflow)
+    if wf is None or workflow not in settings.repo_workflows(repo_cfg):
+        raise Permanent(f"workflow `{workflow}` is not configured for {repo}")
+    env_name = environment if environment and workflow == "deploy" and environment in settings.environments \
+        else wf.environment
+    ws = workspaces(env_name)
+    if repo_cfg.code_source == "repos":
+        ws.checkout_repo(repo_path(repo_cfg, branch), repo_cfg.git_url, repo_cfg.git_provider, branch)
+    job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha)
+    token = idempotency_token(trigger, repo, branch, workflow)
+    try:
+        active = ws.active_runs(job.job_id)
+    except (NotFound, ResourceDoesNotExist):  # deleted behind the cache's back: find or create it again
+        state.forget_job(ws.name, job.name)
+        job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha)
+        active = ws.active_runs(job.job_id)
+    if wf.on_conflict == "refuse":
+        others = [r for r in active if (state.run(ws.name, r) or {}).get("token") != token]
+        if others:
+            raise Permanent(f"`{workflow}` is already running for {branch} (run {others[0]}); "
+                            f"`/cancel` it or wait for it to finish")
+    parameters = run_parameters(job.settings, sha=sha, dataset=dataset or wf.dataset, pr=pr or "",
+                                params=",".join(f"{k}={v}" for k, v in (params or {}).items()),
+                                suite=suite, model=model, version=version, environment=env_name)
+    # run_now first: with the same token it returns the run a crashed attempt already started,
+    # so what is cancelled below can never be this trigger's own run.
+    run_id = ws.run_now(job.job_id, parameters, token)
+    superseded = []
+    if wf.cancel_superseded:
+        for other in active:
+            if other != run_id:
+                ws.cancel_run(other)
+                superseded.append(other)
+                state.update_run(ws.name, other, superseded_by=run_id)
+    record = {
+        "run_id": run_id, "job_id": job.job_id, "job": job.name, "environment": ws.name, "repo": repo,
+        "branch": branch, "sha": sha, "workflow": workflow, "pr": pr, "requested_by": requested_by,
+        "parameters": parameters, "token": token, "state": "PENDING", "started_at": time.time(),
+    }
+    if state.run(ws.name, run_id) is None:  # a retried start keeps the first record
+        state.save_run(record)
+    log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
+    return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record)
+
+
+def poll_delay(elapsed: float) -> float:
+    """Next poll after a quarter of the time the run has taken so far (2 s to 10 min).
+
+    Polls grow with the logarithm of the run's length: a 1-hour run is polled ~30 times.
+    """
+    return min(600.0, max(2.0, elapsed * 0.25))
+
+
+def run_result(ws: Workspace, run) -> dict:
+    """The final state of a run as plain values: result, per-task states and durations, outputs."""
+    tasks = []
+    for t in run.tasks or []:
+        result = t.state.result_state.value if t.state and t.state.result_state else \
+            (t.state.life_cycle_state.value if t.state and t.state.life_cycle_state else "")
+        entry = {"key": t.task_key, "run_id": t.run_id, "result": result,
+                 "duration_s": _duration(t.start_time, t.end_time), "output": ""}
+        try:
+            out = ws.task_output(t.run_id)
+            text = (out.logs or "") + (f"\n{out.error}" if out.error else "")
+            entry["output"] = text[-OUTPUT_TAIL:]
+        except (NotFound, ResourceDoesNotExist):
+            pass
+        tasks.append(entry)
+    state = run.state
+    return {
+        "run_id": run.run_id, "job_id": run.job_id,
+        "life_cycle": state.life_cycle_state.value if state and state.life_cycle_state else "",
+        "result": state.result_state.value if state and state.result_state else
+        (state.life_cycle_state.value if state and state.life_cycle_state else "UNKNOWN"),
+        "message": (state.state_message or "") if state else "",
+        "run_page_url": run.run_page_url or "",
+        "duration_s": _duration(run.start_time, run.end_time),
+        "used_commit": (run.git_source.git_snapshot.used_commit
+                        if run.git_source and run.git_source.git_snapshot else ""),
+        "tasks": tasks,
+    }
+
+
+def _duration(start: int | None, end: int | None) -> float:
+    return round(((end or 0) - (start or 0)) / 1000, 1) if start and end else 0.0
+
+
+def follow(ws: Workspace, state: State, run_id: int) -> tuple[bool, dict | None, float]:
+    """One poll: (finished, result if finished, next delay). Never sleeps."""
+    run = ws.get_run(run_id)
+    record = state.run(ws.name, run_id) or {}
+    if not is_terminal(run):
+        life = run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else "PENDING"
+        if record.get("state") != life:
+            state.update_run(ws.name, run_id, state=life)
+        elapsed = time.time() - record.get("started_at", time.time())
+        return False, None, poll_delay(elapsed)
+    result = run_result(ws, run)
+    state.update_run(ws.name, run_id, state=result["result"], result=result, finished_at=time.time())
+    log.info("run.finished", run_id=run_id, result=result["result"], duration_s=result["duration_s"])
+    return True, result, 0.0
+
+
+def stale_jobs(ws: Workspace, settings: Settings, branch_exists, now: float | None = None) -> list[tuple[int, str, str]]:
+    """Managed jobs whose branch is gone or that are older than the TTL: (job_id, name, why)."""
+    now = now or time.time()
+    out = []
+    for job in ws.managed_jobs(settings.bot.job_prefix, MANAGED_TAG):
+        parsed = parse_job_name(settings.bot.job_prefix, job.name)
+        if parsed is None:
+            continue
+        repo, branch, _ = parsed
+        age_days = (now - job.created_time / 1000) / 86400 if job.created_time else 0
+        if settings.bot.job_ttl_days and age_days > settings.bot.job_ttl_days:
+            out.append((job.job_id, job.name, f"older than {settings.bot.job_ttl_days} days"))
+        elif settings.repo(repo) is None:
+            out.append((job.job_id, job.name, f"repository {repo} is no longer configured"))
+        elif not branch_exists(repo, branch):
+            out.append((job.job_id, job.name, f"branch {branch} no longer exists"))
+    return out
+
+
+def clean_up(workspaces, state: State, settings: Settings, branch_exists) -> list[dict]:
+    """The janitor: remove stale managed jobs in every environment; returns what it removed and why."""
+    removed = []
+    for env in settings.environments:
+        ws = workspaces(env)
+        for job_id, name, why in stale_jobs(ws, settings, branch_exists):
+            for run_id in ws.active_runs(job_id):
+                ws.cancel_run(run_id)
+            if ws.delete_job(job_id):
+                state.forget_job(ws.name, name)
+                removed.append({"environment": env, "job": name, "job_id": job_id, "why": why})
+    log.info("janitor.done", removed=len(removed), jobs=[r["job"] for r in removed])
+    return removed

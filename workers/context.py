@@ -1,0 +1,43 @@
+"""What a task needs, built once per worker process: settings, Redis state, gateways."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+
+from bot.celery_app import redis_url
+from bot.config import Settings, load_config
+from workers.errors import Permanent
+from workers.gateways.workspace import Workspace
+from workers.state import State
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_config()
+
+
+@lru_cache(maxsize=1)
+def state() -> State:
+    return State(redis.Redis.from_url(redis_url(), socket_timeout=5, socket_connect_timeout=2))
+
+
+@lru_cache(maxsize=None)
+def workspace(environment: str) -> Workspace:
+    env = settings().environments.get(environment)
+    if env is None:
+        raise Permanent(f"environment `{environment}` is not in [environments]")
+    return Workspace(environment, env)
+
+
+@lru_cache(maxsize=1)
+def forge():
+    from workers.gateways.forge import Forge
+
+    return Forge(settings().github)
+
+
+def reset() -> None:
+    """Forget everything built (tests that change the environment call this)."""
+    for fn in (settings, state, workspace, forge):
+        fn.cache_clear()
