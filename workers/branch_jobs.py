@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from databricks.sdk.errors import NotFound, ResourceDoesNotExist
+from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExist
 
 from bot.config import Repo, Settings
 from bot.logs import get_logger
 from workers.errors import Permanent
-from workers.gateways.workspace import Workspace, is_terminal
+from workers.gateways.workspace import Workspace, is_terminal, job_gone
 from workers.jobs import FINGERPRINT_TAG, MANAGED_TAG, idempotency_token, job_name, job_settings, parse_job_name, \
     repo_path, run_parameters
 from workers.state import State
@@ -126,7 +126,10 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
     token = idempotency_token(trigger, repo, branch, workflow)
     try:
         active = ws.active_runs(job.job_id)
-    except (NotFound, ResourceDoesNotExist):  # deleted behind the cache's back: find or create it again
+    except DatabricksError as exc:
+        if not job_gone(exc):
+            raise
+        # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
         job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha)
         active = ws.active_runs(job.job_id)

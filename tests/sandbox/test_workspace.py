@@ -208,21 +208,9 @@ def test_auth_required(server):
     assert body["error_code"] and body["message"]
     with pytest.raises(Unauthenticated):
         list(server.client(token="wrong").jobs.list())
-    with urllib.request.urlopen(server.url + "/.well-known/databricks-config") if False else _nullctx():
-        pass
-    try:
+    with pytest.raises(urllib.error.HTTPError) as ei:
         urllib.request.urlopen(server.url + "/.well-known/databricks-config", timeout=5)
-        raise AssertionError("expected 404")
-    except urllib.error.HTTPError as e:
-        assert e.code == 404
-
-
-class _nullctx:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
+    assert ei.value.code == 404
 
 
 def test_jobs_crud_list_and_pagination(w, server):
@@ -248,6 +236,13 @@ def test_jobs_crud_list_and_pagination(w, server):
     job = w.jobs.get(ids[0])
     assert job.settings.name == "renamed" and job.settings.max_concurrent_runs == 3
     assert [t.task_key for t in job.settings.tasks] == ["a", "b"]
+    # update: top-level fields replaced, tasks merged by task_key, fields_to_remove honoured
+    w.jobs.update(ids[0], new_settings=jobs.JobSettings(name="updated", tasks=[py_task("b", "y.py", deps=["a"])]),
+                  fields_to_remove=["max_concurrent_runs"])
+    job = w.jobs.get(ids[0])
+    assert job.settings.name == "updated" and job.settings.max_concurrent_runs == 1
+    assert [(t.task_key, t.spark_python_task.python_file) for t in job.settings.tasks] == [
+        ("a", "steps/fail.py"), ("b", "y.py")]
     for jid in ids:
         w.jobs.delete(jid)
     with pytest.raises(NotFound):

@@ -10,11 +10,17 @@ from dataclasses import dataclass
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import NotFound, ResourceDoesNotExist
+from databricks.sdk.errors import InvalidParameterValue, NotFound, ResourceDoesNotExist
 from databricks.sdk.service.jobs import JobSettings, RunLifeCycleState
 
 from bot.config import Environment
 from workers.errors import Permanent
+
+def job_gone(exc: Exception) -> bool:
+    """Databricks answers an unknown job id with 404 on some endpoints and 400 "does not exist" on others."""
+    return isinstance(exc, (NotFound, ResourceDoesNotExist)) or (
+        isinstance(exc, InvalidParameterValue) and "does not exist" in str(exc))
+
 
 TERMINAL = {RunLifeCycleState.TERMINATED, RunLifeCycleState.SKIPPED, RunLifeCycleState.INTERNAL_ERROR}
 
@@ -58,8 +64,10 @@ class Workspace:
         try:
             self.client.jobs.delete(job_id)
             return True
-        except (NotFound, ResourceDoesNotExist):
-            return False
+        except (NotFound, ResourceDoesNotExist, InvalidParameterValue) as exc:
+            if job_gone(exc):
+                return False
+            raise
 
     def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
         return [JobRef(j.job_id, j.settings.name, dict(j.settings.tags or {}), j.created_time or 0)

@@ -1,0 +1,32 @@
+"""The sandbox servers as local processes: a Databricks-compatible workspace and a GitHub-compatible forge."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bot.localstack import Service, free_port, http_ok, start_process
+
+WORKSPACE_TOKEN = "dapi-sandbox"
+
+
+def start_workspace(workdir: Path, *, mlflow_tracking_uri: str = "", faults: list[str] = (),
+                    token: str = WORKSPACE_TOKEN, name: str = "workspace") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "sandbox.workspace", "--port", str(port), "--data", str(workdir / name),
+            "--token", token]
+    if mlflow_tracking_uri:
+        argv += ["--mlflow-tracking-uri", mlflow_tracking_uri]
+    for fault in faults:
+        argv += ["--fault", fault]
+    url = f"http://127.0.0.1:{port}"
+    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/health"),
+                         timeout=30)
+
+
+def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "sandbox.forge", "--port", str(port), "--data", str(workdir / name),
+            "--seed", str(seed)]
+    url = f"http://127.0.0.1:{port}"
+    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/deliveries"),
+                         timeout=30)

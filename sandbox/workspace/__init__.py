@@ -1,0 +1,98 @@
+"""Sandbox Databricks workspace: a local, Databricks-compatible Jobs 2.2 + Repos 2.0 server.
+
+The bot talks to it through the real ``databricks-sdk``::
+
+    WorkspaceClient(config=Config(host="http://127.0.0.1:PORT", token="dapi-sandbox", auth_type="pat"))
+
+CLI
+---
+``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--mlflow-tracking-uri URI]
+[--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
+prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it and
+kill running task processes. State (jobs, runs, repos, id counters, idempotency tokens, task outputs) is
+kept in ``DIR/state.json``; run checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
+``DIR/repos/<repo_id>/``. After a restart, runs that were active are ``INTERNAL_ERROR``.
+
+API
+---
+* Jobs (``/api/2.2/jobs/...`` and ``/api/2.1/jobs/...``): create, reset, update, get, list, delete,
+  run-now, runs/get, runs/get-output, runs/cancel, runs/cancel-all, runs/list, runs/delete.
+  Bodies are parsed and responses built with the SDK's own dataclasses.
+* Repos (``/api/2.0/repos``): create (clones url: local path, ``file://`` or ``http(s)://``), get,
+  update (branch/tag -> fetch + checkout; no branch/tag -> pull current branch), list
+  (``path_prefix``, ``next_page_token``), delete.
+* ``GET /api/2.0/preview/scim/v2/Me`` (current user), ``GET /.well-known/databricks-config`` -> 404.
+* Every ``/api/`` request needs ``Authorization: Bearer <token>`` (else 401 ``UNAUTHENTICATED``).
+* Errors use Databricks' shape ``{"error_code": ..., "message": ...}``. As on real Databricks, an unknown
+  job/run on the Jobs API is ``400 INVALID_PARAMETER_VALUE "Job <id> does not exist."`` (the SDK turns
+  that into ``ResourceDoesNotExist``/``NotFound`` for jobs/get and runs/get*, and
+  ``InvalidParameterValue`` elsewhere); an unknown repo is ``404 RESOURCE_DOES_NOT_EXIST``.
+* ``GET /jobs/<job_id>/runs/<run_id>``: HTML run page (the runs' ``run_page_url``).
+* Sandbox-only introspection: ``GET /sandbox/requests`` (counts per ``"METHOD /path"`` since start or
+  reset, /sandbox/ paths excluded), ``POST /sandbox/requests/reset``, ``GET /sandbox/faults``,
+  ``POST /sandbox/faults {"spec": SPEC}`` (add a fault at run time), ``GET /sandbox/health``.
+
+Faults
+------
+``--fault SPEC`` (repeatable), ``SPEC = METHOD:PATH=KIND[:COUNT]``:
+
+* ``METHOD``: ``GET``/``POST``/... or ``*``; ``PATH``: exact path or fnmatch glob (``/api/2.2/jobs/*``);
+* ``KIND``: an HTTP status (answered with the Databricks error shape; ``429`` -> ``TOO_MANY_REQUESTS``,
+  ``503`` -> ``TEMPORARILY_UNAVAILABLE`` both with ``Retry-After: 1``; ``500`` -> ``INTERNAL_ERROR`` ...)
+  or ``delay<SECONDS>`` (sleep, then answer normally);
+* ``COUNT``: number of matching requests affected (omitted = all of them).
+
+Examples: ``POST:/api/2.2/jobs/create=429:2``, ``POST:/api/2.2/jobs/run-now=500:1``,
+``GET:/api/2.2/jobs/list=delay0.5:3``. Faults are checked before authentication.
+
+Task execution contract
+-----------------------
+``run-now`` creates a run (PENDING -> RUNNING -> TERMINATED, or QUEUED/SKIPPED when
+``max_concurrent_runs`` (default 1) is reached: QUEUED if the job's or the request's ``queue.enabled``
+is true, otherwise SKIPPED) executed by a background thread:
+
+* Code: with ``git_source`` the repo is cloned (``--shared`` for local paths) into
+  ``DIR/runs/<run_id>/checkout`` and ``git_commit`` | ``git_tag`` | ``git_branch`` is checked out; the run
+  records ``git_source.git_snapshot.used_commit``. Task paths that are absolute ``/Repos/<folder>/<name>/...``
+  (or ``/Workspace/Repos/...``) resolve into the Repos API checkout of that repo. Without git_source,
+  the run's directory is the Repo checkout of the first /Repos task path, else ``DIR/runs/<id>/work``.
+  A relative path with ``source: WORKSPACE`` (or without git_source) fails the task.
+* All tasks of a run share that directory and run with cwd = its root, in ``depends_on`` order (one at a
+  time), each as ``sys.executable`` subprocess in its own process group, stdout+stderr captured (no shell).
+  ``run_if`` is honoured; tasks whose upstream failed end ``UPSTREAM_FAILED`` (TERMINATED).
+  - ``spark_python_task``: ``python <python_file> <parameters...>``.
+  - ``python_wheel_task``: entry point looked up in the checkout's ``pyproject.toml``
+    (``[project.scripts]``, ``[project.gui-scripts]``, ``[project.entry-points.*]``,
+    ``[tool.poetry.scripts]``), then in an installed distribution ``package_name``, else
+    ``<package_name>:<entry_point>``; called with argv ``[entry_point, *parameters]`` or
+    ``--k=v`` for ``named_parameters``. Its return value becomes the exit status (like a console script).
+  - ``notebook_task``: runs the ``.py`` source notebook (``.py`` appended if missing) with ``dbutils``,
+    ``display`` and ``getArgument`` as globals; ``dbutils.notebook.exit(v)`` sets
+    ``notebook_output.result``. ``from dbutils import dbutils`` works in any task. Widgets =
+    base_parameters (+ run-now ``notebook_params``) overridden by job parameters.
+    See ``sandbox/workspace/shim/dbutils.py`` for what the shim supports.
+  - Other task types fail with "not supported by the sandbox workspace".
+* Dynamic value references in parameters / base_parameters / named_parameters / file paths:
+  ``{{job.parameters.<name>}}`` (run-now ``job_parameters`` over the job's ``parameters`` defaults),
+  ``{{job.id}}``, ``{{job.name}}``, ``{{job.run_id}}``, ``{{task.run_id}}``, ``{{task.name}}``,
+  ``{{job.start_time.iso_date|iso_datetime|timestamp_ms}}``, ``{{job.repair_count}}``,
+  ``{{tasks.<key>.run_id|result_state}}``, ``{{tasks.<key>.values.<name>}}``. An unknown reference fails
+  the task. Legacy run-now ``python_params`` / ``python_named_params`` / ``notebook_params`` override.
+* Task environment: the sandbox's environment plus ``DATABRICKS_JOB_ID``, ``DATABRICKS_JOB_RUN_ID``,
+  ``DATABRICKS_TASK_RUN_ID``, ``DATABRICKS_TASK_KEY``, ``MLFLOW_TRACKING_URI`` (if given),
+  ``PYTHONUNBUFFERED=1``, ``PYTHONPATH`` = ``<root>:<root>/src:<shim dir>[:old PYTHONPATH]``,
+  ``SANDBOX_WIDGETS`` (JSON), ``SANDBOX_TASK_VALUES_DIR``. ``libraries`` are recorded, not installed;
+  cluster specs are accepted and echoed.
+* Task ``timeout_seconds`` and job ``timeout_seconds`` -> TIMEDOUT (process group killed);
+  ``runs/cancel`` (job run or task run id) kills the running task's process group -> CANCELED.
+* Run result: CANCELED / TIMEDOUT / SUCCESS / SUCCESS_WITH_FAILURES (all leaves fine) / FAILED.
+* ``runs/get-output`` takes a *task* run id (a job run id is rejected, as on Databricks) and returns
+  ``logs`` (last 10 KB of stdout+stderr, for every task type), ``logs_truncated``, ``error`` (last line
+  of a Python traceback, or the exit status), ``error_trace`` (the traceback), ``notebook_output`` and
+  ``metadata``.
+"""
+
+from .faults import FaultSet, parse_fault
+from .server import create_app, main
+
+__all__ = ["create_app", "main", "FaultSet", "parse_fault"]
