@@ -32,7 +32,8 @@ def celery_settings(broker_url: str) -> dict:
         "worker_prefetch_multiplier": 1,
         "task_soft_time_limit": 240,
         "task_time_limit": 300,
-        "broker_transport_options": {"visibility_timeout": 900},  # unacked tasks come back after this
+        # A task whose worker died unacked comes back after this many seconds (tests shorten it).
+        "broker_transport_options": {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "900"))},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,

@@ -26,7 +26,7 @@ class State:
 
     # --- locks ---------------------------------------------------------------------------------
     @contextmanager
-    def lock(self, name: str, ttl: float = 30.0, wait: float = 10.0) -> Iterator[None]:
+    def lock(self, name: str, ttl: float = 15.0, wait: float = 10.0) -> Iterator[None]:
         """A short mutual-exclusion lock that expires by itself if its holder dies (SIGKILL)."""
         key, token = f"{P}lock:{name}", uuid.uuid4().hex
         deadline = time.monotonic() + wait

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import textwrap
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def make_repo(path: Path) -> Path:
 def branch(repo: Path, name: str) -> str:
     """Create branch `name` with one more commit; returns its sha."""
     git(repo, "checkout", "-q", "-B", name, "main")
-    (repo / "NOTES.md").write_text(f"work on {name}\n")
+    (repo / "NOTES.md").write_text(f"work on {name} at {time.time_ns()}\n")  # a new commit every call
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", f"work on {name}")
     sha = git(repo, "rev-parse", "HEAD")
