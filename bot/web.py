@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     app = Flask("mlops-bot")
     app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes
     app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": queue, "metrics": metrics}
+    from bot.dashboard import dashboard_blueprint  # Redis reads only; 404 at / unless its auth is configured
+    app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
 
     def answer(source: str, status: int, started: float, body: dict) -> Response:
         metrics.webhooks.labels(source, body["status"]).inc()
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
                                                  "reason": "the queue is unreachable; retry later"})
         if not submitted.queued:
             log.info("webhook.duplicate", delivery_id=event.delivery_id, kind=event.key)
+            _remember(queue, {**record, "outcome": "duplicate"})
             return answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
         log.info("webhook.queued", delivery_id=event.delivery_id, kind=event.key,
                  tasks=[a.task for a in outcome], task_ids=submitted.task_ids)

@@ -1,0 +1,363 @@
+"""End-to-end tests of the sandbox Slack: real subprocess, real slack_sdk clients, a real signed-request receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.webhook import WebhookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "slack-test-secret"
+TOKEN = "xoxb-sandbox"
+
+
+# ---------------------------------------------------------------- receiver (stands in for the bot)
+class Receiver:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.answer: tuple[int, str, str] = (200, "", "text/plain")
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers.items()), "raw": raw})
+                    status, body, ctype = receiver.answer
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body.encode())))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def last(self) -> dict:
+        with self.lock:
+            return self.requests[-1]
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+def _start(tmp: Path, receiver: Receiver, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SLACK_SIGNING_SECRET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.slack", "--port", "0", "--data", str(tmp / "data"), "--token", TOKEN,
+         "--signing-secret", SECRET, "--interactions-url", receiver.base + "/webhooks/slack/interactions", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env, start_new_session=True, text=True)
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("sandbox slack listening on "):
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, line.split(" on ", 1)[1].strip()
+    _stop(proc)
+    pytest.fail("sandbox slack did not start:\n" + "".join(lines))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def slack(tmp_path_factory, receiver):
+    tmp = tmp_path_factory.mktemp("slack")
+    proc, base = _start(tmp, receiver)
+    yield {"base": base, "tmp": tmp, "proc": proc}
+    _stop(proc)
+
+
+@pytest.fixture
+def client(slack) -> WebClient:
+    return WebClient(token=TOKEN, base_url=slack["base"] + "/api/")
+
+
+def approval_blocks(version: int) -> list[dict]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"Promote *churn-model* v{version} to champion?"}},
+        {"type": "actions", "block_id": "approval", "elements": [
+            {"type": "button", "action_id": "approve", "style": "primary", "value": f"churn-model:{version}",
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "reject", "style": "danger", "value": f"churn-model:{version}:reject",
+             "text": {"type": "plain_text", "text": "Reject"}},
+        ]},
+    ]
+
+
+def _verify(req: dict) -> None:
+    verifier = SignatureVerifier(SECRET)
+    assert verifier.is_valid_request(req["raw"], req["headers"]), "signature does not verify"
+    assert req["headers"]["X-Slack-Signature"].startswith("v0=")
+    assert abs(int(req["headers"]["X-Slack-Request-Timestamp"]) - time.time()) < 60
+    assert req["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+# ---------------------------------------------------------------- Web API through slack_sdk
+def test_auth(client, slack):
+    me = client.auth_test()
+    assert me["ok"] and me["user_id"] == "U0BOT" and me["team_id"] == "T0SANDBOX"
+    bad = WebClient(token="xoxb-wrong", base_url=slack["base"] + "/api/")
+    with pytest.raises(SlackApiError) as e:
+        bad.chat_postMessage(channel="#deploys", text="nope")
+    assert e.value.response["error"] == "invalid_auth"
+    assert e.value.response.status_code == 200
+    with pytest.raises(SlackApiError) as e:
+        WebClient(base_url=slack["base"] + "/api/").auth_test()
+    assert e.value.response["error"] == "not_authed"
+
+
+def test_message_update_thread(client, slack):
+    posted = client.chat_postMessage(channel="#deploys", text="Promote churn-model v7?", blocks=approval_blocks(7))
+    assert posted["ok"] and posted["channel"].startswith("C")
+    ts, cid = posted["ts"], posted["channel"]
+    msg = posted["message"]
+    assert msg["ts"] == ts and msg["text"] == "Promote churn-model v7?" and msg["bot_id"] == "B0BOT"
+    assert msg["blocks"][1]["elements"][0]["action_id"] == "approve"
+    assert msg["blocks"][0]["block_id"]  # generated like Slack
+
+    # same channel by name or id
+    again = client.chat_postMessage(channel="deploys", text="second")
+    assert again["channel"] == cid and float(again["ts"]) > float(ts)
+    assert client.chat_postMessage(channel=cid, text="third")["channel"] == cid
+
+    upd = client.chat_update(channel=cid, ts=ts, text="Promote churn-model v7? (approved by bob)",
+                             blocks=approval_blocks(7)[:1])
+    assert upd["ok"] and upd["ts"] == ts and upd["text"].endswith("(approved by bob)")
+    assert len(upd["message"]["blocks"]) == 1 and "edited" in upd["message"]
+
+    r1 = client.chat_postMessage(channel=cid, thread_ts=ts, text="training run 42 started")
+    r2 = client.chat_postMessage(channel="#deploys", thread_ts=ts, text="run 42 finished")
+    assert r1["message"]["thread_ts"] == ts
+
+    thread = client.conversations_replies(channel=cid, ts=ts)
+    assert [m["text"] for m in thread["messages"]] == [
+        "Promote churn-model v7? (approved by bob)", "training run 42 started", "run 42 finished"]
+    assert thread["messages"][0]["reply_count"] == 2 and thread["messages"][0]["latest_reply"] == r2["ts"]
+    # asking with a reply's ts gives the same thread
+    assert len(client.conversations_replies(channel=cid, ts=r1["ts"])["messages"]) == 3
+
+    history = client.conversations_history(channel=cid)
+    texts = [m["text"] for m in history["messages"]]
+    assert texts == ["third", "second", "Promote churn-model v7? (approved by bob)"]  # newest first, no replies
+    paged = client.conversations_history(channel=cid, limit=2)
+    assert paged["has_more"] and paged["response_metadata"]["next_cursor"]
+
+    assert client.reactions_add(channel=cid, timestamp=ts, name="white_check_mark")["ok"]
+    with pytest.raises(SlackApiError) as e:
+        client.reactions_add(channel=cid, timestamp=ts, name="white_check_mark")
+    assert e.value.response["error"] == "already_reacted"
+
+    eph = client.chat_postEphemeral(channel=cid, user="U0BOB", text="only for bob")
+    assert eph["message_ts"]
+
+    with pytest.raises(SlackApiError) as e:
+        client.chat_update(channel=cid, ts="1.000001", text="x")
+    assert e.value.response["error"] == "message_not_found"
+    with pytest.raises(SlackApiError) as e:
+        client.conversations_history(channel="C9999")
+    assert e.value.response["error"] == "channel_not_found"
+
+    view = requests.get(slack["base"] + "/sandbox/messages", params={"channel": "deploys"}).json()
+    top = next(m for m in view["messages"] if m["ts"] == ts)
+    assert [r["text"] for r in top["replies"]] == ["training run 42 started", "run 42 finished"]
+    assert top["updates"][0]["previous"]["text"] == "Promote churn-model v7?"
+    assert top["reactions"] == [{"name": "white_check_mark", "users": ["U0BOT"], "count": 1}]
+    assert view["ephemeral"][-1]["text"] == "only for bob" and view["ephemeral"][-1]["user"] == "U0BOB"
+
+    counts = requests.get(slack["base"] + "/sandbox/requests").json()
+    assert counts["chat.postMessage"] >= 5 and counts["chat.update"] >= 1 and counts["conversations.replies"] >= 2
+
+
+def test_users(client):
+    assert client.users_info(user="U0BOB")["user"]["name"] == "bob"
+    assert client.users_info(user="U0CAROL")["user"]["profile"]["display_name"] == "carol"
+    with pytest.raises(SlackApiError) as e:
+        client.users_info(user="U0NOBODY")
+    assert e.value.response["error"] == "user_not_found"
+
+
+def test_form_encoded_call(client):
+    """slack_sdk's generic api_call with form params (blocks as JSON text) works too."""
+    resp = client.api_call("chat.postMessage", params={"channel": "#forms", "text": "hi",
+                                                        "blocks": json.dumps(approval_blocks(1))})
+    assert resp["ok"] and resp["message"]["blocks"][1]["elements"][1]["action_id"] == "reject"
+
+
+# ---------------------------------------------------------------- response URLs
+def test_webhook_client_response_url(slack):
+    url = requests.get(slack["base"] + "/sandbox/response-url").json()["url"]
+    assert url.startswith(slack["base"] + "/response/")
+    resp = WebhookClient(url=url).send(text="Approved churn-model v7", response_type="in_channel",
+                                       replace_original=False)
+    assert resp.status_code == 200 and resp.body == "ok"
+    resp = WebhookClient(url=url).send_dict({"text": "in a thread", "thread_ts": "123.456"})
+    assert resp.status_code == 200
+    posts = [r for r in requests.get(slack["base"] + "/sandbox/responses").json()["responses"] if r["url"] == url]
+    assert posts[0]["body"]["text"] == "Approved churn-model v7"
+    assert posts[0]["body"]["response_type"] == "in_channel" and posts[0]["body"]["replace_original"] is False
+    assert posts[1]["body"]["thread_ts"] == "123.456"
+    bad = WebhookClient(url=slack["base"] + "/response/nope").send(text="x")
+    assert bad.status_code == 404
+
+
+# ---------------------------------------------------------------- simulated people
+def test_click_posts_signed_block_actions(client, slack, receiver):
+    posted = client.chat_postMessage(channel="#approvals", text="Promote v9?", blocks=approval_blocks(9))
+    receiver.answer = (200, "", "text/plain")
+    r = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == 200 and out["body"] == ""
+
+    req = receiver.last()
+    assert req["path"] == "/webhooks/slack/interactions"
+    _verify(req)
+    form = parse_qs(req["raw"].decode())
+    payload = json.loads(form["payload"][0])
+    assert payload["type"] == "block_actions"
+    assert payload["user"] == {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0SANDBOX"}
+    assert payload["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": posted["channel"],
+                                    "is_ephemeral": False}
+    assert payload["channel"] == {"id": posted["channel"], "name": "approvals"}
+    assert payload["message"]["ts"] == posted["ts"] and payload["message"]["text"] == "Promote v9?"
+    action = payload["actions"][0]
+    assert action["action_id"] == "approve" and action["value"] == "churn-model:9" and action["type"] == "button"
+    assert action["block_id"] == "approval" and action["action_ts"]
+    assert payload["api_app_id"] and payload["token"] and payload["team"]["id"] == "T0SANDBOX"
+    assert payload["trigger_id"] == out["trigger_id"]
+
+    # the response_url in the payload replaces the original message when the bot answers through it
+    resp = WebhookClient(url=payload["response_url"]).send(text="Approved by bob", replace_original=True)
+    assert resp.status_code == 200
+    thread = client.conversations_replies(channel=posted["channel"], ts=posted["ts"])
+    assert thread["messages"][0]["text"] == "Approved by bob"
+
+    # the replaced message has no buttons left (replace_original replaces the whole message, like Slack)
+    gone = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"})
+    assert gone.status_code == 404 and "approve" in gone.json()["error"]
+
+    # another click: new trigger_id, new response_url; the receiver's status and body come back
+    other = client.chat_postMessage(channel="#approvals", text="Promote v8?", blocks=approval_blocks(8))
+    receiver.answer = (401, "bad signature", "text/plain")
+    again = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "carol", "channel": "approvals", "ts": other["ts"], "action_id": "approve"}).json()
+    assert again["status"] == 401 and again["body"] == "bad signature"
+    assert again["trigger_id"] != out["trigger_id"] and again["response_url"] != payload["response_url"]
+    receiver.answer = (200, "", "text/plain")
+
+    missing = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "U0BOB", "channel": other["channel"], "ts": other["ts"], "action_id": "nope"})
+    assert missing.status_code == 404 and "approve" in missing.json()["error"]
+    unknown_user = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "mallory", "channel": other["channel"], "ts": other["ts"], "action_id": "approve"})
+    assert unknown_user.status_code == 404
+
+
+def test_click_reject_button(client, slack, receiver):
+    posted = client.chat_postMessage(channel="#approvals", text="Promote v10?", blocks=approval_blocks(10))
+    out = requests.post(slack["base"] + "/sandbox/click", json={
+        "user": "U0ALICE", "channel": "#approvals", "ts": posted["ts"], "action_id": "reject"}).json()
+    assert out["status"] == 200
+    req = receiver.last()
+    _verify(req)
+    payload = json.loads(parse_qs(req["raw"].decode())["payload"][0])
+    assert payload["actions"][0]["value"] == "churn-model:10:reject" and payload["user"]["id"] == "U0ALICE"
+
+
+def test_command_posts_signed_slash_command(slack, receiver):
+    receiver.answer = (200, json.dumps({"response_type": "ephemeral", "text": "queued"}), "application/json")
+    r = requests.post(slack["base"] + "/sandbox/command", json={
+        "user": "U0BOB", "command": "/mlops", "text": "approve churn-model 7", "channel": "#deploys",
+        "url": receiver.base + "/webhooks/slack/commands"})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["status"] == 200 and json.loads(out["body"])["text"] == "queued"
+    req = receiver.last()
+    assert req["path"] == "/webhooks/slack/commands"
+    _verify(req)
+    form = {k: v[0] for k, v in parse_qs(req["raw"].decode(), keep_blank_values=True).items()}
+    assert form["command"] == "/mlops" and form["text"] == "approve churn-model 7"
+    assert form["user_id"] == "U0BOB" and form["user_name"] == "bob"
+    assert form["channel_name"] == "deploys" and form["channel_id"].startswith("C")
+    assert form["team_id"] == "T0SANDBOX" and form["team_domain"] and form["api_app_id"] and form["token"]
+    assert form["response_url"].startswith(slack["base"] + "/response/") and form["trigger_id"] == out["trigger_id"]
+
+    # the immediate answer is recorded, and the response_url works for a later answer
+    assert WebhookClient(url=form["response_url"]).send(text="promoted v7", response_type="in_channel").status_code == 200
+    posts = [p for p in requests.get(slack["base"] + "/sandbox/responses").json()["responses"]
+             if p["url"] == form["response_url"]]
+    assert [(p["via"], p["body"]["text"]) for p in posts] == [("command_reply", "queued"), ("response_url", "promoted v7")]
+    view = requests.get(slack["base"] + "/sandbox/messages", params={"channel": "deploys"}).json()
+    assert view["messages"][-1]["text"] == "promoted v7" and view["messages"][-1]["via"] == "response_url"
+    receiver.answer = (200, "", "text/plain")
+
+
+def test_state_survives_restart(tmp_path, receiver):
+    proc, base = _start(tmp_path, receiver)
+    try:
+        c = WebClient(token=TOKEN, base_url=base + "/api/")
+        posted = c.chat_postMessage(channel="#persist", text="kept")
+    finally:
+        _stop(proc)
+    state = json.loads((tmp_path / "data" / "state.json").read_text())
+    assert any(ch["name"] == "persist" for ch in state["channels"].values())
+    proc, base = _start(tmp_path, receiver)
+    try:
+        c = WebClient(token=TOKEN, base_url=base + "/api/")
+        assert c.conversations_history(channel="#persist")["messages"][0]["ts"] == posted["ts"]
+        assert float(c.chat_postMessage(channel="#persist", text="next")["ts"]) > float(posted["ts"])
+    finally:
+        _stop(proc)
+
+
+def test_users_seed(tmp_path, receiver):
+    (tmp_path / "users.toml").write_text('[users]\nU0DAVE = "dave"\nU0ERIN = { name = "erin", real_name = "Erin E." }\n')
+    proc, base = _start(tmp_path, receiver, ["--users", str(tmp_path / "users.toml")])
+    try:
+        c = WebClient(token=TOKEN, base_url=base + "/api/")
+        assert c.users_info(user="U0DAVE")["user"]["name"] == "dave"
+        assert c.users_info(user="U0ERIN")["user"]["real_name"] == "Erin E."
+        with pytest.raises(SlackApiError):
+            c.users_info(user="U0ALICE")
+    finally:
+        _stop(proc)
