@@ -39,9 +39,9 @@ def _repo(settings: Settings, name: str) -> Repo:
 
 
 def upsert_job(ws: Workspace, state: State, settings: Settings, repo: Repo, branch: str, workflow: str,
-               sha: str) -> Upserted:
+               sha: str, git_url: str = "") -> Upserted:
     """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
-    body = job_settings(settings, repo, branch, workflow, sha)
+    body = job_settings(settings, repo, branch, workflow, sha, git_url)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
     cached = state.cached_job(ws.name, name)
     if cached and cached["fingerprint"] == fp:
@@ -103,11 +103,13 @@ class Started:
     environment: str
     superseded: list[int]
     record: dict
+    run_page_url: str = ""
 
 
 def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch: str, sha: str, workflow: str,
               trigger: str, pr: int | None = None, dataset: str = "", params: dict | None = None, suite: str = "",
-              model: str = "", version: str = "", environment: str = "", requested_by: str = "") -> Started:
+              model: str = "", version: str = "", environment: str = "", requested_by: str = "",
+              git_url: str = "", context: dict | None = None) -> Started:
     """Upsert the job, supersede (or refuse) older runs, and run_now with an idempotency token.
 
     `trigger` identifies what asked for the run (delivery id + command index): the same trigger
@@ -122,7 +124,7 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
     ws = workspaces(env_name)
     if repo_cfg.code_source == "repos":
         ws.checkout_repo(repo_path(repo_cfg, branch), repo_cfg.git_url, repo_cfg.git_provider, branch)
-    job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha)
+    job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
     token = idempotency_token(trigger, repo, branch, workflow)
     try:
         active = ws.active_runs(job.job_id)
@@ -131,7 +133,7 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
             raise
         # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
-        job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha)
+        job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
         active = ws.active_runs(job.job_id)
     if wf.on_conflict == "refuse":
         others = [r for r in active if (state.run(ws.name, r) or {}).get("token") != token]
@@ -155,11 +157,13 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
         "run_id": run_id, "job_id": job.job_id, "job": job.name, "environment": ws.name, "repo": repo,
         "branch": branch, "sha": sha, "workflow": workflow, "pr": pr, "requested_by": requested_by,
         "parameters": parameters, "token": token, "state": "PENDING", "started_at": time.time(),
+        **(context or {}),
     }
     if state.run(ws.name, run_id) is None:  # a retried start keeps the first record
         state.save_run(record)
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
-    return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record)
+    run_page_url = ws.get_run(run_id).run_page_url or ""
+    return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record, run_page_url)
 
 
 def poll_delay(elapsed: float) -> float:

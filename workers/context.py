@@ -37,7 +37,14 @@ def forge():
     return Forge(settings().github)
 
 
+@lru_cache(maxsize=1)
+def registry():
+    from workers.gateways.registry import Registry  # mlflow is heavy: imported on first use
+
+    return Registry(settings().mlflow.tracking_uri)
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment call this)."""
-    for fn in (settings, state, workspace, forge):
+    for fn in (settings, state, workspace, forge, registry):
         fn.cache_clear()

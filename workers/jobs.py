@@ -107,8 +107,11 @@ def _task(spec, workflow: Workflow, repo: Repo, branch: str, literals: dict[str,
     return task
 
 
-def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str, sha: str) -> dict:
-    """The Jobs API 2.2 settings for one branch's workflow, as a plain dict (JobSettings.from_dict)."""
+def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str, sha: str, git_url: str = "") -> dict:
+    """The Jobs API 2.2 settings for one branch's workflow, as a plain dict (JobSettings.from_dict).
+
+    `git_url` overrides the repository's URL: a fork's pull request runs the fork's code.
+    """
     workflow = settings.workflows[workflow_name]
     name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
     literals = {"branch": branch, "repo": repo.name, "workflow": workflow_name}
@@ -126,7 +129,8 @@ def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str
         body["job_clusters"] = [{"job_cluster_key": key, "new_cluster": cluster.model_dump(exclude_defaults=False)}
                                 for key, cluster in workflow.job_clusters.items()]
     if repo.code_source == "git":
-        git = {"git_url": repo.git_url or f"https://github.com/{repo.name}.git", "git_provider": repo.git_provider}
+        url = git_url or repo.git_url or f"https://github.com/{repo.name}.git"
+        git = {"git_url": url, "git_provider": repo.git_provider}
         git.update({"git_commit": sha} if repo.pin == "commit" and sha else {"git_branch": branch})
         body["git_source"] = git
     body["tags"] = job_tags(repo.name, branch, workflow_name, sha)

@@ -45,11 +45,17 @@ class State:
         return json.loads(raw) if raw else None
 
     def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
-        self.r.set(f"{P}job:{environment}:{name}", json.dumps({"job_id": job_id, "fingerprint": fingerprint}),
-                   ex=7 * 24 * 3600)
+        pipe = self.r.pipeline()
+        pipe.set(f"{P}job:{environment}:{name}",
+                 json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}), ex=7 * 24 * 3600)
+        pipe.sadd(f"{P}jobs", f"{environment}:{name}")  # the dashboard's index of per-branch jobs
+        pipe.execute()
 
     def forget_job(self, environment: str, name: str) -> None:
-        self.r.delete(f"{P}job:{environment}:{name}")
+        pipe = self.r.pipeline()
+        pipe.delete(f"{P}job:{environment}:{name}")
+        pipe.srem(f"{P}jobs", f"{environment}:{name}")
+        pipe.execute()
 
     # --- runs ----------------------------------------------------------------------------------
     def save_run(self, record: dict) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot import tasknames as T
 from bot.logs import get_logger
-from workers import branch_jobs, context as ctx, reporting
+from workers import branch_jobs, chatops, context as ctx, reporting
 from workers.app import BotTask, app
 
 log = get_logger("workers.tasks")
@@ -37,8 +37,9 @@ def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id
     started = branch_jobs.start_run(ctx.workspace, ctx.state(), ctx.settings(), repo=repo, branch=branch, sha=sha,
                                     workflow=workflow, trigger=f"{delivery_id}:{index}", pr=pr,
                                     requested_by=requested_by, **options)
-    follow_run.apply_async(kwargs={"environment": started.environment, "run_id": started.run_id},
-                           countdown=branch_jobs.poll_delay(0))
+    if pr:
+        chatops.announce(ctx.forge(), ctx.state(), started.record, started.run_page_url)
+    _follow(started.environment, started.run_id)
     return started.run_id
 
 
@@ -51,28 +52,42 @@ def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
                                countdown=delay)
         return
     record = ctx.state().run(environment, run_id) or {}
-    reporting.report_run(record, result)
+    has_pr = bool(record.get("pr"))
+    reporting.report_run(record, result, forge=ctx.forge() if has_pr else None, state=ctx.state(),
+                         settings=ctx.settings(), registry=ctx.registry() if has_pr else None)
+
+
+def _chat(repo: str, pr: int, comment_id: int, user: str, delivery_id: str, index: int) -> chatops.Chat:
+    return chatops.Chat(ctx.forge(), ctx.state(), ctx.settings(), ctx.workspace, repo, pr, comment_id, user,
+                        delivery_id, index, follow=_follow)
+
+
+def _follow(environment: str, run_id: int) -> None:
+    follow_run.apply_async(kwargs={"environment": environment, "run_id": run_id}, countdown=branch_jobs.poll_delay(0))
 
 
 @app.task(base=BotTask, name=T.AWAIT_OK_TO_TEST, bind=True)
 def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str) -> None:
-    """fork PR opened/updated → ask a maintainer for /ok-to-test. Not built yet: PR chat-ops issue."""
-    _pending(self.name, "PR chat-ops", repo=repo, pr=pr, delivery_id=delivery_id)
+    """fork PR opened/updated → nothing runs; ask a maintainer for /ok-to-test (one sticky comment)."""
+    forge = ctx.forge()
+    forge.upsert_comment(repo, pr, "reply", "ok-to-test",
+                         f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
+                         f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. "
+                         f"Each new push needs it again.")
 
 
 @app.task(base=BotTask, name=T.RUN_COMMAND, bind=True)
 def run_command(self, repo: str, pr: int, comment_id: int, user: str, command: dict, delivery_id: str,
                 index: int = 0) -> None:
-    """`/command` on a PR → check permission, act, reply. Not built yet: PR chat-ops issue."""
-    _pending(self.name, "PR chat-ops", repo=repo, pr=pr, user=user, command=command.get("name"),
-             delivery_id=delivery_id)
+    """`/command` on a PR → acknowledge, check permission, act, answer on the PR."""
+    chatops.run_command(_chat(repo, pr, comment_id, user, delivery_id, index), command)
 
 
 @app.task(base=BotTask, name=T.REFUSE_COMMAND, bind=True)
 def refuse_command(self, repo: str, pr: int, comment_id: int, user: str, line: str, error: str, usage: str,
                    delivery_id: str, index: int = 0) -> None:
-    """malformed `/command` → reply with the usage. Not built yet: PR chat-ops issue."""
-    _pending(self.name, "PR chat-ops", repo=repo, pr=pr, error=error, delivery_id=delivery_id)
+    """malformed `/command` → 😕 and a reply with the reason and the usage."""
+    chatops.refuse_command(_chat(repo, pr, comment_id, user, delivery_id, index), line, error, usage)
 
 
 @app.task(base=BotTask, name=T.RERUN_CHECK, bind=True)

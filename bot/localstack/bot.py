@@ -7,8 +7,8 @@ from pathlib import Path
 from bot.localstack import Service, free_port, start_process
 
 
-def start_web(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4) -> Service:
-    port = free_port()
+def start_web(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, port: int = 0) -> Service:
+    port = port or free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--worker-class", "gthread", "--threads", str(threads), "--access-logfile", "-",
             "bot.web:create_app()"]

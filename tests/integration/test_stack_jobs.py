@@ -119,7 +119,9 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
     wait_for(lambda: logged(first, "task.started", task=task), timeout=30)
     time.sleep(1.0)  # inside the slow Databricks call
     first.kill()  # SIGKILL: no ack, no clean-up
-
+    # kombu hands unacked messages back once they are older than the visibility timeout (3 s here),
+    # checking at worker start and then only every ~100 s: start the new worker after that.
+    time.sleep(4)
     services.append(second := start_worker(tmp, env, concurrency=1, name="worker-b"))
     wait_for(lambda: logged(second, "task.done", task=task), timeout=120)
     time.sleep(1.0)

@@ -63,10 +63,18 @@ def branch(repo: Path, name: str) -> str:
     return sha
 
 
-def config_text(workspace_url: str, repo_path: Path, *, code_source: str = "git", on_conflict: str = "supersede") -> str:
+def config_text(workspace_url: str, repo_path: Path | str, *, code_source: str = "git", on_conflict: str = "supersede",
+                forge_url: str = "https://api.github.com") -> str:
     return textwrap.dedent(f"""\
         [bot]
         job_prefix = "mlops-bot"
+        login = "mlops-bot"
+        [github]
+        base_url = "{forge_url}"
+        token_env = "SANDBOX_GITHUB_TOKEN"
+        seconds_between_writes = 0
+        [permissions]
+        train_full_users = ["bob"]
         [environments.dev]
         host = "{workspace_url}"
         token_env = "SANDBOX_DATABRICKS_TOKEN"
@@ -79,6 +87,7 @@ def config_text(workspace_url: str, repo_path: Path, *, code_source: str = "git"
         [workflows.train]
         run_on = ["command"]
         datasets = ["toy", "full"]
+        params_allowed = ["lr", "sleep", "fail"]
         on_conflict = "{on_conflict}"
         [workflows.train.job_clusters.small]
         num_workers = 1

@@ -1,13 +1,17 @@
 """GitHub (or GitHub Enterprise, or the sandbox forge) through PyGithub, with safe retries.
 
 PyGithub's default GithubRetry repeats POSTs on 5xx (11 identical comments seen here): only
-idempotent methods are retried by the transport; writes are made idempotent by the caller.
+idempotent methods are retried by the transport; writes are made idempotent by the caller
+(comments are found again by a hidden marker, reactions and statuses are idempotent on GitHub).
+Calls go through PyGithub's requester so each method costs exactly the requests it names.
 """
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 
-from github import Auth, Github, GithubException, UnknownObjectException
+from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
 from bot.config import GitHubSettings
@@ -15,6 +19,8 @@ from workers.errors import Permanent
 
 SAFE_RETRY = Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504),
                    allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+MARKER = "<!-- mlops-bot:{kind} key={key} -->"
+_MARKER = re.compile(r"<!-- mlops-bot:(\w+) key=(\S+) -->")
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -33,18 +39,111 @@ def github_client(cfg: GitHubSettings) -> Github:
                   seconds_between_writes=cfg.seconds_between_writes)
 
 
+@dataclass(frozen=True)
+class Pull:
+    number: int
+    state: str
+    author: str
+    head_sha: str
+    head_ref: str
+    head_repo: str
+    head_clone_url: str
+    fork: bool
+    html_url: str
+
+
+def marker(kind: str, key: str) -> str:
+    return MARKER.format(kind=kind, key=key)
+
+
 class Forge:
     def __init__(self, cfg: GitHubSettings, client: Github | None = None):
         self.cfg = cfg
         self.gh = client or github_client(cfg)
+        self.uses_app = bool(cfg.app_id and cfg.installation_id)
+
+    def _call(self, verb: str, url: str, **kwargs):
+        try:
+            return self.gh.requester.requestJsonAndCheck(verb, url, **kwargs)[1]
+        except GithubException as exc:
+            if exc.status in (401, 403, 404, 422):
+                message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else ""
+                raise Permanent(f"GitHub said {exc.status} to {verb} {url}: {message}".strip()) from exc
+            raise
+
+    # --- reads ---------------------------------------------------------------------------------
+    def pull(self, repo: str, number: int) -> Pull:
+        d = self._call("GET", f"/repos/{repo}/pulls/{number}")
+        head, base = d["head"], d["base"]
+        head_repo = (head.get("repo") or {}).get("full_name", "")
+        return Pull(d["number"], d["state"], d["user"]["login"], head["sha"], head["ref"], head_repo,
+                    (head.get("repo") or {}).get("clone_url", ""),
+                    head_repo.lower() != base["repo"]["full_name"].lower(), d.get("html_url", ""))
+
+    def permission(self, repo: str, user: str) -> str:
+        """admin | maintain | write | triage | read | none (role_name has the fine role)."""
+        try:
+            d = self._call("GET", f"/repos/{repo}/collaborators/{user}/permission")
+        except Permanent:
+            return "none"
+        return d.get("role_name") or d.get("permission") or "none"
 
     def branch_exists(self, repo: str, branch: str) -> bool:
         try:
-            self.gh.get_repo(repo, lazy=True).get_branch(branch)
+            self._call("GET", f"/repos/{repo}/branches/{branch}")
             return True
-        except UnknownObjectException:
+        except Permanent:
             return False
-        except GithubException as exc:
-            if exc.status == 404:
-                return False
-            raise
+
+    def comments(self, repo: str, pr: int) -> list[dict]:
+        out, page = [], 1
+        while True:
+            batch = self._call("GET", f"/repos/{repo}/issues/{pr}/comments", parameters={"per_page": 100, "page": page})
+            out.extend(batch)
+            if len(batch) < 100:
+                return out
+            page += 1
+
+    def find_marked(self, repo: str, pr: int, kind: str, key: str) -> int | None:
+        wanted = marker(kind, key)
+        for c in self.comments(repo, pr):
+            if wanted in (c.get("body") or ""):
+                return c["id"]
+        return None
+
+    # --- writes (each idempotent) --------------------------------------------------------------
+    def react(self, repo: str, comment_id: int, content: str) -> None:
+        """GitHub answers an existing reaction by the same user with 200: safe to repeat."""
+        self._call("POST", f"/repos/{repo}/issues/comments/{comment_id}/reactions", input={"content": content})
+
+    def create_comment(self, repo: str, pr: int, body: str) -> int:
+        return self._call("POST", f"/repos/{repo}/issues/{pr}/comments", input={"body": body})["id"]
+
+    def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        self._call("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", input={"body": body})
+
+    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
+        """One comment per (kind, key), found by its hidden marker and edited in place."""
+        text = f"{marker(kind, key)}\n{body}"
+        if known_id:
+            try:
+                self.edit_comment(repo, known_id, text)
+                return known_id
+            except Permanent:
+                pass  # deleted by someone: find or create it again
+        found = self.find_marked(repo, pr, kind, key)
+        if found:
+            self.edit_comment(repo, found, text)
+            return found
+        return self.create_comment(repo, pr, text)
+
+    def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        body = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        self._call("POST", f"/repos/{repo}/statuses/{sha}", input=body)
+
+
+def marked(body: str) -> tuple[str, str] | None:
+    m = _MARKER.search(body or "")
+    return (m.group(1), m.group(2)) if m else None
