@@ -138,10 +138,28 @@ class Forge:
         return self.create_comment(repo, pr, text)
 
     def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        """A commit status; as a GitHub App, a check run of the same name (statuses are for tokens)."""
+        if self.uses_app:
+            return self._set_check_run(repo, sha, context, state, description, target_url)
         body = {"state": state, "context": context, "description": description[:140]}
         if target_url:
             body["target_url"] = target_url
         self._call("POST", f"/repos/{repo}/statuses/{sha}", input=body)
+
+    def _set_check_run(self, repo: str, sha: str, name: str, state: str, summary: str, url: str) -> None:
+        body: dict = {"name": name, "head_sha": sha, "output": {"title": summary[:140], "summary": summary}}
+        if url:
+            body["details_url"] = url
+        if state == "pending":
+            body["status"] = "in_progress"
+        else:
+            body.update(status="completed", conclusion={"success": "success", "failure": "failure"}.get(state, "neutral"))
+        existing = self._call("GET", f"/repos/{repo}/commits/{sha}/check-runs", parameters={"check_name": name})
+        runs = existing.get("check_runs", [])
+        if runs:  # one check run per name and commit, updated in place
+            self._call("PATCH", f"/repos/{repo}/check-runs/{runs[0]['id']}", input=body)
+        else:
+            self._call("POST", f"/repos/{repo}/check-runs", input=body)
 
 
 def marked(body: str) -> tuple[str, str] | None:
