@@ -201,7 +201,7 @@ def start_floor(workdir: Path, env: dict[str, str]) -> Service:
     """bench/floor_app.py under the very argv `start_web` uses for the receiver (same workers, threads, logs)."""
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-            "--worker-class", "gthread", "--threads", str(THREADS), "--access-logfile", "-",
+            "--worker-class", "gthread", "--threads", str(THREADS),
             "--pythonpath", str(BENCH), "floor_app:create_app()"]
     url = f"http://127.0.0.1:{port}"
     return start_process("floor", argv, workdir=workdir, url=url, env=env, cwd=ROOT,

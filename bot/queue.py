@@ -40,29 +40,38 @@ return 0
 def celery_message(task: str, kwargs: dict, queue: str = DEFAULT_QUEUE, task_id: str | None = None) -> str:
     """One Celery protocol-2 message as the Redis transport stores it (JSON serializer only)."""
     task_id = task_id or str(uuid.uuid4())
-    body = json.dumps([[], kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}])
+    body = json.dumps([[], kwargs, _EMBED], separators=(",", ":"))
     # Short reprs: Celery would saferepr the arguments, which costs and may echo payload text into logs.
     kwargsrepr = "{" + ", ".join(sorted(kwargs)) + "}"
-    return json.dumps({
-        "body": base64.b64encode(body.encode()).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {
-            "lang": "py", "task": task, "id": task_id, "shadow": None, "eta": None, "expires": None,
-            "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-            "root_id": task_id, "parent_id": None, "argsrepr": "()", "kwargsrepr": kwargsrepr,
-            "origin": _ORIGIN, "ignore_result": True, "replaced_task_nesting": 0,
-            "stamped_headers": None, "stamps": {},
-        },
-        "properties": {
-            "correlation_id": task_id, "reply_to": "", "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-            "body_encoding": "base64", "delivery_tag": str(uuid.uuid4()),
-        },
-    }, separators=(",", ":"))
+    return _TEMPLATE % {
+        "body": json.dumps(base64.b64encode(body.encode()).decode()), "task": json.dumps(task),
+        "id": json.dumps(task_id), "kwargsrepr": json.dumps(kwargsrepr), "queue": json.dumps(queue),
+        "tag": json.dumps(str(uuid.uuid4())),
+    }
+
+
+_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 _ORIGIN = f"mlops-bot-web@{socket.gethostname()}:{os.getpid()}"
+# The envelope is the same for every message but for these fields: build it once.
+_TEMPLATE = json.dumps({
+    "body": "@body", "content-encoding": "utf-8", "content-type": "application/json",
+    "headers": {
+        "lang": "py", "task": "@task", "id": "@id", "shadow": None, "eta": None, "expires": None,
+        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
+        "root_id": "@id", "parent_id": None, "argsrepr": "()", "kwargsrepr": "@kwargsrepr",
+        "origin": _ORIGIN, "ignore_result": True, "replaced_task_nesting": 0,
+        "stamped_headers": None, "stamps": {},
+    },
+    "properties": {
+        "correlation_id": "@id", "reply_to": "", "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": "@queue"}, "priority": 0,
+        "body_encoding": "base64", "delivery_tag": "@tag",
+    },
+}, separators=(",", ":")).replace("%", "%%")
+for _field in ("body", "task", "id", "kwargsrepr", "queue", "tag"):
+    _TEMPLATE = _TEMPLATE.replace(f'"@{_field}"', f"%({_field})s")
 
 
 @dataclass

@@ -6,6 +6,7 @@ delivery into an `Event`, let the pure handlers decide, and write the tasks to R
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
             # Slack shows the response body to the user and treats any non-200 as a failure.
             text = {"queued": "On it.", "duplicate": "Already on it."}.get(body["status"], body.get("reason", ""))
             return jsonify({"response_type": "ephemeral", "text": text}), 200
-        return jsonify(body), status
+        return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
 
     def receive(source: str) -> Response:
         started = time.perf_counter()

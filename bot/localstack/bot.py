@@ -10,7 +10,7 @@ from bot.localstack import Service, free_port, start_process
 def start_web(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, port: int = 0) -> Service:
     port = port or free_port()
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--access-logfile", "-",
+            "--worker-class", "gthread", "--threads", str(threads),
             "bot.web:create_app()"]
     url = f"http://127.0.0.1:{port}"
     return start_process("web", argv, workdir=workdir, url=url, env=env,
