@@ -39,6 +39,7 @@ def celery_settings(broker_url: str) -> dict:
         "worker_send_task_events": False,
         "beat_schedule": {
             "clean-up-stale-jobs": {"task": "clean_up_stale_jobs", "schedule": 3600.0},
+            "poll-registry": {"task": "poll_registry", "schedule": 60.0},  # a no-op unless [mlflow] poll = true
         },
         "timezone": "UTC",
     }

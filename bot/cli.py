@@ -58,6 +58,41 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    import redis
+
+    from bot import audit
+    from bot.celery_app import redis_url
+
+    client = redis.Redis.from_url(redis_url())
+    found = audit.entries(client, args.model, args.limit)
+    if args.json:
+        import json
+
+        for e in found:
+            print(json.dumps(e))
+    else:
+        for e in found:
+            print(audit.format_entry(e))
+        if not found:
+            print("no decisions recorded" + (f" for {args.model}" if args.model else ""))
+    return 0
+
+
+def _registry_hooks(args: argparse.Namespace) -> int:
+    from bot.config import load_config
+    from bot.registry_hooks import install_hook, list_hooks
+
+    settings = load_config(args.config)
+    if args.action == "install":
+        hook, what = install_hook(settings)
+        print(f"{what} webhook {hook.name} ({hook.webhook_id}) → {hook.url} for {', '.join(map(str, hook.events))}")
+    else:
+        for hook in list_hooks(settings):
+            print(f"{hook.webhook_id}  {hook.name:<12} {hook.status}  {hook.url}  {', '.join(map(str, hook.events))}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -93,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", choices=["workspace", "forge"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser("audit", help="list the approval decisions (REDIS_URL)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_audit)
+
+    p = sub.add_parser("registry", help="`registry hooks install|list`: the bot's webhook on the MLflow server")
+    p.add_argument("what", choices=["hooks"])
+    p.add_argument("action", choices=["install", "list"])
+    p.add_argument("--config", default=None, help="default: $MLOPS_BOT_CONFIG or ./config.toml")
+    p.set_defaults(func=_registry_hooks)
 
     p = sub.add_parser("demo", help="the whole loop on this machine, with nothing but this repository")
     p.add_argument("--keep", action="store_true", help="leave everything running and print the URLs")

@@ -53,6 +53,8 @@ class MlflowSettings(Strict):
     tracking_uri: str = "http://127.0.0.1:5000"
     champion_alias: str = "champion"
     webhook_url: str = ""  # where the MLflow server reaches the bot; defaults to bot.public_url + /webhooks/mlflow
+    promote_stage: str = ""  # workspace registries: also transition the approved version to this stage
+    poll: bool = False  # registries without webhooks (Unity Catalog): celery beat polls versions every minute
 
 
 class SlackSettings(Strict):

@@ -22,7 +22,7 @@ from workers.state import State
 log = get_logger("workers.chatops")
 ACTIVE = {"PENDING", "QUEUED", "RUNNING", "BLOCKED", "TERMINATING"}
 FAILED = {"FAILED", "TIMEDOUT", "INTERNAL_ERROR", "CANCELED"}
-NOT_YET = {"approve", "reject", "deploy"}
+POLICY_DECIDES = {"approve", "reject"}  # the approval policy checks these itself (approver lists)
 
 
 class Refusal(Exception):
@@ -48,6 +48,7 @@ class Chat:
     delivery_id: str
     index: int = 0
     follow: Callable[[str, int], None] = lambda environment, run_id: None  # schedules the run follower
+    desk: Callable[[], object] | None = None  # builds the approvals Desk when a command needs it
 
     # --- replies -------------------------------------------------------------------------------
     def reply(self, body: str) -> int:
@@ -96,9 +97,8 @@ def run_command(chat: Chat, command: dict) -> None:
     name = command["name"]
     chat.forge.react(chat.repo, chat.comment_id, "eyes")
     try:
-        if name in NOT_YET:
-            raise Refusal(f"`/{name}` is not enabled yet: it comes with model-registry approvals.", USAGE[name])
-        chat.require(name)
+        if name not in POLICY_DECIDES:
+            chat.require(name)
         COMMANDS[name](chat, command)
     except Refusal as refusal:
         chat.refuse(refusal.reason, refusal.usage)
@@ -234,7 +234,7 @@ def _status(chat: Chat, command: dict) -> None:
 def _help(chat: Chat, command: dict) -> None:
     rows = ["| Command | What it does |", "|---|---|"]
     for name, usage in USAGE.items():
-        if name not in NOT_YET and chat.allowed(name):
+        if chat.allowed(name):
             rows.append(f"| `{usage}` | {HELP[name]} |")
     chat.forge.react(chat.repo, chat.comment_id, "+1")
     chat.reply(f"@{chat.user} these are the commands you may use here:\n\n" + "\n".join(rows))
@@ -255,5 +255,41 @@ def _ok_to_test(chat: Chat, command: dict) -> None:
                + (f": started {', '.join('`' + n + '`' for n in names)}." if names else "."))
 
 
-COMMANDS = {"train": _train, "test": _test, "retest": _retest, "cancel": _cancel, "status": _status,
+def _version(chat: Chat, command: dict, status: str | None) -> tuple[object, dict | None, str, str]:
+    from workers import approvals
+
+    desk = chat.desk()
+    if command.get("model"):
+        return desk, approvals.load(desk, command["model"], command["version"]), command["model"], command["version"]
+    request = approvals.newest(desk, chat.repo, chat.pr, status=status)
+    if request is None:
+        what = "approved" if status == "approved" else "validated and waiting for a decision"
+        raise Refusal(f"this pull request has no model version that is {what}; name one as `model@version`.",
+                      USAGE[command["name"]])
+    return desk, request, request["model"], request["version"]
+
+
+def _decide(chat: Chat, command: dict) -> None:
+    from workers import approvals
+
+    desk, _, model, version = _version(chat, command, status="pending")
+    verdict = approvals.decide(desk, command["name"], model, version, chat.user, "github",
+                               reason=command.get("reason", ""), role=chat.role())
+    chat.forge.react(chat.repo, chat.comment_id, "+1" if verdict.ok else "confused")
+    chat.reply(f"@{chat.user} {verdict.message}")
+
+
+def _deploy(chat: Chat, command: dict) -> None:
+    from workers import approvals
+
+    desk, request, model, version = _version(chat, command, status="approved")
+    if request is None:
+        raise Refusal(f"there is no approval record for {model}@{version}.")
+    started = approvals.deploy(desk, request, command["environment"], chat.user, f"{chat.delivery_id}:{chat.index}")
+    chat.forge.react(chat.repo, chat.comment_id, "rocket")
+    chat.reply(f"@{chat.user} deploying {model}@{version} to {command['environment']} "
+               f"([run {started.run_id}]({started.run_page_url})).")
+
+
+COMMANDS = {"approve": _decide, "reject": _decide, "deploy": _deploy, "train": _train, "test": _test, "retest": _retest, "cancel": _cancel, "status": _status,
             "help": _help, "ok-to-test": _ok_to_test}

@@ -44,7 +44,25 @@ def registry():
     return Registry(settings().mlflow.tracking_uri)
 
 
+@lru_cache(maxsize=1)
+def chat():
+    """Slack, or None when no bot token is configured (Slack is optional)."""
+    from workers.gateways.chat import Chat
+
+    try:
+        return Chat(settings().slack)
+    except Permanent:
+        return None
+
+
+def forge_or_none():
+    try:
+        return forge()
+    except Permanent:
+        return None
+
+
 def reset() -> None:
     """Forget everything built (tests that change the environment call this)."""
-    for fn in (settings, state, workspace, forge, registry):
+    for fn in (settings, state, workspace, forge, registry, chat):
         fn.cache_clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot import tasknames as T
 from bot.logs import get_logger
-from workers import branch_jobs, chatops, context as ctx, reporting
+from workers import approvals, branch_jobs, chatops, context as ctx, reporting
 from workers.app import BotTask, app
 
 log = get_logger("workers.tasks")
@@ -52,14 +52,25 @@ def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
                                countdown=delay)
         return
     record = ctx.state().run(environment, run_id) or {}
+    settings = ctx.settings()
+    model = settings.models.get(record.get("model", ""))
+    if model and record["workflow"] == model.validate_workflow:
+        approvals.on_validated(_desk(), record, result, reporting.task_outputs(result))
+    elif model and record.get("deploy_to"):
+        approvals.deployed(_desk(), record, result)
     has_pr = bool(record.get("pr"))
     reporting.report_run(record, result, forge=ctx.forge() if has_pr else None, state=ctx.state(),
-                         settings=ctx.settings(), registry=ctx.registry() if has_pr else None)
+                         settings=settings, registry=ctx.registry() if has_pr else None)
 
 
 def _chat(repo: str, pr: int, comment_id: int, user: str, delivery_id: str, index: int) -> chatops.Chat:
     return chatops.Chat(ctx.forge(), ctx.state(), ctx.settings(), ctx.workspace, repo, pr, comment_id, user,
-                        delivery_id, index, follow=_follow)
+                        delivery_id, index, follow=_follow, desk=_desk)
+
+
+def _desk() -> approvals.Desk:
+    return approvals.Desk(ctx.settings(), ctx.state(), ctx.registry(), ctx.forge_or_none(), ctx.chat(), ctx.workspace,
+                          follow=_follow)
 
 
 def _follow(environment: str, run_id: int) -> None:
@@ -98,21 +109,67 @@ def rerun_check(self, repo: str, check_run_id: int, name: str, sha: str, deliver
 
 @app.task(base=BotTask, name=T.HANDLE_MODEL_EVENT, bind=True)
 def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
-    """registry event → validate / request approval / record. Not built yet: registry approvals issue."""
-    _pending(self.name, "registry approvals", kind=model_event.get("kind"), model=model_event.get("model"),
-             version=model_event.get("version"), delivery_id=delivery_id)
+    """registry event (MLflow or Databricks) → validate a new version, re-ask on transition requests."""
+    done = approvals.on_model_event(_desk(), model_event, delivery_id)
+    log.info("model_event.handled", delivery_id=delivery_id, kind=model_event["kind"], model=model_event["model"],
+             version=model_event.get("version"), outcome=done)
+
+
+SLACK_USAGE = "`/mlops approve <model> <version>` or `/mlops reject <model> <version> <reason>`"
+
+
+def _slack_decide(action: str, model: str, version: str, user_id: str, response_url: str, reason: str = "") -> None:
+    chat = ctx.chat()
+    login = ctx.settings().slack.users.get(user_id)
+    if not login:
+        chat.respond(response_url, f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
+                                   f"so I cannot check your permission.")
+        return
+    verdict = approvals.decide(_desk(), action, model, version, login, "slack", reason=reason)
+    chat.respond(response_url, f"@{login}: {verdict.message}", in_channel=verdict.ok)
 
 
 @app.task(base=BotTask, name=T.RUN_SLACK_COMMAND, bind=True)
-def run_slack_command(self, user_id: str, delivery_id: str, **details) -> None:
-    """Slack `/mlops …` → approve/reject/status via response_url. Not built yet: registry approvals issue."""
-    _pending(self.name, "registry approvals", user_id=user_id, delivery_id=delivery_id)
+def run_slack_command(self, user_id: str, delivery_id: str, response_url: str = "", command: dict | None = None,
+                      error: str = "", usage: str = "", **details) -> None:
+    """Slack `/mlops approve churn-model 7` → the same approval policy as on a PR; answer via response_url."""
+    if error or not command or command["name"] not in ("approve", "reject"):
+        ctx.chat().respond(response_url, (f"{error}\n" if error else "") + f"Usage: {SLACK_USAGE}")
+        return
+    if not command.get("model"):
+        ctx.chat().respond(response_url, f"Name the model and version. Usage: {SLACK_USAGE}")
+        return
+    _slack_decide(command["name"], command["model"], command["version"], user_id, response_url,
+                  command.get("reason", ""))
 
 
 @app.task(base=BotTask, name=T.HANDLE_SLACK_BUTTON, bind=True)
-def handle_slack_button(self, action: str, value: str, user_id: str, delivery_id: str, **details) -> None:
-    """Approve/Reject button → the approval policy. Not built yet: registry approvals issue."""
-    _pending(self.name, "registry approvals", action=action, value=value, delivery_id=delivery_id)
+def handle_slack_button(self, action: str, value: str, user_id: str, delivery_id: str, response_url: str = "",
+                        **details) -> None:
+    """Approve/Reject button on an approval request → the approval policy."""
+    model, _, version = value.partition("@")
+    _slack_decide(action, model, version, user_id, response_url, "rejected with the Slack button")
+
+
+@app.task(base=BotTask, name=T.POLL_REGISTRY, bind=True)
+def poll_registry(self) -> int:
+    """beat, for registries without webhooks (Unity Catalog) → the same model events, once each."""
+    settings, desk = ctx.settings(), _desk()
+    if not settings.mlflow.poll:
+        return 0
+    emitted = 0
+    for model in settings.models:
+        versions = desk.registry.versions(model)
+        if desk.r.set(f"mlops-bot:polled:{model}:baseline", 1, nx=True):
+            # first poll: what exists already is history, not news
+            desk.r.sadd(f"mlops-bot:polled:{model}", *[v.version for v in versions] or ["-"])
+            continue
+        for v in versions:
+            if desk.r.sadd(f"mlops-bot:polled:{model}", v.version):  # new to us: exactly once
+                approvals.on_model_event(desk, {"registry": "poll", "kind": "version_created", "model": model,
+                                                "version": v.version}, f"poll:{model}:{v.version}")
+                emitted += 1
+    return emitted
 
 
 @app.task(base=BotTask, name=T.CLEAN_UP_STALE_JOBS, bind=True)

@@ -9,15 +9,24 @@ The server is started with the environment it needs to deliver webhooks to the b
   its own key, so secrets stored by one worker cannot be decrypted by another and deliveries
   are lost),
 - ``MLFLOW_WEBHOOK_CACHE_TTL=1`` so a webhook created a moment ago is seen by the next event.
+
+The key is in ``service.env``; restarting on the same `workdir` needs the same key, or stored
+webhook secrets cannot be decrypted. The server's job runner (huey consumers, used only by
+GenAI features) is off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION says otherwise.
+Start-up takes about 5.5-6.5 s on an idle 2-CPU machine (most of it importing mlflow twice:
+the CLI process and its uvicorn worker).
 """
 from __future__ import annotations
 
 import base64
 import os
+import shutil
+import sqlite3
 import sys
+import tempfile
 from pathlib import Path
 
-from bot.localstack import Service, free_port, http_ok, start_process  # noqa: F401
+from bot.localstack import Service, free_port, start_process
 
 __all__ = ["start_mlflow", "generate_fernet_key", "webhook_env"]
 
@@ -47,21 +56,69 @@ def _health_ok(url: str) -> bool:
         return False
 
 
+def _schema_template() -> Path:
+    """Where an empty, fully migrated store of this MLflow version is kept between starts."""
+    try:
+        from importlib.metadata import version
+
+        mlflow_version = version("mlflow")
+    except Exception:  # pragma: no cover - mlflow metadata missing
+        mlflow_version = "unknown"
+    return Path(tempfile.gettempdir()) / f"mlops-bot-mlflow-{mlflow_version}-empty.db"
+
+
+def _seed_store(db: Path) -> bool:
+    """Copy the migrated empty store into place (saves the ~1.5 s of migrations). True if done."""
+    template = _schema_template()
+    if db.exists() or not template.exists():
+        return False
+    tmp = db.with_suffix(".db.tmp")
+    shutil.copyfile(template, tmp)
+    os.replace(tmp, db)
+    return True
+
+
+def _save_template(db: Path) -> None:
+    """Snapshot a freshly migrated, still empty store as the template (consistent via backup)."""
+    template = _schema_template()
+    if template.exists():
+        return
+    tmp = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as src, sqlite3.connect(tmp) as dst:
+            if src.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                return  # not empty any more: never a template
+            src.backup(dst)
+        os.replace(tmp, template)
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def start_mlflow(
     workdir: Path,
     *,
     webhook_secret_key: str | None = None,
     timeout: float = 60,
+    reuse_schema: bool = True,
 ) -> Service:
     """Start `mlflow server` on a free port with its store and artifacts under `workdir`.
 
     Returns the Service; `service.url` is the tracking URI (``http://127.0.0.1:<port>``) and
     `service.env` the environment the server was given (including the Fernet key).
+
+    With `reuse_schema`, a new store starts as a copy of an empty store already migrated by
+    this MLflow version (kept in the temp dir after the first start), which skips the
+    database migrations.
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     artifacts = workdir / "mlartifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
+    db = workdir / "mlflow.db"
+    fresh = not db.exists()
+    seeded = reuse_schema and _seed_store(db)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -76,12 +133,15 @@ def start_mlflow(
         sys.executable, "-m", "mlflow", "server",
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+        "--backend-store-uri", f"sqlite:///{db}",
         "--serve-artifacts",
         "--artifacts-destination", str(artifacts),
         "--workers", "1",
     ]
-    return start_process(
+    service = start_process(
         "mlflow", argv, workdir=workdir, url=url, env=env,
         ready=lambda: _health_ok(url), timeout=timeout, cwd=workdir,
     )
+    if reuse_schema and fresh and not seeded:
+        _save_template(db)
+    return service

@@ -1,0 +1,52 @@
+"""Slack through slack_sdk: approval requests with buttons, thread replies, response_url answers."""
+from __future__ import annotations
+
+import os
+
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from bot.config import SlackSettings
+from workers.errors import Permanent
+
+
+class Chat:
+    def __init__(self, cfg: SlackSettings, client: WebClient | None = None):
+        self.cfg = cfg
+        if client is None:
+            token = os.environ.get(cfg.bot_token_env)
+            if not token:
+                raise Permanent(f"Slack: {cfg.bot_token_env} is not set")
+            client = WebClient(token=token, base_url=cfg.base_url, timeout=10)
+        self.client = client
+
+    def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]:
+        """Post the approval request with Approve/Reject buttons; returns (channel, ts)."""
+        value = f"{model}@{version}"
+        blocks = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "actions", "block_id": "decision", "elements": [
+                {"type": "button", "action_id": "approve", "style": "primary", "value": value,
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": "reject", "style": "danger", "value": value,
+                 "text": {"type": "plain_text", "text": "Reject"}},
+            ]},
+        ]
+        r = self.client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)
+        return r["channel"], r["ts"]
+
+    def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
+        r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text,
+                                         **({"thread_ts": thread_ts} if thread_ts else {}))
+        return r["channel"], r["ts"]
+
+    def close_request(self, channel: str, ts: str, text: str) -> None:
+        """Replace the buttons with the decision, so nobody clicks a stale request."""
+        self.client.chat_update(channel=channel, ts=ts, text=text,
+                                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+    @staticmethod
+    def respond(response_url: str, text: str, in_channel: bool = False) -> None:
+        if response_url:
+            WebhookClient(response_url, timeout=10).send(
+                text=text, response_type="in_channel" if in_channel else "ephemeral")
