@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
 TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
-PLACEHOLDERS = ("branch", "sha", "dataset", "pr", "repo", "workflow", "model", "version", "environment", "params", "suite")
+PLACEHOLDERS = ("branch", "sha", "dataset", "pr", "repo", "workflow", "model", "version", "environment", "params",
+                "suite", "requested_by")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -134,6 +135,7 @@ class Workflow(Strict):
     datasets: list[str] = ["toy"]
     default_dataset: str = ""
     suites: list[str] = []  # /test <suite>
+    default_suite: str = ""  # what `{suite}` is when /test names none
     params_allowed: list[str] = []
     max_concurrent_runs: int = Field(1, ge=1)
     timeout_seconds: int = Field(3600, ge=0)

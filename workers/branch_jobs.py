@@ -142,7 +142,8 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
                             f"`/cancel` it or wait for it to finish")
     parameters = run_parameters(job.settings, sha=sha, dataset=dataset or wf.dataset, pr=pr or "",
                                 params=",".join(f"{k}={v}" for k, v in (params or {}).items()),
-                                suite=suite, model=model, version=version, environment=env_name)
+                                suite=suite, model=model, version=version, environment=env_name,
+                                requested_by=requested_by)
     # run_now first: with the same token it returns the run a crashed attempt already started,
     # so what is cancelled below can never be this trigger's own run.
     run_id = ws.run_now(job.job_id, parameters, token)

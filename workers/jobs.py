@@ -139,7 +139,8 @@ def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str
 
 
 def _default(parameter: str, workflow: Workflow, sha: str) -> str:
-    return {"sha": sha, "dataset": workflow.dataset, "environment": workflow.environment}.get(parameter, "")
+    return {"sha": sha, "dataset": workflow.dataset, "environment": workflow.environment,
+            "suite": workflow.default_suite}.get(parameter, "")
 
 
 def fingerprint(body: dict) -> str:

@@ -30,3 +30,18 @@ def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
     url = f"http://127.0.0.1:{port}"
     return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/deliveries"),
                          timeout=30)
+
+
+SLACK_TOKEN = "xoxb-sandbox"
+
+
+def start_slack(workdir: Path, *, signing_secret: str, interactions_url: str, commands_url: str = "",
+                name: str = "slack") -> Service:
+    port = free_port()
+    argv = [sys.executable, "-m", "sandbox.slack", "--port", str(port), "--data", str(workdir / name),
+            "--token", SLACK_TOKEN, "--signing-secret", signing_secret, "--interactions-url", interactions_url]
+    if commands_url:
+        argv += ["--commands-url", commands_url]
+    url = f"http://127.0.0.1:{port}"
+    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/health"),
+                         timeout=30)

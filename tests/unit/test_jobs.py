@@ -62,7 +62,8 @@ def test_settings_from_config_are_a_valid_multi_task_job(settings):
     assert register[register.index("--commit") + 1] == "{{job.parameters.sha}}"
     assert parsed.git_source.git_commit == "a" * 40 and parsed.git_source.git_branch is None
     assert parsed.tasks[1].libraries[0].pypi.package == "scikit-learn>=1.4"
-    assert {p.name: p.default for p in parsed.parameters} == {"sha": "a" * 40, "dataset": "toy", "pr": "", "params": ""}
+    assert {p.name: p.default for p in parsed.parameters} == {"sha": "a" * 40, "dataset": "toy", "pr": "", "params": "",
+                                                            "requested_by": ""}
     assert parsed.max_concurrent_runs == 1 and parsed.timeout_seconds == 3600
 
 
