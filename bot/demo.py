@@ -1,195 +1,286 @@
-"""`mlops-bot demo`: start a private stack and play a scenario of signed deliveries through it.
+"""`mlops-bot demo`: the whole loop on this machine, with nothing but this repository.
 
-For each delivery it prints what the receiver answered (queued which task with which arguments,
-or why it was ignored), then waits until the worker has picked up every queued task. It exits
-0 only if every step did what it should.
+It starts a private Redis, a real MLflow server, the sandbox forge (hosting acme/churn-model,
+the example project), the sandbox Databricks workspace, the sandbox Slack, and the bot's web
+process and worker. Then people act through the forge's API, as GitHub users would:
 
-What is real today: the signed webhooks, the receiver under gunicorn, the private Redis and the
-Celery worker. The tasks that call Databricks, GitHub, MLflow and Slack are filled in by later
-issues; until then the worker logs each task it receives, and this demo shows that log.
+  1. alice pushes feature/better-features      → per-branch jobs appear in the workspace
+  2. alice opens a PR                          → the `test` workflow runs, status on the commit
+  3. alice comments /train toy                 → the job really trains; the PR gets the report
+  4. the new version arrives by MLflow webhook → validated → approval requested (PR + Slack)
+  5. alice's /approve is refused (four eyes); bob's /approve promotes it to `champion`
+  6. the PR is merged                          → the branch's jobs are cleaned up
+
+It prints each step as it happens, then the PR conversation, the registry and the audit trail,
+and exits 0 only if every step did what it should.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
-from bot import events
-from bot.localstack import Service
-from bot.localstack.bot import start_web, start_worker
-from bot.localstack.redis import start_redis
+from bot.localstack import ServiceError
+from bot.localstack.stack import EXAMPLE, REPO, SECRETS, USERS, Stack
+from bot.localstack.sandboxes import WORKSPACE_TOKEN
 
-ROOT = Path(__file__).resolve().parent.parent
-# Demo-only secrets: the demo's processes get them in their environment, nothing else does.
-SECRETS = {
-    "GITHUB_WEBHOOK_SECRET": "demo-github-secret",
-    "MLFLOW_WEBHOOK_SECRET": "demo-mlflow-secret",
-    "DATABRICKS_WEBHOOK_SECRET": "demo-databricks-secret",
-    "SLACK_SIGNING_SECRET": "demo-slack-secret",
-}
-REPO = {"id": 1, "name": "churn-model", "full_name": "acme/churn-model", "default_branch": "main",
-        "owner": {"login": "acme", "type": "Organization"}}
-ALICE, BOB = {"login": "alice", "type": "User"}, {"login": "bob", "type": "User"}
-BRANCH, SHA, BASE_SHA = "feature/better-features", "3f2a9c1" + "0" * 33, "9" * 40
+BRANCH = "feature/better-features"
+STEP_TIMEOUT = 120
 
 
-@dataclass
-class Step:
-    title: str
-    path: str
-    body: bytes
-    headers: dict
-    expect: str  # queued | ignored | duplicate | refused
-    tasks: list[str] = field(default_factory=list)
+class StepFailed(Exception):
+    pass
 
 
-def _github(title: str, event: str, data: dict, expect: str, tasks=(), delivery: str | None = None) -> Step:
-    body = json.dumps(data).encode()
-    headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
-               "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-               "X-Hub-Signature-256": events.github_signature(SECRETS["GITHUB_WEBHOOK_SECRET"], body)}
-    return Step(title, "/webhooks/github", body, headers, expect, list(tasks))
+def wait(what: str, check, timeout: float = STEP_TIMEOUT, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _pull(action: str, **extra) -> dict:
-    return {"action": action, "number": 7, "repository": REPO, "sender": ALICE,
-            "pull_request": {"number": 7, "title": "Better features", "user": ALICE, "merged": extra.pop("merged", False),
-                             "head": {"ref": BRANCH, "sha": SHA, "repo": REPO}, "base": {"ref": "main", "sha": BASE_SHA, "repo": REPO}},
-            **extra}
+class Story:
+    def __init__(self, stack: Stack, out=print):
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.config import Config
+        from github import Auth, Github
+        from mlflow.tracking import MlflowClient
 
+        self.stack, self.out = stack, out
+        self.gh = {u: Github(base_url=stack.url("forge"), auth=Auth.Token(t), seconds_between_requests=0,
+                             seconds_between_writes=0) for u, t in USERS.items()}
+        self.ws = WorkspaceClient(config=Config(host=stack.url("workspace"), token=WORKSPACE_TOKEN, auth_type="pat",
+                                                retry_timeout_seconds=30))
+        self.mlflow = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
+        self.started = time.monotonic()
+        self.results: list[tuple[str, bool, float]] = []
+        self.pr = None
+        self.sha = ""
 
-def _comment(body: str, user: dict, comment_id: int) -> dict:
-    return {"action": "created", "repository": REPO, "sender": user,
-            "issue": {"number": 7, "title": "Better features", "user": ALICE, "pull_request": {"url": "…/pulls/7"}},
-            "comment": {"id": comment_id, "body": body, "user": user}}
+    # --- helpers -------------------------------------------------------------------------------
+    def repo(self, user: str = "bob"):
+        return self.gh[user].get_repo(REPO)
 
+    def say(self, text: str) -> None:
+        self.out(f"      {text}")
 
-def scenario() -> list[Step]:
-    push = _github("alice pushes feature/better-features", "push",
-                   {"ref": f"refs/heads/{BRANCH}", "before": "0" * 40, "after": SHA, "created": True, "deleted": False,
-                    "repository": REPO, "pusher": {"name": "alice"}, "sender": ALICE}, "queued", ["sync_branch_jobs"],
-                   delivery="demo-push-1")
-    mlflow_body = json.dumps({"entity": "model_version", "action": "created", "timestamp": "now",
-                              "data": {"name": "churn-model", "version": "1", "run_id": "r1",
-                                       "tags": {"branch": BRANCH, "pr": "7"}}}).encode()
-    ts, mid = str(int(time.time())), str(uuid.uuid4())
-    mlflow = Step("MLflow: churn-model version 1 registered", "/webhooks/mlflow", mlflow_body,
-                  {"Content-Type": "application/json", "X-MLflow-Delivery-Id": mid, "X-MLflow-Timestamp": ts,
-                   "X-MLflow-Signature": events.mlflow_signature(SECRETS["MLFLOW_WEBHOOK_SECRET"], mid, ts, mlflow_body)},
-                  "queued", ["handle_model_event"])
-    button = ("payload=" + quote(json.dumps({
-        "type": "block_actions", "user": {"id": "U0BOB", "username": "bob"}, "trigger_id": str(uuid.uuid4()),
-        "response_url": "http://127.0.0.1:9/none", "actions": [{"action_id": "approve", "value": "churn-model@1"}]}))).encode()
-    slack = Step("Slack: bob clicks Approve", "/webhooks/slack/interactions", button,
-                 {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-                  "X-Slack-Signature": events.slack_signature(SECRETS["SLACK_SIGNING_SECRET"], ts, button)},
-                 "queued")  # Slack shows the answer to the user: it carries a text, not the task list
-    forged = _github("someone posts an unsigned /deploy prod", "issue_comment", _comment("/deploy prod", BOB, 9), "refused")
-    forged.headers["X-Hub-Signature-256"] = "sha256=" + "0" * 64
-    return [
-        push,
-        _github("GitHub redelivers the same push", "push", json.loads(push.body), "duplicate", delivery="demo-push-1"),
-        _github("alice opens PR #7", "pull_request", _pull("opened"), "queued", ["sync_branch_jobs", "start_run"]),
-        _github("alice comments /train toy", "issue_comment", _comment("/train toy --param max_depth=4", ALICE, 1), "queued",
-                ["run_command"]),
-        _github("alice comments /trian toy (typo)", "issue_comment", _comment("/trian toy", ALICE, 2), "queued",
-                ["refuse_command"]),
-        _github("alice edits her comment", "issue_comment", {**_comment("/train full", ALICE, 1), "action": "edited"},
-                "ignored"),
-        mlflow,
-        _github("alice comments /approve", "issue_comment", _comment("/approve", ALICE, 3), "queued", ["run_command"]),
-        slack,
-        forged,
-        _github("alice pushes a tag", "push", {"ref": "refs/tags/v1", "after": SHA, "repository": REPO}, "ignored"),
-        _github("bob merges PR #7", "pull_request", _pull("closed", merged=True), "queued", ["remove_branch_jobs"]),
-    ]
-
-
-def _post(url: str, step: Step) -> tuple[int, dict, float]:
-    request = urllib.request.Request(url + step.path, data=step.body, headers=step.headers, method="POST")
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            status, body = r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        status, body = e.code, json.loads(e.read())
-    return status, body, (time.perf_counter() - started) * 1000
-
-
-def _outcome(path: str, status: int, body: dict) -> str:
-    if path.startswith("/webhooks/slack/") and status == 200:
-        return {"On it.": "queued", "Already on it.": "duplicate"}.get(body.get("text"), "ignored")
-    return body.get("status", "?") if status < 500 else "unavailable"
-
-
-def _worker_saw(worker: Service) -> dict[str, dict]:
-    seen = {}
-    for line in worker.log_path.read_text(errors="replace").splitlines():
+    def step(self, title: str, fn) -> bool:
+        t0 = time.monotonic()
+        self.out(f"\n▶ {title}")
         try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == "task.started" and entry.get("task_id"):
-            seen[entry["task_id"]] = entry
-    return seen
+            fn()
+            ok = True
+        except (StepFailed, AssertionError) as exc:
+            self.say(f"✗ {exc}")
+            ok = False
+        took = time.monotonic() - t0
+        self.results.append((title, ok, took))
+        self.out(f"  {'✓' if ok else '✗'} {took:.1f} s")
+        return ok
+
+    def branch_jobs(self) -> list[str]:
+        return sorted(j.settings.name for j in self.ws.jobs.list() if f"/{BRANCH}/" in (j.settings.name or ""))
+
+    def bot_comments(self, kind: str, key: str = "") -> list:
+        marker = f"<!-- mlops-bot:{kind} key={key}"
+        return [c for c in self.repo().get_issue(self.pr.number).get_comments()
+                if c.user.login == "mlops-bot" and marker in c.body]
+
+    def comment(self, user: str, body: str):
+        c = self.repo(user).get_issue(self.pr.number).create_comment(body)
+        self.say(f"@{user} commented `{body}`")
+        return c
+
+    def status(self, context: str) -> str | None:
+        found = [s for s in self.repo().get_commit(self.sha).get_statuses() if s.context == context]
+        return found[0].state if found else None
+
+    def delivery_answer(self, event: str) -> str | None:
+        """What the receiver answered the forge's newest `event` delivery (from the forge's own log)."""
+        with urllib.request.urlopen(f"{self.stack.url('forge')}/sandbox/deliveries?event={event}") as r:
+            deliveries = json.load(r)
+        deliveries = deliveries.get("deliveries", deliveries) if isinstance(deliveries, dict) else deliveries
+        done = [d for d in deliveries if d.get("status_code")]
+        if not done:
+            return None
+        d = done[-1]
+        return f"{d['status_code']} {str(d.get('response_body', ''))[:100].strip()} ({d.get('duration_ms', 0):.0f} ms)"
+
+    # --- the six steps -------------------------------------------------------------------------
+    def push_branch(self) -> None:
+        url = self.stack.url("forge").replace("http://", f"http://alice:{USERS['alice']}@") + f"/{REPO}.git"
+        checkout = self.stack.workdir / "alice-checkout"
+        git = lambda *a: subprocess.run(["git", *a], cwd=checkout if a[0] != "clone" else self.stack.workdir,  # noqa
+                                        check=True, capture_output=True, text=True,
+                                        env={**os.environ, "GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "alice@acme.test",
+                                             "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@acme.test"})
+        git("clone", "-q", url, str(checkout))
+        git("checkout", "-q", "-b", BRANCH)
+        notes = checkout / "NOTES.md"
+        notes.write_text("Better features: deeper trees, more estimators (default params).\n")
+        git("add", "-A")
+        git("commit", "-qm", "Better features")
+        git("push", "-q", "origin", BRANCH)
+        self.sha = git("rev-parse", "HEAD").stdout.strip()
+        self.say(f"alice: git push origin {BRANCH}  ({self.sha[:7]})")
+        self.say(f"receiver answered the push webhook: {wait('the push delivery', lambda: self.delivery_answer('push'), 20)}")
+        jobs = wait("the branch's jobs", lambda: self.branch_jobs() if len(self.branch_jobs()) == 4 else None)
+        for name in jobs:
+            self.say(f"job  {name}")
+
+    def open_pr(self) -> None:
+        self.pr = self.repo("alice").create_pull(title="Better features", body="Deeper trees.", head=BRANCH, base="main")
+        self.say(f"alice opened PR #{self.pr.number}")
+        state = wait("the test status", lambda: self.status("mlops-bot/test") if self.status("mlops-bot/test")
+                     in ("success", "failure") else None)
+        [report] = wait("the test report", lambda: self.bot_comments("report", "test"))
+        self.say(f"commit status mlops-bot/test: {state}")
+        self.say(report.body.splitlines()[1])
+        assert state == "success", "the test workflow did not succeed"
+
+    def train(self) -> None:
+        c = self.comment("alice", "/train toy")
+        [report] = wait("the train report", lambda: [r for r in self.bot_comments("report", "train")
+                                                    if "SUCCESS" in r.body or "FAILED" in r.body] or None, 150)
+        for line in report.body.splitlines()[1:]:
+            if line.startswith(("|", "####", "**", "[")):
+                self.say(line)
+        assert "SUCCESS" in report.body.splitlines()[1] or "— SUCCESS" in report.body, "training did not succeed"
+        assert "Metrics vs champion" in report.body, "no champion comparison in the report"
+        reactions = {r.content for r in c.get_reactions()}
+        self.say(f"reactions on alice's comment: {' '.join(sorted(reactions))}")
+
+    def validate(self) -> None:
+        [ask] = wait("the approval request on the PR", lambda: self.bot_comments("approval"), 120)
+        self.version = re.search(r"key=churn-model@(\d+)", ask.body).group(1)
+        self.say("PR: " + ask.body.splitlines()[1].lstrip("# "))
+        version = self.mlflow.get_model_version("churn-model", self.version)
+        self.say(f"registry: churn-model v{self.version} validation_status={version.tags.get('validation_status')}")
+        with urllib.request.urlopen(f"{self.stack.url('slack')}/sandbox/messages") as r:
+            messages = json.load(r)["messages"]
+        asks = [m for m in messages if "Approve" in json.dumps(m.get("blocks", []))]
+        self.say(f"slack #{asks[-1]['channel_name'] if asks else '?'}: {asks[-1]['text'].splitlines()[0] if asks else 'none'}")
+        assert version.tags.get("validation_status") == "passed", "validation did not pass"
+        assert asks, "no approval request in Slack"
+
+    def approve(self) -> None:
+        c = self.comment("alice", "/approve")
+        refusal = wait("alice's refusal", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        self.say("bot: " + refusal.body.splitlines()[-1])
+        assert "four eyes" in refusal.body
+        c = self.comment("bob", "/approve")
+        answer = wait("bob's approval", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        self.say("bot: " + answer.body.splitlines()[-1])
+        champion = self.mlflow.get_model_version_by_alias("churn-model", "champion")
+        self.say(f"registry: champion → churn-model v{champion.version}, approved_by={champion.tags.get('approved_by')}")
+        assert champion.version == self.version, "the champion alias did not move"
+
+    def merge(self) -> None:
+        self.repo("bob").get_pull(self.pr.number).merge(merge_method="merge")
+        self.say(f"bob merged PR #{self.pr.number}")
+        wait("the branch's jobs to go", lambda: self.branch_jobs() == [])
+        self.say(f"jobs left for {BRANCH}: none")
+
+    def run(self) -> bool:
+        steps = [("1. alice pushes feature/better-features → per-branch jobs appear", self.push_branch),
+                 ("2. alice opens a PR → the test workflow runs, status on the commit", self.open_pr),
+                 ("3. alice comments /train toy → the job trains, the PR gets the report", self.train),
+                 ("4. the new version arrives by MLflow webhook → validated → approval requested", self.validate),
+                 ("5. alice's /approve is refused (four eyes); bob's /approve promotes it", self.approve),
+                 ("6. the PR is merged → the branch's jobs are cleaned up", self.merge)]
+        for title, fn in steps:
+            if not self.step(title, fn):
+                return False
+        return True
+
+    # --- the closing picture -------------------------------------------------------------------
+    def transcript(self) -> None:
+        if not self.pr:
+            return
+        self.out(f"\n── PR #{self.pr.number} conversation ──")
+        for c in self.repo().get_issue(self.pr.number).get_comments():
+            reactions = " ".join(sorted({r.content for r in c.get_reactions()}))
+            body = c.body.split("-->", 1)[-1].strip() if c.body.startswith("<!--") else c.body
+            first = body.splitlines()[0] if body else ""
+            self.out(f"  @{c.user.login:<10} {first[:110]}" + (f"   [{reactions}]" if reactions else ""))
+
+    def registry(self) -> None:
+        self.out("\n── registry: churn-model ──")
+        for found in sorted(self.mlflow.search_model_versions("name='churn-model'"), key=lambda v: int(v.version)):
+            v = self.mlflow.get_model_version("churn-model", found.version)  # search results carry no aliases
+            tags = {k: v.tags[k] for k in ("branch", "pr", "validation_status", "approved_by") if k in v.tags}
+            self.out(f"  v{v.version}  aliases={list(v.aliases)}  {tags}")
+
+    def audit(self) -> None:
+        import redis
+
+        from bot import audit
+
+        self.out("\n── audit trail ──")
+        for e in audit.entries(redis.Redis.from_url(self.stack.services["redis"].url)):
+            self.out("  " + audit.format_entry(e))
 
 
-def run_demo(keep: bool = False) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="mlops-bot-demo-"))
-    services: list[Service] = []
+def seed_champion(stack: Stack, out=print) -> str:
+    """An older model trained on main and approved long ago, so the new one has a champion to beat."""
+    work = stack.workdir / "champion"
+    shutil.copytree(EXAMPLE, work)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": stack.url("mlflow"), "PYTHONPATH": str(work / "src")}
+    subprocess.run([sys.executable, "-m", "churn_model.cli", "--dataset", "toy", "--param", "n_estimators=10",
+                    "--param", "max_depth=1", "--register", "--model-name", "churn-model", "--repo", REPO,
+                    "--branch", "main", "--triggered-by", "carol"],
+                   cwd=work, env=env, check=True, capture_output=True, text=True)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
+    client.set_registered_model_alias("churn-model", "champion", "1")
+    client.set_model_version_tag("churn-model", "1", "approved_by", "bob")
+    return "1"
+
+
+def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="mlops-bot-demo-"))
+    stack = Stack(workdir)
+    started = time.monotonic()
     print(f"mlops-bot demo — everything runs under {workdir}\n")
+    ok = False
     try:
-        redis = start_redis(workdir)
-        services.append(redis)
-        env = {**SECRETS, "REDIS_URL": redis.url, "MLOPS_BOT_CONFIG": str(ROOT / "config.toml")}
-        services.append(web := start_web(workdir, env))
-        services.append(worker := start_worker(workdir, env, concurrency=1))
-        print(f"  redis   {redis.url}\n  web     {web.url}\n  worker  pid {worker.process.pid}\n")
-
-        ok, queued = True, {}
-        for n, step in enumerate(scenario(), 1):
-            status, body, ms = _post(web.url, step)
-            outcome = _outcome(step.path, status, body)
-            tasks = [t["task"] for t in body.get("tasks", [])]
-            good = outcome == step.expect and tasks == step.tasks
-            ok &= good
-            print(f"{'✓' if good else '✗'} {n:2}. {step.title}")
-            print(f"      → {status} {outcome} in {ms:.1f} ms", end="")
-            if body.get("reason") or body.get("text"):
-                print(f": {body.get('reason') or body.get('text')}", end="")
-            print()
-            for t in body.get("tasks", []):
-                queued[t["id"]] = t
-                args = ", ".join(f"{k}={v!r}" for k, v in t["kwargs"].items() if k != "delivery_id")
-                print(f"      queued {t['task']}({args})")
-            if not good:
-                print(f"      expected {step.expect} {step.tasks or ''}")
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not set(queued) <= set(_worker_saw(worker)):
-            time.sleep(0.1)
-        seen = _worker_saw(worker)
-        picked = [tid for tid in queued if tid in seen]
-        print(f"\nworker picked up {len(picked)} of {len(queued)} queued tasks")
-        for tid, task in queued.items():
-            print(f"  {'✓' if tid in seen else '✗'} {task['task']:20} {tid}")
-        ok &= len(picked) == len(queued)
-        print("\nThe tasks that call Databricks, GitHub, MLflow and Slack are not built yet: the worker logs them"
-              f" (see {worker.log_path}).")
-        print(f"\ndemo {'passed' if ok else 'FAILED'}")
+        stack.start(say=lambda name, s: print(f"  {name:<9} {s.url or f'pid {s.process.pid}'}"), install_hook=False)
+        seed_champion(stack)
+        print(f"  champion  churn-model v1 (trained on main with weak settings, approved by bob)")
+        print(f"  webhook   MLflow → bot: {stack.install_registry_hook()}")
+        print(f"  ready in {time.monotonic() - started:.1f} s")
+        story = Story(stack)
+        ok = story.run()
+        story.transcript()
+        story.registry()
+        story.audit()
+        total = time.monotonic() - started
+        timings = ", ".join(f"step {title.split('.')[0]}: {took:.0f} s" for title, _, took in story.results)
+        print(f"\n{'demo passed' if ok else 'demo FAILED'} in {total:.0f} s ({timings})")
         if keep:
-            print(f"\n--keep: web {web.url}, logs in {workdir}. Ctrl-C stops everything.")
+            print(f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
+                  f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
+                  f"        logs      {workdir}\nCtrl-C stops everything.")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0 if ok else 1
+    except (ServiceError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"\na service did not start: {exc}")
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:
-        for service in reversed(services):
-            service.stop()
+        if not ok:
+            print(f"\nlogs: {workdir}  (worker.log, web.log, workspace.log, forge.log, mlflow.log)")
+        stack.stop()

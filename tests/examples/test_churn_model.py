@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import shutil
@@ -85,9 +86,12 @@ class Step:
         return f"exit {self.code}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr[-4000:]}"
 
 
-def run_step(checkout: Path, env: dict[str, str], step: str, *args: str, task_key: str | None = None) -> Step:
-    task_env = {**env, "DATABRICKS_TASK_KEY": task_key or step,
-                "DATABRICKS_TASK_RUN_ID": str(abs(hash((step, args))) % 10**6)}
+_task_runs = itertools.count(1000)
+
+
+def run_step(checkout: Path, env: dict[str, str], step: str, *args: str) -> Step:
+    """`python steps/<step>.py args...` as the sandbox runs a spark_python_task."""
+    task_env = {**env, "DATABRICKS_TASK_KEY": step, "DATABRICKS_TASK_RUN_ID": str(next(_task_runs))}
     proc = subprocess.run([sys.executable, f"steps/{step}.py", *args], cwd=checkout, env=task_env,
                           capture_output=True, text=True, timeout=180)
     return Step(proc)
@@ -145,7 +149,7 @@ def test_pipeline_registers_version_1_with_lineage(pipeline, client, checkout):
     assert run.data.tags["registered_model_version"] == f"{MODEL}/1"
     metrics = run.data.metrics
     assert metrics["accuracy"] > 0.6
-    for name in ("f1", "roc_auc", "precision", "recall", "train_accuracy"):
+    for name in ("f1", "roc_auc", "precision", "recall", "train_accuracy", "holdout_accuracy"):
         assert 0 <= metrics[name] <= 1, name
     assert metrics["accuracy"] == pipeline["evaluate"].result["metrics"]["accuracy"]
     assert run.data.params["n_estimators"] == "80" and run.data.params["dataset"] == "toy"
@@ -169,6 +173,8 @@ def test_validate_passes_for_the_registered_version(pipeline, client, checkout, 
     assert result["validation_run_id"] in {r.info.run_id for r in runs}
     run = client.get_run(result["validation_run_id"])
     assert run.data.metrics["accuracy"] == result["metrics"]["accuracy"]
+    # validate scores the same validation set evaluate did: same model, same numbers
+    assert result["metrics"] == pipeline["evaluate"].result["metrics"]
 
 
 def test_validate_fails_with_an_impossible_threshold(pipeline, checkout, step_env):

@@ -1,0 +1,52 @@
+"""How every step ends: a short human summary, then exactly one JSON line of results.
+
+A bot reads the last line of the task output (`json.loads(output.strip().splitlines()[-1])`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, Iterable
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def emit(summary: Iterable[str], result: dict[str, Any]) -> None:
+    """Print the summary lines, then the results as one JSON line, and flush."""
+    for line in summary:
+        print(line)
+    print(json.dumps(_jsonable(result), sort_keys=True, default=str))
+    sys.stdout.flush()
+
+
+def fail(step: str, message: str, code: int = 2) -> "NoReturn":  # noqa: F821
+    """Report a step that could not run: message on stderr, `{"error": ...}` as the JSON line."""
+    print(f"{step}: error: {message}", file=sys.stderr)
+    sys.stderr.flush()
+    print(json.dumps({"error": message, "step": step}, sort_keys=True))
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+def run_step(step: str, body: Callable[[], int | None]) -> int:
+    """Run a step body, turning the project's expected errors into a clear message + exit 2."""
+    from churn_model.model import ParamError
+    from churn_model.pipeline import StepError
+
+    try:
+        return int(body() or 0)
+    except (ParamError, StepError) as exc:
+        fail(step, str(exc))
+    return 2  # pragma: no cover
+
+
+def fmt_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
