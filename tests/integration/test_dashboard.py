@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import browser
+
 from bot.dashboard import COOKIE, split_job_name
 from bot.web import create_app
 from tests.conftest import ROOT
@@ -298,7 +300,6 @@ def test_job_names_split_into_repo_branch_workflow(name, expected):
 
 
 # --- a real browser against the real web process ------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -313,21 +314,12 @@ def web(redis_server, redis_client, tmp_path, no_dashboard_env):
     service.stop()
 
 
-def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--window-size=1400,1000", *args],
-        capture_output=True, text=True, timeout=90)
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and not shutil.which("chromium"),
-                    reason="chromium is not installed: `apt-get install -y chromium`")
+@pytest.mark.skipif(not browser.available(), reason="chromium is not installed: `apt-get install -y chromium`")
 def test_headless_chromium_renders_the_dashboard(web, tmp_path):
     with urllib.request.urlopen(web.url + "/healthz", timeout=5) as r:
         assert r.status == 200
     url = f"{web.url}/?token={TOKEN}&refresh=0"
-    dom = chromium(["--dump-dom", url], tmp_path / "profile-dom")
+    dom = browser.chromium(["--dump-dom", url], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     for text in ('id="runs"', 'id="approvals"', 'id="deliveries"', 'id="jobs"', 'id="audit"',
@@ -340,7 +332,7 @@ def test_headless_chromium_renders_the_dashboard(web, tmp_path):
     artifacts.mkdir(exist_ok=True)
     shot = artifacts / "dashboard.png"
     shot.unlink(missing_ok=True)
-    taken = chromium([f"--screenshot={shot}", url], tmp_path / "profile-shot")
+    taken = browser.chromium([f"--screenshot={shot}", url], tmp_path / "profile-shot")
     assert taken.returncode == 0, taken.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 10_000
     # The app never logs the token: gunicorn's access line of the one ?token= request is its only trace.
