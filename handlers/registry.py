@@ -37,6 +37,11 @@ DATABRICKS_KINDS = {
 }
 
 
+# Tags the bot writes itself: their webhooks echo our own decisions back, nothing to act on.
+BOT_TAGS = {"validation_status", "validation_summary", "validation_run", "approved_by", "approved_at",
+            "approval_source", "rejected_by", "rejection_reason"}
+
+
 def model_event(registry: str, kind: str, model: str, version: str = "", **details) -> dict:
     """The internal model-event type: plain values only."""
     return {"registry": registry, "kind": kind, "model": model, "version": str(version or ""),
@@ -62,6 +67,8 @@ def on_mlflow_model_event(event: Event, settings: Settings) -> Outcome:
     tags = d.get("tags") if isinstance(d.get("tags"), dict) else {}
     if "key" in d:
         tags = {d["key"]: d.get("value", "")}
+    if kind in ("tag_set", "tag_deleted") and tags and set(tags) <= BOT_TAGS | {k for k in tags if k.startswith("deployed_")}:
+        return Ignored(f"tag {', '.join(sorted(tags))} is written by mlops-bot itself")
     mev = model_event("mlflow", kind, str(d.get("name", "")), d.get("version", ""),
                       alias=d.get("alias"), tags=tags, run_id=d.get("run_id"), source=d.get("source"))
     return _enqueue(event, settings, mev)

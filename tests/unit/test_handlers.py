@@ -159,3 +159,9 @@ def test_every_task_a_handler_names_is_registered_with_the_worker():
 
     names = {v for k, v in vars(T).items() if k.isupper()}
     assert names <= set(app.tasks)
+
+
+def test_tags_the_bot_writes_itself_are_not_acted_on(settings):
+    out = dispatch(settings, "mlflow", "model_version_tag", {"name": "churn-model", "version": "2",
+                                                               "key": "validation_status", "value": "passed"}, action="set")
+    assert out == Ignored("tag validation_status is written by mlops-bot itself")
