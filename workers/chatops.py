@@ -177,6 +177,12 @@ def announce(forge: Forge, state: State, record: dict, run_page_url: str) -> Non
     upsert_report(forge, state, record, render_running(record, run_page_url))
 
 
+def could_not_start(forge: Forge, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str) -> None:
+    record = {"repo": repo, "pr": pr, "workflow": workflow, "sha": sha}
+    forge.set_status(repo, sha, f"mlops-bot/{workflow}", "error", f"{workflow} could not start")
+    upsert_report(forge, state, record, f"### 💥 `{workflow}` could not start\n\n{reason}")
+
+
 def latest_key(record: dict) -> str:
     return f"mlops-bot:pr-latest:{record['repo']}#{record['pr']}:{record['workflow']}"
 

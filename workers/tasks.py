@@ -7,6 +7,7 @@ from bot import tasknames as T
 from bot.logs import get_logger
 from workers import approvals, branch_jobs, chatops, context as ctx, reporting
 from workers.app import BotTask, app
+from workers.errors import Permanent
 
 log = get_logger("workers.tasks")
 
@@ -34,9 +35,14 @@ def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: s
 def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id: str, index: int = 0,
               pr: int | None = None, requested_by: str = "", **options) -> int:
     """a workflow should run for a commit → run_now (idempotent per delivery), then follow it."""
-    started = branch_jobs.start_run(ctx.workspace, ctx.state(), ctx.settings(), repo=repo, branch=branch, sha=sha,
-                                    workflow=workflow, trigger=f"{delivery_id}:{index}", pr=pr,
-                                    requested_by=requested_by, **options)
+    try:
+        started = branch_jobs.start_run(ctx.workspace, ctx.state(), ctx.settings(), repo=repo, branch=branch,
+                                        sha=sha, workflow=workflow, trigger=f"{delivery_id}:{index}", pr=pr,
+                                        requested_by=requested_by, **options)
+    except Permanent as exc:
+        if pr:  # tell the PR, where people look, why its workflow did not start
+            chatops.could_not_start(ctx.forge(), ctx.state(), repo, pr, sha, workflow, exc.message)
+        raise
     if pr:
         chatops.announce(ctx.forge(), ctx.state(), started.record, started.run_page_url)
     _follow(started.environment, started.run_id)

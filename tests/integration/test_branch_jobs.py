@@ -277,3 +277,18 @@ def test_injected_429_and_500_are_survived(tmp_path, repo, redis_client, monkeyp
         assert names(sdk(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
     finally:
         sandbox.stop()
+
+
+def test_a_rejected_request_is_a_clear_permanent_error(tmp_path, repo, redis_client, monkeypatch):
+    monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
+    sandbox = start_workspace(tmp_path, faults=["POST:/api/2.2/jobs/run-now=400:1"])
+    try:
+        path = tmp_path / "config.toml"
+        path.write_text(config_text(sandbox.url, repo))
+        settings = load_config(path)
+        workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
+        with pytest.raises(Permanent, match=r"Databricks \(dev\) refused to start job \d+"):
+            branch_jobs.start_run(workspaces, State(redis_client), settings, repo="acme/tiny-ml", branch="f",
+                                  sha="", workflow="train", trigger="d-400:0")
+    finally:
+        sandbox.stop()

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import InvalidParameterValue, NotFound, ResourceDoesNotExist
+from contextlib import contextmanager
+
+from databricks.sdk.errors import DatabricksError, InvalidParameterValue, NotFound, ResourceDoesNotExist
 from databricks.sdk.service.jobs import JobSettings, RunLifeCycleState
 
 from bot.config import Environment
@@ -53,12 +55,26 @@ class Workspace:
                 return JobRef(job.job_id, name, dict(job.settings.tags or {}), job.created_time or 0)
         return None
 
+    @contextmanager
+    def _rejected_is_permanent(self, what: str):
+        """A 4xx on a write means the settings or the request are wrong: retrying cannot help."""
+        try:
+            yield
+        except DatabricksError as exc:
+            status = getattr(exc, "_status_code", None) or getattr(getattr(exc, "response", None), "status_code", 0)
+            if type(exc).__name__ in ("TooManyRequests", "TemporarilyUnavailable", "InternalError") or \
+                    (status and (status == 429 or status >= 500)):
+                raise
+            raise Permanent(f"Databricks ({self.name}) refused to {what}: {exc}") from exc
+
     def create_job(self, settings: dict) -> int:
         s = JobSettings.from_dict(settings)
-        return self.client.jobs.create(**{k: getattr(s, k) for k in settings}).job_id
+        with self._rejected_is_permanent(f"create job {settings['name']}"):
+            return self.client.jobs.create(**{k: getattr(s, k) for k in settings}).job_id
 
     def reset_job(self, job_id: int, settings: dict) -> None:
-        self.client.jobs.reset(job_id, JobSettings.from_dict(settings))
+        with self._rejected_is_permanent(f"update job {settings['name']}"):
+            self.client.jobs.reset(job_id, JobSettings.from_dict(settings))
 
     def delete_job(self, job_id: int) -> bool:
         try:
@@ -76,7 +92,8 @@ class Workspace:
 
     # --- runs ----------------------------------------------------------------------------------
     def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
-        return self.client.jobs.run_now(job_id, job_parameters=parameters, idempotency_token=token).run_id
+        with self._rejected_is_permanent(f"start job {job_id}"):
+            return self.client.jobs.run_now(job_id, job_parameters=parameters, idempotency_token=token).run_id
 
     def active_runs(self, job_id: int) -> list[int]:
         return [r.run_id for r in self.client.jobs.list_runs(job_id=job_id, active_only=True)]
