@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server git chromium
 .PHONY: test demo bench system-deps venv clean
 
 test: system-deps venv  ## run the whole suite against private services it starts itself
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 demo: system-deps venv  ## play the built-in scenario through real processes
 	$(PY) -m bot demo

@@ -7,6 +7,7 @@ import redis
 
 from bot.celery_app import redis_url
 from bot.config import Settings, load_config
+from bot.logs import get_logger
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
 from workers.state import State
@@ -56,9 +57,11 @@ def chat():
 
 
 def forge_or_none():
+    """GitHub, or None (logged) when no credentials are configured: runs still run, PRs are not told."""
     try:
         return forge()
-    except Permanent:
+    except Permanent as exc:
+        get_logger("workers.context").warning("github.unconfigured", reason=exc.message)
         return None
 
 

@@ -40,11 +40,13 @@ def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id
                                         sha=sha, workflow=workflow, trigger=f"{delivery_id}:{index}", pr=pr,
                                         requested_by=requested_by, **options)
     except Permanent as exc:
-        if pr:  # tell the PR, where people look, why its workflow did not start
-            chatops.could_not_start(ctx.forge(), ctx.state(), repo, pr, sha, workflow, exc.message)
+        forge = ctx.forge_or_none()
+        if pr and forge:  # tell the PR, where people look, why its workflow did not start
+            chatops.could_not_start(forge, ctx.state(), repo, pr, sha, workflow, exc.message)
         raise
-    if pr:
-        chatops.announce(ctx.forge(), ctx.state(), started.record, started.run_page_url)
+    forge = ctx.forge_or_none() if pr else None
+    if forge:  # without GitHub credentials the run still runs; only the PR is not told
+        chatops.announce(forge, ctx.state(), started.record, started.run_page_url)
     _follow(started.environment, started.run_id)
     return started.run_id
 
@@ -65,7 +67,7 @@ def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
     elif model and record.get("deploy_to"):
         approvals.deployed(_desk(), record, result)
     has_pr = bool(record.get("pr"))
-    reporting.report_run(record, result, forge=ctx.forge() if has_pr else None, state=ctx.state(),
+    reporting.report_run(record, result, forge=ctx.forge_or_none() if has_pr else None, state=ctx.state(),
                          settings=settings, registry=ctx.registry() if has_pr else None)
 
 

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from urllib.parse import quote
 
@@ -24,6 +23,11 @@ from bot import audit, events
 from bot.demo import Story, seed_champion
 from bot.localstack.stack import EXAMPLE, REPO, SECRETS, Stack
 from tests.support import browser
+from tests.support.waiting import post, wait_for
+
+
+def wait(check, timeout=90.0):
+    return wait_for(check, timeout, every=0.3)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,14 +48,6 @@ def mlflow(stack):
     return MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
 
 
-def wait(check, timeout=90.0, every=0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise AssertionError("timed out")
 
 
 def register(stack, *params: str) -> str:
@@ -66,13 +62,6 @@ def register(stack, *params: str) -> str:
     return str(json.loads(out.strip().splitlines()[-1])["registered"]["version"])
 
 
-def post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def slack(stack, path: str, payload: dict) -> dict:

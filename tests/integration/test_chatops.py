@@ -17,6 +17,11 @@ from bot.localstack.bot import start_web, start_worker
 from bot.localstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
 from tests.support.mlrepo import FILES, config_text, git
+from tests.support.waiting import wait_for
+
+
+def wait_until(check, timeout=60.0):
+    return wait_for(check, timeout, every=0.3)
 
 TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mallory": "ghp_mallory",
           "mlops-bot": "ghp_bot"}
@@ -113,15 +118,6 @@ def reactions(forge, c) -> set[str]:
     return {r.content for r in c.get_reactions()}  # read fresh from the forge each time
 
 
-def wait_until(check, timeout=60.0, every=0.3):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out; last value: {last!r}")
 
 
 def report(forge, number: int, workflow: str, containing: str, timeout=90.0):

@@ -8,6 +8,7 @@ import pytest
 
 from bot.localstack.bot import start_web, start_worker
 from tests.conftest import ROOT, SECRETS, payload
+from tests.support.waiting import post, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +22,6 @@ def stack(redis_server, tmp_path_factory):
     worker.stop()
 
 
-def post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def worker_lines(worker) -> list[dict]:
@@ -40,14 +34,6 @@ def worker_lines(worker) -> list[dict]:
     return out
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_train_comment_is_queued_run_by_the_worker_and_deduped(stack, signer):

@@ -10,7 +10,8 @@ from bot.localstack.bot import start_web, start_worker
 from bot.localstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.conftest import SECRETS
 from tests.integration.test_branch_jobs import names, sdk
-from tests.integration.test_receiver_worker import post, wait_for, worker_lines
+from tests.integration.test_receiver_worker import worker_lines
+from tests.support.waiting import post, wait_for
 from tests.support.mlrepo import branch, config_text, make_repo
 
 REPO = {"full_name": "acme/tiny-ml", "name": "tiny-ml", "owner": {"login": "acme"}}
