@@ -273,7 +273,9 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
             print(f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
                   f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
                   f"        logs      {workdir}\nCtrl-C stops everything.")
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait receives them
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            print("stopping everything…")
         return 0 if ok else 1
     except (ServiceError, subprocess.CalledProcessError, OSError) as exc:
         print(f"\na service did not start: {exc}")
