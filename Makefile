@@ -18,6 +18,7 @@ demo: system-deps venv  ## play the built-in scenario through real processes
 bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(PY) bench/ingest.py
+	$(PY) bench/commands.py
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

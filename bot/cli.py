@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_web)
 
     p = sub.add_parser("worker", help="a Celery worker for the bot's tasks")
-    p.add_argument("--concurrency", type=int, default=2)
-    p.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    # Tasks wait on GitHub/Databricks/MLflow, not on the CPU: threads carry more of them per process.
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
     p.add_argument("--hostname", default="")
     p.set_defaults(func=_worker)
 

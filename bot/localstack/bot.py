@@ -17,7 +17,7 @@ def start_web(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: 
                          ready=lambda: _ok(url + "/healthz"), timeout=60)
 
 
-def start_worker(workdir: Path, env: dict[str, str], *, concurrency: int = 2, name: str = "worker") -> Service:
+def start_worker(workdir: Path, env: dict[str, str], *, concurrency: int = 8, name: str = "worker") -> Service:
     argv = [sys.executable, "-m", "bot", "worker", "--concurrency", str(concurrency), "--hostname", f"{name}@%h"]
     log_path = workdir / f"{name}.log"
 

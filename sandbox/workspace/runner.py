@@ -162,6 +162,7 @@ class Runner:
                     os.killpg(p.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+        self.store.flush()
 
     def _finish_unstarted(self, run: dict, result: str, message: str) -> None:
         t = now_ms()

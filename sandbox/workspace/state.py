@@ -67,6 +67,8 @@ class Store:
         self.outputs: dict[int, dict] = {}  # task run id -> output record
         self.task_runs: dict[int, int] = {}  # task run id -> job run id
         self.counters = {"job": 100, "run": 1000, "repo": 10}
+        self._dirty = False
+        self._saver: threading.Thread | None = None
         self.load()
 
     # ---- ids -------------------------------------------------------------------------------------
@@ -107,14 +109,33 @@ class Store:
         if changed:
             self.save()
 
+    SAVE_EVERY = 0.2  # seconds: rewriting the whole file on every change made busy runs slow
+
     def save(self) -> None:
+        """Mark the state changed; a background thread writes it within SAVE_EVERY (and `flush` at exit)."""
         with self.lock:
-            data = {"jobs": self.jobs, "runs": self.runs, "repos": self.repos,
-                    "idempotency": self.idempotency, "outputs": self.outputs,
-                    "counters": self.counters}
+            self._dirty = True
+            if self._saver is None:
+                self._saver = threading.Thread(target=self._save_loop, name="state-saver", daemon=True)
+                self._saver.start()
+
+    def _save_loop(self) -> None:
+        while True:
+            time.sleep(self.SAVE_EVERY)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the state now if it changed."""
+        with self.lock:
+            if not self._dirty:
+                return
+            text = json.dumps({"jobs": self.jobs, "runs": self.runs, "repos": self.repos,
+                               "idempotency": self.idempotency, "outputs": self.outputs,
+                               "counters": self.counters})
+            self._dirty = False
             tmp = self.path.with_suffix(".json.tmp")
             with open(tmp, "w") as f:
-                json.dump(data, f)
+                f.write(text)
             os.replace(tmp, self.path)
 
     # ---- helpers ---------------------------------------------------------------------------------
