@@ -168,6 +168,7 @@ class Workflow(Strict):
 
 class Repo(Strict):
     name: str  # owner/repo
+    default_branch: str = "main"  # deploys, and validation of versions without lineage, run from here
     code_source: Literal["git", "repos"] = "git"
     git_url: str = ""  # default: https://github.com/<name>.git
     git_provider: str = "gitHub"

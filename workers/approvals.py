@@ -124,7 +124,7 @@ def start_validation(desk: Desk, model: str, version: str, event_tags: dict, del
         _audit(desk, "validated", request, "mlops-bot", "registry", request["summary"])
         return "cannot validate"
     started = branch_jobs.start_run(
-        desk.workspaces, desk.state, desk.settings, repo=repo, branch=request["branch"] or "main",
+        desk.workspaces, desk.state, desk.settings, repo=repo, branch=request["branch"] or cfg_repo.default_branch,
         sha=request["commit"], workflow=spec.validate_workflow, trigger=f"{delivery_id}:validate", pr=pr,
         model=model, version=str(version), requested_by="mlops-bot",
         context={"model": model, "version": str(version), "command": f"validation of {model}@{version}"})
@@ -335,9 +335,13 @@ def deploy(desk: Desk, request: dict, environment: str, actor: str, trigger: str
     if request["status"] != "approved":
         raise Permanent(f"{request['model']}@{request['version']} is not approved ({request['status']})")
     spec = desk.settings.models[request["model"]]
+    repo = desk.settings.repo(request["repo"])
+    if repo is None:
+        raise Permanent(f"repository {request['repo']} is not configured")
+    # A deploy belongs to the environment, not to a branch: it runs from the default branch's job.
     started = branch_jobs.start_run(
-        desk.workspaces, desk.state, desk.settings, repo=request["repo"], branch=request.get("branch") or "main",
-        sha=request.get("commit", ""), workflow=spec.deploy_workflow, trigger=trigger, pr=request.get("pr"),
+        desk.workspaces, desk.state, desk.settings, repo=repo.name, branch=repo.default_branch,
+        sha="", workflow=spec.deploy_workflow, trigger=trigger, pr=request.get("pr"),
         model=request["model"], version=request["version"], environment=environment, requested_by=actor,
         context={"model": request["model"], "version": request["version"], "deploy_to": environment,
                  "command": f"/deploy {environment}"})

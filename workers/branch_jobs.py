@@ -119,8 +119,7 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
     wf = settings.workflows.get(workflow)
     if wf is None or workflow not in settings.repo_workflows(repo_cfg):
         raise Permanent(f"workflow `{workflow}` is not configured for {repo}")
-    env_name = environment if environment and workflow == "deploy" and environment in settings.environments \
-        else wf.environment
+    env_name = environment if environment in settings.environments else wf.environment  # /deploy prod
     ws = workspaces(env_name)
     if repo_cfg.code_source == "repos":
         ws.checkout_repo(repo_path(repo_cfg, branch), repo_cfg.git_url, repo_cfg.git_provider, branch)

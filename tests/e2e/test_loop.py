@@ -162,6 +162,22 @@ def test_the_demo_story(stack, mlflow):
     assert decisions == ["validated", "requested", "refused", "approved", "promoted"]
 
 
+def test_deploy_runs_only_for_an_approved_version_and_only_for_maintainers(stack, mlflow):
+    gh = {u: Story(stack, out=lambda line: None).repo(u) for u in ("alice", "bob")}
+    [pr] = [p for p in gh["bob"].get_pulls(state="closed") if p.title == "Better features"]
+    champion = mlflow.get_model_version_by_alias("churn-model", "champion").version
+    refused = gh["alice"].get_issue(pr.number).create_comment("/deploy staging")
+    reply = wait(lambda: [c for c in gh["bob"].get_issue(pr.number).get_comments()
+                          if f"key={refused.id}-0" in c.body])[0]
+    assert "`/deploy` needs maintain permission" in reply.body
+    gh["bob"].get_issue(pr.number).create_comment("/deploy staging")
+    report = wait(lambda: [c for c in gh["bob"].get_issue(pr.number).get_comments()
+                           if "mlops-bot:report key=deploy" in c.body and "— SUCCESS" in c.body], timeout=120)
+    assert report
+    assert mlflow.get_model_version_by_alias("churn-model", "staging").version == champion  # set by deploy.py
+    assert ("deployed", "bob") in [(e["decision"], e["actor"]) for e in trail(stack) if e["version"] == champion]
+
+
 def test_a_replayed_registry_event_does_nothing(stack, mlflow):
     """The same version announced again (a replay, or the other registry's hook) starts nothing new."""
     version = mlflow.get_model_version_by_alias("churn-model", "champion").version
