@@ -17,6 +17,7 @@ and exits 0 only if every step did what it should.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -58,6 +59,8 @@ class Story:
         from mlflow.tracking import MlflowClient
 
         self.stack, self.out = stack, out
+        # The sandbox has no host metadata endpoint; the SDK's warning about it is noise here.
+        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
         self.gh = {u: Github(base_url=stack.url("forge"), auth=Auth.Token(t), seconds_between_requests=0,
                              seconds_between_writes=0) for u, t in USERS.items()}
         self.ws = WorkspaceClient(config=Config(host=stack.url("workspace"), token=WORKSPACE_TOKEN, auth_type="pat",

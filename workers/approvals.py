@@ -230,10 +230,11 @@ def refusal(request: dict | None, approver: str, role: str, settings: Settings, 
     if not allowed:
         return (f"approving needs {settings.permissions.approve} permission on {request.get('repo') or spec.repo} "
                 f"or a place in the approvers of {model}; @{approver} has {role}")
-    eyes = {request.get("pr_author", "").lower(): "opened the pull request",
-            request.get("trained_by", "").lower(): "started the training"}
-    if approver.lower() in eyes:
-        return f"four eyes: @{approver} {eyes[approver.lower()]} of {model}@{version} and cannot approve it"
+    roles = [what for who, what in ((request.get("pr_author", ""), "opened the pull request"),
+                                    (request.get("trained_by", ""), "started the training"))
+             if who and who.lower() == approver.lower()]
+    if roles:
+        return f"four eyes: @{approver} {' and '.join(roles)} of {model}@{version} and cannot approve it"
     if approver.lower() in {a["by"].lower() for a in request.get("approvals", [])}:
         return f"@{approver} has approved {model}@{version} already"
     return None
