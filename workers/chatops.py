@@ -247,6 +247,8 @@ def _help(chat: Chat, command: dict) -> None:
 
 
 def _ok_to_test(chat: Chat, command: dict) -> None:
+    if chat.settings.repo(chat.repo).fork_policy == "never":
+        raise Refusal(f"pull requests from forks never run in {chat.repo} (`fork_policy = \"never\"`).")
     pull = chat.forge.pull(chat.repo, chat.pr)
     if not pull.fork:
         chat.forge.react(chat.repo, chat.comment_id, "+1")

@@ -12,10 +12,6 @@ from workers.errors import Permanent
 log = get_logger("workers.tasks")
 
 
-def _pending(task: str, issue: str, **fields) -> None:
-    log.info("task.not_built_yet", task=task, comes_with=issue, **fields)
-
-
 @app.task(base=BotTask, name=T.SYNC_BRANCH_JOBS, bind=True)
 def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -> None:
     """push / PR update → upsert one job per configured workflow for the branch."""
@@ -88,11 +84,13 @@ def _follow(environment: str, run_id: int) -> None:
 @app.task(base=BotTask, name=T.AWAIT_OK_TO_TEST, bind=True)
 def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str) -> None:
     """fork PR opened/updated → nothing runs; ask a maintainer for /ok-to-test (one sticky comment)."""
-    forge = ctx.forge()
-    forge.upsert_comment(repo, pr, "reply", "ok-to-test",
-                         f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
-                         f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. "
-                         f"Each new push needs it again.")
+    forge, policy = ctx.forge(), ctx.settings().repo(repo).fork_policy
+    text = (f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
+            f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. Each new push needs it again."
+            if policy == "ok-to-test" else
+            f"Thanks @{author}! Pull requests from forks never run on Databricks in {repo}: "
+            f"a maintainer can push your branch to {repo} to run it.")
+    forge.upsert_comment(repo, pr, "reply", "ok-to-test", text)
 
 
 @app.task(base=BotTask, name=T.RUN_COMMAND, bind=True)
@@ -110,9 +108,17 @@ def refuse_command(self, repo: str, pr: int, comment_id: int, user: str, line: s
 
 
 @app.task(base=BotTask, name=T.RERUN_CHECK, bind=True)
-def rerun_check(self, repo: str, check_run_id: int, name: str, sha: str, delivery_id: str, **context) -> None:
-    """check run "Re-run" → run its workflow again. Not built yet: PR chat-ops issue."""
-    _pending(self.name, "PR chat-ops", repo=repo, check=name, delivery_id=delivery_id)
+def rerun_check(self, repo: str, check_run_id: int, name: str, sha: str, delivery_id: str, branch: str = "",
+                pr: int | None = None, user: str = "", **context) -> None:
+    """"Re-run" on one of the bot's check runs (GitHub Apps only) → that workflow again, same commit."""
+    workflow = name.removeprefix("mlops-bot/")
+    if not name.startswith("mlops-bot/") or workflow not in ctx.settings().workflows:
+        log.info("check.not_ours", delivery_id=delivery_id, check=name)
+        return
+    if not branch:
+        raise Permanent(f"check run {check_run_id} names no branch to run {workflow} on")
+    start_run.run(repo=repo, branch=branch, sha=sha, workflow=workflow, delivery_id=delivery_id, pr=pr,
+                  requested_by=user)
 
 
 @app.task(base=BotTask, name=T.HANDLE_MODEL_EVENT, bind=True)
@@ -182,5 +188,10 @@ def poll_registry(self) -> int:
 
 @app.task(base=BotTask, name=T.CLEAN_UP_STALE_JOBS, bind=True)
 def clean_up_stale_jobs(self) -> list[dict]:
-    """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL."""
-    return branch_jobs.clean_up(ctx.workspace, ctx.state(), ctx.settings(), ctx.forge().branch_exists)
+    """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL; say so in Slack."""
+    removed = branch_jobs.clean_up(ctx.workspace, ctx.state(), ctx.settings(), ctx.forge().branch_exists)
+    chat = ctx.chat()
+    if removed and chat:
+        lines = [f"• `{r['job']}` ({r['environment']}): {r['why']}" for r in removed]
+        chat.post(f"🧹 mlops-bot removed {len(removed)} stale job(s):\n" + "\n".join(lines))
+    return removed

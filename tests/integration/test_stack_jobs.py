@@ -131,3 +131,17 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
     else:
         [job] = [j for j in client.jobs.list() if j.settings.name.endswith("/feature/crash/test")]
         assert len(list(client.jobs.list_runs(job_id=job.job_id))) == 1
+
+
+def test_rerequested_check_run_runs_its_workflow_again(stack, signer):
+    repo, start, services, tmp = stack
+    ws, web, env = start()
+    services.append(worker := start_worker(tmp, env, concurrency=2))
+    sha = branch(repo, "feature/check")
+    body = {"action": "rerequested", "repository": REPO, "sender": {"login": "alice"},
+            "check_run": {"id": 9, "name": "mlops-bot/train", "head_sha": sha,
+                          "check_suite": {"head_branch": "feature/check"}, "pull_requests": []}}
+    data, headers = signer.github("check_run", body, delivery="check-1")
+    assert post(web.url + "/webhooks/github", data, headers)[0] == 202
+    [reported] = wait_for(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)
+    assert (reported["result"], reported["branch"]) == ("SUCCESS", "feature/check")
