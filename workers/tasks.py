@@ -132,8 +132,15 @@ def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
 SLACK_USAGE = "`/mlops approve <model> <version>` or `/mlops reject <model> <version> <reason>`"
 
 
-def _slack_decide(action: str, model: str, version: str, user_id: str, response_url: str, reason: str = "") -> None:
+def _slack() -> "object":
     chat = ctx.chat()
+    if chat is None:  # a signed Slack request arrived, but the bot has no token to answer with
+        raise Permanent(f"Slack: {ctx.settings().slack.bot_token_env} is not set, so the bot cannot answer in Slack")
+    return chat
+
+
+def _slack_decide(action: str, model: str, version: str, user_id: str, response_url: str, reason: str = "") -> None:
+    chat = _slack()
     login = ctx.settings().slack.users.get(user_id)
     if not login:
         chat.respond(response_url, f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
@@ -148,10 +155,10 @@ def run_slack_command(self, user_id: str, delivery_id: str, response_url: str = 
                       error: str = "", usage: str = "", **details) -> None:
     """Slack `/mlops approve churn-model 7` → the same approval policy as on a PR; answer via response_url."""
     if error or not command or command["name"] not in ("approve", "reject"):
-        ctx.chat().respond(response_url, (f"{error}\n" if error else "") + f"Usage: {SLACK_USAGE}")
+        _slack().respond(response_url, (f"{error}\n" if error else "") + f"Usage: {SLACK_USAGE}")
         return
     if not command.get("model"):
-        ctx.chat().respond(response_url, f"Name the model and version. Usage: {SLACK_USAGE}")
+        _slack().respond(response_url, f"Name the model and version. Usage: {SLACK_USAGE}")
         return
     _slack_decide(command["name"], command["model"], command["version"], user_id, response_url,
                   command.get("reason", ""))
@@ -183,6 +190,13 @@ def poll_registry(self) -> int:
                 approvals.on_model_event(desk, {"registry": "poll", "kind": "version_created", "model": model,
                                                 "version": v.version}, f"poll:{model}:{v.version}")
                 emitted += 1
+        for v in versions:  # aliases moved since the last poll become alias_set events, once per move
+            for alias in v.aliases:
+                if desk.r.getset(f"mlops-bot:polled-alias:{model}:{alias}", v.version) not in (None, v.version.encode()):
+                    approvals.on_model_event(desk, {"registry": "poll", "kind": "alias_set", "model": model,
+                                                    "version": v.version, "alias": alias},
+                                             f"poll:{model}:{alias}:{v.version}")
+                    emitted += 1
     return emitted
 
 
