@@ -123,7 +123,7 @@ class Runner:
                 set_state(r, "PENDING", message="Waiting for the run to start.")
                 active += 1
                 to_start.append(r["run_id"])
-            self.store.save()
+            self.store.save_soon()
         for rid in to_start:
             self.start(rid)
 
@@ -140,7 +140,7 @@ class Runner:
                 # Never started: finish it right here.
                 self._finish_unstarted(run, "CANCELED", "Run was cancelled before it started.")
                 self.controls.pop(run_id, None)
-                self.store.save()
+                self.store.save_soon()
                 job_id = run["job_id"]
             else:
                 job_id = None
@@ -196,7 +196,7 @@ class Runner:
         finally:
             with self.store.lock:
                 self.controls.pop(run_id, None)
-                self.store.save()
+                self.store.save_soon()
             if job_id is not None:
                 self.dispatch_queue(job_id)
 
@@ -244,7 +244,7 @@ class Runner:
                 self._finish_unstarted(run, ctl.reason, "Run was cancelled before it started.")
                 return
             set_state(run, "PENDING", message="Checking out the source code.")
-            store.save()
+            store.save_soon()
         try:
             workdir = self._prepare_workdir(run)
         except gitutil.GitError as e:
@@ -266,7 +266,7 @@ class Runner:
                 run["git_source"]["git_snapshot"] = {"used_commit": gitutil.head_commit(workdir)}
             set_state(run, "RUNNING", message="In run")
             run["_exec_start"] = now_ms()
-            store.save()
+            store.save_soon()
         settings = run["_settings"]
         job_timeout = settings.get("timeout_seconds") or 0
         deadline = (time.monotonic() + job_timeout) if job_timeout > 0 else None
@@ -326,7 +326,7 @@ class Runner:
             run["end_time"] = t
             run["run_duration"] = t - run["start_time"]
             run["execution_duration"] = 0
-            store.save()
+            store.save_soon()
 
     @staticmethod
     def _run_if(cond: str, deps: list[str]) -> str:
@@ -374,7 +374,7 @@ class Runner:
             task["start_time"] = t0
             set_state(task, "RUNNING", message="In run")
             store.outputs[trid] = {"job_run_id": run["run_id"]}
-            store.save()
+            store.save_soon()
         try:
             argv, cwd, env = self._build_command(run, task, workdir, result_file)
         except TaskSetupError as e:
@@ -450,7 +450,7 @@ class Runner:
             task["run_duration"] = t - task.get("start_time", t0)
             task["setup_duration"] = 0
             task["cleanup_duration"] = 0
-            self.store.save()
+            self.store.save_soon()
         return result
 
     # ---- command construction --------------------------------------------------------------------

@@ -109,9 +109,15 @@ class Store:
         if changed:
             self.save()
 
-    SAVE_EVERY = 0.2  # seconds: rewriting the whole file on every change made busy runs slow
+    SAVE_EVERY = 0.2  # seconds: rewriting the whole file on every task transition made busy runs slow
 
     def save(self) -> None:
+        """Write the state now: what an API call changed survives a crash right after it answered."""
+        with self.lock:
+            self._dirty = True
+            self.flush()
+
+    def save_soon(self) -> None:
         """Mark the state changed; a background thread writes it within SAVE_EVERY (and `flush` at exit)."""
         with self.lock:
             self._dirty = True
