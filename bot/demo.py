@@ -286,6 +286,8 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        if not ok:
-            print(f"\nlogs: {workdir}  (worker.log, web.log, workspace.log, forge.log, mlflow.log)")
         stack.stop()
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)  # nothing left behind
+        else:  # keep the logs of a failed run for whoever looks into it
+            print(f"\nlogs: {workdir}  (worker.log, web.log, workspace.log, forge.log, mlflow.log)")

@@ -12,6 +12,8 @@ import time
 from typing import Callable
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     client = redis_client or redis.Redis.from_url(
         os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         socket_connect_timeout=1, socket_timeout=2, health_check_interval=30,
+        # one quick retry, then 503: the sender retries later, a blocked thread helps nobody
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
     queue = Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds)
     secrets = {source: secret(env) for source, (_, env) in SOURCES.items()}
