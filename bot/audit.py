@@ -12,7 +12,6 @@ import time
 import redis
 
 AUDIT_KEY = "mlops-bot:audit"
-DECISIONS = ("validated", "requested", "approved", "rejected", "refused", "promoted", "deploy-started", "deployed")
 
 
 def record(client: redis.Redis, decision: str, *, model: str, version: str, actor: str, source: str,

@@ -30,9 +30,9 @@ def list_hooks(settings: Settings) -> list:
             return out
 
 
-def install_hook(settings: Settings) -> tuple[object, str]:
-    """Create the hook, or update it when its URL or events differ; the secret is MLFLOW_WEBHOOK_SECRET."""
-    secret = os.environ.get("MLFLOW_WEBHOOK_SECRET")
+def install_hook(settings: Settings, secret: str | None = None) -> tuple[object, str]:
+    """Create the hook, or update it when its URL or events differ; the secret defaults to MLFLOW_WEBHOOK_SECRET."""
+    secret = secret or os.environ.get("MLFLOW_WEBHOOK_SECRET")
     if not secret:
         raise SystemExit("MLFLOW_WEBHOOK_SECRET is not set: the bot refuses unsigned MLflow deliveries")
     client, url = _client(settings), hook_url(settings)

@@ -322,7 +322,7 @@ def deployed(desk: Desk, record: dict, result: dict) -> None:
     if ok:
         desk.registry.set_tags(record["model"], record["version"],
                                {f"deployed_{env}_by": record.get("requested_by", "")})
-        _audit(desk, "deployed", {**request, "version": f"{record['version']}"}, record.get("requested_by", ""),
+        _audit(desk, "deployed", request, record.get("requested_by", ""),
                "github", f"to {env}")
     if desk.chat:
         desk.chat.post(f"{icon(result['result'])} deploy of *{record['model']}* version {record['version']} "

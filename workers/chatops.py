@@ -52,12 +52,8 @@ class Chat:
 
     # --- replies -------------------------------------------------------------------------------
     def reply(self, body: str) -> int:
-        key = f"{self.comment_id}-{self.index}"
-        cache = f"mlops-bot:comment:{self.repo}#{self.pr}:reply:{key}"
-        known = self.state.r.get(cache)
-        cid = self.forge.upsert_comment(self.repo, self.pr, "reply", key, body, int(known) if known else None)
-        self.state.r.set(cache, cid, ex=7 * 24 * 3600)
-        return cid
+        return sticky_comment(self.forge, self.state, self.repo, self.pr, "reply", f"{self.comment_id}-{self.index}",
+                              body)
 
     def refuse(self, reason: str, usage: str = "") -> None:
         self.forge.react(self.repo, self.comment_id, "confused")
@@ -188,10 +184,14 @@ def latest_key(record: dict) -> str:
 
 
 def upsert_report(forge: Forge, state: State, record: dict, body: str) -> int:
-    cache = f"mlops-bot:comment:{record['repo']}#{record['pr']}:report:{record['workflow']}"
+    return sticky_comment(forge, state, record["repo"], record["pr"], "report", record["workflow"], body)
+
+
+def sticky_comment(forge: Forge, state: State, repo: str, pr: int, kind: str, key: str, body: str) -> int:
+    """The one comment for (kind, key), edited in place; its id is remembered so no listing is needed."""
+    cache = f"mlops-bot:comment:{repo}#{pr}:{kind}:{key}"
     known = state.r.get(cache)
-    cid = forge.upsert_comment(record["repo"], record["pr"], "report", record["workflow"], body,
-                               int(known) if known else None)
+    cid = forge.upsert_comment(repo, pr, kind, key, body, int(known) if known else None)
     state.r.set(cache, cid, ex=30 * 24 * 3600)
     return cid
 
@@ -257,7 +257,7 @@ def _ok_to_test(chat: Chat, command: dict) -> None:
     chat.state.r.set(f"mlops-bot:ok-to-test:{chat.repo}#{chat.pr}", pull.head_sha, ex=30 * 24 * 3600)
     repo = chat.settings.repo(chat.repo)
     names = [n for n, wf in chat.settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
-    for i, name in enumerate(names):
+    for name in names:
         _start(chat, name, {"line": "/ok-to-test"}, pull=pull)
     chat.reply(f"@{chat.user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}"
                + (f": started {', '.join('`' + n + '`' for n in names)}." if names else "."))

@@ -63,9 +63,3 @@ def forge_or_none():
     except Permanent as exc:
         get_logger("workers.context").warning("github.unconfigured", reason=exc.message)
         return None
-
-
-def reset() -> None:
-    """Forget everything built (tests that change the environment call this)."""
-    for fn in (settings, state, workspace, forge, registry, chat):
-        fn.cache_clear()

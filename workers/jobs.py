@@ -17,7 +17,7 @@ from bot.config import PLACEHOLDERS, Repo, Settings, Workflow
 MANAGED_TAG = "mlops-bot"
 FINGERPRINT_TAG = "mlops-bot-fingerprint"
 MAX_TAGS = 25
-MAX_TAG_KEY, MAX_TAG_VALUE = 127, 255
+MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
 LITERAL_PLACEHOLDERS = {"branch", "repo", "workflow"}
 JOB_PARAMETERS = [p for p in PLACEHOLDERS if p not in LITERAL_PLACEHOLDERS]

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -116,6 +115,3 @@ def http_ok(url: str) -> bool:
     except (OSError, ValueError):
         return False
 
-
-def python() -> str:
-    return sys.executable

@@ -93,13 +93,7 @@ class Stack:
         from bot.config import load_config
         from bot.registry_hooks import install_hook
 
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
-            hook, what = install_hook(load_config(self.config_path))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        hook, what = install_hook(load_config(self.config_path), SECRETS["MLFLOW_WEBHOOK_SECRET"])
         return what
 
     def stop(self) -> None:

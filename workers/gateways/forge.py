@@ -8,7 +8,6 @@ Calls go through PyGithub's requester so each method costs exactly the requests 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from github import Auth, Github, GithubException
@@ -20,7 +19,6 @@ from workers.errors import Permanent
 SAFE_RETRY = Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504),
                    allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
-_MARKER = re.compile(r"<!-- mlops-bot:(\w+) key=(\S+) -->")
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -160,8 +158,3 @@ class Forge:
             self._call("PATCH", f"/repos/{repo}/check-runs/{runs[0]['id']}", input=body)
         else:
             self._call("POST", f"/repos/{repo}/check-runs", input=body)
-
-
-def marked(body: str) -> tuple[str, str] | None:
-    m = _MARKER.search(body or "")
-    return (m.group(1), m.group(2)) if m else None
