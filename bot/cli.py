@@ -1,4 +1,4 @@
-"""`mlops-bot` — the command line: processes, config check, sandbox servers, demo."""
+"""`mlops-bot` — the command line: the Procfile's processes, config check, audit trail, registry hooks."""
 from __future__ import annotations
 
 import argparse
@@ -20,10 +20,17 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+WEB_APP = "bot.web:create_app()"
+
+
+def gunicorn_argv(host: str, port: int, workers: int, threads: int, app: str = WEB_APP) -> list[str]:
+    """The one gunicorn command line of the web process (the Procfile's `web` runs it through `_web`)."""
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
+            "--worker-class", "gthread", "--threads", str(threads), app]
+
+
 def _web(args: argparse.Namespace) -> int:
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}", "--workers", str(args.workers),
-            "--worker-class", "gthread", "--threads", str(args.threads), "bot.web:create_app()"]
-    os.execv(sys.executable, argv)
+    os.execv(sys.executable, gunicorn_argv(args.host, args.port, args.workers, args.threads))
     return 0
 
 
@@ -46,15 +53,6 @@ def _beat(args: argparse.Namespace) -> int:
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     app.start(["beat", "--loglevel", "INFO", "--schedule", args.schedule])
-    return 0
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    if args.server == "workspace":
-        from sandbox.workspace import main
-    else:
-        from sandbox.forge import main
-    main(args.rest)
     return 0
 
 
@@ -93,12 +91,6 @@ def _registry_hooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
-
-    return run_demo(keep=args.keep)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,11 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="celerybeat-schedule")
     p.set_defaults(func=_beat)
 
-    p = sub.add_parser("sandbox", help="local stand-ins: `sandbox workspace|forge --port P --data DIR`")
-    p.add_argument("server", choices=["workspace", "forge"])
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_sandbox)
-
     p = sub.add_parser("audit", help="list the approval decisions (REDIS_URL)")
     p.add_argument("--model", default=None)
     p.add_argument("--limit", type=int, default=200)
@@ -142,9 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="default: $MLOPS_BOT_CONFIG or ./config.toml")
     p.set_defaults(func=_registry_hooks)
 
-    p = sub.add_parser("demo", help="the whole loop on this machine, with nothing but this repository")
-    p.add_argument("--keep", action="store_true", help="leave everything running and print the URLs")
-    p.set_defaults(func=_demo)
     return parser
 
 

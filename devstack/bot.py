@@ -1,24 +1,26 @@
-"""The bot's own processes, as the Procfile runs them: gunicorn web and a Celery worker."""
+"""The bot's own processes, started from their Procfile entries: the web process and a Celery worker."""
+
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from bot.localstack import Service, free_port, start_process
+from devstack import procfile
+from devstack.processes import Service, free_port, is_ready, start_process
 
 
 def start_web(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, port: int = 0) -> Service:
     port = port or free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads),
-            "bot.web:create_app()"]
+    sizing = {"WEB_HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads)}
+    argv = procfile.command("web", {**env, **sizing})
     url = f"http://127.0.0.1:{port}"
-    return start_process("web", argv, workdir=workdir, url=url, env=env,
-                         ready=lambda: _ok(url + "/healthz"), timeout=60)
+    return start_process(
+        "web", argv, workdir=workdir, url=url, env=env, ready=lambda: is_ready(url + "/healthz"), timeout=60
+    )
 
 
 def start_worker(workdir: Path, env: dict[str, str], *, concurrency: int = 8, name: str = "worker") -> Service:
-    argv = [sys.executable, "-m", "bot", "worker", "--concurrency", str(concurrency), "--hostname", f"{name}@%h"]
+    # A name of its own, so that two workers of one test (one killed, one taking over) are told apart
+    argv = procfile.command("worker", {**env, "WORKER_CONCURRENCY": str(concurrency)}) + ["--hostname", f"{name}@%h"]
     log_path = workdir / f"{name}.log"
 
     def ready() -> bool:
@@ -28,13 +30,3 @@ def start_worker(workdir: Path, env: dict[str, str], *, concurrency: int = 8, na
             return False
 
     return start_process(name, argv, workdir=workdir, url="", env=env, ready=ready, timeout=90)
-
-
-def _ok(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False

@@ -1,4 +1,4 @@
-"""`mlops-bot demo`: the whole loop on this machine, with nothing but this repository.
+"""`python -m devstack demo` (`make demo`): the whole loop on this machine, with nothing but this repository.
 
 It starts a private Redis, a real MLflow server, the sandbox forge (hosting acme/churn-model,
 the example project), the sandbox Databricks workspace, the sandbox Slack, and the bot's web
@@ -29,30 +29,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bot.localstack import ServiceError
-from bot.localstack.stack import EXAMPLE, REPO, SECRETS, USERS, Stack
-from bot.localstack.sandboxes import WORKSPACE_TOKEN
+from devstack.processes import ServiceError
+from devstack.sandboxes import WORKSPACE_TOKEN
+from devstack.setups import EXAMPLE, REPO, SECRETS, USERS, Setup, install_registry_hook, whole_loop
+from devstack.waiting import TimedOut, wait_until
 
 BRANCH = "feature/better-features"
 STEP_TIMEOUT = 120
 
 
-class StepFailed(Exception):
-    pass
-
-
-def wait(what: str, check, timeout: float = STEP_TIMEOUT, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(every)
-    raise StepFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+def wait(what: str, check, timeout: float = STEP_TIMEOUT):
+    return wait_until(check, timeout, what, every=0.25)
 
 
 class Story:
-    def __init__(self, stack: Stack, out=print):
+    def __init__(self, stack: Setup, out=print):
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.config import Config
         from github import Auth, Github
@@ -84,7 +75,7 @@ class Story:
         try:
             fn()
             ok = True
-        except (StepFailed, AssertionError) as exc:
+        except (TimedOut, AssertionError) as exc:
             self.say(f"✗ {exc}")
             ok = False
         took = time.monotonic() - t0
@@ -235,7 +226,7 @@ class Story:
             self.out("  " + audit.format_entry(e))
 
 
-def seed_champion(stack: Stack, out=print) -> str:
+def seed_champion(stack: Setup, out=print) -> str:
     """An older model trained on main and approved long ago, so the new one has a champion to beat."""
     work = stack.workdir / "champion"
     shutil.copytree(EXAMPLE, work)
@@ -252,33 +243,47 @@ def seed_champion(stack: Stack, out=print) -> str:
     return "1"
 
 
+def _show(name: str, service) -> None:
+    print(f"  {name:<9} {service.url or f'pid {service.process.pid}'}")
+
+
+def _play(stack: Setup, started: float) -> bool:
+    """The six steps, then the closing picture and the timings; True if every step did what it should."""
+    story = Story(stack)
+    ok = story.run()
+    story.transcript()
+    story.registry()
+    story.audit()
+    total = time.monotonic() - started
+    timings = ", ".join(f"step {title.split('.')[0]}: {took:.0f} s" for title, _, took in story.results)
+    print(f"\n{'demo passed' if ok else 'demo FAILED'} in {total:.0f} s ({timings})")
+    return ok
+
+
+def _keep_running(stack: Setup) -> None:
+    print(f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
+          f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
+          f"        logs      {stack.workdir}\nCtrl-C stops everything.")
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait receives them
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    print("stopping everything…")
+
+
 def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mlops-bot-demo-"))
-    stack = Stack(workdir)
     started = time.monotonic()
     print(f"mlops-bot demo — everything runs under {workdir}\n")
+    stack: Setup | None = None
     ok = False
     try:
-        stack.start(say=lambda name, s: print(f"  {name:<9} {s.url or f'pid {s.process.pid}'}"), install_hook=False)
+        stack = whole_loop(workdir, say=_show)
         seed_champion(stack)
-        print(f"  champion  churn-model v1 (trained on main with weak settings, approved by bob)")
-        print(f"  webhook   MLflow → bot: {stack.install_registry_hook()}")
+        print("  champion  churn-model v1 (trained on main with weak settings, approved by bob)")
+        print(f"  webhook   MLflow → bot: {install_registry_hook(stack)}")
         print(f"  ready in {time.monotonic() - started:.1f} s")
-        story = Story(stack)
-        ok = story.run()
-        story.transcript()
-        story.registry()
-        story.audit()
-        total = time.monotonic() - started
-        timings = ", ".join(f"step {title.split('.')[0]}: {took:.0f} s" for title, _, took in story.results)
-        print(f"\n{'demo passed' if ok else 'demo FAILED'} in {total:.0f} s ({timings})")
+        ok = _play(stack, started)
         if keep:
-            print(f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
-                  f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
-                  f"        logs      {workdir}\nCtrl-C stops everything.")
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait receives them
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-            print("stopping everything…")
+            _keep_running(stack)
         return 0 if ok else 1
     except (ServiceError, subprocess.CalledProcessError, OSError) as exc:
         print(f"\na service did not start: {exc}")
@@ -286,7 +291,8 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        stack.stop()
+        if stack:
+            stack.stop()
         if ok:
             shutil.rmtree(workdir, ignore_errors=True)  # nothing left behind
         else:  # keep the logs of a failed run for whoever looks into it

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bot.localstack import Service, free_port, start_process
+from devstack.processes import Service, free_port, is_ready, start_process
 
 __all__ = ["start_mlflow", "generate_fernet_key", "webhook_env"]
 
@@ -43,17 +43,6 @@ def webhook_env(webhook_secret_key: str) -> dict[str, str]:
         "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": webhook_secret_key,
         "MLFLOW_WEBHOOK_CACHE_TTL": "1",
     }
-
-
-def _health_ok(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def _schema_template() -> Path:
@@ -140,7 +129,7 @@ def start_mlflow(
     ]
     service = start_process(
         "mlflow", argv, workdir=workdir, url=url, env=env,
-        ready=lambda: _health_ok(url), timeout=timeout, cwd=workdir,
+        ready=lambda: is_ready(f"{url}/health"), timeout=timeout, cwd=workdir,
     )
     if reuse_schema and fresh and not seeded:
         _save_template(db)

@@ -1,9 +1,9 @@
-"""A tiny ML repository (real git) and a bot config pointing at a sandbox workspace, for job tests."""
+"""A tiny ML repository (real git), a bot config for it and a forge seed hosting it, for job tests and benchmarks."""
 from __future__ import annotations
 
 import subprocess
-import time
 import textwrap
+import time
 from pathlib import Path
 
 FILES = {
@@ -41,11 +41,16 @@ def git(cwd: Path, *args: str) -> str:
                                "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}).stdout.strip()
 
 
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+def write_files(path: Path) -> Path:
+    """The repository's files under `path`, without git (what the forge imports with `init_from`)."""
     for name, text in FILES.items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(text)
+    return path
+
+
+def make_repo(path: Path) -> Path:
+    write_files(path)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-qm", "tiny ml")
@@ -108,4 +113,24 @@ def config_text(workspace_url: str, repo_path: Path | str, *, code_source: str =
         key = "prepare"
         file = "steps/prepare.py"
         parameters = ["--dataset", "toy", "--branch", "{{branch}}"]
+        """)
+
+
+REPO = "acme/tiny-ml"
+BOT = "mlops-bot"
+TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mallory": "ghp_mallory", BOT: "ghp_bot"}
+
+
+def forge_seed(src: Path, web_url: str, webhook_secret: str) -> str:
+    """The sandbox forge's seed: the people of the chat-ops tests and `acme/tiny-ml` from `src`, hooked to the bot."""
+    users = "".join(f'[users."{login}"]\ntoken = "{token}"\n' + ('type = "Bot"\n' if login == BOT else "")
+                    for login, token in TOKENS.items())
+    return users + textwrap.dedent(f"""\
+        [[repos]]
+        full_name = "{REPO}"
+        init_from = "{src}"
+        permissions = {{ alice = "write", bob = "admin", carol = "read", "{BOT}" = "write" }}
+        [repos.webhook]
+        url = "{web_url}/webhooks/github"
+        secret = "{webhook_secret}"
         """)

@@ -1,19 +1,23 @@
-"""Local processes for the demo and the tests: each service on a free port, in its own process group.
+"""Local processes for the demo, the tests and the benchmarks: each on a free port, in its own process group.
 
 Nothing here is used by the web process or the workers in production; it starts the private
-Redis, MLflow server, sandbox servers and bot processes that `make demo` and `make test` need.
+Redis, MLflow server, sandbox servers and bot processes that `make demo`, `make test` and
+`make bench` need.
 """
+
 from __future__ import annotations
 
 import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from devstack.waiting import TimedOut, wait_until
 
 
 class ServiceError(RuntimeError):
@@ -24,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def is_ready(url: str) -> bool:
+    """The one readiness check: `url` answers with a 2xx status."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -56,11 +69,7 @@ class Service:
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.process.wait(5)
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL the process group at once (for crash tests)."""
@@ -77,41 +86,34 @@ def start_process(
     *,
     workdir: Path,
     url: str,
+    ready: Callable[[], bool],
     env: dict[str, str] | None = None,
-    ready: "callable[[], bool] | None" = None,
     timeout: float = 60,
     cwd: Path | None = None,
 ) -> Service:
     """Start `argv` in a new session, logging to workdir/<name>.log, and wait until `ready()`."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
-    full_env = {**os.environ, **(env or {})}
-    log = open(log_path, "ab")
-    process = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=full_env, cwd=cwd, start_new_session=True,
-    )
-    log.close()
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
     service = Service(name, process, url, log_path, env or {})
-    deadline = time.monotonic() + timeout
-    check = ready or (lambda: http_ok(url))
-    while time.monotonic() < deadline:
+
+    def ready_unless_exited() -> bool:
         if process.poll() is not None:
             raise ServiceError(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
-        if check():
-            return service
-        time.sleep(0.05)
-    service.stop()
-    raise ServiceError(f"{name} not ready after {timeout:.0f} s:\n{service.log_tail()}")
+        return ready()
 
-
-def http_ok(url: str) -> bool:
-    """True when `url` answers at all (any HTTP status counts as up)."""
     try:
-        urllib.request.urlopen(url, timeout=1).close()
-        return True
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
-
+        wait_until(ready_unless_exited, timeout, what=f"{name} to be ready", every=0.05)
+    except TimedOut:
+        service.stop()
+        raise ServiceError(f"{name} not ready after {timeout:.0f} s:\n{service.log_tail()}") from None
+    return service

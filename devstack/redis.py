@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from bot.localstack import Service, ServiceError, free_port, start_process
+from devstack.processes import Service, ServiceError, free_port, start_process
 
 
 def start_redis(workdir: Path) -> Service:

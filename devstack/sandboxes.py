@@ -1,10 +1,12 @@
-"""The sandbox servers as local processes: a Databricks-compatible workspace and a GitHub-compatible forge."""
+"""The sandbox servers as local processes (`python -m sandbox.<name>`): a Databricks-compatible workspace,
+a GitHub-compatible forge and a Slack stand-in. They run from the repository root: `sandbox` is not installed."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from bot.localstack import Service, free_port, http_ok, start_process
+from devstack import ROOT
+from devstack.processes import Service, free_port, is_ready, start_process
 
 WORKSPACE_TOKEN = "dapi-sandbox"
 
@@ -19,7 +21,7 @@ def start_workspace(workdir: Path, *, mlflow_tracking_uri: str = "", faults: lis
     for fault in faults:
         argv += ["--fault", fault]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/health"),
+    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"),
                          timeout=30)
 
 
@@ -28,7 +30,7 @@ def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
     argv = [sys.executable, "-m", "sandbox.forge", "--port", str(port), "--data", str(workdir / name),
             "--seed", str(seed)]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/deliveries"),
+    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/deliveries"),
                          timeout=30)
 
 
@@ -43,5 +45,5 @@ def start_slack(workdir: Path, *, signing_secret: str, interactions_url: str, co
     if commands_url:
         argv += ["--commands-url", commands_url]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, ready=lambda: http_ok(url + "/sandbox/health"),
+    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"),
                          timeout=30)

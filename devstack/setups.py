@@ -1,28 +1,38 @@
-"""The whole loop on one machine: every process the demo and the end-to-end tests need.
+"""Named setups: which processes the demo, the tests and the benchmarks run, assembled in one place.
 
-Private Redis, a real MLflow server (with the bot's webhook installed), the sandbox forge hosting
-`acme/churn-model` (from examples/churn-model), the sandbox Databricks workspace, the sandbox
-Slack, and the bot's web process and worker — each in its own process group, on free ports,
-under one temp dir, configured by examples/demo.config.toml.
+- `receiver_only`: a private Redis and the web process (bench/ingest.py).
+- `jobs`: Redis, the sandbox forge hosting `acme/tiny-ml` (devstack/mlrepo.py), the sandbox
+  workspace, the web process and a worker, configured by `mlrepo.config_text` (bench/commands.py).
+- `whole_loop`: every process of the loop — Redis, a real MLflow server, the sandbox Slack, the
+  forge hosting `acme/churn-model` (examples/churn-model), the workspace, web and worker,
+  configured by examples/demo.config.toml (the demo, tests/e2e).
+
+Each process runs in its own process group, on a free port, under the setup's workdir.
 """
+
 from __future__ import annotations
 
-import os
+import concurrent.futures
+import contextlib
 import textwrap
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
 
-from bot.localstack import Service, free_port
-from bot.localstack.bot import start_web, start_worker
-from bot.localstack.mlflow import start_mlflow
-from bot.localstack.redis import start_redis
-from bot.localstack.sandboxes import SLACK_TOKEN, WORKSPACE_TOKEN, start_forge, start_slack, start_workspace
+from devstack import ROOT, mlrepo
+from devstack.bot import start_web, start_worker
+from devstack.mlflow import start_mlflow
+from devstack.processes import Service, free_port
+from devstack.redis import start_redis
+from devstack.sandboxes import SLACK_TOKEN, WORKSPACE_TOKEN, start_forge, start_slack, start_workspace
 
-ROOT = Path(__file__).resolve().parents[2]
+Say = Callable[[str, Service], None]
+
 EXAMPLE = ROOT / "examples" / "churn-model"
 REPO = "acme/churn-model"
 USERS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mlops-bot": "ghp_mlops_bot"}
-# Local, demo-only secrets: the stack's processes get them, nothing else does.
+# Local, demo-only secrets: the whole loop's processes get them, nothing else does.
 SECRETS = {
     "GITHUB_WEBHOOK_SECRET": "demo-github-secret",
     "MLFLOW_WEBHOOK_SECRET": "demo-mlflow-secret",
@@ -32,70 +42,137 @@ SECRETS = {
 }
 
 
-class Stack:
-    def __init__(self, workdir: Path, *, worker_concurrency: int = 2):
+def _quiet(name: str, service: Service) -> None:
+    pass
+
+
+class Setup:
+    """Started services by name, the environment the bot's processes got, and one `stop()` for all."""
+
+    def __init__(self, workdir: Path, say: Say = _quiet):
         self.workdir = workdir
-        self.worker_concurrency = worker_concurrency
         self.services: dict[str, Service] = {}
         self.env: dict[str, str] = {}
         self.config_path = workdir / "config.toml"
+        self._say = say
+        self._lock = threading.Lock()  # services may start side by side
 
     def url(self, name: str) -> str:
         return self.services[name].url
 
-    def start(self, say=lambda name, service: None, install_hook: bool = True) -> "Stack":
-        """Start everything; `say(name, service)` is called as each one is up."""
-        w = self.workdir
-        web_port = free_port()
-        web_url = f"http://127.0.0.1:{web_port}"
-
-        def up(name: str, service: Service) -> Service:
+    def add(self, name: str, service: Service) -> Service:
+        with self._lock:
             self.services[name] = service
-            say(name, service)
-            return service
-
-        redis = up("redis", start_redis(w))
-        mlflow = up("mlflow", start_mlflow(w))
-        up("slack", start_slack(w, signing_secret=SECRETS["SLACK_SIGNING_SECRET"],
-                                interactions_url=f"{web_url}/webhooks/slack/interactions",
-                                commands_url=f"{web_url}/webhooks/slack/commands"))
-        seed = w / "forge-seed.toml"
-        seed.write_text(self._seed(web_url))
-        forge = up("forge", start_forge(w, seed))
-        up("workspace", start_workspace(w, mlflow_tracking_uri=mlflow.url))
-        self.config_path.write_text(Template((ROOT / "examples" / "demo.config.toml").read_text()).substitute(
-            WEB_URL=web_url, FORGE_URL=forge.url, MLFLOW_URL=mlflow.url, SLACK_URL=self.url("slack"),
-            WORKSPACE_URL=self.url("workspace")))
-        self.env = {**SECRETS, "REDIS_URL": redis.url, "MLOPS_BOT_CONFIG": str(self.config_path),
-                    "GITHUB_TOKEN": USERS["mlops-bot"], "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
-                    "SLACK_BOT_TOKEN": SLACK_TOKEN, "MLFLOW_TRACKING_URI": mlflow.url}
-        up("web", start_web(w, self.env, port=web_port, workers=1, threads=4))
-        up("worker", start_worker(w, self.env, concurrency=self.worker_concurrency))
-        if install_hook:
-            self.install_registry_hook()
-        return self
-
-    def _seed(self, web_url: str) -> str:
-        users = "".join(f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else "")
-                        for u, t in USERS.items())
-        return users + textwrap.dedent(f"""\
-            [[repos]]
-            full_name = "{REPO}"
-            default_branch = "main"
-            init_from = "{EXAMPLE}"
-            permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
-            [repos.webhook]
-            url = "{web_url}/webhooks/github"
-            secret = "{SECRETS['GITHUB_WEBHOOK_SECRET']}"
-            """)
-
-    def install_registry_hook(self) -> str:
-        from bot.config import load_config
-        from bot.registry_hooks import install_hook
-
-        hook, what = install_hook(load_config(self.config_path), SECRETS["MLFLOW_WEBHOOK_SECRET"])
-        return what
+        self._say(name, service)
+        return service
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+
+    def __enter__(self) -> Setup:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def _stopped_on_failure(setup: Setup) -> Iterator[Setup]:
+    """Whatever started is stopped again when a later service fails to start (or on Ctrl-C)."""
+    try:
+        yield setup
+    except BaseException:
+        setup.stop()
+        raise
+
+
+def _side_by_side(setup: Setup, starters: dict[str, Callable[[], Service]]) -> None:
+    """Start independent services at once: each waits for its own readiness."""
+    with concurrent.futures.ThreadPoolExecutor(len(starters)) as pool:
+        futures = [pool.submit(lambda n=name, s=start: setup.add(n, s())) for name, start in starters.items()]
+    for future in futures:
+        future.result()
+
+
+def receiver_only(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, say: Say = _quiet) -> Setup:
+    """A private Redis and the web process; `env` is the web process's environment (REDIS_URL is added)."""
+    setup = Setup(workdir, say)
+    with _stopped_on_failure(setup):
+        redis = setup.add("redis", start_redis(workdir / "redis"))
+        setup.env = {**env, "REDIS_URL": redis.url}
+        setup.add("web", start_web(workdir, setup.env, workers=workers, threads=threads))
+    return setup
+
+
+def jobs(workdir: Path, env: dict[str, str], *, worker_concurrency: int = 2, say: Say = _quiet) -> Setup:
+    """Redis, the forge hosting `acme/tiny-ml`, the workspace, web and a worker (`env` carries the webhook secrets)."""
+    setup = Setup(workdir, say)
+    web_port = free_port()
+    seed = workdir / "forge.toml"
+    seed.write_text(mlrepo.forge_seed(mlrepo.write_files(workdir / "tiny-ml-src"),
+                                      f"http://127.0.0.1:{web_port}", env["GITHUB_WEBHOOK_SECRET"]))
+    with _stopped_on_failure(setup):
+        _side_by_side(setup, {"redis": lambda: start_redis(workdir / "redis"),
+                              "forge": lambda: start_forge(workdir, seed),
+                              "workspace": lambda: start_workspace(workdir)})
+        forge_url = setup.url("forge")
+        setup.config_path.write_text(mlrepo.config_text(setup.url("workspace"), f"{forge_url}/{mlrepo.REPO}.git",
+                                                        forge_url=forge_url))
+        setup.env = {**env, "REDIS_URL": setup.url("redis"), "MLOPS_BOT_CONFIG": str(setup.config_path),
+                     "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, "SANDBOX_GITHUB_TOKEN": mlrepo.TOKENS[mlrepo.BOT]}
+        _side_by_side(setup, {"web": lambda: start_web(workdir, setup.env, port=web_port),
+                              "worker": lambda: start_worker(workdir, setup.env, concurrency=worker_concurrency)})
+    return setup
+
+
+def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet) -> Setup:
+    """Every process the demo and the end-to-end tests need; the MLflow webhook is installed apart
+    (`install_registry_hook`), so a caller can act on the registry before deliveries start."""
+    setup = Setup(workdir, say)
+    web_port = free_port()
+    web_url = f"http://127.0.0.1:{web_port}"
+    with _stopped_on_failure(setup):
+        redis = setup.add("redis", start_redis(workdir))
+        mlflow = setup.add("mlflow", start_mlflow(workdir))
+        setup.add("slack", start_slack(workdir, signing_secret=SECRETS["SLACK_SIGNING_SECRET"],
+                                       interactions_url=f"{web_url}/webhooks/slack/interactions",
+                                       commands_url=f"{web_url}/webhooks/slack/commands"))
+        seed = workdir / "forge-seed.toml"
+        seed.write_text(_churn_model_seed(web_url))
+        forge = setup.add("forge", start_forge(workdir, seed))
+        setup.add("workspace", start_workspace(workdir, mlflow_tracking_uri=mlflow.url))
+        template = Template((ROOT / "examples" / "demo.config.toml").read_text())
+        setup.config_path.write_text(template.substitute(
+            WEB_URL=web_url, FORGE_URL=forge.url, MLFLOW_URL=mlflow.url, SLACK_URL=setup.url("slack"),
+            WORKSPACE_URL=setup.url("workspace")))
+        setup.env = {**SECRETS, "REDIS_URL": redis.url, "MLOPS_BOT_CONFIG": str(setup.config_path),
+                     "GITHUB_TOKEN": USERS["mlops-bot"], "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+                     "SLACK_BOT_TOKEN": SLACK_TOKEN, "MLFLOW_TRACKING_URI": mlflow.url}
+        setup.add("web", start_web(workdir, setup.env, port=web_port, workers=1, threads=4))
+        setup.add("worker", start_worker(workdir, setup.env, concurrency=worker_concurrency))
+    return setup
+
+
+def _churn_model_seed(web_url: str) -> str:
+    users = "".join(f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else "")
+                    for u, t in USERS.items())
+    return users + textwrap.dedent(f"""\
+        [[repos]]
+        full_name = "{REPO}"
+        default_branch = "main"
+        init_from = "{EXAMPLE}"
+        permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
+        [repos.webhook]
+        url = "{web_url}/webhooks/github"
+        secret = "{SECRETS['GITHUB_WEBHOOK_SECRET']}"
+        """)
+
+
+def install_registry_hook(setup: Setup) -> str:
+    """The bot's webhook on the whole loop's MLflow server: "created", "updated" or "unchanged"."""
+    from bot.config import load_config
+    from bot.registry_hooks import install_hook
+
+    _hook, what = install_hook(load_config(setup.config_path), SECRETS["MLFLOW_WEBHOOK_SECRET"])
+    return what

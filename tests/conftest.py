@@ -12,7 +12,7 @@ import redis
 
 from bot import events
 from bot.config import Settings, load_config
-from bot.localstack.redis import start_redis
+from devstack.redis import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -20,27 +20,25 @@ import redis
 from mlflow.tracking import MlflowClient
 
 from bot import audit, events
-from bot.demo import Story, seed_champion
-from bot.localstack.stack import EXAMPLE, REPO, SECRETS, Stack
+from devstack import ROOT
+from devstack.demo import Story, seed_champion
+from devstack.setups import EXAMPLE, SECRETS, install_registry_hook, whole_loop
+from devstack.waiting import wait_until
 from tests.support import browser
-from tests.support.waiting import post, wait_for
+from tests.support.webhooks import post
 
 
 def wait(check, timeout=90.0):
-    return wait_for(check, timeout, every=0.3)
+    return wait_until(check, timeout, every=0.3)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp("loop"))
-    try:
-        s.start(install_hook=False)
+    with whole_loop(tmp_path_factory.mktemp("loop")) as s:
         seed_champion(s)
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +148,8 @@ def test_a_failed_validation_blocks_approval(stack, mlflow):
 
 def test_the_demo_story(stack, mlflow):
     """push → jobs; PR → test; /train toy → report; webhook → validation; four eyes; merge → cleanup."""
-    assert stack.install_registry_hook() == "created"
-    assert stack.install_registry_hook() == "unchanged"  # idempotent
+    assert install_registry_hook(stack) == "created"
+    assert install_registry_hook(stack) == "unchanged"  # idempotent
     lines: list[str] = []
     story = Story(stack, out=lines.append)
     assert story.run(), "\n".join(lines)
@@ -203,8 +201,6 @@ def test_audit_cli_lists_the_decisions(stack):
 
 @pytest.mark.skipif(not browser.available(), reason="chromium is not installed: `apt-get install -y chromium`")
 def test_the_dashboard_shows_the_run_in_a_browser(stack, tmp_path):
-    from bot.localstack.stack import ROOT
-
     url = f"{stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}&refresh=0"
     dom = browser.chromium(["--dump-dom", url], tmp_path / "p1")
     assert dom.returncode == 0, dom.stderr[-2000:]

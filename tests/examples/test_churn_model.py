@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.localstack.mlflow import start_mlflow
+from devstack.mlflow import start_mlflow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "churn-model"

@@ -11,8 +11,8 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 
 from bot.config import load_config
-from bot.localstack.sandboxes import WORKSPACE_TOKEN, start_workspace
-from tests.support.mlrepo import branch, config_text, make_repo
+from devstack.mlrepo import branch, config_text, make_repo
+from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from workers import branch_jobs
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace

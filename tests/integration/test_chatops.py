@@ -12,16 +12,16 @@ import time
 import pytest
 from github import Auth, Github
 
-from bot.localstack import free_port
-from bot.localstack.bot import start_web, start_worker
-from bot.localstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
+from devstack import waiting
+from devstack.bot import start_web, start_worker
+from devstack.mlrepo import FILES, config_text, git
+from devstack.processes import free_port
+from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
-from tests.support.mlrepo import FILES, config_text, git
-from tests.support.waiting import wait_for
 
 
 def wait_until(check, timeout=60.0):
-    return wait_for(check, timeout, every=0.3)
+    return waiting.wait_until(check, timeout, every=0.3)
 
 TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mallory": "ghp_mallory",
           "mlops-bot": "ghp_bot"}

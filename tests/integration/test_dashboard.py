@@ -304,7 +304,7 @@ def test_job_names_split_into_repo_branch_workflow(name, expected):
 
 @pytest.fixture
 def web(redis_server, redis_client, tmp_path, no_dashboard_env):
-    from bot.localstack.bot import start_web
+    from devstack.bot import start_web
 
     seed(redis_client)
     service = start_web(tmp_path / "web", {"REDIS_URL": redis_server.url,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.localstack.bot import start_web, start_worker
+from devstack.bot import start_web, start_worker
+from devstack.waiting import wait_until
 from tests.conftest import ROOT, SECRETS, payload
-from tests.support.waiting import post, wait_for
+from tests.support.webhooks import post
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_train_comment_is_queued_run_by_the_worker_and_deduped(stack, signer):
     def started():
         return [l for l in worker_lines(worker) if l.get("event") == "task.started" and l.get("task_id") == task_id]
 
-    [line] = wait_for(started)
+    [line] = wait_until(started)
     assert line["task"] == "run_command" and line["delivery_id"] == "e2e-1"
 
     status, answer = post(web.url + "/webhooks/github", body, headers)

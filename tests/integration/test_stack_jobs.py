@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from bot.localstack.bot import start_web, start_worker
-from bot.localstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from devstack.bot import start_web, start_worker
+from devstack.mlrepo import branch, config_text, make_repo
+from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from devstack.waiting import wait_until
 from tests.conftest import SECRETS
 from tests.integration.test_branch_jobs import names, sdk
 from tests.integration.test_receiver_worker import worker_lines
-from tests.support.waiting import post, wait_for
-from tests.support.mlrepo import branch, config_text, make_repo
+from tests.support.webhooks import post
 
 REPO = {"full_name": "acme/tiny-ml", "name": "tiny-ml", "owner": {"login": "acme"}}
 
@@ -62,7 +63,7 @@ def test_push_creates_the_jobs_duplicate_changes_nothing_delete_removes_them(sta
 
     status, answer = push(signer, web, "feature/new", sha, "push-1")
     assert status == 202
-    wait_for(lambda: logged(worker, "branch.synced", delivery_id="push-1"), timeout=30)
+    wait_until(lambda: logged(worker, "branch.synced", delivery_id="push-1"), timeout=30)
     expected = ["mlops-bot/acme/tiny-ml/feature/new/test", "mlops-bot/acme/tiny-ml/feature/new/train"]
     assert names(client) == expected
     job_ids = sorted(j.job_id for j in client.jobs.list())
@@ -75,7 +76,7 @@ def test_push_creates_the_jobs_duplicate_changes_nothing_delete_removes_them(sta
     data, headers = signer.github("delete", {"ref": "feature/new", "ref_type": "branch", "repository": REPO},
                                   delivery="delete-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
-    wait_for(lambda: logged(worker, "branch.cleaned", delivery_id="delete-1"), timeout=30)
+    wait_until(lambda: logged(worker, "branch.cleaned", delivery_id="delete-1"), timeout=30)
     assert names(client) == []
 
 
@@ -89,7 +90,7 @@ def test_pr_opened_runs_the_test_workflow_to_success_through_the_follower(stack,
                            "base": {"ref": "main", "repo": REPO}}}
     data, headers = signer.github("pull_request", pr, delivery="pr-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
-    [reported] = wait_for(lambda: logged(worker, "run.reported"), timeout=60)
+    [reported] = wait_until(lambda: logged(worker, "run.reported"), timeout=60)
     assert (reported["result"], reported["workflow"], reported["branch"], reported["pr"]) == ("SUCCESS", "test", "feature/pr", 3)
     assert reported["tasks"] == {"prepare": "SUCCESS"}
     # the follower re-schedules itself instead of sleeping: every poll is its own short task
@@ -117,14 +118,14 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
         data, headers = signer.github("pull_request", pr, delivery="crash-1")
         post(web.url + "/webhooks/github", data, headers)
     task = "sync_branch_jobs" if event == "push" else "start_run"
-    wait_for(lambda: logged(first, "task.started", task=task), timeout=30)
+    wait_until(lambda: logged(first, "task.started", task=task), timeout=30)
     time.sleep(1.0)  # inside the slow Databricks call
     first.kill()  # SIGKILL: no ack, no clean-up
     # kombu hands unacked messages back once they are older than the visibility timeout (3 s here),
     # checking at worker start and then only every ~100 s: start the new worker after that.
     time.sleep(4)
     services.append(second := start_worker(tmp, env, concurrency=1, name="worker-b"))
-    wait_for(lambda: logged(second, "task.done", task=task), timeout=120)
+    wait_until(lambda: logged(second, "task.done", task=task), timeout=120)
     time.sleep(1.0)
     if event == "push":
         assert names(client) == ["mlops-bot/acme/tiny-ml/feature/crash/test", "mlops-bot/acme/tiny-ml/feature/crash/train"]
@@ -143,5 +144,5 @@ def test_rerequested_check_run_runs_its_workflow_again(stack, signer):
                           "check_suite": {"head_branch": "feature/check"}, "pull_requests": []}}
     data, headers = signer.github("check_run", body, delivery="check-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
-    [reported] = wait_for(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)
+    [reported] = wait_until(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)
     assert (reported["result"], reported["branch"]) == ("SUCCESS", "feature/check")

@@ -1,22 +1,10 @@
-"""Small helpers the integration and end-to-end tests share: wait for a condition, post a delivery."""
+"""Post a webhook delivery the way a source does, and read the answer whatever its status."""
+
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-
-
-def wait_for(check, timeout: float = 20.0, every: float = 0.1):
-    """Poll `check()` until it returns something truthy; that value is returned."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s; last value: {last!r}")
 
 
 def post(url: str, body: bytes, headers: dict) -> tuple[int, dict]:
