@@ -13,7 +13,7 @@ test: system-deps venv  ## run the whole suite against private services it start
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 demo: system-deps venv  ## play the built-in scenario through real processes
-	$(PY) -m bot demo
+	$(PY) -m devstack demo
 
 bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
