@@ -55,57 +55,27 @@ See README.md in this directory for the endpoint list and webhook behaviour.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import signal
-import sys
+from ..common import Server, serve
+from .app import create_app
 
 __all__ = ["create_app", "main"]
 
 
-def create_app(data_dir, seed, base_url: str):
-    """Create the forge Flask app (``seed``: TOML path, parsed dict or None)."""
-    from .app import create_app as _create
+def add_arguments(parser) -> None:
+    parser.add_argument("--seed", default=None, help="seed TOML file")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
 
-    return _create(data_dir, seed, base_url)
+
+SERVER = Server(
+    name="forge",
+    prog="sandbox forge",
+    description="Local GitHub-compatible forge",
+    default_port=9000,
+    build=lambda args, base_url: create_app(args.data, args.seed, base_url),
+    add_arguments=add_arguments,
+    access_log=lambda args: args.verbose,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sandbox forge", description="Local GitHub-compatible forge")
-    parser.add_argument("--port", type=int, default=9000, help="port (0 = pick a free one)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--data", required=True, help="state directory (created if missing)")
-    parser.add_argument("--seed", default=None, help="seed TOML file")
-    parser.add_argument("--base-url", default=None, help="public base URL (default http://HOST:PORT)")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
-
-    from werkzeug.serving import make_server
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
-
-    holder: dict = {}
-
-    def wsgi(environ, start_response):
-        return holder["app"](environ, start_response)
-
-    server = make_server(args.host, args.port, wsgi, threaded=True)
-    port = server.server_port
-    base_url = (args.base_url or f"http://{args.host}:{port}").rstrip("/")
-    app = create_app(args.data, args.seed, base_url)
-    holder["app"] = app
-
-    def _stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _stop)
-    print(f"sandbox forge listening on {base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        app.extensions["forge"].flush()
-        sys.stdout.flush()
+    serve(SERVER, argv)

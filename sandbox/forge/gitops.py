@@ -1,4 +1,4 @@
-"""Thin wrappers around the ``git`` CLI used by the sandbox forge.
+"""What the sandbox forge asks of its bare repositories, through the shared git runner.
 
 Every call passes an argument list (never a shell string). Names coming from
 requests must be validated with :func:`valid_branch` / :func:`valid_sha` /
@@ -7,13 +7,14 @@ requests must be validated with :func:`valid_branch` / :func:`valid_sha` /
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+from ..common.git import GitError, run_git
 
 ZERO = "0" * 40
 
@@ -22,13 +23,6 @@ _SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,40}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,99})$")
 _LOGIN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:\[bot\])?$")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-class GitError(RuntimeError):
-    def __init__(self, args: list[str], returncode: int, stderr: str):
-        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")
-        self.returncode = returncode
-        self.stderr = stderr
 
 
 def valid_login(login: str) -> bool:
@@ -68,34 +62,20 @@ def valid_refname(ref: str) -> bool:
     """A full ref name like refs/heads/x or refs/tags/v1."""
     if not ref.startswith("refs/") or ref.count("/") < 2:
         return False
-    return valid_branch(ref[len("refs/"):])
+    return valid_branch(ref[len("refs/") :])
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "LANG": "C",
-        "LC_ALL": "C",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    if extra:
-        env.update(extra)
-    return env
-
-
-def run(git_dir: str | Path | None, args: list[str], *, input: bytes | None = None,
-        env: dict[str, str] | None = None, check: bool = True, cwd: str | None = None) -> subprocess.CompletedProcess:
-    cmd = ["git"]
-    if git_dir is not None:
-        cmd.append(f"--git-dir={git_dir}")
-    cmd.extend(args)
-    proc = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=git_env(env), cwd=cwd, timeout=120)
-    if check and proc.returncode != 0:
-        raise GitError(args, proc.returncode, proc.stderr.decode("utf-8", "replace"))
-    return proc
+def run(
+    git_dir: str | Path | None,
+    args: list[str],
+    *,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    cwd: str | None = None,
+) -> subprocess.CompletedProcess:
+    prefix = [f"--git-dir={git_dir}"] if git_dir is not None else []
+    return run_git([*prefix, *args], cwd=cwd, input=input, env=env, timeout=120, check=check)
 
 
 def out(git_dir, args, **kw) -> str:
@@ -120,12 +100,15 @@ def clone_bare(src: Path, dst: Path) -> None:
     run(dst, ["config", "uploadpack.allowReachableSHA1InWant", "true"])
 
 
-def person_env(author: tuple[str, str], committer: tuple[str, str] | None = None,
-               date: str | None = None) -> dict[str, str]:
+def person_env(
+    author: tuple[str, str], committer: tuple[str, str] | None = None, date: str | None = None
+) -> dict[str, str]:
     committer = committer or author
     env = {
-        "GIT_AUTHOR_NAME": author[0], "GIT_AUTHOR_EMAIL": author[1],
-        "GIT_COMMITTER_NAME": committer[0], "GIT_COMMITTER_EMAIL": committer[1],
+        "GIT_AUTHOR_NAME": author[0],
+        "GIT_AUTHOR_EMAIL": author[1],
+        "GIT_COMMITTER_NAME": committer[0],
+        "GIT_COMMITTER_EMAIL": committer[1],
     }
     if date:
         env["GIT_AUTHOR_DATE"] = date
@@ -133,8 +116,9 @@ def person_env(author: tuple[str, str], committer: tuple[str, str] | None = None
     return env
 
 
-def import_directory(git_dir: Path, src_dir: Path | None, branch: str, message: str,
-                     author: tuple[str, str], readme: str | None = None) -> str:
+def import_directory(
+    git_dir: Path, src_dir: Path | None, branch: str, message: str, author: tuple[str, str], readme: str | None = None
+) -> str:
     """Create the first commit of ``branch`` from the files in ``src_dir``."""
     tmp = tempfile.mkdtemp(prefix="forge-import-")
     try:
@@ -192,7 +176,9 @@ def commit_info(git_dir: Path, sha: str) -> dict:
     parts = text.split("\x1f")
     message = parts[9].rstrip("\n")
     return {
-        "sha": parts[0], "tree": parts[1], "parents": parts[2].split() if parts[2] else [],
+        "sha": parts[0],
+        "tree": parts[1],
+        "parents": parts[2].split() if parts[2] else [],
         "author": {"name": parts[3], "email": parts[4], "date": parts[5]},
         "committer": {"name": parts[6], "email": parts[7], "date": parts[8]},
         "message": message,
@@ -250,11 +236,18 @@ def merge_tree(git_dir: Path, base: str, head: str) -> str | None:
         return p.stdout.decode().split()[0]
     if p.returncode == 1:
         return None
-    raise GitError(["merge-tree"], p.returncode, p.stderr.decode("utf-8", "replace"))
+    stderr = p.stderr.decode("utf-8", "replace")
+    raise GitError(f"git merge-tree failed ({p.returncode}): {stderr.strip()}", p.returncode, stderr)
 
 
-def commit_tree(git_dir: Path, tree: str, parents: list[str], message: str,
-                author: tuple[str, str], committer: tuple[str, str] | None = None) -> str:
+def commit_tree(
+    git_dir: Path,
+    tree: str,
+    parents: list[str],
+    message: str,
+    author: tuple[str, str],
+    committer: tuple[str, str] | None = None,
+) -> str:
     args = ["commit-tree", tree]
     for p in parents:
         args += ["-p", p]
@@ -295,14 +288,13 @@ def diff_stats(git_dir: Path, base: str, head: str) -> dict:
             files += 1
             add += int(cols[0]) if cols[0].isdigit() else 0
             dele += int(cols[1]) if cols[1].isdigit() else 0
-    return {"additions": add, "deletions": dele, "changed_files": files,
-            "commits": count_commits(git_dir, base, head)}
+    return {"additions": add, "deletions": dele, "changed_files": files, "commits": count_commits(git_dir, base, head)}
 
 
 def to_utc_z(iso: str) -> str:
     try:
         dt = datetime.fromisoformat(iso)
-        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except ValueError:
         return iso
 
@@ -326,29 +318,49 @@ def diff_files(git_dir: Path, base: str, head: str) -> list[dict]:
         a, d = stats.get(cols[1], (0, 0))
         patch = out(git_dir, ["diff", "--no-color", "--no-renames", mb, head, "--", cols[1]], check=False)
         hunk = patch.find("\n@@")
-        files.append({"filename": cols[1], "status": status, "additions": a, "deletions": d,
-                      "patch": patch[hunk + 1:] if hunk >= 0 else ""})
+        files.append(
+            {
+                "filename": cols[1],
+                "status": status,
+                "additions": a,
+                "deletions": d,
+                "patch": patch[hunk + 1 :] if hunk >= 0 else "",
+            }
+        )
     return files
 
 
 def ls_tree(git_dir: Path, commit: str, path: str) -> list[dict]:
     """Entries of ``path`` (a file or a directory) at ``commit``: mode, type, sha, size, path."""
     spec = path.rstrip("/") + "/" if path else ""
-    text = out(git_dir, ["ls-tree", "-l", "--full-tree", commit, "--", spec or "."] if spec
-               else ["ls-tree", "-l", "--full-tree", commit])
+    text = out(
+        git_dir,
+        ["ls-tree", "-l", "--full-tree", commit, "--", spec or "."]
+        if spec
+        else ["ls-tree", "-l", "--full-tree", commit],
+    )
     entries = []
     for line in text.splitlines():
         meta, _, name = line.partition("\t")
         mode, typ, sha, size = meta.split()
-        entries.append({"mode": mode, "type": typ, "sha": sha, "size": int(size) if size.isdigit() else 0,
-                        "path": name})
+        entries.append(
+            {"mode": mode, "type": typ, "sha": sha, "size": int(size) if size.isdigit() else 0, "path": name}
+        )
     if not entries and path:
         text = out(git_dir, ["ls-tree", "-l", "--full-tree", commit, "--", path])
         for line in text.splitlines():
             meta, _, name = line.partition("\t")
             mode, typ, sha, size = meta.split()
-            entries.append({"mode": mode, "type": typ, "sha": sha, "size": int(size) if size.isdigit() else 0,
-                            "path": name, "self": True})
+            entries.append(
+                {
+                    "mode": mode,
+                    "type": typ,
+                    "sha": sha,
+                    "size": int(size) if size.isdigit() else 0,
+                    "path": name,
+                    "self": True,
+                }
+            )
     return entries
 
 

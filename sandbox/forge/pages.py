@@ -20,8 +20,10 @@ def esc(text) -> str:
 
 
 def layout(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><p><a href='/'>sandbox forge</a></p>{body}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        f"<style>{CSS}</style></head><body><p><a href='/'>sandbox forge</a></p>{body}</body></html>"
+    )
 
 
 def not_found() -> str:
@@ -29,24 +31,33 @@ def not_found() -> str:
 
 
 def index_page(forge) -> str:
-    rows = "".join(f"<li><a href='/{esc(r['full_name'])}'>{esc(r['full_name'])}</a>"
-                   f"{' (fork of ' + esc(r['fork_of']) + ')' if r.get('fork_of') else ''}</li>"
-                   for r in forge.state["repos"].values())
+    rows = "".join(
+        f"<li><a href='/{esc(r['full_name'])}'>{esc(r['full_name'])}</a>"
+        f"{' (fork of ' + esc(r['fork_of']) + ')' if r.get('fork_of') else ''}</li>"
+        for r in forge.state["repos"].values()
+    )
     return layout("sandbox forge", f"<h1>Repositories</h1><ul>{rows}</ul>")
 
 
 def repo_page(forge, rec) -> str:
     full = rec["full_name"]
     refs = gitops.list_refs(forge.repo_path(rec))
-    branches = "".join(f"<tr><td>{esc(r[11:])}</td><td><a href='/{esc(full)}/commit/{s}'><code>{s[:12]}</code>"
-                       f"</a></td></tr>" for r, s in sorted(refs.items()))
+    branches = "".join(
+        f"<tr><td>{esc(r[11:])}</td><td><a href='/{esc(full)}/commit/{s}'><code>{s[:12]}</code></a></td></tr>"
+        for r, s in sorted(refs.items())
+    )
     items = sorted(rec["issues"].values(), key=lambda i: -i["number"])
     issues = "".join(
         f"<tr><td>#{i['number']}</td><td><a href='/{esc(full)}/{'pull' if i.get('kind') == 'pr' else 'issues'}/"
-        f"{i['number']}'>{esc(i['title'])}</a></td><td>{esc(state_label(i))}</td></tr>" for i in items)
-    return layout(full, f"<h1>{esc(full)}</h1><p>clone: <code>{esc(forge.base)}/{esc(full)}.git</code></p>"
-                        f"<h2>Branches</h2><table>{branches}</table>"
-                        f"<h2>Pull requests &amp; issues</h2><table>{issues}</table>")
+        f"{i['number']}'>{esc(i['title'])}</a></td><td>{esc(state_label(i))}</td></tr>"
+        for i in items
+    )
+    return layout(
+        full,
+        f"<h1>{esc(full)}</h1><p>clone: <code>{esc(forge.base)}/{esc(full)}.git</code></p>"
+        f"<h2>Branches</h2><table>{branches}</table>"
+        f"<h2>Pull requests &amp; issues</h2><table>{issues}</table>",
+    )
 
 
 def state_label(issue) -> str:
@@ -58,24 +69,32 @@ def state_label(issue) -> str:
 def issue_page(forge, rec, issue) -> str:
     full = rec["full_name"]
     label = state_label(issue)
-    parts = [f"<h1>{esc(issue['title'])} <span style='color:#656d76'>#{issue['number']}</span></h1>",
-             f"<p><span class='st {label}'>{esc(label.capitalize())}</span> "
-             f"<b>{esc(issue['user'])}</b> opened this {'pull request' if issue.get('kind') == 'pr' else 'issue'}"
-             f" at {esc(issue['created_at'])}</p>"]
+    parts = [
+        f"<h1>{esc(issue['title'])} <span style='color:#656d76'>#{issue['number']}</span></h1>",
+        f"<p><span class='st {label}'>{esc(label.capitalize())}</span> "
+        f"<b>{esc(issue['user'])}</b> opened this {'pull request' if issue.get('kind') == 'pr' else 'issue'}"
+        f" at {esc(issue['created_at'])}</p>",
+    ]
     if issue.get("kind") == "pr":
         head_owner = issue["head_repo"].split("/")[0]
         merged = ""
         if issue.get("merged") and issue.get("merge_commit_sha"):
             merged = f" &mdash; merged as <code>{esc(issue['merge_commit_sha'][:12])}</code>"
-        parts.append(f"<p>wants to merge <code>{esc(head_owner)}:{esc(issue['head_ref'])}</code> into "
-                     f"<code>{esc(issue['base_ref'])}</code> &mdash; head "
-                     f"<code>{esc(issue['head_sha'][:12])}</code>{merged}"
-                     f" &middot; <a href='/{esc(full)}/pull/{issue['number']}.diff'>diff</a></p>")
-    parts.append(f"<div class='box'><div class='hd'><b>{esc(issue['user'])}</b> commented "
-                 f"{esc(issue['created_at'])}</div>"
-                 f"<div class='bd'>{esc(issue.get('body') or 'No description provided.')}</div></div>")
-    comments = sorted((c for c in forge.state["comments"].values()
-                       if c["repo"] == full and c["number"] == issue["number"]), key=lambda c: c["id"])
+        parts.append(
+            f"<p>wants to merge <code>{esc(head_owner)}:{esc(issue['head_ref'])}</code> into "
+            f"<code>{esc(issue['base_ref'])}</code> &mdash; head "
+            f"<code>{esc(issue['head_sha'][:12])}</code>{merged}"
+            f" &middot; <a href='/{esc(full)}/pull/{issue['number']}.diff'>diff</a></p>"
+        )
+    parts.append(
+        f"<div class='box'><div class='hd'><b>{esc(issue['user'])}</b> commented "
+        f"{esc(issue['created_at'])}</div>"
+        f"<div class='bd'>{esc(issue.get('body') or 'No description provided.')}</div></div>"
+    )
+    comments = sorted(
+        (c for c in forge.state["comments"].values() if c["repo"] == full and c["number"] == issue["number"]),
+        key=lambda c: c["id"],
+    )
     for c in comments:
         reactions = {}
         for r in forge.state["reactions"].values():
@@ -83,20 +102,30 @@ def issue_page(forge, rec, issue) -> str:
                 reactions[r["content"]] = reactions.get(r["content"], 0) + 1
         react = " ".join(f"<code>{esc(k)} {v}</code>" for k, v in reactions.items())
         edited = " (edited)" if c["updated_at"] != c["created_at"] else ""
-        parts.append(f"<div class='box' id='issuecomment-{c['id']}'><div class='hd'><b>{esc(c['user'])}</b> "
-                     f"commented {esc(c['created_at'])}{edited}</div><div class='bd'>{esc(c['body'])}</div>"
-                     f"{'<div class=hd>' + react + '</div>' if react else ''}</div>")
+        parts.append(
+            f"<div class='box' id='issuecomment-{c['id']}'><div class='hd'><b>{esc(c['user'])}</b> "
+            f"commented {esc(c['created_at'])}{edited}</div><div class='bd'>{esc(c['body'])}</div>"
+            f"{'<div class=hd>' + react + '</div>' if react else ''}</div>"
+        )
     if issue.get("kind") == "pr":
         statuses = {}
         for s in sorted(forge.state["statuses"], key=lambda s: s["id"]):
             if s["repo"] == full and s["sha"] == issue["head_sha"]:
                 statuses[s["context"]] = s
-        checks = [cr for cr in forge.state["check_runs"].values()
-                  if cr["repo"] == full and cr["head_sha"] == issue["head_sha"]]
-        rows = "".join(f"<tr><td>{esc(s['context'])}</td><td>{esc(s['state'])}</td><td>{esc(s.get('description'))}"
-                       f"</td></tr>" for s in statuses.values())
-        rows += "".join(f"<tr><td>{esc(cr['name'])}</td><td>{esc(cr.get('conclusion') or cr['status'])}</td>"
-                        f"<td>{esc((cr.get('output') or {}).get('title'))}</td></tr>" for cr in checks)
+        checks = [
+            cr
+            for cr in forge.state["check_runs"].values()
+            if cr["repo"] == full and cr["head_sha"] == issue["head_sha"]
+        ]
+        rows = "".join(
+            f"<tr><td>{esc(s['context'])}</td><td>{esc(s['state'])}</td><td>{esc(s.get('description'))}</td></tr>"
+            for s in statuses.values()
+        )
+        rows += "".join(
+            f"<tr><td>{esc(cr['name'])}</td><td>{esc(cr.get('conclusion') or cr['status'])}</td>"
+            f"<td>{esc((cr.get('output') or {}).get('title'))}</td></tr>"
+            for cr in checks
+        )
         if rows:
             parts.append(f"<h3>Checks</h3><table>{rows}</table>")
     return layout(f"{issue['title']} · #{issue['number']} · {full}", "".join(parts))
@@ -105,17 +134,23 @@ def issue_page(forge, rec, issue) -> str:
 def commit_page(forge, rec, sha) -> str:
     info = gitops.commit_info(forge.repo_path(rec), sha)
     files = gitops.changed_files(forge.repo_path(rec), sha, info["parents"])
-    rows = "".join(f"<tr><td>{esc(f['status'])}</td><td>{esc(f['filename'])}</td>"
-                   f"<td>+{f['additions']} -{f['deletions']}</td></tr>" for f in files)
-    return layout(f"{sha[:12]} · {rec['full_name']}",
-                  f"<h1>Commit <code>{sha[:12]}</code></h1><p>{esc(info['author']['name'])} "
-                  f"&lt;{esc(info['author']['email'])}&gt; {esc(info['author']['date'])}</p>"
-                  f"<div class='box'><div class='bd'>{esc(info['message'])}</div></div>"
-                  f"<p>parents: {' '.join('<code>' + p[:12] + '</code>' for p in info['parents'])}</p>"
-                  f"<table>{rows}</table>")
+    rows = "".join(
+        f"<tr><td>{esc(f['status'])}</td><td>{esc(f['filename'])}</td><td>+{f['additions']} -{f['deletions']}</td></tr>"
+        for f in files
+    )
+    return layout(
+        f"{sha[:12]} · {rec['full_name']}",
+        f"<h1>Commit <code>{sha[:12]}</code></h1><p>{esc(info['author']['name'])} "
+        f"&lt;{esc(info['author']['email'])}&gt; {esc(info['author']['date'])}</p>"
+        f"<div class='box'><div class='bd'>{esc(info['message'])}</div></div>"
+        f"<p>parents: {' '.join('<code>' + p[:12] + '</code>' for p in info['parents'])}</p>"
+        f"<table>{rows}</table>",
+    )
 
 
 def docs_page() -> str:
-    return layout("sandbox forge docs",
-                  "<h1>sandbox forge</h1><p>A local GitHub-compatible forge for testing. It implements a subset "
-                  "of the GitHub REST API (see sandbox/forge/README.md in the mlops-bot repository).</p>")
+    return layout(
+        "sandbox forge docs",
+        "<h1>sandbox forge</h1><p>A local GitHub-compatible forge for testing. It implements a subset "
+        "of the GitHub REST API (see sandbox/forge/README.md in the mlops-bot repository).</p>",
+    )

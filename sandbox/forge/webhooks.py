@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import queue
 import threading
 import time
-import http.client
 import urllib.parse
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 TIMEOUT_S = 10
 MAX_BODY = 8192
@@ -34,8 +34,9 @@ class Dispatcher:
         self._thread.start()
 
     @staticmethod
-    def build(hook_id: int, repo_id: int, url: str, secret: str | None, event: str, body: bytes,
-              guid: str | None = None) -> dict:
+    def build(
+        hook_id: int, repo_id: int, url: str, secret: str | None, event: str, body: bytes, guid: str | None = None
+    ) -> dict:
         guid = guid or str(uuid.uuid4())
         headers = {
             "Content-Type": "application/json",
@@ -63,9 +64,15 @@ class Dispatcher:
             try:
                 result = self._deliver(record, body)
             except Exception as exc:  # never let the thread die
-                result = {"status": "failed", "status_code": None, "error": repr(exc), "response_body": "",
-                          "response_headers": {}, "duration_ms": 0}
-            result["delivered_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                result = {
+                    "status": "failed",
+                    "status_code": None,
+                    "error": repr(exc),
+                    "response_body": "",
+                    "response_headers": {},
+                    "duration_ms": 0,
+                }
+            result["delivered_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             try:
                 self._on_done(record, result)
             finally:
@@ -95,5 +102,11 @@ class Dispatcher:
             conn.close()
         duration = round((time.monotonic() - start) * 1000, 1)
         ok = status is not None and 200 <= status < 300
-        return {"status": "OK" if ok else "failed", "status_code": status, "response_body": text,
-                "response_headers": headers, "duration_ms": duration, "error": error}
+        return {
+            "status": "OK" if ok else "failed",
+            "status_code": status,
+            "response_body": text,
+            "response_headers": headers,
+            "duration_ms": duration,
+            "error": error,
+        }

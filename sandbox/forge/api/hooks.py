@@ -1,0 +1,167 @@
+"""App-wide request handling: who is calling (token, basic auth or an App's JWT), the one-at-a-time lock,
+GitHub's response headers and error bodies, and request counting."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+
+from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from ..core import ApiError
+from .web import forge
+
+API_PREFIXES = ("/users/", "/repos/", "/app", "/rate_limit", "/installation")
+_TEMPLATE_RE = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
+_BAD_JWT = "A JSON web token could not be decoded"
+
+bp = Blueprint("hooks", __name__)
+
+
+def kind_of(path: str) -> str:
+    if path.startswith("/sandbox/"):
+        return "sandbox"
+    if ".git/" in path or path.endswith(".git"):
+        return "git"
+    if path == "/user" or path.startswith(API_PREFIXES):
+        return "api"
+    return "html"
+
+
+def error_body(status: int, message: str, errors=None) -> dict:
+    body = {"message": message, "documentation_url": forge.docs_url, "status": str(status)}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+@bp.app_errorhandler(ApiError)
+def on_api_error(exc: ApiError):
+    resp = jsonify(error_body(exc.status, exc.message, exc.errors))
+    resp.status_code = exc.status
+    resp.headers.update(exc.headers)
+    return resp
+
+
+@bp.app_errorhandler(HTTPException)
+def on_http_error(exc: HTTPException):
+    if kind_of(request.path) not in ("api", "sandbox"):
+        return exc
+    msg = {404: "Not Found", 405: "Method Not Allowed", 400: "Problems parsing JSON"}.get(exc.code, exc.name)
+    resp = jsonify(error_body(exc.code, msg))
+    resp.status_code = exc.code
+    return resp
+
+
+def verify_jwt(token: str) -> dict:
+    """The seeded App whose key signed this RS256 JWT."""
+    import jwt  # PyJWT, shipped with PyGithub: only Apps need it
+
+    try:
+        app_id = int(str(jwt.decode(token, options={"verify_signature": False}).get("iss")))
+    except (jwt.PyJWTError, ValueError):
+        raise ApiError(401, _BAD_JWT) from None
+    gh_app = forge.apps.get(app_id)
+    if gh_app is None or not gh_app["public_key"]:
+        raise ApiError(401, "Integration not found")
+    try:
+        jwt.decode(
+            token, gh_app["public_key"], algorithms=["RS256"], leeway=60, options={"require": ["exp", "iat", "iss"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise ApiError(
+            401,
+            "'Expiration time' claim ('exp') must be a numeric value representing the "
+            "future time at which the assertion expires",
+        ) from None
+    except jwt.PyJWTError:
+        raise ApiError(401, _BAD_JWT) from None
+    return gh_app
+
+
+def token_user(token: str) -> str | None:
+    """The login of a personal token, or the App bot of an installation token."""
+    login = forge.tokens.get(token)
+    if login:
+        return login
+    inst = forge.installation_for_token(token)
+    if inst:
+        return forge.apps[inst["app_id"]]["bot"] if inst["app_id"] in forge.apps else None
+    return None
+
+
+def authenticate(header: str) -> None:
+    """Set g.user or g.app from an Authorization header; anything unrecognised is 401 like GitHub."""
+    scheme, _, cred = header.partition(" ")
+    cred, scheme = cred.strip(), scheme.lower()
+    if scheme in ("token", "bearer"):
+        g.user = token_user(cred)
+        if g.user:
+            return
+        if scheme == "bearer" and cred.count(".") == 2:
+            g.app = verify_jwt(cred)
+            return
+    elif scheme == "basic":
+        try:
+            user, _, pw = base64.b64decode(cred).decode().partition(":")
+        except Exception:
+            user, pw = "", ""
+        g.user = token_user(pw) or token_user(user)
+        if g.user:
+            return
+    raise ApiError(401, "Bad credentials")
+
+
+def request_id() -> str:
+    return ":".join(secrets.token_hex(n).upper() for n in (2, 3, 4, 4))
+
+
+@bp.before_app_request
+def start_request():
+    g.request_id = request_id()
+    g.kind = kind_of(request.path)
+    g.user = None
+    g.app = None
+    if g.kind in ("api", "html"):
+        # API/HTML handlers run one at a time (git smart HTTP and /sandbox/ do not take the lock:
+        # a push runs the post-receive hook, which calls back into /sandbox/internal/post-receive)
+        forge.lock.acquire()
+        g.locked = True
+    header = request.headers.get("Authorization", "")
+    if g.kind == "api" and header:
+        authenticate(header)
+
+
+@bp.teardown_app_request
+def end_request(exc):
+    if g.pop("locked", False):
+        forge.lock.release()
+
+
+def add_api_headers(resp: Response, who: str | None) -> None:
+    used, reset = forge.rate_used(who)
+    resp.headers["X-RateLimit-Limit"] = "5000"
+    resp.headers["X-RateLimit-Remaining"] = str(max(0, 5000 - used))
+    resp.headers["X-RateLimit-Reset"] = str(reset)
+    resp.headers["X-RateLimit-Used"] = str(used)
+    resp.headers["X-RateLimit-Resource"] = "core"
+    resp.headers["X-GitHub-Media-Type"] = "github.v3; format=json"
+    resp.headers["X-GitHub-Api-Version-Selected"] = "2022-11-28"
+    if g.get("user") and not forge.is_app_bot(g.user):
+        resp.headers["X-OAuth-Scopes"] = "repo, workflow"
+        resp.headers["X-Accepted-OAuth-Scopes"] = "repo"
+
+
+@bp.after_app_request
+def finish_request(resp: Response):
+    if g.get("kind") == "api":
+        who = g.get("user") or (f"app:{g.app['id']}" if g.get("app") else None)
+        add_api_headers(resp, who)
+        rule = request.url_rule.rule if request.url_rule else "(unmatched)"
+        template = _TEMPLATE_RE.sub(r"{\1}", rule)
+        forge.stats.count(f"{request.method} {template}", who)
+    if g.get("request_id"):
+        resp.headers["X-GitHub-Request-Id"] = g.request_id
+    return resp
