@@ -92,7 +92,36 @@ is true, otherwise SKIPPED) executed by a background thread:
   ``metadata``.
 """
 
+from ..common import Server, serve
+from .app import create_app
 from .faults import FaultSet, parse_fault
-from .server import create_app, main
 
 __all__ = ["create_app", "main", "FaultSet", "parse_fault"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--token", default="dapi-sandbox", help="the only accepted bearer token")
+    parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="METHOD:PATH=KIND[:COUNT], repeatable (see module docs)",
+    )
+
+
+SERVER = Server(
+    name="workspace",
+    prog="python -m sandbox.workspace",
+    description="Local Databricks-compatible workspace (Jobs 2.2 + Repos 2.0).",
+    default_port=8765,
+    build=lambda args, base_url: create_app(args.data, args.token, args.mlflow_tracking_uri, FaultSet(args.fault)),
+    add_arguments=add_arguments,
+    bind_options=False,
+    access_log=lambda args: True,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(SERVER, argv)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fnmatch
 import threading
 from dataclasses import dataclass
-from typing import Optional
 
 STATUS_ERROR_CODES = {
     400: "INVALID_PARAMETER_VALUE",
@@ -35,9 +34,9 @@ STATUS_ERROR_CODES = {
 class Fault:
     method: str
     path: str
-    status: Optional[int] = None
-    delay: Optional[float] = None
-    remaining: Optional[int] = None  # None = unlimited
+    status: int | None = None
+    delay: float | None = None
+    remaining: int | None = None  # None = unlimited
     spec: str = ""
 
     def matches(self, method: str, path: str) -> bool:
@@ -57,7 +56,7 @@ def parse_fault(spec: str) -> Fault:
         method, path = left.split(":", 1)
         if ":" in right:
             kind, count_s = right.split(":", 1)
-            count: Optional[int] = int(count_s)
+            count: int | None = int(count_s)
             if count < 0:
                 raise ValueError("negative count")
         else:

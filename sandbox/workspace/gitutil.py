@@ -1,30 +1,16 @@
-"""Thin wrappers around the ``git`` CLI (never through a shell)."""
+"""The git steps of Repos checkouts and run checkouts, through the shared git runner."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-
-class GitError(Exception):
-    pass
+from ..common.git import GitError, run_git
 
 
 def git(args: list[str], cwd=None, timeout: float = 300) -> str:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", LC_ALL="C")
-    cmd = ["git", "-c", "safe.directory=*", "-c", "advice.detachedHead=false", *args]
-    try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                           timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise GitError(f"git {' '.join(args)}: timed out after {timeout}s") from None
-    except FileNotFoundError:
-        raise GitError("git executable not found") from None
-    if p.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed: {p.stderr.strip() or p.stdout.strip()}")
-    return p.stdout.strip()
+    return run_git(args, cwd=cwd, timeout=timeout).stdout.decode("utf-8", "replace").strip()
 
 
 def local_path(url: str) -> str | None:

@@ -13,7 +13,7 @@ import threading
 import time
 import tomllib
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import gitutil
@@ -252,11 +252,11 @@ class Runner:
                 t = now_ms()
                 msg = f"Failed to checkout Git repository: {e}"
                 for task in run["tasks"]:
-                    set_state(task, "INTERNAL_ERROR", "FAILED", msg, code="REPOSITORY_CHECKOUT_FAILED",
-                              ttype="CLIENT_ERROR")
+                    set_state(
+                        task, "INTERNAL_ERROR", "FAILED", msg, code="REPOSITORY_CHECKOUT_FAILED", ttype="CLIENT_ERROR"
+                    )
                     task["end_time"] = t
-                set_state(run, "INTERNAL_ERROR", "FAILED", msg, code="REPOSITORY_CHECKOUT_FAILED",
-                          ttype="CLIENT_ERROR")
+                set_state(run, "INTERNAL_ERROR", "FAILED", msg, code="REPOSITORY_CHECKOUT_FAILED", ttype="CLIENT_ERROR")
                 run["end_time"] = t
                 run["run_duration"] = t - run["start_time"]
             return
@@ -280,8 +280,11 @@ class Runner:
             deps = [d["task_key"] for d in task.get("depends_on", []) or []]
             dep_results = [outcome[d] for d in deps]
             if ctl.reason:
-                self._skip(task, "CANCELED" if ctl.reason == "CANCELED" else "UPSTREAM_CANCELED",
-                           "Run was cancelled." if ctl.reason == "CANCELED" else "The run timed out.")
+                self._skip(
+                    task,
+                    "CANCELED" if ctl.reason == "CANCELED" else "UPSTREAM_CANCELED",
+                    "Run was cancelled." if ctl.reason == "CANCELED" else "The run timed out.",
+                )
                 outcome[key] = "CANCELED"
                 continue
             if task.get("disabled"):
@@ -290,9 +293,11 @@ class Runner:
                 continue
             verdict = self._run_if(task.get("run_if") or "ALL_SUCCESS", dep_results)
             if verdict != "RUN":
-                msg = {"UPSTREAM_FAILED": "Upstream task(s) failed.",
-                       "UPSTREAM_CANCELED": "Upstream task(s) were cancelled.",
-                       "EXCLUDED": "The run_if condition of this task was not met."}[verdict]
+                msg = {
+                    "UPSTREAM_FAILED": "Upstream task(s) failed.",
+                    "UPSTREAM_CANCELED": "Upstream task(s) were cancelled.",
+                    "EXCLUDED": "The run_if condition of this task was not met.",
+                }[verdict]
                 self._skip(task, verdict, msg)
                 outcome[key] = verdict
                 continue
@@ -302,8 +307,7 @@ class Runner:
                 first_failure = (key, result)
 
         # Overall result.
-        leaves = {t["task_key"] for t in tasks} - {
-            d["task_key"] for t in tasks for d in (t.get("depends_on") or [])}
+        leaves = {t["task_key"] for t in tasks} - {d["task_key"] for t in tasks for d in (t.get("depends_on") or [])}
         ok = ("SUCCESS", "EXCLUDED", "DISABLED")
         if ctl.reason == "CANCELED":
             result, msg = "CANCELED", "Run was cancelled."
@@ -318,8 +322,10 @@ class Runner:
         else:
             k = first_failure[0] if first_failure else next(k for k, v in outcome.items() if v not in ok)
             result = "FAILED"
-            msg = (f"Task {k} failed with message: Workload failed, see run output for details. "
-                   "This caused all downstream tasks to get skipped.")
+            msg = (
+                f"Task {k} failed with message: Workload failed, see run output for details. "
+                "This caused all downstream tasks to get skipped."
+            )
         with store.lock:
             t = now_ms()
             set_state(run, "TERMINATED", result, msg)
@@ -386,8 +392,15 @@ class Runner:
         reason = None
         with open(log_path, "ab") as logf:
             try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=logf, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except OSError as e:
                 logf.write(f"failed to start task: {e}\n".encode())
                 return self._end_task(run, task, "FAILED", f"failed to start task: {e}", None, t0)
@@ -414,8 +427,11 @@ class Runner:
         if reason == "CANCELED":
             return self._end_task(run, task, "CANCELED", "Run was cancelled.", None, t0)
         if reason == "TIMEDOUT":
-            limit = tmo if tmo > 0 and (deadline is None or ctl.reason != "TIMEDOUT") else \
-                (run["_settings"].get("timeout_seconds") or 0)
+            limit = (
+                tmo
+                if tmo > 0 and (deadline is None or ctl.reason != "TIMEDOUT")
+                else (run["_settings"].get("timeout_seconds") or 0)
+            )
             return self._end_task(run, task, "TIMEDOUT", f"Task timed out after {limit} seconds.", None, t0)
         notebook_result = None
         if task.get("notebook_task") is not None:
@@ -434,16 +450,22 @@ class Runner:
                 lines = [ln for ln in error_trace.splitlines() if ln.strip()]
                 error = lines[-1].strip() if lines else None
             if not error:
-                error = f"Process exited with code {rc}" if rc is not None and rc >= 0 else \
-                    f"Process was killed by signal {-rc}" if rc is not None else "Task failed"
+                error = (
+                    f"Process exited with code {rc}"
+                    if rc is not None and rc >= 0
+                    else f"Process was killed by signal {-rc}"
+                    if rc is not None
+                    else "Task failed"
+                )
             message = "Workload failed, see run output for details"
         elif result != "SUCCESS":
             error = message
         with self.store.lock:
             t = now_ms()
             out = self.store.outputs.setdefault(task["run_id"], {"job_run_id": run["run_id"]})
-            out.update({"error": error, "error_trace": error_trace, "notebook_result": notebook_result,
-                        "exit_code": rc})
+            out.update(
+                {"error": error, "error_trace": error_trace, "notebook_result": notebook_result, "exit_code": rc}
+            )
             set_state(task, "TERMINATED", result, message or "")
             task["end_time"] = t
             task["execution_duration"] = t - t0
@@ -467,21 +489,27 @@ class Runner:
             ref = m.group(1)
             start = run.get("start_time", now_ms())
             simple = {
-                "job.id": run["job_id"], "job.name": run.get("run_name", ""), "job.run_id": run["run_id"],
-                "task.run_id": task["run_id"], "task.name": task["task_key"], "job.repair_count": 0,
-                "task.execution_count": 0, "job.trigger.type": "one_time",
+                "job.id": run["job_id"],
+                "job.name": run.get("run_name", ""),
+                "job.run_id": run["run_id"],
+                "task.run_id": task["run_id"],
+                "task.name": task["task_key"],
+                "job.repair_count": 0,
+                "task.execution_count": 0,
+                "job.trigger.type": "one_time",
                 "job.start_time.timestamp_ms": start,
-                "job.start_time.iso_date": datetime.fromtimestamp(start / 1000, timezone.utc).date().isoformat(),
-                "job.start_time.iso_datetime": datetime.fromtimestamp(start / 1000, timezone.utc).isoformat(),
+                "job.start_time.iso_date": datetime.fromtimestamp(start / 1000, UTC).date().isoformat(),
+                "job.start_time.iso_datetime": datetime.fromtimestamp(start / 1000, UTC).isoformat(),
             }
             if ref in simple:
                 return str(simple[ref])
             if ref.startswith("job.parameters."):
-                name = ref[len("job.parameters."):]
+                name = ref[len("job.parameters.") :]
                 if name in params:
                     return str(params[name])
-                raise TaskSetupError(f"Invalid dynamic value reference {{{{{ref}}}}}: job parameter "
-                                     f"{name!r} is not defined")
+                raise TaskSetupError(
+                    f"Invalid dynamic value reference {{{{{ref}}}}}: job parameter {name!r} is not defined"
+                )
             m2 = re.fullmatch(r"tasks\.([^.]+)\.(run_id|result_state|values\.(.+))", ref)
             if m2:
                 other = next((t for t in run["tasks"] if t["task_key"] == m2.group(1)), None)
@@ -490,8 +518,12 @@ class Runner:
                         return str(other["run_id"])
                     if m2.group(2) == "result_state":
                         return str(other["state"].get("result_state", "")).lower()
-                    f = self.runs_dir / str(run["run_id"]) / "task_values" / (
-                        re.sub(r"[^A-Za-z0-9_.-]", "_", other["task_key"]) + ".json")
+                    f = (
+                        self.runs_dir
+                        / str(run["run_id"])
+                        / "task_values"
+                        / (re.sub(r"[^A-Za-z0-9_.-]", "_", other["task_key"]) + ".json")
+                    )
                     if f.exists():
                         vals = json.loads(f.read_text())
                         if m2.group(3) in vals:
@@ -501,8 +533,9 @@ class Runner:
 
         return _REF.sub(sub, value)
 
-    def _resolve_file(self, run: dict, path: str, source: str | None, workdir: Path,
-                      notebook: bool = False) -> tuple[Path, Path]:
+    def _resolve_file(
+        self, run: dict, path: str, source: str | None, workdir: Path, notebook: bool = False
+    ) -> tuple[Path, Path]:
         """(file, cwd root) for a task file path."""
         if not path:
             raise TaskSetupError("Task file path is empty")
@@ -512,8 +545,10 @@ class Runner:
         if path.startswith("/"):
             repo, rest = self.store.repo_for_path(path)
             if repo is None:
-                raise TaskSetupError(f"Unable to access the workspace file {path}: no Repo contains it "
-                                     "(only /Repos/<folder>/<name>/... paths are available in the sandbox)")
+                raise TaskSetupError(
+                    f"Unable to access the workspace file {path}: no Repo contains it "
+                    "(only /Repos/<folder>/<name>/... paths are available in the sandbox)"
+                )
             root = Path(repo["_checkout"])
             f = root / rest
         else:
@@ -532,16 +567,18 @@ class Runner:
         if env.get("PYTHONPATH"):
             pp.append(env["PYTHONPATH"])
         rdir = self.runs_dir / str(run["run_id"])
-        env.update({
-            "DATABRICKS_JOB_ID": str(run["job_id"]),
-            "DATABRICKS_JOB_RUN_ID": str(run["run_id"]),
-            "DATABRICKS_TASK_RUN_ID": str(task["run_id"]),
-            "DATABRICKS_TASK_KEY": task["task_key"],
-            "PYTHONPATH": os.pathsep.join(pp),
-            "PYTHONUNBUFFERED": "1",
-            "SANDBOX_TASK_VALUES_DIR": str(rdir / "task_values"),
-            "SANDBOX_WIDGETS": json.dumps(run["_params"]),
-        })
+        env.update(
+            {
+                "DATABRICKS_JOB_ID": str(run["job_id"]),
+                "DATABRICKS_JOB_RUN_ID": str(run["run_id"]),
+                "DATABRICKS_TASK_RUN_ID": str(task["run_id"]),
+                "DATABRICKS_TASK_KEY": task["task_key"],
+                "PYTHONPATH": os.pathsep.join(pp),
+                "PYTHONUNBUFFERED": "1",
+                "SANDBOX_TASK_VALUES_DIR": str(rdir / "task_values"),
+                "SANDBOX_WIDGETS": json.dumps(run["_params"]),
+            }
+        )
         if self.mlflow_tracking_uri:
             env["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
         return env
@@ -550,8 +587,9 @@ class Runner:
         overrides = run.get("_overrides", {})
         if task.get("spark_python_task") is not None:
             spt = task["spark_python_task"]
-            f, root = self._resolve_file(run, self._resolve_refs(spt.get("python_file", ""), run, task),
-                                         spt.get("source"), workdir)
+            f, root = self._resolve_file(
+                run, self._resolve_refs(spt.get("python_file", ""), run, task), spt.get("source"), workdir
+            )
             params = overrides.get("python_params", spt.get("parameters") or [])
             params = [str(p) for p in self._resolve_refs(params, run, task)]
             return [sys.executable, str(f), *params], str(root), self._base_env(run, task, root)
@@ -564,14 +602,21 @@ class Runner:
                 named = self._resolve_refs(named, run, task)
                 args = [f"--{k}={v}" for k, v in named.items()]
             else:
-                args = [str(p) for p in self._resolve_refs(
-                    overrides.get("python_params", pwt.get("parameters") or []), run, task)]
+                args = [
+                    str(p)
+                    for p in self._resolve_refs(overrides.get("python_params", pwt.get("parameters") or []), run, task)
+                ]
             argv = [sys.executable, "-m", "_sandbox_task_entry", "wheel", target, pwt.get("entry_point", ""), *args]
             return argv, str(root), self._base_env(run, task, root)
         if task.get("notebook_task") is not None:
             nt = task["notebook_task"]
-            f, root = self._resolve_file(run, self._resolve_refs(nt.get("notebook_path", ""), run, task),
-                                         nt.get("source"), workdir, notebook=True)
+            f, root = self._resolve_file(
+                run,
+                self._resolve_refs(nt.get("notebook_path", ""), run, task),
+                nt.get("source"),
+                workdir,
+                notebook=True,
+            )
             widgets = dict(self._resolve_refs(nt.get("base_parameters") or {}, run, task))
             widgets.update(self._resolve_refs(overrides.get("notebook_params") or {}, run, task))
             widgets.update(run["_params"])  # job parameters win over task parameters
@@ -582,8 +627,10 @@ class Runner:
                 result_file.unlink()
             return [sys.executable, "-m", "_sandbox_task_entry", "notebook", str(f)], str(root), env
         kinds = [k for k, v in task.items() if k.endswith("_task") and v is not None]
-        raise TaskSetupError(f"Task type {kinds[0] if kinds else 'unknown'} is not supported by the sandbox "
-                             f"workspace (supported: {', '.join(TASK_TYPES)})")
+        raise TaskSetupError(
+            f"Task type {kinds[0] if kinds else 'unknown'} is not supported by the sandbox "
+            f"workspace (supported: {', '.join(TASK_TYPES)})"
+        )
 
 
 def find_entry_point(root: Path, package_name: str, entry_point: str) -> str:
@@ -595,14 +642,18 @@ def find_entry_point(root: Path, package_name: str, entry_point: str) -> str:
         except tomllib.TOMLDecodeError as e:
             raise TaskSetupError(f"cannot parse {pp}: {e}") from None
         proj = data.get("project", {})
-        groups = [proj.get("scripts", {}), proj.get("gui-scripts", {}),
-                  *proj.get("entry-points", {}).values(),
-                  data.get("tool", {}).get("poetry", {}).get("scripts", {})]
+        groups = [
+            proj.get("scripts", {}),
+            proj.get("gui-scripts", {}),
+            *proj.get("entry-points", {}).values(),
+            data.get("tool", {}).get("poetry", {}).get("scripts", {}),
+        ]
         for g in groups:
             if isinstance(g, dict) and entry_point in g and isinstance(g[entry_point], str):
                 return g[entry_point].split("[")[0].strip()
     try:
         from importlib.metadata import PackageNotFoundError, distribution
+
         try:
             for ep in distribution(package_name).entry_points:
                 if ep.name == entry_point:

@@ -1,7 +1,7 @@
 """Runner used by the sandbox workspace for python_wheel_task and notebook_task.
 
-  python -m _sandbox_task_entry wheel <module:attr> <argv0> [args...]
-  python -m _sandbox_task_entry notebook <path.py>
+python -m _sandbox_task_entry wheel <module:attr> <argv0> [args...]
+python -m _sandbox_task_entry notebook <path.py>
 """
 
 import importlib

@@ -1,0 +1,73 @@
+"""The workspace Flask app: fault injection, request counting and bearer-token auth in front of one blueprint
+per API area."""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from ..common import RequestCounts, introspection_blueprint, on_shutdown
+from .api import jobs, misc, pages, repos, runs
+from .api.web import ApiError, Workspace, error_response, workspace
+from .faults import STATUS_ERROR_CODES, FaultSet
+from .runner import Runner
+from .state import Store
+
+
+def create_app(data_dir, token: str = "dapi-sandbox", mlflow_tracking_uri: str | None = None, faults=None) -> Flask:
+    store = Store(data_dir)
+    runner = Runner(store, mlflow_tracking_uri)
+    faultset = faults if isinstance(faults, FaultSet) else FaultSet(faults or [])
+    state = Workspace(store, runner, faultset, token, RequestCounts())
+    app = Flask("sandbox.workspace")
+    app.extensions["workspace"] = state
+    app.before_request(gate)
+    app.register_error_handler(ApiError, on_api_error)
+    app.register_error_handler(HTTPException, on_http_error)
+    app.register_error_handler(Exception, on_internal_error)
+    for module in (misc, jobs, runs, pages, repos):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(introspection_blueprint(state.requests))
+    on_shutdown(app, runner.shutdown)
+    on_shutdown(app, store.flush)
+    return app
+
+
+def gate():
+    """Count the request, answer an injected fault if one fires, then check the token (faults come first)."""
+    path, method = request.path, request.method
+    if path.startswith("/sandbox/"):
+        return None
+    workspace.requests.count(f"{method} {path}")
+    for fault in workspace.faults.take(method, path):
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.status is not None:
+            code = STATUS_ERROR_CODES.get(fault.status, "UNKNOWN")
+            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
+            return error_response(fault.status, code, f"Sandbox injected fault ({fault.spec})", headers)
+    if path.startswith("/api/"):
+        auth = request.headers.get("Authorization", "")
+        if auth != f"Bearer {workspace.token}":
+            return error_response(
+                401, "UNAUTHENTICATED", "Invalid access token." if auth else "Missing Authorization header."
+            )
+    return None
+
+
+def on_api_error(e: ApiError):
+    return error_response(e.status, e.error_code, e.message, e.headers)
+
+
+def on_http_error(e: HTTPException):
+    code = {404: "ENDPOINT_NOT_FOUND", 405: "BAD_REQUEST"}.get(e.code, STATUS_ERROR_CODES.get(e.code, "UNKNOWN"))
+    msg = f"No API found for '{request.method} {request.path}'" if e.code in (404, 405) else e.description
+    return error_response(e.code or 500, code, msg)
+
+
+def on_internal_error(e: Exception):
+    traceback.print_exc()
+    return error_response(500, "INTERNAL_ERROR", f"Sandbox internal failure: {type(e).__name__}: {e}")
