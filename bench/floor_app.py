@@ -3,6 +3,7 @@
 Whatever the receiver costs on top of this is the receiver's own work (signature, JSON, routing,
 Redis); what this costs is Flask + gunicorn + the load generator on the same machine.
 """
+
 from __future__ import annotations
 
 from flask import Flask, request

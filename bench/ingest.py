@@ -3,8 +3,8 @@
     make bench            # or: .venv/bin/python bench/ingest.py [--duration 10] [--quick]
 
 Starts, each in its own process group on free ports under one temp dir, a private Redis, the
-receiver (`bot.web:create_app()`, gunicorn gthread 2×4, exactly as `bot.localstack.bot.start_web`
-starts it) and a bare Flask app under the same gunicorn configuration (bench/floor_app.py).
+receiver (devstack's `receiver_only` setup: the Procfile's `web`, gunicorn gthread 2×4) and a bare
+Flask app under the same gunicorn command line (`bot.cli.gunicorn_argv`, app bench/floor_app.py).
 Then, with wrk (32 connections, 2 threads) or a Python fallback when wrk is missing:
 
   floor       saturation throughput of the bare endpoint that reads the body and answers 204;
@@ -28,21 +28,19 @@ Prints a table with PASS/FAIL against the targets and writes bench/results/inges
 Exit status is 0 even when a target is missed (this is a measurement); 2 when the run itself failed
 (logs are kept), 130 when interrupted. Everything started is stopped in every case.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
 import os
-import platform
 import random
-import resource
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -50,21 +48,20 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and the bot, from the repository root
 
 import redis  # noqa: E402
 
+from bench import harness  # noqa: E402
+from bench.harness import BENCH, ROOT, cpu_seconds, rss_mb, worker_pids  # noqa: E402
 from bot import events  # noqa: E402
-from bot.localstack import Service, ServiceError, free_port, start_process  # noqa: E402
-from bot.localstack.bot import start_web  # noqa: E402
-from bot.localstack.redis import start_redis  # noqa: E402
+from bot.cli import gunicorn_argv  # noqa: E402
 from bot.queue import DEDUPE_PREFIX, DEFAULT_QUEUE  # noqa: E402
+from devstack import setups  # noqa: E402
+from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
 
 SECRET = "bench-github-secret"
-FIXTURE = ROOT / "tests" / "data" / "issue_comment_pr.json"
-RESULTS = BENCH / "results" / "ingest.json"
+FIXTURE = ROOT / "tests" / "data" / "issue_comment_pr.json"  # a payload file, not test code
 PATH = "/webhooks/github"
 
 WORKERS, THREADS = 2, 4
@@ -77,48 +74,104 @@ TARGETS = {"webhooks_per_s": 3000, "ratio_to_floor_pct": 40, "p99_ms": 25, "rss_
 # The delivery: tests/data/issue_comment_pr.json grown into what GitHub really sends (~7 KB)
 # ----------------------------------------------------------------------------------------------
 
+
 def _user(login: str, uid: int, kind: str = "User") -> dict:
     return {
-        "login": login, "id": uid, "node_id": f"MDQ6VXNlcj{uid:06d}",
-        "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4", "gravatar_id": "",
-        "url": f"https://api.github.com/users/{login}", "html_url": f"https://github.com/{login}",
-        "type": kind, "user_view_type": "public", "site_admin": False,
+        "login": login,
+        "id": uid,
+        "node_id": f"MDQ6VXNlcj{uid:06d}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{uid}?v=4",
+        "gravatar_id": "",
+        "url": f"https://api.github.com/users/{login}",
+        "html_url": f"https://github.com/{login}",
+        "type": kind,
+        "user_view_type": "public",
+        "site_admin": False,
     }
 
 
 def _reactions(url: str) -> dict:
-    return {"url": f"{url}/reactions", "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
-            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0}
+    return {
+        "url": f"{url}/reactions",
+        "total_count": 0,
+        "+1": 0,
+        "-1": 0,
+        "laugh": 0,
+        "hooray": 0,
+        "confused": 0,
+        "heart": 0,
+        "rocket": 0,
+        "eyes": 0,
+    }
 
 
 def _repository(full_name: str, rid: int, owner: dict) -> dict:
     api = f"https://api.github.com/repos/{full_name}"
     name = full_name.split("/")[1]
     templated = {
-        "issues_url": "/issues{/number}", "pulls_url": "/pulls{/number}", "commits_url": "/commits{/sha}",
-        "contents_url": "/contents/{+path}", "compare_url": "/compare/{base}...{head}",
-        "statuses_url": "/statuses/{sha}", "labels_url": "/labels{/name}", "branches_url": "/branches{/branch}",
+        "issues_url": "/issues{/number}",
+        "pulls_url": "/pulls{/number}",
+        "commits_url": "/commits{/sha}",
+        "contents_url": "/contents/{+path}",
+        "compare_url": "/compare/{base}...{head}",
+        "statuses_url": "/statuses/{sha}",
+        "labels_url": "/labels{/name}",
+        "branches_url": "/branches{/branch}",
     }
     plain = ["hooks", "events", "tags", "languages", "deployments"]
-    repo = {"id": rid, "node_id": f"R_kgDOH{rid:07d}", "name": name, "full_name": full_name, "private": False,
-            "owner": owner, "html_url": f"https://github.com/{full_name}",
-            "description": "Churn prediction model: features, training pipeline and deployment", "fork": False,
-            "url": api}
+    repo = {
+        "id": rid,
+        "node_id": f"R_kgDOH{rid:07d}",
+        "name": name,
+        "full_name": full_name,
+        "private": False,
+        "owner": owner,
+        "html_url": f"https://github.com/{full_name}",
+        "description": "Churn prediction model: features, training pipeline and deployment",
+        "fork": False,
+        "url": api,
+    }
     for key in plain:
         repo[f"{key}_url"] = f"{api}/{key}"
     for key, suffix in templated.items():
         repo[key] = api + suffix
-    repo.update({
-        "created_at": "2023-03-14T09:26:53Z", "updated_at": "2025-05-02T14:03:11Z", "pushed_at": "2025-05-02T14:02:59Z",
-        "git_url": f"git://github.com/{full_name}.git", "ssh_url": f"git@github.com:{full_name}.git",
-        "clone_url": f"https://github.com/{full_name}.git", "svn_url": f"https://github.com/{full_name}",
-        "homepage": None, "size": 4211, "stargazers_count": 12, "watchers_count": 12, "language": "Python",
-        "has_issues": True, "has_projects": False, "has_downloads": True, "has_wiki": False, "has_pages": False,
-        "has_discussions": False, "forks_count": 3, "mirror_url": None, "archived": False, "disabled": False,
-        "open_issues_count": 5, "license": None, "allow_forking": True, "is_template": False,
-        "web_commit_signoff_required": False, "topics": ["mlops", "databricks", "mlflow"], "visibility": "public",
-        "forks": 3, "open_issues": 5, "watchers": 12, "default_branch": "main",
-    })
+    repo.update(
+        {
+            "created_at": "2023-03-14T09:26:53Z",
+            "updated_at": "2025-05-02T14:03:11Z",
+            "pushed_at": "2025-05-02T14:02:59Z",
+            "git_url": f"git://github.com/{full_name}.git",
+            "ssh_url": f"git@github.com:{full_name}.git",
+            "clone_url": f"https://github.com/{full_name}.git",
+            "svn_url": f"https://github.com/{full_name}",
+            "homepage": None,
+            "size": 4211,
+            "stargazers_count": 12,
+            "watchers_count": 12,
+            "language": "Python",
+            "has_issues": True,
+            "has_projects": False,
+            "has_downloads": True,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "forks_count": 3,
+            "mirror_url": None,
+            "archived": False,
+            "disabled": False,
+            "open_issues_count": 5,
+            "license": None,
+            "allow_forking": True,
+            "is_template": False,
+            "web_commit_signoff_required": False,
+            "topics": ["mlops", "databricks", "mlflow"],
+            "visibility": "public",
+            "forks": 3,
+            "open_issues": 5,
+            "watchers": 12,
+            "default_branch": "main",
+        }
+    )
     return repo
 
 
@@ -149,36 +202,87 @@ def build_payload(target_bytes: int = 7 * 1024) -> bytes:
     alice = _user("alice", 11)
     issue_url = f"{api}/issues/{number}"
     issue = {
-        "url": issue_url, "repository_url": api, "labels_url": f"{issue_url}/labels{{/name}}",
-        "comments_url": f"{issue_url}/comments", "events_url": f"{issue_url}/events",
-        "html_url": f"https://github.com/{full_name}/pull/{number}", "id": 2401958837, "node_id": "PR_kwDOHabc5NAAA1",
-        "number": number, "title": "Better features", "user": alice,
-        "labels": [{"id": 5123455, "node_id": "LA_kwDOHabcdef8AAAABMX", "url": f"{api}/labels/enhancement",
-                    "name": "enhancement", "color": "a2eeef", "default": True,
-                    "description": "New feature or request"}],
-        "state": "open", "locked": False, "assignee": None, "assignees": [], "milestone": None, "comments": 3,
-        "created_at": "2025-05-01T10:12:44Z", "updated_at": "2025-05-02T14:05:09Z", "closed_at": None,
-        "author_association": "MEMBER", "active_lock_reason": None, "draft": False,
-        "pull_request": {"url": f"{api}/pulls/{number}", "html_url": f"https://github.com/{full_name}/pull/{number}",
-                         "diff_url": f"https://github.com/{full_name}/pull/{number}.diff",
-                         "patch_url": f"https://github.com/{full_name}/pull/{number}.patch", "merged_at": None},
-        "body": "", "reactions": _reactions(issue_url), "timeline_url": f"{issue_url}/timeline",
-        "performed_via_github_app": None, "state_reason": None,
+        "url": issue_url,
+        "repository_url": api,
+        "labels_url": f"{issue_url}/labels{{/name}}",
+        "comments_url": f"{issue_url}/comments",
+        "events_url": f"{issue_url}/events",
+        "html_url": f"https://github.com/{full_name}/pull/{number}",
+        "id": 2401958837,
+        "node_id": "PR_kwDOHabc5NAAA1",
+        "number": number,
+        "title": "Better features",
+        "user": alice,
+        "labels": [
+            {
+                "id": 5123455,
+                "node_id": "LA_kwDOHabcdef8AAAABMX",
+                "url": f"{api}/labels/enhancement",
+                "name": "enhancement",
+                "color": "a2eeef",
+                "default": True,
+                "description": "New feature or request",
+            }
+        ],
+        "state": "open",
+        "locked": False,
+        "assignee": None,
+        "assignees": [],
+        "milestone": None,
+        "comments": 3,
+        "created_at": "2025-05-01T10:12:44Z",
+        "updated_at": "2025-05-02T14:05:09Z",
+        "closed_at": None,
+        "author_association": "MEMBER",
+        "active_lock_reason": None,
+        "draft": False,
+        "pull_request": {
+            "url": f"{api}/pulls/{number}",
+            "html_url": f"https://github.com/{full_name}/pull/{number}",
+            "diff_url": f"https://github.com/{full_name}/pull/{number}.diff",
+            "patch_url": f"https://github.com/{full_name}/pull/{number}.patch",
+            "merged_at": None,
+        },
+        "body": "",
+        "reactions": _reactions(issue_url),
+        "timeline_url": f"{issue_url}/timeline",
+        "performed_via_github_app": None,
+        "state_reason": None,
     }
     comment_url = f"{api}/issues/comments/{fixture['comment']['id']}"
     comment = {
-        "url": comment_url, "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-1001",
-        "issue_url": issue_url, "id": 1001, "node_id": "IC_kwDOHabc5M6Xyz12", "user": alice,
-        "created_at": "2025-05-02T14:05:08Z", "updated_at": "2025-05-02T14:05:08Z", "author_association": "MEMBER",
-        "body": "", "reactions": _reactions(comment_url), "performed_via_github_app": None,
+        "url": comment_url,
+        "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-1001",
+        "issue_url": issue_url,
+        "id": 1001,
+        "node_id": "IC_kwDOHabc5M6Xyz12",
+        "user": alice,
+        "created_at": "2025-05-02T14:05:08Z",
+        "updated_at": "2025-05-02T14:05:08Z",
+        "author_association": "MEMBER",
+        "body": "",
+        "reactions": _reactions(comment_url),
+        "performed_via_github_app": None,
     }
     organization = {k: v for k, v in owner.items() if k in ("login", "id", "node_id", "url", "avatar_url")}
-    organization.update({"repos_url": f"https://api.github.com/orgs/{owner['login']}/repos",
-                         "hooks_url": f"https://api.github.com/orgs/{owner['login']}/hooks",
-                         "description": "Acme data science"})
-    data = _merge({"action": "created", "issue": issue, "comment": comment,
-                   "repository": _repository(full_name, 1, owner), "organization": organization,
-                   "sender": alice}, fixture)
+    organization.update(
+        {
+            "repos_url": f"https://api.github.com/orgs/{owner['login']}/repos",
+            "hooks_url": f"https://api.github.com/orgs/{owner['login']}/hooks",
+            "description": "Acme data science",
+        }
+    )
+    data = _merge(
+        {
+            "action": "created",
+            "issue": issue,
+            "comment": comment,
+            "repository": _repository(full_name, 1, owner),
+            "organization": organization,
+            "sender": alice,
+        },
+        fixture,
+    )
     assert "/train toy" in data["comment"]["body"], data["comment"]["body"]
     # Grow the PR description (issue.body) until the delivery is target_bytes long.
     filler = PR_BODY
@@ -197,72 +301,16 @@ def build_payload(target_bytes: int = 7 * 1024) -> bytes:
 # Processes
 # ----------------------------------------------------------------------------------------------
 
-def start_floor(workdir: Path, env: dict[str, str]) -> Service:
-    """bench/floor_app.py under the very argv `start_web` uses for the receiver (same workers, threads, logs)."""
+
+def start_floor(workdir: Path) -> Service:
+    """bench/floor_app.py under the web process's own gunicorn command line (same workers, threads, logs)."""
     port = free_port()
-    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
-            "--worker-class", "gthread", "--threads", str(THREADS),
-            "--pythonpath", str(BENCH), "floor_app:create_app()"]
+    argv = gunicorn_argv("127.0.0.1", port, WORKERS, THREADS, app="floor_app:create_app()")
     url = f"http://127.0.0.1:{port}"
-    return start_process("floor", argv, workdir=workdir, url=url, env=env, cwd=ROOT,
-                         ready=lambda: _get_ok(url + "/healthz"), timeout=60)
-
-
-def _get_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def worker_pids(master: int) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{master}/task").glob("*"):
-        try:
-            pids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return sorted(set(pids))
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (a process that is gone counts 0)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / CLK_TCK
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's waited-for children (wrk, or the fallback's load processes)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])      # guest time is already in user
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+    env = {"LOG_LEVEL": "WARNING", "PYTHONPATH": str(BENCH)}  # where gunicorn finds floor_app
+    return start_process(
+        "floor", argv, workdir=workdir, url=url, env=env, cwd=ROOT, ready=lambda: is_ready(url + "/healthz"), timeout=60
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -349,8 +397,25 @@ class Load:
     def _wrk(self, url: str, seconds: float, think_ms: float, prefix: str) -> dict:
         script = self.workdir / ("paced.lua" if think_ms else "saturate.lua")
         script.write_text(LUA.replace("__PATH__", PATH).replace("__DELAY__", LUA_DELAY if think_ms else ""))
-        argv = [self.wrk, "-t", str(WRK_THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds:g}s", "--timeout", "5s",
-                "-s", str(script), url + PATH, "--", prefix, str(self.body_file), self.signature, f"{think_ms:.3f}"]
+        argv = [
+            self.wrk,
+            "-t",
+            str(WRK_THREADS),
+            "-c",
+            str(CONNECTIONS),
+            "-d",
+            f"{seconds:g}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            url + PATH,
+            "--",
+            prefix,
+            str(self.body_file),
+            self.signature,
+            f"{think_ms:.3f}",
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
         line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
         if done.returncode != 0 or line is None:
@@ -381,9 +446,12 @@ def _python_worker(args) -> dict:
             if think_ms:
                 time.sleep(rng.expovariate(1 / think_ms) / 1000)
             n += 1
-            headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
-                       "X-Hub-Signature-256": signature,
-                       "X-GitHub-Delivery": f"{prefix}-{tid:04x}-4000-8000-{n:012x}"}
+            headers = {
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "issue_comment",
+                "X-Hub-Signature-256": signature,
+                "X-GitHub-Delivery": f"{prefix}-{tid:04x}-4000-8000-{n:012x}",
+            }
             t0 = time.perf_counter()
             try:
                 conn.request("POST", PATH, body, headers)
@@ -414,14 +482,15 @@ def _python_worker(args) -> dict:
 
 def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool terminates its workers with SIGTERM
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
 def _python_load(url: str, body: bytes, signature: str, seconds: float, think_ms: float, prefix: str) -> dict:
     host, port = url.removeprefix("http://").split(":")
     procs = PY_PROCS
-    args = [(host, int(port), body, signature, seconds, think_ms, prefix, i, CONNECTIONS // procs)
-            for i in range(procs)]
+    args = [
+        (host, int(port), body, signature, seconds, think_ms, prefix, i, CONNECTIONS // procs) for i in range(procs)
+    ]
     with multiprocessing.get_context("fork").Pool(procs, initializer=_default_signals) as pool:
         parts = pool.map(_python_worker, args)
     statuses: dict[int, int] = {}
@@ -435,11 +504,22 @@ def _python_load(url: str, body: bytes, signature: str, seconds: float, think_ms
         return int(lat[min(len(lat) - 1, int(p / 100 * len(lat)))]) if lat else 0
 
     elapsed = max(part["elapsed"] for part in parts)
-    return {"requests": requests, "duration_us": int(elapsed * 1e6), "sent": sum(p["sent"] for p in parts),
-            "statuses": statuses, "rps": requests / elapsed,
-            "errors": {"connect": 0, "read": sum(p["errors"] for p in parts), "write": 0, "status": 0, "timeout": 0},
-            "latency_us": {"mean": statistics.fmean(lat) if lat else 0, "p50": pct(50), "p90": pct(90),
-                           "p99": pct(99), "p999": pct(99.9), "max": int(lat[-1]) if lat else 0}}
+    return {
+        "requests": requests,
+        "duration_us": int(elapsed * 1e6),
+        "sent": sum(p["sent"] for p in parts),
+        "statuses": statuses,
+        "rps": requests / elapsed,
+        "errors": {"connect": 0, "read": sum(p["errors"] for p in parts), "write": 0, "status": 0, "timeout": 0},
+        "latency_us": {
+            "mean": statistics.fmean(lat) if lat else 0,
+            "p50": pct(50),
+            "p90": pct(90),
+            "p99": pct(99),
+            "p999": pct(99.9),
+            "max": int(lat[-1]) if lat else 0,
+        },
+    }
 
 
 def merge(parts: list[dict]) -> dict:
@@ -452,28 +532,36 @@ def merge(parts: list[dict]) -> dict:
     for p in parts:
         for s, c in p["statuses"].items():
             statuses[s] = statuses.get(s, 0) + c
-    lat = {"mean": sum(p["latency_us"]["mean"] * w for p, w in zip(parts, n)) / total_n,
-           "p50": int(sum(p["latency_us"]["p50"] * w for p, w in zip(parts, n)) / total_n)}
+    lat = {
+        "mean": sum(p["latency_us"]["mean"] * w for p, w in zip(parts, n, strict=True)) / total_n,
+        "p50": int(sum(p["latency_us"]["p50"] * w for p, w in zip(parts, n, strict=True)) / total_n),
+    }
     for key in ("p90", "p99", "p999", "max"):
         lat[key] = max(p["latency_us"][key] for p in parts)
     duration = sum(p["duration_us"] for p in parts)
     return {
-        "requests": sum(p["requests"] for p in parts), "duration_us": duration, "sent": sum(p["sent"] for p in parts),
-        "statuses": statuses, "rps": sum(p["requests"] for p in parts) / (duration / 1e6),
+        "requests": sum(p["requests"] for p in parts),
+        "duration_us": duration,
+        "sent": sum(p["sent"] for p in parts),
+        "statuses": statuses,
+        "rps": sum(p["requests"] for p in parts) / (duration / 1e6),
         "errors": {k: sum(p["errors"][k] for p in parts) for k in parts[0]["errors"]},
         "latency_us": lat,
-        "cpu_us_per_request": {k: round(sum(p["cpu_us_per_request"][k] * w for p, w in zip(parts, n)) / total_n, 1)
-                               for k in parts[0]["cpu_us_per_request"]},
-        "other_processes_cpu_pct": round(sum(p["other_processes_cpu_pct"] * p["duration_us"] for p in parts)
-                                         / duration, 1),
-        "rounds": [{"rps": round(p["rps"], 1), "other_processes_cpu_pct": p["other_processes_cpu_pct"]}
-                   for p in parts],
+        "cpu_us_per_request": {
+            k: round(sum(p["cpu_us_per_request"][k] * w for p, w in zip(parts, n, strict=True)) / total_n, 1)
+            for k in parts[0]["cpu_us_per_request"]
+        },
+        "other_processes_cpu_pct": round(
+            sum(p["other_processes_cpu_pct"] * p["duration_us"] for p in parts) / duration, 1
+        ),
+        "rounds": [{"rps": round(p["rps"], 1), "other_processes_cpu_pct": p["other_processes_cpu_pct"]} for p in parts],
     }
 
 
 # ----------------------------------------------------------------------------------------------
 # Checks
 # ----------------------------------------------------------------------------------------------
+
 
 def non_2xx(result: dict) -> int:
     return sum(n for s, n in result["statuses"].items() if not 200 <= s < 300)
@@ -488,8 +576,8 @@ class Ledger:
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self.accepted = 0        # 202 answers seen by the load generator
-        self.sent_upper = 0      # 202 answers + requests still in flight when a measurement stopped
+        self.accepted = 0  # 202 answers seen by the load generator
+        self.sent_upper = 0  # 202 answers + requests still in flight when a measurement stopped
         self.problems: list[str] = []
 
     def add(self, name: str, result: dict, expected: int = 202) -> None:
@@ -508,18 +596,29 @@ class Ledger:
         dedupe = sum(1 for _ in self.client.scan_iter(match=DEDUPE_PREFIX + "*", count=5000))
         ok = self.accepted <= llen <= self.sent_upper and dedupe == llen
         if not ok:
-            self.problems.append(f"queue: {self.accepted} answered 202, {llen} messages in {DEFAULT_QUEUE!r} "
-                                 f"(at most {self.sent_upper} possible), {dedupe} dedupe keys")
-        return {"answered_202": self.accepted, "queue_llen": llen, "dedupe_keys": dedupe,
-                "in_flight_at_stop_max": self.sent_upper - self.accepted, "ok": ok and not self.problems,
-                "problems": self.problems}
+            self.problems.append(
+                f"queue: {self.accepted} answered 202, {llen} messages in {DEFAULT_QUEUE!r} "
+                f"(at most {self.sent_upper} possible), {dedupe} dedupe keys"
+            )
+        return {
+            "answered_202": self.accepted,
+            "queue_llen": llen,
+            "dedupe_keys": dedupe,
+            "in_flight_at_stop_max": self.sent_upper - self.accepted,
+            "ok": ok and not self.problems,
+            "problems": self.problems,
+        }
 
 
 def sanity(url: str, body: bytes, signature: str, client: redis.Redis) -> dict:
     """One delivery → 202 and one message; the same delivery id again → 200 duplicate, nothing queued."""
     delivery = str(uuid.uuid4())
-    headers = {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
-               "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature}
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "issue_comment",
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": signature,
+    }
     answers = []
     for _ in range(2):
         req = urllib.request.Request(url + PATH, data=body, headers=headers, method="POST")
@@ -530,16 +629,22 @@ def sanity(url: str, body: bytes, signature: str, client: redis.Redis) -> dict:
             answers.append((e.code, e.read().decode(errors="replace")))
     llen = client.llen(DEFAULT_QUEUE)
     first, second = answers
-    ok = (first[0] == 202 and len(first[1].get("tasks", [])) == 1 and second[0] == 200
-          and second[1].get("status") == "duplicate" and llen == 1)
+    ok = (
+        first[0] == 202
+        and len(first[1].get("tasks", [])) == 1
+        and second[0] == 200
+        and second[1].get("status") == "duplicate"
+        and llen == 1
+    )
     if not ok:
         raise RuntimeError(f"sanity check failed: answers {answers}, {llen} queued messages")
     message = json.loads(client.lindex(DEFAULT_QUEUE, 0))
     return {"first": first[0], "replay": second[0], "task": message["headers"]["task"]}
 
 
-def exact_check(url: str, body: bytes, signature: str, client: redis.Redis, threads: int = 8,
-                per_thread: int = 100) -> dict:
+def exact_check(
+    url: str, body: bytes, signature: str, client: redis.Redis, threads: int = 8, per_thread: int = 100
+) -> dict:
     """A closed batch with nothing in flight at the end: 202s must equal new messages exactly, and every
     delivery sent again (by another connection, concurrently) must be a 200 duplicate that queues nothing."""
     import http.client
@@ -554,8 +659,17 @@ def exact_check(url: str, body: bytes, signature: str, client: redis.Redis, thre
         mine: dict[int, int] = {}
         try:
             for delivery in batch:
-                conn.request("POST", PATH, body, {"Content-Type": "application/json", "X-GitHub-Event": "issue_comment",
-                                                  "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature})
+                conn.request(
+                    "POST",
+                    PATH,
+                    body,
+                    {
+                        "Content-Type": "application/json",
+                        "X-GitHub-Event": "issue_comment",
+                        "X-GitHub-Delivery": delivery,
+                        "X-Hub-Signature-256": signature,
+                    },
+                )
                 resp = conn.getresponse()
                 resp.read()
                 mine[resp.status] = mine.get(resp.status, 0) + 1
@@ -577,17 +691,28 @@ def exact_check(url: str, body: bytes, signature: str, client: redis.Redis, thre
     queued_first = run("first", ids)
     queued_replay = run("replay", ids[1:] + ids[:1])  # each batch replayed by a different connection
     total = threads * per_thread
-    ok = (counts["first"] == {202: total} and queued_first == total
-          and counts["replay"] == {200: total} and queued_replay == 0)
-    return {"deliveries": total, "answered_202": counts["first"].get(202, 0), "new_messages": queued_first,
-            "replay_answers": counts["replay"], "replay_new_messages": queued_replay, "ok": ok}
+    ok = (
+        counts["first"] == {202: total}
+        and queued_first == total
+        and counts["replay"] == {200: total}
+        and queued_replay == 0
+    )
+    return {
+        "deliveries": total,
+        "answered_202": counts["first"].get(202, 0),
+        "new_messages": queued_first,
+        "replay_answers": counts["replay"],
+        "replay_new_messages": queued_replay,
+        "ok": ok,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
 # The run
 # ----------------------------------------------------------------------------------------------
 
-def main() -> int:
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds per saturation measurement")
     parser.add_argument("--rounds", type=int, default=2, help="floor/receiver alternations within --duration")
@@ -597,131 +722,142 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=7 * 1024, help="delivery size in bytes")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even if wrk is here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
-    opts = parser.parse_args()
+    return parser.parse_args()
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
 
+class Meter:
+    """One measurement against one server: the load, the CPU it cost each party, what others took meanwhile."""
+
+    def __init__(self, load: Load, redis_service: Service, web: Service, ledger: Ledger):
+        self.load, self.redis_pid, self.web, self.ledger = load, redis_service.process.pid, web, ledger
+
+    def _reading(self, workers: list[int], ours: list[int]) -> tuple:
+        return (
+            cpu_seconds(workers),
+            cpu_seconds([self.redis_pid]),
+            cpu_seconds(ours),
+            harness.children_cpu(),
+            harness.machine_busy(),
+            time.monotonic(),
+        )
+
+    def measure(self, name: str, server: Service, seconds: float, think_ms: float = 0.0, expected: int = 202) -> dict:
+        workers = worker_pids(server.process.pid)
+        ours = [server.process.pid, *workers, self.redis_pid]
+        before = self._reading(workers, ours)
+        result = self.load.run(server.url, seconds, think_ms)
+        after = self._reading(workers, ours)
+        n = max(1, result["requests"])
+        wall = after[5] - before[5]
+        others = (after[4][0] - before[4][0]) - (after[2] - before[2]) - (after[3] - before[3])
+        result["cpu_us_per_request"] = {
+            "web_workers": round(1e6 * (after[0] - before[0]) / n, 1),
+            "redis": round(1e6 * (after[1] - before[1]) / n, 1),
+            "load_generator": round(1e6 * (after[3] - before[3]) / n, 1),
+        }
+        result["other_processes_cpu_pct"] = round(100 * max(0.0, others) / (wall * (os.cpu_count() or 1)), 1)
+        if server is self.web:
+            self.ledger.add(name, result, expected)
+        elif non_2xx(result) or socket_errors(result):
+            self.ledger.problems.append(f"{name}: {result['statuses']} {result['errors']}")
+        self._show(name, result)
+        return result
+
+    def _show(self, name: str, result: dict) -> None:
+        lat, cpu = result["latency_us"], result["cpu_us_per_request"]
+        harness.say(
+            f"  {name:<18} {result['rps']:7.0f} req/s  p50 {lat['p50'] / 1000:6.2f} ms  "
+            f"p99 {lat['p99'] / 1000:6.2f} ms  CPU/req: web {cpu['web_workers']:4.0f} µs, "
+            f"redis {cpu['redis']:3.0f} µs, {self.load.tool} {cpu['load_generator']:3.0f} µs; "
+            f"others {result['other_processes_cpu_pct']:3.0f} %  {dict(sorted(result['statuses'].items()))}"
+        )
+
+
+def measure_all(opts, meter: Meter, web: Service, floor: Service) -> dict[str, dict]:
+    """Warm-up, floor and receiver alternating in rounds, then the paced latency run at a share of saturation."""
+    measure = meter.measure
+    measure("floor warm-up", floor, opts.warmup, expected=204)
+    measure("receiver warm-up", web, opts.warmup)
+    # Floor and receiver alternate in short rounds, so that whatever else runs on the machine
+    # weighs on both alike and the ratio stays meaningful.
+    chunks: dict[str, list[dict]] = {"floor": [], "receiver": []}
+    for i in range(opts.rounds):
+        seconds = opts.duration / opts.rounds
+        chunks["floor"].append(measure(f"floor {i + 1}/{opts.rounds}", floor, seconds, expected=204))
+        chunks["receiver"].append(measure(f"receiver {i + 1}/{opts.rounds}", web, seconds))
+    runs = {"floor": merge(chunks["floor"]), "receiver": merge(chunks["receiver"])}
+    # think time per connection so that CONNECTIONS connections offer `rate` req/s in total
+    rate = opts.paced_fraction * runs["receiver"]["rps"]
+    think_ms = max(0.5, CONNECTIONS / rate * 1000 - 1.0)  # ~1 ms of it is the answer itself
+    runs["paced"] = measure(f"paced ~{rate:.0f}/s", web, opts.paced, think_ms)
+    runs["floor_paced"] = measure(f"floor ~{rate:.0f}/s", floor, opts.paced / 2, think_ms, expected=204)
+    return runs
+
+
+def final_checks(checks: dict, ledger: Ledger, web: Service, body: bytes, signature: str, client) -> None:
+    """The closed batch, the queue against the 202s seen, and no error in the receiver's log."""
+    checks["exact"] = exact_check(web.url, body, signature, client)
+    if not checks["exact"]["ok"]:
+        ledger.problems.append(f"exact check: {checks['exact']}")
+    ledger.accepted += checks["exact"]["answered_202"]
+    ledger.sent_upper += checks["exact"]["answered_202"]
+    checks["queue"] = ledger.check()
+    errors = [
+        line
+        for line in web.log_tail(2000).splitlines()
+        if '"level": "error"' in line or "Traceback" in line or "[CRITICAL]" in line
+    ]
+    if errors:
+        checks["queue"]["problems"].append(f"receiver log has {len(errors)} error lines, e.g. {errors[0]}")
+        checks["queue"]["ok"] = False
+
+
+def bench(run: harness.Run, opts, busy_before: float, started: float) -> None:
+    body = build_payload(opts.size)
+    signature = events.github_signature(SECRET, body)
+    load = Load(run.workdir, body, signature, force_python=opts.python_load)
+    if load.tool != "wrk" and not opts.python_load:
+        print(
+            "wrk not found (`apt-get install -y wrk`; `make bench` installs it): "
+            "falling back to a Python load generator, which itself needs much of the 2 cores — "
+            "figures are lower bounds",
+            file=sys.stderr,
+        )
+    env = {
+        "MLOPS_BOT_CONFIG": str(ROOT / "config.toml"),
+        "GITHUB_WEBHOOK_SECRET": SECRET,
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = run.track(setups.receiver_only(run.workdir, env, workers=WORKERS, threads=THREADS))
+    redis_service, web = stack.services["redis"], stack.services["web"]
+    floor = run.track(start_floor(run.workdir))
+    client = redis.Redis.from_url(redis_service.url)
+    harness.say(
+        f"redis {redis_service.url}  receiver {web.url}  floor {floor.url}  load: {load.tool} "
+        f"{CONNECTIONS} connections, {WRK_THREADS} threads  delivery {len(body)} bytes"
+    )
+    checks = {"sanity": sanity(web.url, body, signature, client)}
+    ledger = Ledger(client)
+    ledger.accepted = ledger.sent_upper = 1  # the sanity delivery
+    runs = measure_all(opts, Meter(load, redis_service, web, ledger), web, floor)
+    floor_rss = {pid: rss_mb(pid) for pid in worker_pids(floor.process.pid)}
+    final_checks(checks, ledger, web, body, signature, client)
+    web_rss = {pid: rss_mb(pid) for pid in worker_pids(web.process.pid)}
+    checks["machine_busy_before_pct"] = round(busy_before, 1)
+    report(opts, load, body, runs, web_rss, floor_rss, checks, time.monotonic() - started)
+
+
+def main() -> int:
+    opts = parse_args()
     started = time.monotonic()
-    busy0 = machine_busy()
-    time.sleep(1)
-    busy1 = machine_busy()
-    idle_busy_pct = 100 * (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
-    if idle_busy_pct > 15:
-        print(f"warning: the machine is {idle_busy_pct:.0f} % busy before the bench starts; other processes "
-              "share the cores, so absolute figures will be low (compare the ratio to the floor)", file=sys.stderr)
-    workdir = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
-    services: list[Service] = []
-    failed = interrupted = False
-    try:
-        body = build_payload(opts.size)
-        signature = events.github_signature(SECRET, body)
-        load = Load(workdir, body, signature, force_python=opts.python_load)
-        if load.tool != "wrk" and not opts.python_load:
-            print("wrk not found (`apt-get install -y wrk`; `make bench` installs it): "
-                  "falling back to a Python load generator, which itself needs much of the 2 cores — "
-                  "figures are lower bounds", file=sys.stderr)
-
-        redis_service = start_redis(workdir / "redis")
-        services.append(redis_service)
-        env = {"REDIS_URL": redis_service.url, "MLOPS_BOT_CONFIG": str(ROOT / "config.toml"),
-               "GITHUB_WEBHOOK_SECRET": SECRET, "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
-        web = start_web(workdir, env, workers=WORKERS, threads=THREADS)
-        services.append(web)
-        floor = start_floor(workdir, {"LOG_LEVEL": "WARNING"})
-        services.append(floor)
-        client = redis.Redis.from_url(redis_service.url)
-        print(f"redis {redis_service.url}  receiver {web.url}  floor {floor.url}  load: {load.tool} "
-              f"{CONNECTIONS} connections, {WRK_THREADS} threads  delivery {len(body)} bytes", flush=True)
-
-        checks = {"sanity": sanity(web.url, body, signature, client)}
-        ledger = Ledger(client)
-        ledger.accepted = ledger.sent_upper = 1  # the sanity delivery
-
-        def measure(name: str, server: Service, seconds: float, think_ms: float = 0.0, expected: int = 202) -> dict:
-            workers = worker_pids(server.process.pid)
-            ours = [server.process.pid, *workers, redis_service.process.pid]
-            before = (cpu_seconds(workers), cpu_seconds([redis_service.process.pid]), cpu_seconds(ours),
-                      children_cpu(), machine_busy(), time.monotonic())
-            result = load.run(server.url, seconds, think_ms)
-            after = (cpu_seconds(workers), cpu_seconds([redis_service.process.pid]), cpu_seconds(ours),
-                     children_cpu(), machine_busy(), time.monotonic())
-            n = max(1, result["requests"])
-            wall = after[5] - before[5]
-            others = (after[4][0] - before[4][0]) - (after[2] - before[2]) - (after[3] - before[3])
-            result["cpu_us_per_request"] = {"web_workers": round(1e6 * (after[0] - before[0]) / n, 1),
-                                            "redis": round(1e6 * (after[1] - before[1]) / n, 1),
-                                            "load_generator": round(1e6 * (after[3] - before[3]) / n, 1)}
-            result["other_processes_cpu_pct"] = round(100 * max(0.0, others) / (wall * (os.cpu_count() or 1)), 1)
-            if server is web:
-                ledger.add(name, result, expected)
-            elif non_2xx(result) or socket_errors(result):
-                ledger.problems.append(f"{name}: {result['statuses']} {result['errors']}")
-            lat, cpu = result["latency_us"], result["cpu_us_per_request"]
-            print(f"  {name:<18} {result['rps']:7.0f} req/s  p50 {lat['p50'] / 1000:6.2f} ms  "
-                  f"p99 {lat['p99'] / 1000:6.2f} ms  CPU/req: web {cpu['web_workers']:4.0f} µs, "
-                  f"redis {cpu['redis']:3.0f} µs, {load.tool} {cpu['load_generator']:3.0f} µs; "
-                  f"others {result['other_processes_cpu_pct']:3.0f} %  {dict(sorted(result['statuses'].items()))}",
-                  flush=True)
-            return result
-
-        runs: dict[str, dict] = {}
-        measure("floor warm-up", floor, opts.warmup, expected=204)
-        measure("receiver warm-up", web, opts.warmup)
-        # Floor and receiver alternate in short rounds, so that whatever else runs on the machine
-        # weighs on both alike and the ratio stays meaningful.
-        chunks: dict[str, list[dict]] = {"floor": [], "receiver": []}
-        for i in range(opts.rounds):
-            chunks["floor"].append(measure(f"floor {i + 1}/{opts.rounds}", floor, opts.duration / opts.rounds,
-                                           expected=204))
-            chunks["receiver"].append(measure(f"receiver {i + 1}/{opts.rounds}", web, opts.duration / opts.rounds))
-        runs["floor"], runs["receiver"] = merge(chunks["floor"]), merge(chunks["receiver"])
-        floor_rss = {pid: rss_mb(pid) for pid in worker_pids(floor.process.pid)}
-        # think time per connection so that CONNECTIONS connections offer `rate` req/s in total
-        rate = opts.paced_fraction * runs["receiver"]["rps"]
-        think_ms = max(0.5, CONNECTIONS / rate * 1000 - 1.0)  # ~1 ms of it is the answer itself
-        runs["paced"] = measure(f"paced ~{rate:.0f}/s", web, opts.paced, think_ms)
-        runs["floor_paced"] = measure(f"floor ~{rate:.0f}/s", floor, opts.paced / 2, think_ms, expected=204)
-        checks["exact"] = exact_check(web.url, body, signature, client)
-        if not checks["exact"]["ok"]:
-            ledger.problems.append(f"exact check: {checks['exact']}")
-        ledger.accepted += checks["exact"]["answered_202"]
-        ledger.sent_upper += checks["exact"]["answered_202"]
-
-        web_rss = {pid: rss_mb(pid) for pid in worker_pids(web.process.pid)}
-        checks["queue"] = ledger.check()
-        errors = [line for line in web.log_tail(2000).splitlines()
-                  if '"level": "error"' in line or "Traceback" in line or "[CRITICAL]" in line]
-        if errors:
-            checks["queue"]["problems"].append(f"receiver log has {len(errors)} error lines, e.g. {errors[0]}")
-            checks["queue"]["ok"] = False
-
-        checks["machine_busy_before_pct"] = round(idle_busy_pct, 1)
-        report(opts, load, body, runs, web_rss, floor_rss, checks, time.monotonic() - started)
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping the services", file=sys.stderr)
-        interrupted = True
-    except (ServiceError, RuntimeError, redis.RedisError, OSError, subprocess.SubprocessError) as exc:
-        print(f"\nbench failed: {exc}", file=sys.stderr)
-        for service in services:
-            print(f"--- {service.name} log tail ({service.log_path}):\n{service.log_tail(15)}", file=sys.stderr)
-        failed = True
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
-        for service in reversed(services):
-            service.stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if opts.keep or failed:
-            print(f"logs kept in {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 130 if interrupted else 2 if failed else 0
+    busy = harness.busy_before_start("absolute figures will be low (compare the ratio to the floor)")
+    return harness.run("mlops-bench-", opts.keep, lambda run: bench(run, opts, busy, started))
 
 
-def report(opts, load: Load, body: bytes, runs: dict, web_rss: dict, floor_rss: dict, checks: dict,
-           elapsed: float) -> None:
+def report(
+    opts, load: Load, body: bytes, runs: dict, web_rss: dict, floor_rss: dict, checks: dict, elapsed: float
+) -> None:
     floor_rps, recv_rps = runs["floor"]["rps"], runs["receiver"]["rps"]
     paced = runs["paced"]
     paced_rps = paced["rps"]
@@ -749,59 +885,100 @@ def report(opts, load: Load, body: bytes, runs: dict, web_rss: dict, floor_rss: 
         (f"ack latency p50 @ {paced_rps:,.0f}/s", f"{p50:.2f} ms", "", ""),
         (f"ack latency p99 @ {paced_rps:,.0f}/s", f"{p99:.2f} ms", f"<= {TARGETS['p99_ms']} ms", mark("p99_ms")),
         ("  (at saturation, closed loop)", f"p50 {sat['p50'] / 1000:.1f} / p99 {sat['p99'] / 1000:.1f} ms", "", ""),
-        ("  (floor @ same rate)", f"p50 {runs['floor_paced']['latency_us']['p50'] / 1000:.2f} / "
-                                   f"p99 {runs['floor_paced']['latency_us']['p99'] / 1000:.2f} ms", "", ""),
-        ("RSS per web worker", " / ".join(f"{v:.1f}" for v in rss) + " MB", f"<= {TARGETS['rss_mb']} MB",
-         mark("rss_mb")),
+        (
+            "  (floor @ same rate)",
+            f"p50 {runs['floor_paced']['latency_us']['p50'] / 1000:.2f} / "
+            f"p99 {runs['floor_paced']['latency_us']['p99'] / 1000:.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "RSS per web worker",
+            " / ".join(f"{v:.1f}" for v in rss) + " MB",
+            f"<= {TARGETS['rss_mb']} MB",
+            mark("rss_mb"),
+        ),
         ("  (floor worker RSS)", " / ".join(f"{v:.1f}" for v in floor_rss.values() if v) + " MB", "", ""),
-        ("web CPU per request (floor / receiver)", f"{runs['floor']['cpu_us_per_request']['web_workers']:.0f} / "
-                                                   f"{runs['receiver']['cpu_us_per_request']['web_workers']:.0f} µs"
-                                                   f" (+redis {runs['receiver']['cpu_us_per_request']['redis']:.0f})",
-         "", ""),
-        ("other processes' CPU during runs", f"{busy_others:.0f} % of the machine", "", "noisy" if busy_others > 10 else ""),
-        ("202s = queued messages, 0 non-2xx", f"{checks['queue']['answered_202']:,} / "
-                                               f"{checks['queue']['queue_llen']:,}", "equal*", mark("correctness")),
-        ("  closed batch + concurrent replay", f"{checks['exact']['answered_202']} / {checks['exact']['new_messages']}"
-                                               f", replays {checks['exact']['replay_new_messages']} queued",
-         "exact", "ok" if checks["exact"]["ok"] else "FAIL"),
+        (
+            "web CPU per request (floor / receiver)",
+            f"{runs['floor']['cpu_us_per_request']['web_workers']:.0f} / "
+            f"{runs['receiver']['cpu_us_per_request']['web_workers']:.0f} µs"
+            f" (+redis {runs['receiver']['cpu_us_per_request']['redis']:.0f})",
+            "",
+            "",
+        ),
+        (
+            "other processes' CPU during runs",
+            f"{busy_others:.0f} % of the machine",
+            "",
+            "noisy" if busy_others > 10 else "",
+        ),
+        (
+            "202s = queued messages, 0 non-2xx",
+            f"{checks['queue']['answered_202']:,} / {checks['queue']['queue_llen']:,}",
+            "equal*",
+            mark("correctness"),
+        ),
+        (
+            "  closed batch + concurrent replay",
+            f"{checks['exact']['answered_202']} / {checks['exact']['new_messages']}"
+            f", replays {checks['exact']['replay_new_messages']} queued",
+            "exact",
+            "ok" if checks["exact"]["ok"] else "FAIL",
+        ),
     ]
-    width = max(len(r[0]) for r in rows)
-    print()
-    gen = (f"wrk {CONNECTIONS} conns / {WRK_THREADS} threads" if load.tool == "wrk"
-           else f"Python load generator {CONNECTIONS} conns / {PY_PROCS} processes (wrk missing)")
-    print(f"mlops-bot ingest: gunicorn gthread {WORKERS}x{THREADS}, {gen}, {len(body):,}-byte signed issue_comment, {os.cpu_count()} CPUs, {elapsed:.0f} s")
-    for name, value, target, verdict in rows:
-        print(f"  {name:<{width}}  {value:>22}  {target:>10}  {verdict}")
+    gen = (
+        f"wrk {CONNECTIONS} conns / {WRK_THREADS} threads"
+        if load.tool == "wrk"
+        else f"Python load generator {CONNECTIONS} conns / {PY_PROCS} processes (wrk missing)"
+    )
+    harness.print_table(
+        f"mlops-bot ingest: gunicorn gthread {WORKERS}x{THREADS}, {gen}, {len(body):,}-byte signed "
+        f"issue_comment, {os.cpu_count()} CPUs, {elapsed:.0f} s",
+        rows,
+    )
     missed = [k for k, ok in verdicts.items() if not ok]
     print("all targets met" if not missed else f"MISSED: {', '.join(missed)}")
-    print(f"  * the load generator stops with requests in flight: the queue may hold up to "
-          f"{checks['queue']['in_flight_at_stop_max']} more messages than 202s seen (one per unanswered request); "
-          f"{checks['queue']['dedupe_keys']:,} dedupe keys for {checks['queue']['queue_llen']:,} messages")
+    print(
+        f"  * the load generator stops with requests in flight: the queue may hold up to "
+        f"{checks['queue']['in_flight_at_stop_max']} more messages than 202s seen (one per unanswered request); "
+        f"{checks['queue']['dedupe_keys']:,} dedupe keys for {checks['queue']['queue_llen']:,} messages"
+    )
     for problem in checks["queue"]["problems"]:
         print(f"  problem: {problem}")
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "setup": {"server": f"gunicorn gthread {WORKERS} workers x {THREADS} threads", "load": load.tool,
-                  "connections": CONNECTIONS, "load_threads": WRK_THREADS, "delivery_bytes": len(body),
-                  "saturation_seconds": opts.duration, "paced_seconds": opts.paced,
-                  "paced_arrivals": "exponential think time per connection (~Poisson)"},
-        "floor_rps": round(floor_rps, 1),
-        "webhooks_per_s": round(recv_rps, 1),
-        "ratio_to_floor_pct": round(ratio, 1),
-        "paced_rate_per_s": round(paced_rps, 1),
-        "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
-        "saturation_latency_ms": {k: round(v / 1000, 3) for k, v in sat.items()},
-        "floor_paced_latency_ms": {k: round(v / 1000, 3) for k, v in runs["floor_paced"]["latency_us"].items()},
-        "other_processes_cpu_pct_max": busy_others,
-        "rss_mb": {str(k): round(v, 1) for k, v in web_rss.items() if v is not None},
-        "floor_rss_mb": {str(k): round(v, 1) for k, v in floor_rss.items() if v is not None},
-        "runs": runs, "checks": checks, "targets": TARGETS, "pass": verdicts, "missed": missed,
-        "elapsed_s": round(elapsed, 1),
-    }, indent=2, default=str) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+    harness.write_results(
+        "ingest",
+        {
+            "setup": {
+                "server": f"gunicorn gthread {WORKERS} workers x {THREADS} threads",
+                "load": load.tool,
+                "connections": CONNECTIONS,
+                "load_threads": WRK_THREADS,
+                "delivery_bytes": len(body),
+                "saturation_seconds": opts.duration,
+                "paced_seconds": opts.paced,
+                "paced_arrivals": "exponential think time per connection (~Poisson)",
+            },
+            "floor_rps": round(floor_rps, 1),
+            "webhooks_per_s": round(recv_rps, 1),
+            "ratio_to_floor_pct": round(ratio, 1),
+            "paced_rate_per_s": round(paced_rps, 1),
+            "p50_ms": round(p50, 3),
+            "p99_ms": round(p99, 3),
+            "saturation_latency_ms": {k: round(v / 1000, 3) for k, v in sat.items()},
+            "floor_paced_latency_ms": {k: round(v / 1000, 3) for k, v in runs["floor_paced"]["latency_us"].items()},
+            "other_processes_cpu_pct_max": busy_others,
+            "rss_mb": {str(k): round(v, 1) for k, v in web_rss.items() if v is not None},
+            "floor_rss_mb": {str(k): round(v, 1) for k, v in floor_rss.items() if v is not None},
+            "runs": runs,
+            "checks": checks,
+            "targets": TARGETS,
+            "pass": verdicts,
+            "missed": missed,
+            "elapsed_s": round(elapsed, 1),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ process and worker. Then people act through the forge's API, as GitHub users wou
 It prints each step as it happens, then the PR conversation, the registry and the audit trail,
 and exits 0 only if every step did what it should.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,12 @@ from devstack.setups import EXAMPLE, REPO, SECRETS, USERS, Setup, install_regist
 from devstack.waiting import TimedOut, wait_until
 
 BRANCH = "feature/better-features"
+ALICE_GIT = {
+    "GIT_AUTHOR_NAME": "Alice",
+    "GIT_AUTHOR_EMAIL": "alice@acme.test",
+    "GIT_COMMITTER_NAME": "Alice",
+    "GIT_COMMITTER_EMAIL": "alice@acme.test",
+}
 STEP_TIMEOUT = 120
 
 
@@ -52,10 +59,15 @@ class Story:
         self.stack, self.out = stack, out
         # The sandbox has no host metadata endpoint; the SDK's warning about it is noise here.
         logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
-        self.gh = {u: Github(base_url=stack.url("forge"), auth=Auth.Token(t), seconds_between_requests=0,
-                             seconds_between_writes=0) for u, t in USERS.items()}
-        self.ws = WorkspaceClient(config=Config(host=stack.url("workspace"), token=WORKSPACE_TOKEN, auth_type="pat",
-                                                retry_timeout_seconds=30))
+        self.gh = {
+            u: Github(
+                base_url=stack.url("forge"), auth=Auth.Token(t), seconds_between_requests=0, seconds_between_writes=0
+            )
+            for u, t in USERS.items()
+        }
+        self.ws = WorkspaceClient(
+            config=Config(host=stack.url("workspace"), token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=30)
+        )
         self.mlflow = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
         self.started = time.monotonic()
         self.results: list[tuple[str, bool, float]] = []
@@ -88,8 +100,11 @@ class Story:
 
     def bot_comments(self, kind: str, key: str = "") -> list:
         marker = f"<!-- mlops-bot:{kind} key={key}"
-        return [c for c in self.repo().get_issue(self.pr.number).get_comments()
-                if c.user.login == "mlops-bot" and marker in c.body]
+        return [
+            c
+            for c in self.repo().get_issue(self.pr.number).get_comments()
+            if c.user.login == "mlops-bot" and marker in c.body
+        ]
 
     def comment(self, user: str, body: str):
         c = self.repo(user).get_issue(self.pr.number).create_comment(body)
@@ -115,10 +130,17 @@ class Story:
     def push_branch(self) -> None:
         url = self.stack.url("forge").replace("http://", f"http://alice:{USERS['alice']}@") + f"/{REPO}.git"
         checkout = self.stack.workdir / "alice-checkout"
-        git = lambda *a: subprocess.run(["git", *a], cwd=checkout if a[0] != "clone" else self.stack.workdir,  # noqa
-                                        check=True, capture_output=True, text=True,
-                                        env={**os.environ, "GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "alice@acme.test",
-                                             "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@acme.test"})
+
+        def git(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                ["git", *args],
+                cwd=checkout if args[0] != "clone" else self.stack.workdir,
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **ALICE_GIT},
+            )
+
         git("clone", "-q", url, str(checkout))
         git("checkout", "-q", "-b", BRANCH)
         notes = checkout / "NOTES.md"
@@ -128,16 +150,22 @@ class Story:
         git("push", "-q", "origin", BRANCH)
         self.sha = git("rev-parse", "HEAD").stdout.strip()
         self.say(f"alice: git push origin {BRANCH}  ({self.sha[:7]})")
-        self.say(f"receiver answered the push webhook: {wait('the push delivery', lambda: self.delivery_answer('push'), 20)}")
+        self.say(
+            f"receiver answered the push webhook: {wait('the push delivery', lambda: self.delivery_answer('push'), 20)}"
+        )
         jobs = wait("the branch's jobs", lambda: self.branch_jobs() if len(self.branch_jobs()) == 4 else None)
         for name in jobs:
             self.say(f"job  {name}")
 
     def open_pr(self) -> None:
-        self.pr = self.repo("alice").create_pull(title="Better features", body="Deeper trees.", head=BRANCH, base="main")
+        self.pr = self.repo("alice").create_pull(
+            title="Better features", body="Deeper trees.", head=BRANCH, base="main"
+        )
         self.say(f"alice opened PR #{self.pr.number}")
-        state = wait("the test status", lambda: self.status("mlops-bot/test") if self.status("mlops-bot/test")
-                     in ("success", "failure") else None)
+        state = wait(
+            "the test status",
+            lambda: self.status("mlops-bot/test") if self.status("mlops-bot/test") in ("success", "failure") else None,
+        )
         [report] = wait("the test report", lambda: self.bot_comments("report", "test"))
         self.say(f"commit status mlops-bot/test: {state}")
         self.say(report.body.splitlines()[1])
@@ -145,8 +173,13 @@ class Story:
 
     def train(self) -> None:
         c = self.comment("alice", "/train toy")
-        [report] = wait("the train report", lambda: [r for r in self.bot_comments("report", "train")
-                                                    if "SUCCESS" in r.body or "FAILED" in r.body] or None, 150)
+        [report] = wait(
+            "the train report",
+            lambda: (
+                [r for r in self.bot_comments("report", "train") if "SUCCESS" in r.body or "FAILED" in r.body] or None
+            ),
+            150,
+        )
         for line in report.body.splitlines()[1:]:
             if line.startswith(("|", "####", "**", "[")):
                 self.say(line)
@@ -164,7 +197,9 @@ class Story:
         with urllib.request.urlopen(f"{self.stack.url('slack')}/sandbox/messages") as r:
             messages = json.load(r)["messages"]
         asks = [m for m in messages if "Approve" in json.dumps(m.get("blocks", []))]
-        self.say(f"slack #{asks[-1]['channel_name'] if asks else '?'}: {asks[-1]['text'].splitlines()[0] if asks else 'none'}")
+        self.say(
+            f"slack #{asks[-1]['channel_name'] if asks else '?'}: {asks[-1]['text'].splitlines()[0] if asks else 'none'}"
+        )
         assert version.tags.get("validation_status") == "passed", "validation did not pass"
         assert asks, "no approval request in Slack"
 
@@ -177,7 +212,9 @@ class Story:
         answer = wait("bob's approval", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + answer.body.splitlines()[-1])
         champion = self.mlflow.get_model_version_by_alias("churn-model", "champion")
-        self.say(f"registry: champion → churn-model v{champion.version}, approved_by={champion.tags.get('approved_by')}")
+        self.say(
+            f"registry: champion → churn-model v{champion.version}, approved_by={champion.tags.get('approved_by')}"
+        )
         assert champion.version == self.version, "the champion alias did not move"
 
     def merge(self) -> None:
@@ -187,12 +224,14 @@ class Story:
         self.say(f"jobs left for {BRANCH}: none")
 
     def run(self) -> bool:
-        steps = [("1. alice pushes feature/better-features → per-branch jobs appear", self.push_branch),
-                 ("2. alice opens a PR → the test workflow runs, status on the commit", self.open_pr),
-                 ("3. alice comments /train toy → the job trains, the PR gets the report", self.train),
-                 ("4. the new version arrives by MLflow webhook → validated → approval requested", self.validate),
-                 ("5. alice's /approve is refused (four eyes); bob's /approve promotes it", self.approve),
-                 ("6. the PR is merged → the branch's jobs are cleaned up", self.merge)]
+        steps = [
+            ("1. alice pushes feature/better-features → per-branch jobs appear", self.push_branch),
+            ("2. alice opens a PR → the test workflow runs, status on the commit", self.open_pr),
+            ("3. alice comments /train toy → the job trains, the PR gets the report", self.train),
+            ("4. the new version arrives by MLflow webhook → validated → approval requested", self.validate),
+            ("5. alice's /approve is refused (four eyes); bob's /approve promotes it", self.approve),
+            ("6. the PR is merged → the branch's jobs are cleaned up", self.merge),
+        ]
         for title, fn in steps:
             if not self.step(title, fn):
                 return False
@@ -231,10 +270,33 @@ def seed_champion(stack: Setup, out=print) -> str:
     work = stack.workdir / "champion"
     shutil.copytree(EXAMPLE, work)
     env = {**os.environ, "MLFLOW_TRACKING_URI": stack.url("mlflow"), "PYTHONPATH": str(work / "src")}
-    subprocess.run([sys.executable, "-m", "churn_model.cli", "--dataset", "toy", "--param", "n_estimators=10",
-                    "--param", "max_depth=1", "--register", "--model-name", "churn-model", "--repo", REPO,
-                    "--branch", "main", "--triggered-by", "carol"],
-                   cwd=work, env=env, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "churn_model.cli",
+            "--dataset",
+            "toy",
+            "--param",
+            "n_estimators=10",
+            "--param",
+            "max_depth=1",
+            "--register",
+            "--model-name",
+            "churn-model",
+            "--repo",
+            REPO,
+            "--branch",
+            "main",
+            "--triggered-by",
+            "carol",
+        ],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
@@ -261,9 +323,11 @@ def _play(stack: Setup, started: float) -> bool:
 
 
 def _keep_running(stack: Setup) -> None:
-    print(f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
-          f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
-          f"        logs      {stack.workdir}\nCtrl-C stops everything.")
+    print(
+        f"\n--keep: dashboard {stack.url('web')}/?token={SECRETS['MLOPS_BOT_DASHBOARD_TOKEN']}\n"
+        f"        MLflow UI {stack.url('mlflow')}\n        forge     {stack.url('forge')}/{REPO}/pull/1\n"
+        f"        logs      {stack.workdir}\nCtrl-C stops everything."
+    )
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # so sigwait receives them
     signal.sigwait({signal.SIGINT, signal.SIGTERM})
     print("stopping everything…")

@@ -16,6 +16,7 @@ GenAI features) is off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION says otherwise.
 Start-up takes about 5.5-6.5 s on an idle 2-CPU machine (most of it importing mlflow twice:
 the CLI process and its uvicorn worker).
 """
+
 from __future__ import annotations
 
 import base64
@@ -119,17 +120,31 @@ def start_mlflow(
         **webhook_env(webhook_secret_key or generate_fernet_key()),
     }
     argv = [
-        sys.executable, "-m", "mlflow", "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{db}",
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{db}",
         "--serve-artifacts",
-        "--artifacts-destination", str(artifacts),
-        "--workers", "1",
+        "--artifacts-destination",
+        str(artifacts),
+        "--workers",
+        "1",
     ]
     service = start_process(
-        "mlflow", argv, workdir=workdir, url=url, env=env,
-        ready=lambda: is_ready(f"{url}/health"), timeout=timeout, cwd=workdir,
+        "mlflow",
+        argv,
+        workdir=workdir,
+        url=url,
+        env=env,
+        ready=lambda: is_ready(f"{url}/health"),
+        timeout=timeout,
+        cwd=workdir,
     )
     if reuse_schema and fresh and not seeded:
         _save_template(db)

@@ -1,4 +1,5 @@
 """A tiny ML repository (real git), a bot config for it and a forge seed hosting it, for job tests and benchmarks."""
+
 from __future__ import annotations
 
 import subprocess
@@ -36,9 +37,21 @@ FILES = {
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-                               "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}).stdout.strip()
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@x",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@x",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(cwd),
+        },
+    ).stdout.strip()
 
 
 def write_files(path: Path) -> Path:
@@ -68,8 +81,14 @@ def branch(repo: Path, name: str) -> str:
     return sha
 
 
-def config_text(workspace_url: str, repo_path: Path | str, *, code_source: str = "git", on_conflict: str = "supersede",
-                forge_url: str = "https://api.github.com") -> str:
+def config_text(
+    workspace_url: str,
+    repo_path: Path | str,
+    *,
+    code_source: str = "git",
+    on_conflict: str = "supersede",
+    forge_url: str = "https://api.github.com",
+) -> str:
     return textwrap.dedent(f"""\
         [bot]
         job_prefix = "mlops-bot"
@@ -123,8 +142,10 @@ TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mallory
 
 def forge_seed(src: Path, web_url: str, webhook_secret: str) -> str:
     """The sandbox forge's seed: the people of the chat-ops tests and `acme/tiny-ml` from `src`, hooked to the bot."""
-    users = "".join(f'[users."{login}"]\ntoken = "{token}"\n' + ('type = "Bot"\n' if login == BOT else "")
-                    for login, token in TOKENS.items())
+    users = "".join(
+        f'[users."{login}"]\ntoken = "{token}"\n' + ('type = "Bot"\n' if login == BOT else "")
+        for login, token in TOKENS.items()
+    )
     return users + textwrap.dedent(f"""\
         [[repos]]
         full_name = "{REPO}"

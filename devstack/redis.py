@@ -1,4 +1,5 @@
 """A private Redis on a free port under a temp dir: tests and the demo never touch a shared one."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,23 @@ def start_redis(workdir: Path) -> Service:
         raise ServiceError("redis-server is not installed: `apt-get install -y redis-server` (make does this)")
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(workdir), "--daemonize", "no", "--protected-mode", "yes"]
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
 
     def ready() -> bool:
         try:

@@ -1,5 +1,6 @@
 """The sandbox servers as local processes (`python -m sandbox.<name>`): a Databricks-compatible workspace,
 a GitHub-compatible forge and a Slack stand-in. They run from the repository root: `sandbox` is not installed."""
+
 from __future__ import annotations
 
 import sys
@@ -11,39 +12,80 @@ from devstack.processes import Service, free_port, is_ready, start_process
 WORKSPACE_TOKEN = "dapi-sandbox"
 
 
-def start_workspace(workdir: Path, *, mlflow_tracking_uri: str = "", faults: list[str] = (),
-                    token: str = WORKSPACE_TOKEN, name: str = "workspace") -> Service:
+def start_workspace(
+    workdir: Path,
+    *,
+    mlflow_tracking_uri: str = "",
+    faults: list[str] = (),
+    token: str = WORKSPACE_TOKEN,
+    name: str = "workspace",
+) -> Service:
     port = free_port()
-    argv = [sys.executable, "-m", "sandbox.workspace", "--port", str(port), "--data", str(workdir / name),
-            "--token", token]
+    argv = [
+        sys.executable,
+        "-m",
+        "sandbox.workspace",
+        "--port",
+        str(port),
+        "--data",
+        str(workdir / name),
+        "--token",
+        token,
+    ]
     if mlflow_tracking_uri:
         argv += ["--mlflow-tracking-uri", mlflow_tracking_uri]
     for fault in faults:
         argv += ["--fault", fault]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"),
-                         timeout=30)
+    return start_process(
+        name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"), timeout=30
+    )
 
 
 def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
     port = free_port()
-    argv = [sys.executable, "-m", "sandbox.forge", "--port", str(port), "--data", str(workdir / name),
-            "--seed", str(seed)]
+    argv = [
+        sys.executable,
+        "-m",
+        "sandbox.forge",
+        "--port",
+        str(port),
+        "--data",
+        str(workdir / name),
+        "--seed",
+        str(seed),
+    ]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/deliveries"),
-                         timeout=30)
+    return start_process(
+        name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/deliveries"), timeout=30
+    )
 
 
 SLACK_TOKEN = "xoxb-sandbox"
 
 
-def start_slack(workdir: Path, *, signing_secret: str, interactions_url: str, commands_url: str = "",
-                name: str = "slack") -> Service:
+def start_slack(
+    workdir: Path, *, signing_secret: str, interactions_url: str, commands_url: str = "", name: str = "slack"
+) -> Service:
     port = free_port()
-    argv = [sys.executable, "-m", "sandbox.slack", "--port", str(port), "--data", str(workdir / name),
-            "--token", SLACK_TOKEN, "--signing-secret", signing_secret, "--interactions-url", interactions_url]
+    argv = [
+        sys.executable,
+        "-m",
+        "sandbox.slack",
+        "--port",
+        str(port),
+        "--data",
+        str(workdir / name),
+        "--token",
+        SLACK_TOKEN,
+        "--signing-secret",
+        signing_secret,
+        "--interactions-url",
+        interactions_url,
+    ]
     if commands_url:
         argv += ["--commands-url", commands_url]
     url = f"http://127.0.0.1:{port}"
-    return start_process(name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"),
-                         timeout=30)
+    return start_process(
+        name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"), timeout=30
+    )

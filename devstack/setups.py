@@ -95,7 +95,9 @@ def _side_by_side(setup: Setup, starters: dict[str, Callable[[], Service]]) -> N
         future.result()
 
 
-def receiver_only(workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, say: Say = _quiet) -> Setup:
+def receiver_only(
+    workdir: Path, env: dict[str, str], *, workers: int = 1, threads: int = 4, say: Say = _quiet
+) -> Setup:
     """A private Redis and the web process; `env` is the web process's environment (REDIS_URL is added)."""
     setup = Setup(workdir, say)
     with _stopped_on_failure(setup):
@@ -110,19 +112,38 @@ def jobs(workdir: Path, env: dict[str, str], *, worker_concurrency: int = 2, say
     setup = Setup(workdir, say)
     web_port = free_port()
     seed = workdir / "forge.toml"
-    seed.write_text(mlrepo.forge_seed(mlrepo.write_files(workdir / "tiny-ml-src"),
-                                      f"http://127.0.0.1:{web_port}", env["GITHUB_WEBHOOK_SECRET"]))
+    seed.write_text(
+        mlrepo.forge_seed(
+            mlrepo.write_files(workdir / "tiny-ml-src"), f"http://127.0.0.1:{web_port}", env["GITHUB_WEBHOOK_SECRET"]
+        )
+    )
     with _stopped_on_failure(setup):
-        _side_by_side(setup, {"redis": lambda: start_redis(workdir / "redis"),
-                              "forge": lambda: start_forge(workdir, seed),
-                              "workspace": lambda: start_workspace(workdir)})
+        _side_by_side(
+            setup,
+            {
+                "redis": lambda: start_redis(workdir / "redis"),
+                "forge": lambda: start_forge(workdir, seed),
+                "workspace": lambda: start_workspace(workdir),
+            },
+        )
         forge_url = setup.url("forge")
-        setup.config_path.write_text(mlrepo.config_text(setup.url("workspace"), f"{forge_url}/{mlrepo.REPO}.git",
-                                                        forge_url=forge_url))
-        setup.env = {**env, "REDIS_URL": setup.url("redis"), "MLOPS_BOT_CONFIG": str(setup.config_path),
-                     "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, "SANDBOX_GITHUB_TOKEN": mlrepo.TOKENS[mlrepo.BOT]}
-        _side_by_side(setup, {"web": lambda: start_web(workdir, setup.env, port=web_port),
-                              "worker": lambda: start_worker(workdir, setup.env, concurrency=worker_concurrency)})
+        setup.config_path.write_text(
+            mlrepo.config_text(setup.url("workspace"), f"{forge_url}/{mlrepo.REPO}.git", forge_url=forge_url)
+        )
+        setup.env = {
+            **env,
+            "REDIS_URL": setup.url("redis"),
+            "MLOPS_BOT_CONFIG": str(setup.config_path),
+            "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+            "SANDBOX_GITHUB_TOKEN": mlrepo.TOKENS[mlrepo.BOT],
+        }
+        _side_by_side(
+            setup,
+            {
+                "web": lambda: start_web(workdir, setup.env, port=web_port),
+                "worker": lambda: start_worker(workdir, setup.env, concurrency=worker_concurrency),
+            },
+        )
     return setup
 
 
@@ -135,28 +156,47 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
     with _stopped_on_failure(setup):
         redis = setup.add("redis", start_redis(workdir))
         mlflow = setup.add("mlflow", start_mlflow(workdir))
-        setup.add("slack", start_slack(workdir, signing_secret=SECRETS["SLACK_SIGNING_SECRET"],
-                                       interactions_url=f"{web_url}/webhooks/slack/interactions",
-                                       commands_url=f"{web_url}/webhooks/slack/commands"))
+        setup.add(
+            "slack",
+            start_slack(
+                workdir,
+                signing_secret=SECRETS["SLACK_SIGNING_SECRET"],
+                interactions_url=f"{web_url}/webhooks/slack/interactions",
+                commands_url=f"{web_url}/webhooks/slack/commands",
+            ),
+        )
         seed = workdir / "forge-seed.toml"
         seed.write_text(_churn_model_seed(web_url))
         forge = setup.add("forge", start_forge(workdir, seed))
         setup.add("workspace", start_workspace(workdir, mlflow_tracking_uri=mlflow.url))
         template = Template((ROOT / "examples" / "demo.config.toml").read_text())
-        setup.config_path.write_text(template.substitute(
-            WEB_URL=web_url, FORGE_URL=forge.url, MLFLOW_URL=mlflow.url, SLACK_URL=setup.url("slack"),
-            WORKSPACE_URL=setup.url("workspace")))
-        setup.env = {**SECRETS, "REDIS_URL": redis.url, "MLOPS_BOT_CONFIG": str(setup.config_path),
-                     "GITHUB_TOKEN": USERS["mlops-bot"], "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
-                     "SLACK_BOT_TOKEN": SLACK_TOKEN, "MLFLOW_TRACKING_URI": mlflow.url}
+        setup.config_path.write_text(
+            template.substitute(
+                WEB_URL=web_url,
+                FORGE_URL=forge.url,
+                MLFLOW_URL=mlflow.url,
+                SLACK_URL=setup.url("slack"),
+                WORKSPACE_URL=setup.url("workspace"),
+            )
+        )
+        setup.env = {
+            **SECRETS,
+            "REDIS_URL": redis.url,
+            "MLOPS_BOT_CONFIG": str(setup.config_path),
+            "GITHUB_TOKEN": USERS["mlops-bot"],
+            "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+            "SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "MLFLOW_TRACKING_URI": mlflow.url,
+        }
         setup.add("web", start_web(workdir, setup.env, port=web_port, workers=1, threads=4))
         setup.add("worker", start_worker(workdir, setup.env, concurrency=worker_concurrency))
     return setup
 
 
 def _churn_model_seed(web_url: str) -> str:
-    users = "".join(f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else "")
-                    for u, t in USERS.items())
+    users = "".join(
+        f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else "") for u, t in USERS.items()
+    )
     return users + textwrap.dedent(f"""\
         [[repos]]
         full_name = "{REPO}"
@@ -165,7 +205,7 @@ def _churn_model_seed(web_url: str) -> str:
         permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
         [repos.webhook]
         url = "{web_url}/webhooks/github"
-        secret = "{SECRETS['GITHUB_WEBHOOK_SECRET']}"
+        secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
         """)
 
 
