@@ -37,7 +37,7 @@ class RequestCounts:
 
 
 def introspection_blueprint(log: RequestLog) -> Blueprint:
-    bp = Blueprint("introspection", __name__)
+    bp = Blueprint("health_and_requests", __name__)
 
     @bp.get("/sandbox/health")
     def health():

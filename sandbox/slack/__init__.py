@@ -12,8 +12,8 @@ CLI
 (also ``sandbox.slack.main(argv)``). ``--port 0`` picks a free port. When ready it prints exactly one line
 ``sandbox slack listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it. ``--signing-secret`` defaults to
 ``$SLACK_SIGNING_SECRET``. State (channels, messages with their threads/updates/reactions, ephemeral
-messages, response URLs and what was posted to them, request counts) is kept in memory and saved to
-``DIR/state.json`` after every change; a restart with the same DIR continues from it.
+messages, response URLs and what was posted to them) is kept in memory and saved to
+``DIR/state.json`` after every change (request counts start at zero); a restart with the same DIR continues from it.
 
 Users seed (``--users``, JSON or TOML; ``.toml`` suffix = TOML, may nest under ``[users]``)::
 
@@ -88,6 +88,41 @@ Introspection
 Not simulated: rate limits, modals/views, Events API deliveries, files, response-URL expiry (30 min).
 """
 
-from .server import create_app, main
+import os
+
+from ..common import Server, serve
+from .app import create_app
 
 __all__ = ["create_app", "main"]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--token", default="xoxb-sandbox", help="the only accepted bot token")
+    parser.add_argument(
+        "--signing-secret",
+        default=os.environ.get("SLACK_SIGNING_SECRET"),
+        help="signs /sandbox/click and /sandbox/command deliveries (default $SLACK_SIGNING_SECRET)",
+    )
+    parser.add_argument("--interactions-url", default=None, help="where /sandbox/click posts block_actions payloads")
+    parser.add_argument("--commands-url", default=None, help="default receiver of /sandbox/command")
+    parser.add_argument("--users", default=None, help="users seed (JSON or TOML): id -> name")
+
+
+def build(args, base_url: str):
+    return create_app(
+        args.data, args.token, base_url, args.signing_secret, args.interactions_url, args.commands_url, args.users
+    )
+
+
+SERVER = Server(
+    name="slack",
+    prog="python -m sandbox.slack",
+    description="Local Slack Web API stand-in.",
+    default_port=9100,
+    build=build,
+    add_arguments=add_arguments,
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(SERVER, argv)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
+
+from ..common import DictStore
 
 TEAM_ID = "T0SANDBOX"
 TEAM_DOMAIN = "sandbox"
@@ -84,34 +85,22 @@ def user_object(uid: str, spec: dict) -> dict:
     }
 
 
-class Store:
+class Store(DictStore):
     """All mutable state. Callers hold ``lock`` while reading/mutating and call ``save()`` after mutations."""
 
     def __init__(self, data_dir: str | os.PathLike):
-        self.dir = Path(data_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / "state.json"
-        self.lock = threading.RLock()
-        self.state = {
-            "seq": {"channel": 0, "dm": 0, "response": 0, "trigger": 0},
-            "last_ts_us": 0,
-            "channels": {},  # id -> channel object
-            "messages": {},  # channel id -> {ts: record}; record = {"message", "updates", "deleted", "via"}
-            "ephemeral": [],  # chat.postEphemeral and ephemeral response_url posts
-            "responses": {},  # response id -> {"id", "url", "created", "context", "posts": [...]}
-            "requests": {},  # API method -> count
-        }
-        if self.path.exists():
-            loaded = json.loads(self.path.read_text())
-            for k, v in loaded.items():
-                self.state[k] = v
-
-    # ---- persistence
-    def save(self) -> None:
-        with self.lock:
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self.state, indent=1))
-            os.replace(tmp, self.path)
+        super().__init__(
+            data_dir,
+            {
+                "seq": {"channel": 0, "dm": 0, "response": 0, "trigger": 0},
+                "last_ts_us": 0,
+                "channels": {},  # id -> channel object
+                "messages": {},  # channel id -> {ts: record}; record = {"message", "updates", "deleted", "via"}
+                "ephemeral": [],  # chat.postEphemeral and ephemeral response_url posts
+                "responses": {},  # response id -> {"id", "url", "created", "context", "posts": [...]}
+            },
+        )
+        self.state.pop("requests", None)  # request counts were saved here before; they now start at zero
 
     # ---- ids
     def next_seq(self, kind: str) -> int:
@@ -141,9 +130,17 @@ class Store:
     def create_channel(self, name: str) -> dict:
         cid = f"C{self.next_seq('channel'):04d}"
         ch = {
-            "id": cid, "name": name, "name_normalized": name, "is_channel": True, "is_group": False,
-            "is_im": False, "is_private": False, "is_archived": False, "is_member": True,
-            "created": int(time.time()), "creator": BOT_USER_ID,
+            "id": cid,
+            "name": name,
+            "name_normalized": name,
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_private": False,
+            "is_archived": False,
+            "is_member": True,
+            "created": int(time.time()),
+            "creator": BOT_USER_ID,
         }
         self.state["channels"][cid] = ch
         self.state["messages"][cid] = {}
@@ -154,8 +151,18 @@ class Store:
             if ch.get("is_im") and ch.get("user") == uid:
                 return ch
         cid = f"D{self.next_seq('dm'):04d}"
-        ch = {"id": cid, "name": uid, "is_channel": False, "is_group": False, "is_im": True, "user": uid,
-              "is_private": True, "is_archived": False, "is_member": True, "created": int(time.time())}
+        ch = {
+            "id": cid,
+            "name": uid,
+            "is_channel": False,
+            "is_group": False,
+            "is_im": True,
+            "user": uid,
+            "is_private": True,
+            "is_archived": False,
+            "is_member": True,
+            "created": int(time.time()),
+        }
         self.state["channels"][cid] = ch
         self.state["messages"][cid] = {}
         return ch
@@ -166,7 +173,3 @@ class Store:
 
     def record(self, cid: str, ts: str) -> dict | None:
         return self.state["messages"].get(cid, {}).get(ts)
-
-    def count(self, method: str) -> None:
-        req = self.state["requests"]
-        req[method] = req.get(method, 0) + 1
