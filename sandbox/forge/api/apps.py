@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, g
 
-from ..core import ApiError
+from ..vocabulary import ApiError
 from .web import forge, need_user, paginate, reply
 
 bp = Blueprint("apps", __name__)

@@ -7,8 +7,8 @@ import base64
 from flask import Blueprint, request
 
 from .. import gitops
-from ..core import ApiError
 from ..gitops import ZERO
+from ..vocabulary import ApiError
 from .web import body_json, forge, get_pr, need_user, no_content, paginate, reply, resolve_or
 
 bp = Blueprint("git_data", __name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ...common import run_git
-from ..core import PERM_RANK
+from ..vocabulary import PERM_RANK
 from .hooks import token_user
 from .web import forge
 

@@ -10,7 +10,7 @@ import secrets
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..core import ApiError
+from ..vocabulary import ApiError
 from .web import forge
 
 API_PREFIXES = ("/users/", "/repos/", "/app", "/rate_limit", "/installation")

@@ -7,7 +7,7 @@ import secrets
 from flask import Blueprint, Response, request
 
 from .. import pages
-from ..core import ApiError
+from ..vocabulary import ApiError
 from .web import body_json, forge, reply
 
 bp = Blueprint("forge_sandbox", __name__)

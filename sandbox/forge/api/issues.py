@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from ..core import REACTIONS, ApiError, now_iso, validation_error
+from ..vocabulary import REACTIONS, ApiError, now_iso, validation_error
 from .pulls import edit_pull
 from .web import body_json, forge, get_comment, get_issue, need_user, no_content, paginate, reply
 

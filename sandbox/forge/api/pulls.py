@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .. import gitops
-from ..core import ApiError, now_iso, validation_error
+from ..vocabulary import ApiError, now_iso, validation_error
 from .web import body_json, forge, get_pr, need_user, no_content, paginate, reply
 
 bp = Blueprint("pulls", __name__)

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, g
 
 from .. import gitops
-from ..core import PERM_RANK, ApiError, now_iso, validation_error
+from ..vocabulary import PERM_RANK, ApiError, now_iso, validation_error
 from .web import body_json, forge, need_user, reply
 
 bp = Blueprint("repos", __name__)

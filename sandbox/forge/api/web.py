@@ -9,7 +9,8 @@ from flask import Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
 from .. import gitops
-from ..core import ApiError, Forge
+from ..core import Forge
+from ..vocabulary import ApiError
 
 # The Forge of the app serving this request (set by create_app in app.extensions["forge"]).
 forge: Forge = LocalProxy(lambda: current_app.extensions["forge"])  # type: ignore[assignment]
