@@ -158,7 +158,7 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
             if sr.webhook:
                 rec.setdefault("hook_id", self.next_id("hook"))
                 self.webhooks[sr.full_name] = sr.webhook
-        for full, rec in self.state["repos"].items():
+        for rec in self.state["repos"].values():
             self.install_hooks(rec)
 
     def install_hooks(self, rec: dict) -> None:

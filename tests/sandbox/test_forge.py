@@ -83,10 +83,10 @@ def app_keys():
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return private, public
 
 
@@ -134,9 +134,25 @@ installation_id = {INSTALLATION_ID}
 public_key_file = "app.pub.pem"
 """)
     env = {**os.environ, "FORGE_TEST_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox.forge", "--port", "0", "--data", str(tmp / "data"),
-                             "--seed", str(tmp / "seed.toml")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            cwd=str(ROOT), env=env, start_new_session=True, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.forge",
+            "--port",
+            "0",
+            "--data",
+            str(tmp / "data"),
+            "--seed",
+            str(tmp / "seed.toml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
     base = None
     deadline = time.monotonic() + 30
     lines = []
@@ -173,9 +189,15 @@ def gh(forge, token: str) -> Github:
 
 
 def git(*args, cwd=None, env=None, check=True) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "Alice A.",
-                "GIT_AUTHOR_EMAIL": "alice@example.com", "GIT_COMMITTER_NAME": "Alice A.",
-                "GIT_COMMITTER_EMAIL": "alice@example.com", **(env or {})}
+    full_env = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "Alice A.",
+        "GIT_AUTHOR_EMAIL": "alice@example.com",
+        "GIT_COMMITTER_NAME": "Alice A.",
+        "GIT_COMMITTER_EMAIL": "alice@example.com",
+        **(env or {}),
+    }
     p = subprocess.run(["git", *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60)
     if check and p.returncode != 0:
         raise AssertionError(f"git {args} failed: {p.stderr}")
@@ -207,7 +229,7 @@ def test_bad_token_is_401(forge):
     assert r.json()["message"] == "Bad credentials"
     assert "documentation_url" in r.json()
     with pytest.raises(GithubException) as exc:
-        gh(forge, "nope").get_user().login
+        gh(forge, "nope").get_user().login  # noqa: B018 (the attribute access makes PyGithub call the API)
     assert exc.value.status == 401
     me = gh(forge, "ghp_alice").get_user()
     assert me.login == "alice" and me.name == "Alice A."
@@ -268,8 +290,11 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     pr = repo.create_pull(base="main", head="feature-a", title="Add feature", body="please review")
     assert pr.number >= 1 and pr.state == "open" and pr.head.sha == head_sha and pr.head.ref == "feature-a"
     assert pr.html_url == f"{forge['base']}/acme/churn-model/pull/{pr.number}"
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "opened"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request" and d["payload"]["action"] == "opened" and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["pull_request"]["head"]["sha"] == head_sha and d["sig_ok"]
     issue = repo.get_issue(pr.number)
     assert issue.pull_request is not None
@@ -284,8 +309,13 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     # push to head -> synchronize
     new_sha = commit_file(clone, "feature.py", "x = 2\n", "Tweak feature")
     git("push", "-q", push_url(forge, "alice", "ghp_alice"), "feature-a", cwd=clone)
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "synchronize"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request"
+            and d["payload"]["action"] == "synchronize"
+            and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["before"] == head_sha and d["payload"]["after"] == new_sha
     assert d["payload"]["pull_request"]["head"]["sha"] == new_sha
     assert repo.get_pull(pr.number).head.sha == new_sha
@@ -293,15 +323,25 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     # comments (carol has read: enough to comment)
     c_pr = carol.get_repo("acme/churn-model").get_pull(pr.number)
     comment = c_pr.create_issue_comment("/deploy staging")
-    d = receiver.wait(lambda d: d["event"] == "issue_comment" and d["payload"]["action"] == "created"
-                      and d["payload"]["comment"]["id"] == comment.id)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "issue_comment"
+            and d["payload"]["action"] == "created"
+            and d["payload"]["comment"]["id"] == comment.id
+        )
+    )
     assert "pull_request" in d["payload"]["issue"] and "head" not in d["payload"]["issue"]
     assert d["payload"]["issue"]["pull_request"]["url"].endswith(f"/pulls/{pr.number}")
     assert d["payload"]["comment"]["author_association"] == "COLLABORATOR"
     assert d["payload"]["sender"]["login"] == "carol"
     comment.edit("/deploy prod")
-    d = receiver.wait(lambda d: d["event"] == "issue_comment" and d["payload"]["action"] == "edited"
-                      and d["payload"]["comment"]["id"] == comment.id)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "issue_comment"
+            and d["payload"]["action"] == "edited"
+            and d["payload"]["comment"]["id"] == comment.id
+        )
+    )
     assert d["payload"]["changes"]["body"]["from"] == "/deploy staging"
     assert d["payload"]["comment"]["body"] == "/deploy prod"
     with pytest.raises(GithubException) as exc:
@@ -313,11 +353,13 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     r1 = bot_comment.create_reaction("eyes")
     r2 = bot_comment.create_reaction("eyes")
     assert r1.id == r2.id
-    raw = requests.post(f"{bot_comment.url}/reactions", json={"content": "eyes"},
-                        headers={"Authorization": "token ghp_bot"})
+    raw = requests.post(
+        f"{bot_comment.url}/reactions", json={"content": "eyes"}, headers={"Authorization": "token ghp_bot"}
+    )
     assert raw.status_code == 200 and raw.json()["id"] == r1.id
-    raw = requests.post(f"{bot_comment.url}/reactions", json={"content": "rocket"},
-                        headers={"Authorization": "token ghp_bot"})
+    raw = requests.post(
+        f"{bot_comment.url}/reactions", json={"content": "rocket"}, headers={"Authorization": "token ghp_bot"}
+    )
     assert raw.status_code == 201
     assert sorted(r.content for r in bot_comment.get_reactions()) == ["eyes", "rocket"]
     assert repo.get_issue(pr.number).get_comment(comment.id).raw_data["reactions"]["eyes"] == 1
@@ -327,8 +369,13 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     # delete comment
     second = c_pr.create_issue_comment("to be deleted")
     second.delete()
-    d = receiver.wait(lambda d: d["event"] == "issue_comment" and d["payload"]["action"] == "deleted"
-                      and d["payload"]["comment"]["id"] == second.id)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "issue_comment"
+            and d["payload"]["action"] == "deleted"
+            and d["payload"]["comment"]["id"] == second.id
+        )
+    )
     assert d["payload"]["comment"]["body"] == "to be deleted"
     assert [c.id for c in repo.get_pull(pr.number).get_issue_comments()] == [comment.id]
 
@@ -358,17 +405,23 @@ def test_pull_request_lifecycle(forge, receiver, clone):
     merged = repo.get_pull(pr.number)
     assert merged.merged and merged.state == "closed" and merged.merge_commit_sha == result.sha
     assert merged.merged_by.login == "alice"
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "closed"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request" and d["payload"]["action"] == "closed" and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["pull_request"]["merged"] is True
     assert d["payload"]["pull_request"]["merge_commit_sha"] == result.sha
-    d = receiver.wait(lambda d: d["event"] == "push" and d["payload"]["ref"] == "refs/heads/main"
-                      and d["payload"]["after"] == result.sha)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "push" and d["payload"]["ref"] == "refs/heads/main" and d["payload"]["after"] == result.sha
+        )
+    )
     assert d["payload"]["before"] == base_before
     git("fetch", "-q", "origin", cwd=clone)
     parents = git("log", "-1", "--format=%P", "origin/main", cwd=clone).stdout.split()
     assert parents == [base_before, new_sha]
-    assert "Merge pull request #%d" % pr.number in git("log", "-1", "--format=%B", "origin/main", cwd=clone).stdout
+    assert f"Merge pull request #{pr.number}" in git("log", "-1", "--format=%B", "origin/main", cwd=clone).stdout
     with pytest.raises(GithubException) as exc:
         merged.merge()
     assert exc.value.status == 405
@@ -379,16 +432,27 @@ def test_close_reopen_and_edit(forge, receiver, clone):
     repo = alice.get_repo("acme/churn-model")
     pr = repo.create_pull(base="main", head="bare-push", title="Bare", body="b")
     pr.edit(title="Bare push PR")
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "edited"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request" and d["payload"]["action"] == "edited" and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["changes"]["title"]["from"] == "Bare"
     pr.edit(state="closed")
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "closed"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request" and d["payload"]["action"] == "closed" and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["pull_request"]["merged"] is False
     pr.edit(state="open")
-    receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "reopened"
-                  and d["payload"]["number"] == pr.number)
+    receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request"
+            and d["payload"]["action"] == "reopened"
+            and d["payload"]["number"] == pr.number
+        )
+    )
     assert [p.number for p in repo.get_pulls(state="open", head="acme:bare-push")] == [pr.number]
     assert repo.get_pulls(state="closed", base="main").totalCount >= 1
 
@@ -398,11 +462,18 @@ def test_collaborator_permissions(forge):
     expected = {"alice": "write", "bob": "admin", "carol": "read", "mlops-bot": "write"}
     for login, perm in expected.items():
         assert repo.get_collaborator_permission(login) == perm
-    raw = requests.get(f"{forge['base']}/repos/acme/churn-model/collaborators/bob/permission",
-                       headers={"Authorization": "token ghp_alice"}).json()
+    raw = requests.get(
+        f"{forge['base']}/repos/acme/churn-model/collaborators/bob/permission",
+        headers={"Authorization": "token ghp_alice"},
+    ).json()
     assert raw["role_name"] == "admin" and raw["user"]["login"] == "bob"
-    assert requests.get(f"{forge['base']}/repos/acme/churn-model/collaborators/nobody/permission",
-                        headers={"Authorization": "token ghp_alice"}).status_code == 404
+    assert (
+        requests.get(
+            f"{forge['base']}/repos/acme/churn-model/collaborators/nobody/permission",
+            headers={"Authorization": "token ghp_alice"},
+        ).status_code
+        == 404
+    )
 
 
 def test_delete_branch_via_api_fires_delete_and_push(forge, receiver):
@@ -420,11 +491,12 @@ def test_delete_branch_via_api_fires_delete_and_push(forge, receiver):
     ref.delete()
     d = receiver.wait(lambda d: d["event"] == "delete" and d["payload"]["ref"] == "tmp/to-delete")
     assert d["payload"]["ref_type"] == "branch"
-    d = receiver.wait(lambda d: d["event"] == "push" and d["payload"]["ref"] == "refs/heads/tmp/to-delete"
-                      and d["payload"]["deleted"])
+    d = receiver.wait(
+        lambda d: d["event"] == "push" and d["payload"]["ref"] == "refs/heads/tmp/to-delete" and d["payload"]["deleted"]
+    )
     assert d["payload"]["after"] == ZERO and d["payload"]["before"] == main_sha
     with pytest.raises(GithubException) as exc:
-        repo.get_git_ref("heads/tmp/to-delete").ref
+        repo.get_git_ref("heads/tmp/to-delete").ref  # noqa: B018 (the attribute access makes PyGithub call the API)
     assert exc.value.status == 404
 
 
@@ -442,14 +514,22 @@ def test_fork_pull_request(forge, receiver, tmp_path):
     pr = base_repo.create_pull(base="main", head="carol:fix", title="Fork fix")
     assert pr.head.repo.full_name == "carol/churn-model" and pr.base.repo.full_name == "acme/churn-model"
     assert pr.head.label == "carol:fix" and pr.head.sha == sha
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "opened"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request" and d["payload"]["action"] == "opened" and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["pull_request"]["head"]["repo"]["full_name"] == "carol/churn-model"
     # push to the fork branch synchronizes the PR on the base repo
     sha2 = commit_file(wc, "fix.txt", "fix 2\n", "Fix more")
     git("push", "-q", push_url(forge, "carol", "ghp_carol", "carol/churn-model"), "fix", cwd=wc)
-    d = receiver.wait(lambda d: d["event"] == "pull_request" and d["payload"]["action"] == "synchronize"
-                      and d["payload"]["number"] == pr.number)
+    d = receiver.wait(
+        lambda d: (
+            d["event"] == "pull_request"
+            and d["payload"]["action"] == "synchronize"
+            and d["payload"]["number"] == pr.number
+        )
+    )
     assert d["payload"]["after"] == sha2
     result = gh(forge, "ghp_bob").get_repo("acme/churn-model").get_pull(pr.number).merge()
     assert result.merged
@@ -464,8 +544,9 @@ def test_check_runs_need_app_installation(forge, app_keys):
     app_auth = Auth.AppAuth(APP_ID, app_keys[0])
     inst = Github(base_url=forge["base"], auth=app_auth.get_installation_auth(INSTALLATION_ID), **FAST)
     irepo = inst.get_repo("acme/churn-model")
-    run = irepo.create_check_run(name="train", head_sha=sha, status="in_progress",
-                                 output={"title": "Training", "summary": "started"})
+    run = irepo.create_check_run(
+        name="train", head_sha=sha, status="in_progress", output={"title": "Training", "summary": "started"}
+    )
     assert run.status == "in_progress" and run.app.slug == "mlops-bot"
     run.edit(conclusion="success", output={"title": "Trained", "summary": "auc 0.91"})
     assert run.status == "completed" and run.conclusion == "success"
@@ -475,8 +556,9 @@ def test_check_runs_need_app_installation(forge, app_keys):
     statuses = irepo.get_commit(sha).create_status("success", context="bot")
     assert statuses.creator.login == "mlops-bot[bot]" and statuses.creator.type == "Bot"
     # a bad JWT is refused
-    r = requests.post(f"{forge['base']}/app/installations/{INSTALLATION_ID}/access_tokens",
-                      headers={"Authorization": "Bearer a.b.c"})
+    r = requests.post(
+        f"{forge['base']}/app/installations/{INSTALLATION_ID}/access_tokens", headers={"Authorization": "Bearer a.b.c"}
+    )
     assert r.status_code == 401
 
 
@@ -496,12 +578,26 @@ def test_every_url_points_to_sandbox(forge, receiver):
     h = {"Authorization": "token ghp_alice"}
     base = forge["base"]
     repo = f"{base}/repos/acme/churn-model"
-    docs = [requests.get(u, headers=h) for u in (
-        f"{base}/user", f"{base}/users/bob", repo, f"{repo}/pulls?state=all", f"{repo}/pulls/1",
-        f"{repo}/issues/1", f"{repo}/issues/1/comments", f"{repo}/branches/main", f"{repo}/commits/main",
-        f"{repo}/commits/main/status", f"{repo}/git/refs/heads", f"{repo}/git/ref/heads/main",
-        f"{repo}/commits/feature-a/statuses", f"{repo}/commits/main/check-runs",
-        f"{base}/repos/carol/churn-model")]
+    docs = [
+        requests.get(u, headers=h)
+        for u in (
+            f"{base}/user",
+            f"{base}/users/bob",
+            repo,
+            f"{repo}/pulls?state=all",
+            f"{repo}/pulls/1",
+            f"{repo}/issues/1",
+            f"{repo}/issues/1/comments",
+            f"{repo}/branches/main",
+            f"{repo}/commits/main",
+            f"{repo}/commits/main/status",
+            f"{repo}/git/refs/heads",
+            f"{repo}/git/ref/heads/main",
+            f"{repo}/commits/feature-a/statuses",
+            f"{repo}/commits/main/check-runs",
+            f"{base}/repos/carol/churn-model",
+        )
+    ]
     for r in docs:
         assert r.status_code == 200, r.url
         for where, url in _urls(r.json()):

@@ -68,9 +68,29 @@ def _start(tmp: Path, receiver: Receiver, extra: list[str] = ()) -> tuple[subpro
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SLACK_SIGNING_SECRET", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.slack", "--port", "0", "--data", str(tmp / "data"), "--token", TOKEN,
-         "--signing-secret", SECRET, "--interactions-url", receiver.base + "/webhooks/slack/interactions", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env, start_new_session=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sandbox.slack",
+            "--port",
+            "0",
+            "--data",
+            str(tmp / "data"),
+            "--token",
+            TOKEN,
+            "--signing-secret",
+            SECRET,
+            "--interactions-url",
+            receiver.base + "/webhooks/slack/interactions",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=str(ROOT),
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
     lines = []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -113,12 +133,26 @@ def client(slack) -> WebClient:
 def approval_blocks(version: int) -> list[dict]:
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"Promote *churn-model* v{version} to champion?"}},
-        {"type": "actions", "block_id": "approval", "elements": [
-            {"type": "button", "action_id": "approve", "style": "primary", "value": f"churn-model:{version}",
-             "text": {"type": "plain_text", "text": "Approve"}},
-            {"type": "button", "action_id": "reject", "style": "danger", "value": f"churn-model:{version}:reject",
-             "text": {"type": "plain_text", "text": "Reject"}},
-        ]},
+        {
+            "type": "actions",
+            "block_id": "approval",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "approve",
+                    "style": "primary",
+                    "value": f"churn-model:{version}",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                },
+                {
+                    "type": "button",
+                    "action_id": "reject",
+                    "style": "danger",
+                    "value": f"churn-model:{version}:reject",
+                    "text": {"type": "plain_text", "text": "Reject"},
+                },
+            ],
+        },
     ]
 
 
@@ -158,8 +192,9 @@ def test_message_update_thread(client, slack):
     assert again["channel"] == cid and float(again["ts"]) > float(ts)
     assert client.chat_postMessage(channel=cid, text="third")["channel"] == cid
 
-    upd = client.chat_update(channel=cid, ts=ts, text="Promote churn-model v7? (approved by bob)",
-                             blocks=approval_blocks(7)[:1])
+    upd = client.chat_update(
+        channel=cid, ts=ts, text="Promote churn-model v7? (approved by bob)", blocks=approval_blocks(7)[:1]
+    )
     assert upd["ok"] and upd["ts"] == ts and upd["text"].endswith("(approved by bob)")
     assert len(upd["message"]["blocks"]) == 1 and "edited" in upd["message"]
 
@@ -169,7 +204,10 @@ def test_message_update_thread(client, slack):
 
     thread = client.conversations_replies(channel=cid, ts=ts)
     assert [m["text"] for m in thread["messages"]] == [
-        "Promote churn-model v7? (approved by bob)", "training run 42 started", "run 42 finished"]
+        "Promote churn-model v7? (approved by bob)",
+        "training run 42 started",
+        "run 42 finished",
+    ]
     assert thread["messages"][0]["reply_count"] == 2 and thread["messages"][0]["latest_reply"] == r2["ts"]
     # asking with a reply's ts gives the same thread
     assert len(client.conversations_replies(channel=cid, ts=r1["ts"])["messages"]) == 3
@@ -216,8 +254,9 @@ def test_users(client):
 
 def test_form_encoded_call(client):
     """slack_sdk's generic api_call with form params (blocks as JSON text) works too."""
-    resp = client.api_call("chat.postMessage", params={"channel": "#forms", "text": "hi",
-                                                        "blocks": json.dumps(approval_blocks(1))})
+    resp = client.api_call(
+        "chat.postMessage", params={"channel": "#forms", "text": "hi", "blocks": json.dumps(approval_blocks(1))}
+    )
     assert resp["ok"] and resp["message"]["blocks"][1]["elements"][1]["action_id"] == "reject"
 
 
@@ -225,8 +264,9 @@ def test_form_encoded_call(client):
 def test_webhook_client_response_url(slack):
     url = requests.get(slack["base"] + "/sandbox/response-url").json()["url"]
     assert url.startswith(slack["base"] + "/response/")
-    resp = WebhookClient(url=url).send(text="Approved churn-model v7", response_type="in_channel",
-                                       replace_original=False)
+    resp = WebhookClient(url=url).send(
+        text="Approved churn-model v7", response_type="in_channel", replace_original=False
+    )
     assert resp.status_code == 200 and resp.body == "ok"
     resp = WebhookClient(url=url).send_dict({"text": "in a thread", "thread_ts": "123.456"})
     assert resp.status_code == 200
@@ -242,8 +282,10 @@ def test_webhook_client_response_url(slack):
 def test_click_posts_signed_block_actions(client, slack, receiver):
     posted = client.chat_postMessage(channel="#approvals", text="Promote v9?", blocks=approval_blocks(9))
     receiver.answer = (200, "", "text/plain")
-    r = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"})
+    r = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"},
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == 200 and out["body"] == ""
@@ -255,8 +297,12 @@ def test_click_posts_signed_block_actions(client, slack, receiver):
     payload = json.loads(form["payload"][0])
     assert payload["type"] == "block_actions"
     assert payload["user"] == {"id": "U0BOB", "username": "bob", "name": "bob", "team_id": "T0SANDBOX"}
-    assert payload["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": posted["channel"],
-                                    "is_ephemeral": False}
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": posted["ts"],
+        "channel_id": posted["channel"],
+        "is_ephemeral": False,
+    }
     assert payload["channel"] == {"id": posted["channel"], "name": "approvals"}
     assert payload["message"]["ts"] == posted["ts"] and payload["message"]["text"] == "Promote v9?"
     action = payload["actions"][0]
@@ -272,31 +318,41 @@ def test_click_posts_signed_block_actions(client, slack, receiver):
     assert thread["messages"][0]["text"] == "Approved by bob"
 
     # the replaced message has no buttons left (replace_original replaces the whole message, like Slack)
-    gone = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"})
+    gone = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "U0BOB", "channel": posted["channel"], "ts": posted["ts"], "action_id": "approve"},
+    )
     assert gone.status_code == 404 and "approve" in gone.json()["error"]
 
     # another click: new trigger_id, new response_url; the receiver's status and body come back
     other = client.chat_postMessage(channel="#approvals", text="Promote v8?", blocks=approval_blocks(8))
     receiver.answer = (401, "bad signature", "text/plain")
-    again = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "carol", "channel": "approvals", "ts": other["ts"], "action_id": "approve"}).json()
+    again = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "carol", "channel": "approvals", "ts": other["ts"], "action_id": "approve"},
+    ).json()
     assert again["status"] == 401 and again["body"] == "bad signature"
     assert again["trigger_id"] != out["trigger_id"] and again["response_url"] != payload["response_url"]
     receiver.answer = (200, "", "text/plain")
 
-    missing = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "U0BOB", "channel": other["channel"], "ts": other["ts"], "action_id": "nope"})
+    missing = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "U0BOB", "channel": other["channel"], "ts": other["ts"], "action_id": "nope"},
+    )
     assert missing.status_code == 404 and "approve" in missing.json()["error"]
-    unknown_user = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "mallory", "channel": other["channel"], "ts": other["ts"], "action_id": "approve"})
+    unknown_user = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "mallory", "channel": other["channel"], "ts": other["ts"], "action_id": "approve"},
+    )
     assert unknown_user.status_code == 404
 
 
 def test_click_reject_button(client, slack, receiver):
     posted = client.chat_postMessage(channel="#approvals", text="Promote v10?", blocks=approval_blocks(10))
-    out = requests.post(slack["base"] + "/sandbox/click", json={
-        "user": "U0ALICE", "channel": "#approvals", "ts": posted["ts"], "action_id": "reject"}).json()
+    out = requests.post(
+        slack["base"] + "/sandbox/click",
+        json={"user": "U0ALICE", "channel": "#approvals", "ts": posted["ts"], "action_id": "reject"},
+    ).json()
     assert out["status"] == 200
     req = receiver.last()
     _verify(req)
@@ -306,9 +362,16 @@ def test_click_reject_button(client, slack, receiver):
 
 def test_command_posts_signed_slash_command(slack, receiver):
     receiver.answer = (200, json.dumps({"response_type": "ephemeral", "text": "queued"}), "application/json")
-    r = requests.post(slack["base"] + "/sandbox/command", json={
-        "user": "U0BOB", "command": "/mlops", "text": "approve churn-model 7", "channel": "#deploys",
-        "url": receiver.base + "/webhooks/slack/commands"})
+    r = requests.post(
+        slack["base"] + "/sandbox/command",
+        json={
+            "user": "U0BOB",
+            "command": "/mlops",
+            "text": "approve churn-model 7",
+            "channel": "#deploys",
+            "url": receiver.base + "/webhooks/slack/commands",
+        },
+    )
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["status"] == 200 and json.loads(out["body"])["text"] == "queued"
@@ -323,10 +386,18 @@ def test_command_posts_signed_slash_command(slack, receiver):
     assert form["response_url"].startswith(slack["base"] + "/response/") and form["trigger_id"] == out["trigger_id"]
 
     # the immediate answer is recorded, and the response_url works for a later answer
-    assert WebhookClient(url=form["response_url"]).send(text="promoted v7", response_type="in_channel").status_code == 200
-    posts = [p for p in requests.get(slack["base"] + "/sandbox/responses").json()["responses"]
-             if p["url"] == form["response_url"]]
-    assert [(p["via"], p["body"]["text"]) for p in posts] == [("command_reply", "queued"), ("response_url", "promoted v7")]
+    assert (
+        WebhookClient(url=form["response_url"]).send(text="promoted v7", response_type="in_channel").status_code == 200
+    )
+    posts = [
+        p
+        for p in requests.get(slack["base"] + "/sandbox/responses").json()["responses"]
+        if p["url"] == form["response_url"]
+    ]
+    assert [(p["via"], p["body"]["text"]) for p in posts] == [
+        ("command_reply", "queued"),
+        ("response_url", "promoted v7"),
+    ]
     view = requests.get(slack["base"] + "/sandbox/messages", params={"channel": "deploys"}).json()
     assert view["messages"][-1]["text"] == "promoted v7" and view["messages"][-1]["via"] == "response_url"
     receiver.answer = (200, "", "text/plain")
@@ -351,7 +422,9 @@ def test_state_survives_restart(tmp_path, receiver):
 
 
 def test_users_seed(tmp_path, receiver):
-    (tmp_path / "users.toml").write_text('[users]\nU0DAVE = "dave"\nU0ERIN = { name = "erin", real_name = "Erin E." }\n')
+    (tmp_path / "users.toml").write_text(
+        '[users]\nU0DAVE = "dave"\nU0ERIN = { name = "erin", real_name = "Erin E." }\n'
+    )
     proc, base = _start(tmp_path, receiver, ["--users", str(tmp_path / "users.toml")])
     try:
         c = WebClient(token=TOKEN, base_url=base + "/api/")

@@ -16,8 +16,14 @@ from pathlib import Path
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import (BadRequest, InternalError, InvalidParameterValue, NotFound,
-                                   ResourceAlreadyExists, Unauthenticated)
+from databricks.sdk.errors import (
+    BadRequest,
+    InternalError,
+    InvalidParameterValue,
+    NotFound,
+    ResourceAlreadyExists,
+    Unauthenticated,
+)
 from databricks.sdk.service import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +35,10 @@ TERMINAL = ("TERMINATED", "SKIPPED", "INTERNAL_ERROR")
 
 
 def _git(cwd, *args) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
-               GIT_COMMITTER_EMAIL="t@e")
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
+    )
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
 FILES = {
@@ -125,7 +131,11 @@ class Server:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sandbox.workspace", "--port", "0", "--data", str(self.data), *self.extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=self.logf, start_new_session=True)
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self.logf,
+            start_new_session=True,
+        )
         deadline = time.time() + 20
         line = b""
         while time.time() < deadline and not line.endswith(b"\n"):
@@ -191,8 +201,12 @@ def git_src(repo, **kw) -> jobs.GitSource:
 
 
 def py_task(key, file, params=(), deps=(), **kw) -> jobs.Task:
-    return jobs.Task(task_key=key, spark_python_task=jobs.SparkPythonTask(python_file=file, parameters=list(params)),
-                     depends_on=[jobs.TaskDependency(task_key=d) for d in deps] or None, **kw)
+    return jobs.Task(
+        task_key=key,
+        spark_python_task=jobs.SparkPythonTask(python_file=file, parameters=list(params)),
+        depends_on=[jobs.TaskDependency(task_key=d) for d in deps] or None,
+        **kw,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,18 +245,29 @@ def test_jobs_crud_list_and_pagination(w, server):
     job = w.jobs.get(ids[0])
     assert job.settings.name == f"{prefix}-0" and job.creator_user_name
     assert job.settings.tasks[0].spark_python_task.python_file == "steps/ok.py"
-    w.jobs.reset(ids[0], jobs.JobSettings(name="renamed", max_concurrent_runs=3,
-                                          tasks=[py_task("a", "steps/fail.py"), py_task("b", "x.py", deps=["a"])]))
+    w.jobs.reset(
+        ids[0],
+        jobs.JobSettings(
+            name="renamed",
+            max_concurrent_runs=3,
+            tasks=[py_task("a", "steps/fail.py"), py_task("b", "x.py", deps=["a"])],
+        ),
+    )
     job = w.jobs.get(ids[0])
     assert job.settings.name == "renamed" and job.settings.max_concurrent_runs == 3
     assert [t.task_key for t in job.settings.tasks] == ["a", "b"]
     # update: top-level fields replaced, tasks merged by task_key, fields_to_remove honoured
-    w.jobs.update(ids[0], new_settings=jobs.JobSettings(name="updated", tasks=[py_task("b", "y.py", deps=["a"])]),
-                  fields_to_remove=["max_concurrent_runs"])
+    w.jobs.update(
+        ids[0],
+        new_settings=jobs.JobSettings(name="updated", tasks=[py_task("b", "y.py", deps=["a"])]),
+        fields_to_remove=["max_concurrent_runs"],
+    )
     job = w.jobs.get(ids[0])
     assert job.settings.name == "updated" and job.settings.max_concurrent_runs == 1
     assert [(t.task_key, t.spark_python_task.python_file) for t in job.settings.tasks] == [
-        ("a", "steps/fail.py"), ("b", "y.py")]
+        ("a", "steps/fail.py"),
+        ("b", "y.py"),
+    ]
     for jid in ids:
         w.jobs.delete(jid)
     with pytest.raises(NotFound):
@@ -270,13 +295,21 @@ def test_not_found(w):
 
 def test_multi_task_run_success(w, server, repo):
     job_id = w.jobs.create(
-        name="multi", git_source=git_src(repo, git_branch="main"),
-        parameters=[jobs.JobParameterDefinition(name="env", default="dev"),
-                    jobs.JobParameterDefinition(name="other", default="dflt")],
-        tasks=[py_task("produce", "steps/ok.py",
-                       ["--env", "{{job.parameters.env}}", "{{job.parameters.other}}", "{{task.name}}",
-                        "{{job.run_id}}"]),
-               py_task("consume", "steps/consume.py", deps=["produce"])]).job_id
+        name="multi",
+        git_source=git_src(repo, git_branch="main"),
+        parameters=[
+            jobs.JobParameterDefinition(name="env", default="dev"),
+            jobs.JobParameterDefinition(name="other", default="dflt"),
+        ],
+        tasks=[
+            py_task(
+                "produce",
+                "steps/ok.py",
+                ["--env", "{{job.parameters.env}}", "{{job.parameters.other}}", "{{task.name}}", "{{job.run_id}}"],
+            ),
+            py_task("consume", "steps/consume.py", deps=["produce"]),
+        ],
+    ).job_id
     run_id = w.jobs.run_now(job_id, job_parameters={"env": "prod"}).run_id
     run = wait_run(w, run_id)
     assert run.state.life_cycle_state == jobs.RunLifeCycleState.TERMINATED
@@ -304,9 +337,11 @@ def test_multi_task_run_success(w, server, repo):
 
 
 def test_failed_task_and_upstream_failed(w, repo):
-    job_id = w.jobs.create(name="failing", git_source=git_src(repo, git_branch="main"),
-                           tasks=[py_task("boom", "steps/fail.py"),
-                                  py_task("after", "steps/ok.py", deps=["boom"])]).job_id
+    job_id = w.jobs.create(
+        name="failing",
+        git_source=git_src(repo, git_branch="main"),
+        tasks=[py_task("boom", "steps/fail.py"), py_task("after", "steps/ok.py", deps=["boom"])],
+    ).job_id
     run = wait_run(w, w.jobs.run_now(job_id).run_id)
     assert run.state.result_state == jobs.RunResultState.FAILED
     assert "boom" in run.state.state_message
@@ -318,8 +353,9 @@ def test_failed_task_and_upstream_failed(w, repo):
 
 
 def test_idempotency_token(w, repo):
-    job_id = w.jobs.create(name="idem", git_source=git_src(repo, git_branch="main"),
-                           tasks=[py_task("t", "steps/ok.py", ["a"])]).job_id
+    job_id = w.jobs.create(
+        name="idem", git_source=git_src(repo, git_branch="main"), tasks=[py_task("t", "steps/ok.py", ["a"])]
+    ).job_id
     r1 = w.jobs.run_now(job_id, idempotency_token="tok-1").run_id
     r2 = w.jobs.run_now(job_id, idempotency_token="tok-1").run_id
     assert r1 == r2
@@ -332,14 +368,22 @@ def test_idempotency_token(w, repo):
 def test_cancel_kills_process_and_timeouts(w, repo, tmp_path):
     pid_file = tmp_path / "pid"
     src = git_src(repo, git_branch="main")
-    cancel_job = w.jobs.create(name="cancel", git_source=src,
-                               tasks=[py_task("sleep", "steps/sleep.py", [str(pid_file)]),
-                                      py_task("never", "steps/ok.py", deps=["sleep"])]).job_id
-    task_tmo = w.jobs.create(name="task-timeout", git_source=src,
-                             tasks=[py_task("sleep", "steps/sleep.py", [str(tmp_path / "p2")], timeout_seconds=1)]
-                             ).job_id
-    job_tmo = w.jobs.create(name="job-timeout", git_source=src, timeout_seconds=1,
-                            tasks=[py_task("sleep", "steps/sleep.py", [str(tmp_path / "p3")])]).job_id
+    cancel_job = w.jobs.create(
+        name="cancel",
+        git_source=src,
+        tasks=[py_task("sleep", "steps/sleep.py", [str(pid_file)]), py_task("never", "steps/ok.py", deps=["sleep"])],
+    ).job_id
+    task_tmo = w.jobs.create(
+        name="task-timeout",
+        git_source=src,
+        tasks=[py_task("sleep", "steps/sleep.py", [str(tmp_path / "p2")], timeout_seconds=1)],
+    ).job_id
+    job_tmo = w.jobs.create(
+        name="job-timeout",
+        git_source=src,
+        timeout_seconds=1,
+        tasks=[py_task("sleep", "steps/sleep.py", [str(tmp_path / "p3")])],
+    ).job_id
     run_id = w.jobs.run_now(cancel_job).run_id
     t_run, j_run = w.jobs.run_now(task_tmo).run_id, w.jobs.run_now(job_tmo).run_id
     deadline = time.time() + 20
@@ -363,14 +407,25 @@ def test_cancel_kills_process_and_timeouts(w, repo, tmp_path):
 
 def test_wheel_and_notebook_tasks(w, repo):
     job_id = w.jobs.create(
-        name="wheel-nb", git_source=git_src(repo, git_tag="v1.0"),
+        name="wheel-nb",
+        git_source=git_src(repo, git_tag="v1.0"),
         parameters=[jobs.JobParameterDefinition(name="env", default="dev")],
-        tasks=[jobs.Task(task_key="wheel", python_wheel_task=jobs.PythonWheelTask(
-                   package_name="mypkg", entry_point="mypkg-cli",
-                   named_parameters={"env": "{{job.parameters.env}}", "job": "{{job.id}}"})),
-               jobs.Task(task_key="nb", notebook_task=jobs.NotebookTask(
-                   notebook_path="notebooks/nb", base_parameters={"greeting": "hi"}),
-                   depends_on=[jobs.TaskDependency(task_key="wheel")])]).job_id
+        tasks=[
+            jobs.Task(
+                task_key="wheel",
+                python_wheel_task=jobs.PythonWheelTask(
+                    package_name="mypkg",
+                    entry_point="mypkg-cli",
+                    named_parameters={"env": "{{job.parameters.env}}", "job": "{{job.id}}"},
+                ),
+            ),
+            jobs.Task(
+                task_key="nb",
+                notebook_task=jobs.NotebookTask(notebook_path="notebooks/nb", base_parameters={"greeting": "hi"}),
+                depends_on=[jobs.TaskDependency(task_key="wheel")],
+            ),
+        ],
+    ).job_id
     run = wait_run(w, w.jobs.run_now(job_id, job_parameters={"env": "stg"}).run_id)
     assert run.state.result_state == jobs.RunResultState.SUCCESS, [t.state for t in run.tasks]
     assert run.git_source.git_snapshot.used_commit == repo["c1"]
@@ -382,15 +437,17 @@ def test_wheel_and_notebook_tasks(w, repo):
 
 
 def test_git_commit_pins_exact_commit(w, repo):
-    job_id = w.jobs.create(name="pinned", git_source=git_src(repo, git_commit=repo["c1"]),
-                           tasks=[py_task("v", "steps/version.py")]).job_id
+    job_id = w.jobs.create(
+        name="pinned", git_source=git_src(repo, git_commit=repo["c1"]), tasks=[py_task("v", "steps/version.py")]
+    ).job_id
     run = wait_run(w, w.jobs.run_now(job_id).run_id)
     assert run.state.result_state == jobs.RunResultState.SUCCESS
     assert run.git_source.git_snapshot.used_commit == repo["c1"]
     assert "VERSION v1" in w.jobs.get_run_output(run.tasks[0].run_id).logs
     # and a branch follows its head
-    job2 = w.jobs.create(name="branch", git_source=git_src(repo, git_branch="feature"),
-                         tasks=[py_task("v", "steps/version.py")]).job_id
+    job2 = w.jobs.create(
+        name="branch", git_source=git_src(repo, git_branch="feature"), tasks=[py_task("v", "steps/version.py")]
+    ).job_id
     run2 = wait_run(w, w.jobs.run_now(job2).run_id)
     assert run2.git_source.git_snapshot.used_commit == repo["feature"]
     assert "VERSION feature" in w.jobs.get_run_output(run2.tasks[0].run_id).logs
@@ -398,14 +455,22 @@ def test_git_commit_pins_exact_commit(w, repo):
 
 def test_max_concurrent_runs_skip_and_queue(w, repo, tmp_path):
     src = git_src(repo, git_branch="main")
-    skip_job = w.jobs.create(name="skip", git_source=src, max_concurrent_runs=1,
-                             tasks=[py_task("s", "steps/sleep.py", [str(tmp_path / "a")], timeout_seconds=1)]).job_id
+    skip_job = w.jobs.create(
+        name="skip",
+        git_source=src,
+        max_concurrent_runs=1,
+        tasks=[py_task("s", "steps/sleep.py", [str(tmp_path / "a")], timeout_seconds=1)],
+    ).job_id
     r1 = w.jobs.run_now(skip_job).run_id
     r2 = w.jobs.run_now(skip_job).run_id
     assert w.jobs.get_run(r2).state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED
-    queue_job = w.jobs.create(name="queue", git_source=src, max_concurrent_runs=1,
-                              queue=jobs.QueueSettings(enabled=True),
-                              tasks=[py_task("t", "steps/ok.py", ["q"])]).job_id
+    queue_job = w.jobs.create(
+        name="queue",
+        git_source=src,
+        max_concurrent_runs=1,
+        queue=jobs.QueueSettings(enabled=True),
+        tasks=[py_task("t", "steps/ok.py", ["q"])],
+    ).job_id
     q1, q2 = w.jobs.run_now(queue_job).run_id, w.jobs.run_now(queue_job).run_id
     assert wait_run(w, q1).state.result_state == jobs.RunResultState.SUCCESS
     assert wait_run(w, q2).state.result_state == jobs.RunResultState.SUCCESS
@@ -431,13 +496,26 @@ def test_repos_and_workspace_task(w, repo):
     with pytest.raises(BadRequest):
         w.repos.update(created.id, branch="no-such-branch")
     # a WORKSPACE-source task runs inside the Repo checkout
-    job_id = w.jobs.create(name="ws-task", tasks=[
-        jobs.Task(task_key="v", spark_python_task=jobs.SparkPythonTask(
-            python_file="/Repos/team/proj/steps/version.py", source=jobs.Source.WORKSPACE)),
-        jobs.Task(task_key="nb", depends_on=[jobs.TaskDependency(task_key="v")],
-                  notebook_task=jobs.NotebookTask(notebook_path="/Repos/team/proj/notebooks/nb",
-                                                  source=jobs.Source.WORKSPACE,
-                                                  base_parameters={"greeting": "yo", "env": "e"}))]).job_id
+    job_id = w.jobs.create(
+        name="ws-task",
+        tasks=[
+            jobs.Task(
+                task_key="v",
+                spark_python_task=jobs.SparkPythonTask(
+                    python_file="/Repos/team/proj/steps/version.py", source=jobs.Source.WORKSPACE
+                ),
+            ),
+            jobs.Task(
+                task_key="nb",
+                depends_on=[jobs.TaskDependency(task_key="v")],
+                notebook_task=jobs.NotebookTask(
+                    notebook_path="/Repos/team/proj/notebooks/nb",
+                    source=jobs.Source.WORKSPACE,
+                    base_parameters={"greeting": "yo", "env": "e"},
+                ),
+            ),
+        ],
+    ).job_id
     run = wait_run(w, w.jobs.run_now(job_id).run_id)
     assert run.state.result_state == jobs.RunResultState.SUCCESS, [t.state for t in run.tasks]
     assert "VERSION feature" in w.jobs.get_run_output(task_of(run, "v").run_id).logs
@@ -460,15 +538,24 @@ def test_repos_and_workspace_task(w, repo):
 
 
 def test_faults_and_restart(tmp_path, repo):
-    s = Server(tmp_path / "data", tmp_path / "server.log",
-               "--fault", "POST:/api/2.2/jobs/create=429:2",
-               "--fault", "POST:/api/2.2/jobs/run-now=500:1",
-               "--fault", "GET:/api/2.2/jobs/list=delay0.5:1")
+    s = Server(
+        tmp_path / "data",
+        tmp_path / "server.log",
+        "--fault",
+        "POST:/api/2.2/jobs/create=429:2",
+        "--fault",
+        "POST:/api/2.2/jobs/run-now=500:1",
+        "--fault",
+        "GET:/api/2.2/jobs/list=delay0.5:1",
+    )
     try:
         w = s.client()
         t0 = time.time()
-        job_id = w.jobs.create(name="faulty", git_source=git_src(repo, git_branch="main"),
-                               tasks=[py_task("s", "steps/sleep.py", [str(tmp_path / "pid")])]).job_id
+        job_id = w.jobs.create(
+            name="faulty",
+            git_source=git_src(repo, git_branch="main"),
+            tasks=[py_task("s", "steps/sleep.py", [str(tmp_path / "pid")])],
+        ).job_id
         assert time.time() - t0 >= 1.5  # two Retry-After: 1 waits
         counts = s.get_json("/sandbox/requests")
         assert counts["POST /api/2.2/jobs/create"] == 3

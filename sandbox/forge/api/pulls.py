@@ -256,7 +256,7 @@ def merge_pull(owner, repo, number):
         try:
             gitops.update_ref(path, ref, new, base_sha)
         except gitops.GitError:
-            raise ApiError(409, "Base branch was modified. Review and try the merge again.")
+            raise ApiError(409, "Base branch was modified. Review and try the merge again.") from None
         ts = now_iso()
         pr.update(
             state="closed",

@@ -215,7 +215,7 @@ def update_check_run(owner, repo, cid):
         if cr["app_id"] != forge.users[login]["app_id"]:
             raise ApiError(
                 403,
-                "Invalid app_id `%s` - check run can only be modified by its creator" % forge.users[login]["app_id"],
+                f"Invalid app_id `{forge.users[login]['app_id']}` - check run can only be modified by its creator",
             )
         was_completed = cr["status"] == "completed"
         apply_check_fields(cr, body)
