@@ -11,13 +11,15 @@ import time
 
 import redis
 
-AUDIT_KEY = "mlops-bot:audit"
+from bot import keys
+
+AUDIT_KEY = keys.AUDIT
 
 
 def record(client: redis.Redis, decision: str, *, model: str, version: str, actor: str, source: str,
            reason: str = "", once: str = "", **extra) -> dict | None:
     """Append one decision. With `once`, a retried task cannot append the same decision twice."""
-    if once and not client.set(f"mlops-bot:audit-once:{once}", 1, nx=True, ex=30 * 24 * 3600):
+    if once and not client.set(keys.audit_once(once), 1, nx=True, ex=keys.AUDIT_ONCE_TTL):
         return None
     entry = {"at": time.time(), "decision": decision, "model": model, "version": str(version), "actor": actor,
              "source": source, **({"reason": reason} if reason else {}),

@@ -10,6 +10,7 @@ import os
 from celery import Celery
 
 from bot.queue import DEFAULT_QUEUE
+from bot.vocabulary import BEAT_SCHEDULE, BOT
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -37,17 +38,14 @@ def celery_settings(broker_url: str) -> dict:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
-        "beat_schedule": {
-            "clean-up-stale-jobs": {"task": "clean_up_stale_jobs", "schedule": 3600.0},
-            "poll-registry": {"task": "poll_registry", "schedule": 60.0},  # a no-op unless [mlflow] poll = true
-        },
+        "beat_schedule": {entry: {"task": task, "schedule": seconds} for entry, (task, seconds) in BEAT_SCHEDULE.items()},
         "timezone": "UTC",
     }
 
 
 def create_celery(broker_url: str | None = None) -> Celery:
     """The app; without `broker_url`, REDIS_URL is read when the configuration is first needed."""
-    app = Celery("mlops-bot")
+    app = Celery(BOT)
     if broker_url:
         app.conf.update(celery_settings(broker_url))
     else:

@@ -13,12 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.vocabulary import BOT, GATE, GATE_HELP, PLACEHOLDER, PLACEHOLDERS
+
 Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
 TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
-PLACEHOLDERS = ("branch", "sha", "dataset", "pr", "repo", "workflow", "model", "version", "environment", "params",
-                "suite", "requested_by")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -31,8 +30,8 @@ class Strict(BaseModel):
 
 
 class BotSettings(Strict):
-    login: str = "mlops-bot"  # the bot's own GitHub login: its comments are never commands
-    job_prefix: str = "mlops-bot"
+    login: str = BOT  # the bot's own GitHub login: its comments are never commands
+    job_prefix: str = BOT
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     public_url: str = "http://127.0.0.1:8000"
@@ -84,7 +83,7 @@ class Library(Strict):
     whl: str | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Library":
+    def _one_kind(self) -> Library:
         if (self.pypi is None) == (self.whl is None):
             raise ValueError("give exactly one of `pypi` (a requirement) or `whl` (a path)")
         return self
@@ -113,13 +112,13 @@ class TaskSpec(Strict):
     @classmethod
     def _placeholders(cls, v: list[str]) -> list[str]:
         for p in v:
-            for name in _PLACEHOLDER.findall(p):
+            for name in PLACEHOLDER.findall(p):
                 if name not in PLACEHOLDERS:
                     raise ValueError(f"unknown placeholder {{{name}}}; known: {', '.join(PLACEHOLDERS)}")
         return v
 
     @model_validator(mode="after")
-    def _shape(self) -> "TaskSpec":
+    def _shape(self) -> TaskSpec:
         if self.type == "python_wheel_task":
             if not (self.package and self.entry_point):
                 raise ValueError("python_wheel_task needs `package` and `entry_point`")
@@ -146,7 +145,7 @@ class Workflow(Strict):
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _graph(self) -> "Workflow":
+    def _graph(self) -> Workflow:
         keys = [t.key for t in self.tasks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"task keys must be unique, got {keys}")
@@ -173,7 +172,7 @@ class Repo(Strict):
     git_url: str = ""  # default: https://github.com/<name>.git
     git_provider: str = "gitHub"
     pin: Literal["commit", "branch"] = "commit"
-    repos_folder: str = "mlops-bot"
+    repos_folder: str = BOT
     workflows: list[str] = []  # empty: every workflow
     fork_policy: Literal["ok-to-test", "never"] = "ok-to-test"
 
@@ -215,8 +214,8 @@ class Model(Strict):
     @classmethod
     def _gates(cls, v: list[str]) -> list[str]:
         for g in v:
-            if not re.match(r"^\s*\w+\s*(>=|<=|>|<)\s*(champion\s*[-+]\s*)?[\d.]+\s*$|^\s*\w+\s*(>=|<=|>|<)\s*champion\s*$", g):
-                raise ValueError(f"gate {g!r}: write `metric >= 0.8` or `metric >= champion - 0.01`")
+            if not GATE.match(g):
+                raise ValueError(f"gate {g!r}: {GATE_HELP}")
         return v
 
 
@@ -232,7 +231,7 @@ class Settings(Strict):
     models: dict[str, Model] = {}
 
     @model_validator(mode="after")
-    def _references(self) -> "Settings":
+    def _references(self) -> Settings:
         for name, wf in self.workflows.items():
             if wf.environment not in self.environments:
                 raise ValueError(f"workflows.{name}.environment: {wf.environment!r} is not in [environments]")

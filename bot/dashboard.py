@@ -17,28 +17,27 @@ import os
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import redis
 from flask import Blueprint, Response, redirect, render_template, request
 
+from bot import keys as layout
 from bot.logs import get_logger
-from bot.queue import RECENT_KEY as DELIVERIES_KEY
+from bot.vocabulary import ACTIVE, parse_any_job_name
 
 log = get_logger("bot.dashboard")
 
-P = "mlops-bot:"
-RUNS_KEY = f"{P}runs:recent"
-JOBS_KEY = f"{P}jobs"
-APPROVALS_KEY = f"{P}approvals"
-AUDIT_KEY = f"{P}audit"
+DELIVERIES_KEY, RUNS_KEY, JOBS_KEY, APPROVALS_KEY, AUDIT_KEY = layout.DELIVERIES, layout.RUNS, layout.JOBS, layout.APPROVALS, \
+    layout.AUDIT
 
 LIMIT = 50  # rows per section
 SCAN = 200  # records read to find the active runs / pending approvals among the recent ones
-ACTIVE_STATES = {"PENDING", "QUEUED", "RUNNING", "BLOCKED"}
+ACTIVE_STATES = ACTIVE
 COOKIE = "mlops_bot_dashboard"
 REFRESH_SECONDS = 5
 OFF_MESSAGE = ("The dashboard is off: set MLOPS_BOT_DASHBOARD_TOKEN, or MLOPS_BOT_DASHBOARD_USER and "
@@ -55,7 +54,7 @@ class DashboardAuth:
     password: str | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str]) -> "DashboardAuth":
+    def from_env(cls, environ: dict[str, str]) -> DashboardAuth:
         user, password = environ.get("MLOPS_BOT_DASHBOARD_USER") or None, \
             environ.get("MLOPS_BOT_DASHBOARD_PASSWORD") or None
         if bool(user) != bool(password):
@@ -140,7 +139,7 @@ def clock_text(ts: Any) -> str:
     if ts is None:
         return ""
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return ""
 
@@ -187,13 +186,7 @@ def safe_url(value: Any) -> str | None:
 
 def split_job_name(name: str, prefix: str | None) -> tuple[str, str, str]:
     """(owner/repo, branch, workflow) of `<prefix>/<owner>/<repo>/<branch…>/<workflow>`; ('', '', name) if not."""
-    if prefix and name.startswith(prefix + "/"):
-        parts = name[len(prefix) + 1:].split("/")
-    else:
-        parts = name.split("/")[1:]
-    if len(parts) < 4:
-        return "", "", name
-    return f"{parts[0]}/{parts[1]}", "/".join(parts[2:-1]), parts[-1]
+    return parse_any_job_name(name, prefix) or ("", "", name)
 
 
 def _text(value: Any) -> str:
@@ -363,7 +356,7 @@ class DashboardReader:
         members = sorted(_text(m) for m in _ok_list(job_members))
         approval_keys = _ok_list(approval_keys)
         # job names sort by repo and branch; read the first `limit` of them
-        job_keys = [f"{P}job:{m}" for m in members[:self.limit]]
+        job_keys = [layout.job_from_member(m) for m in members[:self.limit]]
         pipe = self.r.pipeline(transaction=False)
         for keys in (run_keys, job_keys, approval_keys):
             if keys:

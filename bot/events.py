@@ -10,8 +10,9 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qs
 
 REPLAY_WINDOW_SECONDS = 300  # MLflow and Slack sign a timestamp; older deliveries are replays
@@ -187,5 +188,3 @@ def slack_interaction_event(headers: Mapping[str, str], body: bytes, secret: str
     delivery = data.get("trigger_id") or f"slack:{first.get('action_ts', '')}:{data.get('user', {}).get('id', '')}"
     return Event("slack", kind, str(first.get("action_id", "")), str(delivery), data)
 
-
-Verifier = Callable[[Mapping[str, str], bytes, "str | None", "float | None"], Event]

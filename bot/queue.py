@@ -3,7 +3,7 @@
 The web process writes Celery protocol-2 messages itself — the same JSON envelope that
 `celery.send_task` writes to a Redis broker — so that "seen this delivery?" and "queue its tasks"
 happen in one round trip: either both or neither. Kombu's publish path costs ~350 µs per
-message here (it builds a Redis client per publish; see PERFORMANCE.md); this costs one EVALSHA.
+message here (it builds a Redis client per publish); this costs one EVALSHA.
 A real Celery worker consumes these messages (tests/integration/test_receiver_worker.py).
 """
 from __future__ import annotations
@@ -17,24 +17,26 @@ from dataclasses import dataclass
 
 import redis
 
+from bot import keys
 from bot.routing import Action
+from bot.vocabulary import BOT
 
-DEFAULT_QUEUE = "mlops-bot"
-DEDUPE_PREFIX = "mlops-bot:delivery:"
-RECENT_KEY = "mlops-bot:deliveries:recent"
-RECENT_LIMIT = 200
+DEFAULT_QUEUE = BOT
+DEDUPE_PREFIX = keys.DEDUPE_PREFIX
+RECENT_KEY = keys.DELIVERIES
+RECENT_LIMIT = keys.DELIVERIES_LIMIT
 
 # KEYS[1] dedupe key, KEYS[2] recent-deliveries list, KEYS[3..] queues
 # ARGV[1] ttl, ARGV[2] delivery record (JSON), ARGV[3..] messages, one per queue key
-_SUBMIT = """
+_SUBMIT = f"""
 if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then
   for i = 3, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
   redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('LTRIM', KEYS[2], 0, %d)
+  redis.call('LTRIM', KEYS[2], 0, {RECENT_LIMIT - 1})
   return 1
 end
 return 0
-""" % (RECENT_LIMIT - 1)
+"""
 
 
 def celery_message(task: str, kwargs: dict, queue: str = DEFAULT_QUEUE, task_id: str | None = None) -> str:
@@ -91,7 +93,7 @@ class Queue:
 
     def submit(self, delivery_key: str, actions: list[Action], record: dict) -> Submitted:
         task_ids = [str(uuid.uuid4()) for _ in actions]
-        messages = [celery_message(a.task, a.kwargs, self.queue, tid) for a, tid in zip(actions, task_ids)]
+        messages = [celery_message(a.task, a.kwargs, self.queue, tid) for a, tid in zip(actions, task_ids, strict=True)]
         record = json.dumps({**record, "tasks": [a.task for a in actions]}, separators=(",", ":"))
         keys = [DEDUPE_PREFIX + delivery_key, RECENT_KEY] + [self.queue] * len(messages)
         queued = self._submit(keys=keys, args=[self.dedupe_ttl, record, *messages])

@@ -1,7 +1,7 @@
 """GitHub deliveries → actions: branch jobs on push, PR runs, chat-ops commands, check re-runs."""
 from __future__ import annotations
 
-from bot import tasknames as T
+from bot import vocabulary as V
 from bot.commands import Command, parse_comment
 from bot.config import Settings
 from bot.events import Event
@@ -41,12 +41,12 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     branch = ref.removeprefix("refs/heads/")
     base = {"repo": repo, "branch": branch, "delivery_id": event.delivery_id}
     if event.data.get("deleted") or event.data.get("after") == ZERO_SHA:
-        return [Action(T.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
+        return [Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
     sha = event.data.get("after", "")
     pusher = (event.data.get("pusher") or {}).get("name", "")
-    actions = [Action(T.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
+    actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
     for workflow in _runs_on(settings, repo, "push"):
-        actions.append(Action(T.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
+        actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
     return actions
 
 
@@ -58,7 +58,7 @@ def on_delete(event: Event, settings: Settings) -> Outcome:
         return repo
     if event.data.get("ref_type") != "branch":
         return Ignored(f"deleted {event.data.get('ref_type', 'ref')} is not a branch")
-    return [Action(T.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": event.data.get("ref", ""),
+    return [Action(V.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": event.data.get("ref", ""),
                                           "delivery_id": event.delivery_id, "reason": "branch deleted"})]
 
 
@@ -88,12 +88,12 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
     pr = _pull(event)
     if pr["fork"]:
         # A fork's code would run with the workspace's credentials: a maintainer must look first.
-        return [Action(T.AWAIT_OK_TO_TEST, {"repo": repo, "pr": pr["pr"], "sha": pr["sha"], "author": pr["author"],
+        return [Action(V.AWAIT_OK_TO_TEST, {"repo": repo, "pr": pr["pr"], "sha": pr["sha"], "author": pr["author"],
                                             "delivery_id": event.delivery_id})]
     base = {"repo": repo, "branch": pr["branch"], "sha": pr["sha"], "delivery_id": event.delivery_id}
-    actions = [Action(T.SYNC_BRANCH_JOBS, base)]
+    actions = [Action(V.SYNC_BRANCH_JOBS, base)]
     for workflow in _runs_on(settings, repo, "pull_request"):
-        actions.append(Action(T.START_RUN, {**base, "workflow": workflow, "pr": pr["pr"], "requested_by": pr["author"]}))
+        actions.append(Action(V.START_RUN, {**base, "workflow": workflow, "pr": pr["pr"], "requested_by": pr["author"]}))
     return actions
 
 
@@ -107,7 +107,7 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     if pr["fork"]:
         return Ignored(f"PR #{pr['pr']} from a fork has no branch jobs in this repository")
     how = "merged" if pr["merged"] else "closed"
-    return [Action(T.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": pr["branch"], "delivery_id": event.delivery_id,
+    return [Action(V.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": pr["branch"], "delivery_id": event.delivery_id,
                                           "reason": f"PR #{pr['pr']} {how}"})]
 
 
@@ -133,9 +133,9 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     actions = []
     for index, item in enumerate(parsed):
         if isinstance(item, Command):
-            actions.append(Action(T.RUN_COMMAND, {**base, "index": index, "command": item.as_kwargs()}))
+            actions.append(Action(V.RUN_COMMAND, {**base, "index": index, "command": item.as_kwargs()}))
         else:
-            actions.append(Action(T.REFUSE_COMMAND, {**base, "index": index, "line": item.line,
+            actions.append(Action(V.REFUSE_COMMAND, {**base, "index": index, "line": item.line,
                                                      "error": item.message, "usage": item.usage}))
     return actions
 
@@ -156,7 +156,7 @@ def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
     check = event.data.get("check_run") or {}
     suite = check.get("check_suite") or {}
     prs = check.get("pull_requests") or []
-    return [Action(T.RERUN_CHECK, {
+    return [Action(V.RERUN_CHECK, {
         "repo": repo, "check_run_id": check.get("id"), "name": check.get("name", ""),
         "sha": check.get("head_sha", ""), "branch": suite.get("head_branch") or "",
         "pr": prs[0].get("number") if prs else None, "user": (event.data.get("sender") or {}).get("login", ""),

@@ -4,7 +4,7 @@ Both registries become the same `model_event` dict, so validation and approvals 
 """
 from __future__ import annotations
 
-from bot import tasknames as T
+from bot import vocabulary as V
 from bot.config import Settings
 from bot.events import Event
 from bot.routing import Action, Ignored, Outcome, Router
@@ -37,11 +37,6 @@ DATABRICKS_KINDS = {
 }
 
 
-# Tags the bot writes itself: their webhooks echo our own decisions back, nothing to act on.
-BOT_TAGS = {"validation_status", "validation_summary", "validation_run", "approved_by", "approved_at",
-            "approval_source", "rejected_by", "rejection_reason"}
-
-
 def model_event(registry: str, kind: str, model: str, version: str = "", **details) -> dict:
     """The internal model-event type: plain values only."""
     return {"registry": registry, "kind": kind, "model": model, "version": str(version or ""),
@@ -51,7 +46,7 @@ def model_event(registry: str, kind: str, model: str, version: str = "", **detai
 def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
     if mev["model"] not in settings.models:
         return Ignored(f"model {mev['model']!r} is not in [models]")
-    return [Action(T.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
+    return [Action(V.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
 
 
 @router.register("mlflow", "registered_model")
@@ -67,7 +62,7 @@ def on_mlflow_model_event(event: Event, settings: Settings) -> Outcome:
     tags = d.get("tags") if isinstance(d.get("tags"), dict) else {}
     if "key" in d:
         tags = {d["key"]: d.get("value", "")}
-    if kind in ("tag_set", "tag_deleted") and tags and set(tags) <= BOT_TAGS | {k for k in tags if k.startswith("deployed_")}:
+    if kind in ("tag_set", "tag_deleted") and tags and all(V.is_bot_tag(k) for k in tags):
         return Ignored(f"tag {', '.join(sorted(tags))} is written by mlops-bot itself")
     mev = model_event("mlflow", kind, str(d.get("name", "")), d.get("version", ""),
                       alias=d.get("alias"), tags=tags, run_id=d.get("run_id"), source=d.get("source"))

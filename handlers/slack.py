@@ -1,7 +1,7 @@
 """Slack slash commands and buttons → the same approval commands as on a PR."""
 from __future__ import annotations
 
-from bot import tasknames as T
+from bot import vocabulary as V
 from bot.commands import Command, parse_slack_text
 from bot.config import Settings
 from bot.events import Event
@@ -20,8 +20,8 @@ def on_slack_command(event: Event, settings: Settings) -> Outcome:
             "channel_id": form.get("channel_id", ""), "response_url": form.get("response_url", ""),
             "delivery_id": event.delivery_id}
     if isinstance(parsed, Command):
-        return [Action(T.RUN_SLACK_COMMAND, {**base, "command": parsed.as_kwargs()})]
-    return [Action(T.RUN_SLACK_COMMAND, {**base, "error": parsed.message, "usage": parsed.usage})]
+        return [Action(V.RUN_SLACK_COMMAND, {**base, "command": parsed.as_kwargs()})]
+    return [Action(V.RUN_SLACK_COMMAND, {**base, "error": parsed.message, "usage": parsed.usage})]
 
 
 @router.register("slack", "block_actions")
@@ -33,7 +33,7 @@ def on_slack_button(event: Event, settings: Settings) -> Outcome:
     actions = [a for a in data.get("actions") or [] if a.get("action_id") in BUTTON_ACTIONS]
     if not actions:
         return Ignored("no approve/reject button in this interaction")
-    return [Action(T.HANDLE_SLACK_BUTTON, {
+    return [Action(V.HANDLE_SLACK_BUTTON, {
         "action": a["action_id"], "value": str(a.get("value", "")), "user_id": user.get("id", ""),
         "user_name": user.get("username") or user.get("name", ""), "channel_id": (data.get("channel") or {}).get("id", ""),
         "message_ts": container.get("message_ts", ""), "response_url": data.get("response_url", ""),

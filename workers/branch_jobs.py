@@ -1,4 +1,4 @@
-"""Per-branch jobs and their runs: upsert, start, follow, clean up. Called by the thin tasks.
+"""Per-branch jobs and their runs on Databricks: upsert, start, follow, clean up.
 
 Idempotent by construction: a job is found by its name, `run_now` carries an idempotency token
 derived from the triggering delivery, and a Redis lock keeps two workers from creating one name
@@ -7,19 +7,23 @@ twice. Any of these functions may be re-run after a crash and leaves the same en
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExist
 
 from bot.config import Repo, Settings
 from bot.logs import get_logger
-from workers.errors import Permanent
-from workers.gateways.workspace import Workspace, is_terminal, job_gone
-from workers.jobs import FINGERPRINT_TAG, MANAGED_TAG, idempotency_token, job_name, job_settings, parse_job_name, \
-    repo_path, run_parameters
+from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
+from workers import texts
+from workers.base import poll_delay
+from workers.context import Deps
+from workers.errors import NotFound, Permanent
+from workers.gateways import RunInfo, WorkspaceGateway
+from workers.jobs import idempotency_token, job_settings, repo_path, run_parameters
 from workers.state import State
 
 log = get_logger("workers.branch_jobs")
+Workspaces = Callable[[str], WorkspaceGateway]
+BranchExists = Callable[[str, str], bool]
 OUTPUT_TAIL = 3000  # characters of a failed task's output shown to people
 
 
@@ -34,11 +38,11 @@ class Upserted:
 def _repo(settings: Settings, name: str) -> Repo:
     repo = settings.repo(name)
     if repo is None:
-        raise Permanent(f"repository {name} is not configured")
+        raise Permanent(texts.not_configured("repository", name))
     return repo
 
 
-def upsert_job(ws: Workspace, state: State, settings: Settings, repo: Repo, branch: str, workflow: str,
+def upsert_job(ws: WorkspaceGateway, state: State, settings: Settings, repo: Repo, branch: str, workflow: str,
                sha: str, git_url: str = "") -> Upserted:
     """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
     body = job_settings(settings, repo, branch, workflow, sha, git_url)
@@ -60,7 +64,7 @@ def upsert_job(ws: Workspace, state: State, settings: Settings, repo: Repo, bran
     return Upserted(job_id, name, outcome, body)
 
 
-def sync_branch(workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str) -> list[Upserted]:
+def sync_branch(workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str) -> list[Upserted]:
     """Every configured workflow of the repo gets its job for this branch (and its Repo, if used)."""
     repo = _repo(settings, repo_name)
     out = []
@@ -72,10 +76,10 @@ def sync_branch(workspaces, state: State, settings: Settings, repo_name: str, br
     return out
 
 
-def remove_branch(workspaces, state: State, settings: Settings, repo_name: str, branch: str) -> list[str]:
+def remove_branch(workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str) -> list[str]:
     """Cancel the branch's active runs, delete its jobs and Repos. Returns the names removed."""
     repo = _repo(settings, repo_name)
-    removed = []
+    removed: list[str] = []
     environments = sorted({wf.environment for wf in settings.repo_workflows(repo).values()})
     for workflow_name, workflow in settings.repo_workflows(repo).items():
         ws = workspaces(workflow.environment)
@@ -106,7 +110,7 @@ class Started:
     run_page_url: str = ""
 
 
-def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch: str, sha: str, workflow: str,
+def start_run(workspaces: Workspaces, state: State, settings: Settings, *, repo: str, branch: str, sha: str, workflow: str,
               trigger: str, pr: int | None = None, dataset: str = "", params: dict | None = None, suite: str = "",
               model: str = "", version: str = "", environment: str = "", requested_by: str = "",
               git_url: str = "", context: dict | None = None) -> Started:
@@ -127,10 +131,7 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
     token = idempotency_token(trigger, repo, branch, workflow)
     try:
         active = ws.active_runs(job.job_id)
-    except DatabricksError as exc:
-        if not job_gone(exc):
-            raise
-        # deleted behind the cache's back: find or create it again
+    except NotFound:  # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
         job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
         active = ws.active_runs(job.job_id)
@@ -162,45 +163,27 @@ def start_run(workspaces, state: State, settings: Settings, *, repo: str, branch
     if state.run(ws.name, run_id) is None:  # a retried start keeps the first record
         state.save_run(record)
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
-    run_page_url = ws.get_run(run_id).run_page_url or ""
+    run_page_url = ws.get_run(run_id).run_page_url
     return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record, run_page_url)
 
 
-def poll_delay(elapsed: float) -> float:
-    """Next poll after a quarter of the time the run has taken so far (2 s to 10 min).
-
-    Polls grow with the logarithm of the run's length: a 1-hour run is polled ~30 times.
-    """
-    return min(600.0, max(2.0, elapsed * 0.25))
-
-
-def run_result(ws: Workspace, run) -> dict:
+def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
     """The final state of a run as plain values: result, per-task states and durations, outputs."""
     tasks = []
-    for t in run.tasks or []:
-        result = t.state.result_state.value if t.state and t.state.result_state else \
-            (t.state.life_cycle_state.value if t.state and t.state.life_cycle_state else "")
-        entry = {"key": t.task_key, "run_id": t.run_id, "result": result,
+    for t in run.tasks:
+        entry = {"key": t.key, "run_id": t.run_id, "result": t.state,
                  "duration_s": _duration(t.start_time, t.end_time), "output": ""}
         try:
             out = ws.task_output(t.run_id)
-            text = (out.logs or "") + (f"\n{out.error}" if out.error else "")
-            entry["output"] = text[-OUTPUT_TAIL:]
-        except (NotFound, ResourceDoesNotExist):
+            entry["output"] = ((out.logs or "") + (f"\n{out.error}" if out.error else ""))[-OUTPUT_TAIL:]
+        except NotFound:
             pass
         tasks.append(entry)
-    state = run.state
     return {
-        "run_id": run.run_id, "job_id": run.job_id,
-        "life_cycle": state.life_cycle_state.value if state and state.life_cycle_state else "",
-        "result": state.result_state.value if state and state.result_state else
-        (state.life_cycle_state.value if state and state.life_cycle_state else "UNKNOWN"),
-        "message": (state.state_message or "") if state else "",
-        "run_page_url": run.run_page_url or "",
-        "duration_s": _duration(run.start_time, run.end_time),
-        "used_commit": (run.git_source.git_snapshot.used_commit
-                        if run.git_source and run.git_source.git_snapshot else ""),
-        "tasks": tasks,
+        "run_id": run.run_id, "job_id": run.job_id, "life_cycle": run.life_cycle,
+        "result": run.result_state or run.life_cycle or "UNKNOWN", "message": run.message,
+        "run_page_url": run.run_page_url, "duration_s": _duration(run.start_time, run.end_time),
+        "used_commit": run.used_commit, "tasks": tasks,
     }
 
 
@@ -208,14 +191,13 @@ def _duration(start: int | None, end: int | None) -> float:
     return round(((end or 0) - (start or 0)) / 1000, 1) if start and end else 0.0
 
 
-def follow(ws: Workspace, state: State, run_id: int) -> tuple[bool, dict | None, float]:
+def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict | None, float]:
     """One poll: (finished, result if finished, next delay). Never sleeps."""
     run = ws.get_run(run_id)
     record = state.run(ws.name, run_id) or {}
-    if not is_terminal(run):
-        life = run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else "PENDING"
-        if record.get("state") != life:
-            state.update_run(ws.name, run_id, state=life)
+    if not run.terminal:
+        if record.get("state") != run.life_cycle:
+            state.update_run(ws.name, run_id, state=run.life_cycle)
         elapsed = time.time() - record.get("started_at", time.time())
         return False, None, poll_delay(elapsed)
     result = run_result(ws, run)
@@ -224,7 +206,7 @@ def follow(ws: Workspace, state: State, run_id: int) -> tuple[bool, dict | None,
     return True, result, 0.0
 
 
-def stale_jobs(ws: Workspace, settings: Settings, branch_exists, now: float | None = None) -> list[tuple[int, str, str]]:
+def stale_jobs(ws: WorkspaceGateway, settings: Settings, branch_exists: BranchExists, now: float | None = None) -> list[tuple[int, str, str]]:
     """Managed jobs whose branch is gone or that are older than the TTL: (job_id, name, why)."""
     now = now or time.time()
     out = []
@@ -243,7 +225,7 @@ def stale_jobs(ws: Workspace, settings: Settings, branch_exists, now: float | No
     return out
 
 
-def clean_up(workspaces, state: State, settings: Settings, branch_exists) -> list[dict]:
+def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[dict]:
     """The janitor: remove stale managed jobs in every environment; returns what it removed and why."""
     removed = []
     for env in settings.environments:
@@ -255,4 +237,12 @@ def clean_up(workspaces, state: State, settings: Settings, branch_exists) -> lis
                 state.forget_job(ws.name, name)
                 removed.append({"environment": env, "job": name, "job_id": job_id, "why": why})
     log.info("janitor.done", removed=len(removed), jobs=[r["job"] for r in removed])
+    return removed
+
+
+def clean_up_and_tell(deps: Deps) -> list[dict]:
+    """The hourly janitor, and a line in Slack for what it removed."""
+    removed = clean_up(deps.workspaces, deps.state, deps.settings, deps.need_forge().branch_exists)
+    if removed and deps.slack:
+        deps.slack.post(texts.stale_jobs_removed(removed))
     return removed

@@ -1,303 +1,218 @@
-"""PR chat-ops: permission checks, then train/test/retest/cancel/status/help/ok-to-test.
+"""PR chat-ops: `/train`, `/test`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
+`/approve`, `/reject`, `/deploy`, each checked by `workers/policy.py` first.
 
-Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (reporting.py), or 😕 plus a
-reply saying why when a command is refused. Every reply is a comment found again by a hidden
-marker (`reply` + comment id + index), so a retried task edits its reply instead of adding one.
+Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
+plus a reply saying why when a command is refused — including every permanent failure of the work
+it asked for (a Databricks refusal, an unknown workflow, a conflict). Every reply is a comment
+found again by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from bot.commands import HELP, USAGE
-from bot.config import PERMISSION_RANK, Settings
+from bot.commands import USAGE
 from bot.logs import get_logger
-from workers import branch_jobs
+from bot.vocabulary import ACTIVE
+from workers import approvals, branch_jobs, feedback, policy, texts
+from workers.base import follow_later
+from workers.context import Deps
 from workers.errors import Permanent
-from workers.gateways.forge import Forge, Pull
-from workers.gateways.workspace import is_terminal
-from workers.report import render_running, render_status
-from workers.state import State
+from workers.gateways import ForgeGateway, Pull
+from workers.policy import Refusal
 
 log = get_logger("workers.chatops")
-ACTIVE = {"PENDING", "QUEUED", "RUNNING", "BLOCKED", "TERMINATING"}
-FAILED = {"FAILED", "TIMEDOUT", "INTERNAL_ERROR", "CANCELED"}
-POLICY_DECIDES = {"approve", "reject"}  # the approval policy checks these itself (approver lists)
 
 
-class Refusal(Exception):
-    """The command will not run: `reason` is told to the commenter with the usage."""
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked for what, where: one comment's command, with the dependencies to act on it."""
 
-    def __init__(self, reason: str, usage: str = ""):
-        super().__init__(reason)
-        self.reason, self.usage = reason, usage
-
-
-@dataclass
-class Chat:
-    """Everything a command needs; built by the task from the process-wide context."""
-
-    forge: Forge
-    state: State
-    settings: Settings
-    workspaces: Callable
+    deps: Deps
+    forge: ForgeGateway
     repo: str
     pr: int
     comment_id: int
     user: str
     delivery_id: str
     index: int = 0
-    follow: Callable[[str, int], None] = lambda environment, run_id: None  # schedules the run follower
-    desk: Callable[[], object] | None = None  # builds the approvals Desk when a command needs it
 
-    # --- replies -------------------------------------------------------------------------------
+    def react(self, content: str) -> None:
+        self.forge.react(self.repo, self.comment_id, content)
+
     def reply(self, body: str) -> int:
-        return sticky_comment(self.forge, self.state, self.repo, self.pr, "reply", f"{self.comment_id}-{self.index}",
-                              body)
+        return feedback.sticky_comment(self.forge, self.deps.state, self.repo, self.pr, "reply",
+                                       f"{self.comment_id}-{self.index}", body)
 
     def refuse(self, reason: str, usage: str = "") -> None:
-        self.forge.react(self.repo, self.comment_id, "confused")
-        text = f"@{self.user} {reason}"
-        if usage:
-            text += f"\n\nUsage: `{usage}`"
-        self.reply(text)
+        self.react("confused")
+        self.reply(texts.refused(self.user, reason, usage))
         log.info("command.refused", delivery_id=self.delivery_id, repo=self.repo, pr=self.pr, user=self.user,
                  reason=reason)
 
-    # --- permissions ---------------------------------------------------------------------------
     def role(self) -> str:
         """The commenter's repository role, cached briefly (never author_association)."""
-        key = f"mlops-bot:perm:{self.repo}:{self.user.lower()}"
-        cached = self.state.r.get(key)
+        state, settings = self.deps.state, self.deps.settings
+        cached = state.cached_permission(self.repo, self.user)
         if cached:
-            return cached.decode()
+            return cached
         role = self.forge.permission(self.repo, self.user)
-        ttl = self.settings.github.permission_cache_seconds
-        if ttl:
-            self.state.r.set(key, role, ex=ttl)
+        if settings.github.permission_cache_seconds:
+            state.cache_permission(self.repo, self.user, role, settings.github.permission_cache_seconds)
         return role
 
-    def allowed(self, command: str) -> bool:
-        needed = getattr(self.settings.permissions, command.replace("-", "_"))
-        return PERMISSION_RANK.get(self.role(), 0) >= PERMISSION_RANK[needed]
-
     def require(self, command: str) -> None:
-        needed = getattr(self.settings.permissions, command.replace("-", "_"))
-        role = self.role()
-        if PERMISSION_RANK.get(role, 0) < PERMISSION_RANK[needed]:
-            raise Refusal(f"`/{command}` needs {needed} permission on {self.repo}; you have {role}.")
+        why = policy.permission_refusal(self.deps.settings, self.repo, command, self.role())
+        if why:
+            raise Refusal(why)
 
 
-def run_command(chat: Chat, command: dict) -> None:
-    """One parsed command from a PR comment: acknowledge, check, act, answer."""
+def command_context(deps: Deps, repo: str, pr: int, comment_id: int, user: str, delivery_id: str,
+                    index: int = 0) -> CommandContext:
+    return CommandContext(deps, deps.need_forge(), repo, pr, comment_id, user, delivery_id, index)
+
+
+def run_command(ctx: CommandContext, command: dict) -> None:
+    """One parsed command from a PR comment: acknowledge, check, act, answer — refusals and
+    permanent failures are answered on the PR with 😕 and the reason."""
     name = command["name"]
-    chat.forge.react(chat.repo, chat.comment_id, "eyes")
+    ctx.react("eyes")
     try:
-        if name not in POLICY_DECIDES:
-            chat.require(name)
-        COMMANDS[name](chat, command)
+        if name not in policy.APPROVAL_COMMANDS:
+            ctx.require(name)
+        COMMANDS[name](ctx, command)
     except Refusal as refusal:
-        chat.refuse(refusal.reason, refusal.usage)
-    except Permanent as exc:  # e.g. `refuse` conflict policy, unknown workflow: tell the user
-        chat.refuse(exc.message)
+        ctx.refuse(refusal.reason, refusal.usage)
+    except Permanent as exc:  # e.g. `refuse` conflict policy, unknown workflow, Databricks said no
+        ctx.refuse(exc.message)
 
 
-def refuse_command(chat: Chat, line: str, error: str, usage: str) -> None:
-    chat.forge.react(chat.repo, chat.comment_id, "eyes")
-    chat.refuse(f"I could not run `{line}`: {error}", usage)
+def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:
+    """A `/command` the parser could not read: 👀, 😕 and the reason with the usage."""
+    ctx.react("eyes")
+    ctx.refuse(texts.malformed_command(line, error), usage)
 
 
-# --- the commands -------------------------------------------------------------------------------
+# --- starting runs --------------------------------------------------------------------------------
 
-def _train(chat: Chat, command: dict) -> None:
-    wf = chat.settings.workflows.get("train")
-    if wf is None:
-        raise Refusal("this repository has no `train` workflow configured.")
-    dataset = command.get("dataset") or wf.dataset
-    if dataset not in wf.datasets:
-        raise Refusal(f"unknown dataset `{dataset}`; choose one of {', '.join(wf.datasets)}.", USAGE["train"])
-    if dataset == "full":
-        chat.require("train-full")
-        users = chat.settings.permissions.train_full_users
-        if users and chat.user.lower() not in {u.lower() for u in users}:
-            raise Refusal(f"`/train full` costs money: only {', '.join('@' + u for u in users)} may start it.")
-    params = command.get("params") or {}
-    bad = sorted(set(params) - set(wf.params_allowed))
-    if bad:
-        allowed = ", ".join(wf.params_allowed) or "none"
-        raise Refusal(f"parameter `{bad[0]}` is not allowed for `train`; allowed: {allowed}.", USAGE["train"])
-    _start(chat, "train", command, dataset=dataset, params=params)
-
-
-def _test(chat: Chat, command: dict) -> None:
-    wf = chat.settings.workflows.get("test")
-    if wf is None:
-        raise Refusal("this repository has no `test` workflow configured.")
-    suite = command.get("suite", "")
-    if suite and wf.suites and suite not in wf.suites:
-        raise Refusal(f"unknown suite `{suite}`; choose one of {', '.join(wf.suites)}.", USAGE["test"])
-    _start(chat, "test", command, suite=suite)
-
-
-def _head(chat: Chat) -> Pull:
-    pull = chat.forge.pull(chat.repo, chat.pr)
-    if pull.state != "open":
-        raise Refusal(f"#{chat.pr} is {pull.state}: nothing runs for it any more.")
-    if pull.fork:
-        ok = chat.state.r.get(f"mlops-bot:ok-to-test:{chat.repo}#{chat.pr}")
-        if not ok or ok.decode() != pull.head_sha:
-            raise Refusal(f"this pull request comes from a fork: someone with write access must comment "
-                          f"`/ok-to-test` for commit `{pull.head_sha[:7]}` first.")
+def _head(ctx: CommandContext) -> Pull:
+    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    why = policy.head_refusal(pull, ctx.pr, ctx.deps.state.ok_to_test_sha(ctx.repo, ctx.pr) if pull.fork else None)
+    if why:
+        raise Refusal(why)
     return pull
 
 
-def _start(chat: Chat, workflow: str, command: dict, *, pull: Pull | None = None, **options) -> int:
-    pull = pull or _head(chat)
-    branch, git_url = (f"pull/{chat.pr}", pull.head_clone_url) if pull.fork else (pull.head_ref, "")
+def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None = None, **options) -> int:
+    pull = pull or _head(ctx)
+    branch, git_url = policy.run_source(pull, ctx.pr)
+    deps = ctx.deps
     started = branch_jobs.start_run(
-        chat.workspaces, chat.state, chat.settings, repo=chat.repo, branch=branch, sha=pull.head_sha,
-        workflow=workflow, trigger=f"{chat.delivery_id}:{chat.index}", pr=chat.pr, requested_by=chat.user,
-        git_url=git_url, context={"comment_id": chat.comment_id, "command": command.get("line", f"/{workflow}")},
-        **options)
-    chat.follow(started.environment, started.run_id)
-    chat.forge.react(chat.repo, chat.comment_id, "rocket")
-    announce(chat.forge, chat.state, started.record, started.run_page_url)
+        deps.workspaces, deps.state, deps.settings, repo=ctx.repo, branch=branch, sha=pull.head_sha,
+        workflow=workflow, trigger=f"{ctx.delivery_id}:{ctx.index}", pr=ctx.pr, requested_by=ctx.user,
+        git_url=git_url, context={"comment_id": ctx.comment_id, "command": line}, **options)
+    follow_later(started.environment, started.run_id)
+    ctx.react("rocket")
+    feedback.announce(ctx.forge, deps.state, started.record, started.run_page_url)
     return started.run_id
 
 
-def announce(forge: Forge, state: State, record: dict, run_page_url: str) -> None:
-    """A run started for a PR: pending status on the commit and the sticky report says so."""
-    state.r.set(latest_key(record), record["run_id"], ex=30 * 24 * 3600)
-    forge.set_status(record["repo"], record["sha"], f"mlops-bot/{record['workflow']}", "pending",
-                     f"{record['workflow']} is running", run_page_url)
-    upsert_report(forge, state, record, render_running(record, run_page_url))
+def _train(ctx: CommandContext, command: dict) -> None:
+    dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    _start(ctx, "train", command.get("line", "/train"), dataset=dataset, params=params)
 
 
-def could_not_start(forge: Forge, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str) -> None:
-    record = {"repo": repo, "pr": pr, "workflow": workflow, "sha": sha}
-    forge.set_status(repo, sha, f"mlops-bot/{workflow}", "error", f"{workflow} could not start")
-    upsert_report(forge, state, record, f"### 💥 `{workflow}` could not start\n\n{reason}")
+def _test(ctx: CommandContext, command: dict) -> None:
+    suite = policy.test_suite(ctx.deps.settings, command)
+    _start(ctx, "test", command.get("line", "/test"), suite=suite)
 
 
-def latest_key(record: dict) -> str:
-    return f"mlops-bot:pr-latest:{record['repo']}#{record['pr']}:{record['workflow']}"
-
-
-def upsert_report(forge: Forge, state: State, record: dict, body: str) -> int:
-    return sticky_comment(forge, state, record["repo"], record["pr"], "report", record["workflow"], body)
-
-
-def sticky_comment(forge: Forge, state: State, repo: str, pr: int, kind: str, key: str, body: str) -> int:
-    """The one comment for (kind, key), edited in place; its id is remembered so no listing is needed."""
-    cache = f"mlops-bot:comment:{repo}#{pr}:{kind}:{key}"
-    known = state.r.get(cache)
-    cid = forge.upsert_comment(repo, pr, kind, key, body, int(known) if known else None)
-    state.r.set(cache, cid, ex=30 * 24 * 3600)
-    return cid
-
-
-def _retest(chat: Chat, command: dict) -> None:
-    latest: dict[str, dict] = {}
-    for run in sorted(chat.state.pr_runs(chat.repo, chat.pr), key=lambda r: r.get("started_at", 0)):
-        latest[run["workflow"]] = run
-    failed = [r for r in latest.values() if r.get("state") in FAILED]
+def _retest(ctx: CommandContext, command: dict) -> None:
+    failed = policy.failed_latest(ctx.deps.state.pr_runs(ctx.repo, ctx.pr))
     if not failed:
-        chat.forge.react(chat.repo, chat.comment_id, "+1")
-        chat.reply(f"@{chat.user} nothing failed on this pull request: nothing to re-run.")
+        ctx.react("+1")
+        ctx.reply(texts.nothing_failed(ctx.user))
         return
-    pull = _head(chat)
+    pull = _head(ctx)
     for run in failed:
-        p = run.get("parameters") or {}
-        params = dict(kv.split("=", 1) for kv in (p.get("params") or "").split(",") if "=" in kv)
-        _start(chat, run["workflow"], {"line": f"/retest ({run['workflow']})"}, pull=pull,
-               dataset=p.get("dataset", ""), params=params, suite=p.get("suite", ""))
+        _start(ctx, run["workflow"], f"/retest ({run['workflow']})", pull=pull, **policy.rerun_options(run))
 
 
-def _cancel(chat: Chat, command: dict) -> None:
-    active = []
-    for run in chat.state.pr_runs(chat.repo, chat.pr):
+def _ok_to_test(ctx: CommandContext, command: dict) -> None:
+    settings = ctx.deps.settings
+    repo = settings.repo(ctx.repo)
+    if repo is None or repo.fork_policy == "never":
+        raise Refusal(texts.forks_never_run(ctx.repo))
+    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    if not pull.fork:
+        ctx.react("+1")
+        ctx.reply(texts.not_a_fork(ctx.user))
+        return
+    ctx.deps.state.grant_ok_to_test(ctx.repo, ctx.pr, pull.head_sha)
+    names = [n for n, wf in settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
+    for name in names:
+        _start(ctx, name, "/ok-to-test", pull=pull)
+    ctx.reply(texts.ok_to_test(ctx.user, pull, names))
+
+
+# --- answering ---------------------------------------------------------------------------------------
+
+def _cancel(ctx: CommandContext, command: dict) -> None:
+    cancelled = []
+    for run in ctx.deps.state.pr_runs(ctx.repo, ctx.pr):
         if run.get("state") not in ACTIVE:
             continue
-        ws = chat.workspaces(run["environment"])
-        if is_terminal(ws.get_run(run["run_id"])):  # our record may lag the workspace by a poll
+        ws = ctx.deps.workspaces(run["environment"])
+        if ws.get_run(run["run_id"]).terminal:  # our record may lag the workspace by a poll
             continue
         ws.cancel_run(run["run_id"])
-        chat.state.update_run(run["environment"], run["run_id"], cancelled_by=chat.user)
-        active.append(run)
-    chat.forge.react(chat.repo, chat.comment_id, "+1")
-    if active:
-        chat.reply(f"@{chat.user} cancelled {len(active)} run(s): "
-                   + ", ".join(f"`{r['workflow']}` {r['run_id']}" for r in active) + ".")
-    else:
-        chat.reply(f"@{chat.user} nothing is running for this pull request.")
+        ctx.deps.state.update_run(run["environment"], run["run_id"], cancelled_by=ctx.user)
+        cancelled.append(run)
+    ctx.react("+1")
+    ctx.reply(texts.cancelled(ctx.user, cancelled))
 
 
-def _status(chat: Chat, command: dict) -> None:
-    chat.forge.react(chat.repo, chat.comment_id, "+1")
-    chat.reply(render_status(chat.state.pr_runs(chat.repo, chat.pr)))
+def _status(ctx: CommandContext, command: dict) -> None:
+    ctx.react("+1")
+    ctx.reply(texts.render_status(ctx.deps.state.pr_runs(ctx.repo, ctx.pr)))
 
 
-def _help(chat: Chat, command: dict) -> None:
-    rows = ["| Command | What it does |", "|---|---|"]
-    for name, usage in USAGE.items():
-        if chat.allowed(name):
-            rows.append(f"| `{usage}` | {HELP[name]} |")
-    chat.forge.react(chat.repo, chat.comment_id, "+1")
-    chat.reply(f"@{chat.user} these are the commands you may use here:\n\n" + "\n".join(rows))
+def _help(ctx: CommandContext, command: dict) -> None:
+    allowed = policy.commands_allowed(ctx.deps.settings, ctx.role())
+    ctx.react("+1")
+    ctx.reply(texts.help_table(ctx.user, allowed))
 
 
-def _ok_to_test(chat: Chat, command: dict) -> None:
-    if chat.settings.repo(chat.repo).fork_policy == "never":
-        raise Refusal(f"pull requests from forks never run in {chat.repo} (`fork_policy = \"never\"`).")
-    pull = chat.forge.pull(chat.repo, chat.pr)
-    if not pull.fork:
-        chat.forge.react(chat.repo, chat.comment_id, "+1")
-        chat.reply(f"@{chat.user} this pull request is not from a fork: it needs no `/ok-to-test`.")
-        return
-    chat.state.r.set(f"mlops-bot:ok-to-test:{chat.repo}#{chat.pr}", pull.head_sha, ex=30 * 24 * 3600)
-    repo = chat.settings.repo(chat.repo)
-    names = [n for n, wf in chat.settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
-    for name in names:
-        _start(chat, name, {"line": "/ok-to-test"}, pull=pull)
-    chat.reply(f"@{chat.user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}"
-               + (f": started {', '.join('`' + n + '`' for n in names)}." if names else "."))
+# --- approvals -----------------------------------------------------------------------------------------
 
-
-def _version(chat: Chat, command: dict, status: str | None) -> tuple[object, dict | None, str, str]:
-    from workers import approvals
-
-    desk = chat.desk()
+def _version(ctx: CommandContext, command: dict, status: str) -> tuple[dict | None, str, str]:
     if command.get("model"):
-        return desk, approvals.load(desk, command["model"], command["version"]), command["model"], command["version"]
-    request = approvals.newest(desk, chat.repo, chat.pr, status=status)
+        model, version = command["model"], command["version"]
+        return ctx.deps.state.approval(model, version), model, version
+    request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status)
     if request is None:
-        what = "approved" if status == "approved" else "validated and waiting for a decision"
-        raise Refusal(f"this pull request has no model version that is {what}; name one as `model@version`.",
-                      USAGE[command["name"]])
-    return desk, request, request["model"], request["version"]
+        raise Refusal(texts.no_version(status), USAGE[command["name"]])
+    return request, request["model"], request["version"]
 
 
-def _decide(chat: Chat, command: dict) -> None:
-    from workers import approvals
-
-    desk, _, model, version = _version(chat, command, status="pending")
-    verdict = approvals.decide(desk, command["name"], model, version, chat.user, "github",
-                               reason=command.get("reason", ""), role=chat.role())
-    chat.forge.react(chat.repo, chat.comment_id, "+1" if verdict.ok else "confused")
-    chat.reply(f"@{chat.user} {verdict.message}")
+def _decide(ctx: CommandContext, command: dict) -> None:
+    _, model, version = _version(ctx, command, status="pending")
+    verdict = approvals.decide(ctx.deps, command["name"], model, version, ctx.user, "github",
+                               reason=command.get("reason", ""), role=ctx.role())
+    ctx.react("+1" if verdict.ok else "confused")
+    ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
 
-def _deploy(chat: Chat, command: dict) -> None:
-    from workers import approvals
-
-    desk, request, model, version = _version(chat, command, status="approved")
+def _deploy(ctx: CommandContext, command: dict) -> None:
+    request, model, version = _version(ctx, command, status="approved")
     if request is None:
-        raise Refusal(f"there is no approval record for {model}@{version}.")
-    started = approvals.deploy(desk, request, command["environment"], chat.user, f"{chat.delivery_id}:{chat.index}")
-    chat.forge.react(chat.repo, chat.comment_id, "rocket")
-    chat.reply(f"@{chat.user} deploying {model}@{version} to {command['environment']} "
-               f"([run {started.run_id}]({started.run_page_url})).")
+        raise Refusal(texts.no_approval_record(model, version))
+    started = approvals.deploy(ctx.deps, request, command["environment"], ctx.user, f"{ctx.delivery_id}:{ctx.index}")
+    ctx.react("rocket")
+    ctx.reply(texts.deploying(ctx.user, model, version, command["environment"], started.run_id, started.run_page_url))
 
 
-COMMANDS = {"approve": _decide, "reject": _decide, "deploy": _deploy, "train": _train, "test": _test, "retest": _retest, "cancel": _cancel, "status": _status,
-            "help": _help, "ok-to-test": _ok_to_test}
+COMMANDS: dict[str, Callable[[CommandContext, dict], None]] = {
+    "approve": _decide, "reject": _decide, "deploy": _deploy, "train": _train, "test": _test, "retest": _retest,
+    "cancel": _cancel, "status": _status, "help": _help, "ok-to-test": _ok_to_test,
+}

@@ -1,7 +1,9 @@
-"""What a task needs, built once per worker process: settings, Redis state, gateways."""
+"""What a task needs, built once per worker process and handed to a service as one `Deps`."""
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 
 import redis
 
@@ -9,8 +11,33 @@ from bot.celery_app import redis_url
 from bot.config import Settings, load_config
 from bot.logs import get_logger
 from workers.errors import Permanent
-from workers.gateways.workspace import Workspace
+from workers.gateways import ForgeGateway, RegistryGateway, SlackGateway, WorkspaceGateway
 from workers.state import State
+
+log = get_logger("workers.context")
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Settings, Redis state and the four gateways; GitHub and Slack are optional (None + why)."""
+
+    settings: Settings
+    state: State
+    workspaces: Callable[[str], WorkspaceGateway]
+    forge: ForgeGateway | None
+    slack: SlackGateway | None
+    registry_factory: Callable[[], RegistryGateway] = field(repr=False)
+    forge_problem: str = ""  # why forge is None
+
+    @property
+    def registry(self) -> RegistryGateway:
+        """MLflow, built on first use (mlflow is heavy to import)."""
+        return self.registry_factory()
+
+    def need_forge(self) -> ForgeGateway:
+        if self.forge is None:
+            raise Permanent(self.forge_problem or "GitHub is not configured")
+        return self.forge
 
 
 @lru_cache(maxsize=1)
@@ -23,8 +50,10 @@ def state() -> State:
     return State(redis.Redis.from_url(redis_url(), socket_timeout=5, socket_connect_timeout=2))
 
 
-@lru_cache(maxsize=None)
-def workspace(environment: str) -> Workspace:
+@cache
+def workspace(environment: str) -> WorkspaceGateway:
+    from workers.gateways.workspace import Workspace
+
     env = settings().environments.get(environment)
     if env is None:
         raise Permanent(f"environment `{environment}` is not in [environments]")
@@ -32,34 +61,35 @@ def workspace(environment: str) -> Workspace:
 
 
 @lru_cache(maxsize=1)
-def forge():
-    from workers.gateways.forge import Forge
-
-    return Forge(settings().github)
-
-
-@lru_cache(maxsize=1)
-def registry():
+def registry() -> RegistryGateway:
     from workers.gateways.registry import Registry  # mlflow is heavy: imported on first use
 
     return Registry(settings().mlflow.tracking_uri)
 
 
 @lru_cache(maxsize=1)
-def chat():
-    """Slack, or None when no bot token is configured (Slack is optional)."""
-    from workers.gateways.chat import Chat
+def _forge() -> tuple[ForgeGateway | None, str]:
+    from workers.gateways.forge import Forge
 
     try:
-        return Chat(settings().slack)
-    except Permanent:
-        return None
-
-
-def forge_or_none():
-    """GitHub, or None (logged) when no credentials are configured: runs still run, PRs are not told."""
-    try:
-        return forge()
+        return Forge(settings().github), ""
     except Permanent as exc:
-        get_logger("workers.context").warning("github.unconfigured", reason=exc.message)
-        return None
+        return None, exc.message
+
+
+@lru_cache(maxsize=1)
+def _slack() -> SlackGateway | None:
+    from workers.gateways.chat import Slack
+
+    try:
+        return Slack(settings().slack)
+    except Permanent:
+        return None  # Slack is optional
+
+
+def deps() -> Deps:
+    """The one dependencies object a task hands to its service."""
+    forge, problem = _forge()
+    if forge is None:  # runs still run; only PRs are not told
+        log.warning("github.unconfigured", reason=problem)
+    return Deps(settings(), state(), workspace, forge, _slack(), registry, problem)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import operator
-import re
 from dataclasses import dataclass
 
-_GATE = re.compile(r"^\s*(?P<metric>\w+)\s*(?P<op>>=|<=|>|<)\s*(?P<rhs>.+?)\s*$")
-_RHS = re.compile(r"^(?:(?P<champ>champion)\s*(?:(?P<sign>[-+])\s*(?P<delta>[\d.]+))?|(?P<number>[\d.]+))$")
+from bot.vocabulary import GATE
+
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -18,20 +17,19 @@ class GateResult:
 
 
 def evaluate(gate: str, metrics: dict[str, float], champion: dict[str, float] | None) -> GateResult:
-    m = _GATE.match(gate)
-    rhs = _RHS.match(m.group("rhs")) if m else None
-    if not m or not rhs:
+    m = GATE.match(gate)
+    if not m:
         return GateResult(gate, False, "cannot read this gate")
     metric, op = m.group("metric"), m.group("op")
     if metric not in metrics:
         return GateResult(gate, False, f"{metric} was not logged by this run")
     value = float(metrics[metric])
-    if rhs.group("number"):
-        threshold = float(rhs.group("number"))
+    if m.group("number"):
+        threshold = float(m.group("number"))
     else:
         if not champion or metric not in champion:
             return GateResult(gate, True, "no champion to compare with yet")
-        delta = float(rhs.group("delta") or 0) * (-1 if rhs.group("sign") == "-" else 1)
+        delta = float(m.group("delta") or 0) * (-1 if m.group("sign") == "-" else 1)
         threshold = float(champion[metric]) + delta
     passed = OPS[op](value, threshold)
     return GateResult(gate, passed, f"{value:.4f} {op} {threshold:.4f}")

@@ -12,32 +12,17 @@ import json
 import re
 import unicodedata
 
-from bot.config import PLACEHOLDERS, Repo, Settings, Workflow
+from bot.config import Repo, Settings, TaskSpec, Workflow
+from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, PLACEHOLDER, PLACEHOLDERS, job_name, parse_job_name
 
-MANAGED_TAG = "mlops-bot"
-FINGERPRINT_TAG = "mlops-bot-fingerprint"
+__all__ = ["FINGERPRINT_TAG", "MANAGED_TAG", "job_name", "parse_job_name", "job_settings", "job_tags", "tag_value",
+           "repo_path", "fingerprint", "idempotency_token", "run_parameters"]
 MAX_TAGS = 25
 MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
 LITERAL_PLACEHOLDERS = {"branch", "repo", "workflow"}
 JOB_PARAMETERS = [p for p in PLACEHOLDERS if p not in LITERAL_PLACEHOLDERS]
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9 +\-=._:/@]")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-
-
-def job_name(prefix: str, repo: str, branch: str, workflow: str) -> str:
-    return f"{prefix}/{repo}/{branch}/{workflow}"
-
-
-def parse_job_name(prefix: str, name: str) -> tuple[str, str, str] | None:
-    """(repo, branch, workflow) of a managed job's name, or None for a job that is not ours."""
-    if not name.startswith(prefix + "/"):
-        return None
-    rest = name[len(prefix) + 1:]
-    parts = rest.split("/")
-    if len(parts) < 4:
-        return None
-    return f"{parts[0]}/{parts[1]}", "/".join(parts[2:-1]), parts[-1]
 
 
 def tag_value(value: str, limit: int = MAX_TAG_VALUE) -> str:
@@ -69,17 +54,17 @@ def _expand(text: str, literals: dict[str, str]) -> str:
         name = m.group(1)
         if name in literals:
             return literals[name]
-        return "{{job.parameters.%s}}" % name  # resolved by Databricks at run time
+        return f"{{{{job.parameters.{name}}}}}"  # resolved by Databricks at run time
 
-    return _PLACEHOLDER.sub(sub, text)
+    return PLACEHOLDER.sub(sub, text)
 
 
 def _used_parameters(workflow: Workflow) -> list[str]:
-    used = {name for t in workflow.tasks for p in t.parameters for name in _PLACEHOLDER.findall(p)}
+    used = {name for t in workflow.tasks for p in t.parameters for name in PLACEHOLDER.findall(p)}
     return [p for p in JOB_PARAMETERS if p in used or p == "sha"]
 
 
-def _task(spec, workflow: Workflow, repo: Repo, branch: str, literals: dict[str, str]) -> dict:
+def _task(spec: TaskSpec, workflow: Workflow, repo: Repo, branch: str, literals: dict[str, str]) -> dict:
     params = [_expand(p, literals) for p in spec.parameters]
     task: dict = {"task_key": spec.key}
     if spec.depends_on:

@@ -1,22 +1,28 @@
-"""What the bot remembers in Redis: job ids (a cache), locks, and the runs it started.
+"""What the workers remember in Redis, and the only place they touch it (layout: `bot/keys.py`).
 
 Redis is a cache and a coordinator here, never the only copy of a fact the bot cannot re-derive:
-a lost job id is found again by name, a lost run by its idempotency token.
+a lost job id is found again by name, a lost run by its idempotency token, a lost comment id by
+its hidden marker.
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any
 
 import redis
 
+from bot import audit, keys
 from workers.errors import Transient
 
-P = "mlops-bot:"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def _text(raw: Any) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class State:
@@ -28,7 +34,7 @@ class State:
     @contextmanager
     def lock(self, name: str, ttl: float = 15.0, wait: float = 10.0) -> Iterator[None]:
         """A short mutual-exclusion lock that expires by itself if its holder dies (SIGKILL)."""
-        key, token = f"{P}lock:{name}", uuid.uuid4().hex
+        key, token = keys.lock(name), uuid.uuid4().hex
         deadline = time.monotonic() + wait
         while not self.r.set(key, token, nx=True, px=int(ttl * 1000)):
             if time.monotonic() > deadline:
@@ -41,53 +47,118 @@ class State:
 
     # --- job id cache --------------------------------------------------------------------------
     def cached_job(self, environment: str, name: str) -> dict | None:
-        raw = self.r.get(f"{P}job:{environment}:{name}")
+        raw = self.r.get(keys.job(environment, name))
         return json.loads(raw) if raw else None
 
     def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
         pipe = self.r.pipeline()
-        pipe.set(f"{P}job:{environment}:{name}",
-                 json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}), ex=7 * 24 * 3600)
-        pipe.sadd(f"{P}jobs", f"{environment}:{name}")  # the dashboard's index of per-branch jobs
+        pipe.set(keys.job(environment, name),
+                 json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}), ex=keys.JOB_TTL)
+        pipe.sadd(keys.JOBS, keys.job_member(environment, name))
         pipe.execute()
 
     def forget_job(self, environment: str, name: str) -> None:
         pipe = self.r.pipeline()
-        pipe.delete(f"{P}job:{environment}:{name}")
-        pipe.srem(f"{P}jobs", f"{environment}:{name}")
+        pipe.delete(keys.job(environment, name))
+        pipe.srem(keys.JOBS, keys.job_member(environment, name))
         pipe.execute()
 
     # --- runs ----------------------------------------------------------------------------------
     def save_run(self, record: dict) -> None:
         """Store a run record (context + latest state) and index it by branch and PR."""
-        key = f"{P}run:{record['environment']}:{record['run_id']}"
+        key = keys.run(record["environment"], record["run_id"])
         pipe = self.r.pipeline()
-        pipe.set(key, json.dumps(record), ex=30 * 24 * 3600)
-        pipe.zadd(f"{P}runs:recent", {key: record.get("started_at", time.time())})
-        pipe.zremrangebyrank(f"{P}runs:recent", 0, -501)
+        pipe.set(key, json.dumps(record), ex=keys.RUN_TTL)
+        pipe.zadd(keys.RUNS, {key: record.get("started_at", time.time())})
+        pipe.zremrangebyrank(keys.RUNS, 0, -(keys.RUNS_LIMIT + 1))
         if record.get("pr"):
-            pipe.zadd(f"{P}pr-runs:{record['repo']}#{record['pr']}", {key: record.get("started_at", time.time())})
+            pipe.zadd(keys.pr_runs(record["repo"], record["pr"]), {key: record.get("started_at", time.time())})
         pipe.execute()
 
     def run(self, environment: str, run_id: int) -> dict | None:
-        raw = self.r.get(f"{P}run:{environment}:{run_id}")
+        raw = self.r.get(keys.run(environment, run_id))
         return json.loads(raw) if raw else None
 
-    def update_run(self, environment: str, run_id: int, **fields) -> dict | None:
+    def update_run(self, environment: str, run_id: int, **fields: Any) -> dict | None:
         record = self.run(environment, run_id)
         if record is None:
             return None
         record.update(fields)
-        self.r.set(f"{P}run:{environment}:{run_id}", json.dumps(record), ex=30 * 24 * 3600)
+        self.r.set(keys.run(environment, run_id), json.dumps(record), ex=keys.RUN_TTL)
         return record
 
-    def _records(self, keys: list) -> list[dict]:
-        if not keys:
+    def _records(self, found: list) -> list[dict]:
+        if not found:
             return []
-        return [json.loads(raw) for raw in self.r.mget(keys) if raw]
+        return [json.loads(raw) for raw in self.r.mget(found) if raw]
 
     def pr_runs(self, repo: str, pr: int) -> list[dict]:
-        return self._records(self.r.zrange(f"{P}pr-runs:{repo}#{pr}", 0, -1))
+        return self._records(self.r.zrange(keys.pr_runs(repo, pr), 0, -1))
 
-    def recent_runs(self, limit: int = 50) -> list[dict]:
-        return self._records(self.r.zrevrange(f"{P}runs:recent", 0, limit - 1))
+    # --- pull requests ---------------------------------------------------------------------------
+    def mark_latest_run(self, repo: str, pr: int, workflow: str, run_id: int) -> None:
+        """This run owns the PR's report and status for `workflow` now."""
+        self.r.set(keys.pr_latest(repo, pr, workflow), run_id, ex=keys.PR_TTL)
+
+    def latest_run(self, repo: str, pr: int, workflow: str) -> int | None:
+        raw = self.r.get(keys.pr_latest(repo, pr, workflow))
+        return int(raw) if raw is not None else None
+
+    def comment_id(self, repo: str, pr: int, kind: str, key: str) -> int | None:
+        raw = self.r.get(keys.comment(repo, pr, kind, key))
+        return int(raw) if raw else None
+
+    def remember_comment(self, repo: str, pr: int, kind: str, key: str, comment_id: int) -> None:
+        self.r.set(keys.comment(repo, pr, kind, key), comment_id, ex=keys.PR_TTL)
+
+    def cached_permission(self, repo: str, user: str) -> str | None:
+        return _text(self.r.get(keys.permission(repo, user)))
+
+    def cache_permission(self, repo: str, user: str, role: str, ttl: int) -> None:
+        self.r.set(keys.permission(repo, user), role, ex=ttl)
+
+    def grant_ok_to_test(self, repo: str, pr: int, sha: str) -> None:
+        self.r.set(keys.ok_to_test(repo, pr), sha, ex=keys.PR_TTL)
+
+    def ok_to_test_sha(self, repo: str, pr: int) -> str | None:
+        """The head commit someone with write access said `/ok-to-test` for, if any."""
+        return _text(self.r.get(keys.ok_to_test(repo, pr)))
+
+    # --- approvals -------------------------------------------------------------------------------
+    def approval(self, model: str, version: str) -> dict | None:
+        raw = self.r.get(keys.approval(model, version))
+        return json.loads(raw) if raw else None
+
+    def save_approval(self, request: dict) -> None:
+        key = keys.approval(request["model"], request["version"])
+        pipe = self.r.pipeline()
+        pipe.set(key, json.dumps(request))
+        pipe.zadd(keys.APPROVALS, {key: request["requested_at"]})
+        if request.get("pr"):
+            pipe.zadd(keys.pr_approvals(request["repo"], request["pr"]), {request["version"]: int(request["version"])})
+        pipe.execute()
+
+    def pr_approval_versions(self, repo: str, pr: int) -> list[str]:
+        """The versions trained from this PR, oldest first."""
+        return [v.decode() for v in self.r.zrange(keys.pr_approvals(repo, pr), 0, -1)]
+
+    def audit(self, decision: str, *, once: str = "", **entry: Any) -> dict | None:
+        """Append to the audit trail (bot/audit.py); with `once`, at most once."""
+        return audit.record(self.r, decision, once=once, **entry)
+
+    # --- registry polling ------------------------------------------------------------------------
+    def first_poll(self, model: str, versions: Iterable[str]) -> bool:
+        """True once per model: what exists at the first poll is history, not news, and is remembered."""
+        if not self.r.set(keys.polled_baseline(model), 1, nx=True):
+            return False
+        self.r.sadd(keys.polled_versions(model), *(list(versions) or ["-"]))
+        return True
+
+    def newly_seen(self, model: str, version: str) -> bool:
+        """True exactly once per version."""
+        return bool(self.r.sadd(keys.polled_versions(model), version))
+
+    def alias_moved(self, model: str, alias: str, version: str) -> bool:
+        """True when the alias pointed at another version at the last poll (not on first sight)."""
+        before = self.r.getset(keys.polled_alias(model, alias), version)
+        return before not in (None, version.encode())

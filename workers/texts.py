@@ -1,9 +1,15 @@
-"""Report rendering, pure: run records and results in, Markdown for one sticky PR comment out."""
+"""Every text a person reads, rendered purely: PR reports, replies and statuses, Slack messages,
+refusal reasons. Records and results in, Markdown (GitHub) or mrkdwn (Slack) out.
+"""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
+from bot.commands import HELP, USAGE
+from bot.vocabulary import QUIET_TASK_RESULTS
 from workers.gates import GateResult
+from workers.gateways import Pull
 
 ICONS = {"SUCCESS": "✅", "FAILED": "❌", "TIMEDOUT": "⏱️", "CANCELED": "🚫", "UPSTREAM_FAILED": "⏭️",
          "RUNNING": "⏳", "PENDING": "⏳", "QUEUED": "⏳", "EXCLUDED": "⏭️", "SKIPPED": "⏭️",
@@ -52,7 +58,7 @@ def render_running(record: dict, run_page_url: str = "") -> str:
 
 def render_result(record: dict, result: dict, *, metrics: dict[str, float] | None = None,
                   champion: dict | None = None, gates: list[GateResult] | None = None,
-                  mlflow_run_url: str = "", superseded_by: int | None = None) -> str:
+                  mlflow_run_url: str = "") -> str:
     """The whole report: header, links, per-task table, metrics vs champion, gates, failed output."""
     state = result["result"]
     lines = _header(record, state)
@@ -62,8 +68,6 @@ def render_result(record: dict, result: dict, *, metrics: dict[str, float] | Non
     if mlflow_run_url:
         links.append(f"[MLflow run]({mlflow_run_url})")
     lines.append(" · ".join(links))
-    if superseded_by:
-        lines.append(f"\n_Superseded by run {superseded_by}._")
     if result.get("message") and state != "SUCCESS":
         lines.append(f"\n> {result['message']}")
     lines += ["", "| Task | Result | Duration |", "|---|---|---|"]
@@ -75,11 +79,16 @@ def render_result(record: dict, result: dict, *, metrics: dict[str, float] | Non
         lines += ["", "#### Gates", "| Gate | Result |", "|---|---|"]
         for g in gates:
             lines.append(f"| `{g.gate}` | {'✅ pass' if g.passed else '❌ fail'} — {g.detail} |")
+    return "\n".join(lines + _failed_outputs(result))
+
+
+def _failed_outputs(result: dict) -> list[str]:
+    lines: list[str] = []
     for t in result.get("tasks", []):
-        if t["result"] not in ("SUCCESS", "UPSTREAM_FAILED", "EXCLUDED", "SKIPPED") and t.get("output"):
+        if t["result"] not in QUIET_TASK_RESULTS and t.get("output"):
             lines += ["", f"<details><summary>Output of <code>{t['key']}</code> ({t['result']})</summary>", "",
                       "```", t["output"].rstrip()[-3000:].replace("```", "'''"), "```", "</details>"]
-    return "\n".join(lines)
+    return lines
 
 
 def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
@@ -109,3 +118,250 @@ def render_status(runs: list[dict]) -> str:
         lines.append(f"| `{r['workflow']}` | {run} | {icon(r.get('state', ''))} {r.get('state', '')} | "
                      f"`{(r.get('sha') or '')[:7]}` | @{r.get('requested_by') or '?'} | {_when(r.get('started_at'))} |")
     return "\n".join(lines)
+
+
+# --- statuses (commit status description / check run summary) ---------------------------------------
+def status_running(workflow: str) -> str:
+    return f"{workflow} is running"
+
+
+def status_not_started(workflow: str) -> str:
+    return f"{workflow} could not start"
+
+
+def status_finished(workflow: str, result: str, duration_s: float) -> str:
+    return f"{workflow} {result} in {duration_s:.0f} s"
+
+
+def report_not_started(workflow: str, reason: str) -> str:
+    return f"### 💥 `{workflow}` could not start\n\n{reason}"
+
+
+# --- PR replies ---------------------------------------------------------------------------------------
+def refused(user: str, reason: str, usage: str = "") -> str:
+    return f"@{user} {reason}" + (f"\n\nUsage: `{usage}`" if usage else "")
+
+
+def malformed_command(line: str, error: str) -> str:
+    return f"I could not run `{line}`: {error}"
+
+
+def nothing_failed(user: str) -> str:
+    return f"@{user} nothing failed on this pull request: nothing to re-run."
+
+
+def cancelled(user: str, runs: list[dict]) -> str:
+    if not runs:
+        return f"@{user} nothing is running for this pull request."
+    return (f"@{user} cancelled {len(runs)} run(s): "
+            + ", ".join(f"`{r['workflow']}` {r['run_id']}" for r in runs) + ".")
+
+
+def help_table(user: str, commands: Iterable[str]) -> str:
+    rows = ["| Command | What it does |", "|---|---|"]
+    rows += [f"| `{USAGE[name]}` | {HELP[name]} |" for name in commands]
+    return f"@{user} these are the commands you may use here:\n\n" + "\n".join(rows)
+
+
+def not_a_fork(user: str) -> str:
+    return f"@{user} this pull request is not from a fork: it needs no `/ok-to-test`."
+
+
+def ok_to_test(user: str, pull: Pull, started: list[str]) -> str:
+    return (f"@{user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}"
+            + (f": started {', '.join('`' + n + '`' for n in started)}." if started else "."))
+
+
+def deploying(user: str, model: str, version: str, environment: str, run_id: int, run_page_url: str) -> str:
+    return f"@{user} deploying {model}@{version} to {environment} ([run {run_id}]({run_page_url}))."
+
+
+def fork_welcome(author: str, repo: str, sha: str, policy: str) -> str:
+    """The one comment on a fork's PR: nothing runs until a maintainer says so (or ever)."""
+    if policy == "ok-to-test":
+        return (f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
+                f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. Each new push needs it again.")
+    return (f"Thanks @{author}! Pull requests from forks never run on Databricks in {repo}: "
+            f"a maintainer can push your branch to {repo} to run it.")
+
+
+# --- refusal reasons (policy.py decides; these word it) ------------------------------------------------
+def needs_permission(command: str, needed: str, repo: str, role: str) -> str:
+    return f"`/{command}` needs {needed} permission on {repo}; you have {role}."
+
+
+def no_workflow(workflow: str) -> str:
+    return f"this repository has no `{workflow}` workflow configured."
+
+
+def unknown_choice(what: str, value: str, choices: Iterable[str]) -> str:
+    return f"unknown {what} `{value}`; choose one of {', '.join(choices)}."
+
+
+def full_training_reserved(users: Iterable[str]) -> str:
+    return f"`/train full` costs money: only {', '.join('@' + u for u in users)} may start it."
+
+
+def parameter_not_allowed(name: str, workflow: str, allowed: Iterable[str]) -> str:
+    return f"parameter `{name}` is not allowed for `{workflow}`; allowed: {', '.join(allowed) or 'none'}."
+
+
+def pr_not_open(pr: int, state: str) -> str:
+    return f"#{pr} is {state}: nothing runs for it any more."
+
+
+def fork_needs_ok_to_test(sha: str) -> str:
+    return (f"this pull request comes from a fork: someone with write access must comment "
+            f"`/ok-to-test` for commit `{sha[:7]}` first.")
+
+
+def forks_never_run(repo: str) -> str:
+    return f"pull requests from forks never run in {repo} (`fork_policy = \"never\"`)."
+
+
+def no_version(status: str | None) -> str:
+    what = "approved" if status == "approved" else "validated and waiting for a decision"
+    return f"this pull request has no model version that is {what}; name one as `model@version`."
+
+
+def no_approval_record(model: str, version: str) -> str:
+    return f"there is no approval record for {model}@{version}."
+
+
+# --- approvals -------------------------------------------------------------------------------------------
+def approval_request(request: Mapping, required_approvals: int) -> str:
+    """The approval request as Slack shows it (and, with ** for *, the PR)."""
+    where = f" from {request['repo']}#{request['pr']}" if request.get("pr") else " (no lineage: not from a bot run)"
+    lines = [f"*{request['model']}* version {request['version']}{where} passed validation and needs "
+             f"{required_approvals} approval(s).", f"Validation: {request.get('summary', '')}"]
+    if request.get("champion"):
+        lines.append(f"Champion today: version {request['champion']['version']}.")
+    if request.get("trained_by"):
+        lines.append(f"Trained by {request['trained_by']}, who cannot approve it.")
+    return "\n".join(lines)
+
+
+def approval_request_pr(request: Mapping, required_approvals: int) -> str:
+    ref = f"{request['model']}@{request['version']}"
+    return "\n".join([f"### 🗳️ Approval needed: `{ref}`", "",
+                      approval_request(request, required_approvals).replace("*", "**"), "",
+                      _metrics_vs_champion(request), "",
+                      f"Approve with `/approve {ref}` (or `/reject {ref} <reason>`). "
+                      f"The PR author and whoever trained it cannot approve it."])
+
+
+def _metrics_vs_champion(request: Mapping) -> str:
+    champ = (request.get("champion") or {}).get("metrics") or {}
+    rows = ["| Metric | This version | Champion | Δ |", "|---|---|---|---|"]
+    for k, v in sorted((request.get("metrics") or {}).items()):
+        c = champ.get(k)
+        rows.append(f"| {k} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {k} | {v:.4f} | — | — |")
+    for g in request.get("gates") or []:
+        rows.append(f"| gate `{g['gate']}` | {'✅ pass' if g['passed'] else '❌ fail'} | | {g['detail']} |")
+    return "\n".join(rows)
+
+
+def validation_summary(passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str],
+                       result: str) -> str:
+    if passed:
+        return "passed: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+    return "failed: " + ("; ".join(failed_gates) if failed_gates and ran_ok else f"validation run {result}")
+
+
+def no_validate_workflow(workflow: str, repo: str) -> str:
+    return f"no `{workflow}` workflow is configured for {repo or 'this model'}"
+
+
+def validation_failed(model: str, version: str, summary: str) -> str:
+    return f"{icon('FAILED')} *{model}* version {version} failed validation: {summary}"
+
+
+def deploy_finished(model: str, version: str, environment: str, result: str) -> str:
+    return f"{icon(result)} deploy of *{model}* version {version} to {environment}: {result}"
+
+
+def rejected_echo(model: str, version: str, approver: str, source: str, reason: str) -> str:
+    return f"❌ {model}@{version} was rejected by @{approver} ({source}): {reason}"
+
+
+def promoted_echo(model: str, version: str, approvers: list[str], alias: str) -> str:
+    return f"✅ {model}@{version} approved by {', '.join('@' + a for a in approvers)} and promoted to `{alias}`."
+
+
+def request_closed(request_text: str, decision: str) -> str:
+    return request_text + f"\n*Decision:* {decision}"
+
+
+def verdict_reply(user: str, message: str) -> str:
+    return f"@{user} {message}"
+
+
+def verdict_refused(why: str) -> str:
+    return f"refused: {why}."
+
+
+def verdict_rejected(model: str, version: str) -> str:
+    return f"rejected {model}@{version}."
+
+
+def verdict_counted(count: int, needed: int, model: str, version: str) -> str:
+    return f"approval {count} of {needed} recorded for {model}@{version}."
+
+
+def verdict_promoted(model: str, version: str, alias: str) -> str:
+    return f"approved: {model}@{version} is now `{alias}`."
+
+
+def unknown_model(model: str) -> str:
+    return f"model `{model}` is not configured in [models]"
+
+
+def approval_refusals(model: str, version: str) -> dict[str, str]:
+    """The approval policy's reasons, keyed by rule (policy.approval_refusal fills in the rest)."""
+    ref = f"{model}@{version}"
+    return {"none": f"there is no approval request for {ref} (was it registered and validated?)",
+            "decided": f"{ref} is already {{status}}",
+            "unvalidated": f"{ref} has not passed validation (validation: {{validation}})",
+            "permission": f"approving needs {{needed}} permission on {{repo}} or a place in the approvers of {model}; "
+                          f"@{{approver}} has {{role}}",
+            "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
+            "twice": f"@{{approver}} has approved {ref} already"}
+
+
+# --- Slack --------------------------------------------------------------------------------------------
+SLACK_USAGE = "`/mlops approve <model> <version>` or `/mlops reject <model> <version> <reason>`"
+SLACK_REJECT_BUTTON_REASON = "rejected with the Slack button"
+
+
+def slack_usage(error: str = "") -> str:
+    return (f"{error}\n" if error else "") + f"Usage: {SLACK_USAGE}"
+
+
+def slack_name_the_version() -> str:
+    return f"Name the model and version. Usage: {SLACK_USAGE}"
+
+
+def slack_unmapped_user(user_id: str) -> str:
+    return (f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
+            f"so I cannot check your permission.")
+
+
+def slack_verdict(login: str, message: str) -> str:
+    return f"@{login}: {message}"
+
+
+def slack_not_configured(token_env: str) -> str:
+    return f"Slack: {token_env} is not set, so the bot cannot answer in Slack"
+
+
+def stale_jobs_removed(removed: list[dict]) -> str:
+    lines = [f"• `{r['job']}` ({r['environment']}): {r['why']}" for r in removed]
+    return f"🧹 mlops-bot removed {len(removed)} stale job(s):\n" + "\n".join(lines)
+
+
+def check_names_no_branch(check_run_id: int, workflow: str) -> str:
+    return f"check run {check_run_id} names no branch to run {workflow} on"
+
+
+def not_configured(what: str, name: str) -> str:
+    return f"{what} {name} is not configured"

@@ -260,7 +260,7 @@ def test_report_is_edited_not_duplicated_when_reporting_repeats(ops, pr):
 
     from bot.config import load_config
     from workers.gateways.forge import Forge
-    from workers.reporting import report_run
+    from workers.feedback import report_run
     from workers.state import State
 
     forge, _ = ops

@@ -1,7 +1,7 @@
 """The approval policy's rules, in order, as a table: who may approve what."""
 import pytest
 
-from workers.approvals import refusal
+from workers.policy import approval_refusal as refusal
 
 BASE = {"model": "churn-model", "version": "2", "status": "pending", "validation": "passed", "repo": "acme/churn-model",
         "pr_author": "alice", "trained_by": "alice", "approvals": []}

@@ -1,6 +1,7 @@
 """The slash-command parser: a table of cases, and properties over arbitrary text."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.commands import USAGE, Command, CommandError, command_lines, parse_comment, parse_slack_text
 

@@ -1,7 +1,7 @@
 """Every handler: a payload in, the actions (or the reason to ignore) out. No mocks."""
 import pytest
 
-from bot import tasknames as T
+from bot import vocabulary as V
 from bot.events import Event
 from bot.routing import Action, Ignored
 from handlers import router
@@ -20,13 +20,13 @@ def test_ping_is_answered_with_the_hook(settings):
 
 def test_push_of_a_new_branch_syncs_its_jobs(settings):
     out = dispatch(settings, "github", "push", payload("push_new_branch"))
-    assert out == [Action(T.SYNC_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
+    assert out == [Action(V.SYNC_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
                                                "delivery_id": "d-1", "sha": "b" * 40})]
 
 
 def test_push_deleting_a_branch_removes_its_jobs(settings):
     [action] = dispatch(settings, "github", "push", payload("push_branch_deleted"))
-    assert action.task == T.REMOVE_BRANCH_JOBS and action.kwargs["branch"] == "feature/better-features"
+    assert action.task == V.REMOVE_BRANCH_JOBS and action.kwargs["branch"] == "feature/better-features"
 
 
 def test_tag_push_is_ignored(settings):
@@ -41,7 +41,7 @@ def test_push_to_an_unconfigured_repo_is_ignored(settings):
 
 def test_delete_of_a_branch(settings):
     [action] = dispatch(settings, "github", "delete", payload("delete_branch"))
-    assert action == Action(T.REMOVE_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
+    assert action == Action(V.REMOVE_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
                                                    "delivery_id": "d-1", "reason": "branch deleted"})
     tag = {**payload("delete_branch"), "ref_type": "tag"}
     assert isinstance(dispatch(settings, "github", "delete", tag), Ignored)
@@ -50,24 +50,24 @@ def test_delete_of_a_branch(settings):
 @pytest.mark.parametrize("name", ["pull_request_opened", "pull_request_synchronize"])
 def test_pull_request_update_syncs_jobs_and_runs_test_workflow(settings, name):
     actions = dispatch(settings, "github", "pull_request", payload(name))
-    assert [a.task for a in actions] == [T.SYNC_BRANCH_JOBS, T.START_RUN]
+    assert [a.task for a in actions] == [V.SYNC_BRANCH_JOBS, V.START_RUN]
     assert actions[1].kwargs == {"repo": "acme/churn-model", "branch": "feature/better-features", "sha": "b" * 40,
                                  "delivery_id": "d-1", "workflow": "test", "pr": 7, "requested_by": "alice"}
 
 
 def test_fork_pull_request_waits_for_ok_to_test(settings):
     [action] = dispatch(settings, "github", "pull_request", payload("pull_request_opened_fork"))
-    assert action.task == T.AWAIT_OK_TO_TEST and action.kwargs["author"] == "mallory"
+    assert action.task == V.AWAIT_OK_TO_TEST and action.kwargs["author"] == "mallory"
 
 
 def test_merged_pull_request_removes_branch_jobs(settings):
     [action] = dispatch(settings, "github", "pull_request", payload("pull_request_closed_merged"))
-    assert action.task == T.REMOVE_BRANCH_JOBS and action.kwargs["reason"] == "PR #7 merged"
+    assert action.task == V.REMOVE_BRANCH_JOBS and action.kwargs["reason"] == "PR #7 merged"
 
 
 def test_pr_comment_with_a_command(settings):
     [action] = dispatch(settings, "github", "issue_comment", payload("issue_comment_pr"))
-    assert action == Action(T.RUN_COMMAND, {
+    assert action == Action(V.RUN_COMMAND, {
         "repo": "acme/churn-model", "pr": 7, "comment_id": 1001, "user": "alice", "delivery_id": "d-1", "index": 0,
         "command": {"name": "train", "dataset": "toy", "params": {"max_depth": "4"}, "line": "/train toy --param max_depth=4"}})
 
@@ -76,7 +76,7 @@ def test_pr_comment_with_a_bad_command_is_refused_with_usage(settings):
     data = payload("issue_comment_pr")
     data["comment"]["body"] = "/train toy --param\n/status"
     actions = dispatch(settings, "github", "issue_comment", data)
-    assert [a.task for a in actions] == [T.REFUSE_COMMAND, T.RUN_COMMAND]
+    assert [a.task for a in actions] == [V.REFUSE_COMMAND, V.RUN_COMMAND]
     assert actions[0].kwargs["usage"] == "/train [toy|full] [--param key=value ...]"
 
 
@@ -100,7 +100,7 @@ def test_comment_on_a_plain_issue_is_ignored(settings):
 
 def test_check_run_rerequested(settings):
     [action] = dispatch(settings, "github", "check_run", payload("check_run_rerequested"))
-    assert action.task == T.RERUN_CHECK and action.kwargs["name"] == "mlops-bot/test" and action.kwargs["pr"] == 7
+    assert action.task == V.RERUN_CHECK and action.kwargs["name"] == "mlops-bot/test" and action.kwargs["pr"] == 7
 
 
 def test_unknown_github_event_is_ignored_with_reason(settings):
@@ -110,7 +110,7 @@ def test_unknown_github_event_is_ignored_with_reason(settings):
 def test_mlflow_model_version_created(settings):
     body = payload("mlflow_model_version_created")
     [action] = dispatch(settings, "mlflow", body["entity"], body["data"], action=body["action"])
-    assert action == Action(T.HANDLE_MODEL_EVENT, {"delivery_id": "d-1", "model_event": {
+    assert action == Action(V.HANDLE_MODEL_EVENT, {"delivery_id": "d-1", "model_event": {
         "registry": "mlflow", "kind": "version_created", "model": "churn-model", "version": "3",
         "tags": {"branch": "feature/better-features"}, "run_id": "r1", "source": "models:/m-1"}})
 
@@ -138,7 +138,7 @@ def test_slack_command(settings):
     form = {"command": "/mlops", "text": "approve churn-model 3", "user_id": "U0BOB", "user_name": "bob",
             "channel_id": "C1", "response_url": "http://slack.example/r"}
     [action] = dispatch(settings, "slack", "command", form, action="mlops")
-    assert action.task == T.RUN_SLACK_COMMAND
+    assert action.task == V.RUN_SLACK_COMMAND
     assert action.kwargs["command"] == {"name": "approve", "model": "churn-model", "version": "3", "line": "/approve churn-model@3"}
 
 
@@ -150,15 +150,14 @@ def test_slack_command_with_bad_text_gets_usage(settings):
 
 def test_slack_button(settings):
     [action] = dispatch(settings, "slack", "block_actions", payload("slack_button"), action="approve")
-    assert action.task == T.HANDLE_SLACK_BUTTON
+    assert action.task == V.HANDLE_SLACK_BUTTON
     assert (action.kwargs["action"], action.kwargs["value"], action.kwargs["user_id"]) == ("approve", "churn-model@3", "U0BOB")
 
 
 def test_every_task_a_handler_names_is_registered_with_the_worker():
     from workers.app import app
 
-    names = {v for k, v in vars(T).items() if k.isupper()}
-    assert names <= set(app.tasks)
+    assert V.TASK_NAMES <= set(app.tasks)
 
 
 def test_tags_the_bot_writes_itself_are_not_acted_on(settings):

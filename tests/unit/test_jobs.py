@@ -1,10 +1,20 @@
 """Per-branch job naming, tags and settings: pure functions."""
-import pytest
 from databricks.sdk.service.jobs import JobSettings
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from workers.jobs import FINGERPRINT_TAG, MAX_TAG_VALUE, job_name, job_settings, job_tags, parse_job_name, \
-    repo_path, run_parameters, tag_value, idempotency_token
+from workers.jobs import (
+    FINGERPRINT_TAG,
+    MAX_TAG_VALUE,
+    idempotency_token,
+    job_name,
+    job_settings,
+    job_tags,
+    parse_job_name,
+    repo_path,
+    run_parameters,
+    tag_value,
+)
 
 # What `git check-ref-format --branch` allows, roughly: no control chars, space, ~^:?*[\\, no "..", no "@{".
 branch_char = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=" ~^:?*[\\\x7f")

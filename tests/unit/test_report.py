@@ -1,6 +1,6 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
 from workers.gates import evaluate_all
-from workers.report import render_result, render_status
+from workers.texts import render_result, render_status
 
 RECORD = {"workflow": "train", "sha": "f8d8bbc" + "0" * 33, "parameters": {"dataset": "toy", "params": "max_depth=4"},
           "started_at": 1795660000, "requested_by": "alice", "command": "/train toy"}

@@ -1,0 +1,126 @@
+"""The four gateways' contracts: the plain values they return and the `Protocol` each implements.
+
+    workspace.Workspace  Databricks (databricks-sdk)     forge.Forge     GitHub (PyGithub)
+    registry.Registry    MLflow (MlflowClient)           chat.Slack      Slack (slack_sdk)
+
+Gateways return these frozen dataclasses (never SDK objects) and raise only `workers.errors`
+exceptions. The in-memory fakes in `tests/fakes.py` implement the same protocols. Nothing here
+imports an SDK.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.vocabulary import TERMINAL
+
+
+@dataclass(frozen=True)
+class Pull:
+    number: int
+    state: str
+    author: str
+    head_sha: str
+    head_ref: str
+    head_repo: str
+    head_clone_url: str
+    fork: bool
+    html_url: str
+
+
+@dataclass(frozen=True)
+class JobRef:
+    job_id: int
+    name: str
+    tags: dict[str, str]
+    created_time: int = 0
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    key: str
+    run_id: int
+    state: str  # result state when finished, else life-cycle state
+    start_time: int = 0
+    end_time: int = 0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    job_id: int
+    life_cycle: str = "PENDING"
+    result_state: str = ""
+    message: str = ""
+    run_page_url: str = ""
+    start_time: int = 0
+    end_time: int = 0
+    used_commit: str = ""
+    tasks: tuple[TaskRun, ...] = ()
+
+    @property
+    def terminal(self) -> bool:
+        return self.life_cycle in TERMINAL
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    logs: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Version:
+    model: str
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    stage: str = ""
+
+
+class WorkspaceGateway(Protocol):
+    name: str
+
+    def find_job(self, name: str) -> JobRef | None: ...
+    def create_job(self, settings: dict) -> int: ...
+    def reset_job(self, job_id: int, settings: dict) -> None: ...
+    def delete_job(self, job_id: int) -> bool: ...
+    def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]: ...
+    def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int: ...
+    def active_runs(self, job_id: int) -> list[int]: ...
+    def cancel_run(self, run_id: int) -> None: ...
+    def get_run(self, run_id: int) -> RunInfo: ...
+    def task_output(self, task_run_id: int) -> TaskOutput: ...
+    def checkout_repo(self, path: str, url: str, provider: str, branch: str) -> int: ...
+    def delete_repo(self, path: str) -> bool: ...
+
+
+class ForgeGateway(Protocol):
+    def pull(self, repo: str, number: int) -> Pull: ...
+    def permission(self, repo: str, user: str) -> str: ...
+    def branch_exists(self, repo: str, branch: str) -> bool: ...
+    def react(self, repo: str, comment_id: int, content: str) -> None: ...
+    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str,
+                       known_id: int | None = None) -> int: ...
+    def set_status(self, repo: str, sha: str, context: str, state: str, description: str,
+                   target_url: str = "") -> None: ...
+
+
+class RegistryGateway(Protocol):
+    def run_metrics(self, run_id: str) -> dict[str, float]: ...
+    def run_url(self, run_id: str) -> str: ...
+    def run_tags(self, run_id: str) -> dict[str, str]: ...
+    def version(self, model: str, version: str) -> Version: ...
+    def versions(self, model: str) -> list[Version]: ...
+    def champion(self, model: str, alias: str) -> dict | None: ...
+    def set_tags(self, model: str, version: str, tags: dict[str, str]) -> None: ...
+    def set_alias(self, model: str, alias: str, version: str) -> None: ...
+    def transition_stage(self, model: str, version: str, stage: str) -> None: ...
+
+
+class SlackGateway(Protocol):
+    def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]: ...
+    def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]: ...
+    def close_request(self, channel: str, ts: str, text: str) -> None: ...
+    def respond(self, response_url: str, text: str, in_channel: bool = False) -> None: ...

@@ -1,16 +1,23 @@
-"""Slack through slack_sdk: approval requests with buttons, thread replies, response_url answers."""
+"""Slack through slack_sdk: approval requests with buttons, thread replies, response_url answers.
+
+Named `Slack` (not Chat): the PR command context is `workers.chatops.CommandContext`. Slack's
+errors are translated here by `workers.errors` (429/5xx/network → Transient, the rest Permanent).
+"""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 from slack_sdk.webhook import WebhookClient
 
 from bot.config import SlackSettings
-from workers.errors import Permanent
+from workers.errors import Permanent, classify
 
 
-class Chat:
+class Slack:
     def __init__(self, cfg: SlackSettings, client: WebClient | None = None):
         self.cfg = cfg
         if client is None:
@@ -19,6 +26,13 @@ class Chat:
                 raise Permanent(f"Slack: {cfg.bot_token_env} is not set")
             client = WebClient(token=token, base_url=cfg.base_url, timeout=10)
         self.client = client
+
+    @contextmanager
+    def _edge(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (SlackClientError, OSError) as exc:
+            raise classify(exc, f"Slack could not {what}: {exc}") from exc
 
     def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]:
         """Post the approval request with Approve/Reject buttons; returns (channel, ts)."""
@@ -32,21 +46,24 @@ class Chat:
                  "text": {"type": "plain_text", "text": "Reject"}},
             ]},
         ]
-        r = self.client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)
+        with self._edge("post an approval request"):
+            r = self.client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)
         return r["channel"], r["ts"]
 
     def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
-        r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text,
-                                         **({"thread_ts": thread_ts} if thread_ts else {}))
+        with self._edge("post a message"):
+            r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text,
+                                             **({"thread_ts": thread_ts} if thread_ts else {}))
         return r["channel"], r["ts"]
 
     def close_request(self, channel: str, ts: str, text: str) -> None:
         """Replace the buttons with the decision, so nobody clicks a stale request."""
-        self.client.chat_update(channel=channel, ts=ts, text=text,
-                                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+        with self._edge("update an approval request"):
+            self.client.chat_update(channel=channel, ts=ts, text=text,
+                                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
 
-    @staticmethod
-    def respond(response_url: str, text: str, in_channel: bool = False) -> None:
+    def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
         if response_url:
-            WebhookClient(response_url, timeout=10).send(
-                text=text, response_type="in_channel" if in_channel else "ephemeral")
+            with self._edge("answer a command"):
+                WebhookClient(response_url, timeout=10).send(
+                    text=text, response_type="in_channel" if in_channel else "ephemeral")

@@ -3,18 +3,22 @@
 PyGithub's default GithubRetry repeats POSTs on 5xx (11 identical comments seen here): only
 idempotent methods are retried by the transport; writes are made idempotent by the caller
 (comments are found again by a hidden marker, reactions and statuses are idempotent on GitHub).
-Calls go through PyGithub's requester so each method costs exactly the requests it names.
+Calls go through PyGithub's requester so each method costs exactly the requests it names; every
+error is translated at this edge by `workers.errors` (429/5xx/network → Transient, 404 → NotFound,
+other statuses → Permanent). Rate-limit-aware handling of a 403 will go into that one classifier.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Any
 
 from github import Auth, Github, GithubException
+from requests import RequestException
 from urllib3.util.retry import Retry
 
 from bot.config import GitHubSettings
-from workers.errors import Permanent
+from workers.errors import Permanent, classify
+from workers.gateways import Pull
 
 SAFE_RETRY = Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504),
                    allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
@@ -37,19 +41,6 @@ def github_client(cfg: GitHubSettings) -> Github:
                   seconds_between_writes=cfg.seconds_between_writes)
 
 
-@dataclass(frozen=True)
-class Pull:
-    number: int
-    state: str
-    author: str
-    head_sha: str
-    head_ref: str
-    head_repo: str
-    head_clone_url: str
-    fork: bool
-    html_url: str
-
-
 def marker(kind: str, key: str) -> str:
     return MARKER.format(kind=kind, key=key)
 
@@ -60,14 +51,14 @@ class Forge:
         self.gh = client or github_client(cfg)
         self.uses_app = bool(cfg.app_id and cfg.installation_id)
 
-    def _call(self, verb: str, url: str, **kwargs):
+    def _call(self, verb: str, url: str, **kwargs) -> Any:
         try:
             return self.gh.requester.requestJsonAndCheck(verb, url, **kwargs)[1]
         except GithubException as exc:
-            if exc.status in (401, 403, 404, 422):
-                message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else ""
-                raise Permanent(f"GitHub said {exc.status} to {verb} {url}: {message}".strip()) from exc
-            raise
+            message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else ""
+            raise classify(exc, f"GitHub said {exc.status} to {verb} {url}: {message}".strip()) from exc
+        except (RequestException, OSError) as exc:
+            raise classify(exc, f"GitHub did not answer {verb} {url}: {exc}") from exc
 
     # --- reads ---------------------------------------------------------------------------------
     def pull(self, repo: str, number: int) -> Pull:
@@ -94,7 +85,8 @@ class Forge:
             return False
 
     def comments(self, repo: str, pr: int) -> list[dict]:
-        out, page = [], 1
+        out: list[dict] = []
+        page = 1
         while True:
             batch = self._call("GET", f"/repos/{repo}/issues/{pr}/comments", parameters={"per_page": 100, "page": page})
             out.extend(batch)
@@ -138,7 +130,8 @@ class Forge:
     def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
         """A commit status; as a GitHub App, a check run of the same name (statuses are for tokens)."""
         if self.uses_app:
-            return self._set_check_run(repo, sha, context, state, description, target_url)
+            self._set_check_run(repo, sha, context, state, description, target_url)
+            return
         body = {"state": state, "context": context, "description": description[:140]}
         if target_url:
             body["target_url"] = target_url

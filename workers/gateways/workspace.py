@@ -1,38 +1,47 @@
 """Databricks, through databricks-sdk, with plain-language methods and an explicit retry budget.
 
-The SDK retries 429/503 and connection errors until `retry_timeout_seconds`; plain 500 and 4xx
-surface as exceptions, which `workers.errors` classifies (5xx transient, 4xx permanent).
+The SDK retries 429/503 and connection errors until `retry_timeout_seconds`; whatever it gives up
+on is translated here, at the edge, by `workers.errors` (classified by class and `error_code`:
+the SDK's errors carry no HTTP status). Methods return `workers.gateways` values, never SDK objects.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from contextlib import contextmanager
-
-from databricks.sdk.errors import DatabricksError, InvalidParameterValue, NotFound, ResourceDoesNotExist
-from databricks.sdk.service.jobs import JobSettings, RunLifeCycleState
+from databricks.sdk.errors import DatabricksError, InvalidParameterValue
+from databricks.sdk.service.jobs import JobSettings, Run, RunTask
+from requests import RequestException
 
 from bot.config import Environment
-from workers.errors import Permanent
+from workers.errors import NotFound, Permanent, classify, is_not_found, is_transient
+from workers.gateways import JobRef, RunInfo, TaskOutput, TaskRun
 
-def job_gone(exc: Exception) -> bool:
+
+def job_gone(exc: BaseException) -> bool:
     """Databricks answers an unknown job id with 404 on some endpoints and 400 "does not exist" on others."""
-    return isinstance(exc, (NotFound, ResourceDoesNotExist)) or (
-        isinstance(exc, InvalidParameterValue) and "does not exist" in str(exc))
+    return is_not_found(exc) or (isinstance(exc, InvalidParameterValue) and "does not exist" in str(exc))
 
 
-TERMINAL = {RunLifeCycleState.TERMINATED, RunLifeCycleState.SKIPPED, RunLifeCycleState.INTERNAL_ERROR}
+def _state(state, attr: str) -> str:
+    value = getattr(state, attr, None) if state else None
+    return value.value if value is not None else ""
 
 
-@dataclass
-class JobRef:
-    job_id: int
-    name: str
-    tags: dict[str, str]
-    created_time: int = 0
+def _task_run(t: RunTask) -> TaskRun:
+    return TaskRun(t.task_key, t.run_id or 0, _state(t.state, "result_state") or _state(t.state, "life_cycle_state"),
+                   t.start_time or 0, t.end_time or 0)
+
+
+def _run_info(run: Run) -> RunInfo:
+    snapshot = run.git_source.git_snapshot if run.git_source else None
+    return RunInfo(run.run_id or 0, run.job_id or 0, _state(run.state, "life_cycle_state") or "PENDING",
+                   _state(run.state, "result_state"), (run.state.state_message or "") if run.state else "",
+                   run.run_page_url or "", run.start_time or 0, run.end_time or 0,
+                   (snapshot.used_commit or "") if snapshot else "", tuple(_task_run(t) for t in run.tasks or []))
 
 
 class Workspace:
@@ -47,88 +56,93 @@ class Workspace:
                                                    retry_timeout_seconds=env.retry_timeout_seconds))
         self.client = client
 
+    @contextmanager
+    def _edge(self, what: str) -> Iterator[None]:
+        """Every SDK error becomes Transient, NotFound or Permanent, worded for a person."""
+        try:
+            yield
+        except (DatabricksError, RequestException, OSError) as exc:
+            if job_gone(exc):
+                raise NotFound(f"Databricks ({self.name}): cannot {what}: {exc}") from exc
+            verb = "could not" if is_transient(exc) else "refused to"
+            raise classify(exc, f"Databricks ({self.name}) {verb} {what}: {exc}") from exc
+
     # --- jobs ----------------------------------------------------------------------------------
     def find_job(self, name: str) -> JobRef | None:
         """The job with exactly this name (the API matches case-insensitively; we do not)."""
-        for job in self.client.jobs.list(name=name):
-            if job.settings and job.settings.name == name:
-                return JobRef(job.job_id, name, dict(job.settings.tags or {}), job.created_time or 0)
+        with self._edge(f"list jobs named {name}"):
+            for job in self.client.jobs.list(name=name):
+                if job.settings and job.settings.name == name:
+                    return JobRef(job.job_id or 0, name, dict(job.settings.tags or {}), job.created_time or 0)
         return None
-
-    @contextmanager
-    def _rejected_is_permanent(self, what: str):
-        """A 4xx on a write means the settings or the request are wrong: retrying cannot help."""
-        try:
-            yield
-        except DatabricksError as exc:
-            status = getattr(exc, "_status_code", None) or getattr(getattr(exc, "response", None), "status_code", 0)
-            if type(exc).__name__ in ("TooManyRequests", "TemporarilyUnavailable", "InternalError") or \
-                    (status and (status == 429 or status >= 500)):
-                raise
-            raise Permanent(f"Databricks ({self.name}) refused to {what}: {exc}") from exc
 
     def create_job(self, settings: dict) -> int:
         s = JobSettings.from_dict(settings)
-        with self._rejected_is_permanent(f"create job {settings['name']}"):
-            return self.client.jobs.create(**{k: getattr(s, k) for k in settings}).job_id
+        with self._edge(f"create job {settings['name']}"):
+            return self.client.jobs.create(**{k: getattr(s, k) for k in settings}).job_id or 0
 
     def reset_job(self, job_id: int, settings: dict) -> None:
-        with self._rejected_is_permanent(f"update job {settings['name']}"):
+        with self._edge(f"update job {settings['name']}"):
             self.client.jobs.reset(job_id, JobSettings.from_dict(settings))
 
     def delete_job(self, job_id: int) -> bool:
+        """False when the job was gone already."""
         try:
-            self.client.jobs.delete(job_id)
+            with self._edge(f"delete job {job_id}"):
+                self.client.jobs.delete(job_id)
             return True
-        except (NotFound, ResourceDoesNotExist, InvalidParameterValue) as exc:
-            if job_gone(exc):
-                return False
-            raise
+        except NotFound:
+            return False
 
     def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
-        return [JobRef(j.job_id, j.settings.name, dict(j.settings.tags or {}), j.created_time or 0)
-                for j in self.client.jobs.list()
-                if j.settings and (j.settings.name or "").startswith(prefix + "/") and tag in (j.settings.tags or {})]
+        with self._edge("list jobs"):
+            return [JobRef(j.job_id or 0, j.settings.name or "", dict(j.settings.tags or {}), j.created_time or 0)
+                    for j in self.client.jobs.list()
+                    if j.settings and (j.settings.name or "").startswith(prefix + "/")
+                    and tag in (j.settings.tags or {})]
 
     # --- runs ----------------------------------------------------------------------------------
     def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
-        with self._rejected_is_permanent(f"start job {job_id}"):
-            return self.client.jobs.run_now(job_id, job_parameters=parameters, idempotency_token=token).run_id
+        with self._edge(f"start job {job_id}"):
+            return self.client.jobs.run_now(job_id, job_parameters=parameters, idempotency_token=token).run_id or 0
 
     def active_runs(self, job_id: int) -> list[int]:
-        return [r.run_id for r in self.client.jobs.list_runs(job_id=job_id, active_only=True)]
+        with self._edge(f"list the runs of job {job_id}"):
+            return [r.run_id or 0 for r in self.client.jobs.list_runs(job_id=job_id, active_only=True)]
 
     def cancel_run(self, run_id: int) -> None:
-        self.client.jobs.cancel_run(run_id)
+        with self._edge(f"cancel run {run_id}"):
+            self.client.jobs.cancel_run(run_id)
 
-    def get_run(self, run_id: int):
-        return self.client.jobs.get_run(run_id)
+    def get_run(self, run_id: int) -> RunInfo:
+        with self._edge(f"read run {run_id}"):
+            return _run_info(self.client.jobs.get_run(run_id))
 
-    def task_output(self, task_run_id: int):
-        return self.client.jobs.get_run_output(task_run_id)
+    def task_output(self, task_run_id: int) -> TaskOutput:
+        with self._edge(f"read the output of task run {task_run_id}"):
+            out = self.client.jobs.get_run_output(task_run_id)
+        return TaskOutput(out.logs or "", out.error or "")
 
     # --- repos ---------------------------------------------------------------------------------
-    def find_repo(self, path: str):
+    def _find_repo(self, path: str) -> int | None:
         for repo in self.client.repos.list(path_prefix=path):
             if repo.path == path:
-                return repo
+                return repo.id
         return None
 
     def checkout_repo(self, path: str, url: str, provider: str, branch: str) -> int:
         """Make the Databricks Repo at `path` exist and point at `branch` (pulling its newest commit)."""
-        repo = self.find_repo(path)
-        if repo is None:
-            repo = self.client.repos.create(url=url, provider=provider, path=path)
-        self.client.repos.update(repo.id, branch=branch)
-        return repo.id
+        with self._edge(f"check out {branch} at {path}"):
+            repo_id = self._find_repo(path)
+            if repo_id is None:
+                repo_id = self.client.repos.create(url=url, provider=provider, path=path).id
+            self.client.repos.update(repo_id, branch=branch)
+            return repo_id or 0
 
     def delete_repo(self, path: str) -> bool:
-        repo = self.find_repo(path)
-        if repo is None:
-            return False
-        self.client.repos.delete(repo.id)
-        return True
-
-
-def is_terminal(run) -> bool:
-    return run.state is not None and run.state.life_cycle_state in TERMINAL
+        with self._edge(f"delete the repo at {path}"):
+            repo_id = self._find_repo(path)
+            if repo_id is None:
+                return False
+            self.client.repos.delete(repo_id)
+            return True

@@ -1,0 +1,92 @@
+"""The Redis layout, in one place: every key the web process and the workers read or write, and how
+long each lives. `workers.state.State` is the workers' only reader/writer; `bot/queue.py`,
+`bot/audit.py` and `bot/dashboard.py` are the web process's.
+
+Redis is a cache and a coordinator, never the only copy of a fact the bot cannot re-derive.
+"""
+from __future__ import annotations
+
+P = "mlops-bot:"
+DAY = 24 * 3600
+
+# --- written by the web process ------------------------------------------------------------------
+DELIVERIES = f"{P}deliveries:recent"  # list of recent delivery records (dashboard)
+DELIVERIES_LIMIT = 200
+DEDUPE_PREFIX = f"{P}delivery:"  # + delivery key: "seen this delivery" (TTL: [bot] dedupe_ttl_seconds)
+
+# --- written by the workers ----------------------------------------------------------------------
+AUDIT = f"{P}audit"  # stream of approval decisions, never rewritten
+JOBS = f"{P}jobs"  # set of "<environment>:<job name>" (the dashboard's index of per-branch jobs)
+RUNS = f"{P}runs:recent"  # zset of run keys by start time
+RUNS_LIMIT = 500
+APPROVALS = f"{P}approvals"  # zset of approval keys by request time
+
+JOB_TTL = 7 * DAY
+RUN_TTL = 30 * DAY
+PR_TTL = 30 * DAY  # sticky-comment ids, the latest run per workflow, /ok-to-test grants
+AUDIT_ONCE_TTL = 30 * DAY
+
+
+def lock(name: str) -> str:
+    return f"{P}lock:{name}"
+
+
+def job(environment: str, name: str) -> str:
+    return f"{P}job:{environment}:{name}"
+
+
+def job_member(environment: str, name: str) -> str:
+    return f"{environment}:{name}"
+
+
+def job_from_member(member: str) -> str:
+    """The job key of a member of JOBS."""
+    return f"{P}job:{member}"
+
+
+def run(environment: str, run_id: int | str) -> str:
+    return f"{P}run:{environment}:{run_id}"
+
+
+def pr_runs(repo: str, pr: int) -> str:
+    return f"{P}pr-runs:{repo}#{pr}"
+
+
+def pr_latest(repo: str, pr: int, workflow: str) -> str:
+    return f"{P}pr-latest:{repo}#{pr}:{workflow}"
+
+
+def comment(repo: str, pr: int, kind: str, key: str) -> str:
+    return f"{P}comment:{repo}#{pr}:{kind}:{key}"
+
+
+def permission(repo: str, user: str) -> str:
+    return f"{P}perm:{repo}:{user.lower()}"
+
+
+def ok_to_test(repo: str, pr: int) -> str:
+    return f"{P}ok-to-test:{repo}#{pr}"
+
+
+def approval(model: str, version: str) -> str:
+    return f"{P}approval:{model}:{version}"
+
+
+def pr_approvals(repo: str, pr: int) -> str:
+    return f"{P}pr-approvals:{repo}#{pr}"
+
+
+def audit_once(once: str) -> str:
+    return f"{P}audit-once:{once}"
+
+
+def polled_baseline(model: str) -> str:
+    return f"{P}polled:{model}:baseline"
+
+
+def polled_versions(model: str) -> str:
+    return f"{P}polled:{model}"
+
+
+def polled_alias(model: str, alias: str) -> str:
+    return f"{P}polled-alias:{model}:{alias}"

@@ -1,0 +1,90 @@
+"""What a pull request sees of its runs, in one place: the sticky report comment, the commit status
+(a check run when the bot is a GitHub App), and the 👍/👎 on the comment that asked.
+
+Every comment is found again by a hidden marker and its id is remembered in Redis, so a retried
+task edits its comment instead of adding one.
+"""
+from __future__ import annotations
+
+from bot.config import Settings
+from bot.logs import get_logger
+from bot.vocabulary import status_context
+from workers import policy, texts
+from workers.gateways import ForgeGateway, RegistryGateway
+from workers.state import State
+
+log = get_logger("workers.feedback")
+
+
+def sticky_comment(forge: ForgeGateway, state: State, repo: str, pr: int, kind: str, key: str, body: str) -> int:
+    """The one comment for (kind, key), edited in place; its id is remembered so no listing is needed."""
+    cid = forge.upsert_comment(repo, pr, kind, key, body, state.comment_id(repo, pr, kind, key))
+    state.remember_comment(repo, pr, kind, key, cid)
+    return cid
+
+
+def upsert_report(forge: ForgeGateway, state: State, record: dict, body: str) -> int:
+    return sticky_comment(forge, state, record["repo"], record["pr"], "report", record["workflow"], body)
+
+
+def announce(forge: ForgeGateway, state: State, record: dict, run_page_url: str) -> None:
+    """A run started for a PR: it owns the report now, a pending status, and the report says so."""
+    state.mark_latest_run(record["repo"], record["pr"], record["workflow"], record["run_id"])
+    forge.set_status(record["repo"], record["sha"], status_context(record["workflow"]), "pending",
+                     texts.status_running(record["workflow"]), run_page_url)
+    upsert_report(forge, state, record, texts.render_running(record, run_page_url))
+
+
+def could_not_start(forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str,
+                    reason: str) -> None:
+    """A run the PR asked for was refused by Databricks or config: an error status and the reason."""
+    record = {"repo": repo, "pr": pr, "workflow": workflow, "sha": sha}
+    forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
+    upsert_report(forge, state, record, texts.report_not_started(workflow, reason))
+
+
+def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
+    """A fork's PR: one sticky comment saying that nothing runs until a maintainer says so (or ever)."""
+    text = texts.fork_welcome(author, repo, sha, settings.repo(repo).fork_policy if settings.repo(repo) else "never")
+    forge.upsert_comment(repo, pr, "reply", "ok-to-test", text)
+
+
+def metrics_for(result: dict, record: dict, settings: Settings,
+                registry: RegistryGateway | None) -> tuple[dict, policy.Comparison, str]:
+    """(metrics, comparison with the champion, MLflow run URL) of a run; empty when it logged nothing."""
+    outputs = policy.task_outputs(result)
+    run_id = outputs.get("mlflow_run_id") or ""
+    if not run_id or registry is None:
+        return {}, policy.Comparison(None), ""
+    metrics = registry.run_metrics(run_id) or outputs.get("metrics") or {}
+    model = settings.model_for_repo(record["repo"])
+    if not model:
+        return metrics, policy.Comparison(None), registry.run_url(run_id)
+    champion = registry.champion(model, settings.mlflow.champion_alias)
+    return metrics, policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
+
+
+def report_run(record: dict, result: dict, *, forge: ForgeGateway | None = None, state: State | None = None,
+               settings: Settings | None = None, registry: RegistryGateway | None = None) -> str:
+    """Report a finished run; returns what was done ("pr", "superseded", "logged")."""
+    log.info("run.reported", run_id=result["run_id"], repo=record.get("repo"), branch=record.get("branch"),
+             workflow=record.get("workflow"), pr=record.get("pr"), result=result["result"],
+             run_page_url=result["run_page_url"], tasks={t["key"]: t["result"] for t in result["tasks"]})
+    if not record.get("pr") or forge is None or state is None or settings is None:
+        return "logged"
+    latest = state.latest_run(record["repo"], record["pr"], record["workflow"])
+    if latest is not None and latest != result["run_id"]:
+        log.info("run.superseded", run_id=result["run_id"], latest=latest)
+        return "superseded"  # a newer run owns the report and the status now
+    metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
+    upsert_report(forge, state, record, texts.render_result(record, result, metrics=metrics,
+                                                            champion=comparison.champion, gates=comparison.gates,
+                                                            mlflow_run_url=mlflow_url))
+    good = policy.is_good(result["result"])
+    forge.set_status(record["repo"], record["sha"], status_context(record["workflow"]),
+                     "success" if good else "failure",
+                     texts.status_finished(record["workflow"], result["result"], result.get("duration_s", 0)),
+                     result.get("run_page_url", ""))
+    if record.get("comment_id"):
+        forge.react(record["repo"], record["comment_id"], "+1" if good else "-1")
+    return "pr"

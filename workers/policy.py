@@ -1,0 +1,204 @@
+"""Every decision the workers make, as pure functions of plain values: who may run which command,
+what `/train` and `/test` accept, when a fork's PR may run, who may approve a model version, and
+how a version compares with the champion. No I/O: the services gather the facts and act.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.commands import USAGE
+from bot.config import PERMISSION_RANK, Settings
+from bot.vocabulary import FAILED, GOOD, workflow_of_check
+from workers import texts
+from workers.gates import GateResult, evaluate_all
+from workers.gateways import Pull
+
+APPROVAL_COMMANDS = frozenset({"approve", "reject"})  # the approval policy checks these itself (approver lists)
+# decisions written to the audit trail at most once per version (an approval once per approver)
+AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deployed"})
+
+
+class Refusal(Exception):
+    """The command will not run: `reason` is told to the person, with `usage` when it helps."""
+
+    def __init__(self, reason: str, usage: str = ""):
+        super().__init__(reason)
+        self.reason, self.usage = reason, usage
+
+
+# --- permissions ----------------------------------------------------------------------------------
+def ranks_at_least(role: str, needed: str) -> bool:
+    """The one permission-rank check (unknown or custom roles rank as none)."""
+    return PERMISSION_RANK.get(role, 0) >= PERMISSION_RANK[needed]
+
+
+def needed_permission(settings: Settings, command: str) -> str:
+    return getattr(settings.permissions, command.replace("-", "_"))
+
+
+def permission_refusal(settings: Settings, repo: str, command: str, role: str) -> str | None:
+    """Why `role` may not run `/command` on `repo`, or None when it may."""
+    needed = needed_permission(settings, command)
+    return None if ranks_at_least(role, needed) else texts.needs_permission(command, needed, repo, role)
+
+
+def commands_allowed(settings: Settings, role: str) -> list[str]:
+    """The commands `/help` lists for this role, in the order of USAGE."""
+    return [name for name in USAGE if ranks_at_least(role, needed_permission(settings, name))]
+
+
+# --- /train and /test -------------------------------------------------------------------------------
+def train_options(settings: Settings, repo: str, command: dict, user: str, role: str) -> tuple[str, dict]:
+    """(dataset, params) for `/train`, or Refusal: known dataset, `full` reserved, allowed params only."""
+    wf = settings.workflows.get("train")
+    if wf is None:
+        raise Refusal(texts.no_workflow("train"))
+    dataset = command.get("dataset") or wf.dataset
+    if dataset not in wf.datasets:
+        raise Refusal(texts.unknown_choice("dataset", dataset, wf.datasets), USAGE["train"])
+    if dataset == "full":
+        why = permission_refusal(settings, repo, "train-full", role)
+        if why:
+            raise Refusal(why)
+        users = settings.permissions.train_full_users
+        if users and user.lower() not in {u.lower() for u in users}:
+            raise Refusal(texts.full_training_reserved(users))
+    params = command.get("params") or {}
+    bad = sorted(set(params) - set(wf.params_allowed))
+    if bad:
+        raise Refusal(texts.parameter_not_allowed(bad[0], "train", wf.params_allowed), USAGE["train"])
+    return dataset, params
+
+
+def test_suite(settings: Settings, command: dict) -> str:
+    """The suite for `/test`, or Refusal."""
+    wf = settings.workflows.get("test")
+    if wf is None:
+        raise Refusal(texts.no_workflow("test"))
+    suite = command.get("suite", "")
+    if suite and wf.suites and suite not in wf.suites:
+        raise Refusal(texts.unknown_choice("suite", suite, wf.suites), USAGE["test"])
+    return suite
+
+
+# --- forks -----------------------------------------------------------------------------------------------
+def head_refusal(pull: Pull, pr: int, ok_to_test_sha: str | None) -> str | None:
+    """Why nothing may run for the PR's head now: closed, or a fork's head without `/ok-to-test`."""
+    if pull.state != "open":
+        return texts.pr_not_open(pr, pull.state)
+    if pull.fork and ok_to_test_sha != pull.head_sha:
+        return texts.fork_needs_ok_to_test(pull.head_sha)
+    return None
+
+
+def run_source(pull: Pull, pr: int) -> tuple[str, str]:
+    """(branch, git_url): a fork's code runs from the fork's URL on a `pull/<n>` job of its own."""
+    return (f"pull/{pr}", pull.head_clone_url) if pull.fork else (pull.head_ref, "")
+
+
+# --- re-runs -------------------------------------------------------------------------------------------
+def failed_latest(runs: Iterable[dict]) -> list[dict]:
+    """The newest run of each workflow, where that run failed."""
+    latest: dict[str, dict] = {}
+    for run in sorted(runs, key=lambda r: r.get("started_at", 0)):
+        latest[run["workflow"]] = run
+    return [r for r in latest.values() if r.get("state") in FAILED]
+
+
+def rerun_options(run: dict) -> dict:
+    """dataset/params/suite of a run, to start it again alike."""
+    p = run.get("parameters") or {}
+    params = dict(kv.split("=", 1) for kv in (p.get("params") or "").split(",") if "=" in kv)
+    return {"dataset": p.get("dataset", ""), "params": params, "suite": p.get("suite", "")}
+
+
+def check_workflow(settings: Settings, check_name: str) -> str | None:
+    """The workflow a "Re-run" of this check run means, or None when the check is not ours."""
+    workflow = workflow_of_check(check_name)
+    return workflow if workflow in settings.workflows else None
+
+
+# --- run results -----------------------------------------------------------------------------------------
+def is_good(result: str) -> bool:
+    return result in GOOD
+
+
+def task_outputs(result: dict) -> dict:
+    """Merge the JSON object each task printed last (steps end with one JSON line of results)."""
+    merged: dict = {}
+    for t in result.get("tasks", []):
+        for line in reversed((t.get("output") or "").splitlines()):
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    merged.update(json.loads(line))
+                except ValueError:
+                    continue
+                break
+    return merged
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A version's (or a run's) metrics against the champion, through the model's gates."""
+
+    champion: dict | None
+    gates: list[GateResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def compare(gates: list[str], metrics: dict[str, float], champion: dict | None, version: str = "") -> Comparison:
+    """The one champion-and-gates evaluation; comparing a version with itself says nothing."""
+    if champion and version and champion["version"] == str(version):
+        champion = None
+    return Comparison(champion, evaluate_all(gates, metrics, (champion or {}).get("metrics")))
+
+
+def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tuple[bool, str]:
+    """(passed, summary) of a finished validate run."""
+    metrics = outputs.get("metrics") or {}
+    ran_ok = result == "SUCCESS" and outputs.get("passed", True) is not False
+    passed = ran_ok and comparison.passed
+    failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if not g.passed]
+    return passed, texts.validation_summary(passed, ran_ok, metrics, failed_gates, result)
+
+
+# --- approvals -------------------------------------------------------------------------------------------
+def approval_refusal(request: dict | None, approver: str, role: str, settings: Settings, model: str,
+                     version: str) -> str | None:
+    """The approval policy, as rules in order; returns the reason of the rule that refuses, or None."""
+    why = texts.approval_refusals(model, version)
+    if request is None:
+        return why["none"]
+    if request["status"] != "pending":
+        return why["decided"].format(status=request["status"])
+    if request.get("validation") != "passed":
+        return why["unvalidated"].format(validation=request.get("validation"))
+    spec, needed = settings.models[model], settings.permissions.approve
+    if not (ranks_at_least(role, needed) or approver.lower() in {a.lower() for a in spec.approvers}):
+        return why["permission"].format(needed=needed, repo=request.get("repo") or spec.repo, approver=approver,
+                                        role=role)
+    roles = [what for who, what in ((request.get("pr_author", ""), "opened the pull request"),
+                                    (request.get("trained_by", ""), "started the training"))
+             if who and who.lower() == approver.lower()]
+    if roles:
+        return why["four-eyes"].format(approver=approver, roles=" and ".join(roles))
+    if approver.lower() in {a["by"].lower() for a in request.get("approvals", [])}:
+        return why["twice"].format(approver=approver)
+    return None
+
+
+def audit_once_key(decision: str, model: str, version: str, actor: str) -> str:
+    """What makes a decision unique in the audit trail ('' = every occurrence is recorded)."""
+    if decision in AUDIT_ONCE:
+        return f"{decision}:{model}:{version}"
+    return f"{decision}:{model}:{version}:{actor}" if decision == "approved" else ""
+
+
+def promoted_enough(request: dict, required: int) -> bool:
+    return len(request.get("approvals", [])) >= required
