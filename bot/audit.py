@@ -31,8 +31,8 @@ def record(client: redis.Redis, decision: str, *, model: str, version: str, acto
 def entries(client: redis.Redis, model: str | None = None, limit: int = 1000) -> list[dict]:
     """Oldest first."""
     out = []
-    for _id, fields in client.xrange(AUDIT_KEY, count=limit * 10 if model else limit):
-        entry = json.loads(fields[b"entry"])
+    for _id, fields in client.xrange(AUDIT_KEY, count=limit * 10 if model else limit) or []:
+        entry = json.loads((fields or {})[b"entry"])
         if model is None or entry.get("model") == model:
             out.append(entry)
     return out[-limit:]

@@ -220,10 +220,11 @@ class Model(Strict):
 
 
 class Settings(Strict):
-    bot: BotSettings = BotSettings()
-    github: GitHubSettings = GitHubSettings()
-    mlflow: MlflowSettings = MlflowSettings()
-    slack: SlackSettings = SlackSettings()
+    # model_validate({}), not BotSettings(): mypy runs without the pydantic plugin
+    bot: BotSettings = BotSettings.model_validate({})
+    github: GitHubSettings = GitHubSettings.model_validate({})
+    mlflow: MlflowSettings = MlflowSettings.model_validate({})
+    slack: SlackSettings = SlackSettings.model_validate({})
     environments: dict[str, Environment] = {}
     workflows: dict[str, Workflow] = {}
     repos: list[Repo] = []
@@ -236,9 +237,9 @@ class Settings(Strict):
             if wf.environment not in self.environments:
                 raise ValueError(f"workflows.{name}.environment: {wf.environment!r} is not in [environments]")
         for i, repo in enumerate(self.repos):
-            for wf in repo.workflows:
-                if wf not in self.workflows:
-                    raise ValueError(f"repos[{i}].workflows: {wf!r} is not in [workflows]")
+            for wf_name in repo.workflows:
+                if wf_name not in self.workflows:
+                    raise ValueError(f"repos[{i}].workflows: {wf_name!r} is not in [workflows]")
         return self
 
     def repo(self, full_name: str) -> Repo | None:

@@ -94,9 +94,9 @@ class Queue:
     def submit(self, delivery_key: str, actions: list[Action], record: dict) -> Submitted:
         task_ids = [str(uuid.uuid4()) for _ in actions]
         messages = [celery_message(a.task, a.kwargs, self.queue, tid) for a, tid in zip(actions, task_ids, strict=True)]
-        record = json.dumps({**record, "tasks": [a.task for a in actions]}, separators=(",", ":"))
+        entry = json.dumps({**record, "tasks": [a.task for a in actions]}, separators=(",", ":"))
         keys = [DEDUPE_PREFIX + delivery_key, RECENT_KEY] + [self.queue] * len(messages)
-        queued = self._submit(keys=keys, args=[self.dedupe_ttl, record, *messages])
+        queued = self._submit(keys=keys, args=[self.dedupe_ttl, entry, *messages])
         return Submitted(bool(queued), task_ids if queued else [])
 
     def record(self, record: dict) -> None:

@@ -20,7 +20,10 @@ def _configured_repo(event: Event, settings: Settings) -> str | Ignored:
 
 
 def _runs_on(settings: Settings, repo: str, trigger: str) -> list[str]:
-    return [name for name, wf in settings.repo_workflows(settings.repo(repo)).items() if trigger in wf.run_on]
+    configured = settings.repo(repo)
+    if configured is None:
+        return []
+    return [name for name, wf in settings.repo_workflows(configured).items() if trigger in wf.run_on]
 
 
 @router.register("github", "ping")

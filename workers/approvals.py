@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from bot import vocabulary as V
 from bot.logs import get_logger
 from workers import branch_jobs, feedback, policy, texts
-from workers.base import follow_later
 from workers.context import Deps
 from workers.errors import Permanent
 
@@ -94,7 +93,7 @@ def start_validation(deps: Deps, model: str, version: str, event_tags: dict, del
         sha=request["commit"], workflow=spec.validate_workflow, trigger=f"{delivery_id}:validate", pr=pr,
         model=model, version=str(version), requested_by=V.BOT,
         context={"model": model, "version": str(version), "command": f"validation of {model}@{version}"})
-    follow_later(started.environment, started.run_id)
+    deps.scheduler.follow(started.environment, started.run_id)
     if pr and deps.forge:
         feedback.announce(deps.forge, deps.state, started.record, started.run_page_url)
     return f"validating in run {started.run_id}"
@@ -255,5 +254,5 @@ def deploy(deps: Deps, request: dict, environment: str, actor: str, trigger: str
         context={"model": request["model"], "version": request["version"], "deploy_to": environment,
                  "command": f"/deploy {environment}"})
     _audit(deps, "deploy-started", request, actor, "github", f"to {environment} in run {started.run_id}")
-    follow_later(started.environment, started.run_id)
+    deps.scheduler.follow(started.environment, started.run_id)
     return started

@@ -1,7 +1,7 @@
 """The worker's Celery app and the base task every task uses: the one error policy, structured logs.
 
-Services schedule follow-up work through `follow_later` (by task name), never through callbacks
-into the task layer.
+Services schedule follow-up work through `Deps.scheduler` (a `CeleryScheduler`: it enqueues by
+task name), never through callbacks into the task layer.
 """
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ def poll_delay(elapsed: float) -> float:
     return min(600.0, max(2.0, elapsed * 0.25))
 
 
-def follow_later(environment: str, run_id: int, polls: int = 0, countdown: float | None = None) -> None:
-    """Schedule the next poll of a run (the follower re-schedules itself; it never sleeps)."""
-    app.send_task(FOLLOW_RUN, kwargs={"environment": environment, "run_id": run_id, "polls": polls},
-                  countdown=poll_delay(0) if countdown is None else countdown)
+class CeleryScheduler:
+    """Work for later, enqueued by task name on the worker's Celery app."""
+
+    def follow(self, environment: str, run_id: int, polls: int = 0, countdown: float | None = None) -> None:
+        """Schedule the next poll of a run (the follower re-schedules itself; it never sleeps)."""
+        app.send_task(FOLLOW_RUN, kwargs={"environment": environment, "run_id": run_id, "polls": polls},
+                      countdown=poll_delay(0) if countdown is None else countdown)

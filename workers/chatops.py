@@ -15,7 +15,6 @@ from bot.commands import USAGE
 from bot.logs import get_logger
 from bot.vocabulary import ACTIVE
 from workers import approvals, branch_jobs, feedback, policy, texts
-from workers.base import follow_later
 from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import ForgeGateway, Pull
@@ -111,7 +110,7 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
         deps.workspaces, deps.state, deps.settings, repo=ctx.repo, branch=branch, sha=pull.head_sha,
         workflow=workflow, trigger=f"{ctx.delivery_id}:{ctx.index}", pr=ctx.pr, requested_by=ctx.user,
         git_url=git_url, context={"comment_id": ctx.comment_id, "command": line}, **options)
-    follow_later(started.environment, started.run_id)
+    deps.scheduler.follow(started.environment, started.run_id)
     ctx.react("rocket")
     feedback.announce(ctx.forge, deps.state, started.record, started.run_page_url)
     return started.run_id

@@ -10,8 +10,9 @@ import redis
 from bot.celery_app import redis_url
 from bot.config import Settings, load_config
 from bot.logs import get_logger
+from workers.base import CeleryScheduler
 from workers.errors import Permanent
-from workers.gateways import ForgeGateway, RegistryGateway, SlackGateway, WorkspaceGateway
+from workers.gateways import ForgeGateway, RegistryGateway, Scheduler, SlackGateway, WorkspaceGateway
 from workers.state import State
 
 log = get_logger("workers.context")
@@ -19,7 +20,7 @@ log = get_logger("workers.context")
 
 @dataclass(frozen=True)
 class Deps:
-    """Settings, Redis state and the four gateways; GitHub and Slack are optional (None + why)."""
+    """Settings, Redis state, the four gateways and the scheduler; GitHub and Slack are optional (None + why)."""
 
     settings: Settings
     state: State
@@ -27,6 +28,7 @@ class Deps:
     forge: ForgeGateway | None
     slack: SlackGateway | None
     registry_factory: Callable[[], RegistryGateway] = field(repr=False)
+    scheduler: Scheduler = field(repr=False)
     forge_problem: str = ""  # why forge is None
 
     @property
@@ -92,4 +94,4 @@ def deps() -> Deps:
     forge, problem = _forge()
     if forge is None:  # runs still run; only PRs are not told
         log.warning("github.unconfigured", reason=problem)
-    return Deps(settings(), state(), workspace, forge, _slack(), registry, problem)
+    return Deps(settings(), state(), workspace, forge, _slack(), registry, CeleryScheduler(), problem)

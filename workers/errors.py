@@ -1,5 +1,5 @@
 """One error policy, like gidgethub's `decipher_response`: every gateway translates the errors of its
-SDK at its edge (`edge`) into this tree, and `BotTask` acts on the tree alone.
+SDK at its edge (its `_edge`, with `classify`) into this tree, and `BotTask` acts on the tree alone.
 
     Transient  429, any 5xx (502/504 included), databricks-sdk Unknown/InternalError/
                TemporarilyUnavailable/DeadlineExceeded/TooManyRequests, timeouts, connection
@@ -14,8 +14,6 @@ Rate-limit-aware handling of GitHub's 403 belongs in `classify` too (it is not t
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import redis
 
@@ -111,17 +109,3 @@ def classify(exc: BaseException, message: str) -> BotError:
     if is_not_found(exc):
         return NotFound(message)
     return Permanent(message)
-
-
-@contextmanager
-def edge(describe, *sdk_errors: type[BaseException]) -> Iterator[None]:
-    """Translate the SDK's errors (and network errors) raised inside into this tree.
-
-    `describe(exc)` words the message; programming errors (KeyError, TypeError…) pass unchanged.
-    """
-    try:
-        yield
-    except BotError:
-        raise
-    except (*sdk_errors, OSError) as exc:
-        raise classify(exc, describe(exc)) from exc

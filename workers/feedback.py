@@ -45,7 +45,8 @@ def could_not_start(forge: ForgeGateway, state: State, repo: str, pr: int, sha: 
 
 def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
     """A fork's PR: one sticky comment saying that nothing runs until a maintainer says so (or ever)."""
-    text = texts.fork_welcome(author, repo, sha, settings.repo(repo).fork_policy if settings.repo(repo) else "never")
+    configured = settings.repo(repo)
+    text = texts.fork_welcome(author, repo, sha, configured.fork_policy if configured else "never")
     forge.upsert_comment(repo, pr, "reply", "ok-to-test", text)
 
 

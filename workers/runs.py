@@ -7,7 +7,6 @@ from typing import Any
 
 from bot.logs import get_logger
 from workers import approvals, branch_jobs, feedback, policy, texts
-from workers.base import follow_later
 from workers.context import Deps
 from workers.errors import Permanent
 
@@ -31,7 +30,7 @@ def start_and_follow(deps: Deps, *, repo: str, branch: str, sha: str, workflow: 
         raise
     if pr and deps.forge:  # without GitHub credentials the run still runs; only the PR is not told
         feedback.announce(deps.forge, deps.state, started.record, started.run_page_url)
-    follow_later(started.environment, started.run_id)
+    deps.scheduler.follow(started.environment, started.run_id)
     return started.run_id
 
 
@@ -52,7 +51,7 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
     """One poll of a run: not finished → poll again later; finished → route and report."""
     finished, result, delay = branch_jobs.follow(deps.workspaces(environment), deps.state, run_id)
     if not finished or result is None:
-        follow_later(environment, run_id, polls + 1, delay)
+        deps.scheduler.follow(environment, run_id, polls + 1, delay)
         return "following"
     record = deps.state.run(environment, run_id) or {}
     model = deps.settings.models.get(record.get("model", ""))

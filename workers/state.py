@@ -140,7 +140,7 @@ class State:
 
     def pr_approval_versions(self, repo: str, pr: int) -> list[str]:
         """The versions trained from this PR, oldest first."""
-        return [v.decode() for v in self.r.zrange(keys.pr_approvals(repo, pr), 0, -1)]
+        return [_text(v) or "" for v in self.r.zrange(keys.pr_approvals(repo, pr), 0, -1)]
 
     def audit(self, decision: str, *, once: str = "", **entry: Any) -> dict | None:
         """Append to the audit trail (bot/audit.py); with `once`, at most once."""

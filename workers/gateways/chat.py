@@ -37,7 +37,7 @@ class Slack:
     def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]:
         """Post the approval request with Approve/Reject buttons; returns (channel, ts)."""
         value = f"{model}@{version}"
-        blocks = [
+        blocks: list[dict] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
             {"type": "actions", "block_id": "decision", "elements": [
                 {"type": "button", "action_id": "approve", "style": "primary", "value": value,
@@ -52,8 +52,7 @@ class Slack:
 
     def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
         with self._edge("post a message"):
-            r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text,
-                                             **({"thread_ts": thread_ts} if thread_ts else {}))
+            r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text, thread_ts=thread_ts or None)
         return r["channel"], r["ts"]
 
     def close_request(self, channel: str, ts: str, text: str) -> None:

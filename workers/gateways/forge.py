@@ -26,6 +26,7 @@ MARKER = "<!-- mlops-bot:{kind} key={key} -->"
 
 
 def github_client(cfg: GitHubSettings) -> Github:
+    auth: Auth.Auth
     if cfg.app_id and cfg.installation_id:
         key = os.environ.get(cfg.app_private_key_env)
         if not key:

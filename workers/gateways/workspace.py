@@ -135,9 +135,9 @@ class Workspace:
         with self._edge(f"check out {branch} at {path}"):
             repo_id = self._find_repo(path)
             if repo_id is None:
-                repo_id = self.client.repos.create(url=url, provider=provider, path=path).id
+                repo_id = self.client.repos.create(url=url, provider=provider, path=path).id or 0
             self.client.repos.update(repo_id, branch=branch)
-            return repo_id or 0
+            return repo_id
 
     def delete_repo(self, path: str) -> bool:
         with self._edge(f"delete the repo at {path}"):

@@ -1,0 +1,247 @@
+"""One shared set of in-memory fakes for the four gateways (and the scheduler), implementing the
+protocols in `workers/gateways/__init__.py` — the pattern of gidgethub's `MockGitHubAPI`.
+
+State stays the real `workers.state.State`, on the private Redis the tests start (`redis_client`).
+Each fake records what a person would see (comments, reactions, statuses, Slack messages, tags).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+from bot.config import Settings
+from workers.context import Deps
+from workers.errors import NotFound, Permanent
+from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
+from workers.gateways.forge import marker
+from workers.state import State
+
+_ids = itertools.count(1000)
+
+
+def pull(number: int = 7, *, author: str = "alice", sha: str = "a" * 40, fork: bool = False, state: str = "open",
+         ref: str = "feature/x", head_repo: str = "acme/churn-model") -> Pull:
+    return Pull(number, state, author, sha, ref, "someone/churn-model" if fork else head_repo,
+                "https://github.com/someone/churn-model.git" if fork else "", fork, f"https://github.com/pr/{number}")
+
+
+@dataclass
+class FakeForge:
+    pulls: dict[int, Pull] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)  # login -> permission
+    branches: set[str] = field(default_factory=set)
+    comments: dict[int, dict] = field(default_factory=dict)  # id -> {"pr", "body"}
+    reactions: list[tuple[int, str]] = field(default_factory=list)
+    statuses: list[dict] = field(default_factory=list)
+
+    def pull(self, repo: str, number: int) -> Pull:
+        if number not in self.pulls:
+            raise NotFound(f"GitHub said 404 to GET /repos/{repo}/pulls/{number}")
+        return self.pulls[number]
+
+    def permission(self, repo: str, user: str) -> str:
+        return self.roles.get(user, "none")
+
+    def branch_exists(self, repo: str, branch: str) -> bool:
+        return branch in self.branches
+
+    def react(self, repo: str, comment_id: int, content: str) -> None:
+        self.reactions.append((comment_id, content))
+
+    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
+        text = f"{marker(kind, key)}\n{body}"
+        found = known_id if known_id in self.comments else next(
+            (cid for cid, c in self.comments.items() if c["pr"] == pr and marker(kind, key) in c["body"]), None)
+        cid = found or next(_ids)
+        self.comments[cid] = {"pr": pr, "body": text}
+        return cid
+
+    def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        self.statuses.append({"sha": sha, "context": context, "state": state, "description": description})
+
+    # --- what a person sees -------------------------------------------------------------------------
+    def comment(self, kind: str, key: str) -> str | None:
+        """The body (without its marker) of the one comment for (kind, key), or None."""
+        for c in self.comments.values():
+            if marker(kind, key) in c["body"]:
+                return c["body"].split("\n", 1)[1]
+        return None
+
+    def reactions_on(self, comment_id: int) -> list[str]:
+        return [content for cid, content in self.reactions if cid == comment_id]
+
+
+@dataclass
+class FakeWorkspace:
+    name: str = "dev"
+    jobs: dict[int, dict] = field(default_factory=dict)  # job_id -> settings
+    runs: dict[int, RunInfo] = field(default_factory=dict)
+    outputs: dict[int, TaskOutput] = field(default_factory=dict)  # task run id -> output
+    tokens: dict[str, int] = field(default_factory=dict)
+    parameters: dict[int, dict] = field(default_factory=dict)  # run_id -> job parameters
+    refuse_run_now: str = ""  # a message: run_now fails permanently, as Databricks refusing the request
+    repos: dict[str, str] = field(default_factory=dict)  # path -> branch
+    cancelled: list[int] = field(default_factory=list)
+
+    def find_job(self, name: str) -> JobRef | None:
+        return next((JobRef(jid, name, dict(s.get("tags", {}))) for jid, s in self.jobs.items() if s["name"] == name),
+                    None)
+
+    def create_job(self, settings: dict) -> int:
+        job_id = next(_ids)
+        self.jobs[job_id] = settings
+        return job_id
+
+    def reset_job(self, job_id: int, settings: dict) -> None:
+        self.jobs[job_id] = settings
+
+    def delete_job(self, job_id: int) -> bool:
+        return self.jobs.pop(job_id, None) is not None
+
+    def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
+        return [JobRef(jid, s["name"], dict(s.get("tags", {}))) for jid, s in self.jobs.items()
+                if s["name"].startswith(prefix + "/") and tag in s.get("tags", {})]
+
+    def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
+        if self.refuse_run_now:
+            raise Permanent(f"Databricks ({self.name}) refused to start job {job_id}: {self.refuse_run_now}")
+        if token not in self.tokens:
+            run_id = self.tokens[token] = next(_ids)
+            self.runs[run_id] = RunInfo(run_id, job_id, "RUNNING", run_page_url=f"https://dbc/run/{run_id}")
+            self.parameters[run_id] = parameters
+        return self.tokens[token]
+
+    def active_runs(self, job_id: int) -> list[int]:
+        if job_id not in self.jobs:
+            raise NotFound(f"job {job_id} does not exist")
+        return [r.run_id for r in self.runs.values() if r.job_id == job_id and not r.terminal]
+
+    def cancel_run(self, run_id: int) -> None:
+        self.cancelled.append(run_id)
+        self.runs[run_id] = replace(self.runs[run_id], life_cycle="TERMINATED", result_state="CANCELED")
+
+    def get_run(self, run_id: int) -> RunInfo:
+        if run_id not in self.runs:
+            raise NotFound(f"run {run_id} does not exist")
+        return self.runs[run_id]
+
+    def task_output(self, task_run_id: int) -> TaskOutput:
+        if task_run_id not in self.outputs:
+            raise NotFound(f"task run {task_run_id} does not exist")
+        return self.outputs[task_run_id]
+
+    def checkout_repo(self, path: str, url: str, provider: str, branch: str) -> int:
+        self.repos[path] = branch
+        return 1
+
+    def delete_repo(self, path: str) -> bool:
+        return self.repos.pop(path, None) is not None
+
+    # --- driving the fake -----------------------------------------------------------------------------
+    def finish(self, run_id: int, result: str = "SUCCESS", output: str = "") -> None:
+        """The run ends with `result`; its one task printed `output`."""
+        task = TaskRun("main", run_id + 1, result, 1_000, 61_000)
+        self.outputs[task.run_id] = TaskOutput(logs=output)
+        self.runs[run_id] = replace(self.runs[run_id], life_cycle="TERMINATED", result_state=result,
+                                    start_time=1_000, end_time=61_000, tasks=(task,))
+
+
+@dataclass
+class FakeRegistry:
+    versions_: dict[tuple[str, str], Version] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # MLflow run id -> metrics
+    run_tags_: dict[str, dict[str, str]] = field(default_factory=dict)
+    aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, alias) -> version
+    tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # tags the bot wrote
+    stages: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def add_version(self, model: str, version: str, run_id: str = "", metrics: dict | None = None,
+                    **tags: str) -> Version:
+        v = Version(model, version, run_id, dict(tags))
+        self.versions_[(model, version)] = v
+        if run_id:
+            self.metrics[run_id] = dict(metrics or {})
+        return v
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.metrics.get(run_id, {}))
+
+    def run_url(self, run_id: str) -> str:
+        return f"http://mlflow/#/experiments/1/runs/{run_id}" if run_id in self.metrics else ""
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.run_tags_.get(run_id, {}))
+
+    def version(self, model: str, version: str) -> Version:
+        v = self.versions_[(model, str(version))]
+        return replace(v, aliases=tuple(a for (m, a), ver in self.aliases.items() if m == model and ver == v.version))
+
+    def versions(self, model: str) -> list[Version]:
+        return [self.version(m, v) for (m, v) in self.versions_ if m == model]
+
+    def champion(self, model: str, alias: str) -> dict | None:
+        version = self.aliases.get((model, alias))
+        if version is None:
+            return None
+        v = self.versions_[(model, version)]
+        return {"model": model, "version": version, "metrics": self.run_metrics(v.run_id) if v.run_id else {}}
+
+    def set_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        self.tags.setdefault((model, str(version)), {}).update({k: str(v) for k, v in tags.items()})
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.aliases[(model, alias)] = str(version)
+
+    def transition_stage(self, model: str, version: str, stage: str) -> None:
+        self.stages[(model, str(version))] = stage
+
+
+@dataclass
+class FakeSlack:
+    posts: list[dict] = field(default_factory=list)
+    requests: list[dict] = field(default_factory=list)
+    closed: list[dict] = field(default_factory=list)
+    responses: list[dict] = field(default_factory=list)
+
+    def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]:
+        ts = str(next(_ids))
+        self.requests.append({"model": model, "version": version, "text": text, "ts": ts})
+        return "C0APPROVALS", ts
+
+    def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
+        self.posts.append({"text": text, "thread_ts": thread_ts, "channel": channel})
+        return channel or "C0APPROVALS", str(next(_ids))
+
+    def close_request(self, channel: str, ts: str, text: str) -> None:
+        self.closed.append({"channel": channel, "ts": ts, "text": text})
+
+    def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
+        self.responses.append({"url": response_url, "text": text, "in_channel": in_channel})
+
+
+@dataclass
+class FakeScheduler:
+    follows: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def follow(self, environment: str, run_id: int, polls: int = 0, countdown: float | None = None) -> None:
+        self.follows.append((environment, run_id, polls))
+
+
+@dataclass
+class World:
+    """Deps on fakes, plus the fakes themselves to drive and inspect."""
+
+    deps: Deps
+    forge: FakeForge
+    workspace: FakeWorkspace
+    registry: FakeRegistry
+    slack: FakeSlack
+    scheduler: FakeScheduler
+
+
+def world(settings: Settings, state: State, *, github: bool = True, slack: bool = True) -> World:
+    forge, registry, chat, scheduler = FakeForge(), FakeRegistry(), FakeSlack(), FakeScheduler()
+    workspaces = {name: FakeWorkspace(name) for name in settings.environments}
+    deps = Deps(settings, state, workspaces.__getitem__, forge if github else None, chat if slack else None,
+                lambda: registry, scheduler, "" if github else "GitHub: GITHUB_TOKEN is not set")
+    return World(deps, forge, workspaces["dev"], registry, chat, scheduler)

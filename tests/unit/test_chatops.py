@@ -1,0 +1,91 @@
+"""PR commands on the shared fakes: what the commenter sees (reply, reactions, statuses, runs)."""
+import pytest
+
+from tests.fakes import pull, world
+from workers import chatops
+from workers.state import State
+
+REPO, PR, COMMENT = "acme/churn-model", 7, 555
+
+
+@pytest.fixture
+def w(settings, redis_client):
+    w = world(settings, State(redis_client))
+    w.forge.pulls[PR] = pull(PR)
+    w.forge.roles.update(alice="write", bob="write", rita="read", mo="maintain")
+    return w
+
+
+def command(w, user, name, index=0, **args):
+    ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, user, "d-1", index)
+    chatops.run_command(ctx, {"name": name, "line": f"/{name}", **args})
+    return w.forge.comment("reply", f"{COMMENT}-{index}")
+
+
+def test_train_starts_a_run_and_announces_it(w):
+    assert command(w, "alice", "train") is None  # the report says it; no reply needed
+    assert w.forge.reactions_on(COMMENT) == ["eyes", "rocket"]
+    [status] = w.forge.statuses
+    assert (status["context"], status["state"], status["description"]) == ("mlops-bot/train", "pending",
+                                                                           "train is running")
+    assert "`train` — PENDING" in w.forge.comment("report", "train")
+    [run_id] = w.workspace.runs
+    assert w.workspace.parameters[run_id]["dataset"] == "toy"
+    assert w.scheduler.follows == [("dev", run_id, 0)]
+
+
+def test_a_reader_is_refused_with_the_reason(w):
+    reply = command(w, "rita", "train")
+    assert reply == "@rita `/train` needs write permission on acme/churn-model; you have read."
+    assert w.forge.reactions_on(COMMENT) == ["eyes", "confused"]
+    assert not w.workspace.runs
+
+
+def test_an_unknown_dataset_is_refused_with_the_usage(w):
+    reply = command(w, "alice", "train", dataset="huge")
+    assert reply.startswith("@alice unknown dataset `huge`; choose one of toy, full.")
+    assert "Usage: `/train [toy|full]" in reply
+
+
+def test_a_permanent_databricks_refusal_is_told_on_the_pr(w):
+    w.workspace.refuse_run_now = "INVALID_PARAMETER_VALUE: no such cluster"
+    reply = command(w, "alice", "test")
+    assert reply.startswith("@alice Databricks (dev) refused to start job")
+    assert "confused" in w.forge.reactions_on(COMMENT)
+
+
+def test_a_fork_needs_ok_to_test_for_its_head(w):
+    w.forge.pulls[PR] = pull(PR, fork=True)
+    assert "must comment `/ok-to-test` for commit `aaaaaaa` first" in command(w, "alice", "test")
+    reply = command(w, "alice", "ok-to-test", index=1)
+    assert reply == "@alice OK to test commit `aaaaaaa` from someone/churn-model: started `test`."
+    [run_id] = w.workspace.runs
+    assert w.workspace.jobs[w.workspace.runs[run_id].job_id]["name"].endswith("/pull/7/test")
+    command(w, "alice", "test", index=2)
+    assert len(w.workspace.runs) == 2  # granted for this head: runs now
+
+
+def test_status_and_cancel(w):
+    command(w, "alice", "train")
+    [run_id] = w.workspace.runs
+    assert "| `train` | " in command(w, "rita", "status", index=1)
+    assert command(w, "alice", "cancel", index=2) == f"@alice cancelled 1 run(s): `train` {run_id}."
+    assert w.workspace.cancelled == [run_id]
+
+
+def test_help_lists_only_what_the_commenter_may_use(w):
+    reply = command(w, "rita", "help")
+    assert "`/status`" in reply and "`/train" not in reply
+
+
+def test_retest_with_nothing_failed(w):
+    assert command(w, "alice", "retest") == "@alice nothing failed on this pull request: nothing to re-run."
+    assert w.forge.reactions_on(COMMENT) == ["eyes", "+1"]
+
+
+def test_a_malformed_command_is_answered_with_the_usage(w):
+    ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-1", 0)
+    chatops.answer_malformed(ctx, "/train --param", "missing key=value", "/train [toy|full]")
+    assert w.forge.comment("reply", f"{COMMENT}-0") == \
+        "@alice I could not run `/train --param`: missing key=value\n\nUsage: `/train [toy|full]`"
+    assert w.forge.reactions_on(COMMENT) == ["eyes", "confused"]
