@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
@@ -22,9 +23,12 @@ from .seed import Seed, load_seed
 from .vocabulary import ID_BASES, PERM_RANK, ApiError, now_iso
 from .webhooks import Dispatcher
 
+EXCHANGES_KEPT = 2000
+
 
 class RouteStats:
-    """API requests since start or reset, per route template and per user (`GET /sandbox/requests`)."""
+    """API requests since start or reset, per route template and per user (`GET /sandbox/requests`), and the
+    last exchanges themselves (`GET /sandbox/exchanges`)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -33,7 +37,16 @@ class RouteStats:
     def reset(self) -> dict:
         with self._lock:
             self._stats = {"total": 0, "by_route": {}, "by_user": {}, "by_user_route": {}, "since": now_iso()}
+            self._exchanges: collections.deque = collections.deque(maxlen=EXCHANGES_KEPT)
         return {"reset": True}
+
+    def record(self, exchange: dict) -> None:
+        with self._lock:
+            self._exchanges.append(exchange)
+
+    def exchanges(self) -> list[dict]:
+        with self._lock:
+            return list(self._exchanges)
 
     def count(self, route: str, user: str | None) -> None:
         u = user or "(anonymous)"

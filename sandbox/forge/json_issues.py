@@ -281,6 +281,26 @@ class IssueJson:
             "suspended_at": None,
         }
 
+    def check_suite_json(self, rec: dict, cr: dict, prs: list, app: dict | None) -> dict:
+        # webhooks-schemas check_run$*: check_suite requires these; head_branch is null when no branch has the commit
+        branches = [r[11:] for r, v in gitops.list_refs(self.repo_path(rec)).items() if v == cr["head_sha"]]
+        suite_id = cr["check_suite_id"]
+        return {
+            "id": suite_id,
+            "node_id": node_id("CheckSuite", suite_id),
+            "head_branch": next((b for b in branches if b), None),
+            "head_sha": cr["head_sha"],
+            "status": cr["status"],
+            "conclusion": cr.get("conclusion"),
+            "url": f"{self.base}/repos/{rec['full_name']}/check-suites/{suite_id}",
+            "before": None,
+            "after": cr["head_sha"],
+            "pull_requests": prs,
+            "app": self.app_json(app) if app else None,
+            "created_at": cr.get("started_at"),
+            "updated_at": cr.get("completed_at") or cr.get("started_at"),
+        }
+
     def check_run_json(self, rec: dict, cr: dict) -> dict:
         api = f"{self.base}/repos/{rec['full_name']}"
         app = self.apps.get(cr["app_id"])
@@ -325,7 +345,7 @@ class IssueJson:
                 "annotations_count": 0,
                 "annotations_url": f"{api}/check-runs/{cr['id']}/annotations",
             },
-            "check_suite": {"id": cr["check_suite_id"]},
+            "check_suite": self.check_suite_json(rec, cr, prs, app),
             "app": self.app_json(app) if app else None,
             "pull_requests": prs,
         }

@@ -10,6 +10,7 @@ import secrets
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..contract import rest_contract
 from ..vocabulary import ApiError
 from .web import forge
 
@@ -132,6 +133,30 @@ def start_request():
     header = request.headers.get("Authorization", "")
     if g.kind == "api" and header:
         authenticate(header)
+    if g.kind == "api":
+        refuse_off_contract()
+
+
+def request_body():
+    """The parsed JSON body, None when there is none; unparseable JSON is GitHub's 400."""
+    if not request.get_data():
+        return None
+    body = request.get_json(silent=True, force=True)
+    if body is None:
+        raise ApiError(400, "Problems parsing JSON")
+    return body
+
+
+def refuse_off_contract() -> None:
+    """GitHub answers 404 to an undocumented operation and 422 to a body off the operation's schema."""
+    if request.method in ("HEAD", "OPTIONS"):
+        return
+    problems = rest_contract().request_problems(request.method, request.path, request_body())
+    if not problems:
+        return
+    if problems[0].message == "no documented operation":
+        raise ApiError(404, "Not Found")
+    raise ApiError(422, "Invalid request.\n\n" + "\n".join(p.message for p in problems))
 
 
 @bp.teardown_app_request
@@ -154,6 +179,21 @@ def add_api_headers(resp: Response, who: str | None) -> None:
         resp.headers["X-Accepted-OAuth-Scopes"] = "repo"
 
 
+def exchange(resp: Response) -> dict:
+    """One API request and its answer as the contract tests read them (`GET /sandbox/exchanges`)."""
+    sent = request.get_json(silent=True, force=True) if request.get_data() else None
+    answered = resp.get_json(silent=True) if resp.is_json else None
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query_string.decode(),
+        "status": resp.status_code,
+        "request": sent,
+        "response": answered,
+        "user": g.get("user"),
+    }
+
+
 @bp.after_app_request
 def finish_request(resp: Response):
     if g.get("kind") == "api":
@@ -162,6 +202,7 @@ def finish_request(resp: Response):
         rule = request.url_rule.rule if request.url_rule else "(unmatched)"
         template = _TEMPLATE_RE.sub(r"{\1}", rule)
         forge.stats.count(f"{request.method} {template}", who)
+        forge.stats.record(exchange(resp))
     if g.get("request_id"):
         resp.headers["X-GitHub-Request-Id"] = g.request_id
     return resp

@@ -39,6 +39,12 @@ def delivery_view(d: dict, with_payload: bool) -> dict:
     return v
 
 
+@bp.get("/sandbox/exchanges")
+def sandbox_exchanges():
+    """The last API requests with their bodies and answers (reset with `POST /sandbox/requests/reset`)."""
+    return reply(forge.stats.exchanges())
+
+
 @bp.get("/sandbox/deliveries")
 def sandbox_deliveries():
     with_payload = request.args.get("payload") in ("1", "true", "yes")
@@ -107,6 +113,20 @@ def sandbox_post_receive():
     ]
     forge.process_ref_updates(rec, updates, body.get("pusher") or None)
     return reply({"ok": True, "updates": len(updates)})
+
+
+@bp.post("/sandbox/check-runs/<int:cid>/rerequest")
+def sandbox_rerequest_check_run(cid):
+    """A user clicks "Re-run" on a check run: GitHub sends `check_run` `rerequested` (to the App only)."""
+    body = body_json()
+    cr = forge.state["check_runs"].get(str(cid))
+    if cr is None:
+        raise ApiError(404, "Not Found")
+    rec = forge.state["repos"][cr["repo"]]
+    forge.emit(
+        rec, "check_run", {"action": "rerequested", "check_run": forge.check_run_json(rec, cr)}, body.get("sender")
+    )
+    return reply({"ok": True}, 202)
 
 
 @bp.get("/sandbox/avatars/<login>")
