@@ -1,0 +1,59 @@
+"""Every answer the forge gave in the scenario, held to the response schema of its operation in GitHub's OpenAPI
+description (@octokit/openapi, contracts/github/openapi.json)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.forge.contract import rest_contract
+
+# What workers/gateways/forge.py calls, and PyGithub's App auth (Auth.AppAuth(...).get_installation_auth)
+BOT_OPERATIONS = [
+    "GET /repos/{owner}/{repo}/pulls/{pull_number}",
+    "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
+    "GET /repos/{owner}/{repo}/branches/{branch}",
+    "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
+    "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
+    "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
+    "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
+    "POST /repos/{owner}/{repo}/statuses/{sha}",
+    "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
+    "POST /repos/{owner}/{repo}/check-runs",
+    "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
+    "POST /app/installations/{installation_id}/access_tokens",
+]
+
+
+def exchanges_of(played, operation: str) -> list[dict]:
+    contract = rest_contract()
+    found = []
+    for x in played.exchanges:
+        op = contract.operation(x["method"], x["path"])
+        if op is not None and op.name == operation:
+            found.append(x)
+    return found
+
+
+def answer_problems(exchanges: list[dict]) -> list[str]:
+    contract = rest_contract()
+    return [
+        f"{x['method']} {x['path']} -> {problem}"
+        for x in exchanges
+        for problem in contract.response_problems(x["method"], x["path"], x["status"], x["response"])
+    ]
+
+
+@pytest.mark.parametrize("operation", BOT_OPERATIONS)
+def test_forge_answers_the_bot_as_the_operation_documents(played, operation):
+    exchanges = exchanges_of(played, operation)
+    assert exchanges, f"the scenario never reached {operation}"
+    assert answer_problems(exchanges) == []
+
+
+def test_a_missing_branch_is_a_documented_404(played):
+    [gone] = [x for x in played.exchanges if x["path"].endswith("/branches/gone")]
+    assert gone["status"] == 404 and answer_problems([gone]) == []
+
+
+def test_every_answer_of_the_scenario_follows_its_schema(played):
+    assert answer_problems(played.exchanges) == []
