@@ -119,23 +119,9 @@ def start_mlflow(
         "PYTHONUNBUFFERED": "1",
         **webhook_env(webhook_secret_key or generate_fernet_key()),
     }
-    argv = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--backend-store-uri",
-        f"sqlite:///{db}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(artifacts),
-        "--workers",
-        "1",
-    ]
+    argv = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+            "--backend-store-uri", f"sqlite:///{db}", "--serve-artifacts", "--artifacts-destination", str(artifacts),
+            "--workers", "1"]  # fmt: skip
     service = start_process(
         "mlflow",
         argv,
