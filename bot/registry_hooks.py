@@ -1,13 +1,36 @@
 """The bot's webhook on an MLflow (≥ 3.3) server, created or updated idempotently from config."""
+
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from bot.config import Settings
 
 HOOK_NAME = "mlops-bot"
-EVENTS = ["registered_model.created", "model_version.created", "model_version_tag.set",
-          "model_version_alias.created", "model_version_alias.deleted"]
+EVENTS = [
+    "registered_model.created",
+    "model_version.created",
+    "model_version_tag.set",
+    "model_version_alias.created",
+    "model_version_alias.deleted",
+]
+
+
+@dataclass(frozen=True)
+class Hook:
+    """An MLflow webhook as the CLI shows it (plain values, not MLflow's entity)."""
+
+    webhook_id: str
+    name: str
+    url: str
+    events: tuple[str, ...]
+    status: str
+
+    @classmethod
+    def of(cls, hook: Any) -> Hook:
+        return cls(hook.webhook_id, hook.name, hook.url, tuple(map(str, hook.events)), str(hook.status))
 
 
 def _client(settings: Settings):
@@ -20,17 +43,18 @@ def hook_url(settings: Settings) -> str:
     return settings.mlflow.webhook_url or settings.bot.public_url.rstrip("/") + "/webhooks/mlflow"
 
 
-def list_hooks(settings: Settings) -> list:
-    client, out, token = _client(settings), [], None
+def list_hooks(settings: Settings) -> list[Hook]:
+    client, token = _client(settings), None
+    out: list[Hook] = []
     while True:
         page = client.list_webhooks(max_results=100, page_token=token)
-        out.extend(page)
+        out.extend(Hook.of(h) for h in page)
         token = page.token
         if not token:
             return out
 
 
-def install_hook(settings: Settings, secret: str | None = None) -> tuple[object, str]:
+def install_hook(settings: Settings, secret: str | None = None) -> tuple[Hook, str]:
     """Create the hook, or update it when its URL or events differ; the secret defaults to MLFLOW_WEBHOOK_SECRET."""
     secret = secret or os.environ.get("MLFLOW_WEBHOOK_SECRET")
     if not secret:
@@ -38,8 +62,9 @@ def install_hook(settings: Settings, secret: str | None = None) -> tuple[object,
     client, url = _client(settings), hook_url(settings)
     existing = [h for h in list_hooks(settings) if h.name == HOOK_NAME]
     if not existing:
-        return client.create_webhook(HOOK_NAME, url, EVENTS, description="mlops-bot receiver", secret=secret), "created"
+        created = client.create_webhook(HOOK_NAME, url, EVENTS, description="mlops-bot receiver", secret=secret)
+        return Hook.of(created), "created"
     hook = existing[0]
-    if hook.url == url and sorted(map(str, hook.events)) == sorted(EVENTS):
+    if hook.url == url and sorted(hook.events) == sorted(EVENTS):
         return hook, "unchanged"
-    return client.update_webhook(hook.webhook_id, url=url, events=EVENTS, secret=secret), "updated"
+    return Hook.of(client.update_webhook(hook.webhook_id, url=url, events=EVENTS, secret=secret)), "updated"

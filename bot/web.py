@@ -4,18 +4,19 @@ GitHub waits 10 s for a 2xx and never redelivers on its own; Slack waits 3 s. So
 does only what it can do in a millisecond: check the signature on the raw bytes, turn the
 delivery into an `Event`, let the pure handlers decide, and write the tasks to Redis.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from bot import events
 from bot.config import Settings, load_config, secret
@@ -45,85 +46,133 @@ class Metrics:
             target = None  # values are written to the multiprocess dir, read by the collector
         else:
             target = self.registry
-        self.webhooks = Counter("mlops_bot_webhooks_total", "Deliveries by source and outcome",
-                                ["source", "outcome"], registry=target)
-        self.latency = Histogram("mlops_bot_ack_seconds", "Time to answer a delivery", ["source"], registry=target,
-                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
+        self.webhooks = Counter(
+            "mlops_bot_webhooks_total", "Deliveries by source and outcome", ["source", "outcome"], registry=target
+        )
+        self.latency = Histogram(
+            "mlops_bot_ack_seconds",
+            "Time to answer a delivery",
+            ["source"],
+            registry=target,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+        )
 
 
-def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
-               router: Router | None = None, clock: Callable[[], float] = time.time) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    router: Router | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Flask:
     """The Flask app: webhooks, health, readiness, metrics (and the dashboard when configured)."""
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = settings or load_config()
     if router is None:
-        from handlers import router  # the composition root: web → handlers → bot
-    client = redis_client or redis.Redis.from_url(
-        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        socket_connect_timeout=1, socket_timeout=2, health_check_interval=30,
-        # one quick retry, then 503: the sender retries later, a blocked thread helps nobody
-        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
-    )
-    queue = Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds)
-    secrets = {source: secret(env) for source, (_, env) in SOURCES.items()}
+        from handlers import router as every_handler  # the composition root: web → handlers → bot
+
+        router = every_handler
+    client = redis_client or _redis_client()
     metrics = Metrics()
+    receiver = Receiver(settings, Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds), router, metrics, clock)
 
     app = Flask("mlops-bot")
     app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes
-    app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": queue, "metrics": metrics}
+    app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": receiver.queue, "metrics": metrics}
     from bot.dashboard import dashboard_blueprint  # Redis reads only; 404 at / unless its auth is configured
-    app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
 
-    def answer(source: str, status: int, started: float, body: dict) -> Response:
-        metrics.webhooks.labels(source, body["status"]).inc()
-        metrics.latency.labels(source).observe(time.perf_counter() - started)
+    app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
+    for source in SOURCES:
+        app.add_url_rule(
+            f"/webhooks/{source}",
+            f"webhook_{source.replace('/', '_')}",
+            lambda source=source: receiver.receive(source),
+            methods=["POST"],
+        )
+    _add_operations_routes(app, client, metrics)
+    return app
+
+
+def _redis_client() -> redis.Redis:
+    return redis.Redis.from_url(
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        socket_connect_timeout=1,
+        socket_timeout=2,
+        health_check_interval=30,
+        # one quick retry, then 503: the sender retries later, a blocked thread helps nobody
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+    )
+
+
+class Receiver:
+    """One delivery: size check, signature, `Event`, pure handlers, one Redis call, an answer."""
+
+    def __init__(self, settings: Settings, queue: Queue, router: Router, metrics: Metrics, clock: Callable[[], float]):
+        self.settings, self.queue, self.router, self.metrics, self.clock = settings, queue, router, metrics, clock
+        self.secrets = {source: secret(env) for source, (_, env) in SOURCES.items()}
+
+    def receive(self, source: str) -> Response:
+        started = time.perf_counter()
+        verify, _ = SOURCES[source]
+        if (request.content_length or 0) > self.settings.bot.max_body_bytes:
+            log.info("webhook.refused", source=source, reason="body too large", size=request.content_length)
+            return self.answer(source, 413, started, {"status": "refused", "reason": "body too large"})
+        body = request.get_data(cache=False)
+        try:
+            event = verify(request.headers, body, self.secrets[source], self.clock())
+        except events.Refused as refused:
+            log.info("webhook.refused", source=source, status=refused.status, reason=refused.reason)
+            _remember(
+                self.queue, {"source": source, "outcome": "refused", "reason": refused.reason, "at": self.clock()}
+            )
+            return self.answer(source, refused.status, started, {"status": "refused", "reason": refused.reason})
+        return self.dispatch(source, event, started)
+
+    def dispatch(self, source: str, event: events.Event, started: float) -> Response:
+        outcome = self.router.dispatch(event, self.settings)
+        record = {"source": event.source, "event": event.key, "delivery_id": event.delivery_id, "at": self.clock()}
+        if isinstance(outcome, Ignored):
+            log.info("webhook.ignored", delivery_id=event.delivery_id, kind=event.key, reason=outcome.reason)
+            _remember(self.queue, {**record, "outcome": "ignored", "reason": outcome.reason})
+            body = {"status": "ignored", "reason": outcome.reason, "delivery_id": event.delivery_id}
+            return self.answer(source, 200, started, body)
+        return self.enqueue(source, event, outcome, record, started)
+
+    def enqueue(self, source: str, event: events.Event, actions: list, record: dict, started: float) -> Response:
+        try:
+            submitted = self.queue.submit(
+                f"{event.source}:{event.delivery_id}", actions, {**record, "outcome": "queued"}
+            )
+        except redis.RedisError as exc:
+            log.error("webhook.unavailable", delivery_id=event.delivery_id, error=type(exc).__name__)
+            body = {"status": "unavailable", "reason": "the queue is unreachable; retry later"}
+            return self.answer(source, 503, started, body)
+        if not submitted.queued:
+            log.info("webhook.duplicate", delivery_id=event.delivery_id, kind=event.key)
+            _remember(self.queue, {**record, "outcome": "duplicate"})
+            return self.answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
+        log.info(
+            "webhook.queued",
+            delivery_id=event.delivery_id,
+            kind=event.key,
+            tasks=[a.task for a in actions],
+            task_ids=submitted.task_ids,
+        )
+        tasks = [{"task": a.task, "id": tid, "kwargs": a.kwargs} for a, tid in zip(actions, submitted.task_ids)]
+        return self.answer(source, 202, started, {"status": "queued", "delivery_id": event.delivery_id, "tasks": tasks})
+
+    def answer(self, source: str, status: int, started: float, body: dict) -> Response:
+        self.metrics.webhooks.labels(source, body["status"]).inc()
+        self.metrics.latency.labels(source).observe(time.perf_counter() - started)
         if source.startswith("slack/") and status < 300:
             # Slack shows the response body to the user and treats any non-200 as a failure.
             text = {"queued": "On it.", "duplicate": "Already on it."}.get(body["status"], body.get("reason", ""))
-            return jsonify({"response_type": "ephemeral", "text": text}), 200
+            return jsonify({"response_type": "ephemeral", "text": text})
         return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
 
-    def receive(source: str) -> Response:
-        started = time.perf_counter()
-        verify, _ = SOURCES[source]
-        if (request.content_length or 0) > settings.bot.max_body_bytes:
-            log.info("webhook.refused", source=source, reason="body too large", size=request.content_length)
-            return answer(source, 413, started, {"status": "refused", "reason": "body too large"})
-        body = request.get_data(cache=False)
-        try:
-            event = verify(request.headers, body, secrets[source], clock())
-        except events.Refused as refused:
-            log.info("webhook.refused", source=source, status=refused.status, reason=refused.reason)
-            _remember(queue, {"source": source, "outcome": "refused", "reason": refused.reason, "at": clock()})
-            return answer(source, refused.status, started, {"status": "refused", "reason": refused.reason})
 
-        outcome = router.dispatch(event, settings)
-        record = {"source": event.source, "event": event.key, "delivery_id": event.delivery_id, "at": clock()}
-        if isinstance(outcome, Ignored):
-            log.info("webhook.ignored", delivery_id=event.delivery_id, kind=event.key, reason=outcome.reason)
-            _remember(queue, {**record, "outcome": "ignored", "reason": outcome.reason})
-            return answer(source, 200, started, {"status": "ignored", "reason": outcome.reason,
-                                                 "delivery_id": event.delivery_id})
-        try:
-            submitted = queue.submit(f"{event.source}:{event.delivery_id}", outcome, {**record, "outcome": "queued"})
-        except redis.RedisError as exc:
-            log.error("webhook.unavailable", delivery_id=event.delivery_id, error=type(exc).__name__)
-            return answer(source, 503, started, {"status": "unavailable",
-                                                 "reason": "the queue is unreachable; retry later"})
-        if not submitted.queued:
-            log.info("webhook.duplicate", delivery_id=event.delivery_id, kind=event.key)
-            _remember(queue, {**record, "outcome": "duplicate"})
-            return answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
-        log.info("webhook.queued", delivery_id=event.delivery_id, kind=event.key,
-                 tasks=[a.task for a in outcome], task_ids=submitted.task_ids)
-        return answer(source, 202, started, {
-            "status": "queued", "delivery_id": event.delivery_id,
-            "tasks": [{"task": a.task, "id": tid, "kwargs": a.kwargs} for a, tid in zip(outcome, submitted.task_ids)],
-        })
-
-    for source in SOURCES:
-        app.add_url_rule(f"/webhooks/{source}", f"webhook_{source.replace('/', '_')}",
-                         lambda source=source: receive(source), methods=["POST"])
+def _add_operations_routes(app: Flask, client: redis.Redis, metrics: Metrics) -> None:
+    """/healthz (the process), /readyz (Redis answers), /metrics (Prometheus), and a JSON 413."""
 
     @app.errorhandler(413)
     def too_large(_exc):  # a chunked body without Content-Length that grows past the limit
@@ -144,8 +193,6 @@ def create_app(settings: Settings | None = None, *, redis_client: redis.Redis | 
     @app.get("/metrics")
     def prometheus():
         return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 def _remember(queue: Queue, record: dict) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 import redis
 from flask import Blueprint, Response, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from bot.dashboard.auth import COOKIE, DashboardAuth, _same
 from bot.dashboard.reader import DashboardReader
@@ -57,48 +58,47 @@ def dashboard_blueprint(
             return _exchange_token(auth)
         if not auth.allows(request):
             log.info("dashboard.unauthorized", remote_addr=request.remote_addr)
-            response = Response(
-                "Unauthorized: this dashboard needs a token or a user name and password.\n", 401, mimetype="text/plain"
-            )
-            for challenge in auth.challenge():
-                response.headers.add("WWW-Authenticate", challenge)
-            return _harden(response)
-
-        now = clock()
-        refresh = request.args.get("refresh", "") != "0"
-        status = 200
-        try:
-            sections = reader.overview(now)
-            unavailable = ""
-        except redis.RedisError as exc:
-            log.error("dashboard.redis_unavailable", error=type(exc).__name__)
-            sections, unavailable, status = None, type(exc).__name__, 503
-        nonce = secrets.token_urlsafe(16)
-        html = render_template(
-            "dashboard/overview.html",
-            s=sections,
-            unavailable=unavailable,
-            now=now,
-            now_text=clock_text(now),
-            refresh=refresh,
-            refresh_seconds=REFRESH_SECONDS,
-            nonce=nonce,
-            limit=reader.limit,
-        )
-        response = Response(html, status, mimetype="text/html")
-        return _harden(response, nonce)
+            return _unauthorized(auth, "Unauthorized: this dashboard needs a token or a user name and password.\n")
+        return _render_overview(reader, clock())
 
     return bp
 
 
-def _exchange_token(auth: DashboardAuth) -> Response:
+def _render_overview(reader: DashboardReader, now: float) -> BaseResponse:
+    """The page: every section read from Redis, or 503 with a plain notice when Redis cannot be read."""
+    status, unavailable, sections = 200, "", None
+    try:
+        sections = reader.overview(now)
+    except redis.RedisError as exc:
+        log.error("dashboard.redis_unavailable", error=type(exc).__name__)
+        status, unavailable = 503, type(exc).__name__
+    nonce = secrets.token_urlsafe(16)
+    html = render_template(
+        "dashboard/overview.html",
+        s=sections,
+        unavailable=unavailable,
+        now=now,
+        now_text=clock_text(now),
+        refresh=request.args.get("refresh", "") != "0",
+        refresh_seconds=REFRESH_SECONDS,
+        nonce=nonce,
+        limit=reader.limit,
+    )
+    return _harden(Response(html, status, mimetype="text/html"), nonce)
+
+
+def _unauthorized(auth: DashboardAuth, text: str) -> BaseResponse:
+    response = Response(text, 401, mimetype="text/plain")
+    for challenge in auth.challenge():
+        response.headers.add("WWW-Authenticate", challenge)
+    return _harden(response)
+
+
+def _exchange_token(auth: DashboardAuth) -> BaseResponse:
     """`?token=` once: set the session cookie and redirect to the same page without the token."""
-    if not _same(request.args.get("token", ""), auth.token):
+    if not _same(request.args.get("token", ""), auth.token or ""):
         log.info("dashboard.unauthorized", remote_addr=request.remote_addr, via="query")
-        response = Response("Unauthorized: wrong token.\n", 401, mimetype="text/plain")
-        for challenge in auth.challenge():
-            response.headers.add("WWW-Authenticate", challenge)
-        return _harden(response)
+        return _unauthorized(auth, "Unauthorized: wrong token.\n")
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
     # The token leaves the address bar (and so history, the Referer and the meta refresh).
     response = redirect(request.path + ("?" + urlencode(rest) if rest else ""), 303)
@@ -114,7 +114,7 @@ def _exchange_token(auth: DashboardAuth) -> Response:
     return _harden(response)
 
 
-def _harden(response: Response, nonce: str | None = None) -> Response:
+def _harden(response: BaseResponse, nonce: str | None = None) -> BaseResponse:
     style = f"'nonce-{nonce}'" if nonce else "'none'"
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src {style}; img-src data:; base-uri 'none'; form-action 'none'; "

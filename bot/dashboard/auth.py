@@ -41,7 +41,7 @@ class DashboardAuth:
     def session_value(self) -> str:
         # The cookie carries a value derived from the token, not the token: it is useless elsewhere
         # and stops working when the token is rotated.
-        return hmac.new(self.token.encode(), b"mlops-bot dashboard session v1", hashlib.sha256).hexdigest()
+        return hmac.new((self.token or "").encode(), b"mlops-bot dashboard session v1", hashlib.sha256).hexdigest()
 
     def allows(self, req) -> bool:
         if self.token:

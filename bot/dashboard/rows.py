@@ -148,7 +148,7 @@ def _str(record: dict, key: str) -> str:
 
 def delivery_row(record: dict, now: float) -> dict:
     outcome = _str(record, "outcome") or "unknown"
-    tasks = record.get("tasks") if isinstance(record.get("tasks"), list) else []
+    tasks: list = record.get("tasks") if isinstance(record.get("tasks"), list) else []  # type: ignore[assignment]
     detail = _str(record, "reason")
     if not detail and outcome == "duplicate":
         detail = "already received"
@@ -168,7 +168,7 @@ def delivery_row(record: dict, now: float) -> dict:
 
 def run_row(record: dict, now: float) -> dict:
     state = (_str(record, "state") or "UNKNOWN").upper()
-    result = record.get("result") if isinstance(record.get("result"), dict) else {}
+    result: dict = record.get("result") if isinstance(record.get("result"), dict) else {}  # type: ignore[assignment]
     started, finished = to_float(record.get("started_at")), to_float(record.get("finished_at"))
     duration = to_float(result.get("duration_s"))
     if duration is None and started is not None:
