@@ -7,10 +7,16 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server git chromium
 
-.PHONY: test demo bench system-deps venv clean
+.PHONY: test lint demo bench system-deps venv clean
 
-test: system-deps venv  ## run the whole suite against private services it starts itself
+test: system-deps venv lint  ## the guard rails, then the whole suite against private services it starts itself
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10
+
+lint: venv  ## style, import contracts (pyproject.toml) and types: the house keeps its shape
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 demo: system-deps venv  ## play the built-in scenario through real processes
 	$(PY) -m devstack demo
