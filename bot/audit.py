@@ -4,6 +4,7 @@ Read by `mlops-bot audit` and the dashboard; written by the workers. Run Redis w
 (`appendonly yes`) in production so the trail survives Redis restarts; every decision is also
 echoed into the model version's tags in the registry.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,14 +17,31 @@ from bot import keys
 AUDIT_KEY = keys.AUDIT
 
 
-def record(client: redis.Redis, decision: str, *, model: str, version: str, actor: str, source: str,
-           reason: str = "", once: str = "", **extra) -> dict | None:
+def record(
+    client: redis.Redis,
+    decision: str,
+    *,
+    model: str,
+    version: str,
+    actor: str,
+    source: str,
+    reason: str = "",
+    once: str = "",
+    **extra,
+) -> dict | None:
     """Append one decision. With `once`, a retried task cannot append the same decision twice."""
     if once and not client.set(keys.audit_once(once), 1, nx=True, ex=keys.AUDIT_ONCE_TTL):
         return None
-    entry = {"at": time.time(), "decision": decision, "model": model, "version": str(version), "actor": actor,
-             "source": source, **({"reason": reason} if reason else {}),
-             **{k: v for k, v in extra.items() if v not in (None, "")}}
+    entry = {
+        "at": time.time(),
+        "decision": decision,
+        "model": model,
+        "version": str(version),
+        "actor": actor,
+        "source": source,
+        **({"reason": reason} if reason else {}),
+        **{k: v for k, v in extra.items() if v not in (None, "")},
+    }
     client.xadd(AUDIT_KEY, {"entry": json.dumps(entry)})
     return entry
 

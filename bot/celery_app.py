@@ -3,6 +3,7 @@
 Configuration is read when the app is first configured, not at import time, so tests and the
 CLI can point it at their own Redis before anything connects.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,7 +39,9 @@ def celery_settings(broker_url: str) -> dict:
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
-        "beat_schedule": {entry: {"task": task, "schedule": seconds} for entry, (task, seconds) in BEAT_SCHEDULE.items()},
+        "beat_schedule": {
+            entry: {"task": task, "schedule": seconds} for entry, (task, seconds) in BEAT_SCHEDULE.items()
+        },
         "timezone": "UTC",
     }
 

@@ -3,6 +3,7 @@
 Every error names the key (`workflows.train.tasks[1].depends_on`) and says what was expected,
 so `mlops-bot check-config` is the place to find a typo, not a stack trace in a worker.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 One function pair per source. Verification runs before any parsing and uses
 `hmac.compare_digest`; a source whose secret is unset is refused, never accepted unsigned.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,7 +66,9 @@ def _check_timestamp(raw: str, now: float) -> None:
     except ValueError:
         raise Refused(400, "timestamp header is not a whole number of seconds") from None
     if abs(now - ts) > REPLAY_WINDOW_SECONDS:
-        raise Refused(401, f"timestamp is {int(now - ts)} s off, more than {REPLAY_WINDOW_SECONDS} s: stale or replayed")
+        raise Refused(
+            401, f"timestamp is {int(now - ts)} s off, more than {REPLAY_WINDOW_SECONDS} s: stale or replayed"
+        )
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -79,6 +82,7 @@ def _json(body: bytes) -> dict[str, Any]:
 
 
 # --- signatures (pure) -------------------------------------------------------------------------
+
 
 def github_signature(secret: str, body: bytes) -> str:
     return "sha256=" + _hmac_hex(secret, body)
@@ -98,6 +102,7 @@ def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 # --- verify + normalise, one per source ---------------------------------------------------------
+
 
 def github_event(headers: Mapping[str, str], body: bytes, secret: str | None, now: float | None = None) -> Event:
     secret = _require(secret, "GitHub")
@@ -174,7 +179,9 @@ def slack_command_event(headers: Mapping[str, str], body: bytes, secret: str | N
     return Event("slack", "command", form["command"].lstrip("/"), delivery, form)
 
 
-def slack_interaction_event(headers: Mapping[str, str], body: bytes, secret: str | None, now: float | None = None) -> Event:
+def slack_interaction_event(
+    headers: Mapping[str, str], body: bytes, secret: str | None, now: float | None = None
+) -> Event:
     _slack_verify(headers, body, secret, now)
     raw = _form(body).get("payload")
     if raw is None:
@@ -187,4 +194,3 @@ def slack_interaction_event(headers: Mapping[str, str], body: bytes, secret: str
     first = actions[0] if isinstance(actions[0], dict) else {}
     delivery = data.get("trigger_id") or f"slack:{first.get('action_ts', '')}:{data.get('user', {}).get('id', '')}"
     return Event("slack", kind, str(first.get("action_id", "")), str(delivery), data)
-

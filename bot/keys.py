@@ -4,6 +4,7 @@ long each lives. `workers.state.State` is the workers' only reader/writer; `bot/
 
 Redis is a cache and a coordinator, never the only copy of a fact the bot cannot re-derive.
 """
+
 from __future__ import annotations
 
 P = "mlops-bot:"

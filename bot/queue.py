@@ -6,6 +6,7 @@ happen in one round trip: either both or neither. Kombu's publish path costs ~35
 message here (it builds a Redis client per publish); this costs one EVALSHA.
 A real Celery worker consumes these messages (tests/integration/test_receiver_worker.py).
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,11 @@ def celery_message(task: str, kwargs: dict, queue: str = DEFAULT_QUEUE, task_id:
     # Short reprs: Celery would saferepr the arguments, which costs and may echo payload text into logs.
     kwargsrepr = "{" + ", ".join(sorted(kwargs)) + "}"
     return _TEMPLATE % {
-        "body": json.dumps(base64.b64encode(body.encode()).decode()), "task": json.dumps(task),
-        "id": json.dumps(task_id), "kwargsrepr": json.dumps(kwargsrepr), "queue": json.dumps(queue),
+        "body": json.dumps(base64.b64encode(body.encode()).decode()),
+        "task": json.dumps(task),
+        "id": json.dumps(task_id),
+        "kwargsrepr": json.dumps(kwargsrepr),
+        "queue": json.dumps(queue),
         "tag": json.dumps(str(uuid.uuid4())),
     }
 
@@ -57,21 +61,44 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 _ORIGIN = f"mlops-bot-web@{socket.gethostname()}:{os.getpid()}"
 # The envelope is the same for every message but for these fields: build it once.
-_TEMPLATE = json.dumps({
-    "body": "@body", "content-encoding": "utf-8", "content-type": "application/json",
-    "headers": {
-        "lang": "py", "task": "@task", "id": "@id", "shadow": None, "eta": None, "expires": None,
-        "group": None, "group_index": None, "retries": 0, "timelimit": [None, None],
-        "root_id": "@id", "parent_id": None, "argsrepr": "()", "kwargsrepr": "@kwargsrepr",
-        "origin": _ORIGIN, "ignore_result": True, "replaced_task_nesting": 0,
-        "stamped_headers": None, "stamps": {},
+_TEMPLATE = json.dumps(
+    {
+        "body": "@body",
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            "lang": "py",
+            "task": "@task",
+            "id": "@id",
+            "shadow": None,
+            "eta": None,
+            "expires": None,
+            "group": None,
+            "group_index": None,
+            "retries": 0,
+            "timelimit": [None, None],
+            "root_id": "@id",
+            "parent_id": None,
+            "argsrepr": "()",
+            "kwargsrepr": "@kwargsrepr",
+            "origin": _ORIGIN,
+            "ignore_result": True,
+            "replaced_task_nesting": 0,
+            "stamped_headers": None,
+            "stamps": {},
+        },
+        "properties": {
+            "correlation_id": "@id",
+            "reply_to": "",
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": "@queue"},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": "@tag",
+        },
     },
-    "properties": {
-        "correlation_id": "@id", "reply_to": "", "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": "@queue"}, "priority": 0,
-        "body_encoding": "base64", "delivery_tag": "@tag",
-    },
-}, separators=(",", ":")).replace("%", "%%")
+    separators=(",", ":"),
+).replace("%", "%%")
 for _field in ("body", "task", "id", "kwargsrepr", "queue", "tag"):
     _TEMPLATE = _TEMPLATE.replace(f'"@{_field}"', f"%({_field})s")
 

@@ -4,6 +4,7 @@ placeholders, and the names of the tags, statuses and check runs the bot writes 
 
 Pure constants and pure functions: both processes import this module, and the handlers stay pure.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,9 +25,23 @@ RUN_SLACK_COMMAND = "run_slack_command"
 HANDLE_SLACK_BUTTON = "handle_slack_button"
 CLEAN_UP_STALE_JOBS = "clean_up_stale_jobs"
 POLL_REGISTRY = "poll_registry"
-TASK_NAMES = frozenset({SYNC_BRANCH_JOBS, REMOVE_BRANCH_JOBS, START_RUN, FOLLOW_RUN, AWAIT_OK_TO_TEST, RUN_COMMAND,
-                        REFUSE_COMMAND, RERUN_CHECK, HANDLE_MODEL_EVENT, RUN_SLACK_COMMAND, HANDLE_SLACK_BUTTON,
-                        CLEAN_UP_STALE_JOBS, POLL_REGISTRY})
+TASK_NAMES = frozenset(
+    {
+        SYNC_BRANCH_JOBS,
+        REMOVE_BRANCH_JOBS,
+        START_RUN,
+        FOLLOW_RUN,
+        AWAIT_OK_TO_TEST,
+        RUN_COMMAND,
+        REFUSE_COMMAND,
+        RERUN_CHECK,
+        HANDLE_MODEL_EVENT,
+        RUN_SLACK_COMMAND,
+        HANDLE_SLACK_BUTTON,
+        CLEAN_UP_STALE_JOBS,
+        POLL_REGISTRY,
+    }
+)
 # celery beat: entry name → (task name, seconds between runs)
 BEAT_SCHEDULE = {
     "clean-up-stale-jobs": (CLEAN_UP_STALE_JOBS, 3600.0),
@@ -48,8 +63,18 @@ STATUS_PREFIX = f"{BOT}/"  # commit status context / check run name: mlops-bot/<
 VALIDATION_STATUS, VALIDATION_SUMMARY, VALIDATION_RUN = "validation_status", "validation_summary", "validation_run"
 APPROVED_BY, APPROVED_AT, APPROVAL_SOURCE = "approved_by", "approved_at", "approval_source"
 REJECTED_BY, REJECTION_REASON = "rejected_by", "rejection_reason"
-BOT_TAGS = frozenset({VALIDATION_STATUS, VALIDATION_SUMMARY, VALIDATION_RUN, APPROVED_BY, APPROVED_AT,
-                      APPROVAL_SOURCE, REJECTED_BY, REJECTION_REASON})
+BOT_TAGS = frozenset(
+    {
+        VALIDATION_STATUS,
+        VALIDATION_SUMMARY,
+        VALIDATION_RUN,
+        APPROVED_BY,
+        APPROVED_AT,
+        APPROVAL_SOURCE,
+        REJECTED_BY,
+        REJECTION_REASON,
+    }
+)
 DEPLOYED_TAG_PREFIX = "deployed_"  # deployed_<environment>_by
 
 
@@ -81,7 +106,7 @@ def parse_job_name(prefix: str, name: str) -> tuple[str, str, str] | None:
     """(repo, branch, workflow) of a managed job's name, or None for a job that is not ours."""
     if not name.startswith(prefix + "/"):
         return None
-    return _split_job_path(name[len(prefix) + 1:].split("/"))
+    return _split_job_path(name[len(prefix) + 1 :].split("/"))
 
 
 def parse_any_job_name(name: str, prefix: str | None = None) -> tuple[str, str, str] | None:
@@ -98,11 +123,25 @@ def _split_job_path(parts: list[str]) -> tuple[str, str, str] | None:
 
 
 # --- promotion gates: `accuracy >= champion - 0.01`, `roc_auc >= 0.6` -----------------------------
-GATE = re.compile(r"^\s*(?P<metric>\w+)\s*(?P<op>>=|<=|>|<)\s*"
-                  r"(?:(?P<champ>champion)\s*(?:(?P<sign>[-+])\s*(?P<delta>[\d.]+))?|(?P<number>[\d.]+))\s*$")
+GATE = re.compile(
+    r"^\s*(?P<metric>\w+)\s*(?P<op>>=|<=|>|<)\s*"
+    r"(?:(?P<champ>champion)\s*(?:(?P<sign>[-+])\s*(?P<delta>[\d.]+))?|(?P<number>[\d.]+))\s*$"
+)
 GATE_HELP = "write `metric >= 0.8` or `metric >= champion - 0.01`"
 
 # --- job-parameter placeholders in task parameters: `--dataset={dataset}` -------------------------
-PLACEHOLDERS = ("branch", "sha", "dataset", "pr", "repo", "workflow", "model", "version", "environment", "params",
-                "suite", "requested_by")
+PLACEHOLDERS = (
+    "branch",
+    "sha",
+    "dataset",
+    "pr",
+    "repo",
+    "workflow",
+    "model",
+    "version",
+    "environment",
+    "params",
+    "suite",
+    "requested_by",
+)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

@@ -1,4 +1,5 @@
 """Pure decisions: Event → actions. No network, no Redis, no SDK imports."""
+
 from bot.routing import Router
 from handlers import github, registry, slack
 

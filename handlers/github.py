@@ -1,4 +1,5 @@
 """GitHub deliveries → actions: branch jobs on push, PR runs, chat-ops commands, check re-runs."""
+
 from __future__ import annotations
 
 from bot import vocabulary as V
@@ -61,8 +62,17 @@ def on_delete(event: Event, settings: Settings) -> Outcome:
         return repo
     if event.data.get("ref_type") != "branch":
         return Ignored(f"deleted {event.data.get('ref_type', 'ref')} is not a branch")
-    return [Action(V.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": event.data.get("ref", ""),
-                                          "delivery_id": event.delivery_id, "reason": "branch deleted"})]
+    return [
+        Action(
+            V.REMOVE_BRANCH_JOBS,
+            {
+                "repo": repo,
+                "branch": event.data.get("ref", ""),
+                "delivery_id": event.delivery_id,
+                "reason": "branch deleted",
+            },
+        )
+    ]
 
 
 def _pull(event: Event) -> dict:
@@ -91,12 +101,24 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
     pr = _pull(event)
     if pr["fork"]:
         # A fork's code would run with the workspace's credentials: a maintainer must look first.
-        return [Action(V.AWAIT_OK_TO_TEST, {"repo": repo, "pr": pr["pr"], "sha": pr["sha"], "author": pr["author"],
-                                            "delivery_id": event.delivery_id})]
+        return [
+            Action(
+                V.AWAIT_OK_TO_TEST,
+                {
+                    "repo": repo,
+                    "pr": pr["pr"],
+                    "sha": pr["sha"],
+                    "author": pr["author"],
+                    "delivery_id": event.delivery_id,
+                },
+            )
+        ]
     base = {"repo": repo, "branch": pr["branch"], "sha": pr["sha"], "delivery_id": event.delivery_id}
     actions = [Action(V.SYNC_BRANCH_JOBS, base)]
     for workflow in _runs_on(settings, repo, "pull_request"):
-        actions.append(Action(V.START_RUN, {**base, "workflow": workflow, "pr": pr["pr"], "requested_by": pr["author"]}))
+        actions.append(
+            Action(V.START_RUN, {**base, "workflow": workflow, "pr": pr["pr"], "requested_by": pr["author"]})
+        )
     return actions
 
 
@@ -110,8 +132,12 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     if pr["fork"]:
         return Ignored(f"PR #{pr['pr']} from a fork has no branch jobs in this repository")
     how = "merged" if pr["merged"] else "closed"
-    return [Action(V.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": pr["branch"], "delivery_id": event.delivery_id,
-                                          "reason": f"PR #{pr['pr']} {how}"})]
+    return [
+        Action(
+            V.REMOVE_BRANCH_JOBS,
+            {"repo": repo, "branch": pr["branch"], "delivery_id": event.delivery_id, "reason": f"PR #{pr['pr']} {how}"},
+        )
+    ]
 
 
 @router.register("github", "issue_comment", action="created")
@@ -131,15 +157,24 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     parsed = parse_comment(comment.get("body") or "")
     if not parsed:
         return Ignored("no command in the comment")
-    base = {"repo": repo, "pr": issue.get("number"), "comment_id": comment.get("id"), "user": login,
-            "delivery_id": event.delivery_id}
+    base = {
+        "repo": repo,
+        "pr": issue.get("number"),
+        "comment_id": comment.get("id"),
+        "user": login,
+        "delivery_id": event.delivery_id,
+    }
     actions = []
     for index, item in enumerate(parsed):
         if isinstance(item, Command):
             actions.append(Action(V.RUN_COMMAND, {**base, "index": index, "command": item.as_kwargs()}))
         else:
-            actions.append(Action(V.REFUSE_COMMAND, {**base, "index": index, "line": item.line,
-                                                     "error": item.message, "usage": item.usage}))
+            actions.append(
+                Action(
+                    V.REFUSE_COMMAND,
+                    {**base, "index": index, "line": item.line, "error": item.message, "usage": item.usage},
+                )
+            )
     return actions
 
 
@@ -152,16 +187,25 @@ def on_issue_comment_changed(event: Event, settings: Settings) -> Outcome:
 
 @router.register("github", "check_run", action="rerequested")
 def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
-    """"Re-run" clicked on a check → run its workflow again for that commit."""
+    """ "Re-run" clicked on a check → run its workflow again for that commit."""
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
     check = event.data.get("check_run") or {}
     suite = check.get("check_suite") or {}
     prs = check.get("pull_requests") or []
-    return [Action(V.RERUN_CHECK, {
-        "repo": repo, "check_run_id": check.get("id"), "name": check.get("name", ""),
-        "sha": check.get("head_sha", ""), "branch": suite.get("head_branch") or "",
-        "pr": prs[0].get("number") if prs else None, "user": (event.data.get("sender") or {}).get("login", ""),
-        "delivery_id": event.delivery_id,
-    })]
+    return [
+        Action(
+            V.RERUN_CHECK,
+            {
+                "repo": repo,
+                "check_run_id": check.get("id"),
+                "name": check.get("name", ""),
+                "sha": check.get("head_sha", ""),
+                "branch": suite.get("head_branch") or "",
+                "pr": prs[0].get("number") if prs else None,
+                "user": (event.data.get("sender") or {}).get("login", ""),
+                "delivery_id": event.delivery_id,
+            },
+        )
+    ]

@@ -2,6 +2,7 @@
 
 Both registries become the same `model_event` dict, so validation and approvals work with either.
 """
+
 from __future__ import annotations
 
 from bot import vocabulary as V
@@ -39,8 +40,13 @@ DATABRICKS_KINDS = {
 
 def model_event(registry: str, kind: str, model: str, version: str = "", **details) -> dict:
     """The internal model-event type: plain values only."""
-    return {"registry": registry, "kind": kind, "model": model, "version": str(version or ""),
-            **{k: v for k, v in details.items() if v not in (None, "", {}, [])}}
+    return {
+        "registry": registry,
+        "kind": kind,
+        "model": model,
+        "version": str(version or ""),
+        **{k: v for k, v in details.items() if v not in (None, "", {}, [])},
+    }
 
 
 def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
@@ -64,8 +70,16 @@ def on_mlflow_model_event(event: Event, settings: Settings) -> Outcome:
         tags = {d["key"]: d.get("value", "")}
     if kind in ("tag_set", "tag_deleted") and tags and all(V.is_bot_tag(k) for k in tags):
         return Ignored(f"tag {', '.join(sorted(tags))} is written by mlops-bot itself")
-    mev = model_event("mlflow", kind, str(d.get("name", "")), d.get("version", ""),
-                      alias=d.get("alias"), tags=tags, run_id=d.get("run_id"), source=d.get("source"))
+    mev = model_event(
+        "mlflow",
+        kind,
+        str(d.get("name", "")),
+        d.get("version", ""),
+        alias=d.get("alias"),
+        tags=tags,
+        run_id=d.get("run_id"),
+        source=d.get("source"),
+    )
     return _enqueue(event, settings, mev)
 
 
@@ -77,7 +91,15 @@ def on_databricks_registry_event(event: Event, settings: Settings) -> Outcome:
         return Ignored(f"Databricks {event.action} is not a model event the bot acts on")
     d = event.data
     tags = {t.get("key"): t.get("value", "") for t in d.get("tags") or [] if isinstance(t, dict)}
-    mev = model_event("databricks", kind, str(d.get("model_name", "")), d.get("version", ""),
-                      tags=tags, to_stage=d.get("to_stage"), from_stage=d.get("from_stage"),
-                      comment=d.get("comment"), text=d.get("text"))
+    mev = model_event(
+        "databricks",
+        kind,
+        str(d.get("model_name", "")),
+        d.get("version", ""),
+        tags=tags,
+        to_stage=d.get("to_stage"),
+        from_stage=d.get("from_stage"),
+        comment=d.get("comment"),
+        text=d.get("text"),
+    )
     return _enqueue(event, settings, mev)

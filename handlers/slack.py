@@ -1,4 +1,5 @@
 """Slack slash commands and buttons → the same approval commands as on a PR."""
+
 from __future__ import annotations
 
 from bot import vocabulary as V
@@ -16,9 +17,13 @@ def on_slack_command(event: Event, settings: Settings) -> Outcome:
     """`/mlops approve churn-model 7` → run it (or answer with the usage) via response_url."""
     form = event.data
     parsed = parse_slack_text(form.get("text", ""))
-    base = {"user_id": form["user_id"], "user_name": form.get("user_name", ""),
-            "channel_id": form.get("channel_id", ""), "response_url": form.get("response_url", ""),
-            "delivery_id": event.delivery_id}
+    base = {
+        "user_id": form["user_id"],
+        "user_name": form.get("user_name", ""),
+        "channel_id": form.get("channel_id", ""),
+        "response_url": form.get("response_url", ""),
+        "delivery_id": event.delivery_id,
+    }
     if isinstance(parsed, Command):
         return [Action(V.RUN_SLACK_COMMAND, {**base, "command": parsed.as_kwargs()})]
     return [Action(V.RUN_SLACK_COMMAND, {**base, "error": parsed.message, "usage": parsed.usage})]
@@ -33,9 +38,19 @@ def on_slack_button(event: Event, settings: Settings) -> Outcome:
     actions = [a for a in data.get("actions") or [] if a.get("action_id") in BUTTON_ACTIONS]
     if not actions:
         return Ignored("no approve/reject button in this interaction")
-    return [Action(V.HANDLE_SLACK_BUTTON, {
-        "action": a["action_id"], "value": str(a.get("value", "")), "user_id": user.get("id", ""),
-        "user_name": user.get("username") or user.get("name", ""), "channel_id": (data.get("channel") or {}).get("id", ""),
-        "message_ts": container.get("message_ts", ""), "response_url": data.get("response_url", ""),
-        "delivery_id": event.delivery_id,
-    }) for a in actions]
+    return [
+        Action(
+            V.HANDLE_SLACK_BUTTON,
+            {
+                "action": a["action_id"],
+                "value": str(a.get("value", "")),
+                "user_id": user.get("id", ""),
+                "user_name": user.get("username") or user.get("name", ""),
+                "channel_id": (data.get("channel") or {}).get("id", ""),
+                "message_ts": container.get("message_ts", ""),
+                "response_url": data.get("response_url", ""),
+                "delivery_id": event.delivery_id,
+            },
+        )
+        for a in actions
+    ]

@@ -4,6 +4,7 @@ protocols in `workers/gateways/__init__.py` — the pattern of gidgethub's `Mock
 State stays the real `workers.state.State`, on the private Redis the tests start (`redis_client`).
 Each fake records what a person would see (comments, reactions, statuses, Slack messages, tags).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,10 +20,27 @@ from workers.state import State
 _ids = itertools.count(1000)
 
 
-def pull(number: int = 7, *, author: str = "alice", sha: str = "a" * 40, fork: bool = False, state: str = "open",
-         ref: str = "feature/x", head_repo: str = "acme/churn-model") -> Pull:
-    return Pull(number, state, author, sha, ref, "someone/churn-model" if fork else head_repo,
-                "https://github.com/someone/churn-model.git" if fork else "", fork, f"https://github.com/pr/{number}")
+def pull(
+    number: int = 7,
+    *,
+    author: str = "alice",
+    sha: str = "a" * 40,
+    fork: bool = False,
+    state: str = "open",
+    ref: str = "feature/x",
+    head_repo: str = "acme/churn-model",
+) -> Pull:
+    return Pull(
+        number,
+        state,
+        author,
+        sha,
+        ref,
+        "someone/churn-model" if fork else head_repo,
+        "https://github.com/someone/churn-model.git" if fork else "",
+        fork,
+        f"https://github.com/pr/{number}",
+    )
 
 
 @dataclass
@@ -50,8 +68,13 @@ class FakeForge:
 
     def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
         text = f"{marker(kind, key)}\n{body}"
-        found = known_id if known_id in self.comments else next(
-            (cid for cid, c in self.comments.items() if c["pr"] == pr and marker(kind, key) in c["body"]), None)
+        found = (
+            known_id
+            if known_id in self.comments
+            else next(
+                (cid for cid, c in self.comments.items() if c["pr"] == pr and marker(kind, key) in c["body"]), None
+            )
+        )
         cid = found or next(_ids)
         self.comments[cid] = {"pr": pr, "body": text}
         return cid
@@ -84,8 +107,9 @@ class FakeWorkspace:
     cancelled: list[int] = field(default_factory=list)
 
     def find_job(self, name: str) -> JobRef | None:
-        return next((JobRef(jid, name, dict(s.get("tags", {}))) for jid, s in self.jobs.items() if s["name"] == name),
-                    None)
+        return next(
+            (JobRef(jid, name, dict(s.get("tags", {}))) for jid, s in self.jobs.items() if s["name"] == name), None
+        )
 
     def create_job(self, settings: dict) -> int:
         job_id = next(_ids)
@@ -99,8 +123,11 @@ class FakeWorkspace:
         return self.jobs.pop(job_id, None) is not None
 
     def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
-        return [JobRef(jid, s["name"], dict(s.get("tags", {}))) for jid, s in self.jobs.items()
-                if s["name"].startswith(prefix + "/") and tag in s.get("tags", {})]
+        return [
+            JobRef(jid, s["name"], dict(s.get("tags", {})))
+            for jid, s in self.jobs.items()
+            if s["name"].startswith(prefix + "/") and tag in s.get("tags", {})
+        ]
 
     def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
         if self.refuse_run_now:
@@ -142,8 +169,14 @@ class FakeWorkspace:
         """The run ends with `result`; its one task printed `output`."""
         task = TaskRun("main", run_id + 1, result, 1_000, 61_000)
         self.outputs[task.run_id] = TaskOutput(logs=output)
-        self.runs[run_id] = replace(self.runs[run_id], life_cycle="TERMINATED", result_state=result,
-                                    start_time=1_000, end_time=61_000, tasks=(task,))
+        self.runs[run_id] = replace(
+            self.runs[run_id],
+            life_cycle="TERMINATED",
+            result_state=result,
+            start_time=1_000,
+            end_time=61_000,
+            tasks=(task,),
+        )
 
 
 @dataclass
@@ -155,8 +188,9 @@ class FakeRegistry:
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # tags the bot wrote
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def add_version(self, model: str, version: str, run_id: str = "", metrics: dict | None = None,
-                    **tags: str) -> Version:
+    def add_version(
+        self, model: str, version: str, run_id: str = "", metrics: dict | None = None, **tags: str
+    ) -> Version:
         v = Version(model, version, run_id, dict(tags))
         self.versions_[(model, version)] = v
         if run_id:
@@ -242,6 +276,14 @@ class World:
 def world(settings: Settings, state: State, *, github: bool = True, slack: bool = True) -> World:
     forge, registry, chat, scheduler = FakeForge(), FakeRegistry(), FakeSlack(), FakeScheduler()
     workspaces = {name: FakeWorkspace(name) for name in settings.environments}
-    deps = Deps(settings, state, workspaces.__getitem__, forge if github else None, chat if slack else None,
-                lambda: registry, scheduler, "" if github else "GitHub: GITHUB_TOKEN is not set")
+    deps = Deps(
+        settings,
+        state,
+        workspaces.__getitem__,
+        forge if github else None,
+        chat if slack else None,
+        lambda: registry,
+        scheduler,
+        "" if github else "GitHub: GITHUB_TOKEN is not set",
+    )
     return World(deps, forge, workspaces["dev"], registry, chat, scheduler)

@@ -7,6 +7,7 @@ Every decision is appended to the audit trail (bot/audit.py) and echoed to the P
 thread and the registry's version tags. A refused approval names the rule that refused it
 (`policy.approval_refusal`); the texts are in `workers/texts.py`.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,11 +30,25 @@ class Verdict:
 
 
 def _audit(deps: Deps, decision: str, request: dict, actor: str, source: str, reason: str = "") -> None:
-    deps.state.audit(decision, model=request["model"], version=request["version"], actor=actor, source=source,
-                     reason=reason, once=policy.audit_once_key(decision, request["model"], request["version"], actor),
-                     repo=request.get("repo"), pr=request.get("pr"))
-    log.info("approval." + decision, model=request["model"], version=request["version"], actor=actor, source=source,
-             reason=reason)
+    deps.state.audit(
+        decision,
+        model=request["model"],
+        version=request["version"],
+        actor=actor,
+        source=source,
+        reason=reason,
+        once=policy.audit_once_key(decision, request["model"], request["version"], actor),
+        repo=request.get("repo"),
+        pr=request.get("pr"),
+    )
+    log.info(
+        "approval." + decision,
+        model=request["model"],
+        version=request["version"],
+        actor=actor,
+        source=source,
+        reason=reason,
+    )
 
 
 def lineage(deps: Deps, model: str, version: str, event_tags: dict | None = None) -> dict:
@@ -49,6 +64,7 @@ def lineage(deps: Deps, model: str, version: str, event_tags: dict | None = None
 
 
 # --- registry events -----------------------------------------------------------------------------
+
 
 def on_model_event(deps: Deps, mev: dict, delivery_id: str) -> str:
     """The one entry point for both registries' events (and polling). Returns what was done."""
@@ -66,12 +82,20 @@ def on_model_event(deps: Deps, mev: dict, delivery_id: str) -> str:
 
 
 def _new_request(model: str, version: str, found: dict, default_repo: str) -> dict:
-    return {"model": model, "version": str(version), "status": "pending", "validation": "pending",
-            "requested_at": time.time(), "repo": found.get("repo") or default_repo,
-            "pr": int(found["pr"]) if str(found.get("pr", "")).isdigit() else None,
-            "branch": found.get("branch", ""), "commit": found.get("commit", ""),
-            "trained_by": found.get("triggered_by", ""), "mlflow_run_id": found.get("mlflow_run_id", ""),
-            "approvals": []}
+    return {
+        "model": model,
+        "version": str(version),
+        "status": "pending",
+        "validation": "pending",
+        "requested_at": time.time(),
+        "repo": found.get("repo") or default_repo,
+        "pr": int(found["pr"]) if str(found.get("pr", "")).isdigit() else None,
+        "branch": found.get("branch", ""),
+        "commit": found.get("commit", ""),
+        "trained_by": found.get("triggered_by", ""),
+        "mlflow_run_id": found.get("mlflow_run_id", ""),
+        "approvals": [],
+    }
 
 
 def start_validation(deps: Deps, model: str, version: str, event_tags: dict, delivery_id: str) -> str:
@@ -89,10 +113,20 @@ def start_validation(deps: Deps, model: str, version: str, event_tags: dict, del
         _audit(deps, "validated", request, V.BOT, "registry", request["summary"])
         return "cannot validate"
     started = branch_jobs.start_run(
-        deps.workspaces, deps.state, deps.settings, repo=repo, branch=request["branch"] or cfg_repo.default_branch,
-        sha=request["commit"], workflow=spec.validate_workflow, trigger=f"{delivery_id}:validate", pr=pr,
-        model=model, version=str(version), requested_by=V.BOT,
-        context={"model": model, "version": str(version), "command": f"validation of {model}@{version}"})
+        deps.workspaces,
+        deps.state,
+        deps.settings,
+        repo=repo,
+        branch=request["branch"] or cfg_repo.default_branch,
+        sha=request["commit"],
+        workflow=spec.validate_workflow,
+        trigger=f"{delivery_id}:validate",
+        pr=pr,
+        model=model,
+        version=str(version),
+        requested_by=V.BOT,
+        context={"model": model, "version": str(version), "command": f"validation of {model}@{version}"},
+    )
     deps.scheduler.follow(started.environment, started.run_id)
     if pr and deps.forge:
         feedback.announce(deps.forge, deps.state, started.record, started.run_page_url)
@@ -107,12 +141,23 @@ def on_validated(deps: Deps, record: dict, result: dict, outputs: dict) -> dict:
     champion = deps.registry.champion(model, deps.settings.mlflow.champion_alias)
     comparison = policy.compare(deps.settings.models[model].gates, metrics, champion, version=str(version))
     passed, summary = policy.validation_outcome(result["result"], outputs, comparison)
-    deps.registry.set_tags(model, version, {V.VALIDATION_STATUS: "passed" if passed else "failed",
-                                            V.VALIDATION_SUMMARY: summary[:500],
-                                            V.VALIDATION_RUN: result.get("run_page_url", "")})
-    request.update(validation="passed" if passed else "failed", summary=summary, metrics=metrics,
-                   gates=[{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in comparison.gates],
-                   champion=comparison.champion, validation_run=result.get("run_page_url", ""))
+    deps.registry.set_tags(
+        model,
+        version,
+        {
+            V.VALIDATION_STATUS: "passed" if passed else "failed",
+            V.VALIDATION_SUMMARY: summary[:500],
+            V.VALIDATION_RUN: result.get("run_page_url", ""),
+        },
+    )
+    request.update(
+        validation="passed" if passed else "failed",
+        summary=summary,
+        metrics=metrics,
+        gates=[{"gate": g.gate, "passed": g.passed, "detail": g.detail} for g in comparison.gates],
+        champion=comparison.champion,
+        validation_run=result.get("run_page_url", ""),
+    )
     deps.state.save_approval(request)
     _audit(deps, "validated", request, V.BOT, "validation", summary)
     if passed:
@@ -126,18 +171,24 @@ def ask(deps: Deps, request: dict) -> None:
     """Ask the right people: the PR (approval report) and Slack (buttons)."""
     needed = deps.settings.models[request["model"]].required_approvals
     if request.get("pr") and deps.forge:
-        deps.forge.upsert_comment(request["repo"], request["pr"], "approval",
-                                  f"{request['model']}@{request['version']}",
-                                  texts.approval_request_pr(request, needed))
+        deps.forge.upsert_comment(
+            request["repo"],
+            request["pr"],
+            "approval",
+            f"{request['model']}@{request['version']}",
+            texts.approval_request_pr(request, needed),
+        )
     if deps.slack and not request.get("slack_ts"):
-        channel, ts = deps.slack.request_approval(request["model"], request["version"],
-                                                  texts.approval_request(request, needed))
+        channel, ts = deps.slack.request_approval(
+            request["model"], request["version"], texts.approval_request(request, needed)
+        )
         request.update(slack_channel=channel, slack_ts=ts)
         deps.state.save_approval(request)
     _audit(deps, "requested", request, V.BOT, "validation")
 
 
 # --- decisions ------------------------------------------------------------------------------------
+
 
 def _with_pr_author(deps: Deps, request: dict | None) -> dict | None:
     if request and request.get("pr") and deps.forge and not request.get("pr_author"):
@@ -146,8 +197,16 @@ def _with_pr_author(deps: Deps, request: dict | None) -> dict | None:
     return request
 
 
-def decide(deps: Deps, action: str, model: str, version: str, approver: str, source: str, reason: str = "",
-           role: str | None = None) -> Verdict:
+def decide(
+    deps: Deps,
+    action: str,
+    model: str,
+    version: str,
+    approver: str,
+    source: str,
+    reason: str = "",
+    role: str | None = None,
+) -> Verdict:
     """approve or reject through the one policy; promote when enough distinct approvals are in."""
     if model not in deps.settings.models:
         return Verdict(False, texts.unknown_model(model))
@@ -177,8 +236,9 @@ def reject(deps: Deps, request: dict, approver: str, source: str, reason: str) -
     model, version = request["model"], request["version"]
     request.update(status="rejected", rejected_by=approver, reason=reason, decided_at=time.time())
     deps.state.save_approval(request)
-    deps.registry.set_tags(model, version, {V.REJECTED_BY: approver, V.REJECTION_REASON: reason[:500],
-                                            V.APPROVAL_SOURCE: source})
+    deps.registry.set_tags(
+        model, version, {V.REJECTED_BY: approver, V.REJECTION_REASON: reason[:500], V.APPROVAL_SOURCE: source}
+    )
     _audit(deps, "rejected", request, approver, source, reason)
     _echo(deps, request, texts.rejected_echo(model, version, approver, source, reason))
 
@@ -189,8 +249,9 @@ def promote(deps: Deps, request: dict, source: str) -> None:
     alias = deps.settings.mlflow.champion_alias
     approvers = [a["by"] for a in request["approvals"]]
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    deps.registry.set_tags(model, version, {V.APPROVED_BY: ",".join(approvers), V.APPROVED_AT: at,
-                                            V.APPROVAL_SOURCE: source})
+    deps.registry.set_tags(
+        model, version, {V.APPROVED_BY: ",".join(approvers), V.APPROVED_AT: at, V.APPROVAL_SOURCE: source}
+    )
     deps.registry.set_alias(model, alias, version)
     if deps.settings.mlflow.promote_stage:  # workspace registries still use stages
         deps.registry.transition_stage(model, version, deps.settings.mlflow.promote_stage)
@@ -207,8 +268,11 @@ def _echo(deps: Deps, request: dict, text: str) -> None:
         deps.forge.upsert_comment(request["repo"], request["pr"], "decision", key, text)
     if deps.slack and request.get("slack_ts"):
         needed = deps.settings.models[request["model"]].required_approvals
-        deps.slack.close_request(request["slack_channel"], request["slack_ts"],
-                                 texts.request_closed(texts.approval_request(request, needed), text))
+        deps.slack.close_request(
+            request["slack_channel"],
+            request["slack_ts"],
+            texts.request_closed(texts.approval_request(request, needed), text),
+        )
         deps.slack.post(text, thread_ts=request["slack_ts"], channel=request["slack_channel"])
 
 
@@ -226,11 +290,15 @@ def newest(deps: Deps, repo: str, pr: int, status: str | None = None) -> dict | 
 
 def deployed(deps: Deps, record: dict, result: dict) -> None:
     """A deploy run finished: record it and tell Slack."""
-    request = deps.state.approval(record["model"], record["version"]) or \
-        {"model": record["model"], "version": record["version"]}
+    request = deps.state.approval(record["model"], record["version"]) or {
+        "model": record["model"],
+        "version": record["version"],
+    }
     env = record.get("deploy_to", "")
     if result["result"] == "SUCCESS":
-        deps.registry.set_tags(record["model"], record["version"], {V.deployed_tag(env): record.get("requested_by", "")})
+        deps.registry.set_tags(
+            record["model"], record["version"], {V.deployed_tag(env): record.get("requested_by", "")}
+        )
         _audit(deps, "deployed", request, record.get("requested_by", ""), "github", f"to {env}")
     if deps.slack:
         deps.slack.post(texts.deploy_finished(record["model"], record["version"], env, result["result"]))
@@ -248,11 +316,26 @@ def deploy(deps: Deps, request: dict, environment: str, actor: str, trigger: str
         raise Permanent(texts.not_configured("repository", request["repo"]))
     # A deploy belongs to the environment, not to a branch: it runs from the default branch's job.
     started = branch_jobs.start_run(
-        deps.workspaces, deps.state, deps.settings, repo=repo.name, branch=repo.default_branch,
-        sha="", workflow=spec.deploy_workflow, trigger=trigger, pr=request.get("pr"),
-        model=request["model"], version=request["version"], environment=environment, requested_by=actor,
-        context={"model": request["model"], "version": request["version"], "deploy_to": environment,
-                 "command": f"/deploy {environment}"})
+        deps.workspaces,
+        deps.state,
+        deps.settings,
+        repo=repo.name,
+        branch=repo.default_branch,
+        sha="",
+        workflow=spec.deploy_workflow,
+        trigger=trigger,
+        pr=request.get("pr"),
+        model=request["model"],
+        version=request["version"],
+        environment=environment,
+        requested_by=actor,
+        context={
+            "model": request["model"],
+            "version": request["version"],
+            "deploy_to": environment,
+            "command": f"/deploy {environment}",
+        },
+    )
     _audit(deps, "deploy-started", request, actor, "github", f"to {environment} in run {started.run_id}")
     deps.scheduler.follow(started.environment, started.run_id)
     return started

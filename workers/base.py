@@ -3,6 +3,7 @@
 Services schedule follow-up work through `Deps.scheduler` (a `CeleryScheduler`: it enqueues by
 task name), never through callbacks into the task layer.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,11 +41,23 @@ class BotTask(Task):
         except Exception as exc:
             if is_transient(exc) and self.request.retries < self.max_retries:
                 countdown = backoff(self.request.retries)
-                log.warning("task.retry", task=self.name, delivery_id=delivery_id, error=type(exc).__name__,
-                            detail=str(exc)[:200], countdown=round(countdown, 1))
+                log.warning(
+                    "task.retry",
+                    task=self.name,
+                    delivery_id=delivery_id,
+                    error=type(exc).__name__,
+                    detail=str(exc)[:200],
+                    countdown=round(countdown, 1),
+                )
                 raise self.retry(exc=exc, countdown=countdown) from exc
-            log.error("task.error", task=self.name, delivery_id=delivery_id, error=type(exc).__name__,
-                      detail=str(exc)[:500], exc_info=True)
+            log.error(
+                "task.error",
+                task=self.name,
+                delivery_id=delivery_id,
+                error=type(exc).__name__,
+                detail=str(exc)[:500],
+                exc_info=True,
+            )
             raise
         log.info("task.done", task=self.name, delivery_id=delivery_id)
         return result
@@ -63,5 +76,8 @@ class CeleryScheduler:
 
     def follow(self, environment: str, run_id: int, polls: int = 0, countdown: float | None = None) -> None:
         """Schedule the next poll of a run (the follower re-schedules itself; it never sleeps)."""
-        app.send_task(FOLLOW_RUN, kwargs={"environment": environment, "run_id": run_id, "polls": polls},
-                      countdown=poll_delay(0) if countdown is None else countdown)
+        app.send_task(
+            FOLLOW_RUN,
+            kwargs={"environment": environment, "run_id": run_id, "polls": polls},
+            countdown=poll_delay(0) if countdown is None else countdown,
+        )

@@ -4,13 +4,15 @@ Idempotent by construction: a job is found by its name, `run_now` carries an ide
 derived from the triggering delivery, and a Redis lock keeps two workers from creating one name
 twice. Any of these functions may be re-run after a crash and leaves the same end state.
 """
+
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from bot.config import Repo, Settings
+from bot.config import Repo, Settings, Workflow
 from bot.logs import get_logger
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
 from workers import texts
@@ -42,8 +44,16 @@ def _repo(settings: Settings, name: str) -> Repo:
     return repo
 
 
-def upsert_job(ws: WorkspaceGateway, state: State, settings: Settings, repo: Repo, branch: str, workflow: str,
-               sha: str, git_url: str = "") -> Upserted:
+def upsert_job(
+    ws: WorkspaceGateway,
+    state: State,
+    settings: Settings,
+    repo: Repo,
+    branch: str,
+    workflow: str,
+    sha: str,
+    git_url: str = "",
+) -> Upserted:
     """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
     body = job_settings(settings, repo, branch, workflow, sha, git_url)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
@@ -64,7 +74,9 @@ def upsert_job(ws: WorkspaceGateway, state: State, settings: Settings, repo: Rep
     return Upserted(job_id, name, outcome, body)
 
 
-def sync_branch(workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str) -> list[Upserted]:
+def sync_branch(
+    workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str
+) -> list[Upserted]:
     """Every configured workflow of the repo gets its job for this branch (and its Repo, if used)."""
     repo = _repo(settings, repo_name)
     out = []
@@ -110,15 +122,29 @@ class Started:
     run_page_url: str = ""
 
 
-def start_run(workspaces: Workspaces, state: State, settings: Settings, *, repo: str, branch: str, sha: str, workflow: str,
-              trigger: str, pr: int | None = None, dataset: str = "", params: dict | None = None, suite: str = "",
-              model: str = "", version: str = "", environment: str = "", requested_by: str = "",
-              git_url: str = "", context: dict | None = None) -> Started:
+def start_run(
+    workspaces: Workspaces,
+    state: State,
+    settings: Settings,
+    *,
+    repo: str,
+    branch: str,
+    sha: str,
+    workflow: str,
+    trigger: str,
+    pr: int | None = None,
+    requested_by: str = "",
+    git_url: str = "",
+    context: dict | None = None,
+    **options: Any,
+) -> Started:
     """Upsert the job, supersede (or refuse) older runs, and run_now with an idempotency token.
 
     `trigger` identifies what asked for the run (delivery id + command index): the same trigger
     always gives the same run, so a retried or re-delivered task never starts a second one.
+    `options`: dataset, params (dict), suite, model, version, environment (`/deploy prod`).
     """
+    environment = options.get("environment", "")
     repo_cfg = _repo(settings, repo)
     wf = settings.workflows.get(workflow)
     if wf is None or workflow not in settings.repo_workflows(repo_cfg):
@@ -127,38 +153,19 @@ def start_run(workspaces: Workspaces, state: State, settings: Settings, *, repo:
     ws = workspaces(env_name)
     if repo_cfg.code_source == "repos":
         ws.checkout_repo(repo_path(repo_cfg, branch), repo_cfg.git_url, repo_cfg.git_provider, branch)
-    job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
+    job, active = _job_and_active_runs(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
     token = idempotency_token(trigger, repo, branch, workflow)
-    try:
-        active = ws.active_runs(job.job_id)
-    except NotFound:  # deleted behind the cache's back: find or create it again
-        state.forget_job(ws.name, job.name)
-        job = upsert_job(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
-        active = ws.active_runs(job.job_id)
     if wf.on_conflict == "refuse":
-        others = [r for r in active if (state.run(ws.name, r) or {}).get("token") != token]
-        if others:
-            raise Permanent(f"`{workflow}` is already running for {branch} (run {others[0]}); "
-                            f"`/cancel` it or wait for it to finish")
-    parameters = run_parameters(job.settings, sha=sha, dataset=dataset or wf.dataset, pr=pr or "",
-                                params=",".join(f"{k}={v}" for k, v in (params or {}).items()),
-                                suite=suite, model=model, version=version, environment=env_name,
-                                requested_by=requested_by)
+        _refuse_if_running(ws, state, active, token, workflow, branch)
+    parameters = _parameters(job.settings, wf, env_name, sha, pr, requested_by, options)
     # run_now first: with the same token it returns the run a crashed attempt already started,
     # so what is cancelled below can never be this trigger's own run.
     run_id = ws.run_now(job.job_id, parameters, token)
-    superseded = []
-    if wf.cancel_superseded:
-        for other in active:
-            if other != run_id:
-                ws.cancel_run(other)
-                superseded.append(other)
-                state.update_run(ws.name, other, superseded_by=run_id)
+    superseded = _supersede(ws, state, active, run_id) if wf.cancel_superseded else []
     record = {
-        "run_id": run_id, "job_id": job.job_id, "job": job.name, "environment": ws.name, "repo": repo,
-        "branch": branch, "sha": sha, "workflow": workflow, "pr": pr, "requested_by": requested_by,
-        "parameters": parameters, "token": token, "state": "PENDING", "started_at": time.time(),
-        **(context or {}),
+        **dict(run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch),
+        **dict(sha=sha, workflow=workflow, pr=pr, requested_by=requested_by, parameters=parameters, token=token),
+        **{"state": "PENDING", "started_at": time.time(), **(context or {})},
     }
     if state.run(ws.name, run_id) is None:  # a retried start keeps the first record
         state.save_run(record)
@@ -167,12 +174,68 @@ def start_run(workspaces: Workspaces, state: State, settings: Settings, *, repo:
     return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record, run_page_url)
 
 
+def _parameters(
+    job_settings: dict, wf: Workflow, environment: str, sha: str, pr: int | None, requested_by: str, options: dict
+) -> dict[str, str]:
+    params = ",".join(f"{k}={v}" for k, v in (options.get("params") or {}).items())
+    values = dict(sha=sha, dataset=options.get("dataset") or wf.dataset, pr=pr or "", params=params)
+    values.update({k: options.get(k, "") for k in ("suite", "model", "version")})
+    return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
+
+
+def _job_and_active_runs(
+    ws: WorkspaceGateway,
+    state: State,
+    settings: Settings,
+    repo: Repo,
+    branch: str,
+    workflow: str,
+    sha: str,
+    git_url: str,
+) -> tuple[Upserted, list[int]]:
+    """The branch's job for `workflow` (upserted) and its active runs."""
+    job = upsert_job(ws, state, settings, repo, branch, workflow, sha, git_url)
+    try:
+        return job, ws.active_runs(job.job_id)
+    except NotFound:  # deleted behind the cache's back: find or create it again
+        state.forget_job(ws.name, job.name)
+        job = upsert_job(ws, state, settings, repo, branch, workflow, sha, git_url)
+        return job, ws.active_runs(job.job_id)
+
+
+def _refuse_if_running(
+    ws: WorkspaceGateway, state: State, active: list[int], token: str, workflow: str, branch: str
+) -> None:
+    """on_conflict = "refuse": another trigger's run is active → Permanent (told to whoever asked)."""
+    others = [r for r in active if (state.run(ws.name, r) or {}).get("token") != token]
+    if others:
+        raise Permanent(
+            f"`{workflow}` is already running for {branch} (run {others[0]}); `/cancel` it or wait for it to finish"
+        )
+
+
+def _supersede(ws: WorkspaceGateway, state: State, active: list[int], run_id: int) -> list[int]:
+    """Cancel the older active runs; each record says which run superseded it."""
+    superseded = []
+    for other in active:
+        if other != run_id:
+            ws.cancel_run(other)
+            superseded.append(other)
+            state.update_run(ws.name, other, superseded_by=run_id)
+    return superseded
+
+
 def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
     """The final state of a run as plain values: result, per-task states and durations, outputs."""
     tasks = []
     for t in run.tasks:
-        entry = {"key": t.key, "run_id": t.run_id, "result": t.state,
-                 "duration_s": _duration(t.start_time, t.end_time), "output": ""}
+        entry = {
+            "key": t.key,
+            "run_id": t.run_id,
+            "result": t.state,
+            "duration_s": _duration(t.start_time, t.end_time),
+            "output": "",
+        }
         try:
             out = ws.task_output(t.run_id)
             entry["output"] = ((out.logs or "") + (f"\n{out.error}" if out.error else ""))[-OUTPUT_TAIL:]
@@ -180,10 +243,15 @@ def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
             pass
         tasks.append(entry)
     return {
-        "run_id": run.run_id, "job_id": run.job_id, "life_cycle": run.life_cycle,
-        "result": run.result_state or run.life_cycle or "UNKNOWN", "message": run.message,
-        "run_page_url": run.run_page_url, "duration_s": _duration(run.start_time, run.end_time),
-        "used_commit": run.used_commit, "tasks": tasks,
+        "run_id": run.run_id,
+        "job_id": run.job_id,
+        "life_cycle": run.life_cycle,
+        "result": run.result_state or run.life_cycle or "UNKNOWN",
+        "message": run.message,
+        "run_page_url": run.run_page_url,
+        "duration_s": _duration(run.start_time, run.end_time),
+        "used_commit": run.used_commit,
+        "tasks": tasks,
     }
 
 
@@ -206,7 +274,9 @@ def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict 
     return True, result, 0.0
 
 
-def stale_jobs(ws: WorkspaceGateway, settings: Settings, branch_exists: BranchExists, now: float | None = None) -> list[tuple[int, str, str]]:
+def stale_jobs(
+    ws: WorkspaceGateway, settings: Settings, branch_exists: BranchExists, now: float | None = None
+) -> list[tuple[int, str, str]]:
     """Managed jobs whose branch is gone or that are older than the TTL: (job_id, name, why)."""
     now = now or time.time()
     out = []

@@ -6,6 +6,7 @@ plus a reply saying why when a command is refused — including every permanent 
 it asked for (a Databricks refusal, an unknown workflow, a conflict). Every reply is a comment
 found again by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,14 +41,16 @@ class CommandContext:
         self.forge.react(self.repo, self.comment_id, content)
 
     def reply(self, body: str) -> int:
-        return feedback.sticky_comment(self.forge, self.deps.state, self.repo, self.pr, "reply",
-                                       f"{self.comment_id}-{self.index}", body)
+        return feedback.sticky_comment(
+            self.forge, self.deps.state, self.repo, self.pr, "reply", f"{self.comment_id}-{self.index}", body
+        )
 
     def refuse(self, reason: str, usage: str = "") -> None:
         self.react("confused")
         self.reply(texts.refused(self.user, reason, usage))
-        log.info("command.refused", delivery_id=self.delivery_id, repo=self.repo, pr=self.pr, user=self.user,
-                 reason=reason)
+        log.info(
+            "command.refused", delivery_id=self.delivery_id, repo=self.repo, pr=self.pr, user=self.user, reason=reason
+        )
 
     def role(self) -> str:
         """The commenter's repository role, cached briefly (never author_association)."""
@@ -66,8 +69,9 @@ class CommandContext:
             raise Refusal(why)
 
 
-def command_context(deps: Deps, repo: str, pr: int, comment_id: int, user: str, delivery_id: str,
-                    index: int = 0) -> CommandContext:
+def command_context(
+    deps: Deps, repo: str, pr: int, comment_id: int, user: str, delivery_id: str, index: int = 0
+) -> CommandContext:
     return CommandContext(deps, deps.need_forge(), repo, pr, comment_id, user, delivery_id, index)
 
 
@@ -94,6 +98,7 @@ def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> 
 
 # --- starting runs --------------------------------------------------------------------------------
 
+
 def _head(ctx: CommandContext) -> Pull:
     pull = ctx.forge.pull(ctx.repo, ctx.pr)
     why = policy.head_refusal(pull, ctx.pr, ctx.deps.state.ok_to_test_sha(ctx.repo, ctx.pr) if pull.fork else None)
@@ -107,9 +112,20 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
     branch, git_url = policy.run_source(pull, ctx.pr)
     deps = ctx.deps
     started = branch_jobs.start_run(
-        deps.workspaces, deps.state, deps.settings, repo=ctx.repo, branch=branch, sha=pull.head_sha,
-        workflow=workflow, trigger=f"{ctx.delivery_id}:{ctx.index}", pr=ctx.pr, requested_by=ctx.user,
-        git_url=git_url, context={"comment_id": ctx.comment_id, "command": line}, **options)
+        deps.workspaces,
+        deps.state,
+        deps.settings,
+        repo=ctx.repo,
+        branch=branch,
+        sha=pull.head_sha,
+        workflow=workflow,
+        trigger=f"{ctx.delivery_id}:{ctx.index}",
+        pr=ctx.pr,
+        requested_by=ctx.user,
+        git_url=git_url,
+        context={"comment_id": ctx.comment_id, "command": line},
+        **options,
+    )
     deps.scheduler.follow(started.environment, started.run_id)
     ctx.react("rocket")
     feedback.announce(ctx.forge, deps.state, started.record, started.run_page_url)
@@ -156,6 +172,7 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
 
 # --- answering ---------------------------------------------------------------------------------------
 
+
 def _cancel(ctx: CommandContext, command: dict) -> None:
     cancelled = []
     for run in ctx.deps.state.pr_runs(ctx.repo, ctx.pr):
@@ -184,6 +201,7 @@ def _help(ctx: CommandContext, command: dict) -> None:
 
 # --- approvals -----------------------------------------------------------------------------------------
 
+
 def _version(ctx: CommandContext, command: dict, status: str) -> tuple[dict | None, str, str]:
     if command.get("model"):
         model, version = command["model"], command["version"]
@@ -196,8 +214,9 @@ def _version(ctx: CommandContext, command: dict, status: str) -> tuple[dict | No
 
 def _decide(ctx: CommandContext, command: dict) -> None:
     _, model, version = _version(ctx, command, status="pending")
-    verdict = approvals.decide(ctx.deps, command["name"], model, version, ctx.user, "github",
-                               reason=command.get("reason", ""), role=ctx.role())
+    verdict = approvals.decide(
+        ctx.deps, command["name"], model, version, ctx.user, "github", reason=command.get("reason", ""), role=ctx.role()
+    )
     ctx.react("+1" if verdict.ok else "confused")
     ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
@@ -212,6 +231,14 @@ def _deploy(ctx: CommandContext, command: dict) -> None:
 
 
 COMMANDS: dict[str, Callable[[CommandContext, dict], None]] = {
-    "approve": _decide, "reject": _decide, "deploy": _deploy, "train": _train, "test": _test, "retest": _retest,
-    "cancel": _cancel, "status": _status, "help": _help, "ok-to-test": _ok_to_test,
+    "approve": _decide,
+    "reject": _decide,
+    "deploy": _deploy,
+    "train": _train,
+    "test": _test,
+    "retest": _retest,
+    "cancel": _cancel,
+    "status": _status,
+    "help": _help,
+    "ok-to-test": _ok_to_test,
 }

@@ -1,4 +1,5 @@
 """What a task needs, built once per worker process and handed to a service as one `Deps`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

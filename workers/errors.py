@@ -11,6 +11,7 @@ SDK at its edge (its `_edge`, with `classify`) into this tree, and `BotTask` act
 
 Rate-limit-aware handling of GitHub's 403 belongs in `classify` too (it is not there yet).
 """
+
 from __future__ import annotations
 
 import random
@@ -19,13 +20,38 @@ import redis
 
 MAX_RETRIES = 8
 # databricks-sdk errors carry no HTTP status: classify them by class name and by error_code.
-TRANSIENT_CLASSES = frozenset({"TooManyRequests", "TemporarilyUnavailable", "DeadlineExceeded", "InternalError",
-                               "Unknown", "NotImplemented", "RequestLimitExceeded", "ResourceExhausted",
-                               "RateLimitExceededException", "ConnectionError", "ConnectTimeout", "ReadTimeout",
-                               "Timeout"})
-TRANSIENT_CODES = frozenset({"TOO_MANY_REQUESTS", "REQUEST_LIMIT_EXCEEDED", "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR",
-                             "INTERNAL_SERVER_ERROR", "DEADLINE_EXCEEDED", "UNKNOWN", "BAD_GATEWAY",
-                             "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT", "RESOURCE_EXHAUSTED"})
+TRANSIENT_CLASSES = frozenset(
+    {
+        "TooManyRequests",
+        "TemporarilyUnavailable",
+        "DeadlineExceeded",
+        "InternalError",
+        "Unknown",
+        "NotImplemented",
+        "RequestLimitExceeded",
+        "ResourceExhausted",
+        "RateLimitExceededException",
+        "ConnectionError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "Timeout",
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {
+        "TOO_MANY_REQUESTS",
+        "REQUEST_LIMIT_EXCEEDED",
+        "TEMPORARILY_UNAVAILABLE",
+        "INTERNAL_ERROR",
+        "INTERNAL_SERVER_ERROR",
+        "DEADLINE_EXCEEDED",
+        "UNKNOWN",
+        "BAD_GATEWAY",
+        "SERVICE_UNAVAILABLE",
+        "GATEWAY_TIMEOUT",
+        "RESOURCE_EXHAUSTED",
+    }
+)
 NOT_FOUND_CLASSES = frozenset({"NotFound", "ResourceDoesNotExist", "UnknownObjectException"})
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 
@@ -52,7 +78,7 @@ class NotFound(Permanent):
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
     """Full-jitter exponential backoff: uniform in [base/2, min(cap, base * 2**retries)]."""
-    high = min(cap, base * (2 ** retries))
+    high = min(cap, base * (2**retries))
     return random.uniform(min(base / 2, high), high)
 
 
@@ -89,15 +115,19 @@ def is_transient(exc: BaseException) -> bool:
     status = http_status(exc)
     if status is not None:
         return status == 429 or status >= 500
-    return bool(_names(exc) & {"ConnectionError", "Timeout", "TimeoutError"}) or \
-        isinstance(exc, (ConnectionError, TimeoutError))
+    return bool(_names(exc) & {"ConnectionError", "Timeout", "TimeoutError"}) or isinstance(
+        exc, (ConnectionError, TimeoutError)
+    )
 
 
 def is_not_found(exc: BaseException) -> bool:
     if isinstance(exc, NotFound):
         return True
-    return (type(exc).__name__ in NOT_FOUND_CLASSES or getattr(exc, "error_code", None) in NOT_FOUND_CODES
-            or http_status(exc) == 404)
+    return (
+        type(exc).__name__ in NOT_FOUND_CLASSES
+        or getattr(exc, "error_code", None) in NOT_FOUND_CODES
+        or http_status(exc) == 404
+    )
 
 
 def classify(exc: BaseException, message: str) -> BotError:

@@ -4,6 +4,7 @@
 Every comment is found again by a hidden marker and its id is remembered in Redis, so a retried
 task edits its comment instead of adding one.
 """
+
 from __future__ import annotations
 
 from bot.config import Settings
@@ -30,13 +31,20 @@ def upsert_report(forge: ForgeGateway, state: State, record: dict, body: str) ->
 def announce(forge: ForgeGateway, state: State, record: dict, run_page_url: str) -> None:
     """A run started for a PR: it owns the report now, a pending status, and the report says so."""
     state.mark_latest_run(record["repo"], record["pr"], record["workflow"], record["run_id"])
-    forge.set_status(record["repo"], record["sha"], status_context(record["workflow"]), "pending",
-                     texts.status_running(record["workflow"]), run_page_url)
+    forge.set_status(
+        record["repo"],
+        record["sha"],
+        status_context(record["workflow"]),
+        "pending",
+        texts.status_running(record["workflow"]),
+        run_page_url,
+    )
     upsert_report(forge, state, record, texts.render_running(record, run_page_url))
 
 
-def could_not_start(forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str,
-                    reason: str) -> None:
+def could_not_start(
+    forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str
+) -> None:
     """A run the PR asked for was refused by Databricks or config: an error status and the reason."""
     record = {"repo": repo, "pr": pr, "workflow": workflow, "sha": sha}
     forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
@@ -50,8 +58,9 @@ def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: i
     forge.upsert_comment(repo, pr, "reply", "ok-to-test", text)
 
 
-def metrics_for(result: dict, record: dict, settings: Settings,
-                registry: RegistryGateway | None) -> tuple[dict, policy.Comparison, str]:
+def metrics_for(
+    result: dict, record: dict, settings: Settings, registry: RegistryGateway | None
+) -> tuple[dict, policy.Comparison, str]:
     """(metrics, comparison with the champion, MLflow run URL) of a run; empty when it logged nothing."""
     outputs = policy.task_outputs(result)
     run_id = outputs.get("mlflow_run_id") or ""
@@ -65,27 +74,68 @@ def metrics_for(result: dict, record: dict, settings: Settings,
     return metrics, policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
 
 
-def report_run(record: dict, result: dict, *, forge: ForgeGateway | None = None, state: State | None = None,
-               settings: Settings | None = None, registry: RegistryGateway | None = None) -> str:
+def report_run(
+    record: dict,
+    result: dict,
+    *,
+    forge: ForgeGateway | None = None,
+    state: State | None = None,
+    settings: Settings | None = None,
+    registry: RegistryGateway | None = None,
+) -> str:
     """Report a finished run; returns what was done ("pr", "superseded", "logged")."""
-    log.info("run.reported", run_id=result["run_id"], repo=record.get("repo"), branch=record.get("branch"),
-             workflow=record.get("workflow"), pr=record.get("pr"), result=result["result"],
-             run_page_url=result["run_page_url"], tasks={t["key"]: t["result"] for t in result["tasks"]})
+    log.info(
+        "run.reported",
+        run_id=result["run_id"],
+        repo=record.get("repo"),
+        branch=record.get("branch"),
+        workflow=record.get("workflow"),
+        pr=record.get("pr"),
+        result=result["result"],
+        run_page_url=result["run_page_url"],
+        tasks={t["key"]: t["result"] for t in result["tasks"]},
+    )
     if not record.get("pr") or forge is None or state is None or settings is None:
         return "logged"
     latest = state.latest_run(record["repo"], record["pr"], record["workflow"])
     if latest is not None and latest != result["run_id"]:
         log.info("run.superseded", run_id=result["run_id"], latest=latest)
         return "superseded"  # a newer run owns the report and the status now
+    return _report_on_pr(record, result, forge, state, settings, registry)
+
+
+def _report_on_pr(
+    record: dict,
+    result: dict,
+    forge: ForgeGateway,
+    state: State,
+    settings: Settings,
+    registry: RegistryGateway | None,
+) -> str:
+    """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
     metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
-    upsert_report(forge, state, record, texts.render_result(record, result, metrics=metrics,
-                                                            champion=comparison.champion, gates=comparison.gates,
-                                                            mlflow_run_url=mlflow_url))
+    upsert_report(
+        forge,
+        state,
+        record,
+        texts.render_result(
+            record,
+            result,
+            metrics=metrics,
+            champion=comparison.champion,
+            gates=comparison.gates,
+            mlflow_run_url=mlflow_url,
+        ),
+    )
     good = policy.is_good(result["result"])
-    forge.set_status(record["repo"], record["sha"], status_context(record["workflow"]),
-                     "success" if good else "failure",
-                     texts.status_finished(record["workflow"], result["result"], result.get("duration_s", 0)),
-                     result.get("run_page_url", ""))
+    forge.set_status(
+        record["repo"],
+        record["sha"],
+        status_context(record["workflow"]),
+        "success" if good else "failure",
+        texts.status_finished(record["workflow"], result["result"], result.get("duration_s", 0)),
+        result.get("run_page_url", ""),
+    )
     if record.get("comment_id"):
         forge.react(record["repo"], record["comment_id"], "+1" if good else "-1")
     return "pr"

@@ -1,4 +1,5 @@
 """Promotion gates from config (`accuracy >= champion - 0.01`, `roc_auc >= 0.6`), evaluated purely."""
+
 from __future__ import annotations
 
 import operator

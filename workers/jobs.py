@@ -5,6 +5,7 @@
 The branch is kept verbatim (Git allows slashes and unicode; workflow names have no slash, so the
 last segment is always the workflow). Tags are sanitised to Databricks' rules.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,19 @@ import unicodedata
 from bot.config import Repo, Settings, TaskSpec, Workflow
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, PLACEHOLDER, PLACEHOLDERS, job_name, parse_job_name
 
-__all__ = ["FINGERPRINT_TAG", "MANAGED_TAG", "job_name", "parse_job_name", "job_settings", "job_tags", "tag_value",
-           "repo_path", "fingerprint", "idempotency_token", "run_parameters"]
+__all__ = [
+    "FINGERPRINT_TAG",
+    "MANAGED_TAG",
+    "job_name",
+    "parse_job_name",
+    "job_settings",
+    "job_tags",
+    "tag_value",
+    "repo_path",
+    "fingerprint",
+    "idempotency_token",
+    "run_parameters",
+]
 MAX_TAGS = 25
 MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
@@ -32,8 +44,13 @@ def tag_value(value: str, limit: int = MAX_TAG_VALUE) -> str:
 
 
 def job_tags(repo: str, branch: str, workflow: str, sha: str, fingerprint: str = "") -> dict[str, str]:
-    tags = {MANAGED_TAG: "managed", "repo": tag_value(repo), "branch": tag_value(branch),
-            "workflow": tag_value(workflow), "sha": tag_value(sha)}
+    tags = {
+        MANAGED_TAG: "managed",
+        "repo": tag_value(repo),
+        "branch": tag_value(branch),
+        "workflow": tag_value(workflow),
+        "sha": tag_value(sha),
+    }
     if fingerprint:
         tags[FINGERPRINT_TAG] = fingerprint
     assert len(tags) <= MAX_TAGS
@@ -88,7 +105,11 @@ def _task(spec: TaskSpec, workflow: Workflow, repo: Repo, branch: str, literals:
             base[key] = value
         task["notebook_task"] = {"notebook_path": path.removesuffix(".py"), "base_parameters": base, "source": source}
     else:
-        task["python_wheel_task"] = {"package_name": spec.package, "entry_point": spec.entry_point, "parameters": params}
+        task["python_wheel_task"] = {
+            "package_name": spec.package,
+            "entry_point": spec.entry_point,
+            "parameters": params,
+        }
     return task
 
 
@@ -111,8 +132,10 @@ def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str
     if workflow.description:
         body["description"] = workflow.description
     if workflow.job_clusters:
-        body["job_clusters"] = [{"job_cluster_key": key, "new_cluster": cluster.model_dump(exclude_defaults=False)}
-                                for key, cluster in workflow.job_clusters.items()]
+        body["job_clusters"] = [
+            {"job_cluster_key": key, "new_cluster": cluster.model_dump(exclude_defaults=False)}
+            for key, cluster in workflow.job_clusters.items()
+        ]
     if repo.code_source == "git":
         url = git_url or repo.git_url or f"https://github.com/{repo.name}.git"
         git = {"git_url": url, "git_provider": repo.git_provider}
@@ -124,8 +147,12 @@ def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str
 
 
 def _default(parameter: str, workflow: Workflow, sha: str) -> str:
-    return {"sha": sha, "dataset": workflow.dataset, "environment": workflow.environment,
-            "suite": workflow.default_suite}.get(parameter, "")
+    return {
+        "sha": sha,
+        "dataset": workflow.dataset,
+        "environment": workflow.environment,
+        "suite": workflow.default_suite,
+    }.get(parameter, "")
 
 
 def fingerprint(body: dict) -> str:

@@ -2,6 +2,7 @@
 what `/train` and `/test` accept, when a fork's PR may run, who may approve a model version, and
 how a version compares with the champion. No I/O: the services gather the facts and act.
 """
+
 from __future__ import annotations
 
 import json
@@ -169,8 +170,9 @@ def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tu
 
 
 # --- approvals -------------------------------------------------------------------------------------------
-def approval_refusal(request: dict | None, approver: str, role: str, settings: Settings, model: str,
-                     version: str) -> str | None:
+def approval_refusal(
+    request: dict | None, approver: str, role: str, settings: Settings, model: str, version: str
+) -> str | None:
     """The approval policy, as rules in order; returns the reason of the rule that refuses, or None."""
     why = texts.approval_refusals(model, version)
     if request is None:
@@ -181,11 +183,17 @@ def approval_refusal(request: dict | None, approver: str, role: str, settings: S
         return why["unvalidated"].format(validation=request.get("validation"))
     spec, needed = settings.models[model], settings.permissions.approve
     if not (ranks_at_least(role, needed) or approver.lower() in {a.lower() for a in spec.approvers}):
-        return why["permission"].format(needed=needed, repo=request.get("repo") or spec.repo, approver=approver,
-                                        role=role)
-    roles = [what for who, what in ((request.get("pr_author", ""), "opened the pull request"),
-                                    (request.get("trained_by", ""), "started the training"))
-             if who and who.lower() == approver.lower()]
+        return why["permission"].format(
+            needed=needed, repo=request.get("repo") or spec.repo, approver=approver, role=role
+        )
+    roles = [
+        what
+        for who, what in (
+            (request.get("pr_author", ""), "opened the pull request"),
+            (request.get("trained_by", ""), "started the training"),
+        )
+        if who and who.lower() == approver.lower()
+    ]
     if roles:
         return why["four-eyes"].format(approver=approver, roles=" and ".join(roles))
     if approver.lower() in {a["by"].lower() for a in request.get("approvals", [])}:

@@ -1,6 +1,7 @@
 """Registries without webhooks (Unity Catalog): poll versions and aliases, and turn what is new into
 the same model events the webhooks bring, exactly once each.
 """
+
 from __future__ import annotations
 
 from workers import approvals
@@ -21,14 +22,19 @@ def _poll_model(deps: Deps, model: str) -> int:
     emitted = 0
     for v in versions:
         if deps.state.newly_seen(model, v.version):
-            approvals.on_model_event(deps, {"registry": "poll", "kind": "version_created", "model": model,
-                                            "version": v.version}, f"poll:{model}:{v.version}")
+            approvals.on_model_event(
+                deps,
+                {"registry": "poll", "kind": "version_created", "model": model, "version": v.version},
+                f"poll:{model}:{v.version}",
+            )
             emitted += 1
     for v in versions:  # aliases moved since the last poll become alias_set events, once per move
         for alias in v.aliases:
             if deps.state.alias_moved(model, alias, v.version):
-                approvals.on_model_event(deps, {"registry": "poll", "kind": "alias_set", "model": model,
-                                                "version": v.version, "alias": alias},
-                                         f"poll:{model}:{alias}:{v.version}")
+                approvals.on_model_event(
+                    deps,
+                    {"registry": "poll", "kind": "alias_set", "model": model, "version": v.version, "alias": alias},
+                    f"poll:{model}:{alias}:{v.version}",
+                )
                 emitted += 1
     return emitted

@@ -1,6 +1,7 @@
 """Slack: `/mlops approve churn-model 7` and the Approve/Reject buttons → the same approval policy
 as on a PR; every answer, refusals included, goes back through the request's `response_url`.
 """
+
 from __future__ import annotations
 
 from workers import approvals, texts
@@ -17,8 +18,9 @@ def _slack(deps: Deps) -> SlackGateway:
     return deps.slack
 
 
-def decide(deps: Deps, action: str, model: str, version: str, user_id: str, response_url: str,
-           reason: str = "") -> None:
+def decide(
+    deps: Deps, action: str, model: str, version: str, user_id: str, response_url: str, reason: str = ""
+) -> None:
     """A Slack user's decision: mapped to a GitHub login, then the one approval policy."""
     slack = _slack(deps)
     login = deps.settings.slack.users.get(user_id)
@@ -37,8 +39,9 @@ def run_slash_command(deps: Deps, user_id: str, response_url: str, command: dict
     if not command.get("model"):
         _slack(deps).respond(response_url, texts.slack_name_the_version())
         return
-    decide(deps, command["name"], command["model"], command["version"], user_id, response_url,
-           command.get("reason", ""))
+    decide(
+        deps, command["name"], command["model"], command["version"], user_id, response_url, command.get("reason", "")
+    )
 
 
 def press_button(deps: Deps, action: str, value: str, user_id: str, response_url: str) -> None:

@@ -4,6 +4,7 @@ Redis is a cache and a coordinator here, never the only copy of a fact the bot c
 a lost job id is found again by name, a lost run by its idempotency token, a lost comment id by
 its hidden marker.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,11 @@ class State:
 
     def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
         pipe = self.r.pipeline()
-        pipe.set(keys.job(environment, name),
-                 json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}), ex=keys.JOB_TTL)
+        pipe.set(
+            keys.job(environment, name),
+            json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}),
+            ex=keys.JOB_TTL,
+        )
         pipe.sadd(keys.JOBS, keys.job_member(environment, name))
         pipe.execute()
 

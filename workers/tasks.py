@@ -2,6 +2,7 @@
 BotTask classify errors (workers/errors.py). Arguments are plain values from the handlers; the
 worker re-reads current state.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,7 @@ def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -
     """push / PR update → upsert one job per configured workflow for the branch."""
     d = deps()
     done = branch_jobs.sync_branch(d.workspaces, d.state, d.settings, repo, branch, sha)
-    log.info("branch.synced", delivery_id=delivery_id, repo=repo, branch=branch,
-             jobs={u.name: u.outcome for u in done})
+    log.info("branch.synced", delivery_id=delivery_id, repo=repo, branch=branch, jobs={u.name: u.outcome for u in done})
 
 
 @app.task(base=BotTask, name=V.REMOVE_BRANCH_JOBS, bind=True)
@@ -33,11 +33,30 @@ def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: s
 
 
 @app.task(base=BotTask, name=V.START_RUN, bind=True)
-def start_run(self, repo: str, branch: str, sha: str, workflow: str, delivery_id: str, index: int = 0,
-              pr: int | None = None, requested_by: str = "", **options: Any) -> int:
+def start_run(
+    self,
+    repo: str,
+    branch: str,
+    sha: str,
+    workflow: str,
+    delivery_id: str,
+    index: int = 0,
+    pr: int | None = None,
+    requested_by: str = "",
+    **options: Any,
+) -> int:
     """a workflow should run for a commit → run_now (idempotent per delivery), tell the PR, follow it."""
-    return runs.start_and_follow(deps(), repo=repo, branch=branch, sha=sha, workflow=workflow,
-                                 trigger=f"{delivery_id}:{index}", pr=pr, requested_by=requested_by, **options)
+    return runs.start_and_follow(
+        deps(),
+        repo=repo,
+        branch=branch,
+        sha=sha,
+        workflow=workflow,
+        trigger=f"{delivery_id}:{index}",
+        pr=pr,
+        requested_by=requested_by,
+        **options,
+    )
 
 
 @app.task(base=BotTask, name=V.FOLLOW_RUN, bind=True)
@@ -54,46 +73,92 @@ def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_i
 
 
 @app.task(base=BotTask, name=V.RUN_COMMAND, bind=True)
-def run_command(self, repo: str, pr: int, comment_id: int, user: str, command: dict, delivery_id: str,
-                index: int = 0) -> None:
+def run_command(
+    self, repo: str, pr: int, comment_id: int, user: str, command: dict, delivery_id: str, index: int = 0
+) -> None:
     """`/command` on a PR → acknowledge, check permission, act, answer on the PR."""
     chatops.run_command(chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index), command)
 
 
 @app.task(base=BotTask, name=V.REFUSE_COMMAND, bind=True)
-def refuse_command(self, repo: str, pr: int, comment_id: int, user: str, line: str, error: str, usage: str,
-                   delivery_id: str, index: int = 0) -> None:
+def refuse_command(
+    self,
+    repo: str,
+    pr: int,
+    comment_id: int,
+    user: str,
+    line: str,
+    error: str,
+    usage: str,
+    delivery_id: str,
+    index: int = 0,
+) -> None:
     """malformed `/command` → 😕 and a reply with the reason and the usage."""
-    chatops.answer_malformed(chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index),
-                             line, error, usage)
+    chatops.answer_malformed(
+        chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index), line, error, usage
+    )
 
 
 @app.task(base=BotTask, name=V.RERUN_CHECK, bind=True)
-def rerun_check(self, repo: str, check_run_id: int, name: str, sha: str, delivery_id: str, branch: str = "",
-                pr: int | None = None, user: str = "", **context: Any) -> None:
-    """"Re-run" on one of the bot's check runs (GitHub Apps only) → that workflow again, same commit."""
-    runs.rerun_check(deps(), check_run_id=check_run_id, name=name, repo=repo, sha=sha, branch=branch,
-                     trigger=f"{delivery_id}:0", pr=pr, user=user)
+def rerun_check(
+    self,
+    repo: str,
+    check_run_id: int,
+    name: str,
+    sha: str,
+    delivery_id: str,
+    branch: str = "",
+    pr: int | None = None,
+    user: str = "",
+    **context: Any,
+) -> None:
+    """ "Re-run" on one of the bot's check runs (GitHub Apps only) → that workflow again, same commit."""
+    runs.rerun_check(
+        deps(),
+        check_run_id=check_run_id,
+        name=name,
+        repo=repo,
+        sha=sha,
+        branch=branch,
+        trigger=f"{delivery_id}:0",
+        pr=pr,
+        user=user,
+    )
 
 
 @app.task(base=BotTask, name=V.HANDLE_MODEL_EVENT, bind=True)
 def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
     """registry event (MLflow or Databricks) → validate a new version, re-ask on transition requests."""
     done = approvals.on_model_event(deps(), model_event, delivery_id)
-    log.info("model_event.handled", delivery_id=delivery_id, kind=model_event["kind"], model=model_event["model"],
-             version=model_event.get("version"), outcome=done)
+    log.info(
+        "model_event.handled",
+        delivery_id=delivery_id,
+        kind=model_event["kind"],
+        model=model_event["model"],
+        version=model_event.get("version"),
+        outcome=done,
+    )
 
 
 @app.task(base=BotTask, name=V.RUN_SLACK_COMMAND, bind=True)
-def run_slack_command(self, user_id: str, delivery_id: str, response_url: str = "", command: dict | None = None,
-                      error: str = "", usage: str = "", **details: Any) -> None:
+def run_slack_command(
+    self,
+    user_id: str,
+    delivery_id: str,
+    response_url: str = "",
+    command: dict | None = None,
+    error: str = "",
+    usage: str = "",
+    **details: Any,
+) -> None:
     """Slack `/mlops approve churn-model 7` → the same approval policy as on a PR; answer via response_url."""
     slack_commands.run_slash_command(deps(), user_id, response_url, command, error)
 
 
 @app.task(base=BotTask, name=V.HANDLE_SLACK_BUTTON, bind=True)
-def handle_slack_button(self, action: str, value: str, user_id: str, delivery_id: str, response_url: str = "",
-                        **details: Any) -> None:
+def handle_slack_button(
+    self, action: str, value: str, user_id: str, delivery_id: str, response_url: str = "", **details: Any
+) -> None:
     """Approve/Reject button on an approval request → the approval policy."""
     slack_commands.press_button(deps(), action, value, user_id, response_url)
 

@@ -1,6 +1,7 @@
 """Every text a person reads, rendered purely: PR reports, replies and statuses, Slack messages,
 refusal reasons. Records and results in, Markdown (GitHub) or mrkdwn (Slack) out.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,9 +12,20 @@ from bot.vocabulary import QUIET_TASK_RESULTS
 from workers.gates import GateResult
 from workers.gateways import Pull
 
-ICONS = {"SUCCESS": "✅", "FAILED": "❌", "TIMEDOUT": "⏱️", "CANCELED": "🚫", "UPSTREAM_FAILED": "⏭️",
-         "RUNNING": "⏳", "PENDING": "⏳", "QUEUED": "⏳", "EXCLUDED": "⏭️", "SKIPPED": "⏭️",
-         "INTERNAL_ERROR": "💥", "SUCCESS_WITH_FAILURES": "⚠️"}
+ICONS = {
+    "SUCCESS": "✅",
+    "FAILED": "❌",
+    "TIMEDOUT": "⏱️",
+    "CANCELED": "🚫",
+    "UPSTREAM_FAILED": "⏭️",
+    "RUNNING": "⏳",
+    "PENDING": "⏳",
+    "QUEUED": "⏳",
+    "EXCLUDED": "⏭️",
+    "SKIPPED": "⏭️",
+    "INTERNAL_ERROR": "💥",
+    "SUCCESS_WITH_FAILURES": "⚠️",
+}
 
 
 def icon(state: str) -> str:
@@ -56,9 +68,15 @@ def render_running(record: dict, run_page_url: str = "") -> str:
     return "\n".join(lines)
 
 
-def render_result(record: dict, result: dict, *, metrics: dict[str, float] | None = None,
-                  champion: dict | None = None, gates: list[GateResult] | None = None,
-                  mlflow_run_url: str = "") -> str:
+def render_result(
+    record: dict,
+    result: dict,
+    *,
+    metrics: dict[str, float] | None = None,
+    champion: dict | None = None,
+    gates: list[GateResult] | None = None,
+    mlflow_run_url: str = "",
+) -> str:
     """The whole report: header, links, per-task table, metrics vs champion, gates, failed output."""
     state = result["result"]
     lines = _header(record, state)
@@ -86,15 +104,25 @@ def _failed_outputs(result: dict) -> list[str]:
     lines: list[str] = []
     for t in result.get("tasks", []):
         if t["result"] not in QUIET_TASK_RESULTS and t.get("output"):
-            lines += ["", f"<details><summary>Output of <code>{t['key']}</code> ({t['result']})</summary>", "",
-                      "```", t["output"].rstrip()[-3000:].replace("```", "'''"), "```", "</details>"]
+            lines += [
+                "",
+                f"<details><summary>Output of <code>{t['key']}</code> ({t['result']})</summary>",
+                "",
+                "```",
+                t["output"].rstrip()[-3000:].replace("```", "'''"),
+                "```",
+                "</details>",
+            ]
     return lines
 
 
 def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
     champ_metrics = (champion or {}).get("metrics") or {}
-    title = (f"#### Metrics vs champion ({champion['model']} v{champion['version']})" if champion
-             else "#### Metrics (no champion yet)")
+    title = (
+        f"#### Metrics vs champion ({champion['model']} v{champion['version']})"
+        if champion
+        else "#### Metrics (no champion yet)"
+    )
     rows = [title, "| Metric | This run | Champion | Δ |", "|---|---|---|---|"]
     for name in sorted(metrics):
         value = metrics[name]
@@ -110,13 +138,19 @@ def render_status(runs: list[dict]) -> str:
     """The answer to `/status`: this PR's runs, newest first."""
     if not runs:
         return "No runs for this pull request yet. Try `/train toy` or `/test`."
-    lines = ["**Runs for this pull request**", "", "| Workflow | Run | State | Commit | Requested by | Started |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "**Runs for this pull request**",
+        "",
+        "| Workflow | Run | State | Commit | Requested by | Started |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in sorted(runs, key=lambda r: r.get("started_at", 0), reverse=True)[:20]:
         url = (r.get("result") or {}).get("run_page_url") or ""
         run = f"[{r['run_id']}]({url})" if url else str(r["run_id"])
-        lines.append(f"| `{r['workflow']}` | {run} | {icon(r.get('state', ''))} {r.get('state', '')} | "
-                     f"`{(r.get('sha') or '')[:7]}` | @{r.get('requested_by') or '?'} | {_when(r.get('started_at'))} |")
+        lines.append(
+            f"| `{r['workflow']}` | {run} | {icon(r.get('state', ''))} {r.get('state', '')} | "
+            f"`{(r.get('sha') or '')[:7]}` | @{r.get('requested_by') or '?'} | {_when(r.get('started_at'))} |"
+        )
     return "\n".join(lines)
 
 
@@ -153,8 +187,7 @@ def nothing_failed(user: str) -> str:
 def cancelled(user: str, runs: list[dict]) -> str:
     if not runs:
         return f"@{user} nothing is running for this pull request."
-    return (f"@{user} cancelled {len(runs)} run(s): "
-            + ", ".join(f"`{r['workflow']}` {r['run_id']}" for r in runs) + ".")
+    return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r['workflow']}` {r['run_id']}" for r in runs) + "."
 
 
 def help_table(user: str, commands: Iterable[str]) -> str:
@@ -168,8 +201,9 @@ def not_a_fork(user: str) -> str:
 
 
 def ok_to_test(user: str, pull: Pull, started: list[str]) -> str:
-    return (f"@{user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}"
-            + (f": started {', '.join('`' + n + '`' for n in started)}." if started else "."))
+    return f"@{user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}" + (
+        f": started {', '.join('`' + n + '`' for n in started)}." if started else "."
+    )
 
 
 def deploying(user: str, model: str, version: str, environment: str, run_id: int, run_page_url: str) -> str:
@@ -179,10 +213,14 @@ def deploying(user: str, model: str, version: str, environment: str, run_id: int
 def fork_welcome(author: str, repo: str, sha: str, policy: str) -> str:
     """The one comment on a fork's PR: nothing runs until a maintainer says so (or ever)."""
     if policy == "ok-to-test":
-        return (f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
-                f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. Each new push needs it again.")
-    return (f"Thanks @{author}! Pull requests from forks never run on Databricks in {repo}: "
-            f"a maintainer can push your branch to {repo} to run it.")
+        return (
+            f"Thanks @{author}! This pull request comes from a fork, so nothing runs on Databricks until "
+            f"someone with write access comments `/ok-to-test` for commit `{sha[:7]}`. Each new push needs it again."
+        )
+    return (
+        f"Thanks @{author}! Pull requests from forks never run on Databricks in {repo}: "
+        f"a maintainer can push your branch to {repo} to run it."
+    )
 
 
 # --- refusal reasons (policy.py decides; these word it) ------------------------------------------------
@@ -211,12 +249,14 @@ def pr_not_open(pr: int, state: str) -> str:
 
 
 def fork_needs_ok_to_test(sha: str) -> str:
-    return (f"this pull request comes from a fork: someone with write access must comment "
-            f"`/ok-to-test` for commit `{sha[:7]}` first.")
+    return (
+        f"this pull request comes from a fork: someone with write access must comment "
+        f"`/ok-to-test` for commit `{sha[:7]}` first."
+    )
 
 
 def forks_never_run(repo: str) -> str:
-    return f"pull requests from forks never run in {repo} (`fork_policy = \"never\"`)."
+    return f'pull requests from forks never run in {repo} (`fork_policy = "never"`).'
 
 
 def no_version(status: str | None) -> str:
@@ -232,8 +272,11 @@ def no_approval_record(model: str, version: str) -> str:
 def approval_request(request: Mapping, required_approvals: int) -> str:
     """The approval request as Slack shows it (and, with ** for *, the PR)."""
     where = f" from {request['repo']}#{request['pr']}" if request.get("pr") else " (no lineage: not from a bot run)"
-    lines = [f"*{request['model']}* version {request['version']}{where} passed validation and needs "
-             f"{required_approvals} approval(s).", f"Validation: {request.get('summary', '')}"]
+    lines = [
+        f"*{request['model']}* version {request['version']}{where} passed validation and needs "
+        f"{required_approvals} approval(s).",
+        f"Validation: {request.get('summary', '')}",
+    ]
     if request.get("champion"):
         lines.append(f"Champion today: version {request['champion']['version']}.")
     if request.get("trained_by"):
@@ -243,11 +286,18 @@ def approval_request(request: Mapping, required_approvals: int) -> str:
 
 def approval_request_pr(request: Mapping, required_approvals: int) -> str:
     ref = f"{request['model']}@{request['version']}"
-    return "\n".join([f"### 🗳️ Approval needed: `{ref}`", "",
-                      approval_request(request, required_approvals).replace("*", "**"), "",
-                      _metrics_vs_champion(request), "",
-                      f"Approve with `/approve {ref}` (or `/reject {ref} <reason>`). "
-                      f"The PR author and whoever trained it cannot approve it."])
+    return "\n".join(
+        [
+            f"### 🗳️ Approval needed: `{ref}`",
+            "",
+            approval_request(request, required_approvals).replace("*", "**"),
+            "",
+            _metrics_vs_champion(request),
+            "",
+            f"Approve with `/approve {ref}` (or `/reject {ref} <reason>`). "
+            f"The PR author and whoever trained it cannot approve it.",
+        ]
+    )
 
 
 def _metrics_vs_champion(request: Mapping) -> str:
@@ -261,8 +311,9 @@ def _metrics_vs_champion(request: Mapping) -> str:
     return "\n".join(rows)
 
 
-def validation_summary(passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str],
-                       result: str) -> str:
+def validation_summary(
+    passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str], result: str
+) -> str:
     if passed:
         return "passed: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
     return "failed: " + ("; ".join(failed_gates) if failed_gates and ran_ok else f"validation run {result}")
@@ -319,13 +370,15 @@ def unknown_model(model: str) -> str:
 def approval_refusals(model: str, version: str) -> dict[str, str]:
     """The approval policy's reasons, keyed by rule (policy.approval_refusal fills in the rest)."""
     ref = f"{model}@{version}"
-    return {"none": f"there is no approval request for {ref} (was it registered and validated?)",
-            "decided": f"{ref} is already {{status}}",
-            "unvalidated": f"{ref} has not passed validation (validation: {{validation}})",
-            "permission": f"approving needs {{needed}} permission on {{repo}} or a place in the approvers of {model}; "
-                          f"@{{approver}} has {{role}}",
-            "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
-            "twice": f"@{{approver}} has approved {ref} already"}
+    return {
+        "none": f"there is no approval request for {ref} (was it registered and validated?)",
+        "decided": f"{ref} is already {{status}}",
+        "unvalidated": f"{ref} has not passed validation (validation: {{validation}})",
+        "permission": f"approving needs {{needed}} permission on {{repo}} or a place in the approvers of {model}; "
+        f"@{{approver}} has {{role}}",
+        "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
+        "twice": f"@{{approver}} has approved {ref} already",
+    }
 
 
 # --- Slack --------------------------------------------------------------------------------------------
@@ -342,8 +395,10 @@ def slack_name_the_version() -> str:
 
 
 def slack_unmapped_user(user_id: str) -> str:
-    return (f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
-            f"so I cannot check your permission.")
+    return (
+        f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
+        f"so I cannot check your permission."
+    )
 
 
 def slack_verdict(login: str, message: str) -> str:

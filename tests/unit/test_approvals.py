@@ -1,4 +1,5 @@
 """Validation and four-eyes approvals on the shared fakes: tags, alias, PR and Slack messages, audit."""
+
 import pytest
 
 from bot import audit
@@ -17,14 +18,24 @@ def w(settings, redis_client):
     w.forge.roles.update(alice="admin", carol="write", dave="read")
     w.registry.add_version(MODEL, "1", "r1", {"accuracy": 0.85, "roc_auc": 0.7})
     w.registry.set_alias(MODEL, "champion", "1")
-    w.registry.add_version(MODEL, "2", "r2", {"accuracy": 0.9}, repo=REPO, branch="feature/x", commit="c" * 40,
-                           pr=str(PR), triggered_by="alice")
+    w.registry.add_version(
+        MODEL,
+        "2",
+        "r2",
+        {"accuracy": 0.9},
+        repo=REPO,
+        branch="feature/x",
+        commit="c" * 40,
+        pr=str(PR),
+        triggered_by="alice",
+    )
     return w
 
 
 def validate(w, output=GOOD, result="SUCCESS"):
-    assert approvals.on_model_event(w.deps, {"kind": "version_created", "model": MODEL, "version": "2"}, "d-1") \
-        .startswith("validating in run")
+    assert approvals.on_model_event(
+        w.deps, {"kind": "version_created", "model": MODEL, "version": "2"}, "d-1"
+    ).startswith("validating in run")
     [(environment, run_id, _)] = w.scheduler.follows
     w.deps.workspaces(environment).finish(run_id, result, output)
     runs.follow(w.deps, environment, run_id)
@@ -46,12 +57,23 @@ def test_a_failed_validation_says_so_in_slack(w):
     assert post["text"].startswith("❌ *churn-model* version 2 failed validation: failed: accuracy >= champion - 0.01")
 
 
-@pytest.mark.parametrize("approver, role, message", [
-    ("alice", "admin", "refused: four eyes: @alice opened the pull request and started the training of "
-                       "churn-model@2 and cannot approve it."),
-    ("dave", "read", "refused: approving needs write permission on acme/churn-model or a place in the approvers "
-                     "of churn-model; @dave has read."),
-])
+@pytest.mark.parametrize(
+    "approver, role, message",
+    [
+        (
+            "alice",
+            "admin",
+            "refused: four eyes: @alice opened the pull request and started the training of "
+            "churn-model@2 and cannot approve it.",
+        ),
+        (
+            "dave",
+            "read",
+            "refused: approving needs write permission on acme/churn-model or a place in the approvers "
+            "of churn-model; @dave has read.",
+        ),
+    ],
+)
 def test_refusals_name_the_rule(w, approver, role, message):
     validate(w)
     verdict = approvals.decide(w.deps, "approve", MODEL, "2", approver, "github", role=role)
@@ -65,8 +87,10 @@ def test_an_approval_moves_the_champion_and_is_echoed(w, redis_client):
     assert verdict.message == "approved: churn-model@2 is now `champion`."
     assert w.registry.aliases[(MODEL, "champion")] == "2"
     assert w.registry.tags[(MODEL, "2")]["approved_by"] == "carol"
-    assert w.forge.comment("decision", "churn-model@2") == \
-        "✅ churn-model@2 approved by @carol and promoted to `champion`."
+    assert (
+        w.forge.comment("decision", "churn-model@2")
+        == "✅ churn-model@2 approved by @carol and promoted to `champion`."
+    )
     assert "*Decision:* ✅" in w.slack.closed[0]["text"]
     assert audit.entries(redis_client, MODEL)[-1]["decision"] == "promoted"
 

@@ -1,4 +1,5 @@
 """PR commands on the shared fakes: what the commenter sees (reply, reactions, statuses, runs)."""
+
 import pytest
 
 from tests.fakes import pull, world
@@ -26,8 +27,11 @@ def test_train_starts_a_run_and_announces_it(w):
     assert command(w, "alice", "train") is None  # the report says it; no reply needed
     assert w.forge.reactions_on(COMMENT) == ["eyes", "rocket"]
     [status] = w.forge.statuses
-    assert (status["context"], status["state"], status["description"]) == ("mlops-bot/train", "pending",
-                                                                           "train is running")
+    assert (status["context"], status["state"], status["description"]) == (
+        "mlops-bot/train",
+        "pending",
+        "train is running",
+    )
     assert "`train` — PENDING" in w.forge.comment("report", "train")
     [run_id] = w.workspace.runs
     assert w.workspace.parameters[run_id]["dataset"] == "toy"
@@ -86,6 +90,8 @@ def test_retest_with_nothing_failed(w):
 def test_a_malformed_command_is_answered_with_the_usage(w):
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-1", 0)
     chatops.answer_malformed(ctx, "/train --param", "missing key=value", "/train [toy|full]")
-    assert w.forge.comment("reply", f"{COMMENT}-0") == \
-        "@alice I could not run `/train --param`: missing key=value\n\nUsage: `/train [toy|full]`"
+    assert (
+        w.forge.comment("reply", f"{COMMENT}-0")
+        == "@alice I could not run `/train --param`: missing key=value\n\nUsage: `/train [toy|full]`"
+    )
     assert w.forge.reactions_on(COMMENT) == ["eyes", "confused"]

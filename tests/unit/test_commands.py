@@ -1,4 +1,5 @@
 """The slash-command parser: a table of cases, and properties over arbitrary text."""
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -6,50 +7,74 @@ from hypothesis import strategies as st
 from bot.commands import USAGE, Command, CommandError, command_lines, parse_comment, parse_slack_text
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("/train toy", [Command("train", dataset="toy", line="/train toy")]),
-    ("/train", [Command("train", line="/train")]),
-    ("/train full --param lr=0.1", [Command("train", dataset="full", params={"lr": "0.1"}, line="/train full --param lr=0.1")]),
-    ("/train toy --param=a=1 --param b=x=y", [Command("train", dataset="toy", params={"a": "1", "b": "x=y"},
-                                                      line="/train toy --param=a=1 --param b=x=y")]),
-    ("/test", [Command("test", line="/test")]),
-    ("/test unit", [Command("test", suite="unit", line="/test unit")]),
-    ("/retest", [Command("retest", line="/retest")]),
-    ("/cancel", [Command("cancel", line="/cancel")]),
-    ("/status", [Command("status", line="/status")]),
-    ("/help", [Command("help", line="/help")]),
-    ("/ok-to-test", [Command("ok-to-test", line="/ok-to-test")]),
-    ("/approve", [Command("approve", line="/approve")]),
-    ("/approve churn-model@7", [Command("approve", model="churn-model", version="7", line="/approve churn-model@7")]),
-    ("/reject accuracy dropped", [Command("reject", reason="accuracy dropped", line="/reject accuracy dropped")]),
-    ("/reject churn-model@7 too slow", [Command("reject", model="churn-model", version="7", reason="too slow",
-                                                line="/reject churn-model@7 too slow")]),
-    ("/deploy staging", [Command("deploy", environment="staging", line="/deploy staging")]),
-    ("  /status  ", [Command("status", line="/status")]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("/train toy", [Command("train", dataset="toy", line="/train toy")]),
+        ("/train", [Command("train", line="/train")]),
+        (
+            "/train full --param lr=0.1",
+            [Command("train", dataset="full", params={"lr": "0.1"}, line="/train full --param lr=0.1")],
+        ),
+        (
+            "/train toy --param=a=1 --param b=x=y",
+            [
+                Command(
+                    "train", dataset="toy", params={"a": "1", "b": "x=y"}, line="/train toy --param=a=1 --param b=x=y"
+                )
+            ],
+        ),
+        ("/test", [Command("test", line="/test")]),
+        ("/test unit", [Command("test", suite="unit", line="/test unit")]),
+        ("/retest", [Command("retest", line="/retest")]),
+        ("/cancel", [Command("cancel", line="/cancel")]),
+        ("/status", [Command("status", line="/status")]),
+        ("/help", [Command("help", line="/help")]),
+        ("/ok-to-test", [Command("ok-to-test", line="/ok-to-test")]),
+        ("/approve", [Command("approve", line="/approve")]),
+        (
+            "/approve churn-model@7",
+            [Command("approve", model="churn-model", version="7", line="/approve churn-model@7")],
+        ),
+        ("/reject accuracy dropped", [Command("reject", reason="accuracy dropped", line="/reject accuracy dropped")]),
+        (
+            "/reject churn-model@7 too slow",
+            [
+                Command(
+                    "reject", model="churn-model", version="7", reason="too slow", line="/reject churn-model@7 too slow"
+                )
+            ],
+        ),
+        ("/deploy staging", [Command("deploy", environment="staging", line="/deploy staging")]),
+        ("  /status  ", [Command("status", line="/status")]),
+    ],
+)
 def test_valid_commands(text, expected):
     assert parse_comment(text) == expected
 
 
-@pytest.mark.parametrize("text, name, message", [
-    ("/trian toy", "trian", "unknown command `/trian`"),
-    ("/train toy full", "train", "one dataset only"),
-    ("/train toy --param", "train", "needs key=value"),
-    ("/train toy --param lr", "train", "is not key=value"),
-    ("/train toy --param lr=", "train", "needs a value"),
-    ("/train toy --param a=1 --param a=2", "train", "given twice"),
-    ("/train toy --force", "train", "unknown option `--force`"),
-    ("/train 'toy", "train", "cannot read the arguments"),
-    ("/train ../etc", "train", "is not a dataset name"),
-    ("/status now", "status", "takes no arguments"),
-    ("/test unit integration", "test", "at most one suite"),
-    ("/approve churn-model", "approve", "model@version"),
-    ("/approve churn-model@0", "approve", "model@version"),
-    ("/reject", "reject", "say why"),
-    ("/reject churn-model@7", "reject", "say why"),
-    ("/deploy", "deploy", "name one environment"),
-    ("/deploy staging prod", "deploy", "name one environment"),
-])
+@pytest.mark.parametrize(
+    "text, name, message",
+    [
+        ("/trian toy", "trian", "unknown command `/trian`"),
+        ("/train toy full", "train", "one dataset only"),
+        ("/train toy --param", "train", "needs key=value"),
+        ("/train toy --param lr", "train", "is not key=value"),
+        ("/train toy --param lr=", "train", "needs a value"),
+        ("/train toy --param a=1 --param a=2", "train", "given twice"),
+        ("/train toy --force", "train", "unknown option `--force`"),
+        ("/train 'toy", "train", "cannot read the arguments"),
+        ("/train ../etc", "train", "is not a dataset name"),
+        ("/status now", "status", "takes no arguments"),
+        ("/test unit integration", "test", "at most one suite"),
+        ("/approve churn-model", "approve", "model@version"),
+        ("/approve churn-model@0", "approve", "model@version"),
+        ("/reject", "reject", "say why"),
+        ("/reject churn-model@7", "reject", "say why"),
+        ("/deploy", "deploy", "name one environment"),
+        ("/deploy staging prod", "deploy", "name one environment"),
+    ],
+)
 def test_malformed_commands_say_why(text, name, message):
     [error] = parse_comment(text)
     assert isinstance(error, CommandError)
@@ -67,20 +92,22 @@ def test_several_commands_in_one_comment_are_each_honoured_in_order():
 
 
 def test_code_blocks_quotes_and_paths_are_not_commands():
-    text = "\n".join([
-        "> /train full",              # quoted reply
-        "```",
-        "/train full",                # fenced code
-        "```",
-        "~~~sh",
-        "/cancel",
-        "~~~",
-        "    /deploy prod",           # indented code
-        "/usr/bin/python is old",     # a path, not a command
-        "/ not a command",
-        "see /train in the docs",     # not at the start of the line
-        "/status",
-    ])
+    text = "\n".join(
+        [
+            "> /train full",  # quoted reply
+            "```",
+            "/train full",  # fenced code
+            "```",
+            "~~~sh",
+            "/cancel",
+            "~~~",
+            "    /deploy prod",  # indented code
+            "/usr/bin/python is old",  # a path, not a command
+            "/ not a command",
+            "see /train in the docs",  # not at the start of the line
+            "/status",
+        ]
+    )
     assert [c.name for c in parse_comment(text)] == ["status"]
 
 
@@ -102,8 +129,12 @@ def test_any_text_parses_without_crashing_into_commands_or_errors(text):
         assert item.line.startswith("/")
 
 
-@given(st.lists(st.sampled_from(["/train toy", "/test", "/status", "/cancel", "/help", "/retest"]), min_size=1, max_size=8),
-       st.lists(st.sampled_from(["", "hello", "> /deploy prod", "text with /train inside"]), min_size=0, max_size=8))
+@given(
+    st.lists(
+        st.sampled_from(["/train toy", "/test", "/status", "/cancel", "/help", "/retest"]), min_size=1, max_size=8
+    ),
+    st.lists(st.sampled_from(["", "hello", "> /deploy prod", "text with /train inside"]), min_size=0, max_size=8),
+)
 def test_commands_survive_interleaved_prose(commands, prose):
     lines = []
     for i, cmd in enumerate(commands):
@@ -113,8 +144,13 @@ def test_commands_survive_interleaved_prose(commands, prose):
     assert [c.line for c in parsed] == commands
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True),
-                       st.from_regex(r"[A-Za-z0-9.=_-]{1,20}", fullmatch=True), max_size=5))
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True),
+        st.from_regex(r"[A-Za-z0-9.=_-]{1,20}", fullmatch=True),
+        max_size=5,
+    )
+)
 def test_params_round_trip(params):
     text = "/train toy " + " ".join(f"--param {k}={v}" for k, v in params.items())
     [cmd] = parse_comment(text)

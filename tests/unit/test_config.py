@@ -1,4 +1,5 @@
 """config.toml validation: errors name the key and say what is expected."""
+
 import tomllib
 from pathlib import Path
 
@@ -32,22 +33,37 @@ def broken(path: list, value) -> dict:
     return data
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (["bot", "max_body_bytes"], 0, "bot.max_body_bytes: Input should be greater than 0"),
-    (["bot", "job_prefx"], "x", "bot.job_prefx: unknown key"),
-    (["environments", "dev", "host"], KeyError, "environments.dev.host: Field required"),
-    (["workflows", "train", "environment"], "qa", "workflows.train.environment: 'qa' is not in [environments]"),
-    (["workflows", "train", "on_conflict"], "wait", "workflows.train.on_conflict: Input should be 'supersede' or 'refuse'"),
-    (["workflows", "train", "tasks", 1, "depends_on"], ["prepar"], "workflows.train: task 'train' depends on unknown task 'prepar'"),
-    (["workflows", "train", "tasks", 0, "parameters"], ["{datset}"], "workflows.train.tasks[0].parameters: unknown placeholder {datset}"),
-    (["workflows", "train", "tasks", 0, "type"], "jar_task", "workflows.train.tasks[0].type"),
-    (["workflows", "train", "tasks", 0, "cluster"], "huge", "uses cluster 'huge', not in job_clusters"),
-    (["workflows", "train", "default_dataset"], "medium", "default_dataset 'medium' is not in datasets"),
-    (["repos", 0, "name"], "churn-model", "repos[0].name: write it as owner/repo"),
-    (["repos", 0, "workflows"], ["train", "lint"], "repos[0].workflows: 'lint' is not in [workflows]"),
-    (["permissions", "train"], "owner", "permissions.train: Input should be"),
-    (["models", "churn-model", "gates"], ["accuracy is high"], "models.churn-model.gates: gate 'accuracy is high'"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (["bot", "max_body_bytes"], 0, "bot.max_body_bytes: Input should be greater than 0"),
+        (["bot", "job_prefx"], "x", "bot.job_prefx: unknown key"),
+        (["environments", "dev", "host"], KeyError, "environments.dev.host: Field required"),
+        (["workflows", "train", "environment"], "qa", "workflows.train.environment: 'qa' is not in [environments]"),
+        (
+            ["workflows", "train", "on_conflict"],
+            "wait",
+            "workflows.train.on_conflict: Input should be 'supersede' or 'refuse'",
+        ),
+        (
+            ["workflows", "train", "tasks", 1, "depends_on"],
+            ["prepar"],
+            "workflows.train: task 'train' depends on unknown task 'prepar'",
+        ),
+        (
+            ["workflows", "train", "tasks", 0, "parameters"],
+            ["{datset}"],
+            "workflows.train.tasks[0].parameters: unknown placeholder {datset}",
+        ),
+        (["workflows", "train", "tasks", 0, "type"], "jar_task", "workflows.train.tasks[0].type"),
+        (["workflows", "train", "tasks", 0, "cluster"], "huge", "uses cluster 'huge', not in job_clusters"),
+        (["workflows", "train", "default_dataset"], "medium", "default_dataset 'medium' is not in datasets"),
+        (["repos", 0, "name"], "churn-model", "repos[0].name: write it as owner/repo"),
+        (["repos", 0, "workflows"], ["train", "lint"], "repos[0].workflows: 'lint' is not in [workflows]"),
+        (["permissions", "train"], "owner", "permissions.train: Input should be"),
+        (["models", "churn-model", "gates"], ["accuracy is high"], "models.churn-model.gates: gate 'accuracy is high'"),
+    ],
+)
 def test_errors_name_the_key(path, value, message):
     with pytest.raises(ConfigError) as exc:
         parse_config(broken(path, value), "config.toml")

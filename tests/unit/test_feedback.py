@@ -1,4 +1,5 @@
 """What a PR sees of its runs, on the shared fakes: the report, the status, the 👍/👎, superseding."""
+
 import pytest
 
 from tests.fakes import pull, world
@@ -20,8 +21,10 @@ def w(settings, redis_client):
 
 
 def train(w, index=0):
-    chatops.run_command(chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", f"d-{index}", index),
-                        {"name": "train", "line": "/train"})
+    chatops.run_command(
+        chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", f"d-{index}", index),
+        {"name": "train", "line": "/train"},
+    )
     return w.scheduler.follows[-1][1]
 
 
@@ -62,7 +65,8 @@ def test_a_superseded_run_leaves_the_report_to_the_newer_one(w):
 def test_a_run_that_cannot_start_is_told_on_the_pr(w):
     w.workspace.refuse_run_now = "bad settings"
     with pytest.raises(Permanent):
-        runs.start_and_follow(w.deps, repo=REPO, branch="feature/x", sha="a" * 40, workflow="test", trigger="d:0",
-                              pr=PR)
+        runs.start_and_follow(
+            w.deps, repo=REPO, branch="feature/x", sha="a" * 40, workflow="test", trigger="d:0", pr=PR
+        )
     assert w.forge.statuses[-1]["state"] == "error"
     assert w.forge.comment("report", "test").startswith("### 💥 `test` could not start")

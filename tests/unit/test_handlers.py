@@ -1,4 +1,5 @@
 """Every handler: a payload in, the actions (or the reason to ignore) out. No mocks."""
+
 import pytest
 
 from bot import vocabulary as V
@@ -20,8 +21,12 @@ def test_ping_is_answered_with_the_hook(settings):
 
 def test_push_of_a_new_branch_syncs_its_jobs(settings):
     out = dispatch(settings, "github", "push", payload("push_new_branch"))
-    assert out == [Action(V.SYNC_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
-                                               "delivery_id": "d-1", "sha": "b" * 40})]
+    assert out == [
+        Action(
+            V.SYNC_BRANCH_JOBS,
+            {"repo": "acme/churn-model", "branch": "feature/better-features", "delivery_id": "d-1", "sha": "b" * 40},
+        )
+    ]
 
 
 def test_push_deleting_a_branch_removes_its_jobs(settings):
@@ -41,8 +46,15 @@ def test_push_to_an_unconfigured_repo_is_ignored(settings):
 
 def test_delete_of_a_branch(settings):
     [action] = dispatch(settings, "github", "delete", payload("delete_branch"))
-    assert action == Action(V.REMOVE_BRANCH_JOBS, {"repo": "acme/churn-model", "branch": "feature/better-features",
-                                                   "delivery_id": "d-1", "reason": "branch deleted"})
+    assert action == Action(
+        V.REMOVE_BRANCH_JOBS,
+        {
+            "repo": "acme/churn-model",
+            "branch": "feature/better-features",
+            "delivery_id": "d-1",
+            "reason": "branch deleted",
+        },
+    )
     tag = {**payload("delete_branch"), "ref_type": "tag"}
     assert isinstance(dispatch(settings, "github", "delete", tag), Ignored)
 
@@ -51,8 +63,15 @@ def test_delete_of_a_branch(settings):
 def test_pull_request_update_syncs_jobs_and_runs_test_workflow(settings, name):
     actions = dispatch(settings, "github", "pull_request", payload(name))
     assert [a.task for a in actions] == [V.SYNC_BRANCH_JOBS, V.START_RUN]
-    assert actions[1].kwargs == {"repo": "acme/churn-model", "branch": "feature/better-features", "sha": "b" * 40,
-                                 "delivery_id": "d-1", "workflow": "test", "pr": 7, "requested_by": "alice"}
+    assert actions[1].kwargs == {
+        "repo": "acme/churn-model",
+        "branch": "feature/better-features",
+        "sha": "b" * 40,
+        "delivery_id": "d-1",
+        "workflow": "test",
+        "pr": 7,
+        "requested_by": "alice",
+    }
 
 
 def test_fork_pull_request_waits_for_ok_to_test(settings):
@@ -67,9 +86,23 @@ def test_merged_pull_request_removes_branch_jobs(settings):
 
 def test_pr_comment_with_a_command(settings):
     [action] = dispatch(settings, "github", "issue_comment", payload("issue_comment_pr"))
-    assert action == Action(V.RUN_COMMAND, {
-        "repo": "acme/churn-model", "pr": 7, "comment_id": 1001, "user": "alice", "delivery_id": "d-1", "index": 0,
-        "command": {"name": "train", "dataset": "toy", "params": {"max_depth": "4"}, "line": "/train toy --param max_depth=4"}})
+    assert action == Action(
+        V.RUN_COMMAND,
+        {
+            "repo": "acme/churn-model",
+            "pr": 7,
+            "comment_id": 1001,
+            "user": "alice",
+            "delivery_id": "d-1",
+            "index": 0,
+            "command": {
+                "name": "train",
+                "dataset": "toy",
+                "params": {"max_depth": "4"},
+                "line": "/train toy --param max_depth=4",
+            },
+        },
+    )
 
 
 def test_pr_comment_with_a_bad_command_is_refused_with_usage(settings):
@@ -80,13 +113,16 @@ def test_pr_comment_with_a_bad_command_is_refused_with_usage(settings):
     assert actions[0].kwargs["usage"] == "/train [toy|full] [--param key=value ...]"
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda d: d["comment"].update(body="Nice work"), "no command in the comment"),
-    (lambda d: d["comment"].update(user={"login": "mlops-bot[bot]", "type": "Bot"}), "comment by the bot itself"),
-    (lambda d: d["comment"].update(user={"login": "mlops-bot", "type": "User"}), "comment by the bot itself"),
-    (lambda d: d.update(action="edited"), "comment edited: only new comments run commands"),
-    (lambda d: d.update(action="deleted"), "comment deleted: only new comments run commands"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda d: d["comment"].update(body="Nice work"), "no command in the comment"),
+        (lambda d: d["comment"].update(user={"login": "mlops-bot[bot]", "type": "Bot"}), "comment by the bot itself"),
+        (lambda d: d["comment"].update(user={"login": "mlops-bot", "type": "User"}), "comment by the bot itself"),
+        (lambda d: d.update(action="edited"), "comment edited: only new comments run commands"),
+        (lambda d: d.update(action="deleted"), "comment deleted: only new comments run commands"),
+    ],
+)
 def test_pr_comments_that_run_nothing(settings, change, reason):
     data = payload("issue_comment_pr")
     change(data)
@@ -110,9 +146,21 @@ def test_unknown_github_event_is_ignored_with_reason(settings):
 def test_mlflow_model_version_created(settings):
     body = payload("mlflow_model_version_created")
     [action] = dispatch(settings, "mlflow", body["entity"], body["data"], action=body["action"])
-    assert action == Action(V.HANDLE_MODEL_EVENT, {"delivery_id": "d-1", "model_event": {
-        "registry": "mlflow", "kind": "version_created", "model": "churn-model", "version": "3",
-        "tags": {"branch": "feature/better-features"}, "run_id": "r1", "source": "models:/m-1"}})
+    assert action == Action(
+        V.HANDLE_MODEL_EVENT,
+        {
+            "delivery_id": "d-1",
+            "model_event": {
+                "registry": "mlflow",
+                "kind": "version_created",
+                "model": "churn-model",
+                "version": "3",
+                "tags": {"branch": "feature/better-features"},
+                "run_id": "r1",
+                "source": "models:/m-1",
+            },
+        },
+    )
 
 
 def test_mlflow_event_for_an_unconfigured_model_is_ignored(settings):
@@ -121,25 +169,54 @@ def test_mlflow_event_for_an_unconfigured_model_is_ignored(settings):
 
 
 def test_mlflow_alias_and_tag_events(settings):
-    [alias] = dispatch(settings, "mlflow", "model_version_alias", {"name": "churn-model", "alias": "champion", "version": "2"}, action="created")
+    [alias] = dispatch(
+        settings,
+        "mlflow",
+        "model_version_alias",
+        {"name": "churn-model", "alias": "champion", "version": "2"},
+        action="created",
+    )
     assert alias.kwargs["model_event"]["kind"] == "alias_set" and alias.kwargs["model_event"]["alias"] == "champion"
-    [tag] = dispatch(settings, "mlflow", "model_version_tag", {"name": "churn-model", "version": "2", "key": "k", "value": "v"}, action="set")
+    [tag] = dispatch(
+        settings,
+        "mlflow",
+        "model_version_tag",
+        {"name": "churn-model", "version": "2", "key": "k", "value": "v"},
+        action="set",
+    )
     assert tag.kwargs["model_event"]["tags"] == {"k": "v"}
 
 
 def test_databricks_registry_event_becomes_the_same_model_event(settings):
-    [action] = dispatch(settings, "databricks", "registry", payload("databricks_model_version_created"),
-                        action="MODEL_VERSION_CREATED")
+    [action] = dispatch(
+        settings, "databricks", "registry", payload("databricks_model_version_created"), action="MODEL_VERSION_CREATED"
+    )
     mev = action.kwargs["model_event"]
-    assert (mev["registry"], mev["kind"], mev["model"], mev["version"]) == ("databricks", "version_created", "churn-model", "3")
+    assert (mev["registry"], mev["kind"], mev["model"], mev["version"]) == (
+        "databricks",
+        "version_created",
+        "churn-model",
+        "3",
+    )
 
 
 def test_slack_command(settings):
-    form = {"command": "/mlops", "text": "approve churn-model 3", "user_id": "U0BOB", "user_name": "bob",
-            "channel_id": "C1", "response_url": "http://slack.example/r"}
+    form = {
+        "command": "/mlops",
+        "text": "approve churn-model 3",
+        "user_id": "U0BOB",
+        "user_name": "bob",
+        "channel_id": "C1",
+        "response_url": "http://slack.example/r",
+    }
     [action] = dispatch(settings, "slack", "command", form, action="mlops")
     assert action.task == V.RUN_SLACK_COMMAND
-    assert action.kwargs["command"] == {"name": "approve", "model": "churn-model", "version": "3", "line": "/approve churn-model@3"}
+    assert action.kwargs["command"] == {
+        "name": "approve",
+        "model": "churn-model",
+        "version": "3",
+        "line": "/approve churn-model@3",
+    }
 
 
 def test_slack_command_with_bad_text_gets_usage(settings):
@@ -151,7 +228,11 @@ def test_slack_command_with_bad_text_gets_usage(settings):
 def test_slack_button(settings):
     [action] = dispatch(settings, "slack", "block_actions", payload("slack_button"), action="approve")
     assert action.task == V.HANDLE_SLACK_BUTTON
-    assert (action.kwargs["action"], action.kwargs["value"], action.kwargs["user_id"]) == ("approve", "churn-model@3", "U0BOB")
+    assert (action.kwargs["action"], action.kwargs["value"], action.kwargs["user_id"]) == (
+        "approve",
+        "churn-model@3",
+        "U0BOB",
+    )
 
 
 def test_every_task_a_handler_names_is_registered_with_the_worker():
@@ -161,6 +242,11 @@ def test_every_task_a_handler_names_is_registered_with_the_worker():
 
 
 def test_tags_the_bot_writes_itself_are_not_acted_on(settings):
-    out = dispatch(settings, "mlflow", "model_version_tag", {"name": "churn-model", "version": "2",
-                                                               "key": "validation_status", "value": "passed"}, action="set")
+    out = dispatch(
+        settings,
+        "mlflow",
+        "model_version_tag",
+        {"name": "churn-model", "version": "2", "key": "validation_status", "value": "passed"},
+        action="set",
+    )
     assert out == Ignored("tag validation_status is written by mlops-bot itself")

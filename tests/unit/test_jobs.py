@@ -1,4 +1,5 @@
 """Per-branch job naming, tags and settings: pure functions."""
+
 from databricks.sdk.service.jobs import JobSettings
 from hypothesis import given
 from hypothesis import strategies as st
@@ -19,9 +20,17 @@ from workers.jobs import (
 # What `git check-ref-format --branch` allows, roughly: no control chars, space, ~^:?*[\\, no "..", no "@{".
 branch_char = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters=" ~^:?*[\\\x7f")
 git_branches = st.text(branch_char, min_size=1, max_size=120).filter(
-    lambda b: ".." not in b and "@{" not in b and "//" not in b and not b.startswith(("/", ".", "-"))
-    and not b.endswith(("/", ".", ".lock")) and b != "@" and all(not p.startswith(".") for p in b.split("/"))
-    and len(b.encode()) <= 255)
+    lambda b: (
+        ".." not in b
+        and "@{" not in b
+        and "//" not in b
+        and not b.startswith(("/", ".", "-"))
+        and not b.endswith(("/", ".", ".lock"))
+        and b != "@"
+        and all(not p.startswith(".") for p in b.split("/"))
+        and len(b.encode()) <= 255
+    )
+)
 
 
 @given(git_branches)
@@ -49,8 +58,13 @@ def test_tag_values_follow_databricks_rules(value):
 
 def test_tags_mark_the_job_as_managed():
     tags = job_tags("acme/churn-model", "feature/ünïcode", "train", "abc123")
-    assert tags == {"mlops-bot": "managed", "repo": "acme/churn-model", "branch": "feature/unicode",
-                    "workflow": "train", "sha": "abc123"}
+    assert tags == {
+        "mlops-bot": "managed",
+        "repo": "acme/churn-model",
+        "branch": "feature/unicode",
+        "workflow": "train",
+        "sha": "abc123",
+    }
 
 
 def test_parse_job_name_rejects_foreign_jobs():
@@ -72,8 +86,13 @@ def test_settings_from_config_are_a_valid_multi_task_job(settings):
     assert register[register.index("--commit") + 1] == "{{job.parameters.sha}}"
     assert parsed.git_source.git_commit == "a" * 40 and parsed.git_source.git_branch is None
     assert parsed.tasks[1].libraries[0].pypi.package == "scikit-learn>=1.4"
-    assert {p.name: p.default for p in parsed.parameters} == {"sha": "a" * 40, "dataset": "toy", "pr": "", "params": "",
-                                                            "requested_by": ""}
+    assert {p.name: p.default for p in parsed.parameters} == {
+        "sha": "a" * 40,
+        "dataset": "toy",
+        "pr": "",
+        "params": "",
+        "requested_by": "",
+    }
     assert parsed.max_concurrent_runs == 1 and parsed.timeout_seconds == 3600
 
 

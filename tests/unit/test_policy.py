@@ -1,4 +1,5 @@
 """workers/policy.py as tables: who may run what, what /train and /test accept, forks, re-runs, champion."""
+
 import pytest
 
 from bot.commands import USAGE
@@ -9,45 +10,72 @@ from workers.policy import Refusal
 REPO = "acme/churn-model"
 
 
-@pytest.mark.parametrize("role, needed, allowed", [
-    ("admin", "write", True), ("maintain", "write", True), ("write", "write", True), ("triage", "write", False),
-    ("read", "read", True), ("none", "read", False), ("custom-role", "read", False), ("write", "maintain", False),
-])
+@pytest.mark.parametrize(
+    "role, needed, allowed",
+    [
+        ("admin", "write", True),
+        ("maintain", "write", True),
+        ("write", "write", True),
+        ("triage", "write", False),
+        ("read", "read", True),
+        ("none", "read", False),
+        ("custom-role", "read", False),
+        ("write", "maintain", False),
+    ],
+)
 def test_one_permission_rank_check(role, needed, allowed):
     assert policy.ranks_at_least(role, needed) is allowed
 
 
-@pytest.mark.parametrize("command, role, expected", [
-    ("train", "write", None),
-    ("train", "read", "`/train` needs write permission on acme/churn-model; you have read."),
-    ("status", "read", None),
-    ("deploy", "write", "`/deploy` needs maintain permission on acme/churn-model; you have write."),
-    ("ok-to-test", "triage", "`/ok-to-test` needs write permission on acme/churn-model; you have triage."),
-    ("train-full", "none", "`/train-full` needs write permission on acme/churn-model; you have none."),
-])
+@pytest.mark.parametrize(
+    "command, role, expected",
+    [
+        ("train", "write", None),
+        ("train", "read", "`/train` needs write permission on acme/churn-model; you have read."),
+        ("status", "read", None),
+        ("deploy", "write", "`/deploy` needs maintain permission on acme/churn-model; you have write."),
+        ("ok-to-test", "triage", "`/ok-to-test` needs write permission on acme/churn-model; you have triage."),
+        ("train-full", "none", "`/train-full` needs write permission on acme/churn-model; you have none."),
+    ],
+)
 def test_command_permissions(settings, command, role, expected):
     assert policy.permission_refusal(settings, REPO, command, role) == expected
 
 
-@pytest.mark.parametrize("role, listed", [
-    ("read", ["status", "help"]),
-    ("write", ["train", "test", "retest", "cancel", "status", "help", "ok-to-test", "approve", "reject"]),
-    ("admin", list(USAGE)),
-])
+@pytest.mark.parametrize(
+    "role, listed",
+    [
+        ("read", ["status", "help"]),
+        ("write", ["train", "test", "retest", "cancel", "status", "help", "ok-to-test", "approve", "reject"]),
+        ("admin", list(USAGE)),
+    ],
+)
 def test_help_lists_what_the_role_may_run(settings, role, listed):
     assert policy.commands_allowed(settings, role) == listed
 
 
-@pytest.mark.parametrize("command, user, role, expected", [
-    ({}, "alice", "write", ("toy", {})),
-    ({"dataset": "full"}, "bob", "write", ("full", {})),
-    ({"params": {"max_depth": "3"}}, "alice", "write", ("toy", {"max_depth": "3"})),
-    ({"dataset": "huge"}, "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
-    ({"dataset": "full"}, "alice", "write", "`/train full` costs money: only @bob may start it."),
-    ({"dataset": "full"}, "bob", "read", "`/train-full` needs write permission on acme/churn-model; you have read."),
-    ({"params": {"lr": "1"}}, "alice", "write",
-     "parameter `lr` is not allowed for `train`; allowed: n_estimators, max_depth, learning_rate."),
-])
+@pytest.mark.parametrize(
+    "command, user, role, expected",
+    [
+        ({}, "alice", "write", ("toy", {})),
+        ({"dataset": "full"}, "bob", "write", ("full", {})),
+        ({"params": {"max_depth": "3"}}, "alice", "write", ("toy", {"max_depth": "3"})),
+        ({"dataset": "huge"}, "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
+        ({"dataset": "full"}, "alice", "write", "`/train full` costs money: only @bob may start it."),
+        (
+            {"dataset": "full"},
+            "bob",
+            "read",
+            "`/train-full` needs write permission on acme/churn-model; you have read.",
+        ),
+        (
+            {"params": {"lr": "1"}},
+            "alice",
+            "write",
+            "parameter `lr` is not allowed for `train`; allowed: n_estimators, max_depth, learning_rate.",
+        ),
+    ],
+)
 def test_train_rules(settings, command, user, role, expected):
     if isinstance(expected, str):
         with pytest.raises(Refusal, match=expected.replace("(", r"\(").replace(")", r"\)").replace("`", ".")):
@@ -62,42 +90,77 @@ def test_train_refusals_carry_the_usage_when_it_helps(settings):
     assert refused.value.usage == USAGE["train"]
 
 
-@pytest.mark.parametrize("pr_state, fork, granted, expected", [
-    ("open", False, None, None),
-    ("closed", False, None, "#7 is closed: nothing runs for it any more."),
-    ("open", True, None, "this pull request comes from a fork: someone with write access must comment "
-                         "`/ok-to-test` for commit `aaaaaaa` first."),
-    ("open", True, "b" * 40, "this pull request comes from a fork: someone with write access must comment "
-                             "`/ok-to-test` for commit `aaaaaaa` first."),  # granted for an older head
-    ("open", True, "a" * 40, None),
-])
+@pytest.mark.parametrize(
+    "pr_state, fork, granted, expected",
+    [
+        ("open", False, None, None),
+        ("closed", False, None, "#7 is closed: nothing runs for it any more."),
+        (
+            "open",
+            True,
+            None,
+            "this pull request comes from a fork: someone with write access must comment "
+            "`/ok-to-test` for commit `aaaaaaa` first.",
+        ),
+        (
+            "open",
+            True,
+            "b" * 40,
+            "this pull request comes from a fork: someone with write access must comment "
+            "`/ok-to-test` for commit `aaaaaaa` first.",
+        ),  # granted for an older head
+        ("open", True, "a" * 40, None),
+    ],
+)
 def test_the_fork_rule(pr_state, fork, granted, expected):
     assert policy.head_refusal(pull(7, fork=fork, state=pr_state), 7, granted) == expected
 
 
-@pytest.mark.parametrize("fork, expected", [
-    (False, ("feature/x", "")),
-    (True, ("pull/7", "https://github.com/someone/churn-model.git")),
-])
+@pytest.mark.parametrize(
+    "fork, expected",
+    [
+        (False, ("feature/x", "")),
+        (True, ("pull/7", "https://github.com/someone/churn-model.git")),
+    ],
+)
 def test_a_fork_runs_its_own_code_on_a_job_of_its_own(fork, expected):
     assert policy.run_source(pull(7, fork=fork), 7) == expected
 
 
-@pytest.mark.parametrize("runs, failed", [
-    ([], []),
-    ([{"workflow": "train", "state": "FAILED", "started_at": 1}], ["train"]),
-    ([{"workflow": "train", "state": "FAILED", "started_at": 1},
-      {"workflow": "train", "state": "SUCCESS", "started_at": 2}], []),  # fixed since
-    ([{"workflow": "test", "state": "TIMEDOUT", "started_at": 1},
-      {"workflow": "train", "state": "RUNNING", "started_at": 2}], ["test"]),
-])
+@pytest.mark.parametrize(
+    "runs, failed",
+    [
+        ([], []),
+        ([{"workflow": "train", "state": "FAILED", "started_at": 1}], ["train"]),
+        (
+            [
+                {"workflow": "train", "state": "FAILED", "started_at": 1},
+                {"workflow": "train", "state": "SUCCESS", "started_at": 2},
+            ],
+            [],
+        ),  # fixed since
+        (
+            [
+                {"workflow": "test", "state": "TIMEDOUT", "started_at": 1},
+                {"workflow": "train", "state": "RUNNING", "started_at": 2},
+            ],
+            ["test"],
+        ),
+    ],
+)
 def test_retest_reruns_the_newest_failed_run_of_each_workflow(runs, failed):
     assert [r["workflow"] for r in policy.failed_latest(runs)] == failed
 
 
-@pytest.mark.parametrize("name, workflow", [
-    ("mlops-bot/train", "train"), ("mlops-bot/nope", None), ("ci/train", None), ("train", None),
-])
+@pytest.mark.parametrize(
+    "name, workflow",
+    [
+        ("mlops-bot/train", "train"),
+        ("mlops-bot/nope", None),
+        ("ci/train", None),
+        ("train", None),
+    ],
+)
 def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
     assert policy.check_workflow(settings, name) == workflow
 
@@ -105,33 +168,53 @@ def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
 CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80, "roc_auc": 0.7}}
 
 
-@pytest.mark.parametrize("metrics, champion, version, passed, compared_with", [
-    ({"accuracy": 0.82, "roc_auc": 0.7}, CHAMPION, "4", True, "3"),
-    ({"accuracy": 0.70, "roc_auc": 0.7}, CHAMPION, "4", False, "3"),
-    ({"accuracy": 0.70, "roc_auc": 0.7}, CHAMPION, "3", True, None),  # the champion itself: no comparison
-    ({"accuracy": 0.70, "roc_auc": 0.5}, None, "4", False, None),  # roc_auc >= 0.6 holds without a champion
-])
+@pytest.mark.parametrize(
+    "metrics, champion, version, passed, compared_with",
+    [
+        ({"accuracy": 0.82, "roc_auc": 0.7}, CHAMPION, "4", True, "3"),
+        ({"accuracy": 0.70, "roc_auc": 0.7}, CHAMPION, "4", False, "3"),
+        ({"accuracy": 0.70, "roc_auc": 0.7}, CHAMPION, "3", True, None),  # the champion itself: no comparison
+        ({"accuracy": 0.70, "roc_auc": 0.5}, None, "4", False, None),  # roc_auc >= 0.6 holds without a champion
+    ],
+)
 def test_champion_and_gates(settings, metrics, champion, version, passed, compared_with):
     comparison = policy.compare(settings.models["churn-model"].gates, metrics, champion, version)
     assert comparison.passed is passed
     assert (comparison.champion or {}).get("version") == compared_with
 
 
-@pytest.mark.parametrize("result, outputs, passed, summary", [
-    ("SUCCESS", {"metrics": {"accuracy": 0.9, "roc_auc": 0.8}}, True, "passed: accuracy=0.9000, roc_auc=0.8000"),
-    ("SUCCESS", {"metrics": {"accuracy": 0.9}}, False, "failed: roc_auc >= 0.6 (roc_auc was not logged by this run)"),
-    ("FAILED", {"metrics": {"accuracy": 0.9, "roc_auc": 0.8}}, False, "failed: validation run FAILED"),
-    ("SUCCESS", {"passed": False, "metrics": {"accuracy": 0.9, "roc_auc": 0.8}}, False,
-     "failed: validation run SUCCESS"),
-])
+@pytest.mark.parametrize(
+    "result, outputs, passed, summary",
+    [
+        ("SUCCESS", {"metrics": {"accuracy": 0.9, "roc_auc": 0.8}}, True, "passed: accuracy=0.9000, roc_auc=0.8000"),
+        (
+            "SUCCESS",
+            {"metrics": {"accuracy": 0.9}},
+            False,
+            "failed: roc_auc >= 0.6 (roc_auc was not logged by this run)",
+        ),
+        ("FAILED", {"metrics": {"accuracy": 0.9, "roc_auc": 0.8}}, False, "failed: validation run FAILED"),
+        (
+            "SUCCESS",
+            {"passed": False, "metrics": {"accuracy": 0.9, "roc_auc": 0.8}},
+            False,
+            "failed: validation run SUCCESS",
+        ),
+    ],
+)
 def test_validation_outcome(settings, result, outputs, passed, summary):
     comparison = policy.compare(settings.models["churn-model"].gates, outputs["metrics"], None)
     assert policy.validation_outcome(result, outputs, comparison) == (passed, summary)
 
 
-@pytest.mark.parametrize("decision, actor, once", [
-    ("validated", "mlops-bot", "validated:m:2"), ("approved", "bob", "approved:m:2:bob"), ("refused", "bob", ""),
-])
+@pytest.mark.parametrize(
+    "decision, actor, once",
+    [
+        ("validated", "mlops-bot", "validated:m:2"),
+        ("approved", "bob", "approved:m:2:bob"),
+        ("refused", "bob", ""),
+    ],
+)
 def test_what_the_audit_trail_records_once(decision, actor, once):
     assert policy.audit_once_key(decision, "m", "2", actor) == once
 

@@ -1,14 +1,28 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
+
 from workers.gates import evaluate_all
 from workers.texts import render_result, render_status
 
-RECORD = {"workflow": "train", "sha": "f8d8bbc" + "0" * 33, "parameters": {"dataset": "toy", "params": "max_depth=4"},
-          "started_at": 1795660000, "requested_by": "alice", "command": "/train toy"}
-RESULT = {"run_id": 7, "result": "FAILED", "duration_s": 41.0, "run_page_url": "http://ws/jobs/1/runs/7",
-          "message": "Task train failed", "tasks": [
-              {"key": "prepare", "result": "SUCCESS", "duration_s": 3.1, "output": "ok"},
-              {"key": "train", "result": "FAILED", "duration_s": 5.0, "output": "Traceback...\nValueError: boom"},
-              {"key": "register", "result": "UPSTREAM_FAILED", "duration_s": 0, "output": ""}]}
+RECORD = {
+    "workflow": "train",
+    "sha": "f8d8bbc" + "0" * 33,
+    "parameters": {"dataset": "toy", "params": "max_depth=4"},
+    "started_at": 1795660000,
+    "requested_by": "alice",
+    "command": "/train toy",
+}
+RESULT = {
+    "run_id": 7,
+    "result": "FAILED",
+    "duration_s": 41.0,
+    "run_page_url": "http://ws/jobs/1/runs/7",
+    "message": "Task train failed",
+    "tasks": [
+        {"key": "prepare", "result": "SUCCESS", "duration_s": 3.1, "output": "ok"},
+        {"key": "train", "result": "FAILED", "duration_s": 5.0, "output": "Traceback...\nValueError: boom"},
+        {"key": "register", "result": "UPSTREAM_FAILED", "duration_s": 0, "output": ""},
+    ],
+}
 
 
 def test_failed_run_report_has_tasks_links_and_the_failing_output():
@@ -23,19 +37,31 @@ def test_failed_run_report_has_tasks_links_and_the_failing_output():
 
 
 def test_metrics_against_the_champion_and_gates():
-    metrics, champion = {"accuracy": 0.80, "roc_auc": 0.7}, {"model": "churn-model", "version": "3",
-                                                             "metrics": {"accuracy": 0.78}}
+    metrics, champion = (
+        {"accuracy": 0.80, "roc_auc": 0.7},
+        {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.78}},
+    )
     gates = evaluate_all(["accuracy >= champion - 0.01"], metrics, champion["metrics"])
-    text = render_result(RECORD, {**RESULT, "result": "SUCCESS", "tasks": []}, metrics=metrics, champion=champion,
-                         gates=gates)
+    text = render_result(
+        RECORD, {**RESULT, "result": "SUCCESS", "tasks": []}, metrics=metrics, champion=champion, gates=gates
+    )
     assert "#### Metrics vs champion (churn-model v3)" in text
     assert "| accuracy | 0.8000 | 0.7800 | +0.0200 |" in text and "| roc_auc | 0.7000 | — | — |" in text
     assert "| `accuracy >= champion - 0.01` | ✅ pass — 0.8000 >= 0.7700 |" in text
 
 
 def test_status_lists_runs_newest_first():
-    runs = [{"run_id": 1, "workflow": "test", "state": "SUCCESS", "started_at": 1, "sha": "a" * 40, "requested_by": "bob"},
-            {"run_id": 2, "workflow": "train", "state": "RUNNING", "started_at": 2, "sha": "b" * 40, "requested_by": "alice"}]
+    runs = [
+        {"run_id": 1, "workflow": "test", "state": "SUCCESS", "started_at": 1, "sha": "a" * 40, "requested_by": "bob"},
+        {
+            "run_id": 2,
+            "workflow": "train",
+            "state": "RUNNING",
+            "started_at": 2,
+            "sha": "b" * 40,
+            "requested_by": "alice",
+        },
+    ]
     lines = render_status(runs).splitlines()
     assert lines[4].startswith("| `train` | 2 | ⏳ RUNNING") and lines[5].startswith("| `test` | 1 | ✅ SUCCESS")
     assert render_status([]).startswith("No runs for this pull request yet")

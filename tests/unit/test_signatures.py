@@ -1,4 +1,5 @@
 """Signature checks of all four sources: good, bad, missing, unset secret, stale timestamp."""
+
 import json
 
 import pytest
@@ -12,12 +13,16 @@ NOW = 1_800_000_000
 def test_github_documentation_test_vector():
     # From GitHub's "Validating webhook deliveries" page.
     assert events.github_signature("It's a Secret to Everybody", b"Hello, World!") == (
-        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    )
 
 
 def _github_headers(body: bytes, secret="s3cret") -> dict:
-    return {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-1",
-            "X-Hub-Signature-256": events.github_signature(secret, body)}
+    return {
+        "X-GitHub-Event": "ping",
+        "X-GitHub-Delivery": "d-1",
+        "X-Hub-Signature-256": events.github_signature(secret, body),
+    }
 
 
 def test_github_good_signature_gives_event():
@@ -26,12 +31,19 @@ def test_github_good_signature_gives_event():
     assert (event.source, event.name, event.delivery_id) == ("github", "ping", "d-1")
 
 
-@pytest.mark.parametrize("change, status, reason", [
-    (lambda h, b: ({**h, "X-Hub-Signature-256": "sha256=" + "0" * 64}, b), 401, "does not match"),
-    (lambda h, b: ({k: v for k, v in h.items() if k != "X-Hub-Signature-256"}, b), 401, "missing X-Hub-Signature-256"),
-    (lambda h, b: (h, b + b" "), 401, "does not match"),  # one changed byte of the body
-    (lambda h, b: ({k: v for k, v in h.items() if k != "X-GitHub-Event"}, b), 400, "missing header X-GitHub-Event"),
-])
+@pytest.mark.parametrize(
+    "change, status, reason",
+    [
+        (lambda h, b: ({**h, "X-Hub-Signature-256": "sha256=" + "0" * 64}, b), 401, "does not match"),
+        (
+            lambda h, b: ({k: v for k, v in h.items() if k != "X-Hub-Signature-256"}, b),
+            401,
+            "missing X-Hub-Signature-256",
+        ),
+        (lambda h, b: (h, b + b" "), 401, "does not match"),  # one changed byte of the body
+        (lambda h, b: ({k: v for k, v in h.items() if k != "X-GitHub-Event"}, b), 400, "missing header X-GitHub-Event"),
+    ],
+)
 def test_github_refusals(change, status, reason):
     body = b'{"zen": "x"}'
     headers, body = change(_github_headers(body), body)
@@ -40,8 +52,16 @@ def test_github_refusals(change, status, reason):
     assert exc.value.status == status and reason in exc.value.reason
 
 
-@pytest.mark.parametrize("verify", [events.github_event, events.mlflow_event, events.databricks_event,
-                                    events.slack_command_event, events.slack_interaction_event])
+@pytest.mark.parametrize(
+    "verify",
+    [
+        events.github_event,
+        events.mlflow_event,
+        events.databricks_event,
+        events.slack_command_event,
+        events.slack_interaction_event,
+    ],
+)
 def test_unset_secret_refuses_even_a_signed_delivery(verify):
     with pytest.raises(Refused) as exc:
         verify({"X-Hub-Signature-256": "sha256=x"}, b"{}", None, NOW)
@@ -56,12 +76,16 @@ def test_github_signed_but_not_json_is_400():
 
 
 def _mlflow(body: bytes, ts: int, secret="m", delivery="d-1") -> dict:
-    return {"X-MLflow-Delivery-Id": delivery, "X-MLflow-Timestamp": str(ts),
-            "X-MLflow-Signature": events.mlflow_signature(secret, delivery, str(ts), body)}
+    return {
+        "X-MLflow-Delivery-Id": delivery,
+        "X-MLflow-Timestamp": str(ts),
+        "X-MLflow-Signature": events.mlflow_signature(secret, delivery, str(ts), body),
+    }
 
 
-MLFLOW_BODY = json.dumps({"entity": "model_version", "action": "created", "timestamp": "t",
-                          "data": {"name": "m", "version": "1"}}).encode()
+MLFLOW_BODY = json.dumps(
+    {"entity": "model_version", "action": "created", "timestamp": "t", "data": {"name": "m", "version": "1"}}
+).encode()
 
 
 def test_mlflow_good_signature_and_fresh_timestamp():
@@ -98,7 +122,12 @@ def test_slack_command_signature_window_and_form():
     body = b"command=%2Fmlops&text=approve+churn-model+7&user_id=U1&trigger_id=t-1&response_url=http%3A%2F%2Fx"
     headers = {"X-Slack-Request-Timestamp": str(NOW), "X-Slack-Signature": events.slack_signature("s", str(NOW), body)}
     event = events.slack_command_event(headers, body, "s", NOW)
-    assert (event.name, event.action, event.data["text"], event.delivery_id) == ("command", "mlops", "approve churn-model 7", "t-1")
+    assert (event.name, event.action, event.data["text"], event.delivery_id) == (
+        "command",
+        "mlops",
+        "approve churn-model 7",
+        "t-1",
+    )
     with pytest.raises(Refused) as exc:
         events.slack_command_event(headers, body, "s", NOW + 301)
     assert exc.value.status == 401

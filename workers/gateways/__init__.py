@@ -7,6 +7,7 @@ Gateways return these frozen dataclasses (never SDK objects) and raise only `wor
 exceptions. The in-memory fakes in `tests/fakes.py` implement the same protocols. Nothing here
 imports an SDK.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -101,10 +102,12 @@ class ForgeGateway(Protocol):
     def permission(self, repo: str, user: str) -> str: ...
     def branch_exists(self, repo: str, branch: str) -> bool: ...
     def react(self, repo: str, comment_id: int, content: str) -> None: ...
-    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str,
-                       known_id: int | None = None) -> int: ...
-    def set_status(self, repo: str, sha: str, context: str, state: str, description: str,
-                   target_url: str = "") -> None: ...
+    def upsert_comment(
+        self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None
+    ) -> int: ...
+    def set_status(
+        self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = ""
+    ) -> None: ...
 
 
 class RegistryGateway(Protocol):

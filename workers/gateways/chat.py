@@ -3,6 +3,7 @@
 Named `Slack` (not Chat): the PR command context is `workers.chatops.CommandContext`. Slack's
 errors are translated here by `workers.errors` (429/5xx/network → Transient, the rest Permanent).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,12 +40,26 @@ class Slack:
         value = f"{model}@{version}"
         blocks: list[dict] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "actions", "block_id": "decision", "elements": [
-                {"type": "button", "action_id": "approve", "style": "primary", "value": value,
-                 "text": {"type": "plain_text", "text": "Approve"}},
-                {"type": "button", "action_id": "reject", "style": "danger", "value": value,
-                 "text": {"type": "plain_text", "text": "Reject"}},
-            ]},
+            {
+                "type": "actions",
+                "block_id": "decision",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "approve",
+                        "style": "primary",
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                    },
+                    {
+                        "type": "button",
+                        "action_id": "reject",
+                        "style": "danger",
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "Reject"},
+                    },
+                ],
+            },
         ]
         with self._edge("post an approval request"):
             r = self.client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)
@@ -52,17 +67,24 @@ class Slack:
 
     def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
         with self._edge("post a message"):
-            r = self.client.chat_postMessage(channel=channel or self.cfg.channel, text=text, thread_ts=thread_ts or None)
+            r = self.client.chat_postMessage(
+                channel=channel or self.cfg.channel, text=text, thread_ts=thread_ts or None
+            )
         return r["channel"], r["ts"]
 
     def close_request(self, channel: str, ts: str, text: str) -> None:
         """Replace the buttons with the decision, so nobody clicks a stale request."""
         with self._edge("update an approval request"):
-            self.client.chat_update(channel=channel, ts=ts, text=text,
-                                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+            self.client.chat_update(
+                channel=channel,
+                ts=ts,
+                text=text,
+                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            )
 
     def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
         if response_url:
             with self._edge("answer a command"):
                 WebhookClient(response_url, timeout=10).send(
-                    text=text, response_type="in_channel" if in_channel else "ephemeral")
+                    text=text, response_type="in_channel" if in_channel else "ephemeral"
+                )

@@ -7,6 +7,7 @@ Calls go through PyGithub's requester so each method costs exactly the requests 
 error is translated at this edge by `workers.errors` (429/5xx/network → Transient, 404 → NotFound,
 other statuses → Permanent). Rate-limit-aware handling of a 403 will go into that one classifier.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,13 @@ from bot.config import GitHubSettings
 from workers.errors import Permanent, classify
 from workers.gateways import Pull
 
-SAFE_RETRY = Retry(total=3, backoff_factor=0.5, status_forcelist=(502, 503, 504),
-                   allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+SAFE_RETRY = Retry(
+    total=3,
+    backoff_factor=0.5,
+    status_forcelist=(502, 503, 504),
+    allowed_methods=frozenset({"GET", "HEAD"}),
+    raise_on_status=False,
+)
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
 
 
@@ -37,9 +43,14 @@ def github_client(cfg: GitHubSettings) -> Github:
         if not token:
             raise Permanent(f"GitHub: {cfg.token_env} is not set")
         auth = Auth.Token(token)
-    return Github(base_url=cfg.base_url, auth=auth, retry=SAFE_RETRY, timeout=15,
-                  seconds_between_requests=cfg.seconds_between_requests,
-                  seconds_between_writes=cfg.seconds_between_writes)
+    return Github(
+        base_url=cfg.base_url,
+        auth=auth,
+        retry=SAFE_RETRY,
+        timeout=15,
+        seconds_between_requests=cfg.seconds_between_requests,
+        seconds_between_writes=cfg.seconds_between_writes,
+    )
 
 
 def marker(kind: str, key: str) -> str:
@@ -66,9 +77,17 @@ class Forge:
         d = self._call("GET", f"/repos/{repo}/pulls/{number}")
         head, base = d["head"], d["base"]
         head_repo = (head.get("repo") or {}).get("full_name", "")
-        return Pull(d["number"], d["state"], d["user"]["login"], head["sha"], head["ref"], head_repo,
-                    (head.get("repo") or {}).get("clone_url", ""),
-                    head_repo.lower() != base["repo"]["full_name"].lower(), d.get("html_url", ""))
+        return Pull(
+            d["number"],
+            d["state"],
+            d["user"]["login"],
+            head["sha"],
+            head["ref"],
+            head_repo,
+            (head.get("repo") or {}).get("clone_url", ""),
+            head_repo.lower() != base["repo"]["full_name"].lower(),
+            d.get("html_url", ""),
+        )
 
     def permission(self, repo: str, user: str) -> str:
         """admin | maintain | write | triage | read | none (role_name has the fine role)."""
@@ -145,7 +164,9 @@ class Forge:
         if state == "pending":
             body["status"] = "in_progress"
         else:
-            body.update(status="completed", conclusion={"success": "success", "failure": "failure"}.get(state, "neutral"))
+            body.update(
+                status="completed", conclusion={"success": "success", "failure": "failure"}.get(state, "neutral")
+            )
         existing = self._call("GET", f"/repos/{repo}/commits/{sha}/check-runs", parameters={"check_name": name})
         runs = existing.get("check_runs", [])
         if runs:  # one check run per name and commit, updated in place

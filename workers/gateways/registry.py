@@ -4,6 +4,7 @@ Open-source MLflow expresses approvals with version tags and aliases (`champion`
 deprecated there but still used by Databricks workspace registries, so both are supported.
 Methods return `workers.gateways` values; MLflow errors are translated here by `workers.errors`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -53,8 +54,14 @@ class Registry:
         with self._edge(f"read {model} version {version}"):
             v = self.client.get_model_version(model, str(version))
         tags = dict(v.tags or {})
-        return Version(model, str(v.version), v.run_id or tags.get("mlflow_run_id", ""), tags,
-                       tuple(getattr(v, "aliases", []) or []), v.current_stage or "")
+        return Version(
+            model,
+            str(v.version),
+            v.run_id or tags.get("mlflow_run_id", ""),
+            tags,
+            tuple(getattr(v, "aliases", []) or []),
+            v.current_stage or "",
+        )
 
     def by_alias(self, model: str, alias: str) -> Version | None:
         try:

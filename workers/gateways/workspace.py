@@ -4,6 +4,7 @@ The SDK retries 429/503 and connection errors until `retry_timeout_seconds`; wha
 on is translated here, at the edge, by `workers.errors` (classified by class and `error_code`:
 the SDK's errors carry no HTTP status). Methods return `workers.gateways` values, never SDK objects.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,16 +33,29 @@ def _state(state, attr: str) -> str:
 
 
 def _task_run(t: RunTask) -> TaskRun:
-    return TaskRun(t.task_key, t.run_id or 0, _state(t.state, "result_state") or _state(t.state, "life_cycle_state"),
-                   t.start_time or 0, t.end_time or 0)
+    return TaskRun(
+        t.task_key,
+        t.run_id or 0,
+        _state(t.state, "result_state") or _state(t.state, "life_cycle_state"),
+        t.start_time or 0,
+        t.end_time or 0,
+    )
 
 
 def _run_info(run: Run) -> RunInfo:
     snapshot = run.git_source.git_snapshot if run.git_source else None
-    return RunInfo(run.run_id or 0, run.job_id or 0, _state(run.state, "life_cycle_state") or "PENDING",
-                   _state(run.state, "result_state"), (run.state.state_message or "") if run.state else "",
-                   run.run_page_url or "", run.start_time or 0, run.end_time or 0,
-                   (snapshot.used_commit or "") if snapshot else "", tuple(_task_run(t) for t in run.tasks or []))
+    return RunInfo(
+        run.run_id or 0,
+        run.job_id or 0,
+        _state(run.state, "life_cycle_state") or "PENDING",
+        _state(run.state, "result_state"),
+        (run.state.state_message or "") if run.state else "",
+        run.run_page_url or "",
+        run.start_time or 0,
+        run.end_time or 0,
+        (snapshot.used_commit or "") if snapshot else "",
+        tuple(_task_run(t) for t in run.tasks or []),
+    )
 
 
 class Workspace:
@@ -52,8 +66,11 @@ class Workspace:
             token = os.environ.get(env.token_env)
             if not token:
                 raise Permanent(f"environment `{name}`: {env.token_env} is not set, so the bot cannot reach {env.host}")
-            client = WorkspaceClient(config=Config(host=env.host, token=token, auth_type="pat",
-                                                   retry_timeout_seconds=env.retry_timeout_seconds))
+            client = WorkspaceClient(
+                config=Config(
+                    host=env.host, token=token, auth_type="pat", retry_timeout_seconds=env.retry_timeout_seconds
+                )
+            )
         self.client = client
 
     @contextmanager
@@ -96,10 +113,11 @@ class Workspace:
 
     def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
         with self._edge("list jobs"):
-            return [JobRef(j.job_id or 0, j.settings.name or "", dict(j.settings.tags or {}), j.created_time or 0)
-                    for j in self.client.jobs.list()
-                    if j.settings and (j.settings.name or "").startswith(prefix + "/")
-                    and tag in (j.settings.tags or {})]
+            return [
+                JobRef(j.job_id or 0, j.settings.name or "", dict(j.settings.tags or {}), j.created_time or 0)
+                for j in self.client.jobs.list()
+                if j.settings and (j.settings.name or "").startswith(prefix + "/") and tag in (j.settings.tags or {})
+            ]
 
     # --- runs ----------------------------------------------------------------------------------
     def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
