@@ -1,7 +1,7 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
 
 from workers.gates import evaluate_all
-from workers.texts import render_result, render_status
+from workers.reports import render_result, render_status
 
 RECORD = {
     "workflow": "train",
