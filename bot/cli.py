@@ -1,4 +1,5 @@
 """`mlops-bot` — the command line: the Procfile's processes, config check, audit trail, registry hooks."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,9 +15,11 @@ def _check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"{args.path or os.environ.get('MLOPS_BOT_CONFIG', 'config.toml')}: ok — "
-          f"{len(settings.repos)} repo(s), {len(settings.workflows)} workflow(s), "
-          f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)")
+    print(
+        f"{args.path or os.environ.get('MLOPS_BOT_CONFIG', 'config.toml')}: ok — "
+        f"{len(settings.repos)} repo(s), {len(settings.workflows)} workflow(s), "
+        f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)"
+    )
     return 0
 
 
@@ -25,8 +28,20 @@ WEB_APP = "bot.web:create_app()"
 
 def gunicorn_argv(host: str, port: int, workers: int, threads: int, app: str = WEB_APP) -> list[str]:
     """The one gunicorn command line of the web process (the Procfile's `web` runs it through `_web`)."""
-    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), app]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        app,
+    ]
 
 
 def _web(args: argparse.Namespace) -> int:
@@ -39,8 +54,19 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.app import app
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    argv = ["worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency), "--pool", args.pool,
-            "--queues", app.conf.task_default_queue, "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+        "--queues",
+        app.conf.task_default_queue,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if args.hostname:
         argv += ["--hostname", args.hostname]
     app.worker_main(argv)

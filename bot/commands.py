@@ -4,6 +4,7 @@ A command is a line that starts with `/word`. Lines inside fenced or indented co
 quoted replies (`> …`) are not commands, so quoting someone's `/train full` does not run it.
 Several commands in one comment are each honoured, in order.
 """
+
 from __future__ import annotations
 
 import re
@@ -97,7 +98,9 @@ def parse_comment(text: str) -> list[Command | CommandError]:
         if not m:
             continue  # `/usr/bin/x` or `/ something`: a path or prose, not a command
         if len(out) == MAX_COMMANDS:
-            out.append(CommandError("", f"more than {MAX_COMMANDS} commands in one comment; the rest are ignored", line))
+            out.append(
+                CommandError("", f"more than {MAX_COMMANDS} commands in one comment; the rest are ignored", line)
+            )
             break
         out.append(parse_command(m.group("name"), m.group("rest").strip(), line))
     return out

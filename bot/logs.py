@@ -5,6 +5,7 @@
 
 Secrets never go into fields; the formatter adds the Celery task id when inside a task.
 """
+
 from __future__ import annotations
 
 import json

@@ -2,11 +2,13 @@
 
 gidgethub-style: one `Router` per feature module, combined in `handlers/__init__.py`.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 from bot.config import Settings
 from bot.events import Event
@@ -27,12 +29,12 @@ class Ignored:
     reason: str
 
 
-Outcome = Union[list[Action], Ignored]
+Outcome = list[Action] | Ignored
 Handler = Callable[[Event, Settings], Outcome]
 
 
 class Router:
-    def __init__(self, *others: "Router"):
+    def __init__(self, *others: Router):
         self._handlers: dict[tuple[str, str, str | None], list[Handler]] = defaultdict(list)
         for other in others:
             for key, handlers in other._handlers.items():
@@ -48,8 +50,10 @@ class Router:
         return decorate
 
     def handlers_for(self, event: Event) -> list[Handler]:
-        return [*self._handlers.get((event.source, event.name, event.action), []),
-                *self._handlers.get((event.source, event.name, None), [])]
+        return [
+            *self._handlers.get((event.source, event.name, event.action), []),
+            *self._handlers.get((event.source, event.name, None), []),
+        ]
 
     def dispatch(self, event: Event, settings: Settings) -> Outcome:
         handlers = self.handlers_for(event)

@@ -1,4 +1,5 @@
 """Shared fixtures: a private Redis per test session, settings, signed requests."""
+
 from __future__ import annotations
 
 import json
@@ -86,14 +87,18 @@ class Signer:
 
     def databricks(self, body: dict) -> tuple[bytes, dict]:
         raw = json.dumps(body).encode()
-        return raw, {"Content-Type": "application/json",
-                     "X-Databricks-Signature": events.databricks_signature(SECRETS["DATABRICKS_WEBHOOK_SECRET"], raw)}
+        return raw, {
+            "Content-Type": "application/json",
+            "X-Databricks-Signature": events.databricks_signature(SECRETS["DATABRICKS_WEBHOOK_SECRET"], raw),
+        }
 
     def slack(self, raw: bytes, timestamp: int | None = None) -> tuple[bytes, dict]:
         ts = str(int(time.time()) if timestamp is None else timestamp)
-        return raw, {"Content-Type": "application/x-www-form-urlencoded",
-                     "X-Slack-Request-Timestamp": ts,
-                     "X-Slack-Signature": events.slack_signature(SECRETS["SLACK_SIGNING_SECRET"], ts, raw)}
+        return raw, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": events.slack_signature(SECRETS["SLACK_SIGNING_SECRET"], ts, raw),
+        }
 
 
 @pytest.fixture

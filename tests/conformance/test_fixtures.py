@@ -2,6 +2,7 @@
 
 Reads them from MLOPS_BOT_FIXTURES (default ../shared/fixtures); skipped, saying so, where absent.
 """
+
 import json
 from pathlib import Path
 from urllib.parse import quote
@@ -10,12 +11,14 @@ import pytest
 
 from bot import events
 from bot.events import Event
-from bot.routing import Action, Ignored
+from bot.routing import Ignored
 from handlers import router
 from tests.conftest import fixtures_dir
 
 FIXTURES = fixtures_dir()
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no fixtures folder at {FIXTURES} (set MLOPS_BOT_FIXTURES)")
+pytestmark = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"no fixtures folder at {FIXTURES} (set MLOPS_BOT_FIXTURES)"
+)
 
 
 def github_files() -> list[Path]:
@@ -26,8 +29,11 @@ def github_files() -> list[Path]:
 def test_every_github_fixture_verifies_normalises_and_routes(path, settings):
     body = path.read_bytes()
     name = path.name.split("__")[0]
-    headers = {"X-GitHub-Event": name, "X-GitHub-Delivery": "fixture",
-               "X-Hub-Signature-256": events.github_signature("s", body)}
+    headers = {
+        "X-GitHub-Event": name,
+        "X-GitHub-Delivery": "fixture",
+        "X-Hub-Signature-256": events.github_signature("s", body),
+    }
     event = events.github_event(headers, body, "s")
     outcome = router.dispatch(event, settings)
     # None of these repositories is configured: each is answered with a reason, not a crash.
@@ -35,7 +41,9 @@ def test_every_github_fixture_verifies_normalises_and_routes(path, settings):
 
 
 def test_real_pr_comment_parses_as_a_pr_comment(settings):
-    data = json.loads((FIXTURES / "github" / "issue_comment__created.on-pull-request.elastic-kibana.payload.json").read_text())
+    data = json.loads(
+        (FIXTURES / "github" / "issue_comment__created.on-pull-request.elastic-kibana.payload.json").read_text()
+    )
     data["repository"]["full_name"] = "acme/churn-model"
     data["comment"]["body"] = "/train toy"
     [action] = router.dispatch(Event("github", "issue_comment", "created", "d", data), settings)
@@ -47,7 +55,9 @@ def test_real_branch_push_and_delete(settings):
     new["repository"]["full_name"] = "acme/churn-model"
     [action] = router.dispatch(Event("github", "push", "", "d", new), settings)
     assert action.task == "sync_branch_jobs" and action.kwargs["sha"] == new["after"]
-    gone = json.loads((FIXTURES / "github" / "delete__branch.DERIVED-from-octokit-delete-with-installation.payload.json").read_text())
+    gone = json.loads(
+        (FIXTURES / "github" / "delete__branch.DERIVED-from-octokit-delete-with-installation.payload.json").read_text()
+    )
     gone["repository"]["full_name"] = "acme/churn-model"
     [action] = router.dispatch(Event("github", "delete", "", "d", gone), settings)
     assert action.task == "remove_branch_jobs" and action.kwargs["branch"] == gone["ref"]

@@ -4,6 +4,7 @@ Every step runs as a real subprocess, the way the sandbox workspace runs a spark
 `python steps/<step>.py <parameters>` with cwd = a checkout of the project, PYTHONPATH =
 checkout and checkout/src, MLFLOW_TRACKING_URI and the DATABRICKS_* task environment.
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,22 +55,29 @@ def client(mlflow_server):
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("checkout") / "churn-model"
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(
-        ".mlops-run", "__pycache__", "mlruns", "mlartifacts", "*.egg-info", ".pytest_cache"))
+    shutil.copytree(
+        EXAMPLE,
+        dest,
+        ignore=shutil.ignore_patterns(
+            ".mlops-run", "__pycache__", "mlruns", "mlartifacts", "*.egg-info", ".pytest_cache"
+        ),
+    )
     return dest
 
 
 @pytest.fixture(scope="module")
 def step_env(mlflow_server, checkout) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DATABRICKS_"))}
-    env.update({
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DATABRICKS_JOB_ID": "7",
-        "DATABRICKS_JOB_RUN_ID": JOB_RUN_ID,
-        "PYTHONPATH": os.pathsep.join([str(checkout), str(checkout / "src")]),
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": mlflow_server.url,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DATABRICKS_JOB_ID": "7",
+            "DATABRICKS_JOB_RUN_ID": JOB_RUN_ID,
+            "PYTHONPATH": os.pathsep.join([str(checkout), str(checkout / "src")]),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -92,14 +100,30 @@ _task_runs = itertools.count(1000)
 def run_step(checkout: Path, env: dict[str, str], step: str, *args: str) -> Step:
     """`python steps/<step>.py args...` as the sandbox runs a spark_python_task."""
     task_env = {**env, "DATABRICKS_TASK_KEY": step, "DATABRICKS_TASK_RUN_ID": str(next(_task_runs))}
-    proc = subprocess.run([sys.executable, f"steps/{step}.py", *args], cwd=checkout, env=task_env,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, f"steps/{step}.py", *args],
+        cwd=checkout,
+        env=task_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     return Step(proc)
 
 
 def lineage_args(lineage: dict[str, str] = LINEAGE) -> list[str]:
-    return ["--repo", lineage["repo"], "--branch", lineage["branch"], "--commit", lineage["commit"],
-            "--pr", lineage["pr"], "--triggered-by", lineage["triggered_by"]]
+    return [
+        "--repo",
+        lineage["repo"],
+        "--branch",
+        lineage["branch"],
+        "--commit",
+        lineage["commit"],
+        "--pr",
+        lineage["pr"],
+        "--triggered-by",
+        lineage["triggered_by"],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +189,13 @@ def test_validate_passes_for_the_registered_version(pipeline, client, checkout, 
     assert step.code == 0, step
     result = step.result
     assert result["model"] == MODEL and result["version"] == "1" and result["passed"] is True
-    assert all(result["checks"].values()) and {"loads", "signature", "shape", "no_nan",
-                                               "min_accuracy"} <= set(result["checks"])
+    assert all(result["checks"].values()) and {"loads", "signature", "shape", "no_nan", "min_accuracy"} <= set(
+        result["checks"]
+    )
     assert result["metrics"]["accuracy"] > 0.6
-    runs = client.search_runs([client.get_experiment_by_name("/churn-model").experiment_id],
-                              filter_string=f"tags.validation_of = '{MODEL}/1'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("/churn-model").experiment_id], filter_string=f"tags.validation_of = '{MODEL}/1'"
+    )
     assert result["validation_run_id"] in {r.info.run_id for r in runs}
     run = client.get_run(result["validation_run_id"])
     assert run.data.metrics["accuracy"] == result["metrics"]["accuracy"]
@@ -178,8 +204,7 @@ def test_validate_passes_for_the_registered_version(pipeline, client, checkout, 
 
 
 def test_validate_fails_with_an_impossible_threshold(pipeline, checkout, step_env):
-    step = run_step(checkout, step_env, "validate", "--model-name", MODEL, "--version", "1",
-                    "--min-accuracy", "0.999")
+    step = run_step(checkout, step_env, "validate", "--model-name", MODEL, "--version", "1", "--min-accuracy", "0.999")
     assert step.code == 1, step
     assert step.result["passed"] is False
     assert step.result["checks"]["min_accuracy"] is False
@@ -193,8 +218,7 @@ def test_validate_fails_for_a_missing_version(pipeline, checkout, step_env):
 
 
 def test_deploy_sets_the_alias(pipeline, client, checkout, step_env):
-    step = run_step(checkout, step_env, "deploy", "--model-name", MODEL, "--version", "1",
-                    "--environment", "staging")
+    step = run_step(checkout, step_env, "deploy", "--model-name", MODEL, "--version", "1", "--environment", "staging")
     assert step.code == 0, step
     assert step.result["alias"] == "staging" and step.result["version"] == "1"
     assert client.get_model_version_by_alias(MODEL, "staging").version == "1"
@@ -236,8 +260,11 @@ def test_webhook_delivers_model_version_created(pipeline, client, checkout, step
     thread.start()
     secret = "churn-webhook-secret"
     webhook = client.create_webhook(
-        name="bot", url=f"http://127.0.0.1:{server.server_address[1]}/webhooks/mlflow",
-        events=["model_version.created"], secret=secret)
+        name="bot",
+        url=f"http://127.0.0.1:{server.server_address[1]}/webhooks/mlflow",
+        events=["model_version.created"],
+        secret=secret,
+    )
     try:
         time.sleep(1.2)  # the server caches its webhook list for MLFLOW_WEBHOOK_CACHE_TTL=1 s
         lineage = {**LINEAGE, "pr": "18", "triggered_by": "bob"}

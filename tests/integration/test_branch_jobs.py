@@ -1,4 +1,5 @@
 """Per-branch jobs against the sandbox workspace, over HTTP through databricks-sdk, with a real Redis."""
+
 from __future__ import annotations
 
 import json
@@ -104,13 +105,15 @@ def test_upsert_creates_once_and_resets_only_on_change(world, sandbox, repo):
     assert writes(sandbox.url) == {}  # the cached id and fingerprint answer without any write
 
     state.r.flushdb()  # lose the cache: found again by name, still no write
-    assert [u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", sha)] \
-        == ["unchanged", "unchanged"]
+    assert [
+        u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", sha)
+    ] == ["unchanged", "unchanged"]
     assert writes(sandbox.url) == {}
 
     newer = branch(repo, "feature/x")
-    assert [u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", newer)] \
-        == ["reset", "reset"]
+    assert [
+        u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", newer)
+    ] == ["reset", "reset"]
     assert writes(sandbox.url) == {"POST /api/2.2/jobs/reset": 2}
     assert len(names(client)) == 2
 
@@ -134,8 +137,18 @@ def test_two_concurrent_upserts_give_one_job(world):
     assert len({r.job_id for r in results}) == 1
 
 
-@pytest.mark.parametrize("odd", ["feature/ünïcode-ß", "UPPER/Case", "upper/case", "a/b/c/d/e", "x" * 200,
-                                 "fix/#123-stuff", "dots.and_under-scores"])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "feature/ünïcode-ß",
+        "UPPER/Case",
+        "upper/case",
+        "a/b/c/d/e",
+        "x" * 200,
+        "fix/#123-stuff",
+        "dots.and_under-scores",
+    ],
+)
 def test_odd_branch_names_give_valid_unique_stable_jobs(world, odd):
     settings, state, workspaces, client = world
     repo = settings.repo("acme/tiny-ml")
@@ -157,8 +170,19 @@ def test_branches_differing_only_in_case_get_separate_jobs(world):
 def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/run")
-    started = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/run", sha=sha,
-                                    workflow="train", trigger="d-1:0", pr=7, dataset="toy", params={"lr": "0.1"})
+    started = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/run",
+        sha=sha,
+        workflow="train",
+        trigger="d-1:0",
+        pr=7,
+        dataset="toy",
+        params={"lr": "0.1"},
+    )
     result = finish(workspaces, state, started.run_id)
     assert result["result"] == "SUCCESS"
     assert [t["key"] for t in result["tasks"]] == ["prepare", "train"]
@@ -173,8 +197,17 @@ def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
 def test_failing_task_yields_failed_with_its_output(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/fail")
-    started = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/fail", sha=sha,
-                                    workflow="train", trigger="d-2:0", params={"fail": "1"})
+    started = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/fail",
+        sha=sha,
+        workflow="train",
+        trigger="d-2:0",
+        params={"fail": "1"},
+    )
     result = finish(workspaces, state, started.run_id)
     assert result["result"] == "FAILED"
     failed = {t["key"]: t for t in result["tasks"]}["train"]
@@ -194,10 +227,27 @@ def test_same_trigger_never_starts_a_second_run(world, repo):
 def test_a_newer_trigger_cancels_the_superseded_run(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/super")
-    old = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/super", sha=sha,
-                                workflow="train", trigger="d-4:0", params={"sleep": "30"})
-    new = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/super", sha=sha,
-                                workflow="train", trigger="d-5:0")
+    old = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/super",
+        sha=sha,
+        workflow="train",
+        trigger="d-4:0",
+        params={"sleep": "30"},
+    )
+    new = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/super",
+        sha=sha,
+        workflow="train",
+        trigger="d-5:0",
+    )
     assert new.superseded == [old.run_id]
     assert wait_run(client, old.run_id).state.result_state.value == "CANCELED"
     assert wait_run(client, new.run_id).state.result_state.value == "SUCCESS"
@@ -205,14 +255,37 @@ def test_a_newer_trigger_cancels_the_superseded_run(world, repo):
 
 def test_refuse_policy_names_the_active_run(world, repo, tmp_path):
     settings, state, workspaces, client = world
-    settings = settings.model_copy(update={"workflows": {**settings.workflows, "train": settings.workflows["train"]
-                                                         .model_copy(update={"on_conflict": "refuse"})}})
+    settings = settings.model_copy(
+        update={
+            "workflows": {
+                **settings.workflows,
+                "train": settings.workflows["train"].model_copy(update={"on_conflict": "refuse"}),
+            }
+        }
+    )
     sha = branch(repo, "feature/refuse")
-    old = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/refuse", sha=sha,
-                                workflow="train", trigger="d-6:0", params={"sleep": "30"})
+    old = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/refuse",
+        sha=sha,
+        workflow="train",
+        trigger="d-6:0",
+        params={"sleep": "30"},
+    )
     with pytest.raises(Permanent, match=f"already running for feature/refuse \\(run {old.run_id}\\)"):
-        branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/refuse", sha=sha,
-                              workflow="train", trigger="d-7:0")
+        branch_jobs.start_run(
+            workspaces,
+            state,
+            settings,
+            repo="acme/tiny-ml",
+            branch="feature/refuse",
+            sha=sha,
+            workflow="train",
+            trigger="d-7:0",
+        )
     client.jobs.cancel_run(old.run_id)
 
 
@@ -221,8 +294,17 @@ def test_cleanup_cancels_runs_and_deletes_the_branch_jobs(world, repo):
     sha = branch(repo, "feature/gone")
     branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone", sha)
     branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "main", sha)
-    running = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/gone", sha=sha,
-                                    workflow="train", trigger="d-8:0", params={"sleep": "30"})
+    running = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/gone",
+        sha=sha,
+        workflow="train",
+        trigger="d-8:0",
+        params={"sleep": "30"},
+    )
     removed = branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone")
     assert sorted(removed) == ["mlops-bot/acme/tiny-ml/feature/gone/test", "mlops-bot/acme/tiny-ml/feature/gone/train"]
     assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "mlops-bot/acme/tiny-ml/main/train"]
@@ -236,10 +318,16 @@ def test_janitor_removes_jobs_of_gone_branches_and_reports_them(world, repo):
         branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", b, "a" * 40)
     client.jobs.create(name="someone/else/job", tasks=[])  # not ours: never touched
     removed = branch_jobs.clean_up(workspaces, state, settings, branch_exists=lambda repo, b: b == "main")
-    assert sorted(r["job"] for r in removed) == ["mlops-bot/acme/tiny-ml/feature/old/test",
-                                                  "mlops-bot/acme/tiny-ml/feature/old/train"]
+    assert sorted(r["job"] for r in removed) == [
+        "mlops-bot/acme/tiny-ml/feature/old/test",
+        "mlops-bot/acme/tiny-ml/feature/old/train",
+    ]
     assert removed[0]["why"] == "branch feature/old no longer exists"
-    assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "mlops-bot/acme/tiny-ml/main/train", "someone/else/job"]
+    assert names(client) == [
+        "mlops-bot/acme/tiny-ml/main/test",
+        "mlops-bot/acme/tiny-ml/main/train",
+        "someone/else/job",
+    ]
 
 
 def test_repos_code_source_keeps_a_repo_per_branch(world, repo, sandbox, tmp_path):
@@ -249,9 +337,21 @@ def test_repos_code_source_keeps_a_repo_per_branch(world, repo, sandbox, tmp_pat
     settings = load_config(path)
     workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
     sha = branch(repo, "feature/repo")
-    started = branch_jobs.start_run(workspaces, state, settings, repo="acme/tiny-ml", branch="feature/repo", sha=sha,
-                                    workflow="train", trigger="d-9:0")
-    [r] = [r for r in client.repos.list(path_prefix="/Repos/mlops-bot/") if r.path.startswith("/Repos/mlops-bot/tiny-ml-feature-repo")]
+    started = branch_jobs.start_run(
+        workspaces,
+        state,
+        settings,
+        repo="acme/tiny-ml",
+        branch="feature/repo",
+        sha=sha,
+        workflow="train",
+        trigger="d-9:0",
+    )
+    [r] = [
+        r
+        for r in client.repos.list(path_prefix="/Repos/mlops-bot/")
+        if r.path.startswith("/Repos/mlops-bot/tiny-ml-feature-repo")
+    ]
     assert r.branch == "feature/repo" and r.head_commit_id == sha
     assert finish(workspaces, state, started.run_id)["result"] == "SUCCESS"
     branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/repo")
@@ -270,9 +370,13 @@ def test_injected_429_and_500_are_survived(tmp_path, repo, redis_client, monkeyp
         from workers.errors import is_transient
 
         with pytest.raises(Exception) as exc:  # plain 500: the SDK does not retry it ...
-            branch_jobs.upsert_job(workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40)
+            branch_jobs.upsert_job(
+                workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40
+            )
         assert is_transient(exc.value)  # ... and the task's error policy retries it later
-        made = branch_jobs.upsert_job(workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40)
+        made = branch_jobs.upsert_job(
+            workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40
+        )
         assert made.outcome == "created"  # the two 429s were retried by the SDK with Retry-After
         assert names(sdk(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
     finally:
@@ -288,7 +392,15 @@ def test_a_rejected_request_is_a_clear_permanent_error(tmp_path, repo, redis_cli
         settings = load_config(path)
         workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
         with pytest.raises(Permanent, match=r"Databricks \(dev\) refused to start job \d+"):
-            branch_jobs.start_run(workspaces, State(redis_client), settings, repo="acme/tiny-ml", branch="f",
-                                  sha="", workflow="train", trigger="d-400:0")
+            branch_jobs.start_run(
+                workspaces,
+                State(redis_client),
+                settings,
+                repo="acme/tiny-ml",
+                branch="f",
+                sha="",
+                workflow="train",
+                trigger="d-400:0",
+            )
     finally:
         sandbox.stop()

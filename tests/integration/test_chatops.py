@@ -4,6 +4,7 @@ Real processes: private Redis, sandbox forge (real git, signed webhooks), sandbo
 runs the tasks), the receiver under gunicorn and a Celery worker. Everything is read back through
 the forge's API as a person would see it.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -23,8 +24,14 @@ from tests.conftest import SECRETS
 def wait_until(check, timeout=60.0):
     return waiting.wait_until(check, timeout, every=0.3)
 
-TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mallory": "ghp_mallory",
-          "mlops-bot": "ghp_bot"}
+
+TOKENS = {
+    "alice": "ghp_alice",
+    "bob": "ghp_bob",
+    "carol": "ghp_carol",
+    "mallory": "ghp_mallory",
+    "mlops-bot": "ghp_bot",
+}
 REPO = "acme/tiny-ml"
 
 
@@ -37,7 +44,8 @@ def ops(redis_server, tmp_path_factory):
         (src / name).write_text(text)
     web_port = free_port()
     seed = tmp / "forge.toml"
-    seed.write_text(textwrap.dedent(f"""\
+    seed.write_text(
+        textwrap.dedent(f"""\
         [users.alice]
         token = "ghp_alice"
         [users.bob]
@@ -55,16 +63,22 @@ def ops(redis_server, tmp_path_factory):
         permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
         [repos.webhook]
         url = "http://127.0.0.1:{web_port}/webhooks/github"
-        secret = "{SECRETS['GITHUB_WEBHOOK_SECRET']}"
-        """))
+        secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
+        """)
+    )
     services = []
     try:
         services.append(forge := start_forge(tmp, seed))
         services.append(ws := start_workspace(tmp))
         config = tmp / "config.toml"
         config.write_text(config_text(ws.url, f"{forge.url}/{REPO}.git", forge_url=forge.url))
-        env = {**SECRETS, "REDIS_URL": redis_server.url, "MLOPS_BOT_CONFIG": str(config),
-               "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, "SANDBOX_GITHUB_TOKEN": TOKENS["mlops-bot"]}
+        env = {
+            **SECRETS,
+            "REDIS_URL": redis_server.url,
+            "MLOPS_BOT_CONFIG": str(config),
+            "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+            "SANDBOX_GITHUB_TOKEN": TOKENS["mlops-bot"],
+        }
         services.append(start_web(tmp, env, port=web_port))
         services.append(start_worker(tmp, env, concurrency=2))
         forge.config, forge.redis_url = config, redis_server.url  # for tests that call the bot's code directly
@@ -75,8 +89,9 @@ def ops(redis_server, tmp_path_factory):
 
 
 def as_user(forge, login: str) -> Github:
-    return Github(base_url=forge.url, auth=Auth.Token(TOKENS[login]), seconds_between_requests=0,
-                  seconds_between_writes=0)
+    return Github(
+        base_url=forge.url, auth=Auth.Token(TOKENS[login]), seconds_between_requests=0, seconds_between_writes=0
+    )
 
 
 _branches = iter(range(1, 1000))
@@ -118,12 +133,11 @@ def reactions(forge, c) -> set[str]:
     return {r.content for r in c.get_reactions()}  # read fresh from the forge each time
 
 
-
-
 def report(forge, number: int, workflow: str, containing: str, timeout=90.0):
     def check():
         found = bot_comments(forge, number, "report", workflow)
         return found if found and containing in found[0].body else None
+
     return wait_until(check, timeout)
 
 
@@ -259,8 +273,8 @@ def test_report_is_edited_not_duplicated_when_reporting_repeats(ops, pr):
     import redis as redis_lib
 
     from bot.config import load_config
-    from workers.gateways.forge import Forge
     from workers.feedback import report_run
+    from workers.gateways.forge import Forge
     from workers.state import State
 
     forge, _ = ops

@@ -1,22 +1,20 @@
 """The dashboard against a real private Redis: auth, every section, escaping, and a real browser."""
+
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-from tests.support import browser
 
 from bot.dashboard import COOKIE, split_job_name
 from bot.web import create_app
 from tests.conftest import ROOT
+from tests.support import browser
 
 TOKEN = "dash-test-token-5f1c"
 NOW = time.time()
@@ -27,41 +25,123 @@ DASHBOARD_ENV = ("MLOPS_BOT_DASHBOARD_TOKEN", "MLOPS_BOT_DASHBOARD_USER", "MLOPS
 def seed(r) -> None:
     """What the receiver and the workers leave in Redis after a busy hour."""
     deliveries = [  # oldest first: LPUSH makes the list newest first
-        {"source": "github", "event": "push", "delivery_id": "d-101", "at": NOW - 3000, "outcome": "queued",
-         "tasks": ["sync_branch_jobs"]},
-        {"source": "github", "event": "issue_comment.created", "delivery_id": "d-102", "at": NOW - 1200,
-         "outcome": "queued", "tasks": ["run_command"]},
-        {"source": "github", "event": "issue_comment.created", "delivery_id": "d-102", "at": NOW - 1190,
-         "outcome": "duplicate"},
+        {
+            "source": "github",
+            "event": "push",
+            "delivery_id": "d-101",
+            "at": NOW - 3000,
+            "outcome": "queued",
+            "tasks": ["sync_branch_jobs"],
+        },
+        {
+            "source": "github",
+            "event": "issue_comment.created",
+            "delivery_id": "d-102",
+            "at": NOW - 1200,
+            "outcome": "queued",
+            "tasks": ["run_command"],
+        },
+        {
+            "source": "github",
+            "event": "issue_comment.created",
+            "delivery_id": "d-102",
+            "at": NOW - 1190,
+            "outcome": "duplicate",
+        },
         {"source": "github", "outcome": "refused", "reason": "signature does not match", "at": NOW - 600},
-        {"source": "github", "event": "pull_request.labeled", "delivery_id": "d-103", "at": NOW - 30,
-         "outcome": "ignored", "reason": f"label {XSS} is not ours"},
+        {
+            "source": "github",
+            "event": "pull_request.labeled",
+            "delivery_id": "d-103",
+            "at": NOW - 30,
+            "outcome": "ignored",
+            "reason": f"label {XSS} is not ours",
+        },
     ]
     for d in deliveries:
         r.lpush("mlops-bot:deliveries:recent", json.dumps(d))
     r.lpush("mlops-bot:deliveries:recent", "not json at all")  # a bad record is skipped, not a 500
 
     runs = [
-        {"run_id": 9001, "job_id": 501, "job": "mlops-bot/acme/churn/feature/xgb/train", "environment": "dev",
-         "repo": "acme/churn", "branch": "feature/xgb", "sha": "4f2a9c1e0b7d33aa", "workflow": "train", "pr": 42,
-         "requested_by": "alice", "parameters": {"dataset": "toy"}, "state": "RUNNING", "started_at": NOW - 185},
-        {"run_id": 9000, "job_id": 501, "job": "mlops-bot/acme/churn/feature/xgb/train", "environment": "dev",
-         "repo": "acme/churn", "branch": "feature/xgb", "sha": "1b2c3d4e5f60718", "workflow": "train", "pr": 42,
-         "requested_by": "alice", "parameters": {}, "state": "CANCELED", "started_at": NOW - 900,
-         "finished_at": NOW - 190, "superseded_by": 9001},
-        {"run_id": 8800, "job_id": 502, "job": "mlops-bot/acme/churn/main/test", "environment": "dev",
-         "repo": "acme/churn", "branch": "main", "sha": "77aa88bb99cc", "workflow": "test", "pr": None,
-         "requested_by": "push", "parameters": {}, "state": "SUCCESS", "started_at": NOW - 2400,
-         "finished_at": NOW - 2100,
-         "result": {"result": "SUCCESS", "run_page_url": "https://adb-1.azuredatabricks.net/jobs/502/runs/8800",
-                    "duration_s": 300, "tasks": [{"key": "unit", "result": "SUCCESS", "duration_s": 120},
-                                                 {"key": "integration", "result": "SUCCESS", "duration_s": 170}]}},
-        {"run_id": 8700, "job_id": 503, "job": "mlops-bot/acme/fraud/fix/<b>leak</b>/evaluate",
-         "environment": "staging", "repo": "acme/fraud", "branch": f"fix/{XSS}", "sha": "deadbeefcafe",
-         "workflow": "evaluate", "pr": 7, "requested_by": "bob", "parameters": {}, "state": "FAILED",
-         "started_at": NOW - 3300, "finished_at": NOW - 3000,
-         "result": {"result": "FAILED", "run_page_url": "javascript:alert(1)", "duration_s": 298,
-                    "tasks": [{"key": "evaluate", "result": "FAILED", "duration_s": 290}]}},
+        {
+            "run_id": 9001,
+            "job_id": 501,
+            "job": "mlops-bot/acme/churn/feature/xgb/train",
+            "environment": "dev",
+            "repo": "acme/churn",
+            "branch": "feature/xgb",
+            "sha": "4f2a9c1e0b7d33aa",
+            "workflow": "train",
+            "pr": 42,
+            "requested_by": "alice",
+            "parameters": {"dataset": "toy"},
+            "state": "RUNNING",
+            "started_at": NOW - 185,
+        },
+        {
+            "run_id": 9000,
+            "job_id": 501,
+            "job": "mlops-bot/acme/churn/feature/xgb/train",
+            "environment": "dev",
+            "repo": "acme/churn",
+            "branch": "feature/xgb",
+            "sha": "1b2c3d4e5f60718",
+            "workflow": "train",
+            "pr": 42,
+            "requested_by": "alice",
+            "parameters": {},
+            "state": "CANCELED",
+            "started_at": NOW - 900,
+            "finished_at": NOW - 190,
+            "superseded_by": 9001,
+        },
+        {
+            "run_id": 8800,
+            "job_id": 502,
+            "job": "mlops-bot/acme/churn/main/test",
+            "environment": "dev",
+            "repo": "acme/churn",
+            "branch": "main",
+            "sha": "77aa88bb99cc",
+            "workflow": "test",
+            "pr": None,
+            "requested_by": "push",
+            "parameters": {},
+            "state": "SUCCESS",
+            "started_at": NOW - 2400,
+            "finished_at": NOW - 2100,
+            "result": {
+                "result": "SUCCESS",
+                "run_page_url": "https://adb-1.azuredatabricks.net/jobs/502/runs/8800",
+                "duration_s": 300,
+                "tasks": [
+                    {"key": "unit", "result": "SUCCESS", "duration_s": 120},
+                    {"key": "integration", "result": "SUCCESS", "duration_s": 170},
+                ],
+            },
+        },
+        {
+            "run_id": 8700,
+            "job_id": 503,
+            "job": "mlops-bot/acme/fraud/fix/<b>leak</b>/evaluate",
+            "environment": "staging",
+            "repo": "acme/fraud",
+            "branch": f"fix/{XSS}",
+            "sha": "deadbeefcafe",
+            "workflow": "evaluate",
+            "pr": 7,
+            "requested_by": "bob",
+            "parameters": {},
+            "state": "FAILED",
+            "started_at": NOW - 3300,
+            "finished_at": NOW - 3000,
+            "result": {
+                "result": "FAILED",
+                "run_page_url": "javascript:alert(1)",
+                "duration_s": 298,
+                "tasks": [{"key": "evaluate", "result": "FAILED", "duration_s": 290}],
+            },
+        },
     ]
     for run in runs:
         key = f"mlops-bot:run:{run['environment']}:{run['run_id']}"
@@ -69,25 +149,54 @@ def seed(r) -> None:
         r.zadd("mlops-bot:runs:recent", {key: run["started_at"]})
     r.zadd("mlops-bot:runs:recent", {"mlops-bot:run:dev:expired": NOW - 10})  # index outlived its record
 
-    jobs = {"dev:mlops-bot/acme/churn/feature/xgb/train": {"job_id": 501, "fingerprint": "a1b2c3d4e5f6a7b8",
-                                                           "updated_at": NOW - 200},
-            "dev:mlops-bot/acme/churn/main/test": {"job_id": 502, "fingerprint": "0f9e8d7c6b5a"},
-            "staging:mlops-bot/acme/fraud/fix/leak/evaluate": None}  # member without its cache entry
+    jobs = {
+        "dev:mlops-bot/acme/churn/feature/xgb/train": {
+            "job_id": 501,
+            "fingerprint": "a1b2c3d4e5f6a7b8",
+            "updated_at": NOW - 200,
+        },
+        "dev:mlops-bot/acme/churn/main/test": {"job_id": 502, "fingerprint": "0f9e8d7c6b5a"},
+        "staging:mlops-bot/acme/fraud/fix/leak/evaluate": None,
+    }  # member without its cache entry
     for member, record in jobs.items():
         r.sadd("mlops-bot:jobs", member)
         if record:
             r.set(f"mlops-bot:job:{member}", json.dumps(record))
 
     approvals = [
-        {"model": "churn-classifier", "version": "12", "status": "pending", "requested_at": NOW - 400,
-         "repo": "acme/churn", "pr": 42, "validation": "passed",
-         "approvals": [{"by": "alice", "at": NOW - 300, "source": "slack"}]},
-        {"model": "fraud-detector", "version": "3", "status": "rejected", "requested_at": NOW - 5000,
-         "validation": "failed", "approvals": [], "rejected_by": "carol", "reason": "AUC dropped by 4 points"},
-        {"model": "churn-classifier", "version": "11", "status": "approved", "requested_at": NOW - 86400,
-         "repo": "acme/churn", "pr": 40, "validation": "passed",
-         "approvals": [{"by": "alice", "at": NOW - 86000, "source": "github"},
-                       {"by": "bob", "at": NOW - 85000, "source": "slack"}]},
+        {
+            "model": "churn-classifier",
+            "version": "12",
+            "status": "pending",
+            "requested_at": NOW - 400,
+            "repo": "acme/churn",
+            "pr": 42,
+            "validation": "passed",
+            "approvals": [{"by": "alice", "at": NOW - 300, "source": "slack"}],
+        },
+        {
+            "model": "fraud-detector",
+            "version": "3",
+            "status": "rejected",
+            "requested_at": NOW - 5000,
+            "validation": "failed",
+            "approvals": [],
+            "rejected_by": "carol",
+            "reason": "AUC dropped by 4 points",
+        },
+        {
+            "model": "churn-classifier",
+            "version": "11",
+            "status": "approved",
+            "requested_at": NOW - 86400,
+            "repo": "acme/churn",
+            "pr": 40,
+            "validation": "passed",
+            "approvals": [
+                {"by": "alice", "at": NOW - 86000, "source": "github"},
+                {"by": "bob", "at": NOW - 85000, "source": "slack"},
+            ],
+        },
     ]
     for a in approvals:
         key = f"mlops-bot:approval:{a['model']}:{a['version']}"
@@ -95,14 +204,42 @@ def seed(r) -> None:
         r.zadd("mlops-bot:approvals", {key: a["requested_at"]})
 
     audit = [
-        {"at": NOW - 86400, "decision": "requested", "model": "churn-classifier", "version": "11",
-         "actor": "mlops-bot", "source": "mlflow"},
-        {"at": NOW - 85000, "decision": "promoted", "model": "churn-classifier", "version": "11",
-         "actor": "bob", "source": "slack", "repo": "acme/churn", "pr": 40},
-        {"at": NOW - 5000, "decision": "rejected", "model": "fraud-detector", "version": "3", "actor": "carol",
-         "source": "github", "reason": "AUC dropped by 4 points"},
-        {"at": NOW - 60, "decision": "refused", "model": "churn-classifier", "version": "12", "actor": "mallory",
-         "source": "slack", "reason": f"mallory may not approve {XSS}"},
+        {
+            "at": NOW - 86400,
+            "decision": "requested",
+            "model": "churn-classifier",
+            "version": "11",
+            "actor": "mlops-bot",
+            "source": "mlflow",
+        },
+        {
+            "at": NOW - 85000,
+            "decision": "promoted",
+            "model": "churn-classifier",
+            "version": "11",
+            "actor": "bob",
+            "source": "slack",
+            "repo": "acme/churn",
+            "pr": 40,
+        },
+        {
+            "at": NOW - 5000,
+            "decision": "rejected",
+            "model": "fraud-detector",
+            "version": "3",
+            "actor": "carol",
+            "source": "github",
+            "reason": "AUC dropped by 4 points",
+        },
+        {
+            "at": NOW - 60,
+            "decision": "refused",
+            "model": "churn-classifier",
+            "version": "12",
+            "actor": "mallory",
+            "source": "slack",
+            "reason": f"mallory may not approve {XSS}",
+        },
     ]
     for entry in audit:
         r.xadd("mlops-bot:audit", {"entry": json.dumps(entry)})
@@ -124,6 +261,7 @@ def app_with(settings, redis_client, no_dashboard_env):
         for name, value in env.items():
             no_dashboard_env.setenv(name, value)
         return create_app(settings, redis_client=redis_client).test_client()
+
     return make
 
 
@@ -142,13 +280,16 @@ def test_user_without_password_does_not_turn_it_on(app_with):
     assert app_with(MLOPS_BOT_DASHBOARD_USER="ops").get("/").status_code == 404
 
 
-@pytest.mark.parametrize("headers, query", [
-    ({}, ""),
-    ({"Authorization": "Bearer wrong-token"}, ""),
-    ({"Authorization": f"Basic {TOKEN}"}, ""),
-    ({}, "?token=wrong-token"),
-    ({"Cookie": f"{COOKIE}={TOKEN}"}, ""),  # the cookie holds a derived value, never the token itself
-])
+@pytest.mark.parametrize(
+    "headers, query",
+    [
+        ({}, ""),
+        ({"Authorization": "Bearer wrong-token"}, ""),
+        ({"Authorization": f"Basic {TOKEN}"}, ""),
+        ({}, "?token=wrong-token"),
+        ({"Cookie": f"{COOKIE}={TOKEN}"}, ""),  # the cookie holds a derived value, never the token itself
+    ],
+)
 def test_without_the_right_token_is_401(app_with, headers, query):
     r = app_with(MLOPS_BOT_DASHBOARD_TOKEN=TOKEN).get("/" + query, headers=headers)
     assert r.status_code == 401
@@ -214,8 +355,17 @@ def test_values_from_outside_are_escaped_and_unsafe_links_are_not_rendered(page)
 
 def test_deliveries_show_outcome_reason_and_source(page):
     deliveries = page.split('id="deliveries"')[1].split("</section>")[0]
-    for text in ("accepted", "ignored", "duplicate", "refused", "signature does not match", "run_command",
-                 "sync_branch_jobs", "issue_comment.created", "d-103"):
+    for text in (
+        "accepted",
+        "ignored",
+        "duplicate",
+        "refused",
+        "signature does not match",
+        "run_command",
+        "sync_branch_jobs",
+        "issue_comment.created",
+        "d-103",
+    ):
         assert text in deliveries
     assert deliveries.index("d-103") < deliveries.index("d-101")  # newest first
 
@@ -231,8 +381,7 @@ def test_runs_are_grouped_by_repo_and_branch_with_the_active_one_first(page):
 
 def test_jobs_by_repo_and_branch_even_without_a_cache_entry(page):
     jobs = page.split('id="jobs"')[1].split("</section>")[0]
-    for text in ("acme/churn", "feature/xgb", "train", "501", "a1b2c3d4e5f6", "acme/fraud", "fix/leak",
-                 "not cached"):
+    for text in ("acme/churn", "feature/xgb", "train", "501", "a1b2c3d4e5f6", "acme/fraud", "fix/leak", "not cached"):
         assert text in jobs
 
 
@@ -258,11 +407,19 @@ def test_refresh_every_5_seconds_unless_turned_off(app_with):
 
 def test_empty_redis_shows_empty_sections(settings, redis_client, no_dashboard_env):
     no_dashboard_env.setenv("MLOPS_BOT_DASHBOARD_TOKEN", TOKEN)
-    r = create_app(settings, redis_client=redis_client).test_client().get(
-        "/", headers={"Authorization": f"Bearer {TOKEN}"})
+    r = (
+        create_app(settings, redis_client=redis_client)
+        .test_client()
+        .get("/", headers={"Authorization": f"Bearer {TOKEN}"})
+    )
     assert r.status_code == 200
-    for text in ("No runs recorded yet", "No approval requests yet", "No deliveries recorded yet",
-                 "No branch jobs yet", "No audit entries yet"):
+    for text in (
+        "No runs recorded yet",
+        "No approval requests yet",
+        "No deliveries recorded yet",
+        "No branch jobs yet",
+        "No audit entries yet",
+    ):
         assert text in r.text
 
 
@@ -284,17 +441,22 @@ def test_unreachable_redis_is_a_503_page(settings, no_dashboard_env):
 
 
 def test_the_dashboard_imports_no_worker_code_and_no_sdk():
-    code = ("import sys, bot.dashboard; print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'workers', 'handlers', 'databricks', 'github', 'mlflow', 'slack_sdk', 'celery'}))")
+    code = (
+        "import sys, bot.dashboard; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'workers', 'handlers', 'databricks', 'github', 'mlflow', 'slack_sdk', 'celery'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("mlops-bot/acme/churn/main/train", ("acme/churn", "main", "train")),
-    ("mlops-bot/acme/churn/feature/a/b/deploy", ("acme/churn", "feature/a/b", "deploy")),
-    ("someone-elses-job", ("", "", "someone-elses-job")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("mlops-bot/acme/churn/main/train", ("acme/churn", "main", "train")),
+        ("mlops-bot/acme/churn/feature/a/b/deploy", ("acme/churn", "feature/a/b", "deploy")),
+        ("someone-elses-job", ("", "", "someone-elses-job")),
+    ],
+)
 def test_job_names_split_into_repo_branch_workflow(name, expected):
     assert split_job_name(name, "mlops-bot") == expected
 
@@ -307,9 +469,14 @@ def web(redis_server, redis_client, tmp_path, no_dashboard_env):
     from devstack.bot import start_web
 
     seed(redis_client)
-    service = start_web(tmp_path / "web", {"REDIS_URL": redis_server.url,
-                                           "MLOPS_BOT_CONFIG": str(ROOT / "config.toml"),
-                                           "MLOPS_BOT_DASHBOARD_TOKEN": TOKEN})
+    service = start_web(
+        tmp_path / "web",
+        {
+            "REDIS_URL": redis_server.url,
+            "MLOPS_BOT_CONFIG": str(ROOT / "config.toml"),
+            "MLOPS_BOT_DASHBOARD_TOKEN": TOKEN,
+        },
+    )
     yield service
     service.stop()
 
@@ -322,8 +489,17 @@ def test_headless_chromium_renders_the_dashboard(web, tmp_path):
     dom = browser.chromium(["--dump-dom", url], tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
-    for text in ('id="runs"', 'id="approvals"', 'id="deliveries"', 'id="jobs"', 'id="audit"',
-                 "feature/xgb", "churn-classifier", "signature does not match", "mallory"):
+    for text in (
+        'id="runs"',
+        'id="approvals"',
+        'id="deliveries"',
+        'id="jobs"',
+        'id="audit"',
+        "feature/xgb",
+        "churn-classifier",
+        "signature does not match",
+        "mallory",
+    ):
         assert text in html, text
     assert "<script>" not in html and "Unauthorized" not in html
     assert 'http-equiv="refresh"' not in html

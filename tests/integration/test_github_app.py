@@ -1,4 +1,5 @@
 """Authenticating as a GitHub App: installation tokens, check runs instead of statuses."""
+
 import textwrap
 
 import pytest
@@ -15,11 +16,14 @@ from workers.gateways.forge import Forge
 def app_forge(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    (tmp / "app.pub.pem").write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    (tmp / "seed.toml").write_text(textwrap.dedent("""\
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    (tmp / "app.pub.pem").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp / "seed.toml").write_text(
+        textwrap.dedent("""\
         [users.alice]
         token = "ghp_alice"
         [[repos]]
@@ -30,7 +34,8 @@ def app_forge(tmp_path_factory):
         slug = "mlops-bot"
         installation_id = 456
         public_key_file = "app.pub.pem"
-        """))
+        """)
+    )
     forge = start_forge(tmp, tmp / "seed.toml")
     yield forge, pem
     forge.stop()
@@ -39,11 +44,17 @@ def app_forge(tmp_path_factory):
 def test_app_auth_uses_check_runs_and_comments_as_the_app(app_forge, monkeypatch):
     forge, pem = app_forge
     monkeypatch.setenv("TEST_APP_KEY", pem)
-    cfg = GitHubSettings(base_url=forge.url, app_id=123, installation_id=456, app_private_key_env="TEST_APP_KEY",
-                         seconds_between_writes=0)
+    cfg = GitHubSettings(
+        base_url=forge.url,
+        app_id=123,
+        installation_id=456,
+        app_private_key_env="TEST_APP_KEY",
+        seconds_between_writes=0,
+    )
     bot = Forge(cfg)
-    alice = Github(base_url=forge.url, auth=Auth.Token("ghp_alice"), seconds_between_requests=0,
-                   seconds_between_writes=0).get_repo("acme/churn-model")
+    alice = Github(
+        base_url=forge.url, auth=Auth.Token("ghp_alice"), seconds_between_requests=0, seconds_between_writes=0
+    ).get_repo("acme/churn-model")
     sha = alice.get_branch("main").commit.sha
     pr = alice.create_issue(title="an issue to comment on")
 
@@ -55,4 +66,6 @@ def test_app_auth_uses_check_runs_and_comments_as_the_app(app_forge, monkeypatch
     cid = bot.upsert_comment("acme/churn-model", pr.number, "report", "train", "hello")
     again = bot.upsert_comment("acme/churn-model", pr.number, "report", "train", "hello again")
     [comment] = list(pr.get_comments())
-    assert cid == again == comment.id and comment.user.login == "mlops-bot[bot]" and comment.body.endswith("hello again")
+    assert (
+        cid == again == comment.id and comment.user.login == "mlops-bot[bot]" and comment.body.endswith("hello again")
+    )

@@ -1,4 +1,5 @@
 """The receiver against a real private Redis: every answer the issue lists."""
+
 import json
 import time
 
@@ -90,7 +91,9 @@ def test_malformed_body_and_missing_headers_are_400(client, signer):
 def test_ignored_event_is_200_with_reason(client, signer, redis_client):
     body, headers = signer.github("push", payload("push_tag"))
     r = client.post("/webhooks/github", data=body, headers=headers)
-    assert r.status_code == 200 and r.json["status"] == "ignored" and r.json["reason"] == "refs/tags/v1.0 is not a branch"
+    assert (
+        r.status_code == 200 and r.json["status"] == "ignored" and r.json["reason"] == "refs/tags/v1.0 is not a branch"
+    )
     assert queued_tasks(redis_client) == []
     recent = [json.loads(x) for x in redis_client.lrange(RECENT_KEY, 0, -1)]
     assert recent[0]["outcome"] == "ignored"

@@ -1,7 +1,7 @@
 """gunicorn receiver → private Redis → a real Celery worker, as the Procfile runs them."""
+
 import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,6 @@ def stack(redis_server, tmp_path_factory):
     worker.stop()
 
 
-
-
 def worker_lines(worker) -> list[dict]:
     out = []
     for line in Path(worker.log_path).read_text(errors="replace").splitlines():
@@ -35,8 +33,6 @@ def worker_lines(worker) -> list[dict]:
     return out
 
 
-
-
 def test_train_comment_is_queued_run_by_the_worker_and_deduped(stack, signer):
     web, worker = stack
     body, headers = signer.github("issue_comment", payload("issue_comment_pr"), delivery="e2e-1")
@@ -45,7 +41,11 @@ def test_train_comment_is_queued_run_by_the_worker_and_deduped(stack, signer):
     task_id = answer["tasks"][0]["id"]
 
     def started():
-        return [l for l in worker_lines(worker) if l.get("event") == "task.started" and l.get("task_id") == task_id]
+        return [
+            entry
+            for entry in worker_lines(worker)
+            if entry.get("event") == "task.started" and entry.get("task_id") == task_id
+        ]
 
     [line] = wait_until(started)
     assert line["task"] == "run_command" and line["delivery_id"] == "e2e-1"
@@ -53,4 +53,13 @@ def test_train_comment_is_queued_run_by_the_worker_and_deduped(stack, signer):
     status, answer = post(web.url + "/webhooks/github", body, headers)
     assert (status, answer["status"]) == (200, "duplicate")
     time.sleep(0.5)
-    assert len([l for l in worker_lines(worker) if l.get("event") == "task.started" and l.get("delivery_id") == "e2e-1"]) == 1
+    assert (
+        len(
+            [
+                entry
+                for entry in worker_lines(worker)
+                if entry.get("event") == "task.started" and entry.get("delivery_id") == "e2e-1"
+            ]
+        )
+        == 1
+    )

@@ -1,7 +1,7 @@
 """The running stack — receiver, worker, Redis, sandbox workspace — driven by signed webhooks."""
+
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -19,8 +19,13 @@ REPO = {"full_name": "acme/tiny-ml", "name": "tiny-ml", "owner": {"login": "acme
 
 
 def stack_env(redis_url: str, config) -> dict:
-    return {**SECRETS, "REDIS_URL": redis_url, "MLOPS_BOT_CONFIG": str(config),
-            "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, "CELERY_VISIBILITY_TIMEOUT": "3"}
+    return {
+        **SECRETS,
+        "REDIS_URL": redis_url,
+        "MLOPS_BOT_CONFIG": str(config),
+        "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
 
 
 @pytest.fixture
@@ -44,14 +49,25 @@ def stack(redis_server, redis_client, tmp_path):
 
 
 def push(signer, web, branch_name: str, sha: str, delivery: str, deleted: bool = False):
-    body = {"ref": f"refs/heads/{branch_name}", "before": "0" * 40, "after": "0" * 40 if deleted else sha,
-            "deleted": deleted, "created": not deleted, "repository": REPO, "pusher": {"name": "alice"}}
+    body = {
+        "ref": f"refs/heads/{branch_name}",
+        "before": "0" * 40,
+        "after": "0" * 40 if deleted else sha,
+        "deleted": deleted,
+        "created": not deleted,
+        "repository": REPO,
+        "pusher": {"name": "alice"},
+    }
     data, headers = signer.github("push", body, delivery=delivery)
     return post(web.url + "/webhooks/github", data, headers)
 
 
 def logged(worker, event: str, **match) -> list[dict]:
-    return [l for l in worker_lines(worker) if l.get("event") == event and all(l.get(k) == v for k, v in match.items())]
+    return [
+        entry
+        for entry in worker_lines(worker)
+        if entry.get("event") == event and all(entry.get(k) == v for k, v in match.items())
+    ]
 
 
 def test_push_creates_the_jobs_duplicate_changes_nothing_delete_removes_them(stack, signer):
@@ -73,8 +89,9 @@ def test_push_creates_the_jobs_duplicate_changes_nothing_delete_removes_them(sta
     time.sleep(0.5)
     assert sorted(j.job_id for j in client.jobs.list()) == job_ids
 
-    data, headers = signer.github("delete", {"ref": "feature/new", "ref_type": "branch", "repository": REPO},
-                                  delivery="delete-1")
+    data, headers = signer.github(
+        "delete", {"ref": "feature/new", "ref_type": "branch", "repository": REPO}, delivery="delete-1"
+    )
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
     wait_until(lambda: logged(worker, "branch.cleaned", delivery_id="delete-1"), timeout=30)
     assert names(client) == []
@@ -85,23 +102,39 @@ def test_pr_opened_runs_the_test_workflow_to_success_through_the_follower(stack,
     ws, web, env = start()
     services.append(worker := start_worker(tmp, env, concurrency=2))
     sha = branch(repo, "feature/pr")
-    pr = {"action": "opened", "number": 3, "repository": REPO,
-          "pull_request": {"number": 3, "user": {"login": "alice"}, "head": {"ref": "feature/pr", "sha": sha, "repo": REPO},
-                           "base": {"ref": "main", "repo": REPO}}}
+    pr = {
+        "action": "opened",
+        "number": 3,
+        "repository": REPO,
+        "pull_request": {
+            "number": 3,
+            "user": {"login": "alice"},
+            "head": {"ref": "feature/pr", "sha": sha, "repo": REPO},
+            "base": {"ref": "main", "repo": REPO},
+        },
+    }
     data, headers = signer.github("pull_request", pr, delivery="pr-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
     [reported] = wait_until(lambda: logged(worker, "run.reported"), timeout=60)
-    assert (reported["result"], reported["workflow"], reported["branch"], reported["pr"]) == ("SUCCESS", "test", "feature/pr", 3)
+    assert (reported["result"], reported["workflow"], reported["branch"], reported["pr"]) == (
+        "SUCCESS",
+        "test",
+        "feature/pr",
+        3,
+    )
     assert reported["tasks"] == {"prepare": "SUCCESS"}
     # the follower re-schedules itself instead of sleeping: every poll is its own short task
     polls = logged(worker, "task.done", task="follow_run")
-    assert polls and all(l.get("task") == "follow_run" for l in polls)
+    assert polls and all(entry.get("task") == "follow_run" for entry in polls)
 
 
-@pytest.mark.parametrize("fault, event", [
-    ("POST:/api/2.2/jobs/create=delay4:1", "push"),
-    ("POST:/api/2.2/jobs/run-now=delay4:1", "pull_request"),
-])
+@pytest.mark.parametrize(
+    "fault, event",
+    [
+        ("POST:/api/2.2/jobs/create=delay4:1", "push"),
+        ("POST:/api/2.2/jobs/run-now=delay4:1", "pull_request"),
+    ],
+)
 def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer, fault, event):
     repo, start, services, tmp = stack
     ws, web, env = start(faults=[fault])
@@ -112,9 +145,17 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
     if event == "push":
         push(signer, web, "feature/crash", sha, "crash-1")
     else:
-        pr = {"action": "opened", "number": 4, "repository": REPO,
-              "pull_request": {"number": 4, "user": {"login": "alice"},
-                               "head": {"ref": "feature/crash", "sha": sha, "repo": REPO}, "base": {"ref": "main", "repo": REPO}}}
+        pr = {
+            "action": "opened",
+            "number": 4,
+            "repository": REPO,
+            "pull_request": {
+                "number": 4,
+                "user": {"login": "alice"},
+                "head": {"ref": "feature/crash", "sha": sha, "repo": REPO},
+                "base": {"ref": "main", "repo": REPO},
+            },
+        }
         data, headers = signer.github("pull_request", pr, delivery="crash-1")
         post(web.url + "/webhooks/github", data, headers)
     task = "sync_branch_jobs" if event == "push" else "start_run"
@@ -128,7 +169,10 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
     wait_until(lambda: logged(second, "task.done", task=task), timeout=120)
     time.sleep(1.0)
     if event == "push":
-        assert names(client) == ["mlops-bot/acme/tiny-ml/feature/crash/test", "mlops-bot/acme/tiny-ml/feature/crash/train"]
+        assert names(client) == [
+            "mlops-bot/acme/tiny-ml/feature/crash/test",
+            "mlops-bot/acme/tiny-ml/feature/crash/train",
+        ]
     else:
         [job] = [j for j in client.jobs.list() if j.settings.name.endswith("/feature/crash/test")]
         assert len(list(client.jobs.list_runs(job_id=job.job_id))) == 1
@@ -139,9 +183,18 @@ def test_rerequested_check_run_runs_its_workflow_again(stack, signer):
     ws, web, env = start()
     services.append(worker := start_worker(tmp, env, concurrency=2))
     sha = branch(repo, "feature/check")
-    body = {"action": "rerequested", "repository": REPO, "sender": {"login": "alice"},
-            "check_run": {"id": 9, "name": "mlops-bot/train", "head_sha": sha,
-                          "check_suite": {"head_branch": "feature/check"}, "pull_requests": []}}
+    body = {
+        "action": "rerequested",
+        "repository": REPO,
+        "sender": {"login": "alice"},
+        "check_run": {
+            "id": 9,
+            "name": "mlops-bot/train",
+            "head_sha": sha,
+            "check_suite": {"head_branch": "feature/check"},
+            "pull_requests": [],
+        },
+    }
     data, headers = signer.github("check_run", body, delivery="check-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
     [reported] = wait_until(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)

@@ -4,6 +4,7 @@ On the job cluster PYTHONPATH already holds the checkout root and `<checkout>/sr
 also covers a plain local run. The steps directory itself is taken off sys.path again so
 that step files named like common modules (`evaluate`, `train`...) never shadow packages.
 """
+
 import sys
 from pathlib import Path
 

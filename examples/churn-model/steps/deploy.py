@@ -4,10 +4,10 @@
 
 Sets registered-model alias <environment> -> V and version tag deployed_<environment>_at.
 """
+
 import argparse
 
 import _bootstrap  # noqa: F401
-
 from churn_model import MODEL_NAME
 from churn_model.reporting import emit, run_step
 
@@ -24,10 +24,13 @@ def main(argv=None) -> int:
 
         result = deploy(args.model_name, args.version, args.environment)
         previous = result["previous_version"]
-        emit([
-            f"deployed {result['model']} version {result['version']} to {result['environment']} "
-            f"(alias @{result['alias']}" + (f", was version {previous})" if previous else ")"),
-        ], result)
+        emit(
+            [
+                f"deployed {result['model']} version {result['version']} to {result['environment']} "
+                f"(alias @{result['alias']}" + (f", was version {previous})" if previous else ")"),
+            ],
+            result,
+        )
 
     return run_step("deploy.py", body)
 

@@ -7,10 +7,10 @@ Version tags: repo, branch, commit, pr, job_run_id (from $DATABRICKS_JOB_RUN_ID)
 triggered_by, mlflow_run_id; the same lineage is set as tags on the MLflow run.
 Empty or absent values are not set.
 """
+
 import argparse
 
 import _bootstrap  # noqa: F401
-
 from churn_model import MODEL_NAME
 from churn_model.lineage import add_lineage_arguments, default_workdir, lineage_from
 from churn_model.reporting import emit, run_step
@@ -18,9 +18,11 @@ from churn_model.reporting import emit, run_step
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="register.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", default=None,
-                        help="work directory written by train.py "
-                             "(default .mlops-run/<DATABRICKS_JOB_RUN_ID or local>)")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="work directory written by train.py (default .mlops-run/<DATABRICKS_JOB_RUN_ID or local>)",
+    )
     parser.add_argument("--model-name", default=MODEL_NAME)
     add_lineage_arguments(parser)
     args = parser.parse_args(argv)
@@ -31,11 +33,13 @@ def main(argv=None) -> int:
 
         result = register(workdir, args.model_name, lineage=lineage_from(args))
         tags = ", ".join(f"{k}={v}" for k, v in result["tags"].items())
-        emit([
-            f"registered {result['model_name']} version {result['version']} "
-            f"from run {result['mlflow_run_id']}",
-            f"version tags: {tags}",
-        ], result)
+        emit(
+            [
+                f"registered {result['model_name']} version {result['version']} from run {result['mlflow_run_id']}",
+                f"version tags: {tags}",
+            ],
+            result,
+        )
 
     return run_step("register.py", body)
 

@@ -7,10 +7,10 @@ Checks: loads, signature, predicts, shape, no_nan, binary_labels, min_accuracy, 
 Logs the metrics and checks as a new MLflow run tagged validation_of=<name>/<version>.
 Exit code 0 when every check passes, 1 when one fails.
 """
+
 import argparse
 
 import _bootstrap  # noqa: F401
-
 from churn_model import EXPERIMENT_NAME, MODEL_NAME
 from churn_model.reporting import emit, fmt_metrics, run_step
 
@@ -28,12 +28,19 @@ def main(argv=None) -> int:
     def body():
         from churn_model.pipeline import validate
 
-        result = validate(args.model_name, args.version, min_accuracy=args.min_accuracy,
-                          min_roc_auc=args.min_roc_auc, experiment=args.experiment,
-                          workdir=args.workdir)
+        result = validate(
+            args.model_name,
+            args.version,
+            min_accuracy=args.min_accuracy,
+            min_roc_auc=args.min_roc_auc,
+            experiment=args.experiment,
+            workdir=args.workdir,
+        )
         failed = [name for name, ok in result["checks"].items() if not ok]
-        lines = [f"validated {result['model']} version {result['version']}: "
-                 + ("PASSED" if result["passed"] else f"FAILED ({', '.join(failed)})")]
+        lines = [
+            f"validated {result['model']} version {result['version']}: "
+            + ("PASSED" if result["passed"] else f"FAILED ({', '.join(failed)})")
+        ]
         if result["metrics"]:
             lines.append(f"metrics: {fmt_metrics(result['metrics'])}")
         lines += [f"  - {error}" for error in result["errors"]]

@@ -10,6 +10,7 @@ Prints a short summary and ends with one JSON line:
      "holdout_metrics": {...holdout split...},
      "train_metrics": {...}, "params": {...}, "dataset": ..., "registered": {...}|null}
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,18 @@ from churn_model.reporting import emit, fmt_metrics, run_step
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-train", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=list(DATASET_SIZES), default="toy")
-    parser.add_argument("--workdir", default=None,
-                        help="default .mlops-run/<DATABRICKS_JOB_RUN_ID or local>")
+    parser.add_argument("--workdir", default=None, help="default .mlops-run/<DATABRICKS_JOB_RUN_ID or local>")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"hyper-parameter, repeatable; known: {', '.join(sorted(DEFAULT_PARAMS))}")
-    parser.add_argument("--params", default="", metavar="K=V,K=V",
-                        help="the same as one comma-separated list (may be empty)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"hyper-parameter, repeatable; known: {', '.join(sorted(DEFAULT_PARAMS))}",
+    )
+    parser.add_argument(
+        "--params", default="", metavar="K=V,K=V", help="the same as one comma-separated list (may be empty)"
+    )
     parser.add_argument("--experiment", default=EXPERIMENT_NAME)
     parser.add_argument("--register", action="store_true", help="also register the model")
     parser.add_argument("--model-name", default=MODEL_NAME)
@@ -65,16 +71,19 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if registered:
             lines.append(f"registered {registered['model_name']} version {registered['version']}")
-        emit(lines, {
-            "dataset": prepared["dataset"],
-            "mlflow_run_id": trained["mlflow_run_id"],
-            "model_uri": trained["model_uri"],
-            "params": trained["params"],
-            "train_metrics": trained["metrics"],
-            "metrics": evaluated["metrics"],
-            "holdout_metrics": evaluated["holdout_metrics"],
-            "registered": registered,
-        })
+        emit(
+            lines,
+            {
+                "dataset": prepared["dataset"],
+                "mlflow_run_id": trained["mlflow_run_id"],
+                "model_uri": trained["model_uri"],
+                "params": trained["params"],
+                "train_metrics": trained["metrics"],
+                "metrics": evaluated["metrics"],
+                "holdout_metrics": evaluated["holdout_metrics"],
+                "registered": registered,
+            },
+        )
 
     return run_step("churn-train", body)
 

@@ -5,6 +5,7 @@ Nothing is downloaded: every table is generated from a seed with numpy, so the s
 contract type, tenure, charges, support calls, internet service and payment method,
 plus noise, which gives a churn rate of roughly a quarter, as in real telco data.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,9 +24,19 @@ PAYMENT_METHODS = ("electronic_check", "mailed_check", "bank_transfer", "credit_
 REGIONS = ("north", "south", "east", "west")
 
 RAW_COLUMNS = (
-    "customer_id", "age", "tenure_months", "contract", "internet_service",
-    "payment_method", "region", "num_products", "paperless_billing",
-    "monthly_charges", "total_charges", "support_calls", "churn",
+    "customer_id",
+    "age",
+    "tenure_months",
+    "contract",
+    "internet_service",
+    "payment_method",
+    "region",
+    "num_products",
+    "paperless_billing",
+    "monthly_charges",
+    "total_charges",
+    "support_calls",
+    "churn",
 )
 
 
@@ -51,11 +62,14 @@ def generate(n_rows: int, seed: int = DEFAULT_SEED) -> pd.DataFrame:
     tenure = np.clip(rng.gamma(1.6, 16.0, n_rows), 0, 72).round().astype(int)
 
     # Longer-tenured customers are more likely to be on long contracts.
-    logits = np.stack([
-        np.full(n_rows, 1.2),
-        -0.2 + 0.025 * tenure,
-        -1.2 + 0.045 * tenure,
-    ], axis=1)
+    logits = np.stack(
+        [
+            np.full(n_rows, 1.2),
+            -0.2 + 0.025 * tenure,
+            -1.2 + 0.045 * tenure,
+        ],
+        axis=1,
+    )
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     contract_idx = (rng.random(n_rows)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
     contract = np.array(CONTRACTS)[np.minimum(contract_idx, len(CONTRACTS) - 1)]
@@ -86,21 +100,24 @@ def generate(n_rows: int, seed: int = DEFAULT_SEED) -> pd.DataFrame:
     )
     churn = (rng.random(n_rows) < _sigmoid(churn_logit)).astype(int)
 
-    return pd.DataFrame({
-        "customer_id": [f"C{seed % 100_000:05d}-{i:06d}" for i in range(n_rows)],
-        "age": age,
-        "tenure_months": tenure,
-        "contract": contract,
-        "internet_service": internet,
-        "payment_method": payment,
-        "region": region,
-        "num_products": num_products,
-        "paperless_billing": paperless,
-        "monthly_charges": monthly,
-        "total_charges": total,
-        "support_calls": support_calls,
-        "churn": churn,
-    }, columns=list(RAW_COLUMNS))
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{seed % 100_000:05d}-{i:06d}" for i in range(n_rows)],
+            "age": age,
+            "tenure_months": tenure,
+            "contract": contract,
+            "internet_service": internet,
+            "payment_method": payment,
+            "region": region,
+            "num_products": num_products,
+            "paperless_billing": paperless,
+            "monthly_charges": monthly,
+            "total_charges": total,
+            "support_calls": support_calls,
+            "churn": churn,
+        },
+        columns=list(RAW_COLUMNS),
+    )
 
 
 def load_dataset(dataset: str, seed: int = DEFAULT_SEED) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """Metrics and plots (matplotlib with the Agg backend: no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,7 @@ def plot_confusion_matrix(y_true, y_pred, path: Path, title: str = "Confusion ma
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > matrix.max() / 2 else "black")
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
     ax.set_xticks([0, 1], ["stays", "churns"])
     ax.set_yticks([0, 1], ["stays", "churns"])
     ax.set_xlabel("predicted")

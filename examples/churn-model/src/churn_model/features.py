@@ -5,6 +5,7 @@ plain scikit-learn pipeline of built-in components (no project code inside the p
 whoever loads the registered model only needs scikit-learn, and feeds it the table that
 `build_features` returns.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,15 +37,34 @@ DEFAULT_HOLDOUT_FRACTION = 0.2
 
 def build_features(raw: pd.DataFrame) -> pd.DataFrame:
     """The feature table: id, the model inputs in `FEATURES` order, and the label if present."""
-    missing = [c for c in (ID_COLUMN, "age", "tenure_months", "monthly_charges", "total_charges",
-                           "support_calls", "num_products", "paperless_billing", *CATEGORICAL_FEATURES)
-               if c not in raw.columns]
+    missing = [
+        c
+        for c in (
+            ID_COLUMN,
+            "age",
+            "tenure_months",
+            "monthly_charges",
+            "total_charges",
+            "support_calls",
+            "num_products",
+            "paperless_billing",
+            *CATEGORICAL_FEATURES,
+        )
+        if c not in raw.columns
+    ]
     if missing:
         raise ValueError(f"raw data is missing columns: {', '.join(missing)}")
     tenure = raw["tenure_months"].astype("float64")
     out = pd.DataFrame({ID_COLUMN: raw[ID_COLUMN].astype(str)})
-    for column in ("age", "tenure_months", "monthly_charges", "total_charges",
-                   "support_calls", "num_products", "paperless_billing"):
+    for column in (
+        "age",
+        "tenure_months",
+        "monthly_charges",
+        "total_charges",
+        "support_calls",
+        "num_products",
+        "paperless_billing",
+    ):
         out[column] = raw[column].astype("float64")
     out["avg_monthly_spend"] = np.where(
         tenure > 0, raw["total_charges"] / tenure.where(tenure > 0, 1.0), raw["monthly_charges"]
@@ -59,8 +79,9 @@ def build_features(raw: pd.DataFrame) -> pd.DataFrame:
     return out[[ID_COLUMN, *FEATURES, *([TARGET] if TARGET in raw.columns else [])]]
 
 
-def split(features: pd.DataFrame, *, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
-          seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(
+    features: pd.DataFrame, *, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded train/holdout split."""
     from sklearn.model_selection import train_test_split
 

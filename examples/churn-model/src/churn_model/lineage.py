@@ -12,12 +12,13 @@ empty or absent are left out (never written as empty tags).
 | job_run_id     | --job-run-id       | DATABRICKS_JOB_RUN_ID                         |
 | triggered_by   | --triggered-by     | MLOPS_TRIGGERED_BY, GITHUB_ACTOR              |
 """
+
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 LINEAGE_KEYS = ("repo", "branch", "commit", "pr", "job_run_id", "triggered_by")
 
@@ -45,10 +46,10 @@ def add_lineage_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--branch", default=None, help="git branch")
     group.add_argument("--commit", default=None, help="git commit SHA")
     group.add_argument("--pr", default=None, help="pull request number")
-    group.add_argument("--job-run-id", dest="job_run_id", default=None,
-                       help="job run id (default: $DATABRICKS_JOB_RUN_ID)")
-    group.add_argument("--triggered-by", dest="triggered_by", default=None,
-                       help="login of whoever triggered the run")
+    group.add_argument(
+        "--job-run-id", dest="job_run_id", default=None, help="job run id (default: $DATABRICKS_JOB_RUN_ID)"
+    )
+    group.add_argument("--triggered-by", dest="triggered_by", default=None, help="login of whoever triggered the run")
 
 
 def _clean(value) -> str | None:
@@ -58,8 +59,9 @@ def _clean(value) -> str | None:
     return text or None
 
 
-def lineage_from(args: argparse.Namespace | Mapping | None = None,
-                 env: Mapping[str, str] | None = None) -> dict[str, str]:
+def lineage_from(
+    args: argparse.Namespace | Mapping | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The non-empty lineage values, options first, then environment fallbacks."""
     env = os.environ if env is None else env
     values = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})

@@ -1,8 +1,10 @@
 """The scikit-learn pipeline and its hyper-parameters."""
+
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from churn_model.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
@@ -81,11 +83,12 @@ def build_pipeline(params: dict[str, Any] | None = None):
     unknown = set(merged) - set(DEFAULT_PARAMS)
     if unknown:
         raise ParamError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    preprocess = ColumnTransformer([
-        ("numeric", StandardScaler(), list(NUMERIC_FEATURES)),
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-         list(CATEGORICAL_FEATURES)),
-    ])
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), list(NUMERIC_FEATURES)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL_FEATURES)),
+        ]
+    )
     classifier = GradientBoostingClassifier(**merged)
     return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
 

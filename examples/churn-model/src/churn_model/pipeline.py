@@ -15,12 +15,13 @@ Steps of one job run pass data through files in a work directory:
 
 mlflow is imported lazily so that `prepare` (and argument errors) stay fast.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,11 @@ class StepError(RuntimeError):
 
 # --------------------------------------------------------------------------- workdir files
 
+
 def _read_json(workdir: Path, name: str, produced_by: str) -> dict[str, Any]:
     path = Path(workdir) / name
     if not path.exists():
-        raise StepError(
-            f"{path} not found: run `python steps/{produced_by}.py --workdir {workdir}` first"
-        )
+        raise StepError(f"{path} not found: run `python steps/{produced_by}.py --workdir {workdir}` first")
     return json.loads(path.read_text())
 
 
@@ -81,8 +81,9 @@ def _dataset(table, path: str | None, name: str):
 
     with warnings.catch_warnings():  # source-resolution and integer-column hints
         warnings.simplefilter("ignore", UserWarning)
-        return mlflow.data.from_pandas(table, source=str(Path(path).resolve()) if path else None,
-                                       targets=feat_mod.TARGET, name=name)
+        return mlflow.data.from_pandas(
+            table, source=str(Path(path).resolve()) if path else None, targets=feat_mod.TARGET, name=name
+        )
 
 
 def _set_experiment(experiment: str):
@@ -93,6 +94,7 @@ def _set_experiment(experiment: str):
 
 # --------------------------------------------------------------------------- prepare
 
+
 def _merge_lineage(*sources: dict[str, str] | None) -> dict[str, str]:
     """Later sources win; empty values never count."""
     merged: dict[str, str] = {}
@@ -101,9 +103,14 @@ def _merge_lineage(*sources: dict[str, str] | None) -> dict[str, str]:
     return merged
 
 
-def prepare(dataset: str, workdir: Path, *, seed: int = data_mod.DEFAULT_SEED,
-            holdout_fraction: float = feat_mod.DEFAULT_HOLDOUT_FRACTION,
-            lineage: dict[str, str] | None = None) -> dict[str, Any]:
+def prepare(
+    dataset: str,
+    workdir: Path,
+    *,
+    seed: int = data_mod.DEFAULT_SEED,
+    holdout_fraction: float = feat_mod.DEFAULT_HOLDOUT_FRACTION,
+    lineage: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Generate `dataset`, engineer features, split, and write the feature tables."""
     workdir = Path(workdir)
     if seed == data_mod.VALIDATION_SEED:
@@ -134,9 +141,15 @@ def prepare(dataset: str, workdir: Path, *, seed: int = data_mod.DEFAULT_SEED,
 
 # --------------------------------------------------------------------------- train
 
-def train(workdir: Path, params: dict[str, Any] | None = None, *,
-          lineage: dict[str, str] | None = None, experiment: str = EXPERIMENT_NAME,
-          run_name: str | None = None) -> dict[str, Any]:
+
+def train(
+    workdir: Path,
+    params: dict[str, Any] | None = None,
+    *,
+    lineage: dict[str, str] | None = None,
+    experiment: str = EXPERIMENT_NAME,
+    run_name: str | None = None,
+) -> dict[str, Any]:
     """Fit the pipeline on the train table and log params, metrics, plot and model to MLflow."""
     import mlflow
     from mlflow.models import infer_signature
@@ -151,8 +164,7 @@ def train(workdir: Path, params: dict[str, Any] | None = None, *,
     pred, proba = eval_mod.score(pipeline, x)
     train_metrics = {f"train_{k}": v for k, v in eval_mod.compute_metrics(y, pred, proba).items()}
     importances = model_mod.feature_importances(pipeline)
-    importance_plot = eval_mod.plot_feature_importance(
-        importances, workdir / "plots" / "feature_importance.png")
+    importance_plot = eval_mod.plot_feature_importance(importances, workdir / "plots" / "feature_importance.png")
 
     lineage = _merge_lineage(prepared.get("lineage"), lineage)
     tags = {
@@ -171,14 +183,16 @@ def train(workdir: Path, params: dict[str, Any] | None = None, *,
         branch = lineage.get("branch")
         run_name = f"train-{prepared['dataset']}" + (f"-{branch}" if branch else "")
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
-        mlflow.log_params({
-            **params,
-            "dataset": prepared["dataset"],
-            "dataset_seed": prepared["seed"],
-            "n_train_rows": prepared["train_rows"],
-            "n_holdout_rows": prepared["holdout_rows"],
-            "n_features": len(feat_mod.FEATURES),
-        })
+        mlflow.log_params(
+            {
+                **params,
+                "dataset": prepared["dataset"],
+                "dataset_seed": prepared["seed"],
+                "n_train_rows": prepared["train_rows"],
+                "n_holdout_rows": prepared["holdout_rows"],
+                "n_features": len(feat_mod.FEATURES),
+            }
+        )
         train_ds = _dataset(train_table, prepared["train_path"], f"churn-{prepared['dataset']}-train")
         mlflow.log_input(train_ds, context="training")
         mlflow.log_metrics(train_metrics)
@@ -213,6 +227,7 @@ def train(workdir: Path, params: dict[str, Any] | None = None, *,
 
 
 # --------------------------------------------------------------------------- evaluate
+
 
 def validation_table(seed: int = data_mod.VALIDATION_SEED):
     """The fixed validation set: fresh toy-size data from a seed no training run uses.
@@ -249,10 +264,10 @@ def evaluate(workdir: Path, *, model=None, lineage: dict[str, str] | None = None
     metrics = eval_mod.compute_metrics(vy, pred, proba)
 
     plots_dir = workdir / "plots"
-    cm = eval_mod.plot_confusion_matrix(vy, pred, plots_dir / "confusion_matrix.png",
-                                        title="Confusion matrix (validation set)")
-    roc = eval_mod.plot_roc_curve(vy, proba, plots_dir / "roc_curve.png",
-                                  title="ROC curve (validation set)")
+    cm = eval_mod.plot_confusion_matrix(
+        vy, pred, plots_dir / "confusion_matrix.png", title="Confusion matrix (validation set)"
+    )
+    roc = eval_mod.plot_roc_curve(vy, proba, plots_dir / "roc_curve.png", title="ROC curve (validation set)")
 
     run_id = trained["mlflow_run_id"]
     model_id = trained.get("model_id")
@@ -264,8 +279,7 @@ def evaluate(workdir: Path, *, model=None, lineage: dict[str, str] | None = None
     client.log_artifact(run_id, str(cm), artifact_path="plots")
     client.log_artifact(run_id, str(roc), artifact_path="plots")
     client.set_tag(run_id, "evaluated", "true")
-    new_lineage = {k: v for k, v in _merge_lineage(lineage).items()
-                   if trained.get("lineage", {}).get(k) != v}
+    new_lineage = {k: v for k, v in _merge_lineage(lineage).items() if trained.get("lineage", {}).get(k) != v}
     for key, value in new_lineage.items():
         client.set_tag(run_id, key, value)
     if new_lineage:
@@ -286,6 +300,7 @@ def evaluate(workdir: Path, *, model=None, lineage: dict[str, str] | None = None
 
 # --------------------------------------------------------------------------- register
 
+
 def _version_description(trained: dict[str, Any], lineage: dict[str, str]) -> str:
     text = f"Trained on the {trained.get('dataset', '?')} dataset"
     if lineage.get("repo"):
@@ -301,8 +316,7 @@ def _version_description(trained: dict[str, Any], lineage: dict[str, str]) -> st
     return text + "."
 
 
-def register(workdir: Path, model_name: str = MODEL_NAME, *,
-             lineage: dict[str, str] | None = None) -> dict[str, Any]:
+def register(workdir: Path, model_name: str = MODEL_NAME, *, lineage: dict[str, str] | None = None) -> dict[str, Any]:
     """Register the trained model as a new version with lineage version tags (and run tags)."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -316,7 +330,8 @@ def register(workdir: Path, model_name: str = MODEL_NAME, *,
     client = mlflow.MlflowClient()
     try:
         client.create_registered_model(
-            model_name, description="Predicts which customers will cancel (churn-model example).")
+            model_name, description="Predicts which customers will cancel (churn-model example)."
+        )
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
@@ -347,6 +362,7 @@ def register(workdir: Path, model_name: str = MODEL_NAME, *,
 
 # --------------------------------------------------------------------------- validate
 
+
 def _resolve_version(client, model_name: str, version: str):
     """A ModelVersion from a version number or an alias (e.g. `champion`)."""
     version = str(version).strip()
@@ -355,9 +371,16 @@ def _resolve_version(client, model_name: str, version: str):
     return client.get_model_version_by_alias(model_name, version.lstrip("@"))
 
 
-def validate(model_name: str, version: str, *, min_accuracy: float = 0.6,
-             min_roc_auc: float = 0.6, experiment: str = EXPERIMENT_NAME,
-             seed: int = data_mod.VALIDATION_SEED, workdir: Path | None = None) -> dict[str, Any]:
+def validate(
+    model_name: str,
+    version: str,
+    *,
+    min_accuracy: float = 0.6,
+    min_roc_auc: float = 0.6,
+    experiment: str = EXPERIMENT_NAME,
+    seed: int = data_mod.VALIDATION_SEED,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
     """Load a registered version, score fresh toy data, check it, log a validation run."""
     import mlflow
     import numpy as np
@@ -404,14 +427,12 @@ def validate(model_name: str, version: str, *, min_accuracy: float = 0.6,
 
     if pred is not None:
         checks["shape"] = pred.shape == (len(x),) and proba.shape == (len(x),)
-        checks["no_nan"] = bool(
-            not np.isnan(proba.astype(float)).any() and not np.isnan(pred.astype(float)).any())
+        checks["no_nan"] = bool(not np.isnan(proba.astype(float)).any() and not np.isnan(pred.astype(float)).any())
         checks["binary_labels"] = set(np.unique(pred).tolist()) <= {0, 1}
         if checks["shape"] and checks["no_nan"]:
             metrics = eval_mod.compute_metrics(y, pred, proba)
     checks["min_accuracy"] = bool(metrics) and metrics["accuracy"] >= min_accuracy
-    checks["min_roc_auc"] = bool(metrics) and not math.isnan(metrics["roc_auc"]) \
-        and metrics["roc_auc"] >= min_roc_auc
+    checks["min_roc_auc"] = bool(metrics) and not math.isnan(metrics["roc_auc"]) and metrics["roc_auc"] >= min_roc_auc
     if metrics and not checks["min_accuracy"]:
         errors.append(f"accuracy {metrics['accuracy']:.4f} < minimum {min_accuracy}")
     if metrics and not checks["min_roc_auc"]:
@@ -429,8 +450,9 @@ def validate(model_name: str, version: str, *, min_accuracy: float = 0.6,
     if source_run_id:
         tags["source_run_id"] = source_run_id
     with mlflow.start_run(run_name=f"validate-{model_name}-v{version}", tags=tags) as run:
-        mlflow.log_params({"min_accuracy": min_accuracy, "min_roc_auc": min_roc_auc,
-                           "validation_seed": seed, "n_rows": len(x)})
+        mlflow.log_params(
+            {"min_accuracy": min_accuracy, "min_roc_auc": min_roc_auc, "validation_seed": seed, "n_rows": len(x)}
+        )
         if metrics:
             mlflow.log_metrics(metrics)
         mlflow.log_metrics({f"check_{k}": float(v) for k, v in checks.items()})
@@ -438,8 +460,11 @@ def validate(model_name: str, version: str, *, min_accuracy: float = 0.6,
         if pred is not None and checks.get("shape"):
             plots = Path(workdir) if workdir else default_workdir() / "validate"
             cm = eval_mod.plot_confusion_matrix(
-                y, pred, plots / f"validation_{model_name}_v{version}.png",
-                title=f"{model_name} v{version} (validation)")
+                y,
+                pred,
+                plots / f"validation_{model_name}_v{version}.png",
+                title=f"{model_name} v{version} (validation)",
+            )
             mlflow.log_artifact(str(cm), artifact_path="plots")
         validation_run_id = run.info.run_id
     return {
@@ -456,6 +481,7 @@ def validate(model_name: str, version: str, *, min_accuracy: float = 0.6,
 
 
 # --------------------------------------------------------------------------- deploy
+
 
 def deploy(model_name: str, version: str, environment: str) -> dict[str, Any]:
     """Stand-in deployment: alias `<environment>` -> version, and a `deployed_<env>_at` tag."""
@@ -474,7 +500,7 @@ def deploy(model_name: str, version: str, environment: str) -> dict[str, Any]:
         previous = client.get_model_version_by_alias(model_name, environment).version
     except MlflowException:
         pass
-    deployed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
     client.set_registered_model_alias(model_name, environment, version)
     client.set_model_version_tag(model_name, version, f"deployed_{environment}_at", deployed_at)
     return {

@@ -2,11 +2,13 @@
 
 A bot reads the last line of the task output (`json.loads(output.strip().splitlines()[-1])`).
 """
+
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 
 def _jsonable(value: Any) -> Any:
@@ -27,7 +29,7 @@ def emit(summary: Iterable[str], result: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def fail(step: str, message: str, code: int = 2) -> "NoReturn":  # noqa: F821
+def fail(step: str, message: str, code: int = 2) -> NoReturn:  # noqa: F821
     """Report a step that could not run: message on stderr, `{"error": ...}` as the JSON line."""
     print(f"{step}: error: {message}", file=sys.stderr)
     sys.stderr.flush()

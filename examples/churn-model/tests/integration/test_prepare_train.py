@@ -1,5 +1,6 @@
 """prepare -> train -> evaluate on the tiny dataset, as subprocesses, logging to a throw-away
 SQLite tracking store in a temp dir (no server needed)."""
+
 import json
 import os
 import subprocess
@@ -11,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(step, *args, env, cwd):
     # cwd is the temp dir, so the local store's default artifact root (./mlruns) lands there.
-    proc = subprocess.run([sys.executable, str(ROOT / "steps" / f"{step}.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "steps" / f"{step}.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

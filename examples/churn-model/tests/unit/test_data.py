@@ -1,6 +1,5 @@
 import pandas as pd
 import pytest
-
 from churn_model.data import DATASET_SIZES, RAW_COLUMNS, generate, load_dataset
 
 

@@ -1,9 +1,13 @@
 import math
 
 import numpy as np
-
-from churn_model.evaluate import (METRIC_NAMES, compute_metrics, plot_confusion_matrix,
-                                  plot_feature_importance, plot_roc_curve)
+from churn_model.evaluate import (
+    METRIC_NAMES,
+    compute_metrics,
+    plot_confusion_matrix,
+    plot_feature_importance,
+    plot_roc_curve,
+)
 
 
 def test_perfect_predictions():

@@ -1,8 +1,17 @@
 import numpy as np
-
 from churn_model.data import generate
-from churn_model.features import (CATEGORICAL_FEATURES, FEATURES, ID_COLUMN, NUMERIC_FEATURES,
-                                  TARGET, build_features, read_table, split, write_table, x_y)
+from churn_model.features import (
+    CATEGORICAL_FEATURES,
+    FEATURES,
+    ID_COLUMN,
+    NUMERIC_FEATURES,
+    TARGET,
+    build_features,
+    read_table,
+    split,
+    write_table,
+    x_y,
+)
 
 
 def test_build_features_columns_and_types():

@@ -1,5 +1,4 @@
 import pytest
-
 from churn_model.data import generate
 from churn_model.features import build_features, split, x_y
 from churn_model.model import DEFAULT_PARAMS, ParamError, feature_importances, parse_params, train_model
@@ -14,14 +13,17 @@ def test_parse_params_defaults_and_types():
     assert parse_params(None) == DEFAULT_PARAMS
 
 
-@pytest.mark.parametrize("item, message", [
-    ("colour=red", "unknown parameter 'colour'"),
-    ("n_estimators", "expected KEY=VALUE"),
-    ("n_estimators=ten", "must be int"),
-    ("n_estimators=1.5", "must be int"),
-    ("learning_rate=fast", "must be float"),
-    ("subsample=2", "between"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("colour=red", "unknown parameter 'colour'"),
+        ("n_estimators", "expected KEY=VALUE"),
+        ("n_estimators=ten", "must be int"),
+        ("n_estimators=1.5", "must be int"),
+        ("learning_rate=fast", "must be float"),
+        ("subsample=2", "between"),
+    ],
+)
 def test_parse_params_errors(item, message):
     with pytest.raises(ParamError, match=message):
         parse_params([item])
