@@ -1,7 +1,7 @@
 """Sandbox forge: a local GitHub-compatible server (REST API, webhooks, git over HTTP).
 
-Run it with ``python -m sandbox.forge --port P --data DIR --seed FILE`` (or
-``mlops-bot sandbox forge ...`` which calls :func:`main`). It prints
+Run it with ``python -m sandbox.forge --port P --data DIR --seed FILE`` (which calls
+:func:`main`). It prints
 ``sandbox forge listening on http://127.0.0.1:P`` when ready. ``--port 0`` picks a
 free port (the printed line tells which). Talk to it with PyGithub::
 
