@@ -11,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 from ..common import RequestCounts, introspection_blueprint, on_shutdown
 from .api import jobs, misc, pages, repos, runs
+from .api.files import bp as uc_files_bp
+from .api.unity_catalog import bp as unity_catalog_bp
 from .api.web import ApiError, Workspace, error_response, workspace
 from .faults import STATUS_ERROR_CODES, FaultSet
 from .runner import Runner
@@ -30,6 +32,8 @@ def create_app(data_dir, token: str = "dapi-sandbox", mlflow_tracking_uri: str |
     app.register_error_handler(Exception, on_internal_error)
     for module in (misc, jobs, runs, pages, repos):
         app.register_blueprint(module.bp)
+    app.register_blueprint(unity_catalog_bp)  # Unity Catalog model registry, then its files area
+    app.register_blueprint(uc_files_bp)
     app.register_blueprint(introspection_blueprint(state.requests))
     on_shutdown(app, runner.shutdown)
     on_shutdown(app, store.flush)
