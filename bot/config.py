@@ -14,7 +14,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.compute import (
+    KEY,
+    KEY_HELP,
+    MAX_CONCURRENT_RUNS,
+    ComputeKind,
+    JobCluster,
+    ServerlessEnvironment,
+    check_compute,
+    check_tags,
+)
+from bot.identity import DatabricksAccess, Environment
 from bot.vocabulary import BOT, GATE, GATE_HELP, PLACEHOLDER, PLACEHOLDERS
+
+__all__ = ["ConfigError", "Environment", "JobCluster", "Settings", "load_config", "parse_config", "secret"]
 
 Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
@@ -65,20 +78,6 @@ class SlackSettings(Strict):
     users: dict[str, str] = {}  # Slack user id -> GitHub login
 
 
-class Environment(Strict):
-    host: str
-    token_env: str = "DATABRICKS_TOKEN"
-    retry_timeout_seconds: int = Field(60, gt=0)
-
-
-class JobCluster(Strict):
-    spark_version: str = "15.4.x-cpu-ml-scala2.12"
-    node_type_id: str = "Standard_DS3_v2"
-    num_workers: int = Field(1, ge=0)
-    spark_conf: dict[str, str] = {}
-    custom_tags: dict[str, str] = {}
-
-
 class Library(Strict):
     pypi: str | None = None
     whl: str | None = None
@@ -98,15 +97,16 @@ class TaskSpec(Strict):
     entry_point: str = ""  # python_wheel_task
     parameters: list[str] = []
     depends_on: list[str] = []
-    cluster: str = ""
+    cluster: str = ""  # compute = "job_clusters": the key of one of the workflow's job_clusters
+    environment: str = ""  # compute = "serverless": the key of one of the workflow's environments
     libraries: list[Library] = []
     timeout_seconds: int = Field(0, ge=0)
 
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError("use letters, digits, '_', '-' or '.'")
+        if not KEY.match(v):
+            raise ValueError(KEY_HELP)
         return v
 
     @field_validator("parameters")
@@ -137,16 +137,27 @@ class Workflow(Strict):
     suites: list[str] = []  # /test <suite>
     default_suite: str = ""  # what `{suite}` is when /test names none
     params_allowed: list[str] = []
-    max_concurrent_runs: int = Field(1, ge=1)
+    max_concurrent_runs: int = Field(1, ge=1, le=MAX_CONCURRENT_RUNS)
     timeout_seconds: int = Field(3600, ge=0)
     on_conflict: Literal["supersede", "refuse"] = "supersede"
     cancel_superseded: bool = True
-    job_clusters: dict[str, JobCluster] = {}
-    libraries: list[Library] = []
+    compute: ComputeKind = "serverless"
+    environments: dict[str, ServerlessEnvironment] = {}  # serverless: environment key -> version, dependencies
+    job_clusters: dict[str, JobCluster] = {}  # job_clusters: cluster key -> new_cluster
+    existing_cluster_id: str = ""  # existing_cluster: an all-purpose cluster
+    libraries: list[Library] = []  # clusters only: serverless takes environments.<key>.dependencies
+    tags: dict[str, str] = {}  # job tags, besides the bot's own
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        check_tags(v)
+        return v
 
     @model_validator(mode="after")
     def _graph(self) -> Workflow:
+        check_compute(self)
         keys = [t.key for t in self.tasks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"task keys must be unique, got {keys}")
@@ -176,6 +187,7 @@ class Repo(Strict):
     repos_folder: str = BOT
     workflows: list[str] = []  # empty: every workflow
     fork_policy: Literal["ok-to-test", "never"] = "ok-to-test"
+    run_as_service_principal: str = ""  # overrides the environment's: this repository's jobs run as it
 
     @field_validator("name")
     @classmethod
@@ -227,6 +239,7 @@ class Settings(Strict):
     mlflow: MlflowSettings = MlflowSettings.model_validate({})
     slack: SlackSettings = SlackSettings.model_validate({})
     environments: dict[str, Environment] = {}
+    databricks: DatabricksAccess = DatabricksAccess()
     workflows: dict[str, Workflow] = {}
     repos: list[Repo] = []
     permissions: Permissions = Permissions()

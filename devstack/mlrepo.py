@@ -113,7 +113,9 @@ def config_text(
         datasets = ["toy", "full"]
         params_allowed = ["lr", "sleep", "fail"]
         on_conflict = "{on_conflict}"
+        compute = "job_clusters"
         [workflows.train.job_clusters.small]
+        node_type_id = "Standard_DS3_v2"
         num_workers = 1
         [[workflows.train.tasks]]
         key = "prepare"
@@ -128,6 +130,8 @@ def config_text(
         cluster = "small"
         [workflows.test]
         run_on = ["pull_request"]
+        [workflows.test.environments.default]
+        environment_version = "4"
         [[workflows.test.tasks]]
         key = "prepare"
         file = "steps/prepare.py"

@@ -13,8 +13,12 @@ import json
 import re
 import unicodedata
 
+from databricks.sdk.service import jobs as J
+
+from bot.compute import BOT_JOB_TAGS, MAX_TAGS
 from bot.config import Repo, Settings, TaskSpec, Workflow
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, PLACEHOLDER, PLACEHOLDERS, job_name, parse_job_name
+from workers.job_compute import access_control_list, job_compute, run_as, task_compute
 
 __all__ = [
     "FINGERPRINT_TAG",
@@ -22,6 +26,7 @@ __all__ = [
     "job_name",
     "parse_job_name",
     "job_settings",
+    "job_spec",
     "job_tags",
     "tag_value",
     "repo_path",
@@ -29,7 +34,6 @@ __all__ = [
     "idempotency_token",
     "run_parameters",
 ]
-MAX_TAGS = 25
 MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
 LITERAL_PLACEHOLDERS = {"branch", "repo", "workflow"}
@@ -53,7 +57,7 @@ def job_tags(repo: str, branch: str, workflow: str, sha: str, fingerprint: str =
     }
     if fingerprint:
         tags[FINGERPRINT_TAG] = fingerprint
-    assert len(tags) <= MAX_TAGS
+    assert set(tags) <= set(BOT_JOB_TAGS) and len(BOT_JOB_TAGS) <= MAX_TAGS  # config counts on these
     return tags
 
 
@@ -81,67 +85,82 @@ def _used_parameters(workflow: Workflow) -> list[str]:
     return [p for p in JOB_PARAMETERS if p in used or p == "sha"]
 
 
-def _task(spec: TaskSpec, workflow: Workflow, repo: Repo, branch: str, literals: dict[str, str]) -> dict:
-    params = [_expand(p, literals) for p in spec.parameters]
-    task: dict = {"task_key": spec.key}
-    if spec.depends_on:
-        task["depends_on"] = [{"task_key": d} for d in spec.depends_on]
-    if spec.cluster:
-        task["job_cluster_key"] = spec.cluster
-    libraries = [*workflow.libraries, *spec.libraries]
-    if libraries:
-        task["libraries"] = [{"pypi": {"package": lib.pypi}} if lib.pypi else {"whl": lib.whl} for lib in libraries]
-    if spec.timeout_seconds:
-        task["timeout_seconds"] = spec.timeout_seconds
+def _code(spec: TaskSpec, repo: Repo, branch: str, params: list[str]) -> dict:
+    """The task's code: a Python file, a notebook (widgets from "key=value" parameters) or a wheel entry point."""
     in_repo = repo.code_source == "repos"
     path = f"{repo_path(repo, branch)}/{spec.file}" if in_repo else spec.file
-    source = "WORKSPACE" if in_repo else "GIT"
+    source = J.Source.WORKSPACE if in_repo else J.Source.GIT
     if spec.type == "spark_python_task":
-        task["spark_python_task"] = {"python_file": path, "parameters": params, "source": source}
-    elif spec.type == "notebook_task":
+        return {"spark_python_task": J.SparkPythonTask(python_file=path, parameters=params, source=source)}
+    if spec.type == "notebook_task":
         base = {}
         for p in params:  # notebooks take widgets: "key=value" parameters become base_parameters
             key, _, value = p.partition("=")
             base[key] = value
-        task["notebook_task"] = {"notebook_path": path.removesuffix(".py"), "base_parameters": base, "source": source}
-    else:
-        task["python_wheel_task"] = {
-            "package_name": spec.package,
-            "entry_point": spec.entry_point,
-            "parameters": params,
-        }
-    return task
+        notebook = J.NotebookTask(notebook_path=path.removesuffix(".py"), base_parameters=base, source=source)
+        return {"notebook_task": notebook}
+    wheel = J.PythonWheelTask(package_name=spec.package, entry_point=spec.entry_point, parameters=params)
+    return {"python_wheel_task": wheel}
 
 
-def job_settings(settings: Settings, repo: Repo, branch: str, workflow_name: str, sha: str, git_url: str = "") -> dict:
-    """The Jobs API 2.2 settings for one branch's workflow, as a plain dict (JobSettings.from_dict).
+def _task(spec: TaskSpec, workflow: Workflow, repo: Repo, branch: str, literals: dict[str, str]) -> J.Task:
+    params = [_expand(p, literals) for p in spec.parameters]
+    return J.Task(
+        task_key=spec.key,
+        depends_on=[J.TaskDependency(task_key=d) for d in spec.depends_on] or None,
+        timeout_seconds=spec.timeout_seconds or None,
+        **task_compute(spec, workflow),
+        **_code(spec, repo, branch, params),
+    )
+
+
+def _git_source(repo: Repo, branch: str, sha: str, git_url: str) -> J.GitSource:
+    url = git_url or repo.git_url or f"https://github.com/{repo.name}.git"
+    by_commit = repo.pin == "commit" and bool(sha)
+    return J.GitSource(
+        git_url=url,
+        git_provider=J.GitProvider(repo.git_provider),
+        git_commit=sha if by_commit else None,
+        git_branch=None if by_commit else branch,
+    )
+
+
+def job_spec(
+    settings: Settings, repo: Repo, branch: str, workflow_name: str, sha: str, git_url: str = "", environment: str = ""
+) -> J.JobSettings:
+    """The Jobs API 2.2 settings for one branch's workflow, built from the SDK's dataclasses.
 
     `git_url` overrides the repository's URL: a fork's pull request runs the fork's code.
+    `environment` is where the job is written (default: the workflow's): it chooses `run_as`.
     """
     workflow = settings.workflows[workflow_name]
-    name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
     literals = {"branch": branch, "repo": repo.name, "workflow": workflow_name}
-    body: dict = {
-        "name": name,
-        "max_concurrent_runs": workflow.max_concurrent_runs,
-        "timeout_seconds": workflow.timeout_seconds,
-        "parameters": [{"name": p, "default": _default(p, workflow, sha)} for p in _used_parameters(workflow)],
-        "tasks": [_task(t, workflow, repo, branch, literals) for t in workflow.tasks],
-        "queue": {"enabled": True},
-    }
-    if workflow.description:
-        body["description"] = workflow.description
-    if workflow.job_clusters:
-        body["job_clusters"] = [
-            {"job_cluster_key": key, "new_cluster": cluster.model_dump(exclude_defaults=False)}
-            for key, cluster in workflow.job_clusters.items()
-        ]
-    if repo.code_source == "git":
-        url = git_url or repo.git_url or f"https://github.com/{repo.name}.git"
-        git = {"git_url": url, "git_provider": repo.git_provider}
-        git.update({"git_commit": sha} if repo.pin == "commit" and sha else {"git_branch": branch})
-        body["git_source"] = git
-    body["tags"] = job_tags(repo.name, branch, workflow_name, sha)
+    return J.JobSettings(
+        name=job_name(settings.bot.job_prefix, repo.name, branch, workflow_name),
+        description=workflow.description or None,
+        max_concurrent_runs=workflow.max_concurrent_runs,
+        timeout_seconds=workflow.timeout_seconds,
+        parameters=[
+            J.JobParameterDefinition(name=p, default=_default(p, workflow, sha)) for p in _used_parameters(workflow)
+        ],
+        tasks=[_task(t, workflow, repo, branch, literals) for t in workflow.tasks],
+        queue=J.QueueSettings(enabled=True),
+        git_source=_git_source(repo, branch, sha, git_url) if repo.code_source == "git" else None,
+        run_as=run_as(settings, repo, environment or workflow.environment),
+        tags={**{k: tag_value(v) for k, v in workflow.tags.items()}, **job_tags(repo.name, branch, workflow_name, sha)},
+        **job_compute(workflow),
+    )
+
+
+def job_settings(
+    settings: Settings, repo: Repo, branch: str, workflow_name: str, sha: str, git_url: str = "", environment: str = ""
+) -> dict:
+    """What jobs/create takes, as a plain dict: `job_spec(...).as_dict()` (so no field the API does not
+    know), the job permissions (`access_control_list`) and the fingerprint tag over all of it."""
+    body = job_spec(settings, repo, branch, workflow_name, sha, git_url, environment).as_dict()
+    acl = access_control_list(settings)
+    if acl:
+        body["access_control_list"] = [entry.as_dict() for entry in acl]
     body["tags"][FINGERPRINT_TAG] = fingerprint(body)
     return body
 

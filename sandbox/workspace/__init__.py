@@ -81,8 +81,20 @@ is true, otherwise SKIPPED) executed by a background thread:
 * Task environment: the sandbox's environment plus ``DATABRICKS_JOB_ID``, ``DATABRICKS_JOB_RUN_ID``,
   ``DATABRICKS_TASK_RUN_ID``, ``DATABRICKS_TASK_KEY``, ``MLFLOW_TRACKING_URI`` (if given),
   ``PYTHONUNBUFFERED=1``, ``PYTHONPATH`` = ``<root>:<root>/src:<shim dir>[:old PYTHONPATH]``,
-  ``SANDBOX_WIDGETS`` (JSON), ``SANDBOX_TASK_VALUES_DIR``. ``libraries`` are recorded, not installed;
-  cluster specs are accepted and echoed.
+  ``SANDBOX_WIDGETS`` (JSON), ``SANDBOX_TASK_VALUES_DIR``. ``libraries`` are recorded, not installed.
+  Compute is checked as Databricks checks it (``api/job_rules.py``: every task needs a cluster or,
+  serverless, an environment) and then ignored: tasks run locally; an environment's ``dependencies``
+  are checked for shape, not installed.
+
+Job settings
+------------
+``jobs/create``, ``jobs/reset`` and ``jobs/update`` refuse what Databricks refuses (``api/job_rules.py``,
+400 ``INVALID_PARAMETER_VALUE``): a task without compute, an ``environment_key`` or ``job_cluster_key``
+naming nothing, a Python script or wheel task on serverless without an environment, keys outside
+``^[\\w-]{1,100}$``, more than 25 tags, ``max_concurrent_runs`` outside 0..1000, job parameter names
+outside ``[A-Za-z0-9_.-]``, duplicate task keys, ``depends_on`` naming no task, a ``run_as`` naming
+nobody, malformed ``access_control_list`` entries. Unknown fields are dropped, not refused.
+Job permissions: ``GET|PUT|PATCH /api/2.0/permissions/jobs/<id>``.
 * Task ``timeout_seconds`` and job ``timeout_seconds`` -> TIMEDOUT (process group killed);
   ``runs/cancel`` (job run or task run id) kills the running task's process group -> CANCELED.
 * Run result: CANCELED / TIMEDOUT / SUCCESS / SUCCESS_WITH_FAILURES (all leaves fine) / FAILED.

@@ -200,11 +200,16 @@ def git_src(repo, **kw) -> jobs.GitSource:
     return jobs.GitSource(git_url=repo["path"], git_provider=jobs.GitProvider.GIT_HUB, **kw)
 
 
+# Every Python task needs compute, or the workspace refuses the job (as Databricks does): an all-purpose cluster.
+CLUSTER = "0123-456789-sandbox"
+
+
 def py_task(key, file, params=(), deps=(), **kw) -> jobs.Task:
     return jobs.Task(
         task_key=key,
         spark_python_task=jobs.SparkPythonTask(python_file=file, parameters=list(params)),
         depends_on=[jobs.TaskDependency(task_key=d) for d in deps] or None,
+        existing_cluster_id=CLUSTER,
         **kw,
     )
 
@@ -413,6 +418,7 @@ def test_wheel_and_notebook_tasks(w, repo):
         tasks=[
             jobs.Task(
                 task_key="wheel",
+                existing_cluster_id=CLUSTER,
                 python_wheel_task=jobs.PythonWheelTask(
                     package_name="mypkg",
                     entry_point="mypkg-cli",
@@ -501,6 +507,7 @@ def test_repos_and_workspace_task(w, repo):
         tasks=[
             jobs.Task(
                 task_key="v",
+                existing_cluster_id=CLUSTER,
                 spark_python_task=jobs.SparkPythonTask(
                     python_file="/Repos/team/proj/steps/version.py", source=jobs.Source.WORKSPACE
                 ),

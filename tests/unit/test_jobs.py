@@ -1,11 +1,13 @@
 """Per-branch job naming, tags and settings: pure functions."""
 
-from databricks.sdk.service.jobs import JobSettings
+from databricks.sdk.service.jobs import JobAccessControlRequest, JobSettings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.compute import PARAMETER_NAME
 from workers.jobs import (
     FINGERPRINT_TAG,
+    JOB_PARAMETERS,
     MAX_TAG_VALUE,
     idempotency_token,
     job_name,
@@ -120,3 +122,29 @@ def test_run_parameters_keep_only_defined_ones_and_skip_empty():
 def test_idempotency_token_is_stable_and_short():
     assert idempotency_token("d-1", 0) == idempotency_token("d-1", 0) != idempotency_token("d-1", 1)
     assert len(idempotency_token("x" * 500)) <= 64
+
+
+def test_every_job_is_the_sdks_dataclasses_as_dict(settings):
+    """Built from `databricks.sdk.service.jobs` dataclasses: a field the API does not know cannot be sent."""
+    repo = settings.repo("acme/churn-model")
+    for workflow in settings.workflows:
+        body = job_settings(settings, repo, "feature/x", workflow, "a" * 40)
+        settings_only = {k: v for k, v in body.items() if k != "access_control_list"}
+        assert JobSettings.from_dict(settings_only).as_dict() == settings_only
+        acl = [JobAccessControlRequest.from_dict(a).as_dict() for a in body["access_control_list"]]
+        assert acl == body["access_control_list"]
+
+
+def test_job_parameter_names_follow_the_api():
+    """JobParameterDefinition.name: "May only contain alphanumeric characters, _, -, and ." """
+    assert all(PARAMETER_NAME.match(p) for p in JOB_PARAMETERS)
+
+
+def test_branch_pin_and_repos_source(settings):
+    repo = settings.repo("acme/churn-model").model_copy(update={"pin": "branch"})
+    body = job_settings(settings, repo, "feature/x", "test", "a" * 40)
+    assert body["git_source"] == {
+        "git_url": "https://github.com/acme/churn-model.git",
+        "git_provider": "gitHub",
+        "git_branch": "feature/x",
+    }

@@ -7,14 +7,16 @@ the SDK's errors carry no HTTP status). Methods return `workers.gateways` values
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import DatabricksError, InvalidParameterValue
-from databricks.sdk.service.jobs import JobSettings, Run, RunTask
+from databricks.sdk.service.jobs import JobAccessControlRequest, JobSettings, Run, RunTask
 from requests import RequestException
 
 from bot.config import Environment
@@ -58,19 +60,44 @@ def _run_info(run: Run) -> RunInfo:
     )
 
 
+# Per sign-in kind: the SDK's Config attribute -> the config key naming the env var that holds the secret.
+_SECRETS = {
+    "pat": {"token": "token_env"},
+    "oauth-m2m": {"client_secret": "client_secret_env"},
+    "azure-client-secret": {"azure_client_secret": "azure_client_secret_env"},
+}
+_PLAIN = {"pat": (), "oauth-m2m": ("client_id",), "azure-client-secret": ("azure_client_id", "azure_tenant_id")}
+
+
+def sdk_config(name: str, env: Environment, getenv: Callable[[str], str | None]) -> dict[str, Any]:
+    """databricks.sdk.Config's keyword arguments for one environment (unified auth, one explicit kind).
+
+    Secrets are read from the variables config names; a missing one is a Permanent error naming it.
+    """
+    kind = env.auth_type
+    kwargs: dict[str, Any] = {"host": env.host, "auth_type": kind, "retry_timeout_seconds": env.retry_timeout_seconds}
+    kwargs.update({attr: getattr(env, attr) for attr in _PLAIN[kind]})
+    if kind == "azure-client-secret" and env.azure_workspace_resource_id:
+        kwargs["azure_workspace_resource_id"] = env.azure_workspace_resource_id
+    for attr, key in _SECRETS[kind].items():
+        variable = getattr(env, key)
+        kwargs[attr] = getenv(variable)
+        if not kwargs[attr]:
+            raise Permanent(f"environment `{name}`: {variable} ({key}) is not set, so the bot cannot reach {env.host}")
+    return kwargs
+
+
+def _settings_and_acl(body: dict) -> tuple[JobSettings, list[JobAccessControlRequest] | None]:
+    acl = [JobAccessControlRequest.from_dict(a) for a in body.get("access_control_list", [])]
+    return JobSettings.from_dict(body), acl or None
+
+
 class Workspace:
     def __init__(self, name: str, env: Environment, client: WorkspaceClient | None = None):
         self.name = name
         self.host = env.host
         if client is None:
-            token = os.environ.get(env.token_env)
-            if not token:
-                raise Permanent(f"environment `{name}`: {env.token_env} is not set, so the bot cannot reach {env.host}")
-            client = WorkspaceClient(
-                config=Config(
-                    host=env.host, token=token, auth_type="pat", retry_timeout_seconds=env.retry_timeout_seconds
-                )
-            )
+            client = WorkspaceClient(config=Config(**sdk_config(name, env, os.environ.get)))
         self.client = client
 
     @contextmanager
@@ -94,13 +121,19 @@ class Workspace:
         return None
 
     def create_job(self, settings: dict) -> int:
-        s = JobSettings.from_dict(settings)
+        """jobs/create with `workers.jobs.job_settings`' body: the settings and their permissions."""
+        spec, acl = _settings_and_acl(settings)
+        fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if getattr(spec, f.name) is not None}
         with self._edge(f"create job {settings['name']}"):
-            return self.client.jobs.create(**{k: getattr(s, k) for k in settings}).job_id or 0
+            return self.client.jobs.create(**fields, access_control_list=acl).job_id or 0
 
     def reset_job(self, job_id: int, settings: dict) -> None:
+        """jobs/reset replaces the settings but takes no permissions: those are granted after it."""
+        spec, acl = _settings_and_acl(settings)
         with self._edge(f"update job {settings['name']}"):
-            self.client.jobs.reset(job_id, JobSettings.from_dict(settings))
+            self.client.jobs.reset(job_id, spec)
+            if acl:  # PATCH adds grants and never drops the owner, as PUT could
+                self.client.jobs.update_permissions(str(job_id), access_control_list=acl)
 
     def delete_job(self, job_id: int) -> bool:
         """False when the job was gone already."""

@@ -9,23 +9,23 @@ from flask import Blueprint, jsonify, request
 
 from ..runner import topo_order
 from ..state import ACTIVE_STATES, now_ms, set_state
+from .job_rules import check_access_control_list, check_settings
+from .permissions import add_permission_routes
 from .web import USER, bad, boolean, decode_token, encode_token, integer, jobs_route, json_body, runner, store
 
 bp = Blueprint("jobs", __name__)
 route = jobs_route(bp)
+add_permission_routes(bp)
 
 
 def normalized_settings(d: dict) -> dict:
+    """The settings as Databricks keeps them (unknown fields dropped), or its refusal (see job_rules)."""
     try:
         settings = J.JobSettings.from_dict(d).as_dict()
     except Exception as e:  # bad enum values etc.
         raise bad(f"Invalid job settings: {e}") from None
     tasks = settings.get("tasks", [])
-    keys = [t.get("task_key") for t in tasks]
-    if any(not k for k in keys):
-        raise bad("Every task must have a task_key")
-    if len(set(keys)) != len(keys):
-        raise bad("Task keys must be unique within a job")
+    check_settings(settings, d)
     try:
         topo_order(tasks)
     except ValueError as e:
@@ -33,8 +33,6 @@ def normalized_settings(d: dict) -> dict:
     for t in tasks:
         if (t.get("timeout_seconds") or 0) < 0:
             raise bad("timeout_seconds must be >= 0")
-    if (settings.get("max_concurrent_runs", 1) or 0) < 0:
-        raise bad("max_concurrent_runs must be >= 0")
     settings.setdefault("name", "Untitled")
     settings.setdefault("max_concurrent_runs", 1)
     settings.setdefault("timeout_seconds", 0)
@@ -68,10 +66,12 @@ def job_json(job: dict, with_tasks: bool = True, cls=J.Job) -> dict:
 
 @route("/create", ["POST"])
 def jobs_create():
-    settings = normalized_settings(json_body())
+    body = json_body()
+    settings = normalized_settings(body)
+    acl = check_access_control_list(body.get("access_control_list") or [])
     with store.lock:
         job_id = store.next_id("job")
-        store.jobs[job_id] = {"job_id": job_id, "created_time": now_ms(), "settings": settings}
+        store.jobs[job_id] = {"job_id": job_id, "created_time": now_ms(), "settings": settings, "acl": acl}
         store.save()
     return jsonify(J.CreateResponse(job_id=job_id).as_dict())
 
