@@ -46,7 +46,7 @@ class Strict(BaseModel):
 class BotSettings(Strict):
     login: str = BOT  # the bot's own GitHub login: its comments are never commands
     job_prefix: str = BOT
-    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)  # GitHub caps webhook payloads at 25 MB
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     job_ttl_days: int = Field(30, ge=0)  # the janitor removes managed jobs older than this (0: never)

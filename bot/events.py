@@ -113,8 +113,20 @@ def github_event(headers: Mapping[str, str], body: bytes, secret: str | None, no
         raise Refused(401, "X-Hub-Signature-256 does not match the body")
     name = _header(headers, "X-GitHub-Event")
     delivery = _header(headers, "X-GitHub-Delivery")
-    data = _json(body)
+    data = _json(_github_json_body(headers, body))
     return Event("github", name, str(data.get("action") or ""), delivery, data)
+
+
+def _github_json_body(headers: Mapping[str, str], body: bytes) -> bytes:
+    """The JSON of a delivery: the body itself, or, for a hook whose content type is `form` (the REST
+    API's default for repository hooks), its `payload` form field. Read only after the signature."""
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return body
+    payload = _form(body).get("payload")
+    if payload is None:
+        raise Refused(400, "form-encoded GitHub delivery needs a `payload` field")
+    return payload.encode()
 
 
 def mlflow_event(headers: Mapping[str, str], body: bytes, secret: str | None, now: float | None = None) -> Event:

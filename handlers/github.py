@@ -85,7 +85,8 @@ def _pull(event: Event) -> dict:
         "branch": head.get("ref", ""),
         "sha": head.get("sha", ""),
         "author": (pr.get("user") or {}).get("login", ""),
-        "fork": bool(head_repo) and head_repo.lower() != base_repo.lower(),
+        # head.repo is null once the fork is deleted: an unknown head repository is a fork
+        "fork": not head_repo or head_repo.lower() != base_repo.lower(),
         "merged": bool(pr.get("merged")),
     }
 
@@ -124,18 +125,18 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
 
 @router.register("github", "pull_request", action="closed")
 def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
-    """PR closed or merged → cancel the branch's runs and remove its jobs."""
+    """PR closed or merged → cancel the branch's runs and remove its jobs (a fork's: its `pull/<n>` jobs)."""
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
     pr = _pull(event)
-    if pr["fork"]:
-        return Ignored(f"PR #{pr['pr']} from a fork has no branch jobs in this repository")
     how = "merged" if pr["merged"] else "closed"
+    # a fork's code ran on its own `pull/<n>` jobs, never on this repository's branch of the same name
+    branch = f"pull/{pr['pr']}" if pr["fork"] else pr["branch"]
     return [
         Action(
             V.REMOVE_BRANCH_JOBS,
-            {"repo": repo, "branch": pr["branch"], "delivery_id": event.delivery_id, "reason": f"PR #{pr['pr']} {how}"},
+            {"repo": repo, "branch": branch, "delivery_id": event.delivery_id, "reason": f"PR #{pr['pr']} {how}"},
         )
     ]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from bot.config import Settings
 from workers.context import Deps
-from workers.errors import NotFound, Permanent
+from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import marker
 from workers.state import State
@@ -51,22 +51,36 @@ class FakeForge:
     comments: dict[int, dict] = field(default_factory=dict)  # id -> {"pr", "body"}
     reactions: list[tuple[int, str]] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
+    failures: dict[str, BotError] = field(default_factory=dict)  # method name -> what GitHub answers instead
+
+    def _answer(self, method: str) -> None:
+        if method in self.failures:
+            raise self.failures[method]
 
     def pull(self, repo: str, number: int) -> Pull:
+        self._answer("pull")
         if number not in self.pulls:
             raise NotFound(f"GitHub said 404 to GET /repos/{repo}/pulls/{number}")
         return self.pulls[number]
 
+    def open_pulls_with_head(self, repo: str, sha: str) -> list[Pull]:
+        self._answer("open_pulls_with_head")
+        return [p for p in self.pulls.values() if p.state == "open" and p.head_sha == sha]
+
     def permission(self, repo: str, user: str) -> str:
+        self._answer("permission")
         return self.roles.get(user, "none")
 
     def branch_exists(self, repo: str, branch: str) -> bool:
+        self._answer("branch_exists")
         return branch in self.branches
 
     def react(self, repo: str, comment_id: int, content: str) -> None:
+        self._answer("react")
         self.reactions.append((comment_id, content))
 
     def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
+        self._answer("upsert_comment")
         text = f"{marker(kind, key)}\n{body}"
         found = (
             known_id
@@ -80,6 +94,7 @@ class FakeForge:
         return cid
 
     def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        self._answer("set_status")
         self.statuses.append({"sha": sha, "context": context, "state": state, "description": description})
 
     # --- what a person sees -------------------------------------------------------------------------
@@ -105,6 +120,7 @@ class FakeWorkspace:
     refuse_run_now: str = ""  # a message: run_now fails permanently, as Databricks refusing the request
     repos: dict[str, str] = field(default_factory=dict)  # path -> branch
     cancelled: list[int] = field(default_factory=list)
+    created_time: dict[int, int] = field(default_factory=dict)  # job_id -> epoch ms (the janitor's age rule)
 
     def find_job(self, name: str) -> JobRef | None:
         return next(
@@ -124,7 +140,7 @@ class FakeWorkspace:
 
     def managed_jobs(self, prefix: str, tag: str) -> list[JobRef]:
         return [
-            JobRef(jid, s["name"], dict(s.get("tags", {})))
+            JobRef(jid, s["name"], dict(s.get("tags", {})), self.created_time.get(jid, 0))
             for jid, s in self.jobs.items()
             if s["name"].startswith(prefix + "/") and tag in s.get("tags", {})
         ]

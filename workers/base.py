@@ -14,7 +14,7 @@ from celery.exceptions import Retry
 from bot.celery_app import create_celery
 from bot.logs import get_logger
 from bot.vocabulary import FOLLOW_RUN
-from workers.errors import MAX_RETRIES, Permanent, backoff, is_transient
+from workers.errors import MAX_RETRIES, Permanent, is_transient, retry_countdown
 
 log = get_logger("workers")
 app = create_celery()  # REDIS_URL is read when the worker first needs its configuration
@@ -40,7 +40,7 @@ class BotTask(Task):
             return None
         except Exception as exc:
             if is_transient(exc) and self.request.retries < self.max_retries:
-                countdown = backoff(self.request.retries)
+                countdown = retry_countdown(exc, self.request.retries)  # a rate limit's own wait
                 log.warning(
                     "task.retry",
                     task=self.name,

@@ -18,14 +18,14 @@ from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_nam
 from workers import texts
 from workers.base import poll_delay
 from workers.context import Deps
-from workers.errors import NotFound, Permanent
-from workers.gateways import RunInfo, WorkspaceGateway
+from workers.errors import BotError, NotFound, Permanent
+from workers.gateways import ForgeGateway, RunInfo, WorkspaceGateway
 from workers.jobs import idempotency_token, job_settings, repo_path, run_parameters
 from workers.state import State
 
 log = get_logger("workers.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
-BranchExists = Callable[[str, str], bool]
+BranchExists = Callable[[str, str], bool | None]  # None: no sure answer
 OUTPUT_TAIL = 3000  # characters of a failed task's output shown to people
 
 
@@ -277,9 +277,12 @@ def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict 
 def stale_jobs(
     ws: WorkspaceGateway, settings: Settings, branch_exists: BranchExists, now: float | None = None
 ) -> list[tuple[int, str, str]]:
-    """Managed jobs whose branch is gone or that are older than the TTL: (job_id, name, why)."""
+    """Managed jobs whose branch is surely gone or that are older than the TTL: (job_id, name, why).
+
+    `branch_exists` answers True, False (gone, confirmed) or None (could not tell): only False removes."""
     now = now or time.time()
     out = []
+    answers: dict[tuple[str, str], bool | None] = {}  # one question per branch, not per job
     for job in ws.managed_jobs(settings.bot.job_prefix, MANAGED_TAG):
         parsed = parse_job_name(settings.bot.job_prefix, job.name)
         if parsed is None:
@@ -290,9 +293,24 @@ def stale_jobs(
             out.append((job.job_id, job.name, f"older than {settings.bot.job_ttl_days} days"))
         elif settings.repo(repo) is None:
             out.append((job.job_id, job.name, f"repository {repo} is no longer configured"))
-        elif not branch_exists(repo, branch):
-            out.append((job.job_id, job.name, f"branch {branch} no longer exists"))
+        else:
+            if (repo, branch) not in answers:
+                answers[repo, branch] = branch_exists(repo, branch)
+            if answers[repo, branch] is False:
+                out.append((job.job_id, job.name, _gone(branch)))
     return out
+
+
+def _gone(branch: str) -> str:
+    """Why a job went, as a person reads it: `pull/7` jobs ran a fork's pull request."""
+    number = _pr_number(branch)
+    return f"pull request #{number} is closed" if number else f"branch {branch} no longer exists"
+
+
+def _pr_number(branch: str) -> int | None:
+    """7 for a fork's `pull/7` job (not a branch on GitHub: only refs/pull/7/head exists)."""
+    number = branch.removeprefix("pull/")
+    return int(number) if branch.startswith("pull/") and number.isdigit() else None
 
 
 def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[dict]:
@@ -311,8 +329,26 @@ def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_ex
 
 
 def clean_up_and_tell(deps: Deps) -> list[dict]:
-    """The hourly janitor, and a line in Slack for what it removed."""
-    removed = clean_up(deps.workspaces, deps.state, deps.settings, deps.need_forge().branch_exists)
+    """The hourly janitor, and a line in Slack for what it removed. Without GitHub only the age and
+    configuration rules apply: nothing is removed for a branch nobody could ask about."""
+    removed = clean_up(deps.workspaces, deps.state, deps.settings, branch_alive(deps.forge))
     if removed and deps.slack:
         deps.slack.post(texts.stale_jobs_removed(removed))
     return removed
+
+
+def branch_alive(forge: ForgeGateway | None) -> BranchExists:
+    """Is what a job ran for still there? True, False (GitHub said it is gone) or None (no sure answer:
+    no GitHub, a rate limit, an error). A fork's `pull/<n>` job lives as long as PR n is open."""
+
+    def alive(repo: str, branch: str) -> bool | None:
+        if forge is None:
+            return None
+        number = _pr_number(branch)
+        try:
+            return forge.pull(repo, number).state == "open" if number else forge.branch_exists(repo, branch)
+        except BotError as exc:  # never removed on an error: it is asked again in an hour
+            log.warning("janitor.unsure", repo=repo, branch=branch, reason=exc.message)
+            return None
+
+    return alive

@@ -8,13 +8,16 @@ SDK at its edge (its `_edge`, with `classify`) into this tree, and `BotTask` act
                it and stops. Work a person asked for (a PR command, a Slack command) is answered
                by its service with the reason; see `workers/chatops.py` and `workers/slack_commands.py`.
     NotFound   a Permanent for "it does not exist (any more)", which some callers expect.
-
-Rate-limit-aware handling of GitHub's 403 belongs in `classify` too (it is not there yet).
+    RateLimited a Transient carrying how long to wait: GitHub's primary and secondary rate limits
+               (403 or 429 with `x-ratelimit-remaining: 0` + `x-ratelimit-reset`, or `retry-after`,
+               or a secondary-limit message), and any 429. `retry_countdown` gives Celery that wait.
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Mapping
 
 import redis
 
@@ -54,6 +57,9 @@ TRANSIENT_CODES = frozenset(
 )
 NOT_FOUND_CLASSES = frozenset({"NotFound", "ResourceDoesNotExist", "UnknownObjectException"})
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
+# GitHub: "Otherwise, wait for at least one minute before retrying" (troubleshooting the REST API)
+DEFAULT_RATE_LIMIT_WAIT = 60.0
+MAX_RATE_LIMIT_WAIT = 3600.0  # a primary limit resets within the hour; a longer hint is not believed
 
 
 class BotError(Exception):
@@ -74,6 +80,14 @@ class Permanent(BotError):
 
 class NotFound(Permanent):
     """The object asked for does not exist (any more)."""
+
+
+class RateLimited(Transient):
+    """Rate limited: retry after `wait` seconds, never sooner (and never read it as "forbidden")."""
+
+    def __init__(self, message: str, wait: float):
+        super().__init__(message)
+        self.wait = wait
 
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
@@ -97,6 +111,68 @@ def http_status(exc: BaseException) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """A header by its case-insensitive name ('' when absent)."""
+    wanted = name.lower()
+    return next((str(v).strip() for k, v in headers.items() if k.lower() == wanted), "")
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def rate_limit_wait(status: int | None, headers: Mapping[str, str], message: str, now: float) -> float | None:
+    """Seconds to wait when an answer is a rate limit, else None (a 403 without these signs is a refusal).
+
+    GitHub: primary limit → 403 or 429 with `x-ratelimit-remaining: 0`, retry after `x-ratelimit-reset`;
+    secondary limit → 403 or 429 and a message saying so, `retry-after` seconds when present, else a minute.
+    """
+    if status not in (403, 429):
+        return None
+    wait: float | None = None
+    retry_after = _seconds(_header(headers, "retry-after"))
+    reset = _seconds(_header(headers, "x-ratelimit-reset"))
+    if retry_after is not None:
+        wait = retry_after
+    elif _header(headers, "x-ratelimit-remaining") == "0" and reset is not None:
+        wait = reset - now + 1  # + 1: the reset happens at some point within that second
+    elif status == 429 or "rate limit" in message.lower():
+        wait = DEFAULT_RATE_LIMIT_WAIT
+    return None if wait is None else min(MAX_RATE_LIMIT_WAIT, max(1.0, wait))
+
+
+def _headers_of(exc: BaseException) -> Mapping[str, str]:
+    """Response headers of an SDK error: PyGithub's `headers`, requests' `response.headers`."""
+    headers = getattr(exc, "headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def _message_of(exc: BaseException) -> str:
+    data = getattr(exc, "data", None)
+    return str(data.get("message") or "") if isinstance(data, dict) else str(exc)
+
+
+def rate_limit_wait_of(exc: BaseException, now: float | None = None) -> float | None:
+    """`rate_limit_wait` of an SDK error."""
+    if isinstance(exc, RateLimited):
+        return exc.wait
+    now = time.time() if now is None else now
+    return rate_limit_wait(http_status(exc), _headers_of(exc), _message_of(exc), now)
+
+
+def retry_countdown(exc: BaseException, retries: int) -> float:
+    """When to retry a failed task: a rate limit's own wait (plus a little jitter), else backoff."""
+    wait = rate_limit_wait_of(exc)
+    if wait is not None:
+        return wait + random.uniform(0, min(5.0, wait / 10))
+    return backoff(retries)
+
+
 def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
@@ -106,6 +182,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, BotError):
         return isinstance(exc, Transient)
     if isinstance(exc, redis.RedisError):
+        return True
+    if rate_limit_wait_of(exc) is not None:
         return True
     code = getattr(exc, "error_code", None)
     if type(exc).__name__ in TRANSIENT_CLASSES or code in TRANSIENT_CODES:
@@ -134,6 +212,9 @@ def classify(exc: BaseException, message: str) -> BotError:
     """The exception of this tree that `exc` means, carrying `message`."""
     if isinstance(exc, BotError):
         return exc
+    wait = rate_limit_wait_of(exc)
+    if wait is not None:  # GitHub answers rate limits with 403 as well as 429
+        return RateLimited(f"{message} (rate limited: retry in {round(wait)} s)", wait)
     if is_transient(exc):
         return Transient(message)
     if is_not_found(exc):

@@ -31,8 +31,15 @@ class Refusal(Exception):
 
 # --- permissions ----------------------------------------------------------------------------------
 def ranks_at_least(role: str, needed: str) -> bool:
-    """The one permission-rank check (unknown or custom roles rank as none)."""
-    return PERMISSION_RANK.get(role, 0) >= PERMISSION_RANK[needed]
+    """The one permission-rank check: a custom role (`ml-engineer (write)`) ranks as its base role;
+    anything unknown ranks as none."""
+    return PERMISSION_RANK.get(base_role(role), 0) >= PERMISSION_RANK[needed]
+
+
+def base_role(role: str) -> str:
+    """`write` for `write` and for a custom role shown as `ml-engineer (write)` (workers/gateways/forge.py)."""
+    name, _, base = role.rstrip(")").rpartition(" (")
+    return base if name and role.endswith(")") else role
 
 
 def needed_permission(settings: Settings, command: str) -> str:

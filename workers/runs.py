@@ -4,9 +4,11 @@ route the finished run to whoever waits for it (validation, deploy) and to the P
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.logs import get_logger
+from bot.vocabulary import status_context
 from workers import approvals, branch_jobs, feedback, policy, texts
 from workers.context import Deps
 from workers.errors import Permanent
@@ -72,11 +74,40 @@ def rerun_check(
     if workflow is None:
         log.info("check.not_ours", check=name)
         return None
-    if not branch:
-        raise Permanent(texts.check_names_no_branch(check_run_id, workflow))
+    git_url = ""
+    if not branch:  # a fork's commit: GitHub names neither its branch nor its pull request
+        branch, pr, git_url = _pull_source(deps, repo, sha, pr, workflow, check_run_id)
     return start_and_follow(
-        deps, repo=repo, branch=branch, sha=sha, workflow=workflow, trigger=trigger, pr=pr, requested_by=user
+        deps,
+        repo=repo,
+        branch=branch,
+        sha=sha,
+        workflow=workflow,
+        trigger=trigger,
+        pr=pr,
+        requested_by=user,
+        git_url=git_url,
     )
+
+
+def _pull_source(
+    deps: Deps, repo: str, sha: str, pr: int | None, workflow: str, check_run_id: int
+) -> tuple[str, int, str]:
+    """(branch, pr, git_url) to re-run a check of a commit no branch names: its open pull request, found
+    by the commit, run as `/ok-to-test` allows; otherwise the person is told why not, and Permanent."""
+    forge = deps.need_forge()
+    pull = forge.pull(repo, pr) if pr else next(iter(forge.open_pulls_with_head(repo, sha)), None)
+    if pull is None:
+        why = texts.check_names_no_branch(check_run_id, workflow)
+        forge.set_status(repo, sha, status_context(workflow), "error", why)  # the check run the person clicked
+        raise Permanent(why)
+    ok_sha = deps.state.ok_to_test_sha(repo, pull.number) if pull.fork else None
+    refusal = policy.head_refusal(replace(pull, head_sha=sha), pull.number, ok_sha)  # /ok-to-test is per commit
+    if refusal:
+        feedback.could_not_start(forge, deps.state, repo, pull.number, sha, workflow, refusal)
+        raise Permanent(refusal)
+    branch, git_url = policy.run_source(pull, pull.number)
+    return branch, pull.number, git_url
 
 
 def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:

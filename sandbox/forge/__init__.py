@@ -1,6 +1,6 @@
 """Sandbox forge: a local GitHub-compatible server (REST API, webhooks, git over HTTP).
 
-Run it with ``python -m sandbox.forge --port P --data DIR --seed FILE`` (which calls
+Run it with ``python -m sandbox.forge --port P --data DIR --seed FILE [--fault SPEC ...]`` (which calls
 :func:`main`). It prints
 ``sandbox forge listening on http://127.0.0.1:P`` when ready. ``--port 0`` picks a
 free port (the printed line tells which). Talk to it with PyGithub::
@@ -64,6 +64,9 @@ __all__ = ["create_app", "main"]
 def add_arguments(parser) -> None:
     parser.add_argument("--seed", default=None, help="seed TOML file")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--fault", action="append", default=[], help="inject a fault: METHOD:PATH=KIND[,OPTION...][:COUNT] (faults.py)"
+    )
 
 
 SERVER = Server(
@@ -71,7 +74,7 @@ SERVER = Server(
     prog="sandbox forge",
     description="Local GitHub-compatible forge",
     default_port=9000,
-    build=lambda args, base_url: create_app(args.data, args.seed, base_url),
+    build=lambda args, base_url: create_app(args.data, args.seed, base_url, args.fault),
     add_arguments=add_arguments,
     access_log=lambda args: args.verbose,
 )

@@ -7,13 +7,15 @@ from flask import Flask
 from ..common import introspection_blueprint, on_shutdown
 from .api import apps, git_data, git_http, hooks, introspection, issues, pages, pulls, repos, statuses
 from .core import Forge
+from .faults import FaultSet
 
 BLUEPRINTS = (hooks, repos, git_data, statuses, apps, pulls, issues, introspection, git_http, pages)
 
 
-def create_app(data_dir, seed, base_url: str) -> Flask:
-    """Build the forge Flask app. ``seed`` is a TOML path, a parsed dict or None."""
-    forge = Forge(data_dir, seed, base_url)
+def create_app(data_dir, seed, base_url: str, faults: list[str] | None = None) -> Flask:
+    """Build the forge Flask app. ``seed`` is a TOML path, a parsed dict or None; ``faults`` are fault specs
+    (sandbox/forge/faults.py)."""
+    forge = Forge(data_dir, seed, base_url, FaultSet(faults))
     app = Flask("sandbox.forge")
     app.json.sort_keys = False
     app.url_map.strict_slashes = False

@@ -28,6 +28,21 @@ ALIASES = {
 }
 
 
+# Where GitHub answers what its published description does not allow, confirmed on GitHub's own tracker: a pull
+# request whose fork was deleted has `head.repo: null` (github/rest-api-description#161, #424 for `pull-request`,
+# #1811 for `pull-request-simple`); the webhook schemas already allow it (`oneOf [repository, null]`).
+KNOWN_NULLABLE = (("pull-request", ("head", "repo")), ("pull-request-simple", ("head", "repo")))
+
+
+def with_known_nullables(doc: dict) -> dict:
+    """The description with the `KNOWN_NULLABLE` properties marked `nullable` (nothing else changes)."""
+    schemas = doc.get("components", {}).get("schemas", {})
+    for name, (outer, prop) in KNOWN_NULLABLE:
+        if name in schemas:
+            schemas[name]["properties"][outer]["properties"][prop]["nullable"] = True
+    return doc
+
+
 def nullable_to_null(node):
     """OpenAPI 3.0's `nullable: true` as JSON Schema: `null` is one more allowed type (and enum value)."""
     if isinstance(node, list):
@@ -86,7 +101,7 @@ class RestContract:
     """The vendored OpenAPI description: which operation a request is, and what its body and answers may be."""
 
     def __init__(self, doc: dict):
-        self.doc = nullable_to_null(doc)
+        self.doc = nullable_to_null(with_known_nullables(doc))
         ops = [
             Operation(m, path, spec, template_pattern(path))
             for path, item in self.doc["paths"].items()

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..common import DictStore
 from . import gitops
 from .events import ForgeEvents
+from .faults import FaultSet
 from .hook_script import HOOK_PY, HOOK_SH
 from .json_issues import IssueJson
 from .json_repos import RepoJson
@@ -77,7 +78,7 @@ STATE_DEFAULTS = {
 
 
 class Forge(RepoJson, IssueJson, ForgeEvents):
-    def __init__(self, data_dir: str | os.PathLike, seed, base_url: str):
+    def __init__(self, data_dir: str | os.PathLike, seed, base_url: str, faults: FaultSet | None = None):
         self.store = DictStore(data_dir, STATE_DEFAULTS)
         self.data = self.store.data_dir
         self.repos_root = self.data / "repos"
@@ -94,6 +95,7 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
         self.apps: dict[int, dict] = {}
         self._merge_cache: dict[tuple, object] = {}
         self.stats = RouteStats()
+        self.faults = faults or FaultSet()
         self._rate_lock = threading.Lock()
         self._rate: dict[str, list] = {}
         self._apply_seed()
@@ -249,7 +251,8 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
             return info
         return None
 
-    def perm(self, rec: dict, login: str | None) -> str:
+    def role_name(self, rec: dict, login: str | None) -> str:
+        """The user's role on the repository: a base role, or a custom role's name."""
         if login is None:
             return "read"
         if login == rec["owner"]:
@@ -258,6 +261,11 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
         if u and u.get("app_id") is not None and rec.get("seeded"):
             return "write"
         return rec.get("permissions", {}).get(login, "none")
+
+    def perm(self, rec: dict, login: str | None) -> str:
+        """The base role access is checked against (a custom role grants its base role's access)."""
+        role = self.role_name(rec, login)
+        return self.seed.roles.get(role, role)
 
     def effective_perm(self, rec: dict, login: str | None) -> str:
         """Permission for access checks: public repos are readable by everyone."""

@@ -7,7 +7,7 @@ import json
 from . import gitops
 from .gitops import ZERO
 from .vocabulary import ApiError, now_iso
-from .webhooks import Dispatcher
+from .webhooks import Dispatcher, wire_body
 
 
 class ForgeEvents:
@@ -29,7 +29,10 @@ class ForgeEvents:
             if self.user_type(rec["owner"]) == "Organization":
                 body["organization"] = self.org_json(rec["owner"])
             raw = json.dumps(body).encode()
-            built = Dispatcher.build(rec["hook_id"], rec["id"], hook.url, hook.secret, event, raw)
+            wire = wire_body(raw, hook.content_type)
+            built = Dispatcher.build(
+                rec["hook_id"], rec["id"], hook.url, hook.secret, event, wire, content_type=hook.content_type
+            )
             record = {
                 "id": self.next_id("delivery"),
                 **built,
@@ -45,17 +48,18 @@ class ForgeEvents:
                 "redelivery": False,
                 "created_at": now_iso(),
                 "payload": raw.decode(),
+                "content_type": hook.content_type,
             }
             self.state["deliveries"].append(record)
             self.save_soon()
-            self.dispatcher.enqueue(record, raw)
+            self.dispatcher.enqueue(record, wire)
 
     def redeliver(self, guid: str) -> dict:
         with self.lock:
             orig = next((d for d in self.state["deliveries"] if d["guid"] == guid), None)
             if orig is None:
                 raise ApiError(404, "Not Found")
-            raw = orig["payload"].encode()
+            raw = wire_body(orig["payload"].encode(), orig.get("content_type", "json"))
             hook = self.webhooks.get(orig["repository"])
             url = hook.url if hook else orig["url"]
             headers = dict(orig["request_headers"])

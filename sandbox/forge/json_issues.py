@@ -306,8 +306,15 @@ class IssueJson:
         app = self.apps.get(cr["app_id"])
         out = cr.get("output") or {}
         prs = []
+        # GitHub lists open PRs matching the check's head, but none from a fork: a fork's check run has
+        # empty `pull_requests` (and its check suite a null `head_branch`)
         for issue in rec["issues"].values():
-            if issue.get("kind") == "pr" and issue["state"] == "open" and issue["head_sha"] == cr["head_sha"]:
+            if (
+                issue.get("kind") == "pr"
+                and issue["state"] == "open"
+                and issue["head_sha"] == cr["head_sha"]
+                and issue["head_repo"] == rec["full_name"]
+            ):
                 prs.append(
                     {
                         "url": f"{api}/pulls/{issue['number']}",

@@ -10,6 +10,8 @@ from pathlib import Path
 from .gitops import valid_branch, valid_login, valid_name
 
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
+# An organization's custom repository roles inherit one of these base roles.
+CUSTOM_ROLE_BASES = ("read", "triage", "write", "maintain")
 DEFAULT_EVENTS = ["push", "delete", "pull_request", "issue_comment"]
 
 
@@ -31,6 +33,7 @@ class SeedWebhook:
     url: str
     secret: str | None
     events: list[str]
+    content_type: str = "json"  # or "form": the JSON in a `payload` form field (GitHub's REST API default)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Seed:
     users: dict[str, SeedUser]
     repos: list[SeedRepo]
     apps: list[SeedApp]
+    roles: dict[str, str] = field(default_factory=dict)  # custom repository role -> its base role
 
 
 def load_seed(source: str | os.PathLike | dict | None) -> Seed:
@@ -95,6 +99,7 @@ def parse_seed(data: dict, base: Path) -> Seed:
             raise SeedError(f"user {login!r}: type must be User or Bot")
         users[login] = SeedUser(login, token, u.get("name"), u.get("email"), utype)
 
+    roles = parse_roles(data.get("roles") or {})
     repos: list[SeedRepo] = []
     for r in data.get("repos") or []:
         full = r.get("full_name", "")
@@ -111,7 +116,7 @@ def parse_seed(data: dict, base: Path) -> Seed:
                 raise SeedError(f"init_from {str(init_from)!r} is not a directory")
         perms = {}
         for login, p in (r.get("permissions") or {}).items():
-            if p not in PERMISSIONS:
+            if p not in PERMISSIONS and p not in roles:
                 raise SeedError(f"repo {full}: bad permission {p!r} for {login!r}")
             if not valid_login(login):
                 raise SeedError(f"repo {full}: bad login {login!r}")
@@ -127,7 +132,10 @@ def parse_seed(data: dict, base: Path) -> Seed:
             events = list(wh.get("events") or DEFAULT_EVENTS)
             if not wh.get("url"):
                 raise SeedError(f"repo {full}: webhook needs a url")
-            hook = SeedWebhook(wh["url"], secret, events)
+            content_type = wh.get("content_type", "json")
+            if content_type not in ("json", "form"):
+                raise SeedError(f"repo {full}: webhook content_type must be json or form")
+            hook = SeedWebhook(wh["url"], secret, events, content_type)
         repos.append(SeedRepo(owner, name, branch, init_from, r.get("description"), perms, hook))
 
     apps: list[SeedApp] = []
@@ -144,4 +152,14 @@ def parse_seed(data: dict, base: Path) -> Seed:
         elif a.get("public_key"):
             key = str(a["public_key"]).encode()
         apps.append(SeedApp(app_id, slug, inst, key, a.get("name")))
-    return Seed(users, repos, apps)
+    return Seed(users, repos, apps, roles)
+
+
+def parse_roles(roles: dict) -> dict[str, str]:
+    """`[roles]` name = base role: custom repository roles, as an organization defines them."""
+    for name, base in roles.items():
+        if name in PERMISSIONS or not valid_login(name):
+            raise SeedError(f"invalid custom role name {name!r}")
+        if base not in CUSTOM_ROLE_BASES:
+            raise SeedError(f"custom role {name!r}: base role must be one of {', '.join(CUSTOM_ROLE_BASES)}")
+    return dict(roles)

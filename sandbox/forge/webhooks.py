@@ -16,6 +16,15 @@ TIMEOUT_S = 10
 MAX_BODY = 8192
 
 
+# GitHub: "application/x-www-form-urlencoded will send the JSON payload as a form parameter called `payload`"
+CONTENT_TYPES = {"json": "application/json", "form": "application/x-www-form-urlencoded"}
+
+
+def wire_body(payload: bytes, content_type: str) -> bytes:
+    """What goes over the wire: the JSON itself, or `payload=<url-encoded JSON>` for a `form` hook."""
+    return urllib.parse.urlencode({"payload": payload.decode()}).encode() if content_type == "form" else payload
+
+
 def sign(secret: str, body: bytes) -> dict[str, str]:
     key = secret.encode()
     return {
@@ -35,11 +44,19 @@ class Dispatcher:
 
     @staticmethod
     def build(
-        hook_id: int, repo_id: int, url: str, secret: str | None, event: str, body: bytes, guid: str | None = None
+        hook_id: int,
+        repo_id: int,
+        url: str,
+        secret: str | None,
+        event: str,
+        body: bytes,
+        guid: str | None = None,
+        content_type: str = "json",
     ) -> dict:
+        """Headers for a delivery of `body` (the wire body: see `wire_body`), signed over those bytes."""
         guid = guid or str(uuid.uuid4())
         headers = {
-            "Content-Type": "application/json",
+            "Content-Type": CONTENT_TYPES[content_type],
             "User-Agent": "GitHub-Hookshot/sandbox",
             "Accept": "*/*",
             "X-GitHub-Event": event,

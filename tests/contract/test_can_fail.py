@@ -52,3 +52,14 @@ def test_a_pull_request_webhook_with_a_string_number_is_reported(played):
     )
     opened["number"] = str(opened["number"])
     assert webhook_problems("pull_request", opened)
+
+
+def test_only_a_deleted_forks_null_head_repository_is_let_through(played):
+    # GitHub answers head.repo null once the fork is deleted (github/rest-api-description#161, #424, #1811)
+    x = copy.deepcopy(bot_exchange(played, "/pulls/1"))
+    x["response"]["head"]["repo"] = None
+    assert rest_contract().response_problems(x["method"], x["path"], x["status"], x["response"]) == []
+    x["response"]["head"]["repo"] = "gone"
+    assert rest_contract().response_problems(x["method"], x["path"], x["status"], x["response"])
+    x["response"]["head"]["repo"], x["response"]["base"]["repo"] = x["response"]["base"]["repo"], None
+    assert rest_contract().response_problems(x["method"], x["path"], x["status"], x["response"])

@@ -12,6 +12,8 @@ BOT_OPERATIONS = [
     "GET /repos/{owner}/{repo}/pulls/{pull_number}",
     "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
     "GET /repos/{owner}/{repo}/branches/{branch}",
+    "GET /repos/{owner}/{repo}",
+    "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls",
     "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
     "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
     "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",

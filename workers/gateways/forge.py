@@ -4,21 +4,23 @@ PyGithub's default GithubRetry repeats POSTs on 5xx (11 identical comments seen 
 idempotent methods are retried by the transport; writes are made idempotent by the caller
 (comments are found again by a hidden marker, reactions and statuses are idempotent on GitHub).
 Calls go through PyGithub's requester so each method costs exactly the requests it names; every
-error is translated at this edge by `workers.errors` (429/5xx/network → Transient, 404 → NotFound,
-other statuses → Permanent). Rate-limit-aware handling of a 403 will go into that one classifier.
+error is translated at this edge by `workers.errors` (rate limits, 403 or 429 → RateLimited with the
+wait GitHub asks for; 5xx/network → Transient; 404 → NotFound; other statuses → Permanent). Nothing
+sleeps here: a rate-limited task is retried by Celery after that wait.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import quote
 
 from github import Auth, Github, GithubException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
 from bot.config import GitHubSettings
-from workers.errors import Permanent, classify
+from workers.errors import NotFound, Permanent, classify
 from workers.gateways import Pull
 
 SAFE_RETRY = Retry(
@@ -27,6 +29,7 @@ SAFE_RETRY = Retry(
     status_forcelist=(502, 503, 504),
     allowed_methods=frozenset({"GET", "HEAD"}),
     raise_on_status=False,
+    respect_retry_after_header=False,  # never sleep in a worker slot: Celery waits out a retry-after
 )
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
 
@@ -57,6 +60,37 @@ def marker(kind: str, key: str) -> str:
     return MARKER.format(kind=kind, key=key)
 
 
+def path_segment(name: str) -> str:
+    """A branch name as it goes into a URL path: percent-encoded (`#`, `%`, `+`, unicode…), `/` kept."""
+    return quote(name, safe="/")
+
+
+def role_of(answer: dict) -> str:
+    """The role to rank and show: `permission` is the base role GitHub ranks by; `role_name` may be a
+    custom role (`ml-engineer`), shown with its base role as `ml-engineer (write)`."""
+    base, name = answer.get("permission") or "none", answer.get("role_name") or ""
+    if not name:
+        return base
+    return name if name in ("admin", "maintain", "write", "triage", "read", base) else f"{name} ({base})"
+
+
+def pull_of(d: dict) -> Pull:
+    """A pull request answer as a `Pull`; an unknown head repository (a deleted fork) is a fork."""
+    head, base = d["head"], d["base"]
+    head_repo = (head.get("repo") or {}).get("full_name", "")
+    return Pull(
+        d["number"],
+        d["state"],
+        d["user"]["login"],
+        head["sha"],
+        head["ref"],
+        head_repo,
+        (head.get("repo") or {}).get("clone_url", ""),
+        not head_repo or head_repo.lower() != base["repo"]["full_name"].lower(),
+        d.get("html_url", ""),
+    )
+
+
 class Forge:
     def __init__(self, cfg: GitHubSettings, client: Github | None = None):
         self.cfg = cfg
@@ -74,34 +108,39 @@ class Forge:
 
     # --- reads ---------------------------------------------------------------------------------
     def pull(self, repo: str, number: int) -> Pull:
-        d = self._call("GET", f"/repos/{repo}/pulls/{number}")
-        head, base = d["head"], d["base"]
-        head_repo = (head.get("repo") or {}).get("full_name", "")
-        return Pull(
-            d["number"],
-            d["state"],
-            d["user"]["login"],
-            head["sha"],
-            head["ref"],
-            head_repo,
-            (head.get("repo") or {}).get("clone_url", ""),
-            head_repo.lower() != base["repo"]["full_name"].lower(),
-            d.get("html_url", ""),
-        )
+        return pull_of(self._call("GET", f"/repos/{repo}/pulls/{number}"))
+
+    def open_pulls_with_head(self, repo: str, sha: str) -> list[Pull]:
+        """The open pull requests of `repo` whose head is commit `sha`, a fork's included: asked by commit,
+        then (the commit of a fork may be unknown to that listing) among the open pull requests."""
+        by_commit = self._call("GET", f"/repos/{repo}/commits/{sha}/pulls", parameters={"per_page": 100})
+        found = [p for p in map(pull_of, by_commit) if p.state == "open" and p.head_sha == sha]
+        for page in range(1, 4) if not found else ():
+            batch = self._call(
+                "GET", f"/repos/{repo}/pulls", parameters={"state": "open", "per_page": 100, "page": page}
+            )
+            found += [p for p in map(pull_of, batch) if p.head_sha == sha]
+            if len(batch) < 100:
+                break
+        return found
 
     def permission(self, repo: str, user: str) -> str:
-        """admin | maintain | write | triage | read | none (role_name has the fine role)."""
+        """admin | maintain | write | triage | read | none, or `custom-role (base role)`; an unknown user
+        (404) has none; any other error (a rate limit, a 403 for the bot itself) is raised, never "none"."""
         try:
             d = self._call("GET", f"/repos/{repo}/collaborators/{user}/permission")
-        except Permanent:
+        except NotFound:
             return "none"
-        return d.get("role_name") or d.get("permission") or "none"
+        return role_of(d)
 
     def branch_exists(self, repo: str, branch: str) -> bool:
+        """True, or False only on a confirmed answer: a 404 for the encoded name while the repository
+        itself answers 200. Any other error is raised (a rate limit is not "gone")."""
         try:
-            self._call("GET", f"/repos/{repo}/branches/{branch}")
+            self._call("GET", f"/repos/{repo}/branches/{path_segment(branch)}")
             return True
-        except Permanent:
+        except NotFound:
+            self._call("GET", f"/repos/{repo}")  # a 404 here too: the bot lost sight of the repository
             return False
 
     def comments(self, repo: str, pr: int) -> list[dict]:
@@ -139,8 +178,8 @@ class Forge:
             try:
                 self.edit_comment(repo, known_id, text)
                 return known_id
-            except Permanent:
-                pass  # deleted by someone: find or create it again
+            except NotFound:
+                pass  # deleted by someone: find or create it again (a 403 is raised: no duplicate)
         found = self.find_marked(repo, pr, kind, key)
         if found:
             self.edit_comment(repo, found, text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import socket
 
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -135,6 +136,30 @@ def start_request():
         authenticate(header)
     if g.kind == "api":
         refuse_off_contract()
+        inject_fault()
+
+
+def inject_fault() -> None:
+    """An injected fault (sandbox/forge/faults.py): a rate limit or status answers now; `lose` lets the
+    request apply and drops the connection in `finish_request`."""
+    fault = forge.faults.take(request.method, request.path, g.get("user"))
+    if fault is None:
+        return
+    if fault.kind == "lose":
+        g.lose = True
+        return
+    status, message, headers = fault.answer(g.get("user"))
+    raise ApiError(status, message, headers=headers)
+
+
+def drop_connection() -> None:
+    """The answer is lost: the socket is shut before werkzeug writes it (the client sees a dropped connection)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def request_body():
@@ -167,10 +192,11 @@ def end_request(exc):
 
 def add_api_headers(resp: Response, who: str | None) -> None:
     used, reset = forge.rate_used(who)
-    resp.headers["X-RateLimit-Limit"] = "5000"
-    resp.headers["X-RateLimit-Remaining"] = str(max(0, 5000 - used))
-    resp.headers["X-RateLimit-Reset"] = str(reset)
-    resp.headers["X-RateLimit-Used"] = str(used)
+    # an injected rate limit has set its own (remaining 0, its reset): those stay
+    resp.headers.setdefault("X-RateLimit-Limit", "5000")
+    resp.headers.setdefault("X-RateLimit-Remaining", str(max(0, 5000 - used)))
+    resp.headers.setdefault("X-RateLimit-Reset", str(reset))
+    resp.headers.setdefault("X-RateLimit-Used", str(used))
     resp.headers["X-RateLimit-Resource"] = "core"
     resp.headers["X-GitHub-Media-Type"] = "github.v3; format=json"
     resp.headers["X-GitHub-Api-Version-Selected"] = "2022-11-28"
@@ -202,7 +228,11 @@ def finish_request(resp: Response):
         rule = request.url_rule.rule if request.url_rule else "(unmatched)"
         template = _TEMPLATE_RE.sub(r"{\1}", rule)
         forge.stats.count(f"{request.method} {template}", who)
-        forge.stats.record(exchange(resp))
+        answered = exchange(resp)
+        if g.get("lose"):
+            answered["lost"] = True  # applied, but the client never saw this answer
+            drop_connection()
+        forge.stats.record(answered)
     if g.get("request_id"):
         resp.headers["X-GitHub-Request-Id"] = g.request_id
     return resp

@@ -122,11 +122,34 @@ def sandbox_rerequest_check_run(cid):
     cr = forge.state["check_runs"].get(str(cid))
     if cr is None:
         raise ApiError(404, "Not Found")
+    if cr["status"] != "completed":  # GitHub offers "Re-run" on completed check runs only
+        raise ApiError(422, "Only a completed check run can be re-run")
     rec = forge.state["repos"][cr["repo"]]
     forge.emit(
         rec, "check_run", {"action": "rerequested", "check_run": forge.check_run_json(rec, cr)}, body.get("sender")
     )
     return reply({"ok": True}, 202)
+
+
+@bp.get("/sandbox/faults")
+def sandbox_faults():
+    return reply(forge.faults.describe())
+
+
+@bp.post("/sandbox/faults")
+def sandbox_add_fault():
+    """Add a fault at run time: `{"spec": "GET:/repos/*/branches/*=primary,wait=2:1"}` (sandbox/forge/faults.py)."""
+    try:
+        fault = forge.faults.add(str(body_json().get("spec", "")))
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    return reply(fault.describe(), 201)
+
+
+@bp.delete("/sandbox/faults")
+def sandbox_clear_faults():
+    forge.faults.clear()
+    return reply([])
 
 
 @bp.get("/sandbox/avatars/<login>")

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 
 from .. import gitops
 from ..vocabulary import ApiError, now_iso, validation_error
-from .web import body_json, forge, get_pr, need_user, no_content, paginate, reply
+from .web import body_json, forge, get_pr, need_user, no_content, paginate, reply, resolve_or
 
 bp = Blueprint("pulls", __name__)
 
@@ -123,6 +123,35 @@ def list_pulls(owner, repo):
     prs.sort(key=lambda p: (p[key], p["number"]), reverse=desc)
     chunk, headers = paginate(prs)
     return reply([forge.pr_json(rec, p) for p in chunk], headers=headers)
+
+
+@bp.get("/repos/<owner>/<repo>/commits/<commit_sha>/pulls")
+def pulls_of_commit(owner, repo, commit_sha):
+    """repos/list-pull-requests-associated-with-commit: "Lists the merged pull request that introduced the commit
+    to the repository. If the commit is not present in the default branch, will return merged and open pull
+    requests associated with the commit." A fork's head commit is in the base repository (refs/pull/N/head)."""
+    rec = forge.get_repo(owner, repo)
+    path = forge.repo_path(rec)
+    sha = resolve_or(rec, commit_sha, 422, f"No commit found for SHA: {commit_sha}")
+    default = gitops.ref_sha(path, f"refs/heads/{rec['default_branch']}")
+    on_default = default is not None and gitops.is_ancestor(path, sha, default)
+    prs = [
+        p
+        for p in rec["issues"].values()
+        if p.get("kind") == "pr"
+        and (p.get("merged") or (p["state"] == "open" and not on_default))
+        and pr_has_commit(rec, p, sha)
+    ]
+    prs.sort(key=lambda p: p["number"], reverse=True)
+    chunk, headers = paginate(prs)
+    return reply([forge.pr_json(rec, p) for p in chunk], headers=headers)
+
+
+def pr_has_commit(rec: dict, pr: dict, sha: str) -> bool:
+    if sha in (pr["head_sha"], pr.get("merge_commit_sha")):
+        return True
+    base = forge.pr_merge_info(rec, pr)["base_sha"]
+    return sha in gitops.rev_list(forge.repo_path(rec), pr["head_sha"], [base], limit=250)
 
 
 @bp.get("/repos/<owner>/<repo>/pulls/<int:number>")

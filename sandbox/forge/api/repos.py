@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 from flask import Blueprint, g
 
 from .. import gitops
 from ..vocabulary import PERM_RANK, ApiError, now_iso, validation_error
-from .web import body_json, forge, need_user, reply
+from .web import body_json, forge, need_user, no_content, reply
 
 bp = Blueprint("repos", __name__)
 
@@ -60,6 +61,21 @@ def rate_limit():
 def get_repository(owner, repo):
     rec = forge.get_repo(owner, repo)
     return reply(forge.repo_json(rec, g.user or "", full=True) if g.user else forge.repo_json(rec, full=True))
+
+
+@bp.delete("/repos/<owner>/<repo>")
+def delete_repository(owner, repo):
+    """repos/delete: admin only ("Must have admin rights to Repository."). A deleted fork's pull requests stay,
+    with `head.repo` null, as the pull-request webhook schemas allow."""
+    login = need_user()
+    rec = forge.get_repo(owner, repo)
+    forge.require(rec, login, "admin")
+    with forge.lock:
+        del forge.state["repos"][rec["full_name"]]
+        forge.webhooks.pop(rec["full_name"], None)
+        shutil.rmtree(forge.repo_path(rec), ignore_errors=True)
+        forge.save_soon()
+    return no_content()
 
 
 @bp.post("/repos/<owner>/<repo>/forks")
@@ -133,8 +149,10 @@ def collaborator_permission(owner, repo, username):
         "triage": rank >= 2,
         "pull": rank >= 1,
     }
-    user["role_name"] = raw
-    return reply({"permission": mapped, "role_name": raw, "user": user})
+    # role_name is the fine role, a custom role's own name; permission maps its base role
+    role_name = forge.role_name(rec, username)
+    user["role_name"] = role_name
+    return reply({"permission": mapped, "role_name": role_name, "user": user})
 
 
 @bp.get("/repos/<owner>/<repo>/installation")

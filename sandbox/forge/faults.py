@@ -1,0 +1,139 @@
+"""Injectable faults for the sandbox forge: GitHub's rate-limit answers and lost responses.
+
+SPEC syntax: ``METHOD:PATH=KIND[,OPTION...][:COUNT]`` (``--fault SPEC``, or ``POST /sandbox/faults {"spec": SPEC}``)
+
+* ``METHOD`` -- ``GET``, ``POST``, ... or ``*``; ``PATH`` -- exact, or an ``fnmatch`` glob (``/repos/*/branches/*``)
+  matched against the decoded request path.
+* ``KIND``:
+  - ``primary``   the primary rate limit: 403 (``status=429`` for 429), ``x-ratelimit-remaining: 0`` and
+    ``x-ratelimit-reset`` = now + ``wait`` seconds (default 60), message "API rate limit exceeded for ...".
+  - ``secondary`` a secondary rate limit: 403 (or ``status=429``), ``retry-after: <wait>`` (default 60), message
+    "You have exceeded a secondary rate limit..."; ``wait=0`` sends no ``retry-after`` (then wait a minute).
+  - ``lose``      the request is applied, then the connection is dropped before the answer (a write that
+    happened though the client saw no answer, and retries).
+  - a status code (``502``): GitHub's error body with that status, the request not applied.
+* ``OPTION`` -- ``status=429`` (rate limits: 403 or 429), ``wait=SECONDS``, ``user=LOGIN`` (only that caller's
+  requests: GitHub's rate limits count per user, and a test may lose only the bot's answers).
+* ``COUNT`` -- how many matching requests are affected; omitted = every one.
+
+Rate limits are checked after authentication, like GitHub's (they count per user).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from dataclasses import dataclass, field
+
+KINDS = ("primary", "secondary", "lose")
+# The documentation_url GitHub puts in rate-limit answers.
+RATE_LIMIT_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str
+    kind: str  # primary | secondary | lose | an HTTP status
+    status: int = 403
+    wait: int = 60
+    remaining: int | None = None  # None = unlimited
+    spec: str = ""
+    user: str = ""  # only this caller's requests ("" = anyone's)
+    fired: int = field(default=0)
+
+    def matches(self, method: str, path: str, user: str | None = None) -> bool:
+        if self.method != "*" and self.method != method.upper():
+            return False
+        if self.user and self.user != user:
+            return False
+        return self.path == path or (any(c in self.path for c in "*?[") and fnmatch.fnmatchcase(path, self.path))
+
+    def describe(self) -> dict:
+        return {"spec": self.spec, "remaining": self.remaining, "fired": self.fired}
+
+    def answer(self, login: str | None) -> tuple[int, str, dict[str, str]]:
+        """(status, message, headers) of a rate-limit or status fault, as GitHub answers it."""
+        now = int(time.time())
+        if self.kind == "primary":
+            headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Used": "5000"}
+            headers["X-RateLimit-Reset"] = str(now + self.wait)
+            return self.status, f"API rate limit exceeded for user ID {login or 'anonymous'}.", headers
+        if self.kind == "secondary":
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                "If you reach out to GitHub Support for help, please include the request ID."
+            )
+            return self.status, message, ({"Retry-After": str(self.wait)} if self.wait else {})
+        return self.status, {502: "Server Error", 503: "Service Unavailable"}.get(self.status, "Error"), {}
+
+
+def _options(fault: Fault, options: list[str]) -> None:
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "user" and value:
+            fault.user = value
+        elif key in ("status", "wait") and value.isdigit():
+            setattr(fault, key, int(value))
+        else:
+            raise ValueError(f"unknown option {option!r} (status=, wait=, user=)")
+    if fault.kind in ("primary", "secondary") and fault.status not in (403, 429):
+        raise ValueError("GitHub answers rate limits with 403 or 429")
+
+
+def parse_fault(spec: str) -> Fault:
+    try:
+        left, right = spec.split("=", 1)
+        method, path = left.split(":", 1)
+        count: int | None = None
+        head, _, tail = right.rpartition(":")
+        if head and tail.isdigit():
+            right, count = head, int(tail)
+        kind, *options = right.strip().split(",")
+        kind = kind.lower()
+        method, path = method.strip().upper(), path.strip()
+        if not method or not path.startswith("/"):
+            raise ValueError("bad method/path")
+        if kind not in KINDS and not (kind.isdigit() and 400 <= int(kind) <= 599):
+            raise ValueError(f"unknown kind {kind!r}")
+        fault = Fault(method, path, kind, int(kind) if kind.isdigit() else 403, remaining=count, spec=spec)
+        _options(fault, options)
+        return fault
+    except ValueError as e:
+        raise ValueError(
+            f"invalid --fault spec {spec!r} (expected METHOD:PATH=KIND[,OPTION...][:COUNT]): {e}"
+        ) from None
+
+
+class FaultSet:
+    def __init__(self, specs=None):
+        self._lock = threading.Lock()
+        self.faults: list[Fault] = []
+        for s in specs or []:
+            self.add(s)
+
+    def add(self, spec: str | Fault) -> Fault:
+        fault = spec if isinstance(spec, Fault) else parse_fault(spec)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def take(self, method: str, path: str, user: str | None = None) -> Fault | None:
+        """The first fault firing for this request (one of its count is used), or None."""
+        with self._lock:
+            for fault in self.faults:
+                if fault.remaining != 0 and fault.matches(method, path, user):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    fault.fired += 1
+                    return fault
+        return None
+
+    def describe(self) -> list[dict]:
+        with self._lock:
+            return [f.describe() for f in self.faults]

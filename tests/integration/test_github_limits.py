@@ -1,0 +1,246 @@
+"""GitHub's limits on the real stack: private Redis, the sandbox forge (real git, signed `form` webhooks, faults),
+the sandbox workspace, the receiver under gunicorn and a Celery worker; the bot is a GitHub App.
+
+What is proved: a rate limit is waited out and answered later, never read as "no permission" or "branch gone";
+a custom role ranks as its base role; a lost answer to a comment's POST leaves one comment; the janitor deletes only
+on a confirmed 404 for a correctly encoded name; closing a deleted fork's PR leaves `main`'s jobs alone; "Re-run"
+on a fork's check run runs it again; every `form` delivery is accepted.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import redis
+import requests
+from github import Auth, Github
+
+from bot import vocabulary as V
+from bot.config import load_config
+from devstack import waiting
+from devstack.bot import start_web, start_worker
+from devstack.mlrepo import FILES, config_text, git
+from devstack.processes import free_port
+from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
+from tests.conftest import SECRETS
+from tests.contract.conftest import app_key_pair
+from workers import branch_jobs
+from workers.gateways.forge import Forge
+from workers.gateways.workspace import Workspace
+from workers.state import State
+
+REPO = "acme/tiny-ml"
+BOT = "mlops-bot[bot]"
+TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "dave": "ghp_dave", "erin": "ghp_erin", "frank": "ghp_frank"}
+KEY_ENV = "SANDBOX_GITHUB_APP_KEY"
+
+
+def wait_until(check, timeout=60.0):
+    return waiting.wait_until(check, timeout, every=0.3)
+
+
+def seed(src, web_port: int) -> str:
+    users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
+    return users + textwrap.dedent(f"""\
+        [roles]
+        ml-engineer = "write"
+        [[repos]]
+        full_name = "{REPO}"
+        init_from = "{src}"
+        permissions = {{ alice = "write", bob = "admin", dave = "ml-engineer" }}
+        [repos.webhook]
+        url = "http://127.0.0.1:{web_port}/webhooks/github"
+        secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
+        content_type = "form"
+        events = ["push", "delete", "pull_request", "issue_comment", "check_run"]
+        [[apps]]
+        id = 123
+        slug = "mlops-bot"
+        installation_id = 456
+        public_key_file = "app.pub.pem"
+        """)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("limits")
+    src = tmp / "tiny-ml-src"
+    for name, text in FILES.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    pem, web_port = app_key_pair(tmp), free_port()
+    (tmp / "forge.toml").write_text(seed(src, web_port))
+    services = []
+    try:
+        services.append(forge := start_forge(tmp, tmp / "forge.toml"))
+        services.append(ws := start_workspace(tmp))
+        config = tmp / "config.toml"
+        as_app = f'app_id = 123\ninstallation_id = 456\napp_private_key_env = "{KEY_ENV}"'
+        text = config_text(ws.url, f"{forge.url}/{REPO}.git", forge_url=forge.url)
+        config.write_text(text.replace('token_env = "SANDBOX_GITHUB_TOKEN"', as_app))
+        env = {**SECRETS, "REDIS_URL": redis_server.url, "MLOPS_BOT_CONFIG": str(config),
+               "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, KEY_ENV: pem}  # fmt: skip
+        services.append(start_web(tmp, env, port=web_port))
+        services.append(start_worker(tmp, env, concurrency=2))
+        forge.config, forge.env, forge.tmp = config, env, tmp
+        yield forge
+    finally:
+        for s in reversed(services):
+            s.stop()
+
+
+@pytest.fixture
+def bot(stack, monkeypatch, redis_server):
+    """The bot's own settings, Redis state and gateways, for what a test drives in-process (the janitor)."""
+    for name in ("SANDBOX_DATABRICKS_TOKEN", KEY_ENV):
+        monkeypatch.setenv(name, stack.env[name])
+    settings = load_config(stack.config)
+    state = State(redis.Redis.from_url(redis_server.url))
+    return settings, state, lambda env: Workspace(env, settings.environments[env]), Forge(settings.github)
+
+
+def as_user(forge, login: str) -> Github:
+    return Github(base_url=forge.url, auth=Auth.Token(TOKENS[login]), seconds_between_requests=0,
+                  seconds_between_writes=0)  # fmt: skip
+
+
+def add_fault(forge, spec: str) -> None:
+    assert requests.post(f"{forge.url}/sandbox/faults", json={"spec": spec}).status_code == 201
+
+
+def push_branch(forge, login: str, repo: str, branch: str, base: str = "main") -> str:
+    """`git push` a new commit on `branch` (from `base`) as `login`; returns its sha."""
+    url = forge.url.replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{repo}.git"
+    checkout = forge.tmp / f"{login}-{repo.replace('/', '-')}-{branch.replace('/', '-')}"
+    git(forge.tmp, "clone", "-q", "-b", base, url, str(checkout))
+    if branch != base:
+        git(checkout, "checkout", "-q", "-b", branch)
+    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-qm", f"work on {branch}")
+    git(checkout, "push", "-q", "origin", branch)
+    return git(checkout, "rev-parse", "HEAD")
+
+
+def open_pr(forge, login: str, branch: str):
+    push_branch(forge, login, REPO, branch)
+    return as_user(forge, login).get_repo(REPO).create_pull(title=branch, body="", head=branch, base="main")
+
+
+def bot_comments(forge, number: int, kind: str, key: str) -> list:
+    issue = as_user(forge, "bob").get_repo(REPO).get_issue(number)
+    return [c for c in issue.get_comments() if c.user.login == BOT and f"<!-- mlops-bot:{kind} key={key}" in c.body]
+
+
+def reply_to(forge, login: str, number: int, body: str) -> tuple:
+    """`login` comments `body`; the bot's one reply to it and the comment itself."""
+    c = as_user(forge, login).get_repo(REPO).get_issue(number).create_comment(body)
+    return wait_until(lambda: bot_comments(forge, number, "reply", f"{c.id}-0"))[0], c
+
+
+# --- rate limits and roles, through chat-ops ------------------------------------------------------------------------------
+def test_help_waits_out_a_rate_limit_on_the_permission_check(stack):
+    pr = open_pr(stack, "alice", "feature/help-limited")
+    # a secondary rate limit (403 + retry-after) on the one call that reads alice's role
+    add_fault(stack, f"GET:/repos/{REPO}/collaborators/alice/permission=secondary,wait=2:1")
+    reply, c = reply_to(stack, "alice", pr.number, "/help")
+    assert "`/train" in reply.body  # her write role was read after the wait, not taken as "none"
+    assert {r.content for r in c.get_reactions()} == {"eyes", "+1"}  # no 😕
+    fired = requests.get(f"{stack.url}/sandbox/faults").json()
+    assert [f["fired"] for f in fired if "alice/permission" in f["spec"]] == [1]
+
+
+def test_a_custom_role_with_write_as_base_may_use_write_commands(stack, bot):
+    pr = open_pr(stack, "dave", "feature/custom-role")
+    reply, _ = reply_to(stack, "dave", pr.number, "/help")
+    assert "`/train" in reply.body and "`/deploy" not in reply.body  # ranked as write, not maintain
+    assert bot[3].permission(REPO, "dave") == "ml-engineer (write)"
+
+
+def exchanges(forge) -> list[dict]:
+    return requests.get(f"{forge.url}/sandbox/exchanges").json()
+
+
+def test_a_lost_answer_to_the_bots_first_comment_leaves_one_comment(stack):
+    number = max(i.number for i in as_user(stack, "bob").get_repo(REPO).get_issues(state="all")) + 1
+    # the bot's first comment on the next PR (its `test` run's report) is applied, then the connection drops
+    add_fault(stack, f"POST:/repos/{REPO}/issues/{number}/comments=lose,user={BOT}:1")
+    pr = open_pr(stack, "alice", "feature/lost-answer")
+    [lost] = wait_until(lambda: [x for x in exchanges(stack) if x.get("lost")])
+    assert lost["path"] == f"/repos/{REPO}/issues/{pr.number}/comments" and lost["status"] == 201
+    marker, comment_id = lost["request"]["body"].split("\n", 1)[0], lost["response"]["id"]
+
+    def edited_after_the_loss() -> bool:
+        after = exchanges(stack)
+        start = next(i for i, x in enumerate(after) if x.get("lost"))
+        edit = f"/repos/{REPO}/issues/comments/{comment_id}"
+        return any(x["method"] == "PATCH" and x["path"] == edit for x in after[start:])
+
+    wait_until(edited_after_the_loss)  # the retried task found its comment by the hidden marker and edited it
+    issue = as_user(stack, "bob").get_repo(REPO).get_issue(pr.number)
+    assert [c.id for c in issue.get_comments() if marker in c.body] == [comment_id]
+
+
+# --- the janitor ------------------------------------------------------------------------------------------------------------
+def job_names(workspaces, settings) -> set[str]:
+    return {j.name for j in workspaces("dev").managed_jobs(settings.bot.job_prefix, "mlops-bot")}
+
+
+def test_the_janitor_deletes_only_what_github_confirms_is_gone(stack, bot):
+    settings, state, workspaces, forge = bot
+    sha = push_branch(stack, "alice", REPO, "fix#12+100%")  # git allows these; a URL path needs them encoded
+    for branch in ("fix#12+100%", "gone/branch"):
+        branch_jobs.sync_branch(workspaces, state, settings, REPO, branch, sha)
+    kept = V.job_name(settings.bot.job_prefix, REPO, "fix#12+100%", "train")
+    gone = V.job_name(settings.bot.job_prefix, REPO, "gone/branch", "train")
+    alive = branch_jobs.branch_alive(forge)
+
+    add_fault(stack, f"GET:/repos/{REPO}/branches/*=primary,wait=60")  # GitHub rate limits every branch read
+    removed = branch_jobs.clean_up(workspaces, state, settings, alive)
+    assert {kept, gone} <= job_names(workspaces, settings) and removed == []
+    requests.delete(f"{stack.url}/sandbox/faults")
+
+    removed = branch_jobs.clean_up(workspaces, state, settings, alive)
+    assert gone in {r["job"] for r in removed} and kept not in {r["job"] for r in removed}
+    assert kept in job_names(workspaces, settings)
+
+
+# --- forks ---------------------------------------------------------------------------------------------------------------------
+def fork_pr(stack, login: str, branch: str):
+    user = as_user(stack, login)
+    fork = user.get_repo(REPO).create_fork()
+    push_branch(stack, login, fork.full_name, branch)
+    return user.get_repo(REPO).create_pull(title=branch, body="", head=f"{login}:{branch}", base="main")
+
+
+def test_closing_a_deleted_forks_pr_leaves_the_base_branch_of_that_name_alone(stack, bot):
+    settings, state, workspaces, _ = bot
+    main_sha = as_user(stack, "bob").get_repo(REPO).get_branch("main").commit.sha
+    branch_jobs.sync_branch(workspaces, state, settings, REPO, "main", main_sha)
+    pr = fork_pr(stack, "frank", "main")  # the fork's branch is called main too
+    branch_jobs.sync_branch(workspaces, state, settings, REPO, f"pull/{pr.number}", pr.head.sha)
+    assert requests.delete(f"{stack.url}/repos/frank/tiny-ml", headers={"Authorization": "token ghp_frank"}).ok
+    as_user(stack, "bob").get_repo(REPO).get_pull(pr.number).edit(state="closed")
+    ours = V.job_name(settings.bot.job_prefix, REPO, f"pull/{pr.number}", "train")
+    wait_until(lambda: ours not in job_names(workspaces, settings))  # the close was handled: the fork's jobs went
+    assert V.job_name(settings.bot.job_prefix, REPO, "main", "train") in job_names(workspaces, settings)
+
+
+def test_rerun_of_a_forks_check_run_runs_it_again(stack, bot):
+    _, state, _, _ = bot
+    pr = fork_pr(stack, "erin", "feature/erin")
+    reply_to(stack, "bob", pr.number, "/ok-to-test")
+    commit = as_user(stack, "bob").get_repo(REPO).get_commit(pr.head.sha)
+    [check] = wait_until(lambda: [c for c in commit.get_check_runs() if c.status == "completed"], timeout=120)
+    assert check.pull_requests == []  # a fork's check run names no pull request (GitHub's check_run payloads)
+    requests.post(f"{stack.url}/sandbox/check-runs/{check.id}/rerequest", json={"sender": "bob"})
+    runs = wait_until(lambda: (r := [x for x in state.pr_runs(REPO, pr.number) if x["workflow"] == "test"])
+                      and len(r) == 2 and r, timeout=60)  # fmt: skip
+    assert runs[1]["branch"] == f"pull/{pr.number}" and runs[1]["requested_by"] == "bob"
+
+
+# --- deliveries -------------------------------------------------------------------------------------------------------------------
+def test_every_form_delivery_was_accepted(stack):
+    deliveries = requests.get(f"{stack.url}/sandbox/deliveries").json()["deliveries"]
+    assert deliveries and all(d["status_code"] in (200, 202) for d in deliveries if d["status"] != "pending")
