@@ -103,6 +103,8 @@ def test_every_job_the_bot_creates_is_accepted(sandbox, token, config, kind):
             variant = repo.model_copy(update={"code_source": code_source, "pin": pin})
             for workflow in settings.repo_workflows(variant):
                 body = job_settings(settings, variant, "feature/contract", workflow, SHA)
+                sent = {k: v for k, v in body.items() if k != "access_control_list"}
+                assert JobSettings.from_dict(sent).as_dict() == sent  # the SDK's dataclasses, nothing else
                 job_id = workspace.create_job(body)
                 workspace.reset_job(job_id, body)
                 stored = workspace.client.jobs.get(job_id).settings
