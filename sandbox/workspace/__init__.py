@@ -21,6 +21,15 @@ API
 * Repos (``/api/2.0/repos``): create (clones url: local path, ``file://`` or ``http(s)://``), get,
   update (branch/tag -> fetch + checkout; no branch/tag -> pull current branch), list
   (``path_prefix``, ``next_page_token``), delete.
+* Unity Catalog model registry (``/api/2.0/mlflow/unity-catalog/...``, ``api/unity_catalog.py``): the calls
+  MLflow's UC store makes, so ``MlflowClient(registry_uri="databricks-uc")`` runs unchanged: registered models
+  (create, get, update description, delete, search, tags), model versions (create -> PENDING_REGISTRATION,
+  finalize -> READY, get, update description, delete, search by ``name='...'``/``run_id='...'``, tags), aliases
+  (set, get, delete), ``generate-temporary-credentials`` (``DEFAULT_STORAGE``) and the SDK-artifact-repository
+  switch (false). Model files (``api/files.py``): ``/api/2.0/fs/create-upload-url``, ``create-download-url``,
+  ``directories/Models/...`` and the presigned PUT/GET under ``/presigned/uc-files/`` (no token: an HMAC
+  signature in the URL), kept in ``DIR/uc-files/``; registry state in ``DIR/unity_catalog.json``. Not served:
+  catalogs and schemas (any is accepted), grants, lineage, renames, serving, prompts, the 2.1 UC API.
 * ``GET /api/2.0/preview/scim/v2/Me`` (current user), ``GET /.well-known/databricks-config`` -> 404.
 * Every ``/api/`` request needs ``Authorization: Bearer <token>`` (else 401 ``UNAUTHENTICATED``).
 * Errors use Databricks' shape ``{"error_code": ..., "message": ...}``. As on real Databricks, an unknown

@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 
 NAME = "dev.ml.churn"
+UC = "/api/2.0/mlflow/unity-catalog"
 X = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.8], [0.8, 0.3]])
 Y = np.array([0, 1, 0, 1, 0, 1])
 
@@ -197,9 +198,7 @@ def test_a_two_level_name_is_refused_with_the_documented_message(uc, workspace):
     # The client re-raises with its hint as MlflowException(error_code="INVALID_PARAMETER_VALUE"), a string where
     # it expects the enum number, so the code is lost: callers see INTERNAL_ERROR for this permanent refusal.
     assert code_of(exc) == "INTERNAL_ERROR"
-    status, body = api(
-        workspace, "POST", "/api/2.0/mlflow/unity-catalog/registered-models/create", {"name": "ml.churn"}
-    )
+    status, body = api(workspace, "POST", f"{UC}/registered-models/create", {"name": "ml.churn"})
     assert (status, body["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
 
 
@@ -216,9 +215,7 @@ def test_unknown_version_and_model_and_a_duplicate_model(uc, v1):
 
 
 def test_a_version_sent_as_a_number_is_refused(workspace, v1):
-    status, body = api(
-        workspace, "POST", "/api/2.0/mlflow/unity-catalog/model-versions/finalize", {"name": NAME, "version": 1}
-    )
+    status, body = api(workspace, "POST", f"{UC}/model-versions/finalize", {"name": NAME, "version": 1})
     assert (status, body["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
 
 
@@ -328,3 +325,28 @@ def test_deleting_a_version_removes_it_and_its_files(uc, v1):
     with pytest.raises(MlflowException) as exc:
         uc.get_registered_model("dev.ml.scratch")
     assert code_of(exc) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_the_registry_and_its_files_survive_a_restart(tmp_path):
+    first = start_workspace(tmp_path)
+    try:
+        api(first, "POST", f"{UC}/registered-models/create", {"name": "dev.ml.kept"})
+        api(first, "POST", f"{UC}/model-versions/create", {"name": "dev.ml.kept", "source": "runs:/r/model"})
+        _, up = api(first, "POST", f"{FS}/create-upload-url", {"path": "/Models/dev/ml/kept/1/MLmodel"})
+        put = urllib.request.Request(up["url"], data=b"flavors: {}\n", method="PUT")
+        for h in up["headers"]:
+            put.add_header(h["name"], h["value"])
+        urllib.request.urlopen(put, timeout=10).close()
+        api(first, "POST", f"{UC}/model-versions/finalize", {"name": "dev.ml.kept", "version": "1"})
+    finally:
+        first.stop()
+    again = start_workspace(tmp_path)
+    try:
+        _, got = api(again, "GET", f"{UC}/model-versions/get?name=dev.ml.kept&version=1")
+        assert got["model_version"]["status"] == "READY"
+        _, listing = api(again, "GET", f"{FS}/directories/Models/dev/ml/kept/1/")
+        assert [e["name"] for e in listing["contents"]] == ["MLmodel"]
+        _, created = api(again, "POST", f"{UC}/model-versions/create", {"name": "dev.ml.kept", "source": "s"})
+        assert created["model_version"]["version"] == "2"
+    finally:
+        again.stop()

@@ -131,7 +131,10 @@ def list_directory(rest: str):
             return jsonify({"contents": []})
         raise not_found(f"The directory being accessed is not found: /{'/'.join(parts)}")
     token = request.args.get("page_token") or ""
-    after = decode_token(token).get("after", "") if token else ""
+    state = decode_token(token) if token else {"after": ""}
+    after = state.get("after") if isinstance(state, dict) else None
+    if not isinstance(after, str):
+        raise bad(f"Invalid page_token: {token!r}")
     names = sorted(e.name for e in target.iterdir() if e.name > after)
     entries = [entry(parts, target / n) for n in names[:size]]
     more = {"next_page_token": encode_token({"after": names[size - 1]})} if len(names) > size else {}

@@ -62,7 +62,8 @@ def body_name_version() -> tuple[dict, str, str]:
 def page(items: list, max_results: int) -> tuple[list, str | None]:
     """One page of `items` and the token for the next, from the `page_token` query parameter."""
     token = request.args.get("page_token") or ""
-    start = decode_token(token).get("start", 0) if token else 0
+    state = decode_token(token) if token else {"start": 0}
+    start = state.get("start") if isinstance(state, dict) else None
     if not isinstance(start, int) or start < 0:
         raise bad(f"Invalid page_token: {token!r}")
     chunk = items[start : start + max_results]
