@@ -3,6 +3,11 @@
 `MlflowClient(registry_uri="databricks-uc")` with `DATABRICKS_HOST`/`DATABRICKS_TOKEN` pointing at the
 stand-in; runs and logged models in a local sqlite tracking store. What each call sends and gets back is in
 docs/UNITY-CATALOG.md; the stand-in follows MLflow's UC store, not the bot.
+
+Found here about `copy_model_version` (MLflow #22012): with a non-Databricks tracking store the public client
+never sends a `model_id` (MlflowClient._create_model_version drops it for a UC registry), so every version has
+`model_id == ""` and `copy_model_version` fails in the client. With a Databricks tracking URI the id is sent.
+Copying through `create_model_version(dst, source="models:/<src>/<n>", run_id=…)` works in both.
 """
 
 from __future__ import annotations
@@ -161,9 +166,11 @@ def test_version_and_model_tags_are_set_and_deleted(uc, v1):
     assert uc.get_registered_model(NAME).tags == {}
 
 
-def test_description_of_a_version_is_updated(uc, v1):
+def test_descriptions_of_a_version_and_a_model_are_updated(uc, v1):
     assert uc.update_model_version(NAME, "1", description="baseline").description == "baseline"
     assert uc.get_model_version(NAME, "1").description == "baseline"
+    assert uc.update_registered_model(NAME, description="Churn").description == "Churn"
+    assert uc.get_registered_model(NAME).description == "Churn"
 
 
 # ---- search --------------------------------------------------------------------------------------
@@ -177,6 +184,7 @@ def test_search_model_versions_by_name_newest_first_and_paged(uc, v1, v2):
     second = uc.search_model_versions(f"name='{NAME}'", max_results=1, page_token=first.token)
     assert [v.version for v in second] == ["1"]
     assert [v.version for v in uc.search_model_versions(f"run_id='{v1[0].run_id}'")] == ["1"]
+    assert NAME in [m.name for m in uc.search_registered_models()]
 
 
 def test_search_refuses_an_unknown_model_and_an_unsupported_filter(uc, v1):
