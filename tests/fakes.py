@@ -120,14 +120,22 @@ class FakeWorkspace:
     refuse_run_now: str = ""  # a message: run_now fails permanently, as Databricks refusing the request
     repos: dict[str, str] = field(default_factory=dict)  # path -> branch
     cancelled: list[int] = field(default_factory=list)
+    lost_creates: int = 0  # creates whose answer is lost and that the SDK sends again: each leaves one job more
     created_time: dict[int, int] = field(default_factory=dict)  # job_id -> epoch ms (the janitor's age rule)
 
     def find_job(self, name: str) -> JobRef | None:
-        return next(
-            (JobRef(jid, name, dict(s.get("tags", {}))) for jid, s in self.jobs.items() if s["name"] == name), None
+        return next(iter(self.find_jobs(name)), None)
+
+    def find_jobs(self, name: str) -> list[JobRef]:
+        return sorted(
+            (JobRef(jid, name, dict(s.get("tags", {}))) for jid, s in self.jobs.items() if s["name"] == name),
+            key=lambda job: job.job_id,
         )
 
     def create_job(self, settings: dict) -> int:
+        if self.lost_creates:  # jobs/create has no idempotency token: the re-sent create makes a second job
+            self.lost_creates -= 1
+            self.jobs[next(_ids)] = settings
         job_id = next(_ids)
         self.jobs[job_id] = settings
         return job_id
@@ -148,6 +156,8 @@ class FakeWorkspace:
     def run_now(self, job_id: int, parameters: dict[str, str], token: str) -> int:
         if self.refuse_run_now:
             raise Permanent(f"Databricks ({self.name}) refused to start job {job_id}: {self.refuse_run_now}")
+        if job_id not in self.jobs:  # Databricks: 400 INVALID_PARAMETER_VALUE "Job … does not exist."
+            raise NotFound(f"Databricks ({self.name}): cannot start job {job_id}: Job {job_id} does not exist.")
         if token not in self.tokens:
             run_id = self.tokens[token] = next(_ids)
             self.runs[run_id] = RunInfo(run_id, job_id, "RUNNING", run_page_url=f"https://dbc/run/{run_id}")
@@ -181,10 +191,15 @@ class FakeWorkspace:
         return self.repos.pop(path, None) is not None
 
     # --- driving the fake -----------------------------------------------------------------------------
-    def finish(self, run_id: int, result: str = "SUCCESS", output: str = "") -> None:
-        """The run ends with `result`; its one task printed `output`."""
-        task = TaskRun("main", run_id + 1, result, 1_000, 61_000)
-        self.outputs[task.run_id] = TaskOutput(logs=output)
+    def finish(
+        self, run_id: int, result: str = "SUCCESS", output: str = "", notebook_result: str | None = None
+    ) -> None:
+        """The run ends with `result`; its one task printed `output` — or, given `notebook_result`, it is a
+        notebook that exited with that value (Databricks returns no logs for notebooks)."""
+        kind = "spark_python_task" if notebook_result is None else "notebook_task"
+        task = TaskRun("main", run_id + 1, result, 1_000, 61_000, kind)
+        said = TaskOutput(logs=output) if notebook_result is None else TaskOutput(result=notebook_result)
+        self.outputs[task.run_id] = said
         self.runs[run_id] = replace(
             self.runs[run_id],
             life_cycle="TERMINATED",

@@ -10,23 +10,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from bot.config import Repo, Settings, Workflow
 from bot.logs import get_logger
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
 from workers import texts
-from workers.base import poll_delay
 from workers.context import Deps
 from workers.errors import BotError, NotFound, Permanent
-from workers.gateways import ForgeGateway, RunInfo, WorkspaceGateway
+from workers.gateways import ForgeGateway, WorkspaceGateway
 from workers.jobs import idempotency_token, job_settings, repo_path, run_parameters
+from workers.run_results import follow as follow  # where they were, for callers
+from workers.run_results import run_result as run_result
 from workers.state import State
 
 log = get_logger("workers.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
+Upsert = Callable[[], "Upserted"]  # upsert_job with every argument given
 BranchExists = Callable[[str, str], bool | None]  # None: no sure answer
-OUTPUT_TAIL = 3000  # characters of a failed task's output shown to people
 
 
 @dataclass
@@ -61,9 +63,9 @@ def upsert_job(
     if cached and cached["fingerprint"] == fp:
         return Upserted(cached["job_id"], name, "unchanged", body)
     with state.lock(f"job:{ws.name}:{name}"):
-        job = ws.find_job(name)
+        job = ws.find_job(name)  # by name first: a create whose answer was lost may have happened
         if job is None:
-            job_id, outcome = ws.create_job(body), "created"
+            job_id, outcome = _create_once(ws, name, body), "created"
         elif job.tags.get(FINGERPRINT_TAG) != fp:
             job_id, outcome = job.job_id, "reset"
             ws.reset_job(job_id, body)
@@ -72,6 +74,27 @@ def upsert_job(
         state.cache_job(ws.name, name, job_id, fp)
     log.info("job.upserted", job=name, job_id=job_id, outcome=outcome, environment=ws.name)
     return Upserted(job_id, name, outcome, body)
+
+
+def _check_out(ws: WorkspaceGateway, state: State, repo: Repo, branch: str) -> None:
+    """The branch's Git folder at its newest commit, one worker at a time: a PR's workflows start side by
+    side, and a second repos/create of one path is refused (RESOURCE_ALREADY_EXISTS)."""
+    path = repo_path(repo, branch)
+    with state.lock(f"git-folder:{ws.name}:{path}", ttl=120, wait=30):  # a clone can take a while
+        ws.checkout_repo(path, repo.git_url, repo.git_provider, branch)
+
+
+def _create_once(ws: WorkspaceGateway, name: str, body: dict) -> int:
+    """jobs/create has no idempotency token, and the SDK re-sends a create whose connection dropped:
+    a lost answer can leave two jobs of this name. Keep the oldest, delete the others (under the lock,
+    only this call creates jobs of this name)."""
+    created = ws.create_job(body)
+    same = ws.find_jobs(name)
+    keep = same[0].job_id if same else created
+    for extra in same[1:]:
+        ws.delete_job(extra.job_id)
+        log.warning("job.duplicate_deleted", job=name, job_id=extra.job_id, kept=keep, environment=ws.name)
+    return keep
 
 
 def sync_branch(
@@ -83,7 +106,7 @@ def sync_branch(
     for workflow_name, workflow in settings.repo_workflows(repo).items():
         ws = workspaces(workflow.environment)
         if repo.code_source == "repos":
-            ws.checkout_repo(repo_path(repo, branch), repo.git_url, repo.git_provider, branch)
+            _check_out(ws, state, repo, branch)
         out.append(upsert_job(ws, state, settings, repo, branch, workflow_name, sha))
     return out
 
@@ -138,40 +161,62 @@ def start_run(
     context: dict | None = None,
     **options: Any,
 ) -> Started:
-    """Upsert the job, supersede (or refuse) older runs, and run_now with an idempotency token.
-
-    `trigger` identifies what asked for the run (delivery id + command index): the same trigger
-    always gives the same run, so a retried or re-delivered task never starts a second one.
-    `options`: dataset, params (dict), suite, model, version, environment (`/deploy prod`).
-    """
-    environment = options.get("environment", "")
-    repo_cfg = _repo(settings, repo)
-    wf = settings.workflows.get(workflow)
-    if wf is None or workflow not in settings.repo_workflows(repo_cfg):
-        raise Permanent(f"workflow `{workflow}` is not configured for {repo}")
-    env_name = environment if environment in settings.environments else wf.environment  # /deploy prod
-    ws = workspaces(env_name)
+    """Upsert the job, supersede (or refuse) older runs, run_now with an idempotency token derived from
+    `trigger` (delivery id + command index): a retried or re-delivered task never starts a second run.
+    `options`: dataset, params (dict), suite, model, version, environment (`/deploy prod`)."""
+    repo_cfg = _code_source(_repo(settings, repo), git_url)
+    wf = _workflow(settings, repo_cfg, workflow)
+    ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if repo_cfg.code_source == "repos":
-        ws.checkout_repo(repo_path(repo_cfg, branch), repo_cfg.git_url, repo_cfg.git_provider, branch)
-    job, active = _job_and_active_runs(ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
+        _check_out(ws, state, repo_cfg, branch)
+    upsert = partial(upsert_job, ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
+    job, active = _job_and_active_runs(ws, state, upsert)
     token = idempotency_token(trigger, repo, branch, workflow)
     if wf.on_conflict == "refuse":
         _refuse_if_running(ws, state, active, token, workflow, branch)
-    parameters = _parameters(job.settings, wf, env_name, sha, pr, requested_by, options)
+    parameters = _parameters(job.settings, wf, ws.name, sha, pr, requested_by, options)
     # run_now first: with the same token it returns the run a crashed attempt already started,
     # so what is cancelled below can never be this trigger's own run.
-    run_id = ws.run_now(job.job_id, parameters, token)
+    job, run_id = _run_now(ws, state, job, upsert, parameters, token)
     superseded = _supersede(ws, state, active, run_id) if wf.cancel_superseded else []
-    record = {
-        **dict(run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch),
-        **dict(sha=sha, workflow=workflow, pr=pr, requested_by=requested_by, parameters=parameters, token=token),
-        **{"state": "PENDING", "started_at": time.time(), **(context or {})},
-    }
-    if state.run(ws.name, run_id) is None:  # a retried start keeps the first record
-        state.save_run(record)
+    record = _remember(
+        state,
+        {
+            **dict(run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch),
+            **dict(sha=sha, workflow=workflow, pr=pr, requested_by=requested_by, parameters=parameters, token=token),
+            **{"state": "PENDING", "started_at": time.time(), **(context or {})},
+        },
+    )
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
-    run_page_url = ws.get_run(run_id).run_page_url
-    return Started(run_id, job.job_id, ws.name, superseded, state.run(ws.name, run_id) or record, run_page_url)
+    return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
+
+
+def _environment(settings: Settings, wf: Workflow, asked: str) -> str:
+    """The workflow's environment, or the one asked for (`/deploy prod`)."""
+    return asked if asked in settings.environments else wf.environment
+
+
+def _remember(state: State, record: dict) -> dict:
+    """The run's record in Redis; a retried start keeps the first one."""
+    if state.run(record["environment"], record["run_id"]) is None:
+        state.save_run(record)
+    return state.run(record["environment"], record["run_id"]) or record
+
+
+def _workflow(settings: Settings, repo: Repo, workflow: str) -> Workflow:
+    wf = settings.workflows.get(workflow)
+    if wf is None or workflow not in settings.repo_workflows(repo):
+        raise Permanent(f"workflow `{workflow}` is not configured for {repo.name}")
+    return wf
+
+
+def _code_source(repo: Repo, git_url: str) -> Repo:
+    """A fork's PR (`git_url` given, branch `pull/<n>`) runs from Git at its head commit, whatever config says:
+    `pull/<n>` is no branch on GitHub (only `refs/pull/<n>/head`), and a Git folder checks out only branches
+    and tags. A PR's head commit can be fetched from its repository."""
+    if not git_url:
+        return repo
+    return repo.model_copy(update={"pin": "commit", "code_source": "git"})
 
 
 def _parameters(
@@ -183,24 +228,29 @@ def _parameters(
     return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
 
 
-def _job_and_active_runs(
-    ws: WorkspaceGateway,
-    state: State,
-    settings: Settings,
-    repo: Repo,
-    branch: str,
-    workflow: str,
-    sha: str,
-    git_url: str,
-) -> tuple[Upserted, list[int]]:
+def _job_and_active_runs(ws: WorkspaceGateway, state: State, upsert: Upsert) -> tuple[Upserted, list[int]]:
     """The branch's job for `workflow` (upserted) and its active runs."""
-    job = upsert_job(ws, state, settings, repo, branch, workflow, sha, git_url)
+    job = upsert()
     try:
         return job, ws.active_runs(job.job_id)
     except NotFound:  # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
-        job = upsert_job(ws, state, settings, repo, branch, workflow, sha, git_url)
+        job = upsert()
         return job, ws.active_runs(job.job_id)
+
+
+def _run_now(
+    ws: WorkspaceGateway, state: State, job: Upserted, upsert: Upsert, parameters: dict[str, str], token: str
+) -> tuple[Upserted, int]:
+    """run_now; a job deleted behind the cache (Databricks answers 400 INVALID_PARAMETER_VALUE "Job …
+    does not exist") is forgotten, found or created again, and run once more."""
+    try:
+        return job, ws.run_now(job.job_id, parameters, token)
+    except NotFound:
+        log.info("job.gone", job=job.name, job_id=job.job_id, environment=ws.name)
+        state.forget_job(ws.name, job.name)
+        job = upsert()
+        return job, ws.run_now(job.job_id, parameters, token)
 
 
 def _refuse_if_running(
@@ -223,55 +273,6 @@ def _supersede(ws: WorkspaceGateway, state: State, active: list[int], run_id: in
             superseded.append(other)
             state.update_run(ws.name, other, superseded_by=run_id)
     return superseded
-
-
-def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
-    """The final state of a run as plain values: result, per-task states and durations, outputs."""
-    tasks = []
-    for t in run.tasks:
-        entry = {
-            "key": t.key,
-            "run_id": t.run_id,
-            "result": t.state,
-            "duration_s": _duration(t.start_time, t.end_time),
-            "output": "",
-        }
-        try:
-            out = ws.task_output(t.run_id)
-            entry["output"] = ((out.logs or "") + (f"\n{out.error}" if out.error else ""))[-OUTPUT_TAIL:]
-        except NotFound:
-            pass
-        tasks.append(entry)
-    return {
-        "run_id": run.run_id,
-        "job_id": run.job_id,
-        "life_cycle": run.life_cycle,
-        "result": run.result_state or run.life_cycle or "UNKNOWN",
-        "message": run.message,
-        "run_page_url": run.run_page_url,
-        "duration_s": _duration(run.start_time, run.end_time),
-        "used_commit": run.used_commit,
-        "tasks": tasks,
-    }
-
-
-def _duration(start: int | None, end: int | None) -> float:
-    return round(((end or 0) - (start or 0)) / 1000, 1) if start and end else 0.0
-
-
-def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict | None, float]:
-    """One poll: (finished, result if finished, next delay). Never sleeps."""
-    run = ws.get_run(run_id)
-    record = state.run(ws.name, run_id) or {}
-    if not run.terminal:
-        if record.get("state") != run.life_cycle:
-            state.update_run(ws.name, run_id, state=run.life_cycle)
-        elapsed = time.time() - record.get("started_at", time.time())
-        return False, None, poll_delay(elapsed)
-    result = run_result(ws, run)
-    state.update_run(ws.name, run_id, state=result["result"], result=result, finished_at=time.time())
-    log.info("run.finished", run_id=run_id, result=result["result"], duration_s=result["duration_s"])
-    return True, result, 0.0
 
 
 def stale_jobs(

@@ -51,6 +51,19 @@ def could_not_start(
     upsert_report(forge, state, record, texts.report_not_started(workflow, reason))
 
 
+def could_not_follow(forge: ForgeGateway, state: State, record: dict, reason: str) -> None:
+    """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status,
+    the reason in the report and 😕 on the comment that asked — unless a newer run owns the report."""
+    latest = state.latest_run(record["repo"], record["pr"], record["workflow"])
+    if latest is not None and latest != record["run_id"]:
+        return
+    context = status_context(record["workflow"])
+    forge.set_status(record["repo"], record["sha"], context, "error", texts.status_lost(record["workflow"]))
+    upsert_report(forge, state, record, texts.report_lost(record["workflow"], record["run_id"], reason))
+    if record.get("comment_id"):
+        forge.react(record["repo"], record["comment_id"], "confused")
+
+
 def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
     """A fork's PR: one sticky comment saying that nothing runs until a maintainer says so (or ever)."""
     configured = settings.repo(repo)

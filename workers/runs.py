@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.logs import get_logger
 from bot.vocabulary import status_context
-from workers import approvals, branch_jobs, feedback, policy, texts
+from workers import approvals, branch_jobs, feedback, policy, run_results, texts
 from workers.context import Deps
 from workers.errors import Permanent
 
@@ -111,8 +111,13 @@ def _pull_source(
 
 
 def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
-    """One poll of a run: not finished → poll again later; finished → route and report."""
-    finished, result, delay = branch_jobs.follow(deps.workspaces(environment), deps.state, run_id)
+    """One poll of a run: not finished → poll again later; finished → route and report; lost (Databricks
+    refuses to tell, e.g. the run was deleted) → the PR that waits for it is told, then it stops."""
+    try:
+        finished, result, delay = run_results.follow(deps.workspaces(environment), deps.state, run_id)
+    except Permanent as exc:
+        _lost(deps, environment, run_id, exc.message)
+        raise
     if not finished or result is None:
         deps.scheduler.follow(environment, run_id, polls + 1, delay)
         return "following"
@@ -131,3 +136,12 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
         settings=deps.settings,
         registry=deps.registry if has_pr else None,
     )
+
+
+def _lost(deps: Deps, environment: str, run_id: int, reason: str) -> None:
+    """A run the bot can no longer follow: its record says so, and its PR (if any) is told."""
+    record = deps.state.run(environment, run_id) or {}
+    deps.state.update_run(environment, run_id, state="INTERNAL_ERROR", error=reason)
+    log.warning("run.lost", run_id=run_id, environment=environment, reason=reason)
+    if record.get("pr") and deps.forge:
+        feedback.could_not_follow(deps.forge, deps.state, record, reason)

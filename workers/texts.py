@@ -30,6 +30,14 @@ def report_not_started(workflow: str, reason: str) -> str:
     return f"### 💥 `{workflow}` could not start\n\n{reason}"
 
 
+def status_lost(workflow: str) -> str:
+    return f"{workflow}: the bot lost track of its run"
+
+
+def report_lost(workflow: str, run_id: int, reason: str) -> str:
+    return f"### 💥 `{workflow}`: the bot could not follow run {run_id}\n\n{reason}"
+
+
 # --- PR replies ---------------------------------------------------------------------------------------
 def refused(user: str, reason: str, usage: str = "") -> str:
     return f"@{user} {reason}" + (f"\n\nUsage: `{usage}`" if usage else "")

@@ -21,6 +21,11 @@ API
 * Repos (``/api/2.0/repos``): create (clones url: local path, ``file://`` or ``http(s)://``), get,
   update (branch/tag -> fetch + checkout; no branch/tag -> pull current branch), list
   (``path_prefix``, ``next_page_token``), delete.
+* Workspace (``/api/2.0/workspace``): ``mkdirs`` (parents too; RESOURCE_ALREADY_EXISTS when a prefix is
+  not a folder) and ``get-status`` (folders, Git folders and the files in them; 404
+  RESOURCE_DOES_NOT_EXIST). ``/``, ``/Users``, ``/Shared``, ``/Repos`` and the user's own folders exist
+  from the start; ``repos`` create answers 404 RESOURCE_DOES_NOT_EXIST "Parent directory … does not
+  exist." until its folder was made.
 * Unity Catalog model registry (``/api/2.0/mlflow/unity-catalog/...``, ``api/unity_catalog.py``): the calls
   MLflow's UC store makes, so ``MlflowClient(registry_uri="databricks-uc")`` runs unchanged: registered models
   (create, get, update description, delete, search, tags), model versions (create -> PENDING_REGISTRATION,
@@ -50,6 +55,9 @@ Faults
   ``503`` -> ``TEMPORARILY_UNAVAILABLE`` both with ``Retry-After: 1``; ``500`` -> ``INTERNAL_ERROR`` ...)
   or ``delay<SECONDS>`` (sleep, then answer normally);
 * ``COUNT``: number of matching requests affected (omitted = all of them).
+* also ``<status>html`` (a load balancer's HTML error page), ``apply_then_drop`` (the request is applied,
+  then the connection is closed unanswered: the SDK re-sends it) and ``apply_then_<status>`` (applied,
+  then answered with that error) -- see ``faults.py``.
 
 Examples: ``POST:/api/2.2/jobs/create=429:2``, ``POST:/api/2.2/jobs/run-now=500:1``,
 ``GET:/api/2.2/jobs/list=delay0.5:3``. Faults are checked before authentication.
@@ -107,10 +115,13 @@ Job permissions: ``GET|PUT|PATCH /api/2.0/permissions/jobs/<id>``.
 * Task ``timeout_seconds`` and job ``timeout_seconds`` -> TIMEDOUT (process group killed);
   ``runs/cancel`` (job run or task run id) kills the running task's process group -> CANCELED.
 * Run result: CANCELED / TIMEDOUT / SUCCESS / SUCCESS_WITH_FAILURES (all leaves fine) / FAILED.
-* ``runs/get-output`` takes a *task* run id (a job run id is rejected, as on Databricks) and returns
-  ``logs`` (last 10 KB of stdout+stderr, for every task type), ``logs_truncated``, ``error`` (last line
-  of a Python traceback, or the exit status), ``error_trace`` (the traceback), ``notebook_output`` and
-  ``metadata``.
+* ``runs/get-output`` takes a *task* run id (a job run id is rejected, as on Databricks) and returns, as
+  the ``RunOutput`` docstrings say: for script and wheel tasks ``logs`` (the last 5 MB of stdout+stderr)
+  and ``logs_truncated``; for notebook tasks ``notebook_output`` (``result``: the first 5 MB of the
+  ``dbutils.notebook.exit`` value, absent if it was never called; ``truncated``) and **no** ``logs``;
+  for all ``error`` (last line of a Python traceback, or the exit status), ``error_trace`` and ``metadata``.
+* ``run-now``'s ``idempotency_token`` (at most 64 characters) returns the run an earlier call with the
+  same token started; once that run is deleted (``runs/delete``) the token is refused with 400.
 """
 
 from ..common import Server, serve

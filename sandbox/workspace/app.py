@@ -10,7 +10,7 @@ from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
 from ..common import RequestCounts, introspection_blueprint, on_shutdown
-from .api import jobs, misc, pages, repos, runs
+from .api import jobs, misc, pages, repos, runs, workspace_api
 from .api.files import bp as uc_files_bp
 from .api.unity_catalog import bp as unity_catalog_bp
 from .api.web import ApiError, Workspace, error_response, workspace
@@ -30,7 +30,7 @@ def create_app(data_dir, token: str = "dapi-sandbox", mlflow_tracking_uri: str |
     app.register_error_handler(ApiError, on_api_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(Exception, on_internal_error)
-    for module in (misc, jobs, runs, pages, repos):
+    for module in (misc, jobs, runs, pages, repos, workspace_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(unity_catalog_bp)  # Unity Catalog model registry, then its files area
     app.register_blueprint(uc_files_bp)
@@ -50,9 +50,7 @@ def gate():
         if fault.delay:
             time.sleep(fault.delay)
         if fault.status is not None:
-            code = STATUS_ERROR_CODES.get(fault.status, "UNKNOWN")
-            headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
-            return error_response(fault.status, code, f"Sandbox injected fault ({fault.spec})", headers)
+            return fault.answer()
     if path.startswith("/api/"):
         auth = request.headers.get("Authorization", "")
         if auth != f"Bearer {workspace.token}":

@@ -1,12 +1,22 @@
-"""Start-up fault injection for the sandbox workspace.
+"""Fault injection for the sandbox workspace (``--fault`` at start-up, ``POST /sandbox/faults`` at run time).
 
 SPEC syntax: ``METHOD:PATH=KIND[:COUNT]``
 
 * ``METHOD`` -- HTTP method (``GET``, ``POST``, ...) or ``*`` for any.
 * ``PATH``   -- request path, exact, or an ``fnmatch`` glob (``/api/2.2/jobs/*``).
-* ``KIND``   -- an HTTP status code (``429``, ``500``, ``503``, ``400``, ``404``, ...)
-  answered with Databricks' error shape (429/503 also carry ``Retry-After: 1``),
-  or ``delay<SECONDS>`` (e.g. ``delay0.5``) to sleep before answering normally.
+* ``KIND``   -- what happens to a matching request:
+
+  - an HTTP status code (``429``, ``500``, ``502``, ``503``, ``504``, ``400``, ...): answered at once,
+    with Databricks' error shape (429/503 also carry ``Retry-After: 1``); the request is not applied.
+  - ``<status>html`` (``502html``, ``504html``): the same status with an HTML body, as a load
+    balancer in front of the workspace answers (no ``error_code``).
+  - ``delay<SECONDS>`` (e.g. ``delay0.5``): sleep, then answer normally.
+  - ``apply_then_drop``: the request is applied, then the connection is closed before the answer is
+    sent -- the client cannot tell whether its write happened (the SDK retries it).
+  - ``apply_then_<status>`` (``apply_then_504``, ``apply_then_502html``): the request is applied,
+    then answered with that error instead of its result.
+
+  ``apply_then_*`` faults fire only on requests that succeeded (a refused request changed nothing).
 * ``COUNT``  -- how many matching requests are affected; omitted = every one.
 """
 
@@ -15,6 +25,8 @@ from __future__ import annotations
 import fnmatch
 import threading
 from dataclasses import dataclass
+
+from flask import Response, jsonify
 
 STATUS_ERROR_CODES = {
     400: "INVALID_PARAMETER_VALUE",
@@ -28,6 +40,7 @@ STATUS_ERROR_CODES = {
     503: "TEMPORARILY_UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
+REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 500: "Internal Server Error"}
 
 
 @dataclass
@@ -38,6 +51,8 @@ class Fault:
     delay: float | None = None
     remaining: int | None = None  # None = unlimited
     spec: str = ""
+    html: bool = False  # the error answer is an HTML page (a load balancer's), not Databricks' JSON
+    after: str = ""  # "" = instead of the request; "drop" / "status" = once the request was applied
 
     def matches(self, method: str, path: str) -> bool:
         if self.method != "*" and self.method != method.upper():
@@ -48,6 +63,32 @@ class Fault:
 
     def describe(self) -> dict:
         return {"spec": self.spec, "remaining": self.remaining}
+
+    def answer(self) -> Response:
+        """The error this fault answers with (its status; Databricks' JSON shape unless `html`)."""
+        status = self.status or 500
+        if self.html:
+            reason = REASONS.get(status, "Error")
+            page = f"<html><head><title>{status} {reason}</title></head><body><h1>{status} {reason}</h1></body></html>"
+            return Response(page, status=status, mimetype="text/html")
+        resp = jsonify(
+            {
+                "error_code": STATUS_ERROR_CODES.get(status, "UNKNOWN"),
+                "message": f"Sandbox injected fault ({self.spec})",
+            }
+        )
+        resp.status_code = status
+        if status in (429, 503):
+            resp.headers["Retry-After"] = "1"
+        return resp
+
+
+def _status(kind: str) -> tuple[int, bool]:
+    html = kind.endswith("html")
+    status = int(kind.removesuffix("html"))
+    if not 100 <= status <= 599:
+        raise ValueError("bad status")
+    return status, html
 
 
 def parse_fault(spec: str) -> Fault:
@@ -68,10 +109,13 @@ def parse_fault(spec: str) -> Fault:
             raise ValueError("bad method/path")
         if kind.startswith("delay"):
             return Fault(method, path, delay=float(kind[5:]), remaining=count, spec=spec)
-        status = int(kind)
-        if not 100 <= status <= 599:
-            raise ValueError("bad status")
-        return Fault(method, path, status=status, remaining=count, spec=spec)
+        if kind == "apply_then_drop":
+            return Fault(method, path, remaining=count, spec=spec, after="drop")
+        if kind.startswith("apply_then_"):
+            status, html = _status(kind.removeprefix("apply_then_"))
+            return Fault(method, path, status=status, remaining=count, spec=spec, html=html, after="status")
+        status, html = _status(kind)
+        return Fault(method, path, status=status, remaining=count, spec=spec, html=html)
     except ValueError as e:
         raise ValueError(f"invalid --fault spec {spec!r} (expected METHOD:PATH=KIND[:COUNT]): {e}") from None
 
@@ -90,11 +134,11 @@ class FaultSet:
         return f
 
     def take(self, method: str, path: str) -> list[Fault]:
-        """Return the faults firing for this request (consuming one count of each)."""
+        """Return the faults firing before this request is handled (consuming one count of each)."""
         fired = []
         with self._lock:
             for f in self.faults:
-                if f.remaining == 0 or not f.matches(method, path):
+                if f.after or f.remaining == 0 or not f.matches(method, path):
                     continue
                 if f.remaining is not None:
                     f.remaining -= 1
@@ -102,6 +146,16 @@ class FaultSet:
                 if f.status is not None:
                     break  # first error fault wins
         return fired
+
+    def take_after(self, method: str, path: str) -> Fault | None:
+        """The `apply_then_*` fault firing on this applied request, if any (consuming one count)."""
+        with self._lock:
+            for f in self.faults:
+                if f.after and f.remaining != 0 and f.matches(method, path):
+                    if f.remaining is not None:
+                        f.remaining -= 1
+                    return f
+        return None
 
     def describe(self) -> list[dict]:
         with self._lock:

@@ -20,7 +20,9 @@ from . import gitutil
 from .state import ACTIVE_STATES, Store, now_ms, set_state
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
-LOG_TAIL_BYTES = 10 * 1024
+# runs/get-output returns "the last 5 MB" of a script's logs and "the first 5 MB" of a notebook's result
+OUTPUT_LIMIT_BYTES = 5 * 1024 * 1024
+LOG_TAIL_BYTES = OUTPUT_LIMIT_BYTES
 TASK_TYPES = ("spark_python_task", "python_wheel_task", "notebook_task")
 
 

@@ -66,7 +66,7 @@ def set_state(
 
 
 class Store(JsonStore):
-    """Jobs, runs, repos, id counters, idempotency tokens and task outputs. API writes call `save` (at once),
+    """Jobs, runs, repos, folders, id counters, idempotency tokens and task outputs. API writes call `save` (at once),
     task transitions in the runner's threads call `save_soon`."""
 
     def __init__(self, data_dir: str | os.PathLike):
@@ -74,10 +74,11 @@ class Store(JsonStore):
         self.jobs: dict[int, dict] = {}
         self.runs: dict[int, dict] = {}
         self.repos: dict[int, dict] = {}
+        self.directories: dict[str, int] = {}  # Workspace API folders made by mkdirs: path -> object id
         self.idempotency: dict[str, int] = {}
         self.outputs: dict[int, dict] = {}  # task run id -> output record
         self.task_runs: dict[int, int] = {}  # task run id -> job run id
-        self.counters = {"job": 100, "run": 1000, "repo": 10}
+        self.counters = {"job": 100, "run": 1000, "repo": 10, "object": 5000}
         self.load()
 
     def next_id(self, kind: str) -> int:
@@ -90,6 +91,7 @@ class Store(JsonStore):
             "jobs": self.jobs,
             "runs": self.runs,
             "repos": self.repos,
+            "directories": self.directories,
             "idempotency": self.idempotency,
             "outputs": self.outputs,
             "counters": self.counters,
@@ -100,6 +102,7 @@ class Store(JsonStore):
         self.jobs = {int(k): v for k, v in d.get("jobs", {}).items()}
         self.runs = {int(k): v for k, v in d.get("runs", {}).items()}
         self.repos = {int(k): v for k, v in d.get("repos", {}).items()}
+        self.directories = dict(d.get("directories", {}))
         self.idempotency = dict(d.get("idempotency", {}))
         self.outputs = {int(k): v for k, v in d.get("outputs", {}).items()}
         self.counters.update(d.get("counters", {}))

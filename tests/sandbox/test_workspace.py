@@ -439,7 +439,7 @@ def test_wheel_and_notebook_tasks(w, repo):
     assert f"WHEEL ['--env=stg', '--job={job_id}'] hello X" in wheel_out.logs
     nb_out = w.jobs.get_run_output(task_of(run, "nb").run_id)
     assert nb_out.notebook_output.result == "hi-stg-hi"
-    assert "NOTEBOOK hi stg" in nb_out.logs
+    assert nb_out.logs is None  # RunOutput.logs: "It's not supported for the notebook_task"
 
 
 def test_git_commit_pins_exact_commit(w, repo):
@@ -489,6 +489,7 @@ def test_max_concurrent_runs_skip_and_queue(w, repo, tmp_path):
 
 def test_repos_and_workspace_task(w, repo):
     url = "file://" + repo["path"]
+    w.workspace.mkdirs("/Repos/team")  # a Git folder's parent folder must exist (test_workspace_runs.py)
     created = w.repos.create(url=url, provider="gitHub", path="/Repos/team/proj")
     assert created.path == "/Repos/team/proj" and created.branch == "main"
     assert created.head_commit_id == repo["c2"]
@@ -528,6 +529,7 @@ def test_repos_and_workspace_task(w, repo):
     assert "VERSION feature" in w.jobs.get_run_output(task_of(run, "v").run_id).logs
     assert w.jobs.get_run_output(task_of(run, "nb").run_id).notebook_output.result == "yo-e-yo"
     # list with prefix + pagination (page size 20)
+    w.workspace.mkdirs("/Repos/many")
     extra = [w.repos.create(url=repo["path"], provider="gitHub", path=f"/Repos/many/r{i:02d}").id for i in range(21)]
     assert [r.path for r in w.repos.list(path_prefix="/Repos/team")] == ["/Repos/team/proj"]
     assert len(list(w.repos.list(path_prefix="/Repos/many"))) == 21

@@ -44,6 +44,7 @@ class TaskRun:
     state: str  # result state when finished, else life-cycle state
     start_time: int = 0
     end_time: int = 0
+    kind: str = ""  # the task type: notebook_task, spark_python_task, python_wheel_task, …
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,12 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class TaskOutput:
+    """runs/get-output: `logs` for script and wheel tasks (never for notebooks), `result` for a notebook
+    (its `dbutils.notebook.exit` value), `error` for any task that failed."""
+
     logs: str = ""
     error: str = ""
+    result: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class WorkspaceGateway(Protocol):
     name: str
 
     def find_job(self, name: str) -> JobRef | None: ...
+    def find_jobs(self, name: str) -> list[JobRef]: ...
     def create_job(self, settings: dict) -> int: ...
     def reset_job(self, job_id: int, settings: dict) -> None: ...
     def delete_job(self, job_id: int) -> bool: ...

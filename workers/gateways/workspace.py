@@ -34,6 +34,10 @@ def _state(state, attr: str) -> str:
     return value.value if value is not None else ""
 
 
+# RunTask fields naming the task's type; what runs/get-output returns depends on it
+TASK_KINDS = ("notebook_task", "spark_python_task", "python_wheel_task", "spark_jar_task", "spark_submit_task")
+
+
 def _task_run(t: RunTask) -> TaskRun:
     return TaskRun(
         t.task_key,
@@ -41,6 +45,7 @@ def _task_run(t: RunTask) -> TaskRun:
         _state(t.state, "result_state") or _state(t.state, "life_cycle_state"),
         t.start_time or 0,
         t.end_time or 0,
+        next((kind for kind in TASK_KINDS if getattr(t, kind, None) is not None), ""),
     )
 
 
@@ -113,12 +118,21 @@ class Workspace:
 
     # --- jobs ----------------------------------------------------------------------------------
     def find_job(self, name: str) -> JobRef | None:
-        """The job with exactly this name (the API matches case-insensitively; we do not)."""
+        """The job with exactly this name (the oldest, should there be two)."""
+        found = self.find_jobs(name)
+        return found[0] if found else None
+
+    def find_jobs(self, name: str) -> list[JobRef]:
+        """Every job with exactly this name, oldest first (the API matches case-insensitively; we do not)."""
         with self._edge(f"list jobs named {name}"):
-            for job in self.client.jobs.list(name=name):
-                if job.settings and job.settings.name == name:
-                    return JobRef(job.job_id or 0, name, dict(job.settings.tags or {}), job.created_time or 0)
-        return None
+            return sorted(
+                (
+                    JobRef(job.job_id or 0, name, dict(job.settings.tags or {}), job.created_time or 0)
+                    for job in self.client.jobs.list(name=name)
+                    if job.settings and job.settings.name == name
+                ),
+                key=lambda job: job.job_id,
+            )
 
     def create_job(self, settings: dict) -> int:
         """jobs/create with `workers.jobs.job_settings`' body: the settings and their permissions."""
@@ -172,7 +186,8 @@ class Workspace:
     def task_output(self, task_run_id: int) -> TaskOutput:
         with self._edge(f"read the output of task run {task_run_id}"):
             out = self.client.jobs.get_run_output(task_run_id)
-        return TaskOutput(out.logs or "", out.error or "")
+        result = out.notebook_output.result if out.notebook_output else None
+        return TaskOutput(out.logs or "", out.error or "", result or "")
 
     # --- repos ---------------------------------------------------------------------------------
     def _find_repo(self, path: str) -> int | None:
@@ -186,6 +201,8 @@ class Workspace:
         with self._edge(f"check out {branch} at {path}"):
             repo_id = self._find_repo(path)
             if repo_id is None:
+                # repos.create answers 404 "Parent directory … does not exist" until the folder is made
+                self.client.workspace.mkdirs(path.rsplit("/", 1)[0])
                 repo_id = self.client.repos.create(url=url, provider=provider, path=path).id or 0
             self.client.repos.update(repo_id, branch=branch)
             return repo_id

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify, request
 
 from ..runner import topo_order
 from ..state import ACTIVE_STATES, now_ms, set_state
+from .idempotency import check_token, run_for_token
 from .job_rules import check_access_control_list, check_settings
 from .permissions import add_permission_routes
 from .web import USER, bad, boolean, decode_token, encode_token, integer, jobs_route, json_body, runner, store
@@ -175,19 +176,16 @@ def jobs_run_now():
     b = json_body()
     job_id = integer(b.get("job_id"), "job_id")
     token_ = b.get("idempotency_token")
-    if token_ is not None and (not isinstance(token_, str) or len(token_) > 64):
-        raise bad("idempotency_token must be a string of at most 64 characters")
+    check_token(token_)
     jp = b.get("job_parameters") or {}
     if not isinstance(jp, dict):
         raise bad("job_parameters must be an object of string values")
     base_url = request.host_url.rstrip("/")
     with store.lock:
         job = get_job(job_id)
-        if token_:
-            key = f"{job_id}:{token_}"
-            if key in store.idempotency and store.idempotency[key] in store.runs:
-                rid = store.idempotency[key]
-                return jsonify(J.RunNowResponse(run_id=rid, number_in_job=rid).as_dict())
+        rid = run_for_token(job_id, token_)
+        if rid is not None:
+            return jsonify(J.RunNowResponse(run_id=rid, number_in_job=rid).as_dict())
         settings = json.loads(json.dumps(job["settings"]))
         defs = settings.get("parameters") or []
         params = {p["name"]: str(p.get("default", "")) for p in defs}

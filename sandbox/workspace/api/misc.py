@@ -1,8 +1,10 @@
-"""Discovery, the current user and the sandbox's fault injection endpoints."""
+"""Discovery, the current user, the sandbox's fault injection endpoints, and the answers `apply_then_*` faults lose."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+import socket
+
+from flask import Blueprint, Response, jsonify, request
 
 from .web import USER, error_response, workspace
 
@@ -41,3 +43,19 @@ def sandbox_faults_add():
     except ValueError as e:
         return error_response(400, "INVALID_PARAMETER_VALUE", str(e))
     return jsonify({"faults": workspace.faults.describe()})
+
+
+@bp.after_app_request
+def lose_the_answer(response: Response) -> Response:
+    """`apply_then_*` faults: the request was applied; its answer is lost (connection closed) or replaced."""
+    if request.path.startswith("/sandbox/") or response.status_code >= 400:
+        return response  # a refused request changed nothing: no ambiguity to inject
+    fault = workspace.faults.take_after(request.method, request.path)
+    if fault is None:
+        return response
+    if fault.after == "status":
+        return fault.answer()
+    conn = request.environ.get("werkzeug.socket")
+    if conn is not None:  # the client reads EOF where the answer should be: "Connection aborted"
+        conn.shutdown(socket.SHUT_RDWR)
+    return response

@@ -1,4 +1,8 @@
-"""Repos API: clone, get, update (fetch + checkout), list, delete."""
+"""Repos API (Git folders): clone, get, update (fetch + checkout), list, delete.
+
+The folder a repo is created in must exist: Databricks answers 404 RESOURCE_DOES_NOT_EXIST "Parent
+directory /Repos/<folder> does not exist." until `workspace.mkdirs` made it (see `workspace_api.py`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from flask import Blueprint, jsonify, request
 
 from .. import gitutil
 from .web import USER, ApiError, bad, decode_token, encode_token, json_body, store
+from .workspace_api import directory_id
 
 REPOS_PAGE = 20
 
@@ -59,8 +64,11 @@ def repos_create():
     else:
         name = re.sub(r"\.git$", "", url.rstrip("/").rsplit("/", 1)[-1]) or "repo"
         path = f"/Repos/{USER}/{name}"
+    parent = path.rsplit("/", 1)[0]
     with store.lock:
-        if any(r["path"] == path for r in store.repos.values()):
+        if directory_id(parent) is None:
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Parent directory {parent} does not exist.")
+        if any(r["path"] == path for r in store.repos.values()) or directory_id(path) is not None:
             raise ApiError(400, "RESOURCE_ALREADY_EXISTS", f"Path ({path}) already exists.")
         repo_id = store.next_id("repo")
         # reserve the path while cloning

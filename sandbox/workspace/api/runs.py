@@ -7,7 +7,7 @@ import shutil
 from databricks.sdk.service import jobs as J
 from flask import Blueprint, jsonify, request
 
-from ..runner import read_log_tail
+from ..runner import OUTPUT_LIMIT_BYTES, read_log_tail
 from ..state import ACTIVE_STATES, now_ms
 from .jobs import get_job
 from .web import USER, ApiError, bad, boolean, decode_token, encode_token, integer, jobs_route, json_body, runner, store
@@ -77,6 +77,15 @@ def task_run_json(trid: int) -> dict:
 
 @route("/runs/get-output", ["GET"])
 def runs_get_output():
+    """One task run's output, by task type (`RunOutput` docstrings):
+
+    * `logs`: "The output from tasks that write to standard streams (stdout/stderr) such as
+      spark_jar_task, spark_python_task, python_wheel_task. It's not supported for the notebook_task
+      [...]. Databricks restricts this API to return the last 5 MB of these logs." (+ `logs_truncated`)
+    * `notebook_output.result`: "The value passed to dbutils.notebook.exit(). Databricks restricts this
+      API to return the first 5 MB of the value. [...] This field is absent if dbutils.notebook.exit()
+      was never called." (+ `truncated`); a notebook that never called it still has `notebook_output`.
+    """
     rid = integer(request.args.get("run_id"), "run_id")
     with store.lock:
         if rid in store.runs:
@@ -90,20 +99,26 @@ def runs_get_output():
         run = store.runs[store.task_runs[rid]]
         task = next(t for t in run["tasks"] if t["run_id"] == rid)
         out = dict(store.outputs.get(rid, {}))
-    logs, truncated = read_log_tail(runner.runs_dir / str(run["run_id"]) / "logs" / f"{rid}.log")
-    ro = J.RunOutput(
-        metadata=J.Run.from_dict(meta),
-        logs=logs,
-        logs_truncated=truncated,
-        error=out.get("error"),
-        error_trace=out.get("error_trace"),
-    )
-    if task.get("notebook_task") is not None:
-        ro.notebook_output = J.NotebookOutput(result=out.get("notebook_result"), truncated=False)
+    ro = J.RunOutput(metadata=J.Run.from_dict(meta), error=out.get("error"), error_trace=out.get("error_trace"))
+    if task.get("notebook_task") is None:
+        log = runner.runs_dir / str(run["run_id"]) / "logs" / f"{rid}.log"
+        ro.logs, ro.logs_truncated = read_log_tail(log, OUTPUT_LIMIT_BYTES)
+        return jsonify(ro.as_dict())
+    result, truncated = first_bytes(out.get("notebook_result"), OUTPUT_LIMIT_BYTES)
+    ro.notebook_output = J.NotebookOutput(result=result, truncated=truncated)
     d = ro.as_dict()
-    if task.get("notebook_task") is not None and "notebook_output" not in d:
-        d["notebook_output"] = {}
+    d.setdefault("notebook_output", {})  # set, with its result absent, when exit() was never called
     return jsonify(d)
+
+
+def first_bytes(text: str | None, limit: int) -> tuple[str | None, bool | None]:
+    """(the first `limit` bytes of `text` as UTF-8, cut on a character boundary; whether it was cut)."""
+    if text is None:
+        return None, None
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode("utf-8", errors="ignore"), True
 
 
 @route("/runs/cancel", ["POST"])
