@@ -38,10 +38,12 @@ UPLOAD_HEADERS = [{"name": "Content-Type", "value": "application/octet-stream"}]
 PAGE_SIZE = 1000
 
 
-@bp.record_once
 def make_signing_key(setup) -> None:
     # A new key per process: URLs from before a restart fail with 403 and the client asks for new ones.
     setup.app.extensions.setdefault("uc_files.key", secrets.token_bytes(32))
+
+
+bp.record_once(make_signing_key)
 
 
 def not_found(message: str) -> ApiError:
