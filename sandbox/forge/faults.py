@@ -14,7 +14,9 @@ SPEC syntax: ``METHOD:PATH=KIND[,OPTION...][:COUNT]`` (``--fault SPEC``, or ``PO
   - a status code (``502``): GitHub's error body with that status, the request not applied.
 * ``OPTION`` -- ``status=429`` (rate limits: 403 or 429), ``wait=SECONDS``, ``user=LOGIN`` (only that caller's
   requests: GitHub's rate limits count per user, and a test may lose only the bot's answers).
-* ``COUNT`` -- how many matching requests are affected; omitted = every one.
+* ``COUNT`` -- how many matching requests are affected. Omitted: a rate limit lasts, like GitHub's, from its first
+  answer until its reset (``wait`` seconds later): every matching request in that window is refused with the same
+  reset, and ``fired`` counts them (a client that waits as told is refused once); other kinds fire on every request.
 
 Rate limits are checked after authentication, like GitHub's (they count per user).
 """
@@ -22,13 +24,12 @@ Rate limits are checked after authentication, like GitHub's (they count per user
 from __future__ import annotations
 
 import fnmatch
+import math
 import threading
 import time
 from dataclasses import dataclass, field
 
 KINDS = ("primary", "secondary", "lose")
-# The documentation_url GitHub puts in rate-limit answers.
-RATE_LIMIT_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Fault:
     spec: str = ""
     user: str = ""  # only this caller's requests ("" = anyone's)
     fired: int = field(default=0)
+    until: float | None = None  # a lasting rate limit's reset (epoch seconds), set when it first fires
+
+    @property
+    def lasting(self) -> bool:
+        return self.kind in ("primary", "secondary") and self.remaining is None
+
+    def expired(self, now: float) -> bool:
+        return self.lasting and self.until is not None and now >= self.until
 
     def matches(self, method: str, path: str, user: str | None = None) -> bool:
         if self.method != "*" and self.method != method.upper():
@@ -51,21 +60,22 @@ class Fault:
         return self.path == path or (any(c in self.path for c in "*?[") and fnmatch.fnmatchcase(path, self.path))
 
     def describe(self) -> dict:
-        return {"spec": self.spec, "remaining": self.remaining, "fired": self.fired}
+        return {"spec": self.spec, "remaining": self.remaining, "fired": self.fired, "until": self.until}
 
     def answer(self, login: str | None) -> tuple[int, str, dict[str, str]]:
         """(status, message, headers) of a rate-limit or status fault, as GitHub answers it."""
-        now = int(time.time())
+        now = time.time()
+        reset = self.until if self.until is not None else now + self.wait
         if self.kind == "primary":
             headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Used": "5000"}
-            headers["X-RateLimit-Reset"] = str(now + self.wait)
+            headers["X-RateLimit-Reset"] = str(math.ceil(reset))
             return self.status, f"API rate limit exceeded for user ID {login or 'anonymous'}.", headers
         if self.kind == "secondary":
             message = (
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                 "If you reach out to GitHub Support for help, please include the request ID."
             )
-            return self.status, message, ({"Retry-After": str(self.wait)} if self.wait else {})
+            return self.status, message, ({"Retry-After": str(math.ceil(reset - now))} if self.wait else {})
         return self.status, {502: "Server Error", 503: "Service Unavailable"}.get(self.status, "Error"), {}
 
 
@@ -125,13 +135,17 @@ class FaultSet:
 
     def take(self, method: str, path: str, user: str | None = None) -> Fault | None:
         """The first fault firing for this request (one of its count is used), or None."""
+        now = time.time()
         with self._lock:
             for fault in self.faults:
-                if fault.remaining != 0 and fault.matches(method, path, user):
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                    fault.fired += 1
-                    return fault
+                if fault.remaining == 0 or fault.expired(now) or not fault.matches(method, path, user):
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                if fault.lasting and fault.until is None:
+                    fault.until = now + fault.wait
+                fault.fired += 1
+                return fault
         return None
 
     def describe(self) -> list[dict]:

@@ -133,6 +133,19 @@ def test_a_secondary_rate_limit_says_so_and_how_long_to_wait(forge, status):
     assert "secondary rate limit" in r.json()["message"] and basic_error_problems(r.json()) == []
 
 
+def test_a_rate_limit_without_a_count_lasts_until_its_reset(forge):
+    # "You should not retry your request until after the time specified by the x-ratelimit-reset header": every
+    # request before then is refused with the same reset; after it, the limit is over
+    add_fault(forge, f"GET:/repos/{REPO}/branches/*=primary,wait=2")
+    first, second = (api(forge, "GET", f"/repos/{REPO}/branches/main") for _ in range(2))
+    assert first.status_code == second.status_code == 403
+    assert first.headers["x-ratelimit-reset"] == second.headers["x-ratelimit-reset"]
+    time.sleep(max(0.0, int(first.headers["x-ratelimit-reset"]) - time.time()) + 0.1)
+    assert api(forge, "GET", f"/repos/{REPO}/branches/main").status_code == 200
+    [fault] = [f for f in requests.get(f"{forge.url}/sandbox/faults").json() if f["spec"].endswith("wait=2")]
+    assert fault["fired"] == 2
+
+
 def test_pygithub_reads_the_forges_rate_limit_as_one(forge):
     # PyGithub's Requester.createException: a 403 whose message isRateLimitError is RateLimitExceededException
     add_fault(forge, f"GET:/repos/{REPO}/branches/*=secondary,wait=0:1")
@@ -197,7 +210,9 @@ def test_a_forks_check_run_names_no_pull_request_and_no_branch(forge, fork_pr):
     pr, sha = fork_pr
     run = app_client(forge).get_repo(REPO).create_check_run(name="mlops-bot/test", head_sha=sha)
     # only a completed check run offers "Re-run" (check_run$rerequested requires its conclusion)
-    assert requests.post(f"{forge.url}/sandbox/check-runs/{run.id}/rerequest", json={"sender": "bob"}).status_code == 422
+    assert (
+        requests.post(f"{forge.url}/sandbox/check-runs/{run.id}/rerequest", json={"sender": "bob"}).status_code == 422
+    )
     run.edit(status="completed", conclusion="failure")
     requests.post(f"{forge.url}/sandbox/check-runs/{run.id}/rerequest", json={"sender": "bob"})
     time.sleep(1)
