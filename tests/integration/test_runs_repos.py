@@ -239,6 +239,7 @@ def _pr_opened(signer, web, branch_name: str, sha: str, number: int, delivery: s
         "POST:/api/2.2/jobs/reset=502html:1",
         "POST:/api/2.2/jobs/run-now=502:1",
         "POST:/api/2.2/jobs/create=apply_then_drop:1",
+        "POST:/api/2.2/jobs/create=apply_then_504:1",
         "POST:/api/2.2/jobs/run-now=apply_then_drop:1",
         "POST:/api/2.2/jobs/run-now=apply_then_504:1",
     ],

@@ -113,9 +113,9 @@ def output(w: WorkspaceClient, run: jobs.Run, key: str) -> jobs.RunOutput:
 def test_mkdirs_creates_the_parents_too_and_an_existing_folder_is_fine(w):
     # WorkspaceAPI.mkdirs: "Creates the specified directory (and necessary parent directories if they do
     # not exist)." ":param path: ... If the directory already exists, this command will do nothing and succeed."
-    w.workspace.mkdirs("/Repos/team-a/nested")
-    w.workspace.mkdirs("/Repos/team-a/nested")
-    for path in ("/Repos/team-a", "/Repos/team-a/nested"):
+    w.workspace.mkdirs("/Shared/team-a/nested")
+    w.workspace.mkdirs("/Shared/team-a/nested")
+    for path in ("/Shared/team-a", "/Shared/team-a/nested"):
         info = w.workspace.get_status(path)
         assert (info.object_type, info.path) == (ObjectType.DIRECTORY, path)
 
