@@ -145,3 +145,28 @@ def test_a_bent_job_is_refused(sandbox, token, how, refusal):
     workspace = Workspace("dev", settings.environments["dev"])
     with pytest.raises(Permanent, match=refusal):
         workspace.create_job(bent(body, how))
+
+
+def test_job_permissions_reach_the_workspace_at_create_and_reset(sandbox, token):
+    """CAN_VIEW for the mapped people and the view group, CAN_MANAGE_RUN only for `manage_run`;
+    jobs/reset takes no permissions, so the gateway grants them after it (PATCH: the owner stays)."""
+    settings = settings_for("config.toml", "as-configured", sandbox.url)
+    workspace = Workspace("dev", settings.environments["dev"])
+    repo = settings.repo("acme/churn-model")
+    job_id = workspace.create_job(job_settings(settings, repo, "feature/acl", "test", SHA))
+
+    def levels() -> dict[str, str]:
+        acl = workspace.client.jobs.get_permissions(str(job_id)).access_control_list
+        return {(a.user_name or a.group_name): a.all_permissions[0].permission_level.value for a in acl}
+
+    assert levels() == {
+        "sandbox-user@example.com": "IS_OWNER",
+        "alice@acme.com": "CAN_VIEW",
+        "bob@acme.com": "CAN_MANAGE_RUN",
+        "carol@acme.com": "CAN_VIEW",
+        "ml-engineers": "CAN_VIEW",
+    }
+    users = {**settings.databricks.users, "dave": "dave@acme.com"}
+    more = settings.model_copy(update={"databricks": settings.databricks.model_copy(update={"users": users})})
+    workspace.reset_job(job_id, job_settings(more, repo, "feature/acl", "test", SHA))
+    assert levels()["dave@acme.com"] == "CAN_VIEW" and levels()["sandbox-user@example.com"] == "IS_OWNER"
