@@ -28,6 +28,7 @@ from tests.conftest import SECRETS
 from tests.contract.conftest import app_key_pair
 from workers import branch_jobs
 from workers.context import Deps
+from workers.errors import NotFound, Permanent
 from workers.gateways.forge import Forge
 from workers.gateways.workspace import Workspace
 from workers.state import State
@@ -184,6 +185,29 @@ def test_a_lost_answer_to_the_bots_first_comment_leaves_one_comment(stack):
     wait_until(edited_after_the_loss)  # the retried task found its comment by the hidden marker and edited it
     issue = as_user(stack, "bob").get_repo(REPO).get_issue(pr.number)
     assert [c.id for c in issue.get_comments() if marker in c.body] == [comment_id]
+
+
+# --- the gateway's answers: only a sure "no" is "no" ----------------------------------------------------------------------
+def test_the_gateway_says_no_only_when_github_does(stack, bot):
+    forge = bot[3]
+    assert forge.permission(REPO, "nobody-at-all") == "none"  # 404: not a user
+    add_fault(stack, f"GET:/repos/{REPO}/collaborators/bob/permission=403:1")  # a refusal that is no rate limit
+    with pytest.raises(Permanent):
+        forge.permission(REPO, "bob")  # raised and told, never ranked as "none"
+    assert forge.branch_exists(REPO, "never/was") is False  # a 404, and the repository answers 200
+    add_fault(stack, f"GET:/repos/{REPO}=404:1")
+    with pytest.raises(NotFound):
+        forge.branch_exists(REPO, "never/was")  # the repository itself is out of sight: no sure answer
+
+
+def test_a_refused_edit_of_a_known_comment_is_raised_not_posted_again(stack, bot):
+    forge = bot[3]
+    pr = open_pr(stack, "alice", "feature/refused-edit")
+    first = forge.upsert_comment(REPO, pr.number, "report", "edit-test", "one")
+    add_fault(stack, f"PATCH:/repos/{REPO}/issues/comments/{first}=403:1")
+    with pytest.raises(Permanent):
+        forge.upsert_comment(REPO, pr.number, "report", "edit-test", "two", known_id=first)
+    assert [c.id for c in bot_comments(stack, pr.number, "report", "edit-test")] == [first]
 
 
 # --- the janitor ------------------------------------------------------------------------------------------------------------
