@@ -63,12 +63,41 @@ class GitHubSettings(Strict):
     seconds_between_writes: float = Field(0.5, ge=0)  # GitHub asks for spacing between content writes
 
 
+UC_REGISTRY = "databricks-uc"
+_THREE_LEVELS = re.compile(r"^[^.\s/]+\.[^.\s/]+\.[^.\s/]+$")
+
+
 class MlflowSettings(Strict):
     tracking_uri: str = "http://127.0.0.1:5000"
+    # "" = MLflow's own default: "databricks-uc" (Unity Catalog) for a Databricks tracking URI, else the tracking URI;
+    # "databricks" = the legacy workspace registry
+    registry_uri: str = ""
     champion_alias: str = "champion"
     webhook_url: str = ""  # where the MLflow server reaches the bot; defaults to bot.public_url + /webhooks/mlflow
     promote_stage: str = ""  # workspace registries: also transition the approved version to this stage
-    poll: bool = False  # registries without webhooks (Unity Catalog): celery beat polls versions every minute
+    # registries without webhooks: celery beat polls versions every minute; unset = true on Unity Catalog
+    poll: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _registry_default(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        tracking = str(data.get("tracking_uri", "http://127.0.0.1:5000"))
+        on_databricks = tracking.split(":", 1)[0].lower() == "databricks"
+        registry = data.get("registry_uri") or (UC_REGISTRY if on_databricks else tracking)
+        polled = {"poll": True} if registry == UC_REGISTRY and "poll" not in data else {}  # UC sends no webhooks
+        return {**data, "registry_uri": registry, **polled}
+
+    @model_validator(mode="after")
+    def _no_stages_on_uc(self) -> MlflowSettings:
+        if self.uc and self.promote_stage:
+            raise ValueError("promote_stage: Unity Catalog has no stages (use aliases); leave it unset")
+        return self
+
+    @property
+    def uc(self) -> bool:
+        return self.registry_uri == UC_REGISTRY
 
 
 class SlackSettings(Strict):
@@ -254,6 +283,16 @@ class Settings(Strict):
             for wf_name in repo.workflows:
                 if wf_name not in self.workflows:
                     raise ValueError(f"repos[{i}].workflows: {wf_name!r} is not in [workflows]")
+        return self
+
+    @model_validator(mode="after")
+    def _uc_names(self) -> Settings:
+        for name in self.models if self.mlflow.uc else ():
+            if not _THREE_LEVELS.match(name):
+                raise ValueError(
+                    f"models.{name}: with [mlflow] registry_uri = {UC_REGISTRY!r} a model name has three levels, "
+                    'catalog.schema.model (quote it: [models."prod.ml.churn"])'
+                )
         return self
 
     def repo(self, full_name: str) -> Repo | None:

@@ -81,13 +81,35 @@ def audit_once(once: str) -> str:
     return f"{P}audit-once:{once}"
 
 
+# --- registry polling (workers/registry_watch.py): watermark, done set and alias positions never expire ---
+POLL_GUARD_SECONDS = 55  # beat asks every 60 s: a guard of exactly 60 s would make a slightly early beat skip a minute
+POLL_CLAIM_SECONDS = 600  # a version's event is being handled; a worker killed mid-event frees it after this
+
+
 def polled_baseline(model: str) -> str:
+    """Set by the first design (a baseline + a set of seen versions); read once to derive a watermark."""
     return f"{P}polled:{model}:baseline"
 
 
 def polled_versions(model: str) -> str:
+    """Set of versions above the watermark whose event is done (versions at or below it are pruned)."""
     return f"{P}polled:{model}"
 
 
-def polled_alias(model: str, alias: str) -> str:
-    return f"{P}polled-alias:{model}:{alias}"
+def polled_watermark(model: str) -> str:
+    """The highest version number N such that every version <= N is settled (its event done, or none due)."""
+    return f"{P}polled-watermark:{model}"
+
+
+def polled_claim(model: str, version: str) -> str:
+    return f"{P}polled-claim:{model}:{version}"
+
+
+def polled_aliases(model: str) -> str:
+    """JSON {alias: version} at the last poll."""
+    return f"{P}polled-aliases:{model}"
+
+
+def poll_guard(model: str) -> str:
+    """SET NX EX: at most one poll of a model per POLL_GUARD_SECONDS, however many beats and workers."""
+    return f"{P}poll-guard:{model}"

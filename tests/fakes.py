@@ -218,6 +218,9 @@ class FakeRegistry:
     aliases: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, alias) -> version
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # tags the bot wrote
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)  # the polling calls, to count them
+    page: int = 50  # versions per search call, as the real gateway's PAGE
+    uc: bool = False  # a Unity Catalog registry: no stages
 
     def add_version(
         self, model: str, version: str, run_id: str = "", metrics: dict | None = None, **tags: str
@@ -227,6 +230,39 @@ class FakeRegistry:
         if run_id:
             self.metrics[run_id] = dict(metrics or {})
         return v
+
+    def set_status(self, model: str, version: str, status: str, created: int = 0) -> None:
+        """PENDING_REGISTRATION while its files upload, READY, or FAILED_REGISTRATION."""
+        self.versions_[(model, version)] = replace(self.versions_[(model, version)], status=status, created=created)
+
+    def version_url(self, model: str, version: str) -> str:
+        return f"http://mlflow/#/models/{model}/versions/{version}"
+
+    def recent_versions(self, model: str, newer_than: int, max_pages: int = 5) -> list[Version]:
+        newest = sorted((v for (m, _), v in self.versions_.items() if m == model), key=lambda v: -v.number)
+        pages = 0
+        for start in range(0, max(len(newest), 1), self.page):
+            pages += 1
+            page = newest[start : start + self.page]
+            if pages == max_pages or any(v.number <= newer_than for v in page):
+                break
+        self.calls += ["search"] * pages
+        return [v for v in newest[: pages * self.page] if v.number > newer_than]
+
+    def model_aliases(self, model: str) -> dict[str, str]:
+        self.calls.append("get_registered_model")
+        return {a: v for (m, a), v in self.aliases.items() if m == model}
+
+    def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
+        source = f"models:/{src_name}/{version}"
+        for v in self.versions_.values():
+            if v.model == dst_name and v.source == source:
+                return v
+        src = self.versions_[(src_name, str(version))]
+        number = 1 + max((v.number for v in self.versions_.values() if v.model == dst_name), default=0)
+        copy = replace(src, model=dst_name, version=str(number), source=source, aliases=())
+        self.versions_[(dst_name, copy.version)] = copy
+        return copy
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.metrics.get(run_id, {}))
@@ -258,6 +294,8 @@ class FakeRegistry:
         self.aliases[(model, alias)] = str(version)
 
     def transition_stage(self, model: str, version: str, stage: str) -> None:
+        if self.uc:
+            raise Permanent(f"Unity Catalog has no stages: {model} version {version} cannot move to {stage!r}")
         self.stages[(model, str(version))] = stage
 
 

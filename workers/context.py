@@ -67,7 +67,8 @@ def workspace(environment: str) -> WorkspaceGateway:
 def registry() -> RegistryGateway:
     from workers.gateways.registry import Registry  # mlflow is heavy: imported on first use
 
-    return Registry(settings().mlflow.tracking_uri)
+    mlflow = settings().mlflow
+    return Registry(mlflow.tracking_uri, mlflow.registry_uri)
 
 
 @lru_cache(maxsize=1)

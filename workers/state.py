@@ -150,19 +150,51 @@ class State:
         """Append to the audit trail (bot/audit.py); with `once`, at most once."""
         return audit.record(self.r, decision, once=once, **entry)
 
-    # --- registry polling ------------------------------------------------------------------------
-    def first_poll(self, model: str, versions: Iterable[str]) -> bool:
-        """True once per model: what exists at the first poll is history, not news, and is remembered."""
-        if not self.r.set(keys.polled_baseline(model), 1, nx=True):
-            return False
-        self.r.sadd(keys.polled_versions(model), *(list(versions) or ["-"]))
-        return True
+    # --- registry polling (restart-safe: see workers/registry_watch.py) --------------------------
+    def poll_due(self, model: str) -> bool:
+        """True for at most one caller per model per keys.POLL_GUARD_SECONDS."""
+        return bool(self.r.set(keys.poll_guard(model), 1, nx=True, ex=keys.POLL_GUARD_SECONDS))
 
-    def newly_seen(self, model: str, version: str) -> bool:
-        """True exactly once per version."""
-        return bool(self.r.sadd(keys.polled_versions(model), version))
+    def watermark(self, model: str) -> int | None:
+        """Every version <= the watermark is settled; None before the first poll."""
+        raw = self.r.get(keys.polled_watermark(model))
+        if raw is not None:
+            return int(raw)
+        if self.r.exists(keys.polled_baseline(model)):  # polled by the first design: its seen set says how far
+            seen = [
+                int(v) for v in (_text(m) or "" for m in self.r.smembers(keys.polled_versions(model))) if v.isdigit()
+            ]
+            return max(seen, default=0)
+        return None
 
-    def alias_moved(self, model: str, alias: str, version: str) -> bool:
-        """True when the alias pointed at another version at the last poll (not on first sight)."""
-        before = self.r.getset(keys.polled_alias(model, alias), version)
-        return before not in (None, version.encode())
+    def set_watermark(self, model: str, watermark: int, settled: Iterable[str] = ()) -> None:
+        """Advance the watermark and forget the done marks it now covers."""
+        pipe = self.r.pipeline()
+        pipe.set(keys.polled_watermark(model), watermark)
+        if pruned := [v for v in settled if v.isdigit() and int(v) <= watermark]:
+            pipe.srem(keys.polled_versions(model), *pruned)
+        pipe.execute()
+
+    def version_done(self, model: str, version: str) -> bool:
+        return bool(self.r.sismember(keys.polled_versions(model), version))
+
+    def claim_version(self, model: str, version: str) -> bool:
+        """True for one caller at a time: its event is this caller's to handle (until done, released or expired)."""
+        return bool(self.r.set(keys.polled_claim(model, version), 1, nx=True, ex=keys.POLL_CLAIM_SECONDS))
+
+    def finish_version(self, model: str, version: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.sadd(keys.polled_versions(model), version)
+        pipe.delete(keys.polled_claim(model, version))
+        pipe.execute()
+
+    def release_version(self, model: str, version: str) -> None:
+        self.r.delete(keys.polled_claim(model, version))
+
+    def alias_positions(self, model: str) -> dict[str, str] | None:
+        """alias -> version at the last poll; None when never recorded (a model polled by the first design)."""
+        raw = self.r.get(keys.polled_aliases(model))
+        return json.loads(raw) if raw is not None else None
+
+    def save_alias_positions(self, model: str, positions: dict[str, str]) -> None:
+        self.r.set(keys.polled_aliases(model), json.dumps(positions, sort_keys=True))

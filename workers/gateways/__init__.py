@@ -77,12 +77,22 @@ class TaskOutput:
 
 @dataclass(frozen=True)
 class Version:
+    """A model version. From a search (`recent_versions`) Unity Catalog gives no tags and no aliases: read
+    those with `version`. `status`: READY, PENDING_REGISTRATION or FAILED_REGISTRATION."""
+
     model: str
     version: str
     run_id: str
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     stage: str = ""
+    status: str = "READY"
+    source: str = ""
+    created: int = 0  # ms since the epoch
+
+    @property
+    def number(self) -> int:
+        return int(self.version) if self.version.isdigit() else 0
 
 
 class WorkspaceGateway(Protocol):
@@ -118,8 +128,12 @@ class ForgeGateway(Protocol):
 
 
 class RegistryGateway(Protocol):
+    """MLflow OSS, the Databricks workspace registry (legacy, stages) or Unity Catalog (`databricks-uc`:
+    three-level names, aliases and tags, no stages, no webhooks: polled)."""
+
     def run_metrics(self, run_id: str) -> dict[str, float]: ...
     def run_url(self, run_id: str) -> str: ...
+    def version_url(self, model: str, version: str) -> str: ...
     def run_tags(self, run_id: str) -> dict[str, str]: ...
     def version(self, model: str, version: str) -> Version: ...
     def versions(self, model: str) -> list[Version]: ...
@@ -127,6 +141,9 @@ class RegistryGateway(Protocol):
     def set_tags(self, model: str, version: str, tags: dict[str, str]) -> None: ...
     def set_alias(self, model: str, alias: str, version: str) -> None: ...
     def transition_stage(self, model: str, version: str, stage: str) -> None: ...
+    def recent_versions(self, model: str, newer_than: int, max_pages: int = 5) -> list[Version]: ...
+    def model_aliases(self, model: str) -> dict[str, str]: ...
+    def copy_version(self, src_name: str, version: str, dst_name: str) -> Version: ...
 
 
 class Scheduler(Protocol):

@@ -1,8 +1,12 @@
-"""The MLflow tracking server and model registry, through MlflowClient.
+"""The MLflow tracking server and model registry, through MlflowClient: one gateway, three registries.
 
-Open-source MLflow expresses approvals with version tags and aliases (`champion`); stages are
-deprecated there but still used by Databricks workspace registries, so both are supported.
-Methods return `workers.gateways` values; MLflow errors are translated here by `workers.errors`.
+    registry_uri     names                   approvals with           news arrive by
+    databricks-uc    catalog.schema.model    aliases + tags           polling (no registry webhooks)
+    databricks       any (workspace, legacy) stages, aliases + tags   registry webhooks, or polling
+    <MLflow server>  any                     aliases + tags           MLflow webhooks, or polling
+
+Unity Catalog has no stages: a stage call is refused here with a `Permanent` that says so. Methods return
+`workers.gateways` values; MLflow errors are translated here by `workers.errors`.
 """
 
 from __future__ import annotations
@@ -10,25 +14,58 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from requests import RequestException
 
-from workers.errors import Permanent, classify
+from workers import registry_links as links
+from workers.errors import NotFound, Permanent, classify
 from workers.gateways import Version
+
+PAGE = 50  # versions per search call
+MAX_PAGES = 5
+# The server answers 400 INVALID_PARAMETER_VALUE, the 3.17 client re-raises it as INTERNAL_ERROR (transient-looking)
+THREE_LEVELS = "please specify all three levels"
+FAILED = "FAILED_REGISTRATION"
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, client: MlflowClient | None = None):
+    def __init__(self, tracking_uri: str, registry_uri: str = "", client: MlflowClient | None = None):
         self.tracking_uri = tracking_uri.rstrip("/")
-        self.client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.registry_uri = (registry_uri or tracking_uri).rstrip("/")
+        self.uc = links.kind(self.registry_uri) == "databricks-uc"
+        self.client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        if links.is_databricks(self.registry_uri):
+            # the UC store downloads a models:/ source through the process-wide registry URI (docs/UNITY-CATALOG.md);
+            # a worker process serves one registry
+            mlflow.set_registry_uri(self.registry_uri)
+        self._host: str | None = None
 
     @contextmanager
     def _edge(self, what: str) -> Iterator[None]:
         try:
             yield
         except (MlflowException, RequestException, OSError) as exc:
-            raise classify(exc, f"MLflow ({self.tracking_uri}) could not {what}: {exc}") from exc
+            if THREE_LEVELS in str(exc):
+                raise Permanent(
+                    f"Unity Catalog could not {what}: model names there have three levels, catalog.schema.model"
+                ) from exc
+            raise classify(exc, f"MLflow ({self.registry_uri}) could not {what}: {exc}") from exc
+
+    def host(self) -> str:
+        """The Databricks workspace URL (DATABRICKS_HOST or the profile); '' for MLflow OSS or when unknown."""
+        if self._host is None:
+            self._host = ""
+            uri = self.registry_uri if links.is_databricks(self.registry_uri) else self.tracking_uri
+            if links.is_databricks(uri):
+                from mlflow.utils.databricks_utils import get_databricks_host_creds
+
+                try:
+                    self._host = (get_databricks_host_creds(uri).host or "").rstrip("/")
+                except Exception:  # no host configured: links are left out, never a failure
+                    self._host = ""
+        return self._host
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         """The run's metrics; {} when MLflow cannot say (the report then shows none)."""
@@ -44,7 +81,10 @@ class Registry:
                 experiment = self.client.get_run(run_id).info.experiment_id
         except Permanent:  # unknown run or alias; a transient error is retried by the task
             return ""
-        return f"{self.tracking_uri}/#/experiments/{experiment}/runs/{run_id}"
+        return links.run_link(self.tracking_uri, self.host(), experiment, run_id)
+
+    def version_url(self, model: str, version: str) -> str:
+        return links.version_link(self.registry_uri, self.host(), model, str(version))
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         with self._edge(f"read the tags of run {run_id}"):
@@ -53,15 +93,7 @@ class Registry:
     def version(self, model: str, version: str) -> Version:
         with self._edge(f"read {model} version {version}"):
             v = self.client.get_model_version(model, str(version))
-        tags = dict(v.tags or {})
-        return Version(
-            model,
-            str(v.version),
-            v.run_id or tags.get("mlflow_run_id", ""),
-            tags,
-            tuple(getattr(v, "aliases", []) or []),
-            v.current_stage or "",
-        )
+        return _value(model, v)
 
     def by_alias(self, model: str, alias: str) -> Version | None:
         try:
@@ -89,6 +121,11 @@ class Registry:
 
     def transition_stage(self, model: str, version: str, stage: str) -> None:
         """Workspace registries still use stages: move the version there, archiving the others."""
+        if self.uc:
+            raise Permanent(
+                f"Unity Catalog has no stages: {model} version {version} cannot move to {stage!r}; "
+                "use aliases (unset [mlflow] promote_stage)"
+            )
         with self._edge(f"move {model} version {version} to {stage}"):
             self.client.transition_model_version_stage(model, version, stage, archive_existing_versions=True)
 
@@ -96,3 +133,91 @@ class Registry:
         with self._edge(f"list the versions of {model}"):
             found = self.client.search_model_versions(f"name='{model}'")
         return [self.version(model, v.version) for v in found]
+
+    def recent_versions(self, model: str, newer_than: int, max_pages: int = MAX_PAGES) -> list[Version]:
+        """Versions numbered above `newer_than`, newest first, in at most `max_pages` search calls (no tags or
+        aliases on Unity Catalog); [] for a model that does not exist yet."""
+        found: list[Version] = []
+        token = None
+        for _ in range(max_pages):
+            try:
+                page, token = self._search_page(model, token)
+            except NotFound:  # Unity Catalog: the model is not there (yet)
+                return []
+            found += [v for v in page if v.number > newer_than]
+            if not token or any(v.number <= newer_than for v in page):
+                break  # newest first: this page reached the watermark
+        return sorted(found, key=lambda v: v.number, reverse=True)
+
+    def _search_page(self, model: str, token: str | None) -> tuple[list[Version], str | None]:
+        # Unity Catalog refuses order_by and answers newest first; the others are asked to
+        order = {} if links.is_databricks(self.registry_uri) else {"order_by": ["version_number DESC"]}
+        with self._edge(f"list the versions of {model}"):
+            page = self.client.search_model_versions(f"name='{model}'", max_results=PAGE, page_token=token, **order)
+        values = sorted((_value(model, v) for v in page), key=lambda v: v.number, reverse=True)
+        return values, page.token or None
+
+    def model_aliases(self, model: str) -> dict[str, str]:
+        """alias -> version, in one call; {} for a model that does not exist yet."""
+        try:
+            with self._edge(f"read the aliases of {model}"):
+                return {a: str(v) for a, v in (self.client.get_registered_model(model).aliases or {}).items()}
+        except NotFound:
+            return {}
+
+    def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
+        """`src_name` version `version` as a new version of `dst_name` (another catalog), once: a version of
+        `dst_name` whose source is models:/<src>/<v> already is the copy.
+
+        Not `copy_model_version`: in the 3.17 client it fails for versions without a `model_id`, which every
+        version registered from a non-Databricks tracking store is (MLflow #22012), and leaves an empty model.
+        """
+        source = f"models:/{src_name}/{version}"
+        with self._edge(f"read {src_name} version {version}"):
+            src = self.client.get_model_version(src_name, str(version))
+        existing = self._copy_of(dst_name, source, src.run_id or "")
+        if existing is not None:
+            return existing
+        with self._edge(f"create {dst_name}"):
+            try:
+                self.client.create_registered_model(dst_name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+        with self._edge(f"copy {source} to {dst_name}"):
+            mv = self.client.create_model_version(
+                dst_name,
+                source=source,
+                run_id=src.run_id or None,
+                tags=dict(src.tags or {}),
+                description=src.description or None,
+            )
+        return self.version(dst_name, mv.version)
+
+    def _copy_of(self, dst_name: str, source: str, run_id: str) -> Version | None:
+        """The version of `dst_name` copied from `source`, if any (by the run id when there is one: one call)."""
+        what = f"run_id='{run_id}'" if run_id else f"name='{dst_name}'"
+        try:
+            with self._edge(f"look for a copy of {source} in {dst_name}"):
+                found = list(self.client.search_model_versions(what))
+        except NotFound:  # Unity Catalog: the destination model does not exist yet
+            return None
+        for v in found:
+            if v.name == dst_name and v.source == source and v.status != FAILED:
+                return self.version(dst_name, v.version)
+        return None
+
+
+def _value(model: str, v) -> Version:
+    tags = dict(v.tags or {})
+    return Version(
+        model,
+        str(v.version),
+        v.run_id or tags.get("mlflow_run_id", ""),
+        tags,
+        tuple(getattr(v, "aliases", []) or []),
+        getattr(v, "current_stage", "") or "",
+        str(getattr(v, "status", "") or "READY"),
+        v.source or "",
+        int(v.creation_timestamp or 0),
+    )
