@@ -209,15 +209,22 @@ class Registry:
 
 
 def _value(model: str, v) -> Version:
-    tags = dict(v.tags or {})
+    tags = dict(_unless_searched(v, "tags") or {})
     return Version(
         model,
         str(v.version),
         v.run_id or tags.get("mlflow_run_id", ""),
         tags,
-        tuple(getattr(v, "aliases", []) or []),
+        tuple(_unless_searched(v, "aliases") or []),
         getattr(v, "current_stage", "") or "",
         str(getattr(v, "status", "") or "READY"),
         v.source or "",
         int(v.creation_timestamp or 0),
     )
+
+
+def _unless_searched(v, name: str):
+    """A version's tags or aliases; None from a Unity Catalog search, whose results have neither (mlflow's
+    ModelVersionSearch replaces both with methods that raise)."""
+    value = getattr(v, name, None)
+    return None if callable(value) else value
