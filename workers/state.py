@@ -20,6 +20,8 @@ from bot import audit, keys
 from workers.errors import Transient
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# a watermark only rises, even when two polls overlap (one slower than the guard's minute)
+_RAISE = "local c = redis.call('GET', KEYS[1]) if not c or tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end"
 
 
 def _text(raw: Any) -> str | None:
@@ -30,6 +32,7 @@ class State:
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)
+        self._raise = client.register_script(_RAISE)
 
     # --- locks ---------------------------------------------------------------------------------
     @contextmanager
@@ -168,19 +171,27 @@ class State:
         return None
 
     def set_watermark(self, model: str, watermark: int, settled: Iterable[str] = ()) -> None:
-        """Advance the watermark and forget the done marks it now covers."""
-        pipe = self.r.pipeline()
-        pipe.set(keys.polled_watermark(model), watermark)
+        """Raise the watermark (never lower it) and forget the done marks it now covers."""
+        self._raise(keys=[keys.polled_watermark(model)], args=[watermark])
         if pruned := [v for v in settled if v.isdigit() and int(v) <= watermark]:
-            pipe.srem(keys.polled_versions(model), *pruned)
-        pipe.execute()
+            self.r.srem(keys.polled_versions(model), *pruned)
 
     def version_done(self, model: str, version: str) -> bool:
-        return bool(self.r.sismember(keys.polled_versions(model), version))
+        """Its event was handled: marked done, or covered by the watermark (another poll moved it meanwhile)."""
+        pipe = self.r.pipeline()
+        pipe.sismember(keys.polled_versions(model), version)
+        pipe.get(keys.polled_watermark(model))
+        done, mark = pipe.execute()
+        return bool(done) or (mark is not None and version.isdigit() and int(version) <= int(mark))
 
     def claim_version(self, model: str, version: str) -> bool:
-        """True for one caller at a time: its event is this caller's to handle (until done, released or expired)."""
-        return bool(self.r.set(keys.polled_claim(model, version), 1, nx=True, ex=keys.POLL_CLAIM_SECONDS))
+        """True for one caller at a time, and never for a version whose event was handled meanwhile."""
+        if not self.r.set(keys.polled_claim(model, version), 1, nx=True, ex=keys.POLL_CLAIM_SECONDS):
+            return False
+        if self.version_done(model, version):  # done between the caller's check and this claim
+            self.release_version(model, version)
+            return False
+        return True
 
     def finish_version(self, model: str, version: str) -> None:
         pipe = self.r.pipeline()

@@ -156,3 +156,16 @@ def test_nothing_is_polled_unless_asked(w, settings):
     w = world(settings, w.deps.state)
     assert not settings.mlflow.poll
     assert registry_watch.poll(w.deps, NOW) == 0 and w.registry.calls == []
+
+
+def test_a_slow_overlapping_poll_neither_lowers_the_watermark_nor_repeats_an_event(w):
+    registry_watch.poll(w.deps, NOW)
+    w.registry.add_version(MODEL, "3", "r3")
+    stale = w.registry.recent_versions(MODEL, newer_than=2)  # a poll slower than the guard's minute read this
+    assert (
+        again(w) == 1
+    )  # meanwhile the next poll handles version 3 (and forgets its done mark: the watermark covers it)
+    assert registry_watch._new_versions(w.deps, MODEL, 2, stale, NOW) == 0  # the slow one ends, with its old watermark
+    assert w.deps.state.watermark(MODEL) == 3 and validated(w) == ["3"]
+    w.deps.state.set_watermark(MODEL, 2)
+    assert w.deps.state.watermark(MODEL) == 3
