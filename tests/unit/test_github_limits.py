@@ -63,7 +63,7 @@ REPO = "acme/churn-model"
         # secondary without retry-after, and a bare 429: "wait for at least one minute"
         (403, {"x-ratelimit-remaining": "4000"}, SECONDARY, 60),
         (429, {}, "", 60),
-        # bounded: a reset hint beyond an hour is not believed; a reset already past waits a second
+        # bounded: one countdown stays under the broker's visibility timeout; a reset already past waits a second
         (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 86400)}, PRIMARY, MAX_RATE_LIMIT_WAIT),
         (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) - 10)}, PRIMARY, 1),
         # a 403 without these signs is a refusal, and a 404 never waits
