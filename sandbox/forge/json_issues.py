@@ -306,8 +306,8 @@ class IssueJson:
         app = self.apps.get(cr["app_id"])
         out = cr.get("output") or {}
         prs = []
-        # GitHub lists open PRs matching the check's head, but none from a fork: a fork's check run has
-        # empty `pull_requests` (and its check suite a null `head_branch`)
+        # "Pushes to a branch in a forked repository are not detected and return an empty `pull_requests` array and
+        # a `null` value for `head_branch`" (the Checks API in GitHub's OpenAPI description)
         for issue in rec["issues"].values():
             if (
                 issue.get("kind") == "pr"

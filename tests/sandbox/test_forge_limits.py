@@ -205,8 +205,9 @@ def app_client(forge) -> Github:
 
 
 def test_a_forks_check_run_names_no_pull_request_and_no_branch(forge, fork_pr):
-    # check_run webhooks: "pull_requests ... When the check suite's head_branch is in a forked repository it will be
-    # null and the pull_requests array will be empty"
+    # @octokit/openapi 23.0.2, checks/get: "Pushes to a branch in a forked repository are not detected and return an
+    # empty `pull_requests` array"; check suite `pull_requests`: "When the check suite's `head_branch` is in a forked
+    # repository it will be `null` and the `pull_requests` array will be empty."
     pr, sha = fork_pr
     run = app_client(forge).get_repo(REPO).create_check_run(name="mlops-bot/test", head_sha=sha)
     # only a completed check run offers "Re-run" (check_run$rerequested requires its conclusion)

@@ -302,7 +302,8 @@ def test_the_janitor_asks_about_a_branch_once_per_run(w):
 
 # --- a push of GitHub's largest size -----------------------------------------------------------------------
 def big_push(settings) -> dict:
-    """A real push delivery carrying 2,048 commits: "The array includes a maximum of 2048 commits" (push webhook)."""
+    """A real push delivery carrying 2,048 commits: push `commits`, "The array includes a maximum of 2048 commits."
+    (GitHub's OpenAPI description); "Payloads are capped at 25 MB" (webhook docs)."""
     data = json.loads((fixtures_dir() / "github" / "push__payload.json").read_text())
     data["repository"]["full_name"] = settings.repos[0].name
     data.update(ref="refs/heads/feature/big", after="1" * 40, deleted=False)
