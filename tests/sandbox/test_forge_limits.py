@@ -172,7 +172,8 @@ def test_a_lost_response_applies_the_write_and_drops_the_answer(forge):
 
 # --- custom roles ---------------------------------------------------------------------------------------------------------
 def test_a_custom_role_answers_its_name_and_its_base_permission(forge):
-    # collaborators/{u}/permission: `permission` is the base role, `role_name` the (custom) role
+    # "The `role_name` attribute provides the name of the assigned role, including custom roles. The `permission`
+    # can also be used to determine which base level of access the collaborator has to the repository."
     path = f"/repos/{REPO}/collaborators/dave/permission"
     r = api(forge, "GET", path)
     assert (r.json()["permission"], r.json()["role_name"]) == ("write", "ml-engineer")

@@ -128,7 +128,7 @@ def list_pulls(owner, repo):
 @bp.get("/repos/<owner>/<repo>/commits/<commit_sha>/pulls")
 def pulls_of_commit(owner, repo, commit_sha):
     """repos/list-pull-requests-associated-with-commit: "Lists the merged pull request that introduced the commit
-    to the repository. If the commit is not present in the default branch, will return merged and open pull
+    to the repository. If the commit is not present in the default branch, it will return merged and open pull
     requests associated with the commit." A fork's head commit is in the base repository (refs/pull/N/head)."""
     rec = forge.get_repo(owner, repo)
     path = forge.repo_path(rec)

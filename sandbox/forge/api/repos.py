@@ -65,8 +65,8 @@ def get_repository(owner, repo):
 
 @bp.delete("/repos/<owner>/<repo>")
 def delete_repository(owner, repo):
-    """repos/delete: admin only ("Must have admin rights to Repository."). A deleted fork's pull requests stay,
-    with `head.repo` null, as the pull-request webhook schemas allow."""
+    """repos/delete: "Deleting a repository requires admin access." A deleted fork's pull requests stay, with
+    `head.repo` null, as the pull-request webhook schemas allow."""
     login = need_user()
     rec = forge.get_repo(owner, repo)
     forge.require(rec, login, "admin")
@@ -149,7 +149,8 @@ def collaborator_permission(owner, repo, username):
         "triage": rank >= 2,
         "pull": rank >= 1,
     }
-    # role_name is the fine role, a custom role's own name; permission maps its base role
+    # "The `role_name` attribute provides the name of the assigned role, including custom roles. The `permission`
+    # can also be used to determine which base level of access the collaborator has" (collaborators permission)
     role_name = forge.role_name(rec, username)
     user["role_name"] = role_name
     return reply({"permission": mapped, "role_name": role_name, "user": user})
