@@ -144,10 +144,10 @@ def on_validated(deps: Deps, record: dict, result: dict, outputs: dict) -> dict:
     deps.registry.set_tags(
         model,
         version,
-        {
-            V.VALIDATION_STATUS: "passed" if passed else "failed",
+        {  # one tag at a time: the status goes last, so whoever sees it also sees the summary and run
             V.VALIDATION_SUMMARY: summary[:500],
             V.VALIDATION_RUN: result.get("run_page_url", ""),
+            V.VALIDATION_STATUS: "passed" if passed else "failed",
         },
     )
     request.update(
