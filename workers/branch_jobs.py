@@ -57,7 +57,8 @@ def upsert_job(
     git_url: str = "",
 ) -> Upserted:
     """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
-    body = job_settings(settings, repo, branch, workflow, sha, git_url)
+    # the environment the job lives in decides its run_as principal (/deploy prod runs in prod)
+    body = job_settings(settings, repo, branch, workflow, sha, git_url, environment=ws.name)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
     cached = state.cached_job(ws.name, name)
     if cached and cached["fingerprint"] == fp:

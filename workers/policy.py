@@ -170,6 +170,8 @@ def compare(gates: list[str], metrics: dict[str, float], champion: dict | None, 
 def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tuple[bool, str]:
     """(passed, summary) of a finished validate run."""
     metrics = outputs.get("metrics") or {}
+    if result == "SUCCESS" and "passed" not in outputs and not metrics:
+        return False, texts.VALIDATION_SAID_NOTHING  # a run's success alone proves nothing about the model
     ran_ok = result == "SUCCESS" and outputs.get("passed", True) is not False
     passed = ran_ok and comparison.passed
     failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if not g.passed]

@@ -178,6 +178,12 @@ def _metrics_vs_champion(request: Mapping) -> str:
     return "\n".join(rows)
 
 
+VALIDATION_SAID_NOTHING = (
+    "failed: the validate run succeeded but reported no result (a script prints a JSON line with "
+    "`passed` and `metrics`; a notebook returns it with `dbutils.notebook.exit`)"
+)
+
+
 def validation_summary(
     passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str], result: str
 ) -> str:

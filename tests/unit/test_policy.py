@@ -4,7 +4,7 @@ import pytest
 
 from bot.commands import USAGE
 from tests.fakes import pull
-from workers import policy
+from workers import policy, texts
 from workers.policy import Refusal
 
 REPO = "acme/churn-model"
@@ -200,6 +200,7 @@ def test_champion_and_gates(settings, metrics, champion, version, passed, compar
             False,
             "failed: validation run SUCCESS",
         ),
+        ("SUCCESS", {"metrics": {}}, False, texts.VALIDATION_SAID_NOTHING),  # success alone proves nothing
     ],
 )
 def test_validation_outcome(settings, result, outputs, passed, summary):

@@ -126,3 +126,15 @@ def test_a_run_that_vanished_is_told_on_the_pr(w):
     assert w.forge.statuses[-1]["state"] == "error"
     assert w.forge.reactions_on(COMMENT)[-1] == "confused"
     assert w.deps.state.run("dev", run_id)["state"] in FAILED  # `/retest` may start it again
+
+
+def test_a_job_written_in_prod_runs_as_prods_principal(w):
+    # `/deploy prod` writes the deploy job into the prod workspace: it must run as prod's principal,
+    # not as the workflow's default environment's (staging)
+    settings = w.deps.settings
+    repo = settings.repo(REPO)
+    prod = w.deps.workspaces("prod")
+    upserted = branch_jobs.upsert_job(prod, w.deps.state, settings, repo, "main", "deploy", "a" * 40)
+    principal = prod.jobs[upserted.job_id]["run_as"]["service_principal_name"]
+    assert principal == settings.environments["prod"].run_as_service_principal
+    assert principal != settings.environments["staging"].run_as_service_principal
