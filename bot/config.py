@@ -25,7 +25,9 @@ from bot.compute import (
     check_tags,
 )
 from bot.identity import DatabricksAccess, Environment
-from bot.vocabulary import BOT, GATE, GATE_HELP, PLACEHOLDER, PLACEHOLDERS
+from bot.stages import THREE_LEVELS, Model, Stage, check_stages, resolve_stages
+from bot.triggers import Schedule, branch_matches, normalise_run_on
+from bot.vocabulary import BOT, PLACEHOLDER, PLACEHOLDERS
 
 __all__ = ["ConfigError", "Environment", "JobCluster", "Settings", "load_config", "parse_config", "secret"]
 
@@ -64,7 +66,6 @@ class GitHubSettings(Strict):
 
 
 UC_REGISTRY = "databricks-uc"
-_THREE_LEVELS = re.compile(r"^[^.\s/]+\.[^.\s/]+\.[^.\s/]+$")
 
 
 class MlflowSettings(Strict):
@@ -160,7 +161,10 @@ class TaskSpec(Strict):
 class Workflow(Strict):
     description: str = ""
     environment: str = "dev"
+    # events; a push filtered to branches is written { event = "push", branches = ["main", "release/*"] }
     run_on: list[Literal["push", "pull_request", "model_version", "command"]] = ["command"]
+    push_branches: list[str] = []  # from run_on's push filter: empty = every branch
+    schedule: Schedule | None = None  # on the default branch's job: paused in dev, running in staging and prod
     datasets: list[str] = ["toy"]
     default_dataset: str = ""
     suites: list[str] = []  # /test <suite>
@@ -178,11 +182,22 @@ class Workflow(Strict):
     tags: dict[str, str] = {}  # job tags, besides the bot's own
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _run_on(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "run_on" not in data:
+            return data
+        events, branches = normalise_run_on(data["run_on"])
+        return {**data, "run_on": events, "push_branches": branches}
+
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
         check_tags(v)
         return v
+
+    def runs_on_push_to(self, branch: str) -> bool:
+        return "push" in self.run_on and branch_matches(branch, self.push_branches)
 
     @model_validator(mode="after")
     def _graph(self) -> Workflow:
@@ -244,23 +259,6 @@ class Permissions(Strict):
     train_full_users: list[str] = []
 
 
-class Model(Strict):
-    repo: str = ""
-    approvers: list[str] = []
-    required_approvals: int = Field(1, ge=1)
-    gates: list[str] = []
-    validate_workflow: str = "validate"
-    deploy_workflow: str = "deploy"
-
-    @field_validator("gates")
-    @classmethod
-    def _gates(cls, v: list[str]) -> list[str]:
-        for g in v:
-            if not GATE.match(g):
-                raise ValueError(f"gate {g!r}: {GATE_HELP}")
-        return v
-
-
 class Settings(Strict):
     # model_validate({}), not BotSettings(): mypy runs without the pydantic plugin
     bot: BotSettings = BotSettings.model_validate({})
@@ -288,7 +286,7 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _uc_names(self) -> Settings:
         for name in self.models if self.mlflow.uc else ():
-            if not _THREE_LEVELS.match(name):
+            if not THREE_LEVELS.match(name):
                 raise ValueError(
                     f"models.{name}: with [mlflow] registry_uri = {UC_REGISTRY!r} a model name has three levels, "
                     'catalog.schema.model (quote it: [models."prod.ml.churn"])'
@@ -302,8 +300,24 @@ class Settings(Strict):
         names = repo.workflows or list(self.workflows)
         return {n: self.workflows[n] for n in names}
 
-    def model_for_repo(self, full_name: str) -> str | None:
-        return next((m for m, spec in self.models.items() if spec.repo.lower() == full_name.lower()), None)
+    @model_validator(mode="after")
+    def _stages(self) -> Settings:
+        check_stages(self.models, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows)
+        return self
+
+    def models_for_repo(self, full_name: str) -> list[str]:
+        return [m for m, spec in self.models.items() if spec.repo.lower() == full_name.lower()]
+
+    def stages(self, model: str) -> list[Stage]:
+        """The model's release train, every default filled in (dev → staging → prod when none are written)."""
+        return resolve_stages(
+            model, self.models[model], uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows
+        )
+
+    def development_environments(self) -> set[str]:
+        """Where pull requests train (every model's pull_request stages): schedules are paused there."""
+        envs = {s.environment for m in self.models for s in self.stages(m) if s.trigger == "pull_request"}
+        return envs or {"dev"}
 
 
 def _check_acyclic(graph: dict[str, list[str]]) -> None:

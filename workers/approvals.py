@@ -278,13 +278,11 @@ def _echo(deps: Deps, request: dict, text: str) -> None:
 
 def newest(deps: Deps, repo: str, pr: int, status: str | None = None) -> dict | None:
     """The PR's newest version that passed validation (and has `status`, when given)."""
-    model = deps.settings.model_for_repo(repo)
-    if not model:
-        return None
     for version in reversed(deps.state.pr_approval_versions(repo, pr)):
-        request = deps.state.approval(model, version)
-        if request and request.get("validation") == "passed" and (status is None or request["status"] == status):
-            return request
+        for model in deps.settings.models_for_repo(repo):
+            request = deps.state.approval(model, version)
+            if request and request.get("validation") == "passed" and (status is None or request["status"] == status):
+                return request
     return None
 
 

@@ -80,7 +80,7 @@ def metrics_for(
     if not run_id or registry is None:
         return {}, policy.Comparison(None), ""
     metrics = registry.run_metrics(run_id) or outputs.get("metrics") or {}
-    model = settings.model_for_repo(record["repo"])
+    model = next(iter(settings.models_for_repo(record["repo"])), None)  # several models: the first one's champion
     if not model:
         return metrics, policy.Comparison(None), registry.run_url(run_id)
     champion = registry.champion(model, settings.mlflow.champion_alias)
