@@ -86,11 +86,19 @@ OPERATIONS = [
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/files"),
     ("get", "/repos/{owner}/{repo}/pulls/{pull_number}/merge"),
     ("put", "/repos/{owner}/{repo}/pulls/{pull_number}/merge"),
+    ("get", "/repos/{owner}/{repo}/deployments"),
+    ("post", "/repos/{owner}/{repo}/deployments"),
+    ("get", "/repos/{owner}/{repo}/deployments/{deployment_id}"),
+    ("get", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+    ("post", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
+    ("get", "/repos/{owner}/{repo}/environments"),
 ]
 
 # Events the bot subscribes to (handlers/github.py) and the ones the forge can send (sandbox/forge/README.md).
 BOT_EVENTS = ["push", "delete", "ping", "pull_request", "issue_comment", "check_run", "installation"]
-FORGE_EVENTS = ["create", "status", "fork", "issues"]
+FORGE_EVENTS = ["create", "status", "fork", "issues", "deployment", "deployment_status"]
+# Events whose example deliveries are kept: the bot's, and the deployments the forge sends (the release train).
+EXAMPLE_EVENTS = [*BOT_EVENTS, "deployment", "deployment_status"]
 # Webhook actions whose OpenAPI schemas are kept: the ones the forge sends or the bot handles (size: ~30 kB each).
 HOOK_ACTIONS = {
     "pull_request": {"opened", "reopened", "synchronize", "edited", "closed"},
@@ -220,7 +228,7 @@ def trim_schemas(schemas: dict) -> dict:
 
 
 def trim_examples(examples: list) -> dict:
-    return {e["name"]: e["examples"] for e in examples if e["name"] in BOT_EVENTS}
+    return {e["name"]: e["examples"] for e in examples if e["name"] in EXAMPLE_EVENTS}
 
 
 def write_json(name: str, data) -> None:

@@ -14,7 +14,7 @@ from bot.config import Settings
 from workers.context import Deps
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
-from workers.gateways.forge import marker
+from workers.gateways.forge import DEPLOYMENT_KEY, marker
 from workers.state import State
 
 _ids = itertools.count(1000)
@@ -52,6 +52,7 @@ class FakeForge:
     reactions: list[tuple[int, str]] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     failures: dict[str, BotError] = field(default_factory=dict)  # method name -> what GitHub answers instead
+    deployments: dict[int, dict] = field(default_factory=dict)  # id -> {"sha", "environment", "payload", "statuses"}
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -97,7 +98,45 @@ class FakeForge:
         self._answer("set_status")
         self.statuses.append({"sha": sha, "context": context, "state": state, "description": description})
 
+    def create_deployment(self, repo: str, sha: str, environment: str, description: str, payload: dict) -> int:
+        """One deployment per (sha, environment, payload key), like the gateway."""
+        self._answer("create_deployment")
+        for did, d in self.deployments.items():
+            same = (d["sha"], d["environment"]) == (sha, environment)
+            if same and d["payload"].get(DEPLOYMENT_KEY) == payload.get(DEPLOYMENT_KEY):
+                return did
+        did = next(_ids)
+        self.deployments[did] = {
+            "sha": sha,
+            "environment": environment,
+            "description": description,
+            "payload": dict(payload),
+            "statuses": [],
+        }
+        return did
+
+    def set_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        state: str,
+        description: str,
+        log_url: str = "",
+        environment_url: str = "",
+    ) -> None:
+        self._answer("set_deployment_status")
+        if deployment_id not in self.deployments:
+            raise NotFound(f"GitHub said 404 to POST /repos/{repo}/deployments/{deployment_id}/statuses")
+        status = {"state": state, "description": description, "log_url": log_url, "environment_url": environment_url}
+        self.deployments[deployment_id]["statuses"].append(status)
+
     # --- what a person sees -------------------------------------------------------------------------
+    def deployment_states(self, environment: str) -> list[list[str]]:
+        """The states each deployment to `environment` went through, oldest deployment first."""
+        return [
+            [s["state"] for s in d["statuses"]] for d in self.deployments.values() if d["environment"] == environment
+        ]
+
     def comment(self, kind: str, key: str) -> str | None:
         """The body (without its marker) of the one comment for (kind, key), or None."""
         for c in self.comments.values():

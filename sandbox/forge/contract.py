@@ -229,9 +229,24 @@ def open_objects(node):
     return {k: open_objects(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
 
 
+# States the frozen package leaves out though GitHub sends them: `inactive` is a state one creates
+# (`repos/create-deployment-status`: "enum": error failure inactive in_progress queued pending success), and GitHub adds
+# it itself (`auto_inactive`); the OpenAPI's own `deployment-status-created` webhook types `state` as any string.
+KNOWN_WEBHOOK_STATES = (("deployment_status$created", "deployment_status", "inactive"),)
+
+
+def with_known_states(doc: dict) -> dict:
+    for name, prop, state in KNOWN_WEBHOOK_STATES:
+        enum = doc["definitions"][name]["properties"][prop]["properties"]["state"]["enum"]
+        if state not in enum:
+            enum.append(state)
+    return doc
+
+
 @functools.cache
 def webhook_schemas() -> WebhookSchemas:
-    return WebhookSchemas(open_objects(json.loads((CONTRACTS / "webhook-schemas.json").read_text())))
+    doc = open_objects(json.loads((CONTRACTS / "webhook-schemas.json").read_text()))
+    return WebhookSchemas(with_known_states(doc))
 
 
 def webhook_problems(event: str, payload: dict) -> list[Problem]:

@@ -72,6 +72,8 @@ STATE_DEFAULTS = {
     "reactions": {},
     "statuses": [],
     "check_runs": {},
+    "deployments": {},
+    "environments": {},
     "deliveries": [],
     "install_tokens": {},
 }

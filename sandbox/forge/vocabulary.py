@@ -19,6 +19,9 @@ ID_BASES = {
     "delivery": 1,
     "user": 1000,
     "hook": 500,
+    "deployment": 60000,
+    "deployment_status": 70000,
+    "environment": 80000,
 }
 
 

@@ -125,6 +125,16 @@ class ForgeGateway(Protocol):
     def set_status(
         self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = ""
     ) -> None: ...
+    def create_deployment(self, repo: str, sha: str, environment: str, description: str, payload: dict) -> int: ...
+    def set_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        state: str,
+        description: str,
+        log_url: str = "",
+        environment_url: str = "",
+    ) -> None: ...
 
 
 class RegistryGateway(Protocol):

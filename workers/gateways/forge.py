@@ -32,6 +32,8 @@ SAFE_RETRY = Retry(
     respect_retry_after_header=False,  # never sleep in a worker slot: Celery waits out a retry-after
 )
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
+# The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
+DEPLOYMENT_KEY = "key"
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -212,3 +214,48 @@ class Forge:
             self._call("PATCH", f"/repos/{repo}/check-runs/{runs[0]['id']}", input=body)
         else:
             self._call("POST", f"/repos/{repo}/check-runs", input=body)
+
+    # --- deployments: the repository's Environments page shows what runs where ------------------------------
+    def create_deployment(self, repo: str, sha: str, environment: str, description: str, payload: dict) -> int:
+        """The deployment of commit `sha` to `environment` for `payload["key"]`: found first, so a retried task
+        makes no second one, else created. No merge (`auto_merge` defaults to true on GitHub) and no status check
+        (`required_contexts` defaults to every context): the bot deploys the commit it validated, as it is."""
+        key = payload.get(DEPLOYMENT_KEY)
+        found = self._call(
+            "GET",
+            f"/repos/{repo}/deployments",
+            parameters={"sha": sha, "environment": environment, "per_page": 100},
+        )
+        for d in found:
+            if isinstance(d.get("payload"), dict) and d["payload"].get(DEPLOYMENT_KEY) == key:
+                return int(d["id"])
+        body = {
+            "ref": sha,
+            "environment": environment,
+            "description": description[:140],
+            "payload": payload,
+            "auto_merge": False,
+            "required_contexts": [],
+            "production_environment": environment == "prod",
+        }
+        return int(self._call("POST", f"/repos/{repo}/deployments", input=body)["id"])
+
+    def set_deployment_status(
+        self,
+        repo: str,
+        deployment_id: int,
+        state: str,
+        description: str,
+        log_url: str = "",
+        environment_url: str = "",
+    ) -> None:
+        """A deployment status (error failure inactive in_progress queued pending success); a success marks the
+        environment's earlier successful deployments inactive (`auto_inactive`). A repeat adds the same state again."""
+        body: dict = {"state": state, "description": description[:140]}
+        if log_url:
+            body["log_url"] = log_url
+        if environment_url:
+            body["environment_url"] = environment_url
+        if state == "success":
+            body["auto_inactive"] = True
+        self._call("POST", f"/repos/{repo}/deployments/{deployment_id}/statuses", input=body)
