@@ -46,12 +46,34 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     base = {"repo": repo, "branch": branch, "delivery_id": event.delivery_id}
     if event.data.get("deleted") or event.data.get("after") == ZERO_SHA:
         return [Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
+    wanted = _wanted(settings, repo, branch)
+    if isinstance(wanted, Ignored):
+        return wanted
     sha = event.data.get("after", "")
     pusher = (event.data.get("pusher") or {}).get("name", "")
     actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
-    for workflow in _runs_on(settings, repo, "push"):
+    for workflow in wanted:
         actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
     return actions
+
+
+def _wanted(settings: Settings, repo: str, branch: str) -> list[str] | Ignored:
+    """The push workflows a push to `branch` starts, or Ignored when no workflow has a job on the branch.
+
+    A workflow started by a command, a pull request or a model version may run on any branch's job; a
+    scheduled one on the default branch's; a push workflow on the branches its filter names.
+    """
+    configured = settings.repo(repo)
+    workflows = settings.repo_workflows(configured) if configured else {}
+    pushed = [name for name, wf in workflows.items() if wf.runs_on_push_to(branch)]
+    anywhere = any(set(wf.run_on) - {"push"} for wf in workflows.values())
+    scheduled = (
+        configured is not None and branch == configured.default_branch and any(wf.schedule for wf in workflows.values())
+    )
+    if pushed or anywhere or scheduled or not workflows:
+        return pushed
+    filters = "; ".join(f"{n} on {', '.join(wf.push_branches)}" for n, wf in workflows.items() if wf.push_branches)
+    return Ignored(f"push to {branch}: no workflow runs on this branch (run_on push branches: {filters or 'none'})")
 
 
 @router.register("github", "delete")

@@ -33,6 +33,7 @@ __all__ = [
     "fingerprint",
     "idempotency_token",
     "run_parameters",
+    "schedule",
 ]
 MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
@@ -147,8 +148,27 @@ def job_spec(
         queue=J.QueueSettings(enabled=True),
         git_source=_git_source(repo, branch, sha, git_url) if repo.code_source == "git" else None,
         run_as=run_as(settings, repo, environment or workflow.environment),
+        schedule=schedule(settings, repo, branch, workflow, environment or workflow.environment),
         tags={**{k: tag_value(v) for k, v in workflow.tags.items()}, **job_tags(repo.name, branch, workflow_name, sha)},
         **job_compute(workflow),
+    )
+
+
+def schedule(
+    settings: Settings, repo: Repo, branch: str, workflow: Workflow, environment: str
+) -> J.CronSchedule | None:
+    """The workflow's schedule on the default branch's job only: paused where pull requests train (dev).
+
+    Like bundles' development mode, which pauses the schedules of the jobs it deploys
+    (docs.databricks.com/dev-tools/bundles/deployment-modes); staging and prod run them.
+    """
+    if workflow.schedule is None or branch != repo.default_branch:
+        return None
+    paused = environment in settings.development_environments()
+    return J.CronSchedule(
+        quartz_cron_expression=workflow.schedule.quartz_cron,
+        timezone_id=workflow.schedule.timezone,
+        pause_status=J.PauseStatus.PAUSED if paused else J.PauseStatus.UNPAUSED,
     )
 
 

@@ -14,6 +14,7 @@ serverless. It runs every task locally whatever its compute says; an environment
 from __future__ import annotations
 
 import re
+import zoneinfo
 
 from databricks.sdk.service import jobs as J
 
@@ -38,6 +39,7 @@ def check_settings(settings: dict, sent: dict) -> None:
     for rule in (_limits, _job_clusters, _environments, _parameters, _task_keys):
         rule(settings)
     _run_as(sent)  # as sent: the SDK's from_dict reads an empty run_as as none at all
+    _schedule(sent.get("schedule"))
     clusters = {c.get("job_cluster_key") for c in settings.get("job_clusters") or []}
     environments = {e.get("environment_key") for e in settings.get("environments") or []}
     keys = {t.get("task_key") for t in settings.get("tasks") or []}
@@ -108,6 +110,22 @@ def _parameters(settings: dict) -> None:
             raise bad(f"Invalid job parameter name {name!r}: it may only contain alphanumeric characters, _, - and .")
     if len(set(names)) != len(names):
         raise bad("Job parameter names must be unique.")
+
+
+def _schedule(schedule: object) -> None:
+    if schedule is None:
+        return
+    schedule = schedule if isinstance(schedule, dict) else {}
+    cron, zone = schedule.get("quartz_cron_expression"), schedule.get("timezone_id")
+    # CronSchedule.quartz_cron_expression: "A Cron expression using Quartz syntax ... This field is required."
+    # (Quartz: six fields, seconds to day-of-week, and an optional year)
+    if not isinstance(cron, str) or len(cron.split()) not in (6, 7):
+        raise bad(f"schedule.quartz_cron_expression: invalid Quartz cron expression {cron!r}.")
+    # CronSchedule.timezone_id: "A Java timezone ID. ... This field is required."
+    try:
+        zoneinfo.ZoneInfo(str(zone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise bad(f"schedule.timezone_id: invalid timezone id {zone!r}.") from None
 
 
 def _run_as(settings: dict) -> None:
