@@ -127,6 +127,14 @@ def bent(body: dict, how: str) -> dict:
         task["task_key"] = "tests.unit"
     elif how == "26 tags":
         body["tags"].update({f"extra{i}": "x" for i in range(26)})
+    elif how.startswith("schedule"):
+        schedule = {"quartz_cron_expression": "0 0 3 * * ?", "timezone_id": "UTC", "pause_status": "PAUSED"}
+        bad_field = {
+            "schedule, 5 fields": ("quartz_cron_expression", "0 3 * * *"),
+            "schedule, no zone": ("timezone_id", None),
+        }
+        key, value = bad_field[how]
+        body["schedule"] = {k: v for k, v in {**schedule, key: value}.items() if v is not None}
     return body
 
 
@@ -137,6 +145,8 @@ def bent(body: dict, how: str) -> dict:
         ("serverless without environment", "an environment is required for spark_python_task"),
         ("key with a dot", "Invalid task_key"),
         ("26 tags", "at most 25 tags"),
+        ("schedule, 5 fields", "invalid Quartz cron expression"),
+        ("schedule, no zone", "invalid timezone id"),
     ],
 )
 def test_a_bent_job_is_refused(sandbox, token, how, refusal):
@@ -170,3 +180,25 @@ def test_job_permissions_reach_the_workspace_at_create_and_reset(sandbox, token)
     more = settings.model_copy(update={"databricks": settings.databricks.model_copy(update={"users": users})})
     workspace.reset_job(job_id, job_settings(more, repo, "feature/acl", "test", SHA))
     assert levels()["dave@acme.com"] == "CAN_VIEW" and levels()["sandbox-user@example.com"] == "IS_OWNER"
+
+
+def test_a_scheduled_job_is_accepted_and_kept(sandbox, token):
+    """The default branch's job carries the workflow's schedule (paused in dev); Databricks keeps it as sent."""
+    data = config_data("config.toml")
+    data["workflows"]["validate"]["schedule"] = {"quartz_cron": "0 0 3 * * ?", "timezone": "Europe/Amsterdam"}
+    for env in data["environments"].values():
+        env.clear()
+        env.update(host=sandbox.url, token_env=TOKEN_ENV, retry_timeout_seconds=10)
+    settings = parse_config(data)
+    repo = settings.repo("acme/churn-model")
+    for environment, status in (("dev", "PAUSED"), ("prod", "UNPAUSED")):
+        workspace = Workspace(environment, settings.environments[environment])
+        body = job_settings(settings, repo, "main", "validate", SHA, environment=environment)
+        job_id = workspace.create_job(body)
+        stored = workspace.client.jobs.get(job_id).settings.schedule
+        assert (stored.quartz_cron_expression, stored.timezone_id, stored.pause_status.value) == (
+            "0 0 3 * * ?",
+            "Europe/Amsterdam",
+            status,
+        )
+        workspace.delete_job(job_id)
