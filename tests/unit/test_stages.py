@@ -18,6 +18,7 @@ PROD = {"name": "prod", "environment": "prod", "registry_name": "prod.ml.churn",
 def example(uc: bool = False, stages: list | None = None, **model) -> dict:
     data = tomllib.loads((ROOT / "config.toml").read_text())
     spec = {**data["models"].pop("churn-model"), **model}
+    spec.pop("stages", None)  # config.toml writes out the defaults; these tests start from none
     if stages is not None:
         spec["stages"] = copy.deepcopy(stages)
     if uc:
@@ -125,3 +126,9 @@ def test_no_two_models_share_a_registry_name():
         match=r"models.prod.ml.churn_eu.stages\[0\].registry_name: 'dev.ml.churn' is also written by models.prod.ml.churn.stages\[0\] \(dev\)",
     ):
         parse_config(data)
+
+
+def test_config_toml_writes_out_exactly_the_defaults():
+    written = parse_config(tomllib.loads((ROOT / "config.toml").read_text()))
+    assert written.models["churn-model"].stages  # shown in the example
+    assert written.stages("churn-model") == parse_config(example()).stages("churn-model")
