@@ -119,6 +119,18 @@ def play_bot_side(url: str, pem: str, pr_number: int, sha: str, comment_id: int)
     as_app.set_status(REPO, sha, "mlops-bot/validate", "pending", "validate is running", "http://x/run/2")
     as_app.set_status(REPO, sha, "mlops-bot/validate", "failure", "validate FAILED", "http://x/run/2")
     as_app.upsert_comment(REPO, pr_number, "report", "validate", "failed")
+    play_deployments(as_token, as_app, sha)
+
+
+def play_deployments(as_token, as_app, sha: str) -> None:
+    """The release train's Deployments: staging twice (the second success marks the first inactive), prod once."""
+    for n, gateway in ((1, as_token), (2, as_app)):
+        did = gateway.create_deployment(REPO, sha, "staging", f"churn v{n}", {"key": f"churn@{n}"})
+        gateway.create_deployment(REPO, sha, "staging", f"churn v{n}", {"key": f"churn@{n}"})  # a retry: found
+        gateway.set_deployment_status(REPO, did, "in_progress", "deploying", log_url="http://x/run/3")
+        gateway.set_deployment_status(REPO, did, "success", "serving", environment_url="http://serving/churn")
+    prod = as_app.create_deployment(REPO, sha, "prod", "churn v2 to prod", {"key": "churn@2"})
+    as_app.set_deployment_status(REPO, prod, "failure", "deploy FAILED", log_url="http://x/run/4")
 
 
 def play_closing(url: str, repo, pr, comment) -> None:
@@ -132,6 +144,15 @@ def play_closing(url: str, repo, pr, comment) -> None:
     repo.get_git_ref("heads/feature/churn").delete()
     issue = repo.create_issue(title="An issue")
     issue.edit(state="closed")
+    read_deployments(repo)
+
+
+def read_deployments(repo) -> None:
+    """What the Environments page reads, through PyGithub's own objects."""
+    for deployment in repo.get_deployments(environment="staging"):
+        assert [s.state for s in deployment.get_statuses()]
+    assert repo.get_deployment(next(iter(repo.get_deployments())).id).environment
+    assert {e.name for e in repo.get_environments()} >= {"staging", "prod"}
 
 
 @pytest.fixture(scope="session")

@@ -63,3 +63,18 @@ def test_only_a_deleted_forks_null_head_repository_is_let_through(played):
     assert rest_contract().response_problems(x["method"], x["path"], x["status"], x["response"])
     x["response"]["head"]["repo"], x["response"]["base"]["repo"] = x["response"]["base"]["repo"], None
     assert rest_contract().response_problems(x["method"], x["path"], x["status"], x["response"])
+
+
+def test_a_deployment_status_webhook_with_an_undocumented_state_is_reported(played):
+    sent = next(json.loads(d["payload"]) for d in played.deliveries if d["event"] == "deployment_status")
+    assert webhook_problems("deployment_status", sent) == []
+    sent["deployment_status"]["state"] = "deployed"
+    assert any("'deployed' is not one of" in p.message for p in webhook_problems("deployment_status", sent))
+
+
+def test_a_bent_deployment_request_is_reported(played):
+    x = copy.deepcopy(bot_exchange(played, "/deployments", method="POST"))
+    assert rest_contract().request_problems(x["method"], x["path"], x["request"]) == []
+    x["request"]["auto_merge"] = "no"
+    [problem] = rest_contract().request_problems(x["method"], x["path"], x["request"])
+    assert "'no' is not of type 'boolean'" in problem.message

@@ -23,6 +23,15 @@ BOT_OPERATIONS = [
     "POST /repos/{owner}/{repo}/check-runs",
     "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
     "POST /app/installations/{installation_id}/access_tokens",
+    "GET /repos/{owner}/{repo}/deployments",
+    "POST /repos/{owner}/{repo}/deployments",
+    "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+]
+# What the Environments page reads (PyGithub's own objects in the scenario)
+PAGE_OPERATIONS = [
+    "GET /repos/{owner}/{repo}/deployments/{deployment_id}",
+    "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+    "GET /repos/{owner}/{repo}/environments",
 ]
 
 
@@ -45,7 +54,7 @@ def answer_problems(exchanges: list[dict]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("operation", BOT_OPERATIONS)
+@pytest.mark.parametrize("operation", BOT_OPERATIONS + PAGE_OPERATIONS)
 def test_forge_answers_the_bot_as_the_operation_documents(played, operation):
     exchanges = exchanges_of(played, operation)
     assert exchanges, f"the scenario never reached {operation}"

@@ -25,6 +25,8 @@ SENT = [
     ("status", None),
     ("issues", "opened"),
     ("issues", "closed"),
+    ("deployment", "created"),
+    ("deployment_status", "created"),
 ]
 
 
@@ -47,3 +49,10 @@ def test_check_run_webhooks_carry_their_check_suite(played):
     ]
     suite = created["check_run"]["check_suite"]
     assert suite["head_sha"] == created["check_run"]["head_sha"] and "head_branch" in suite
+
+
+def test_deployment_statuses_sent_include_the_inactive_one_auto_inactive_added(played):
+    # auto_inactive: "Adds a new `inactive` status to all prior non-transient, non-production environment deployments"
+    sent = [json.loads(d["payload"]) for d in played.deliveries if d["event"] == "deployment_status"]
+    states = [(p["deployment"]["environment"], p["deployment_status"]["state"]) for p in sent]
+    assert ("staging", "inactive") in states and ("prod", "failure") in states
