@@ -259,7 +259,9 @@ def test_auto_inactive_false_production_and_transient_deployments_stay(forge):
 
 
 def test_the_environments_page_lists_every_deployed_environment(forge):
-    # repos/get-all-environments: "Lists the environments for a repository." (total_count, environments)
+    # repos/get-all-environments: "Lists the environments for a repository." (total_count, environments). No sentence
+    # documents that a REST deployment creates its environment; GitHub's Environments page lists them (what
+    # github/docs#3126 asks the docs to say: environments "can be created by other means" than a workflow)
     deploy(forge, "main", environment="dev", required_contexts=[])
     page = call(forge, "GET", f"/repos/{REPO}/environments").json()
     names = [e["name"] for e in page["environments"]]

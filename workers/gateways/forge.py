@@ -250,7 +250,8 @@ class Forge:
         environment_url: str = "",
     ) -> None:
         """A deployment status (error failure inactive in_progress queued pending success); a success marks the
-        environment's earlier successful deployments inactive (`auto_inactive`). A repeat adds the same state again."""
+        environment's earlier successful deployments inactive (`auto_inactive`) — but GitHub leaves production
+        deployments (`prod`) alone: mark the one replaced `inactive` yourself. A repeat adds the same state again."""
         body: dict = {"state": state, "description": description[:140]}
         if log_url:
             body["log_url"] = log_url
