@@ -1,4 +1,7 @@
-"""GitHub deliveries → actions: branch jobs on push, PR runs, chat-ops commands, check re-runs."""
+"""GitHub deliveries → actions: branch jobs on push, PR runs, chat-ops commands, check re-runs.
+
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ from bot.commands import Command, parse_comment
 from bot.config import Settings
 from bot.events import Event
 from bot.routing import Action, Ignored, Outcome, Router
+from handlers.shapes import ident, items, number, obj, text
 
 router = Router()
 ZERO_SHA = "0" * 40
 
 
 def _configured_repo(event: Event, settings: Settings) -> str | Ignored:
-    full_name = (event.data.get("repository") or {}).get("full_name", "")
+    full_name = text(obj(event.data, "repository"), "full_name")
     if not full_name:
         return Ignored("delivery has no repository")
     repo = settings.repo(full_name)
@@ -30,7 +34,7 @@ def _runs_on(settings: Settings, repo: str, trigger: str) -> list[str]:
 @router.register("github", "ping")
 def on_ping(event: Event, settings: Settings) -> Outcome:
     """ping → nothing to do; the answer confirms the hook reaches the bot."""
-    return Ignored(f"ping: hook {event.data.get('hook_id', '?')} reaches mlops-bot")
+    return Ignored(f"ping: hook {ident(event.data, 'hook_id') or '?'} reaches mlops-bot")
 
 
 @router.register("github", "push")
@@ -39,18 +43,18 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
-    ref = event.data.get("ref", "")
+    ref = text(event.data, "ref")
     if not ref.startswith("refs/heads/"):
         return Ignored(f"{ref or 'push'} is not a branch")
     branch = ref.removeprefix("refs/heads/")
     base = {"repo": repo, "branch": branch, "delivery_id": event.delivery_id}
-    if event.data.get("deleted") or event.data.get("after") == ZERO_SHA:
+    if event.data.get("deleted") is True or text(event.data, "after") == ZERO_SHA:
         return [Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
     wanted = _wanted(settings, repo, branch)
     if isinstance(wanted, Ignored):
         return wanted
-    sha = event.data.get("after", "")
-    pusher = (event.data.get("pusher") or {}).get("name", "")
+    sha = text(event.data, "after")
+    pusher = text(obj(event.data, "pusher"), "name")
     actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
     for workflow in wanted:
         actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
@@ -82,14 +86,15 @@ def on_delete(event: Event, settings: Settings) -> Outcome:
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
-    if event.data.get("ref_type") != "branch":
-        return Ignored(f"deleted {event.data.get('ref_type', 'ref')} is not a branch")
+    ref_type = text(event.data, "ref_type")
+    if ref_type != "branch":
+        return Ignored(f"deleted {ref_type or 'ref'} is not a branch")
     return [
         Action(
             V.REMOVE_BRANCH_JOBS,
             {
                 "repo": repo,
-                "branch": event.data.get("ref", ""),
+                "branch": text(event.data, "ref"),
                 "delivery_id": event.delivery_id,
                 "reason": "branch deleted",
             },
@@ -98,18 +103,18 @@ def on_delete(event: Event, settings: Settings) -> Outcome:
 
 
 def _pull(event: Event) -> dict:
-    pr = event.data.get("pull_request") or {}
-    head, base = pr.get("head") or {}, pr.get("base") or {}
-    head_repo = (head.get("repo") or {}).get("full_name", "")
-    base_repo = (base.get("repo") or {}).get("full_name", "")
+    pr = obj(event.data, "pull_request")
+    head, base = obj(pr, "head"), obj(pr, "base")
+    head_repo = text(obj(head, "repo"), "full_name")
+    base_repo = text(obj(base, "repo"), "full_name")
     return {
-        "pr": pr.get("number") or event.data.get("number"),
-        "branch": head.get("ref", ""),
-        "sha": head.get("sha", ""),
-        "author": (pr.get("user") or {}).get("login", ""),
+        "pr": number(pr, "number") or number(event.data, "number"),
+        "branch": text(head, "ref"),
+        "sha": text(head, "sha"),
+        "author": text(obj(pr, "user"), "login"),
         # head.repo is null once the fork is deleted: an unknown head repository is a fork
         "fork": not head_repo or head_repo.lower() != base_repo.lower(),
-        "merged": bool(pr.get("merged")),
+        "merged": pr.get("merged") is True,
     }
 
 
@@ -122,6 +127,8 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
     if isinstance(repo, Ignored):
         return repo
     pr = _pull(event)
+    if pr["pr"] is None:
+        return Ignored("pull_request delivery has no PR number")
     if pr["fork"]:
         # A fork's code would run with the workspace's credentials: a maintainer must look first.
         return [
@@ -152,6 +159,8 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     if isinstance(repo, Ignored):
         return repo
     pr = _pull(event)
+    if pr["pr"] is None:
+        return Ignored("pull_request delivery has no PR number")
     how = "merged" if pr["merged"] else "closed"
     # a fork's code ran on its own `pull/<n>` jobs, never on this repository's branch of the same name
     branch = f"pull/{pr['pr']}" if pr["fork"] else pr["branch"]
@@ -166,24 +175,23 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
 @router.register("github", "issue_comment", action="created")
 def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     """`/command` in a PR comment → run each command (or refuse it with the usage)."""
-    issue = event.data.get("issue") or {}
+    issue = obj(event.data, "issue")
     if "pull_request" not in issue:
         return Ignored("comment on an issue, not a pull request")
-    comment = event.data.get("comment") or {}
-    user = comment.get("user") or {}
-    login = user.get("login", "")
+    comment = obj(event.data, "comment")
+    login = text(obj(comment, "user"), "login")
     if login.lower() in {settings.bot.login.lower(), f"{settings.bot.login.lower()}[bot]"}:
         return Ignored("comment by the bot itself")
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
-    parsed = parse_comment(comment.get("body") or "")
+    parsed = parse_comment(text(comment, "body"))
     if not parsed:
         return Ignored("no command in the comment")
     base = {
         "repo": repo,
-        "pr": issue.get("number"),
-        "comment_id": comment.get("id"),
+        "pr": number(issue, "number"),
+        "comment_id": number(comment, "id"),
         "user": login,
         "delivery_id": event.delivery_id,
     }
@@ -214,20 +222,20 @@ def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
-    check = event.data.get("check_run") or {}
-    suite = check.get("check_suite") or {}
-    prs = check.get("pull_requests") or []
+    check = obj(event.data, "check_run")
+    suite = obj(check, "check_suite")
+    prs = items(check, "pull_requests")
     return [
         Action(
             V.RERUN_CHECK,
             {
                 "repo": repo,
-                "check_run_id": check.get("id"),
-                "name": check.get("name", ""),
-                "sha": check.get("head_sha", ""),
-                "branch": suite.get("head_branch") or "",
-                "pr": prs[0].get("number") if prs else None,
-                "user": (event.data.get("sender") or {}).get("login", ""),
+                "check_run_id": number(check, "id"),
+                "name": text(check, "name"),
+                "sha": text(check, "head_sha"),
+                "branch": text(suite, "head_branch"),
+                "pr": number(prs[0], "number") if prs else None,
+                "user": text(obj(event.data, "sender"), "login"),
                 "delivery_id": event.delivery_id,
             },
         )

@@ -1,6 +1,7 @@
 """Model-registry deliveries (MLflow webhooks, Databricks registry webhooks) → one model event.
 
 Both registries become the same `model_event` dict, so validation and approvals work with either.
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from bot import vocabulary as V
 from bot.config import Settings
 from bot.events import Event
 from bot.routing import Action, Ignored, Outcome, Router
+from handlers.shapes import ident, items, obj, text
 
 router = Router()
 
@@ -65,20 +67,20 @@ def on_mlflow_model_event(event: Event, settings: Settings) -> Outcome:
     if kind is None:
         return Ignored(f"MLflow {event.name}.{event.action} is not a model event the bot acts on")
     d = event.data
-    tags = d.get("tags") if isinstance(d.get("tags"), dict) else {}
+    tags = dict(obj(d, "tags"))
     if "key" in d:
-        tags = {d["key"]: d.get("value", "")}
+        tags = {text(d, "key"): d.get("value", "")}
     if kind in ("tag_set", "tag_deleted") and tags and all(V.is_bot_tag(k) for k in tags):
         return Ignored(f"tag {', '.join(sorted(tags))} is written by mlops-bot itself")
     mev = model_event(
         "mlflow",
         kind,
-        str(d.get("name", "")),
-        d.get("version", ""),
-        alias=d.get("alias"),
+        text(d, "name"),
+        ident(d, "version"),
+        alias=text(d, "alias"),
         tags=tags,
-        run_id=d.get("run_id"),
-        source=d.get("source"),
+        run_id=text(d, "run_id"),
+        source=text(d, "source"),
     )
     return _enqueue(event, settings, mev)
 
@@ -90,16 +92,16 @@ def on_databricks_registry_event(event: Event, settings: Settings) -> Outcome:
     if kind is None:
         return Ignored(f"Databricks {event.action} is not a model event the bot acts on")
     d = event.data
-    tags = {t.get("key"): t.get("value", "") for t in d.get("tags") or [] if isinstance(t, dict)}
+    tags = {text(t, "key"): t.get("value", "") for t in items(d, "tags")}
     mev = model_event(
         "databricks",
         kind,
-        str(d.get("model_name", "")),
-        d.get("version", ""),
+        text(d, "model_name"),
+        ident(d, "version"),
         tags=tags,
-        to_stage=d.get("to_stage"),
-        from_stage=d.get("from_stage"),
-        comment=d.get("comment"),
-        text=d.get("text"),
+        to_stage=text(d, "to_stage"),
+        from_stage=text(d, "from_stage"),
+        comment=text(d, "comment"),
+        text=text(d, "text"),
     )
     return _enqueue(event, settings, mev)

@@ -1,4 +1,7 @@
-"""Slack slash commands and buttons → the same approval commands as on a PR."""
+"""Slack slash commands and buttons → the same approval commands as on a PR.
+
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from bot.commands import Command, parse_slack_text
 from bot.config import Settings
 from bot.events import Event
 from bot.routing import Action, Ignored, Outcome, Router
+from handlers.shapes import items, obj, text
 
 router = Router()
 BUTTON_ACTIONS = {"approve", "reject"}
@@ -33,9 +37,8 @@ def on_slack_command(event: Event, settings: Settings) -> Outcome:
 def on_slack_button(event: Event, settings: Settings) -> Outcome:
     """Approve/Reject button on an approval request → the same policy as `/approve`."""
     data = event.data
-    user = data.get("user") or {}
-    container = data.get("container") or {}
-    actions = [a for a in data.get("actions") or [] if a.get("action_id") in BUTTON_ACTIONS]
+    user, container = obj(data, "user"), obj(data, "container")
+    actions = [a for a in items(data, "actions") if text(a, "action_id") in BUTTON_ACTIONS]
     if not actions:
         return Ignored("no approve/reject button in this interaction")
     return [
@@ -43,12 +46,12 @@ def on_slack_button(event: Event, settings: Settings) -> Outcome:
             V.HANDLE_SLACK_BUTTON,
             {
                 "action": a["action_id"],
-                "value": str(a.get("value", "")),
-                "user_id": user.get("id", ""),
-                "user_name": user.get("username") or user.get("name", ""),
-                "channel_id": (data.get("channel") or {}).get("id", ""),
-                "message_ts": container.get("message_ts", ""),
-                "response_url": data.get("response_url", ""),
+                "value": text(a, "value"),
+                "user_id": text(user, "id"),
+                "user_name": text(user, "username") or text(user, "name"),
+                "channel_id": text(obj(data, "channel"), "id"),
+                "message_ts": text(container, "message_ts"),
+                "response_url": text(data, "response_url"),
                 "delivery_id": event.delivery_id,
             },
         )

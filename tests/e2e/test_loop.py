@@ -91,7 +91,7 @@ def test_databricks_registry_event_validates_and_slack_approves(stack, mlflow):
         {
             "event": "MODEL_VERSION_CREATED",
             "webhook_id": "w1",
-            "event_timestamp": 1795660000000,
+            "event_timestamp": int(time.time() * 1000),  # the receiver refuses registry events older than 300 s
             "model_name": "churn-model",
             "version": version,
             "text": f"Registered model 'churn-model' version {version} created.",

@@ -128,7 +128,8 @@ def test_mlflow_delivery_is_queued_and_replay_is_duplicate(client, signer, redis
 
 
 def test_databricks_delivery_dedupes_on_body(client, signer, redis_client):
-    body, headers = signer.databricks(payload("databricks_model_version_created"))
+    fresh = payload("databricks_model_version_created") | {"event_timestamp": int(time.time() * 1000)}  # 300 s window
+    body, headers = signer.databricks(fresh)
     assert client.post("/webhooks/databricks", data=body, headers=headers).status_code == 202
     assert client.post("/webhooks/databricks", data=body, headers=headers).json["status"] == "duplicate"
 
