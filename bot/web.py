@@ -116,10 +116,10 @@ class Receiver:
     def receive(self, source: str) -> Response:
         started = time.perf_counter()
         verify, _ = SOURCES[source]
-        limit = self.settings.bot.max_body_bytes
-        body = b"" if (request.content_length or 0) > limit else request.get_data(cache=False)
-        if (request.content_length or 0) > limit or len(body) > limit:
-            log.info("webhook.refused", source=source, reason="body too large", size=request.content_length)
+        limit, declared = self.settings.bot.max_body_bytes, request.content_length or 0
+        body = b"" if declared > limit else request.get_data(cache=False)  # chunked: at most limit + 1 bytes
+        if declared > limit or len(body) > limit:
+            log.info("webhook.refused", source=source, reason="body too large", size=declared or len(body))
             return self.answer(source, 413, started, {"status": "refused", "reason": "body too large"})
         try:
             event = verify(request.headers, body, self.secrets[source], self.clock())
