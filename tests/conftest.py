@@ -37,6 +37,15 @@ def redis_server(tmp_path_factory):
     service.stop()
 
 
+@pytest.fixture(scope="module")
+def empty_redis(redis_server):
+    """Empty the session's Redis before a module's stack starts: the stacks of earlier modules used it
+    too, and their bot's memory (comment ids, cached roles, jobs) means something else here."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    client.close()
+
+
 @pytest.fixture
 def redis_client(redis_server):
     client = redis.Redis.from_url(redis_server.url)

@@ -36,7 +36,7 @@ REPO = "acme/tiny-ml"
 
 
 @pytest.fixture(scope="module")
-def ops(redis_server, tmp_path_factory):
+def ops(redis_server, empty_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ops")
     src = tmp / "tiny-ml-src"
     for name, text in FILES.items():

@@ -66,7 +66,7 @@ def seed(src, web_port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server, tmp_path_factory):
+def stack(redis_server, empty_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
     src = tmp / "tiny-ml-src"
     for name, text in FILES.items():

@@ -13,7 +13,7 @@ from tests.support.webhooks import post
 
 
 @pytest.fixture(scope="module")
-def stack(redis_server, tmp_path_factory):
+def stack(redis_server, empty_redis, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stack")
     env = {**SECRETS, "REDIS_URL": redis_server.url, "MLOPS_BOT_CONFIG": str(ROOT / "config.toml")}
     web = start_web(workdir, env)

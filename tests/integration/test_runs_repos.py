@@ -272,7 +272,7 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
 
 
 @pytest.fixture(scope="module")
-def ops_repos(redis_server, tmp_path_factory):
+def ops_repos(redis_server, empty_redis, tmp_path_factory):
     """Forge, strict workspace, receiver and worker; the repository runs from Git folders, `pin = "branch"`."""
     tmp = tmp_path_factory.mktemp("ops-repos")
     src = tmp / "tiny-ml-src"
