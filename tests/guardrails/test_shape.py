@@ -67,3 +67,18 @@ def test_import_contracts_catch_the_web_process_importing_workers(tmp_path: Path
     broken = subprocess.run([*lint, "--no-cache"], cwd=tmp_path, capture_output=True, text=True)
     assert broken.returncode != 0
     assert "The web process never imports workers" in broken.stdout
+
+
+def test_the_readme_names_every_product_module() -> None:
+    """README's "How it works" table says where each thing happens; a new module must appear in it."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## How it works") : readme.index("Design points worth knowing")]
+    missing = []
+    for package in PRODUCT:
+        for path in python_files(package):
+            if path.name in ("__init__.py", "__main__.py") and path.parent.name != "dashboard":
+                continue
+            name = path.parent.name if path.name == "__init__.py" else path.stem
+            if not any(form in table for form in (f"{name}.py", f"`{name}`", f"{name}/")):
+                missing.append(str(path.relative_to(ROOT)))
+    assert not missing, "modules the README's How it works table does not name: " + ", ".join(missing)
