@@ -150,6 +150,8 @@ def _train(name: str, words: list[str], rest: str, line: str) -> Command:
                 raise _Bad(f"`{pair}` is not key=value (key: letters, digits, _ . -)")
             if not value or len(value) > 256:
                 raise _Bad(f"`--param {key}` needs a value of 1 to 256 characters")
+            if "," in value:  # the job gets `k=v,k=v`: a comma would smuggle in a parameter nobody allowed
+                raise _Bad(f"`--param {key}`: a value cannot contain `,` (it separates parameters)")
             if key in params:
                 raise _Bad(f"`--param {key}` given twice")
             params[key] = value

@@ -62,6 +62,7 @@ def test_valid_commands(text, expected):
         ("/train toy --param lr", "train", "is not key=value"),
         ("/train toy --param lr=", "train", "needs a value"),
         ("/train toy --param a=1 --param a=2", "train", "given twice"),
+        ("/train toy --param n_estimators=5,random_state=7", "train", "cannot contain `,`"),  # smuggling
         ("/train toy --force", "train", "unknown option `--force`"),
         ("/train 'toy", "train", "cannot read the arguments"),
         ("/train ../etc", "train", "is not a dataset name"),
