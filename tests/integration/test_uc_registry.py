@@ -16,11 +16,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.tracking._model_registry.utils as registry_utils
-import numpy as np
 import pytest
-from mlflow import MlflowClient
-from mlflow.models import infer_signature
-from sklearn.linear_model import LogisticRegression
 
 from bot import keys
 from bot import vocabulary as V
@@ -31,14 +27,13 @@ from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import ROOT
 from tests.fakes import world
+from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 from workers import registry_watch
 from workers.errors import NotFound, Permanent
 from workers.gateways.registry import Registry
 from workers.state import State
 
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
-X = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.8], [0.8, 0.3]])
-Y = np.array([0, 1, 0, 1, 0, 1])
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +46,9 @@ def workspace(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tracking(workspace, tmp_path_factory):
     """What a worker on Databricks has: DATABRICKS_HOST/TOKEN; here a local sqlite tracking store besides."""
-    d = tmp_path_factory.mktemp("tracking")
-    uri = f"sqlite:///{d / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATABRICKS_HOST", workspace.url)
-        mp.setenv("DATABRICKS_TOKEN", WORKSPACE_TOKEN)
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.setenv("MLFLOW_REGISTRY_URI", "databricks-uc")  # restored afterwards, as is what the gateway sets
-        mp.setattr(registry_utils, "_registry_uri", None)
-        mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refusal is an answer: fail fast, never back off
-        mp.setenv("MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT", "10")
-        mp.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-        mp.chdir(d)
-        mlflow.set_experiment(experiment_id=MlflowClient().create_experiment("uc", artifact_location=str(d / "art")))
-        yield uri
+    with uc_client_env(workspace.url, tmp_path_factory.mktemp("tracking")) as mp:
+        mp.setattr(registry_utils, "_registry_uri", None)  # restored afterwards, as is what the gateway sets
+        yield mlflow.get_tracking_uri()
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +58,7 @@ def gateway(tracking):
 
 def register(name: str) -> str:
     """A freshly trained model (with the signature UC requires) registered as the next version of `name`."""
-    model = LogisticRegression().fit(X, Y)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)))
-    return str(mlflow.register_model(info.model_uri, name).version)
+    return str(mlflow.register_model(log_model().model_uri, name).version)
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,15 @@ import urllib.error
 import urllib.request
 
 import mlflow
-import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from sklearn.linear_model import LogisticRegression
 
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 
 NAME = "dev.ml.churn"
 UC = "/api/2.0/mlflow/unity-catalog"
-X = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.8], [0.8, 0.3]])
-Y = np.array([0, 1, 0, 1, 0, 1])
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +38,8 @@ def workspace(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uc(workspace, tmp_path_factory):
     """The environment a Databricks job would give the client: UC registry on the stand-in, local tracking."""
-    d = tmp_path_factory.mktemp("tracking")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("DATABRICKS_HOST", workspace.url)
-        mp.setenv("DATABRICKS_TOKEN", WORKSPACE_TOKEN)
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{d / 'mlflow.db'}")
-        mp.setenv("MLFLOW_REGISTRY_URI", "databricks-uc")
-        mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a refusal is an answer: fail fast, never back off
-        mp.setenv("MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT", "10")
-        mp.setenv("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-        mp.chdir(d)
-        mlflow.set_experiment(experiment_id=MlflowClient().create_experiment("uc", artifact_location=str(d / "art")))
+    with uc_client_env(workspace.url, tmp_path_factory.mktemp("tracking")):
         yield MlflowClient(registry_uri="databricks-uc")
-
-
-def log_model() -> mlflow.models.model.ModelInfo:
-    """A small sklearn model with the signature Unity Catalog requires, logged to the local tracking store."""
-    model = LogisticRegression().fit(X, Y)
-    with mlflow.start_run():
-        return mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)))
 
 
 def api(workspace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -92,11 +71,7 @@ def v1(uc):
 @pytest.fixture(scope="module")
 def v2(uc, v1):
     """`log_model(..., registered_model_name=)`: logs and registers in one call, version "2"."""
-    model = LogisticRegression().fit(X, Y)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model, name="model", signature=infer_signature(X, model.predict(X)), registered_model_name=NAME
-        )
+    info = log_model(registered_model_name=NAME)
     return info, uc.get_model_version(NAME, str(info.registered_model_version))
 
 
