@@ -7,7 +7,6 @@ the forge's API as a person would see it.
 
 from __future__ import annotations
 
-import textwrap
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from github import Auth, Github
 
 from devstack import waiting
 from devstack.bot import start_web, start_worker
-from devstack.mlrepo import FILES, config_text, git
+from devstack.mlrepo import config_text, forge_seed, git, write_files
 from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
@@ -38,34 +37,10 @@ REPO = "acme/tiny-ml"
 @pytest.fixture(scope="module")
 def ops(redis_server, empty_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ops")
-    src = tmp / "tiny-ml-src"
-    for name, text in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_text(text)
     web_port = free_port()
     seed = tmp / "forge.toml"
-    seed.write_text(
-        textwrap.dedent(f"""\
-        [users.alice]
-        token = "ghp_alice"
-        [users.bob]
-        token = "ghp_bob"
-        [users.carol]
-        token = "ghp_carol"
-        [users.mallory]
-        token = "ghp_mallory"
-        [users."mlops-bot"]
-        token = "ghp_bot"
-        type = "Bot"
-        [[repos]]
-        full_name = "{REPO}"
-        init_from = "{src}"
-        permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
-        [repos.webhook]
-        url = "http://127.0.0.1:{web_port}/webhooks/github"
-        secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
-        """)
-    )
+    src = write_files(tmp / "tiny-ml-src")
+    seed.write_text(forge_seed(src, f"http://127.0.0.1:{web_port}", SECRETS["GITHUB_WEBHOOK_SECRET"]))
     services = []
     try:
         services.append(forge := start_forge(tmp, seed))

@@ -17,7 +17,7 @@ import pytest
 from bot.config import Workflow, load_config
 from devstack import waiting
 from devstack.bot import start_web, start_worker
-from devstack.mlrepo import FILES, branch, config_text, git, make_repo
+from devstack.mlrepo import branch, config_text, forge_seed, git, make_repo, write_files
 from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
@@ -275,28 +275,10 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
 def ops_repos(redis_server, empty_redis, tmp_path_factory):
     """Forge, strict workspace, receiver and worker; the repository runs from Git folders, `pin = "branch"`."""
     tmp = tmp_path_factory.mktemp("ops-repos")
-    src = tmp / "tiny-ml-src"
-    for name, text in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_text(text)
     web_port = free_port()
-    users = "".join(f'[users."{u}"]\ntoken = "{t}"\n' for u, t in TOKENS.items() if u != "mlops-bot")
     seed = tmp / "forge.toml"
-    seed.write_text(
-        users
-        + textwrap.dedent(f"""\
-        [users."mlops-bot"]
-        token = "ghp_bot"
-        type = "Bot"
-        [[repos]]
-        full_name = "{REPO}"
-        init_from = "{src}"
-        permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
-        [repos.webhook]
-        url = "http://127.0.0.1:{web_port}/webhooks/github"
-        secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
-        """)
-    )
+    src = write_files(tmp / "tiny-ml-src")
+    seed.write_text(forge_seed(src, f"http://127.0.0.1:{web_port}", SECRETS["GITHUB_WEBHOOK_SECRET"]))
     services = []
     try:
         services.append(forge := start_forge(tmp, seed))
