@@ -21,7 +21,8 @@ USAGE = {
     "ok-to-test": "/ok-to-test",
     "approve": "/approve [model@version]",
     "reject": "/reject <reason>",
-    "deploy": "/deploy <environment>",
+    "deploy": "/deploy <stage>",
+    "rollback": "/rollback prod [version]",
 }
 HELP = {
     "train": "train this branch on Databricks (dataset toy by default)",
@@ -33,7 +34,8 @@ HELP = {
     "ok-to-test": "allow runs for a pull request from a fork",
     "approve": "approve a validated model version (default: this PR's newest)",
     "reject": "reject this PR's model version, with a reason",
-    "deploy": "deploy the approved model version to an environment",
+    "deploy": "deploy this merged PR's version again: staging once validated, prod once approved",
+    "rollback": "move the prod champion back to the previous version (or the one named), and deploy it",
 }
 _COMMAND_LINE = re.compile(r"^/(?P<name>[a-z][a-z-]*)(?=\s|$)(?P<rest>.*)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -203,6 +205,22 @@ def _deploy(name: str, words: list[str], rest: str, line: str) -> Command:
     return Command(name, environment=words[0], line=line)
 
 
+def _rollback(name: str, words: list[str], rest: str, line: str) -> Command:
+    """`/rollback prod`, `/rollback prod 7`, `/rollback prod churn-model@7`."""
+    if not 1 <= len(words) <= 2 or not _WORD.match(words[0]):
+        raise _Bad("name the stage, and the version to go back to if not the previous one: `/rollback prod 7`")
+    if len(words) == 1:
+        return Command(name, environment=words[0], line=line)
+    m = _MODEL_REF.match(words[1])
+    if m:
+        return Command(name, environment=words[0], model=m["model"], version=m["version"], line=line)
+    if re.match(r"^[1-9][0-9]{0,9}$", words[1]):
+        return Command(name, environment=words[0], version=words[1], line=line)
+    if _MODEL_REF.match(words[1] + "@1"):  # a model's name alone (Slack, where no PR names the repository)
+        return Command(name, environment=words[0], model=words[1], line=line)
+    raise _Bad(f"`{words[1][:40]}` is not a version number (e.g. `/rollback prod 7`)")
+
+
 _PARSERS = {
     "train": _train,
     "test": _test,
@@ -214,6 +232,7 @@ _PARSERS = {
     "approve": _approve,
     "reject": _reject,
     "deploy": _deploy,
+    "rollback": _rollback,
 }
 
 
@@ -225,4 +244,6 @@ def parse_slack_text(text: str) -> Command | CommandError:
     name, args = words[0].lower(), words[1:]
     if name in ("approve", "reject") and len(args) >= 2 and args[1].isdigit():
         args = [f"{args[0]}@{args[1]}", *args[2:]]
+    if name == "rollback" and len(args) == 3 and args[2].isdigit():  # rollback prod churn-model 7
+        args = [args[0], f"{args[1]}@{args[2]}"]
     return parse_command(name, " ".join(args), f"/{name} {' '.join(args)}".strip())

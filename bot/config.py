@@ -25,7 +25,7 @@ from bot.compute import (
     check_tags,
 )
 from bot.identity import DatabricksAccess, Environment
-from bot.stages import THREE_LEVELS, Model, Stage, check_stages, resolve_stages
+from bot.stages import Model, Stage, check_stages, resolve_stages
 from bot.triggers import Schedule, branch_matches, normalise_run_on
 from bot.vocabulary import BOT, PLACEHOLDER, PLACEHOLDERS
 
@@ -254,6 +254,7 @@ class Permissions(Strict):
     approve: Permission = "write"
     reject: Permission = "write"
     deploy: Permission = "maintain"
+    rollback: Permission = "maintain"
     ok_to_test: Permission = "write"
     train_full: Permission = "write"
     train_full_users: list[str] = []
@@ -275,22 +276,16 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _references(self) -> Settings:
         for name, wf in self.workflows.items():
+            if not _NAME.match(name) or len(name) > 100:
+                raise ValueError(
+                    f"workflows.{name}: a workflow name is letters, digits, '_', '-' and '.' (at most 100)"
+                )
             if wf.environment not in self.environments:
                 raise ValueError(f"workflows.{name}.environment: {wf.environment!r} is not in [environments]")
         for i, repo in enumerate(self.repos):
             for wf_name in repo.workflows:
                 if wf_name not in self.workflows:
                     raise ValueError(f"repos[{i}].workflows: {wf_name!r} is not in [workflows]")
-        return self
-
-    @model_validator(mode="after")
-    def _uc_names(self) -> Settings:
-        for name in self.models if self.mlflow.uc else ():
-            if not THREE_LEVELS.match(name):
-                raise ValueError(
-                    f"models.{name}: with [mlflow] registry_uri = {UC_REGISTRY!r} a model name has three levels, "
-                    'catalog.schema.model (quote it: [models."prod.ml.churn"])'
-                )
         return self
 
     def repo(self, full_name: str) -> Repo | None:

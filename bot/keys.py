@@ -77,6 +77,37 @@ def pr_approvals(repo: str, pr: int) -> str:
     return f"{P}pr-approvals:{repo}#{pr}"
 
 
+# --- the release train (workers/release.py): the bot's own records, never expiring ------------------------
+def lineage(environment: str, run_id: int | str) -> str:
+    """JSON: what the bot knows of a training run it started (repo, commit, PR, people, registry)."""
+    return f"{P}lineage:{environment}:{run_id}"
+
+
+def lineage_claim(registry_name: str, run_id: int | str) -> str:
+    """The one version a training run vouches for in a registry (SET NX): a second version is not proven."""
+    return f"{P}lineage-claim:{registry_name}:{run_id}"
+
+
+def release(model: str, repo: str, pr: int) -> str:
+    """JSON: one merged PR's ride through the stages (the release comment is rendered from it)."""
+    return f"{P}release:{model}:{repo}#{pr}"
+
+
+def champions(registry_name: str) -> str:
+    """List of versions that held the champion alias, oldest first (`/rollback` goes back along it)."""
+    return f"{P}champions:{registry_name}"
+
+
+def prod_origin(registry_name: str, version: str) -> str:
+    """`<staging name>@<version>`: the approved version a prod version was copied (or re-trained) from."""
+    return f"{P}prod-origin:{registry_name}:{version}"
+
+
+def live_deployment(repo: str, environment: str) -> str:
+    """The id of the GitHub Deployment that last succeeded in `environment` (marked inactive when replaced)."""
+    return f"{P}live-deployment:{repo}:{environment}"
+
+
 def audit_once(once: str) -> str:
     return f"{P}audit-once:{once}"
 

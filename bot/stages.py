@@ -46,6 +46,7 @@ class Stage(BaseModel):
     registry_name: str = ""  # default: the model's name on the last stage, `<name>-<stage>` (UC: `_<stage>`) before
     workflow: str = ""  # default: train (pull_request, merge), the model's deploy_workflow (approval)
     validate_workflow: str | None = Field(None, alias="validate")  # default on merge: the model's validate_workflow
+    dataset: str = ""  # pull_request: the /train default; merge: default "full" when the workflow has it
     retrain: bool = False  # approval: re-train in prod from the approved commit instead of copying the version
     required_approvals: int | None = Field(None, ge=1)  # approval; default: the model's
     approvers: list[str] | None = None  # approval; logins or @org/team; default: the model's
@@ -110,6 +111,7 @@ def resolve_stages(
         if validate is None:
             validate = model.validate_workflow if stage.trigger == "merge" else ""
         filled: dict[str, Any] = {
+            "dataset": stage.dataset or _dataset(stage.trigger, workflows.get(workflow)),
             "environment": env,
             "workflow": workflow,
             "validate_workflow": validate,
@@ -121,6 +123,13 @@ def resolve_stages(
             filled["required_approvals"] = stage.required_approvals or model.required_approvals
         out.append(stage.model_copy(update=filled))
     return out
+
+
+def _dataset(trigger: str, workflow: Any) -> str:
+    """What the merge stage trains on: `full` when the workflow offers it (what was merged meets real data)."""
+    if trigger == "merge" and workflow is not None and "full" in workflow.datasets:
+        return "full"
+    return ""
 
 
 def check_stages(
@@ -167,6 +176,9 @@ def _check_order(name: str, stages: list[Stage]) -> None:
         raise ValueError(
             f'{key}[{len(stages) - 1}].trigger: the last stage is approved by people (trigger = "approval")'
         )
+    for trigger in ORDER:
+        if sum(s.trigger == trigger for s in stages) > 1:
+            raise ValueError(f"{key}: more than one stage with trigger = {trigger!r}; one of each for now")
     if not any(s.trigger == "merge" for s in stages):
         raise ValueError(
             f'{key}: no stage with trigger = "merge"; a pull request\'s model must pass the default branch '

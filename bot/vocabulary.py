@@ -25,6 +25,7 @@ RUN_SLACK_COMMAND = "run_slack_command"
 HANDLE_SLACK_BUTTON = "handle_slack_button"
 CLEAN_UP_STALE_JOBS = "clean_up_stale_jobs"
 POLL_REGISTRY = "poll_registry"
+START_RELEASE = "start_release"
 TASK_NAMES = frozenset(
     {
         SYNC_BRANCH_JOBS,
@@ -40,6 +41,7 @@ TASK_NAMES = frozenset(
         HANDLE_SLACK_BUTTON,
         CLEAN_UP_STALE_JOBS,
         POLL_REGISTRY,
+        START_RELEASE,
     }
 )
 # celery beat: entry name → (task name, seconds between runs)
@@ -96,10 +98,11 @@ def workflow_of_check(name: str) -> str | None:
 
 
 # --- per-branch job names: <prefix>/<owner>/<repo>/<branch…>/<workflow> --------------------------
-def job_name(prefix: str, repo: str, branch: str, workflow: str) -> str:
+def job_name(prefix: str, repo: str, branch: str, workflow: str, environment: str = "") -> str:
     """The branch is kept verbatim (slashes, unicode); workflow names have no slash, so the last
-    segment is always the workflow."""
-    return f"{prefix}/{repo}/{branch}/{workflow}"
+    segment is always the workflow. A workflow run by a release stage in another environment than its
+    own gets `@<environment>` (`…/main/train@staging`): environments may share one workspace."""
+    return f"{prefix}/{repo}/{branch}/{workflow}" + (f"@{environment}" if environment else "")
 
 
 def parse_job_name(prefix: str, name: str) -> tuple[str, str, str] | None:
@@ -119,7 +122,7 @@ def parse_any_job_name(name: str, prefix: str | None = None) -> tuple[str, str, 
 def _split_job_path(parts: list[str]) -> tuple[str, str, str] | None:
     if len(parts) < 4:
         return None
-    return f"{parts[0]}/{parts[1]}", "/".join(parts[2:-1]), parts[-1]
+    return f"{parts[0]}/{parts[1]}", "/".join(parts[2:-1]), parts[-1].split("@", 1)[0]
 
 
 # --- promotion gates: `accuracy >= champion - 0.01`, `roc_auc >= 0.6` -----------------------------
@@ -143,5 +146,6 @@ PLACEHOLDERS = (
     "params",
     "suite",
     "requested_by",
+    "champion",
 )
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")

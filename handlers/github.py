@@ -5,6 +5,8 @@ Payload fields are read through `handlers.shapes`: a field of the wrong type rea
 
 from __future__ import annotations
 
+import re
+
 from bot import vocabulary as V
 from bot.commands import Command, parse_comment
 from bot.config import Settings
@@ -14,6 +16,7 @@ from handlers.shapes import ident, items, number, obj, text
 
 router = Router()
 ZERO_SHA = "0" * 40
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")  # a merge commit named otherwise starts nothing
 
 
 def _configured_repo(event: Event, settings: Settings) -> str | Ignored:
@@ -115,6 +118,9 @@ def _pull(event: Event) -> dict:
         # head.repo is null once the fork is deleted: an unknown head repository is a fork
         "fork": not head_repo or head_repo.lower() != base_repo.lower(),
         "merged": pr.get("merged") is True,
+        "base": text(base, "ref"),
+        "merge_sha": text(pr, "merge_commit_sha"),
+        "merged_by": text(obj(pr, "merged_by"), "login"),
     }
 
 
@@ -154,7 +160,8 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
 
 @router.register("github", "pull_request", action="closed")
 def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
-    """PR closed or merged → cancel the branch's runs and remove its jobs (a fork's: its `pull/<n>` jobs)."""
+    """PR closed or merged → cancel the branch's runs and remove its jobs (a fork's: its `pull/<n>` jobs);
+    merged into the default branch → the release train starts (staging training of the merge commit)."""
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
@@ -164,12 +171,24 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     how = "merged" if pr["merged"] else "closed"
     # a fork's code ran on its own `pull/<n>` jobs, never on this repository's branch of the same name
     branch = f"pull/{pr['pr']}" if pr["fork"] else pr["branch"]
-    return [
+    actions = [
         Action(
             V.REMOVE_BRANCH_JOBS,
             {"repo": repo, "branch": branch, "delivery_id": event.delivery_id, "reason": f"PR #{pr['pr']} {how}"},
         )
     ]
+    cfg = settings.repo(repo)
+    if (
+        pr["merged"]
+        and COMMIT_SHA.match(pr["merge_sha"])
+        and cfg
+        and pr["base"] == cfg.default_branch
+        and settings.models_for_repo(repo)
+    ):
+        release = {"repo": repo, "pr": pr["pr"], "sha": pr["merge_sha"], "author": pr["author"]}
+        merged_by = pr["merged_by"] or pr["author"]
+        actions.append(Action(V.START_RELEASE, {**release, "merged_by": merged_by, "delivery_id": event.delivery_id}))
+    return actions
 
 
 @router.register("github", "issue_comment", action="created")

@@ -53,6 +53,7 @@ class FakeForge:
     statuses: list[dict] = field(default_factory=list)
     failures: dict[str, BotError] = field(default_factory=dict)  # method name -> what GitHub answers instead
     deployments: dict[int, dict] = field(default_factory=dict)  # id -> {"sha", "environment", "payload", "statuses"}
+    teams: dict[str, set[str]] = field(default_factory=dict)  # "org/slug" -> logins
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -71,6 +72,10 @@ class FakeForge:
     def permission(self, repo: str, user: str) -> str:
         self._answer("permission")
         return self.roles.get(user, "none")
+
+    def in_team(self, org: str, team_slug: str, login: str) -> bool:
+        self._answer("in_team")
+        return login.lower() in {m.lower() for m in self.teams.get(f"{org}/{team_slug}", set())}
 
     def branch_exists(self, repo: str, branch: str) -> bool:
         self._answer("branch_exists")
@@ -258,6 +263,7 @@ class FakeRegistry:
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # tags the bot wrote
     stages: dict[tuple[str, str], str] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)  # the polling calls, to count them
+    writes: list[tuple[str, str]] = field(default_factory=list)  # (what, registry name) of every write
     page: int = 50  # versions per search call, as the real gateway's PAGE
     uc: bool = False  # a Unity Catalog registry: no stages
 
@@ -293,6 +299,7 @@ class FakeRegistry:
         return {a: v for (m, a), v in self.aliases.items() if m == model}
 
     def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
+        self.writes.append(("copy", dst_name))
         source = f"models:/{src_name}/{version}"
         for v in self.versions_.values():
             if v.model == dst_name and v.source == source:
@@ -313,6 +320,8 @@ class FakeRegistry:
         return dict(self.run_tags_.get(run_id, {}))
 
     def version(self, model: str, version: str) -> Version:
+        if (model, str(version)) not in self.versions_:
+            raise NotFound(f"RESOURCE_DOES_NOT_EXIST: {model} version {version}")
         v = self.versions_[(model, str(version))]
         return replace(v, aliases=tuple(a for (m, a), ver in self.aliases.items() if m == model and ver == v.version))
 
@@ -326,10 +335,16 @@ class FakeRegistry:
         v = self.versions_[(model, version)]
         return {"model": model, "version": version, "metrics": self.run_metrics(v.run_id) if v.run_id else {}}
 
+    def by_alias(self, model: str, alias: str) -> Version | None:
+        version = self.aliases.get((model, alias))
+        return None if version is None else self.version(model, version)
+
     def set_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        self.writes.append(("tags", model))
         self.tags.setdefault((model, str(version)), {}).update({k: str(v) for k, v in tags.items()})
 
     def set_alias(self, model: str, alias: str, version: str) -> None:
+        self.writes.append(("alias", model))
         self.aliases[(model, alias)] = str(version)
 
     def transition_stage(self, model: str, version: str, stage: str) -> None:

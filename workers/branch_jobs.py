@@ -16,7 +16,7 @@ from typing import Any
 from bot.config import Repo, Settings, Workflow
 from bot.logs import get_logger
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
-from workers import texts
+from workers import policy, texts
 from workers.context import Deps
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, WorkspaceGateway
@@ -164,9 +164,16 @@ def start_run(
 ) -> Started:
     """Upsert the job, supersede (or refuse) older runs, run_now with an idempotency token derived from
     `trigger` (delivery id + command index): a retried or re-delivered task never starts a second run.
-    `options`: dataset, params (dict), suite, model, version, environment (`/deploy prod`)."""
+    `options`: dataset, params (dict), suite, model, version, champion, environment (a release stage's)."""
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
+    if not options.get("model") and (dev := policy.dev_model(settings, repo_cfg.name, workflow)):
+        # a PR's (or a branch's) run trains in dev and writes the dev registry only
+        options = {
+            **options,
+            "model": dev[1].registry_name,
+            "environment": options.get("environment") or dev[1].environment,
+        }
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if repo_cfg.code_source == "repos":
         _check_out(ws, state, repo_cfg, branch)
@@ -190,6 +197,14 @@ def start_run(
     )
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
+
+
+def _dev_defaults(settings: Settings, repo: str, workflow: str, options: dict) -> dict:
+    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only."""
+    dev = None if options.get("model") else policy.dev_model(settings, repo, workflow)
+    if dev is None:
+        return options
+    return {**options, "model": dev[1].registry_name, "environment": options.get("environment") or dev[1].environment}
 
 
 def _environment(settings: Settings, wf: Workflow, asked: str) -> str:
@@ -225,7 +240,7 @@ def _parameters(
 ) -> dict[str, str]:
     params = ",".join(f"{k}={v}" for k, v in (options.get("params") or {}).items())
     values = dict(sha=sha, dataset=options.get("dataset") or wf.dataset, pr=pr or "", params=params)
-    values.update({k: options.get(k, "") for k in ("suite", "model", "version")})
+    values.update({k: options.get(k, "") for k in ("suite", "model", "version", "champion")})
     return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
 
 

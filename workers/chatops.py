@@ -1,5 +1,5 @@
 """PR chat-ops: `/train`, `/test`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
-`/approve`, `/reject`, `/deploy`, each checked by `workers/policy.py` first.
+`/approve`, `/reject`, `/deploy`, `/rollback`, each checked by `workers/policy.py` first.
 
 Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
 plus a reply saying why when a command is refused — including every permanent failure of the work
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from bot.commands import USAGE
 from bot.logs import get_logger
 from bot.vocabulary import ACTIVE
-from workers import approvals, branch_jobs, feedback, policy, texts
+from workers import approvals, branch_jobs, feedback, policy, promotion, texts
+from workers import release_texts as rt
 from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import ForgeGateway, Pull
@@ -199,21 +200,30 @@ def _help(ctx: CommandContext, command: dict) -> None:
     ctx.reply(texts.help_table(ctx.user, allowed))
 
 
-# --- approvals -----------------------------------------------------------------------------------------
+# --- approvals and the release train -------------------------------------------------------------------
 
 
-def _version(ctx: CommandContext, command: dict, status: str) -> tuple[dict | None, str, str]:
+def _version(ctx: CommandContext, command: dict, status: str) -> dict:
+    """The request a command means: `name@version` as given, else this (merged) PR's newest."""
     if command.get("model"):
-        model, version = command["model"], command["version"]
-        return ctx.deps.state.approval(model, version), model, version
+        request, why = approvals.find(ctx.deps, command["model"], command["version"])
+        if request is None:
+            raise Refusal(why or texts.no_approval_record(command["model"], command["version"]))
+        return request
     request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status)
     if request is None:
+        if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
+            raise Refusal(rt.open_pr_cannot_release(ctx.pr))
         raise Refusal(texts.no_version(status), USAGE[command["name"]])
-    return request, request["model"], request["version"]
+    return request
 
 
 def _decide(ctx: CommandContext, command: dict) -> None:
-    _, model, version = _version(ctx, command, status="pending")
+    if command.get("model"):
+        model, version = command["model"], command["version"]
+    else:
+        request = _version(ctx, command, status="pending")
+        model, version = request["name"], request["version"]
     verdict = approvals.decide(
         ctx.deps, command["name"], model, version, ctx.user, "github", reason=command.get("reason", ""), role=ctx.role()
     )
@@ -222,18 +232,42 @@ def _decide(ctx: CommandContext, command: dict) -> None:
 
 
 def _deploy(ctx: CommandContext, command: dict) -> None:
-    request, model, version = _version(ctx, command, status="approved")
-    if request is None:
-        raise Refusal(texts.no_approval_record(model, version))
-    started = approvals.deploy(ctx.deps, request, command["environment"], ctx.user, f"{ctx.delivery_id}:{ctx.index}")
+    """`/deploy <stage>` along the chain only: staging needs a passed validation, prod the approvals it requires."""
+    env = command["environment"]
+    request = _version(ctx, command, status="approved" if env != "staging" else None)  # type: ignore[arg-type]
+    why = policy.deploy_refusal(ctx.deps.settings, request, env)
+    if why:
+        raise Refusal(why)
+    started = promotion.deploy(ctx.deps, request, env, ctx.user, f"{ctx.delivery_id}:{ctx.index}")
     ctx.react("rocket")
-    ctx.reply(texts.deploying(ctx.user, model, version, command["environment"], started.run_id, started.run_page_url))
+    name, version = started.record["name"], started.record["version"]
+    ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
+
+
+def _rollback(ctx: CommandContext, command: dict) -> None:
+    """`/rollback prod [version]`: the champion alias goes back, and deploy runs again."""
+    models = ctx.deps.settings.models_for_repo(ctx.repo)
+    if not models:
+        raise Refusal(texts.not_configured("model for repository", ctx.repo))
+    model = command.get("model") or models[0]
+    if model not in models:
+        raise Refusal(texts.unknown_model(model))
+    try:
+        text = promotion.rollback(
+            ctx.deps, model, command["environment"], command.get("version", ""), ctx.user, "github",
+            f"{ctx.delivery_id}:{ctx.index}",
+        )  # fmt: skip
+    except Permanent as exc:
+        raise Refusal(exc.message, USAGE["rollback"]) from None
+    ctx.react("rocket")
+    ctx.reply(texts.verdict_reply(ctx.user, text))
 
 
 COMMANDS: dict[str, Callable[[CommandContext, dict], None]] = {
     "approve": _decide,
     "reject": _decide,
     "deploy": _deploy,
+    "rollback": _rollback,
     "train": _train,
     "test": _test,
     "retest": _retest,

@@ -83,7 +83,8 @@ def metrics_for(
     model = next(iter(settings.models_for_repo(record["repo"])), None)  # several models: the first one's champion
     if not model:
         return metrics, policy.Comparison(None), registry.run_url(run_id)
-    champion = registry.champion(model, settings.mlflow.champion_alias)
+    prod = policy.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
+    champion = registry.champion(prod, settings.mlflow.champion_alias)
     return metrics, policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
 
 

@@ -137,7 +137,13 @@ def job_spec(
     workflow = settings.workflows[workflow_name]
     literals = {"branch": branch, "repo": repo.name, "workflow": workflow_name}
     return J.JobSettings(
-        name=job_name(settings.bot.job_prefix, repo.name, branch, workflow_name),
+        name=job_name(
+            settings.bot.job_prefix,
+            repo.name,
+            branch,
+            workflow_name,
+            "" if environment in ("", workflow.environment) else environment,
+        ),
         description=workflow.description or None,
         max_concurrent_runs=workflow.max_concurrent_runs,
         timeout_seconds=workflow.timeout_seconds,

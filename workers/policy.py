@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from bot.commands import USAGE
 from bot.config import PERMISSION_RANK, Settings
+from bot.stages import Stage
 from bot.vocabulary import FAILED, GOOD, workflow_of_check
+from workers import release_texts as rt
 from workers import texts
 from workers.gates import GateResult, evaluate_all
 from workers.gateways import Pull
@@ -178,11 +180,73 @@ def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tu
     return passed, texts.validation_summary(passed, ran_ok, metrics, failed_gates, result)
 
 
+# --- the release train: which stage is which -----------------------------------------------------------
+def stage(settings: Settings, model: str, trigger: str) -> Stage:
+    """The model's stage started by `trigger` (pull_request: dev, merge: staging, approval: prod)."""
+    return next(s for s in settings.stages(model) if s.trigger == trigger)
+
+
+def owner_of(settings: Settings, registry_name: str) -> tuple[str, Stage] | None:
+    """(model, stage) whose registry is `registry_name` (every stage writes a name of its own), or None."""
+    for model in settings.models:
+        for s in settings.stages(model):
+            if s.registry_name == registry_name:
+                return model, s
+    return None
+
+
+def release_ref(settings: Settings, name: str) -> tuple[str, Stage] | None:
+    """What `/approve <name>@<version>` means: a model's name, or its staging registry's, → (model, staging)."""
+    if name in settings.models:
+        return name, stage(settings, name, "merge")
+    owner = owner_of(settings, name)
+    return owner if owner and owner[1].trigger == "merge" else None
+
+
+def dev_model(settings: Settings, repo: str, workflow: str) -> tuple[str, Stage] | None:
+    """The model a PR's `/train` (of `workflow`) trains: the first of the repository's with that dev workflow."""
+    for model in settings.models_for_repo(repo):
+        dev = stage(settings, model, "pull_request")
+        if dev.workflow == workflow:
+            return model, dev
+    return None
+
+
+def stage_named(settings: Settings, model: str, name: str) -> Stage | None:
+    """A stage by its name or its environment's (`/deploy prod`)."""
+    stages = settings.stages(model)
+    return next((s for s in stages if s.name == name), None) or next((s for s in stages if s.environment == name), None)
+
+
+def deploy_refusal(settings: Settings, request: dict, name: str) -> str | None:
+    """`/deploy` follows the chain: staging deploys a validated version, prod only an approved (promoted) one."""
+    stage_ = stage_named(settings, request["model"], name)
+    ref = f"{request['name']}@{request['version']}"
+    if stage_ is None or stage_.trigger == "pull_request":
+        return rt.not_a_stage(name, [s.name for s in settings.stages(request["model"]) if s.trigger != "pull_request"])
+    if stage_.trigger == "merge" and request.get("validation") != "passed":
+        return rt.deploy_chain(name, ref, f"it has not passed validation (validation: {request.get('validation')})")
+    if stage_.trigger == "approval" and (request["status"] != "approved" or not request.get("prod_version")):
+        needed = request.get("needed", stage_.required_approvals)
+        return rt.deploy_chain(
+            name, ref, f"a version reaches {stage_.name} only after it passed staging with the {needed} approval(s) "
+            f"{stage_.name} requires (status: {request['status']}, validation: {request.get('validation')})",
+        )  # fmt: skip
+    return None
+
+
+def approvals_needed(request: dict, prod: Stage) -> int:
+    """The prod stage's count; a version without lineage the bot can prove needs two listed approvers at least."""
+    needed = prod.required_approvals or 1
+    return needed if request.get("proven") else max(needed, 2)
+
+
 # --- approvals -------------------------------------------------------------------------------------------
 def approval_refusal(
-    request: dict | None, approver: str, role: str, settings: Settings, model: str, version: str
+    request: dict | None, approver: str, role: str, settings: Settings, model: str, version: str, listed: bool = False
 ) -> str | None:
-    """The approval policy, as rules in order; returns the reason of the rule that refuses, or None."""
+    """The approval policy, as rules in order; returns the reason of the rule that refuses, or None.
+    `listed`: the approver is one of the prod stage's approvers (a login, or a member of a listed team)."""
     why = texts.approval_refusals(model, version)
     if request is None:
         return why["none"]
@@ -190,10 +254,14 @@ def approval_refusal(
         return why["decided"].format(status=request["status"])
     if request.get("validation") != "passed":
         return why["unvalidated"].format(validation=request.get("validation"))
-    spec, needed = settings.models[model], settings.permissions.approve
-    if not (ranks_at_least(role, needed) or approver.lower() in {a.lower() for a in spec.approvers}):
+    spec, needed = settings.models[request.get("model", model)], settings.permissions.approve
+    if not (ranks_at_least(role, needed) or listed):
         return why["permission"].format(
             needed=needed, repo=request.get("repo") or spec.repo, approver=approver, role=role
+        )
+    if not request.get("proven") and not listed:
+        return why["unproven"].format(
+            approvers=", ".join(stage(settings, request["model"], "approval").approvers or [])
         )
     roles = [
         what

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 
 from bot.logs import get_logger
-from workers import approvals
+from workers import policy, release
 from workers.context import Deps
 from workers.gateways import Version
 
@@ -35,7 +35,13 @@ def poll(deps: Deps, now_ms: int | None = None) -> int:
     if not deps.settings.mlflow.poll:
         return 0
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return sum(poll_model(deps, model, now_ms) for model in deps.settings.models if deps.state.poll_due(model))
+    return sum(poll_model(deps, name, now_ms) for name in watched(deps) if deps.state.poll_due(name))
+
+
+def watched(deps: Deps) -> list[str]:
+    """The registries whose new versions mean work: every model's staging registry (dev versions come from
+    PRs and need nothing; prod versions are the bot's own copies)."""
+    return [policy.stage(deps.settings, model, "merge").registry_name for model in deps.settings.models]
 
 
 def poll_model(deps: Deps, model: str, now_ms: int) -> int:
@@ -84,7 +90,7 @@ def _emit(deps: Deps, model: str, version: str) -> None:
     """Hand the event to the approvals service; the claim is released if that fails (the task is retried)."""
     event = {"registry": "poll", "kind": "version_created", "model": model, "version": version}
     try:
-        approvals.on_model_event(deps, event, f"poll:{model}:{version}")
+        release.on_model_event(deps, event, f"poll:{model}:{version}")
     except BaseException:
         deps.state.release_version(model, version)
         raise
@@ -98,7 +104,7 @@ def _moved_aliases(deps: Deps, model: str, aliases: dict[str, str]) -> int:
     for alias, version in sorted(aliases.items()):
         if before is None or before.get(alias) == version:
             continue  # None: never recorded (polled by the first design): record, announce nothing
-        approvals.on_model_event(
+        release.on_model_event(
             deps,
             {"registry": "poll", "kind": "alias_set", "model": model, "version": version, "alias": alias},
             f"poll:{model}:{alias}:{version}",

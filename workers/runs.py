@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.logs import get_logger
 from bot.vocabulary import status_context
-from workers import approvals, branch_jobs, feedback, policy, run_results, texts
+from workers import branch_jobs, feedback, policy, release, run_results, texts
 from workers.context import Deps
 from workers.errors import Permanent
 
@@ -122,11 +122,8 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
         deps.scheduler.follow(environment, run_id, polls + 1, delay)
         return "following"
     record = deps.state.run(environment, run_id) or {}
-    model = deps.settings.models.get(record.get("model", ""))
-    if model and record["workflow"] == model.validate_workflow:
-        approvals.on_validated(deps, record, result, policy.task_outputs(result))
-    elif model and record.get("deploy_to"):
-        approvals.deployed(deps, record, result)
+    if record.get("purpose"):  # a step of the release train (workers/release.py)
+        release.on_run_finished(deps, record, result)
     has_pr = bool(record.get("pr"))
     return feedback.report_run(
         record,

@@ -1,10 +1,11 @@
-"""Slack: `/mlops approve churn-model 7` and the Approve/Reject buttons → the same approval policy
-as on a PR; every answer, refusals included, goes back through the request's `response_url`.
+"""Slack: `/mlops approve staging.ml.churn 7`, `/mlops rollback prod churn-model [7]` and the
+Approve/Reject buttons → the same policies as on a PR; every answer, refusals included, goes back
+through the request's `response_url`.
 """
 
 from __future__ import annotations
 
-from workers import approvals, texts
+from workers import approvals, policy, promotion, texts
 from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import SlackGateway
@@ -33,6 +34,9 @@ def decide(
 
 def run_slash_command(deps: Deps, user_id: str, response_url: str, command: dict | None, error: str) -> None:
     """`/mlops …`: the usage when it cannot be read, else the decision."""
+    if not error and command and command["name"] == "rollback":
+        rollback(deps, command, user_id, response_url)
+        return
     if error or not command or command["name"] not in APPROVAL_ACTIONS:
         _slack(deps).respond(response_url, texts.slack_usage(error))
         return
@@ -48,3 +52,31 @@ def press_button(deps: Deps, action: str, value: str, user_id: str, response_url
     """Approve/Reject on an approval request (`value` is `model@version`)."""
     model, _, version = value.partition("@")
     decide(deps, action, model, version, user_id, response_url, texts.SLACK_REJECT_BUTTON_REASON)
+
+
+def rollback(deps: Deps, command: dict, user_id: str, response_url: str) -> None:
+    """`/mlops rollback prod <model> [version]`: with the `rollback` permission on the model's repository."""
+    slack = _slack(deps)
+    login = deps.settings.slack.users.get(user_id)
+    if not login:
+        slack.respond(response_url, texts.slack_unmapped_user(user_id))
+        return
+    model = command.get("model") or (next(iter(deps.settings.models)) if len(deps.settings.models) == 1 else "")
+    if model not in deps.settings.models:
+        slack.respond(response_url, texts.slack_usage(texts.unknown_model(model or "(none named)")))
+        return
+    repo = deps.settings.models[model].repo
+    role = deps.forge.permission(repo, login) if deps.forge and repo else "none"
+    why = policy.permission_refusal(deps.settings, repo, "rollback", role)
+    if why:
+        slack.respond(response_url, texts.slack_verdict(login, why))
+        return
+    trigger = f"slack:{user_id}:{response_url[-24:]}"
+    try:
+        text = promotion.rollback(
+            deps, model, command["environment"], command.get("version", ""), login, "slack", trigger
+        )
+    except Permanent as exc:
+        slack.respond(response_url, texts.slack_verdict(login, exc.message))
+        return
+    slack.respond(response_url, texts.slack_verdict(login, text), in_channel=True)

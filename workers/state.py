@@ -137,7 +137,7 @@ class State:
         return json.loads(raw) if raw else None
 
     def save_approval(self, request: dict) -> None:
-        key = keys.approval(request["model"], request["version"])
+        key = keys.approval(request.get("name") or request["model"], request["version"])
         pipe = self.r.pipeline()
         pipe.set(key, json.dumps(request))
         pipe.zadd(keys.APPROVALS, {key: request["requested_at"]})
@@ -152,6 +152,55 @@ class State:
     def audit(self, decision: str, *, once: str = "", **entry: Any) -> dict | None:
         """Append to the audit trail (bot/audit.py); with `once`, at most once."""
         return audit.record(self.r, decision, once=once, **entry)
+
+    # --- the release train: the bot's own records (no TTL: lineage must outlive the runs' cache) ---------
+    def record_lineage(self, environment: str, run_id: int, record: dict) -> None:
+        self.r.set(keys.lineage(environment, run_id), json.dumps(record))
+
+    def lineage(self, environment: str, run_id: int | str) -> dict | None:
+        raw = self.r.get(keys.lineage(environment, run_id))
+        return json.loads(raw) if raw else None
+
+    def claim_lineage(self, registry_name: str, run_id: int | str, version: str) -> bool:
+        """True when `version` is the (first) version this run vouches for in `registry_name`."""
+        key = keys.lineage_claim(registry_name, run_id)
+        self.r.set(key, version, nx=True)
+        return _text(self.r.get(key)) == version
+
+    def release(self, model: str, repo: str, pr: int) -> dict | None:
+        raw = self.r.get(keys.release(model, repo, pr))
+        return json.loads(raw) if raw else None
+
+    def save_release(self, release: dict) -> None:
+        self.r.set(keys.release(release["model"], release["repo"], release["pr"]), json.dumps(release))
+
+    def push_champion(self, registry_name: str, version: str) -> None:
+        key = keys.champions(registry_name)
+        if _text(self.r.lindex(key, -1)) != version:
+            self.r.rpush(key, version)
+
+    def champion_history(self, registry_name: str) -> list[str]:
+        return [_text(v) or "" for v in self.r.lrange(keys.champions(registry_name), 0, -1)]
+
+    def set_champion_history(self, registry_name: str, versions: list[str]) -> None:
+        pipe = self.r.pipeline()
+        pipe.delete(keys.champions(registry_name))
+        if versions:
+            pipe.rpush(keys.champions(registry_name), *versions)
+        pipe.execute()
+
+    def note_prod_origin(self, registry_name: str, version: str, origin: str) -> None:
+        self.r.set(keys.prod_origin(registry_name, version), origin)
+
+    def prod_origin(self, registry_name: str, version: str) -> str | None:
+        return _text(self.r.get(keys.prod_origin(registry_name, version)))
+
+    def live_deployment(self, repo: str, environment: str) -> int | None:
+        raw = self.r.get(keys.live_deployment(repo, environment))
+        return int(raw) if raw else None
+
+    def set_live_deployment(self, repo: str, environment: str, deployment_id: int) -> None:
+        self.r.set(keys.live_deployment(repo, environment), deployment_id)
 
     # --- registry polling (restart-safe: see workers/registry_watch.py) --------------------------
     def poll_due(self, model: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import vocabulary as V
 from bot.logs import get_logger
-from workers import approvals, branch_jobs, chatops, feedback, registry_watch, runs, slack_commands
+from workers import branch_jobs, chatops, feedback, registry_watch, release, runs, slack_commands
 from workers.base import BotTask, app
 from workers.context import deps
 
@@ -30,6 +30,14 @@ def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: s
     d = deps()
     removed = branch_jobs.remove_branch(d.workspaces, d.state, d.settings, repo, branch)
     log.info("branch.cleaned", delivery_id=delivery_id, repo=repo, branch=branch, reason=reason, removed=removed)
+
+
+@app.task(base=BotTask, name=V.START_RELEASE, bind=True)
+def start_release(self, repo: str, pr: int, sha: str, author: str, merged_by: str, delivery_id: str) -> list:
+    """a PR merged into the default branch → its models ride the release train: staging training first."""
+    return release.on_merged(
+        deps(), repo=repo, pr=pr, sha=sha, author=author, merged_by=merged_by, delivery_id=delivery_id
+    )
 
 
 @app.task(base=BotTask, name=V.START_RUN, bind=True)
@@ -128,8 +136,8 @@ def rerun_check(
 
 @app.task(base=BotTask, name=V.HANDLE_MODEL_EVENT, bind=True)
 def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
-    """registry event (MLflow or Databricks) → validate a new version, re-ask on transition requests."""
-    done = approvals.on_model_event(deps(), model_event, delivery_id)
+    """registry event (MLflow or Databricks) → validate a new staging version, re-ask on transition requests."""
+    done = release.on_model_event(deps(), model_event, delivery_id)
     log.info(
         "model_event.handled",
         delivery_id=delivery_id,

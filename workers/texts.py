@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 
 from bot.commands import HELP, USAGE
 from workers.gateways import Pull
+from workers.release_texts import metrics_vs_champion
 from workers.reports import icon, render_result, render_running, render_status
 
 __all__ = ["icon", "render_result", "render_running", "render_status"]  # the report, re-exported for services
@@ -138,44 +139,36 @@ def no_approval_record(model: str, version: str) -> str:
 # --- approvals -------------------------------------------------------------------------------------------
 def approval_request(request: Mapping, required_approvals: int) -> str:
     """The approval request as Slack shows it (and, with ** for *, the PR)."""
-    where = f" from {request['repo']}#{request['pr']}" if request.get("pr") else " (no lineage: not from a bot run)"
+    if request.get("proven"):
+        where = f" from {request['repo']}#{request['pr']} (merge commit `{str(request.get('commit', ''))[:7]}`)"
+    else:
+        claimed = ", ".join(f"{k}={v}" for k, v in (request.get("claimed") or {}).items()) or "nothing"
+        where = f" with no lineage the bot can prove (its tags claim: {claimed}; not trusted)"
     lines = [
-        f"*{request['model']}* version {request['version']}{where} passed validation and needs "
-        f"{required_approvals} approval(s).",
+        f"*{request.get('name', request['model'])}* version {request['version']}{where} passed validation and needs "
+        f"{required_approvals} approval(s) to reach prod.",
         f"Validation: {request.get('summary', '')}",
     ]
     if request.get("champion"):
-        lines.append(f"Champion today: version {request['champion']['version']}.")
-    if request.get("trained_by"):
-        lines.append(f"Trained by {request['trained_by']}, who cannot approve it.")
+        lines.append(f"Prod champion today: version {request['champion']['version']}, scored on the same data.")
+    if request.get("pr_author"):
+        lines.append(f"@{request['pr_author']} wrote the change and cannot approve it.")
     return "\n".join(lines)
 
 
 def approval_request_pr(request: Mapping, required_approvals: int) -> str:
-    ref = f"{request['model']}@{request['version']}"
+    ref = f"{request.get('name', request['model'])}@{request['version']}"
     return "\n".join(
         [
             f"### 🗳️ Approval needed: `{ref}`",
             "",
             approval_request(request, required_approvals).replace("*", "**"),
             "",
-            _metrics_vs_champion(request),
+            metrics_vs_champion(request),
             "",
-            f"Approve with `/approve {ref}` (or `/reject {ref} <reason>`). "
-            f"The PR author and whoever trained it cannot approve it.",
+            f"Approve with `/approve {ref}` (or `/reject {ref} <reason>`). The author of the change cannot approve it.",
         ]
     )
-
-
-def _metrics_vs_champion(request: Mapping) -> str:
-    champ = (request.get("champion") or {}).get("metrics") or {}
-    rows = ["| Metric | This version | Champion | Δ |", "|---|---|---|---|"]
-    for k, v in sorted((request.get("metrics") or {}).items()):
-        c = champ.get(k)
-        rows.append(f"| {k} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {k} | {v:.4f} | — | — |")
-    for g in request.get("gates") or []:
-        rows.append(f"| gate `{g['gate']}` | {'✅ pass' if g['passed'] else '❌ fail'} | | {g['detail']} |")
-    return "\n".join(rows)
 
 
 VALIDATION_SAID_NOTHING = (
@@ -208,8 +201,11 @@ def rejected_echo(model: str, version: str, approver: str, source: str, reason: 
     return f"❌ {model}@{version} was rejected by @{approver} ({source}): {reason}"
 
 
-def promoted_echo(model: str, version: str, approvers: list[str], alias: str) -> str:
-    return f"✅ {model}@{version} approved by {', '.join('@' + a for a in approvers)} and promoted to `{alias}`."
+def promoted_echo(ref: str, prod: str, prod_version: str, approvers: list[str], alias: str) -> str:
+    who = ", ".join("@" + a for a in approvers)
+    if not prod_version:
+        return f"✅ {ref} approved by {who}: re-training in prod; `{prod}@{alias}` moves when it has registered."
+    return f"✅ {ref} approved by {who}: now `{prod}@{alias}` (v{prod_version}); deploy is running."
 
 
 def request_closed(request_text: str, decision: str) -> str:
@@ -232,8 +228,10 @@ def verdict_counted(count: int, needed: int, model: str, version: str) -> str:
     return f"approval {count} of {needed} recorded for {model}@{version}."
 
 
-def verdict_promoted(model: str, version: str, alias: str) -> str:
-    return f"approved: {model}@{version} is now `{alias}`."
+def verdict_promoted(ref: str, prod: str, prod_version: str, alias: str) -> str:
+    if not prod_version:
+        return f"approved: {ref} is re-training in prod, then becomes `{prod}@{alias}`."
+    return f"approved: {ref} is now `{prod}@{alias}` (v{prod_version})."
 
 
 def unknown_model(model: str) -> str:
@@ -249,13 +247,19 @@ def approval_refusals(model: str, version: str) -> dict[str, str]:
         "unvalidated": f"{ref} has not passed validation (validation: {{validation}})",
         "permission": f"approving needs {{needed}} permission on {{repo}} or a place in the approvers of {model}; "
         f"@{{approver}} has {{role}}",
+        "unproven": f"{ref} has no lineage the bot can prove (it was not registered by a training run the bot "
+        "started from a merge; tags written by training code are not trusted): only the model's listed approvers "
+        "({approvers}) may approve it, and it needs two of them",
         "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
         "twice": f"@{{approver}} has approved {ref} already",
     }
 
 
 # --- Slack --------------------------------------------------------------------------------------------
-SLACK_USAGE = "`/mlops approve <model> <version>` or `/mlops reject <model> <version> <reason>`"
+SLACK_USAGE = (
+    "`/mlops approve <model> <version>`, `/mlops reject <model> <version> <reason>` "
+    "or `/mlops rollback prod <model> [version]`"
+)
 SLACK_REJECT_BUTTON_REASON = "rejected with the Slack button"
 
 

@@ -145,6 +145,20 @@ class Forge:
             self._call("GET", f"/repos/{repo}")  # a 404 here too: the bot lost sight of the repository
             return False
 
+    def in_team(self, org: str, team_slug: str, login: str) -> bool:
+        """True when `login` is an active member of team `org/team_slug`. GitHub answers 404 alike for no membership,
+        no such team and a team the bot cannot see (its user outside the org, a token without `read:org`, an App
+        without Members: read): all False. Any other error (a rate limit, 401, 5xx) is raised, never "not a member"."""
+        if any(not name or "/" in name or name in (".", "..") for name in (org, team_slug, login)):
+            # a `/` or a dot segment would ask another path; GitHub allows none in these names
+            raise Permanent(f"Not a GitHub team and login: @{org}/{team_slug}, {login!r}")
+        path = f"/orgs/{path_segment(org)}/teams/{path_segment(team_slug)}/memberships/{path_segment(login)}"
+        try:
+            d = self._call("GET", path)
+        except NotFound:
+            return False
+        return d.get("state") == "active"  # `pending`: invited, not a member yet
+
     def comments(self, repo: str, pr: int) -> list[dict]:
         out: list[dict] = []
         page = 1

@@ -1,0 +1,231 @@
+"""The release train's last stage: an approved staging version reaches prod, and can be rolled back.
+
+    approved ─▶ copy into the prod registry (or re-train there: `retrain = true`)
+      ─▶ prod `champion` alias ─▶ deploy workflow in prod ─▶ GitHub deployment statuses
+    /deploy <stage>          the version of that stage again, only along the chain (workers/chatops.py)
+    /rollback prod [version] the alias goes back (to the previous champion, or the named version) ─▶ deploy
+
+Every step is audited; the release comment and Slack say what happened. Deploys run the merged default
+branch at the commit the bot recorded for the version.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bot import vocabulary as V
+from bot.logs import get_logger
+from workers import branch_jobs, lineage, policy
+from workers import release_feedback as show
+from workers import release_texts as rt
+from workers.context import Deps
+from workers.errors import NotFound, Permanent
+
+log = get_logger("workers.promotion")
+
+
+def audit(
+    deps: Deps, decision: str, model: str, version: str, actor: str, source: str, reason: str = "", **more
+) -> None:
+    deps.state.audit(decision, model=model, version=version, actor=actor, source=source, reason=reason, **more)
+    log.info("release." + decision, model=model, version=version, actor=actor, source=source, reason=reason)
+
+
+def promote(deps: Deps, request: dict, source: str) -> str:
+    """Enough approvals: copy the version into prod (or re-train it there), then champion alias and deploy."""
+    model = request["model"]
+    prod = policy.stage(deps.settings, model, "approval")
+    approvers = ",".join(a["by"] for a in request["approvals"])
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tags = {V.APPROVED_BY: approvers, V.APPROVED_AT: at, V.APPROVAL_SOURCE: source}
+    deps.registry.set_tags(request["name"], request["version"], tags)
+    request.update(status="approved", decided_at=time.time())
+    deps.state.save_approval(request)
+    if prod.retrain:
+        return _retrain(deps, request, prod)
+    copied = deps.registry.copy_version(request["name"], request["version"], prod.registry_name)
+    deps.registry.set_tags(prod.registry_name, copied.version, {**tags, "copied_from": _ref(request)})
+    audit(deps, "copied", model, request["version"], approvers, source, f"to {prod.registry_name} v{copied.version}")
+    return crown(deps, request, copied.version, approvers, source)
+
+
+def _ref(request: dict) -> str:
+    return f"{request['name']}@{request['version']}"
+
+
+def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str) -> str:
+    """The prod version becomes the champion (the one it replaces is remembered for /rollback), then deploy."""
+    prod, alias = policy.stage(deps.settings, request["model"], "approval"), deps.settings.mlflow.champion_alias
+    before = deps.registry.by_alias(prod.registry_name, alias)
+    if before is not None and not deps.state.champion_history(prod.registry_name):
+        deps.state.push_champion(prod.registry_name, before.version)  # the champion from before the bot
+    deps.registry.set_alias(prod.registry_name, alias, prod_version)
+    deps.state.push_champion(prod.registry_name, prod_version)
+    deps.state.note_prod_origin(prod.registry_name, prod_version, _ref(request))
+    request.update(prod_version=prod_version)
+    deps.state.save_approval(request)
+    was = f" (was v{before.version})" if before else ""
+    audit(
+        deps,
+        "promoted",
+        request["model"],
+        prod_version,
+        actor,
+        source,
+        f"{prod.registry_name}@{alias} → v{prod_version}{was}",
+    )
+    release = show.for_request(deps, request)
+    if release is not None:
+        release["prod"].update(version=prod_version, deploy_state="PENDING")
+        rt.add_history(release, f"✅ approved by {', '.join('@' + a for a in actor.split(','))}: "
+                                f"`{prod.registry_name}@{alias}` → v{prod_version}{was}")  # fmt: skip
+        show.show(deps, release)
+    deploy(deps, request, prod.name, actor, f"promote:{_ref(request)}")
+    return prod_version
+
+
+def _retrain(deps: Deps, request: dict, prod) -> str:
+    """`retrain = true`: train again in prod from the approved commit; the version it registers is crowned."""
+    staging = policy.stage(deps.settings, request["model"], "merge")
+    cfg = deps.settings.repo(request["repo"])
+    if cfg is None or not request.get("commit"):
+        raise Permanent(f"{_ref(request)} cannot be re-trained in prod: the bot recorded no commit for it")
+    started = branch_jobs.start_run(
+        deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch, sha=request["commit"],
+        workflow=staging.workflow, trigger=f"retrain:{_ref(request)}", pr=request.get("pr"), requested_by=V.BOT,
+        environment=prod.environment, dataset=staging.dataset, model=prod.registry_name,
+        context={"release_model": request["model"], "stage": prod.name, "purpose": "retrain", "pr": None,
+                 "release_pr": request.get("pr"), "approved": _ref(request)},
+    )  # fmt: skip
+    if deps.state.lineage(started.environment, started.run_id) is None:
+        rec = lineage.record(repo=cfg.name, branch=cfg.default_branch, sha=request["commit"], pr=request.get("pr"),
+                             author=request.get("pr_author", ""), merged_by=request.get("merged_by", ""),
+                             registry=prod.registry_name)  # fmt: skip
+        deps.state.record_lineage(started.environment, started.run_id, rec)
+    audit(deps, "retrain-started", request["model"], request["version"], V.BOT, "approval", f"run {started.run_id}")
+    deps.scheduler.follow(started.environment, started.run_id)
+    return ""
+
+
+def retrained(deps: Deps, record: dict, result: dict) -> str:
+    """The prod re-training finished: its proven version is crowned."""
+    lineage.finished(deps.state, record["environment"], record["run_id"])
+    name, _, version = record["approved"].rpartition("@")
+    request = deps.state.approval(name, version)
+    prod = policy.stage(deps.settings, record["release_model"], "approval")
+    if request is None or result["result"] not in V.GOOD:
+        audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", result["result"])
+        return "retrain failed"
+    for v in sorted(
+        deps.registry.recent_versions(prod.registry_name, newer_than=0, max_pages=1), key=lambda v: v.number
+    ):
+        proven = lineage.prove(deps.state, prod.environment, v, lineage.source_tags(deps.registry, v))
+        if proven and proven["job_run_id"] == record["run_id"]:
+            return crown(deps, request, v.version, V.BOT, "retrain")
+    audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", "no version registered")
+    return "no version"
+
+
+# --- deploys ------------------------------------------------------------------------------------------------
+def deploy(deps: Deps, request: dict, stage_name: str, actor: str, trigger: str) -> branch_jobs.Started:
+    """Run the deploy workflow for the stage's version of this request (staging: the candidate; prod: its copy)."""
+    model = request["model"]
+    stage = policy.stage_named(deps.settings, model, stage_name)
+    if stage is None or stage.trigger == "pull_request":
+        raise Permanent(rt.not_a_stage(stage_name, [s.name for s in deps.settings.stages(model)[1:]]))
+    name, version = (request["name"], request["version"]) if stage.trigger == "merge" else (
+        stage.registry_name, request.get("prod_version", ""))  # fmt: skip
+    cfg = deps.settings.repo(request["repo"])
+    if cfg is None:
+        raise Permanent(f"{request['repo']} is not configured in [[repos]]")
+    workflow = deps.settings.models[model].deploy_workflow
+    started = branch_jobs.start_run(
+        deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch,
+        sha=request.get("commit", ""), workflow=workflow, trigger=trigger, pr=request.get("pr"), requested_by=actor,
+        environment=stage.environment, model=name, version=version,
+        context={"release_model": model, "stage": stage.name, "purpose": "deploy", "pr": None,
+                 "release_pr": request.get("pr"), "approved": _ref(request), "deploy_to": stage.name, "name": name,
+                 "version": version},
+    )  # fmt: skip
+    audit(deps, "deploy-started", name, version, actor, "release", f"to {stage.name} in run {started.run_id}")
+    release = show.for_request(deps, request)
+    if release is not None:
+        show.deployment(deps, release, stage.name, version, "in_progress", "deploying", started.run_page_url)
+        if stage.trigger == "approval":
+            release["prod"].update(version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
+            show.show(deps, release)
+    deps.scheduler.follow(started.environment, started.run_id)
+    return started
+
+
+def deployed(deps: Deps, record: dict, result: dict) -> str:
+    """A deploy run finished: tags, audit, the deployment's status, the release comment and Slack."""
+    name, version, env = record["name"], record["version"], record["deploy_to"]
+    ok = result["result"] in V.GOOD
+    if ok:
+        deps.registry.set_tags(name, version, {V.deployed_tag(env): record.get("requested_by", "")})
+        audit(deps, "deployed", name, version, record.get("requested_by", ""), "release", f"to {env}")
+    approved, _, approved_version = record.get("approved", "").rpartition("@")
+    request = deps.state.approval(approved, approved_version) or {}
+    release = show.for_request(deps, request)
+    if release is not None:
+        show.deployment(
+            deps, release, env, version, "success" if ok else "failure", result["result"], result["run_page_url"]
+        )
+        if env == release["prod"]["name"]:
+            release["prod"].update(deploy_state=result["result"], deploy_url=result["run_page_url"])
+        rt.add_history(release, rt.deployed_line(name, version, env, result["result"], result["run_page_url"]))
+        show.show(deps, release)
+    if deps.slack:
+        deps.slack.post(rt.deployed_line(name, version, env, result["result"], result["run_page_url"]))
+    return f"deploy {result['result']}"
+
+
+# --- rollback -------------------------------------------------------------------------------------------------
+def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, source: str, trigger: str) -> str:
+    """The prod champion goes back to the previous one (or `version`), then deploy runs again. Returns the answer."""
+    prod, alias = policy.stage(deps.settings, model, "approval"), deps.settings.mlflow.champion_alias
+    if stage_name not in (prod.name, prod.environment):
+        raise Permanent(rt.rollback_refused(f"only the {prod.name} stage is rolled back (`/rollback {prod.name}`)"))
+    current = deps.registry.model_aliases(prod.registry_name).get(alias, "")
+    history = [v for v in deps.state.champion_history(prod.registry_name)]
+    target = version or _previous(history, current)
+    if not target:
+        raise Permanent(rt.rollback_refused(f"`{prod.registry_name}` has no earlier champion to go back to"))
+    if target == current:
+        raise Permanent(rt.rollback_refused(f"v{target} is the champion already"))
+    try:
+        deps.registry.version(prod.registry_name, target)
+    except NotFound:
+        raise Permanent(rt.rollback_refused(f"`{prod.registry_name}` has no version {target}")) from None
+    deps.registry.set_alias(prod.registry_name, alias, target)
+    kept = history[: len(history) - history[::-1].index(target)] if target in history else [*history, target]
+    deps.state.set_champion_history(prod.registry_name, kept)
+    audit(deps, "rolled-back", prod.registry_name, target, actor, source, f"{alias}: v{current or '—'} → v{target}")
+    origin = deps.state.prod_origin(prod.registry_name, target) or ""
+    oname, _, oversion = origin.rpartition("@")
+    request = deps.state.approval(oname, oversion) or _bare_request(model, prod.registry_name, target, deps)
+    request = {**request, "prod_version": target}
+    started = deploy(deps, request, prod.name, actor, trigger)
+    text = rt.rolled_back(prod.registry_name, alias, current, target, actor, started.run_id, started.run_page_url)
+    release = show.for_request(deps, request)
+    if release is not None:
+        release["prod"].update(version=target)
+        rt.add_history(release, text)
+        show.show(deps, release)
+    if deps.slack:
+        deps.slack.post(text)
+    return text
+
+
+def _previous(history: list[str], current: str) -> str:
+    """The champion before `current`: the newest entry of the history that is not it."""
+    for v in reversed(history):
+        if v != current:
+            return v
+    return ""
+
+
+def _bare_request(model: str, name: str, version: str, deps: Deps) -> dict:
+    """A prod version the bot did not promote (set by hand before the bot): deploy it from the default branch."""
+    return {"model": model, "name": name, "version": version, "repo": deps.settings.models[model].repo}
