@@ -92,6 +92,7 @@ OPERATIONS = [
     ("get", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("post", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("get", "/repos/{owner}/{repo}/environments"),
+    ("get", "/orgs/{org}/teams/{team_slug}/memberships/{username}"),
 ]
 
 # Events the bot subscribes to (handlers/github.py) and the ones the forge can send (sandbox/forge/README.md).

@@ -158,4 +158,6 @@ def forge_seed(src: Path, web_url: str, webhook_secret: str) -> str:
         [repos.webhook]
         url = "{web_url}/webhooks/github"
         secret = "{webhook_secret}"
+        [teams]
+        "acme/ml-leads" = ["bob", "carol"]
         """)

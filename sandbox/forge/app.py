@@ -5,11 +5,24 @@ from __future__ import annotations
 from flask import Flask
 
 from ..common import introspection_blueprint, on_shutdown
-from .api import apps, deployments, git_data, git_http, hooks, introspection, issues, pages, pulls, repos, statuses
+from .api import (
+    apps,
+    deployments,
+    git_data,
+    git_http,
+    hooks,
+    introspection,
+    issues,
+    pages,
+    pulls,
+    repos,
+    statuses,
+    teams,
+)
 from .core import Forge
 from .faults import FaultSet
 
-BLUEPRINTS = (hooks, repos, git_data, statuses, deployments, apps, pulls, issues, introspection, git_http, pages)
+BLUEPRINTS = (hooks, repos, git_data, statuses, deployments, apps, teams, pulls, issues, introspection, git_http, pages)
 
 
 def create_app(data_dir, seed, base_url: str, faults: list[str] | None = None) -> Flask:

@@ -124,9 +124,14 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
     # ------------------------------------------------------------------ seed
     def _apply_seed(self) -> None:
         for login, u in self.seed.users.items():
-            self.users[login] = {"login": login, "type": u.type, "name": u.name, "email": u.email}
+            self.users[login] = {"login": login, "type": u.type, "name": u.name, "email": u.email, "scopes": u.scopes}
             self.tokens[u.token] = login
             self.user_id(login)
+        team_ids = self.state.setdefault("team_ids", {})
+        for key in self.seed.teams:
+            if key not in team_ids:
+                team_ids[key] = self.next_id("team")
+            self.user_id(key.partition("/")[0])
         for app in self.seed.apps:
             bot = f"{app.slug}[bot]"
             self.apps[app.id] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,10 @@ PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 # An organization's custom repository roles inherit one of these base roles.
 CUSTOM_ROLE_BASES = ("read", "triage", "write", "maintain")
 DEFAULT_EVENTS = ["push", "delete", "pull_request", "issue_comment"]
+# A classic token's OAuth scopes unless the seed says otherwise; team memberships need `read:org` (or more).
+DEFAULT_SCOPES = ("read:org", "repo", "workflow")
+# GitHub makes a team's slug from its name: lowercase letters, digits and hyphens.
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
 class SeedError(ValueError):
@@ -26,6 +31,7 @@ class SeedUser:
     name: str | None = None
     email: str | None = None
     type: str = "User"
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
 
 
 @dataclass
@@ -66,6 +72,8 @@ class Seed:
     repos: list[SeedRepo]
     apps: list[SeedApp]
     roles: dict[str, str] = field(default_factory=dict)  # custom repository role -> its base role
+    teams: dict[str, list[str]] = field(default_factory=dict)  # "org/team-slug" -> member logins
+    org_members: dict[str, list[str]] = field(default_factory=dict)  # org -> members besides its teams'
 
 
 def load_seed(source: str | os.PathLike | dict | None) -> Seed:
@@ -97,7 +105,10 @@ def parse_seed(data: dict, base: Path) -> Seed:
         utype = u.get("type", "User")
         if utype not in ("User", "Bot"):
             raise SeedError(f"user {login!r}: type must be User or Bot")
-        users[login] = SeedUser(login, token, u.get("name"), u.get("email"), utype)
+        scopes = u.get("scopes", list(DEFAULT_SCOPES))
+        if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+            raise SeedError(f"user {login!r}: scopes must be a list of strings")
+        users[login] = SeedUser(login, token, u.get("name"), u.get("email"), utype, tuple(scopes))
 
     roles = parse_roles(data.get("roles") or {})
     repos: list[SeedRepo] = []
@@ -152,7 +163,46 @@ def parse_seed(data: dict, base: Path) -> Seed:
         elif a.get("public_key"):
             key = str(a["public_key"]).encode()
         apps.append(SeedApp(app_id, slug, inst, key, a.get("name")))
-    return Seed(users, repos, apps, roles)
+    teams = parse_teams(data.get("teams") or {}, users)
+    org_members = parse_org_members(data.get("org_members") or {}, users)
+    return Seed(users, repos, apps, roles, teams, org_members)
+
+
+def _member_logins(where: str, members, users: dict[str, SeedUser]) -> list[str]:
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise SeedError(f"{where}: members must be a list of logins")
+    unknown = [m for m in members if m not in users]
+    if unknown:
+        raise SeedError(f"{where}: {', '.join(unknown)} not among [users]")
+    return list(dict.fromkeys(members))
+
+
+def _org(where: str, org: str, users: dict[str, SeedUser]) -> None:
+    if not valid_login(org) or org.endswith("[bot]"):
+        raise SeedError(f"{where}: invalid organization {org!r}")
+    if org in users:
+        raise SeedError(f"{where}: {org!r} is a user, and only organizations have teams and members")
+
+
+def parse_teams(teams: dict, users: dict[str, SeedUser]) -> dict[str, list[str]]:
+    """`[teams]` "org/team-slug" = [members]: an organization's teams (every member is a member of the org)."""
+    out: dict[str, list[str]] = {}
+    for key, members in teams.items():
+        org, _, slug = key.partition("/")
+        _org(f"team {key!r}", org, users)
+        if not _SLUG_RE.match(slug):
+            raise SeedError(f"team {key!r}: the slug must be lowercase letters, digits and hyphens")
+        out[key] = _member_logins(f"team {key!r}", members, users)
+    return out
+
+
+def parse_org_members(orgs: dict, users: dict[str, SeedUser]) -> dict[str, list[str]]:
+    """`[org_members]` org = [members]: members of an organization who are in none of its teams."""
+    out: dict[str, list[str]] = {}
+    for org, members in orgs.items():
+        _org(f"org_members {org!r}", org, users)
+        out[org] = _member_logins(f"org_members {org!r}", members, users)
+    return out
 
 
 def parse_roles(roles: dict) -> dict[str, str]:

@@ -22,6 +22,7 @@ ID_BASES = {
     "deployment": 60000,
     "deployment_status": 70000,
     "environment": 80000,
+    "team": 90000,
 }
 
 

@@ -15,7 +15,7 @@ from ..contract import rest_contract
 from ..vocabulary import ApiError
 from .web import forge
 
-API_PREFIXES = ("/users/", "/repos/", "/app", "/rate_limit", "/installation")
+API_PREFIXES = ("/users/", "/repos/", "/app", "/rate_limit", "/installation", "/orgs/")
 _TEMPLATE_RE = re.compile(r"<(?:[a-z]+:)?([a-z_]+)>")
 _BAD_JWT = "A JSON web token could not be decoded"
 
@@ -201,7 +201,7 @@ def add_api_headers(resp: Response, who: str | None) -> None:
     resp.headers["X-GitHub-Media-Type"] = "github.v3; format=json"
     resp.headers["X-GitHub-Api-Version-Selected"] = "2022-11-28"
     if g.get("user") and not forge.is_app_bot(g.user):
-        resp.headers["X-OAuth-Scopes"] = "repo, workflow"
+        resp.headers["X-OAuth-Scopes"] = ", ".join(forge.users[g.user]["scopes"])
         resp.headers["X-Accepted-OAuth-Scopes"] = "repo"
 
 
