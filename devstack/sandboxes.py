@@ -16,6 +16,7 @@ def start_workspace(
     workdir: Path,
     *,
     mlflow_tracking_uri: str = "",
+    mlflow_registry_uri: str | None = None,
     faults: list[str] = (),
     token: str = WORKSPACE_TOKEN,
     name: str = "workspace",
@@ -34,6 +35,8 @@ def start_workspace(
     ]
     if mlflow_tracking_uri:
         argv += ["--mlflow-tracking-uri", mlflow_tracking_uri]
+    if mlflow_registry_uri:
+        argv += ["--mlflow-registry-uri", mlflow_registry_uri]
     for fault in faults:
         argv += ["--fault", fault]
     url = f"http://127.0.0.1:{port}"

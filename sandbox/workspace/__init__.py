@@ -7,7 +7,7 @@ The bot talks to it through the real ``databricks-sdk``::
 CLI
 ---
 ``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--mlflow-tracking-uri URI]
-[--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
+[--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
 prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it and
 kill running task processes. State (jobs, runs, repos, id counters, idempotency tokens, task outputs) is
 kept in ``DIR/state.json``; run checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
@@ -96,7 +96,9 @@ is true, otherwise SKIPPED) executed by a background thread:
   ``{{tasks.<key>.run_id|result_state}}``, ``{{tasks.<key>.values.<name>}}``. An unknown reference fails
   the task. Legacy run-now ``python_params`` / ``python_named_params`` / ``notebook_params`` override.
 * Task environment: the sandbox's environment plus ``DATABRICKS_JOB_ID``, ``DATABRICKS_JOB_RUN_ID``,
-  ``DATABRICKS_TASK_RUN_ID``, ``DATABRICKS_TASK_KEY``, ``MLFLOW_TRACKING_URI`` (if given),
+  ``DATABRICKS_TASK_RUN_ID``, ``DATABRICKS_TASK_KEY``, ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``
+  (if given), ``DATABRICKS_HOST`` = the workspace's own base URL and ``DATABRICKS_TOKEN`` = its token (a job
+  runs as its run-as principal without configuration; other ``DATABRICKS_*`` credentials are dropped),
   ``PYTHONUNBUFFERED=1``, ``PYTHONPATH`` = ``<root>:<root>/src:<shim dir>[:old PYTHONPATH]``,
   ``SANDBOX_WIDGETS`` (JSON), ``SANDBOX_TASK_VALUES_DIR``. ``libraries`` are recorded, not installed.
   Compute is checked as Databricks checks it (``api/job_rules.py``: every task needs a cluster or,
@@ -135,6 +137,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--token", default="dapi-sandbox", help="the only accepted bearer token")
     parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
     parser.add_argument(
+        "--mlflow-registry-uri", default=None, help="exported to tasks as MLFLOW_REGISTRY_URI (e.g. databricks-uc)"
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -148,7 +153,14 @@ SERVER = Server(
     prog="python -m sandbox.workspace",
     description="Local Databricks-compatible workspace (Jobs 2.2 + Repos 2.0).",
     default_port=8765,
-    build=lambda args, base_url: create_app(args.data, args.token, args.mlflow_tracking_uri, FaultSet(args.fault)),
+    build=lambda args, base_url: create_app(
+        args.data,
+        args.token,
+        args.mlflow_tracking_uri,
+        FaultSet(args.fault),
+        base_url=base_url,
+        mlflow_registry_uri=args.mlflow_registry_uri,
+    ),
     add_arguments=add_arguments,
     bind_options=False,
     access_log=lambda args: True,

@@ -19,9 +19,24 @@ from .runner import Runner
 from .state import Store
 
 
-def create_app(data_dir, token: str = "dapi-sandbox", mlflow_tracking_uri: str | None = None, faults=None) -> Flask:
+def create_app(
+    data_dir,
+    token: str = "dapi-sandbox",
+    mlflow_tracking_uri: str | None = None,
+    faults=None,
+    *,
+    base_url: str | None = None,
+    mlflow_registry_uri: str | None = None,
+) -> Flask:
+    """The workspace app; `base_url` and `token` are also what its tasks authenticate back with."""
     store = Store(data_dir)
-    runner = Runner(store, mlflow_tracking_uri)
+    runner = Runner(
+        store,
+        mlflow_tracking_uri,
+        mlflow_registry_uri=mlflow_registry_uri,
+        databricks_host=base_url,
+        databricks_token=token,
+    )
     faultset = faults if isinstance(faults, FaultSet) else FaultSet(faults or [])
     state = Workspace(store, runner, faultset, token, RequestCounts())
     app = Flask("sandbox.workspace")

@@ -86,13 +86,44 @@ def read_log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> tuple[str, bool]:
     return data.decode("utf-8", errors="replace"), size > limit
 
 
+# What databricks-sdk and MLflow read to pick a workspace and credentials (databricks/sdk/config.py).
+DATABRICKS_AUTH_ENV = frozenset(
+    {
+        "DATABRICKS_HOST",
+        "DATABRICKS_TOKEN",
+        "DATABRICKS_CONFIG_PROFILE",
+        "DATABRICKS_CONFIG_FILE",
+        "DATABRICKS_AUTH_TYPE",
+        "DATABRICKS_CLIENT_ID",
+        "DATABRICKS_CLIENT_SECRET",
+        "DATABRICKS_USERNAME",
+        "DATABRICKS_PASSWORD",
+        "DATABRICKS_ACCOUNT_ID",
+        "DATABRICKS_AZURE_RESOURCE_ID",
+        "ARM_CLIENT_ID",
+        "ARM_CLIENT_SECRET",
+        "ARM_TENANT_ID",
+    }
+)
+
 _REF = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
 class Runner:
-    def __init__(self, store: Store, mlflow_tracking_uri: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        mlflow_tracking_uri: str | None = None,
+        *,
+        mlflow_registry_uri: str | None = None,
+        databricks_host: str | None = None,
+        databricks_token: str | None = None,
+    ):
         self.store = store
         self.mlflow_tracking_uri = mlflow_tracking_uri
+        self.mlflow_registry_uri = mlflow_registry_uri
+        self.databricks_host = databricks_host
+        self.databricks_token = databricks_token
         self.controls: dict[int, RunControl] = {}
         self.runs_dir = store.data_dir / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -583,6 +614,16 @@ class Runner:
         )
         if self.mlflow_tracking_uri:
             env["MLFLOW_TRACKING_URI"] = self.mlflow_tracking_uri
+        if self.mlflow_registry_uri:
+            env["MLFLOW_REGISTRY_URI"] = self.mlflow_registry_uri
+        if self.databricks_host:
+            # A job authenticates as its run-as principal without configuration; here, as the workspace's
+            # own token. Other credentials inherited from the sandbox's environment would win or conflict.
+            for name in [k for k in env if k in DATABRICKS_AUTH_ENV]:
+                del env[name]
+            env["DATABRICKS_HOST"] = self.databricks_host
+            if self.databricks_token:
+                env["DATABRICKS_TOKEN"] = self.databricks_token
         return env
 
     def _build_command(self, run: dict, task: dict, workdir: Path, result_file: Path):

@@ -203,6 +203,28 @@ def test_validate_passes_for_the_registered_version(pipeline, client, checkout, 
     assert result["metrics"] == pipeline["evaluate"].result["metrics"]
 
 
+def test_validate_compares_with_the_champion_on_an_mlflow_registry(pipeline, client, checkout, step_env):
+    champion = f"models:/{MODEL}@champion"
+    args = ["--model-name", MODEL, "--version", "1", "--champion", champion, "--dataset", ""]
+    first = run_step(checkout, step_env, "validate", *args)
+    assert first.code == 0, first
+    assert first.result["champion_metrics"] is None and first.result["champion_version"] == ""
+    assert "no champion yet" in first.stdout
+    assert first.result["data"] == "validation set: 2,000 generated rows, seed 20240601 (toy)"
+
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    try:
+        step = run_step(checkout, step_env, "validate", *args)
+    finally:
+        client.delete_registered_model_alias(MODEL, "champion")
+    assert step.code == 0, step
+    result = step.result
+    assert (result["champion"], result["champion_version"]) == (champion, "1")
+    # the champion is the candidate here: the same rows give the same numbers
+    assert result["champion_metrics"] == result["metrics"] == pipeline["evaluate"].result["metrics"]
+    assert set(result["delta"].values()) == {0}
+
+
 def test_validate_fails_with_an_impossible_threshold(pipeline, checkout, step_env):
     step = run_step(checkout, step_env, "validate", "--model-name", MODEL, "--version", "1", "--min-accuracy", "0.999")
     assert step.code == 1, step

@@ -1,7 +1,11 @@
 """Register the trained model as a new version, with lineage tags.
 
-    python steps/register.py [--workdir DIR] [--model-name churn-model]
+    python steps/register.py [--workdir DIR] [--model-name NAME]
                              --repo R --branch B --commit SHA --pr N --triggered-by LOGIN
+
+NAME is an MLflow name (default churn-model) or, with MLFLOW_REGISTRY_URI=databricks-uc, a
+three-level Unity Catalog name (dev.ml.churn); the model is logged with the signature Unity
+Catalog requires.
 
 Version tags: repo, branch, commit, pr, job_run_id (from $DATABRICKS_JOB_RUN_ID),
 triggered_by, mlflow_run_id; the same lineage is set as tags on the MLflow run.

@@ -1,24 +1,49 @@
-"""Validate a registered model version on freshly generated data.
+"""Validate a registered model version, next to the current champion, on freshly generated data.
 
-    python steps/validate.py --model-name churn-model --version V
+    python steps/validate.py --model-name NAME --version V [--champion URI] [--dataset toy|full|tiny]
                              [--min-accuracy 0.6] [--min-roc-auc 0.6]
 
-Checks: loads, signature, predicts, shape, no_nan, binary_labels, min_accuracy, min_roc_auc.
-Logs the metrics and checks as a new MLflow run tagged validation_of=<name>/<version>.
+Scores the candidate models:/NAME/V and, when --champion names one that exists (for example
+models:/prod.ml.churn@champion), the champion, on the same rows: the validation set of
+--dataset's size (default toy) generated from a fixed seed no training run uses. An empty
+--champion, or one whose model or alias does not exist yet (the first release), means "no
+champion yet": only the candidate is scored. Checks (candidate only): loads, signature,
+predicts, shape, no_nan, binary_labels, min_accuracy, min_roc_auc. Logs a new MLflow run
+tagged validation_of=<name>/<version> with both sets of metrics. The last line is one JSON
+object: metrics, champion_metrics (or null), champion, champion_version, data, passed, checks...
 Exit code 0 when every check passes, 1 when one fails.
 """
 
 import argparse
 
 import _bootstrap  # noqa: F401
-from churn_model import EXPERIMENT_NAME, MODEL_NAME
+from churn_model import EXPERIMENT_NAME, MODEL_NAME, VALIDATION_DATASET
+from churn_model.data import DATASET_SIZES
 from churn_model.reporting import emit, fmt_metrics, run_step
+
+
+def _dataset(value: str) -> str:
+    # The bot passes {dataset}, which may be empty: empty means the default size.
+    return value.strip() or VALIDATION_DATASET
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="validate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.add_argument("--version", required=True, help="version number or alias (e.g. champion)")
+    parser.add_argument(
+        "--champion",
+        default="",
+        metavar="URI",
+        help="model URI of the current champion, e.g. models:/prod.ml.churn@champion (may be empty)",
+    )
+    parser.add_argument(
+        "--dataset",
+        type=_dataset,
+        choices=list(DATASET_SIZES),
+        default=VALIDATION_DATASET,
+        help=f"size of the validation set (default {VALIDATION_DATASET}; empty = default)",
+    )
     parser.add_argument("--min-accuracy", type=float, default=0.6)
     parser.add_argument("--min-roc-auc", type=float, default=0.6)
     parser.add_argument("--experiment", default=EXPERIMENT_NAME)
@@ -31,6 +56,8 @@ def main(argv=None) -> int:
         result = validate(
             args.model_name,
             args.version,
+            champion=args.champion,
+            dataset=args.dataset,
             min_accuracy=args.min_accuracy,
             min_roc_auc=args.min_roc_auc,
             experiment=args.experiment,
@@ -38,12 +65,21 @@ def main(argv=None) -> int:
         )
         failed = [name for name, ok in result["checks"].items() if not ok]
         lines = [
-            f"validated {result['model']} version {result['version']}: "
+            f"validated {result['model']} version {result['version']} on the {result['data']}: "
             + ("PASSED" if result["passed"] else f"FAILED ({', '.join(failed)})")
         ]
         if result["metrics"]:
-            lines.append(f"metrics: {fmt_metrics(result['metrics'])}")
+            lines.append(f"candidate metrics: {fmt_metrics(result['metrics'])}")
         lines += [f"  - {error}" for error in result["errors"]]
+        if result["champion_metrics"] is not None:
+            lines.append(
+                f"champion {result['champion']} (version {result['champion_version']}) on the same rows: "
+                f"{fmt_metrics(result['champion_metrics'])}"
+            )
+        elif result.get("champion_error"):
+            lines.append(result["champion_error"])
+        else:
+            lines.append("no champion yet" + (f": {result['champion']} does not exist" if result["champion"] else ""))
         lines.append(f"validation run {result['validation_run_id']}")
         emit(lines, result)
         return 0 if result["passed"] else 1

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from churn_model import EXPERIMENT_NAME, MODEL_NAME
+from churn_model import ENVIRONMENTS, EXPERIMENT_NAME, MODEL_NAME, VALIDATION_DATASET
 from churn_model import data as data_mod
 from churn_model import evaluate as eval_mod
 from churn_model import features as feat_mod
@@ -37,7 +37,6 @@ from churn_model.lineage import databricks_context, default_workdir
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 
 MODEL_ARTIFACT_NAME = "model"
-ENVIRONMENTS = ("staging", "prod")
 SERIALIZATION_FORMAT = "cloudpickle"
 
 
@@ -229,14 +228,15 @@ def train(
 # --------------------------------------------------------------------------- evaluate
 
 
-def validation_table(seed: int = data_mod.VALIDATION_SEED):
-    """The fixed validation set: fresh toy-size data from a seed no training run uses.
+def validation_table(seed: int = data_mod.VALIDATION_SEED, dataset: str = VALIDATION_DATASET):
+    """The fixed validation set: fresh data of `dataset`'s size (toy) from a seed no training run uses.
 
-    evaluate.py scores it for the training run and validate.py for a registered version, so
-    a version's validation metrics equal the `accuracy`, `roc_auc`... of its training run, and
-    versions trained on different datasets (toy, full) are compared on the same rows.
+    evaluate.py scores the toy-size set for the training run and validate.py a registered version
+    (and the champion) on the size it is asked for, so a version's toy validation metrics equal the
+    `accuracy`, `roc_auc`... of its training run, and versions trained on different datasets (toy,
+    full) are compared on the same rows.
     """
-    return feat_mod.build_features(data_mod.load_dataset("toy", seed=seed))
+    return feat_mod.build_features(data_mod.load_dataset(dataset, seed=seed))
 
 
 def evaluate(workdir: Path, *, model=None, lineage: dict[str, str] | None = None) -> dict[str, Any]:
@@ -371,20 +371,111 @@ def _resolve_version(client, model_name: str, version: str):
     return client.get_model_version_by_alias(model_name, version.lstrip("@"))
 
 
+def parse_model_uri(uri: str) -> tuple[str, str]:
+    """(name, version or alias) of `models:/NAME/VERSION`, `models:/NAME@ALIAS` or `models:/NAME/ALIAS`."""
+    body = uri.strip().removeprefix("models:/") if uri.strip().startswith("models:/") else None
+    if body and "@" in body:
+        name, _, ref = body.rpartition("@")
+    elif body and "/" in body:
+        name, _, ref = body.rpartition("/")
+    else:
+        name = ref = ""
+    if not name or not ref or "/" in name:
+        raise StepError(f"cannot read model URI {uri!r}: expected models:/NAME/VERSION or models:/NAME@ALIAS")
+    return name, ref
+
+
+def _registered_version(client, model_name: str, ref: str) -> str | None:
+    """The version number `ref` (a number or an alias) names, or None when the model or alias does not exist.
+
+    Existence is read from the registered model (its aliases) rather than from error codes, which differ:
+    a missing alias is RESOURCE_DOES_NOT_EXIST in Unity Catalog but INVALID_PARAMETER_VALUE in MLflow OSS.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if not ref.isdigit():
+        version = (model.aliases or {}).get(ref.lstrip("@"))
+        return str(version) if version is not None else None
+    try:
+        return str(client.get_model_version(model_name, ref).version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def load_registered_model(uri: str):
+    """(sklearn model, input column names from its signature or None) of a registered version."""
+    import mlflow
+
+    model = mlflow.sklearn.load_model(uri)
+    info = mlflow.models.get_model_info(uri)
+    return model, info.signature.inputs.input_names() if info.signature else None
+
+
+def _score(model, input_names, x, y) -> tuple[dict[str, bool], dict[str, float], list[str], Any]:
+    """Checks, metrics, errors and predicted labels of a loaded model on the rows `x` (labels `y`)."""
+    import numpy as np
+
+    checks: dict[str, bool] = {"signature": input_names == list(feat_mod.FEATURES)}
+    errors: list[str] = []
+    metrics: dict[str, float] = {}
+    if not checks["signature"]:
+        errors.append(f"model inputs {input_names} != expected features {list(feat_mod.FEATURES)}")
+    try:
+        pred, proba = eval_mod.score(model, x)
+        checks["predicts"] = True
+    except Exception as exc:  # noqa: BLE001 - any failure to predict is a failed check
+        checks["predicts"] = False
+        errors.append(f"prediction failed: {exc}".splitlines()[0])
+        return checks, metrics, errors, None
+    checks["shape"] = pred.shape == (len(x),) and proba.shape == (len(x),)
+    checks["no_nan"] = bool(not np.isnan(proba.astype(float)).any() and not np.isnan(pred.astype(float)).any())
+    checks["binary_labels"] = set(np.unique(pred).tolist()) <= {0, 1}
+    if checks["shape"] and checks["no_nan"]:
+        metrics = eval_mod.compute_metrics(y, pred, proba)
+    return checks, metrics, errors, pred
+
+
+def describe_validation_data(dataset: str, rows: int, seed: int) -> str:
+    return f"validation set: {rows:,} generated rows, seed {seed} ({dataset})"
+
+
 def validate(
     model_name: str,
     version: str,
     *,
+    champion: str = "",
+    dataset: str = VALIDATION_DATASET,
     min_accuracy: float = 0.6,
     min_roc_auc: float = 0.6,
     experiment: str = EXPERIMENT_NAME,
     seed: int = data_mod.VALIDATION_SEED,
     workdir: Path | None = None,
+    client=None,
+    load_model=None,
 ) -> dict[str, Any]:
-    """Load a registered version, score fresh toy data, check it, log a validation run."""
-    import mlflow
-    import numpy as np
+    """Score a registered version, and the champion when there is one, on the same fresh rows; check the
+    candidate; log a validation run.
 
+    `champion` is a model URI (`models:/prod.ml.churn@champion`); empty, or naming a model or alias that
+    does not exist yet (the first release), means no champion: only the candidate is scored. The champion
+    never fails the step: it is there to compare with. `client` and `load_model` are for tests.
+    """
+    import mlflow
+
+    if dataset not in data_mod.DATASET_SIZES:
+        raise StepError(f"unknown dataset {dataset!r} (known: {', '.join(data_mod.DATASET_SIZES)})")
+    champion = (champion or "").strip()
+    champion_name, champion_ref = parse_model_uri(champion) if champion else ("", "")
+    client = client or mlflow.MlflowClient()
+    load_model = load_model or load_registered_model
     requested = str(version).strip()
     version = requested
     uri = f"models:/{model_name}/{version}"
@@ -392,45 +483,27 @@ def validate(
     metrics: dict[str, float] = {}
     errors: list[str] = []
 
-    x, y = feat_mod.x_y(validation_table(seed))
-    client = mlflow.MlflowClient()
+    table = validation_table(seed, dataset)
+    x, y = feat_mod.x_y(table)
+    data = describe_validation_data(dataset, len(table), seed)
     source_run_id = None
     try:
         model_version = _resolve_version(client, model_name, requested)
         version = str(model_version.version)
         uri = f"models:/{model_name}/{version}"
         source_run_id = model_version.run_id
-        model = mlflow.sklearn.load_model(uri)
+        model, input_names = load_model(uri)
         checks["loads"] = True
     except Exception as exc:  # noqa: BLE001 - any failure to load is a failed check
         model = None
         checks["loads"] = False
         errors.append(f"cannot load {uri}: {exc}".splitlines()[0])
 
-    pred = proba = None
+    pred = None
     if model is not None:
-        try:
-            info = mlflow.models.get_model_info(uri)
-            names = info.signature.inputs.input_names() if info.signature else None
-            checks["signature"] = names == list(feat_mod.FEATURES)
-            if not checks["signature"]:
-                errors.append(f"model inputs {names} != expected features {list(feat_mod.FEATURES)}")
-        except Exception as exc:  # noqa: BLE001
-            checks["signature"] = False
-            errors.append(f"cannot read signature: {exc}".splitlines()[0])
-        try:
-            pred, proba = eval_mod.score(model, x)
-            checks["predicts"] = True
-        except Exception as exc:  # noqa: BLE001
-            checks["predicts"] = False
-            errors.append(f"prediction failed: {exc}".splitlines()[0])
-
-    if pred is not None:
-        checks["shape"] = pred.shape == (len(x),) and proba.shape == (len(x),)
-        checks["no_nan"] = bool(not np.isnan(proba.astype(float)).any() and not np.isnan(pred.astype(float)).any())
-        checks["binary_labels"] = set(np.unique(pred).tolist()) <= {0, 1}
-        if checks["shape"] and checks["no_nan"]:
-            metrics = eval_mod.compute_metrics(y, pred, proba)
+        scored_checks, metrics, scored_errors, pred = _score(model, input_names, x, y)
+        checks.update(scored_checks)
+        errors += scored_errors
     checks["min_accuracy"] = bool(metrics) and metrics["accuracy"] >= min_accuracy
     checks["min_roc_auc"] = bool(metrics) and not math.isnan(metrics["roc_auc"]) and metrics["roc_auc"] >= min_roc_auc
     if metrics and not checks["min_accuracy"]:
@@ -439,6 +512,29 @@ def validate(
         errors.append(f"roc_auc {metrics['roc_auc']:.4f} < minimum {min_roc_auc}")
     passed = all(checks.values())
 
+    champion_version = ""
+    champion_metrics: dict[str, float] | None = None
+    champion_error = ""
+    if champion:
+        try:
+            champion_version = _registered_version(client, champion_name, champion_ref) or ""
+            if champion_version:
+                champion_model, champion_inputs = load_model(f"models:/{champion_name}/{champion_version}")
+                _, scored, scored_errors, _ = _score(champion_model, champion_inputs, x, y)
+                if scored:
+                    champion_metrics = scored
+                else:
+                    champion_error = "; ".join(scored_errors) or "no metrics"
+        except Exception as exc:  # noqa: BLE001 - reported next to the candidate's metrics, never a failed check
+            champion_error = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        if champion_error:
+            champion_error = f"cannot score champion {champion}: {champion_error}"
+    delta = (
+        {k: round(metrics[k] - champion_metrics[k], 6) for k in metrics if k in champion_metrics}
+        if metrics and champion_metrics
+        else None
+    )
+
     _set_experiment(experiment)
     tags = {
         **databricks_context(),
@@ -446,17 +542,33 @@ def validate(
         "model_name": model_name,
         "model_version": version,
         "validation_passed": str(passed).lower(),
+        "validation_data": data,
     }
     if source_run_id:
         tags["source_run_id"] = source_run_id
+    if champion:
+        tags["champion"] = champion
+    if champion_version:
+        tags["champion_version"] = champion_version
     with mlflow.start_run(run_name=f"validate-{model_name}-v{version}", tags=tags) as run:
         mlflow.log_params(
-            {"min_accuracy": min_accuracy, "min_roc_auc": min_roc_auc, "validation_seed": seed, "n_rows": len(x)}
+            {
+                "min_accuracy": min_accuracy,
+                "min_roc_auc": min_roc_auc,
+                "validation_dataset": dataset,
+                "validation_seed": seed,
+                "n_rows": len(x),
+            }
         )
         if metrics:
             mlflow.log_metrics(metrics)
+        if champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
         mlflow.log_metrics({f"check_{k}": float(v) for k, v in checks.items()})
-        mlflow.log_dict({"checks": checks, "errors": errors}, "validation.json")
+        mlflow.log_dict(
+            {"checks": checks, "errors": errors, "champion_metrics": champion_metrics, "data": data},
+            "validation.json",
+        )
         if pred is not None and checks.get("shape"):
             plots = Path(workdir) if workdir else default_workdir() / "validate"
             cm = eval_mod.plot_confusion_matrix(
@@ -476,6 +588,15 @@ def validate(
         "passed": passed,
         "errors": errors,
         "thresholds": {"min_accuracy": min_accuracy, "min_roc_auc": min_roc_auc},
+        "champion": champion,
+        "champion_version": champion_version,
+        "champion_metrics": champion_metrics,
+        **({"champion_error": champion_error} if champion_error else {}),
+        "delta": delta,
+        "data": data,
+        "dataset": dataset,
+        "rows": int(len(table)),
+        "seed": seed,
         "validation_run_id": validation_run_id,
     }
 
@@ -484,7 +605,11 @@ def validate(
 
 
 def deploy(model_name: str, version: str, environment: str) -> dict[str, Any]:
-    """Stand-in deployment: alias `<environment>` -> version, and a `deployed_<env>_at` tag."""
+    """Stand-in deployment: alias `<environment>` -> version, and a `deployed_<env>_at` tag.
+
+    `model_name` may be a Unity Catalog name (`prod.ml.churn`). The alias and tag names are valid in Unity
+    Catalog as in MLflow OSS: an alias is `[A-Za-z0-9_-]`, neither `latest` nor `v<digits>`.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -497,8 +622,8 @@ def deploy(model_name: str, version: str, environment: str) -> dict[str, Any]:
         raise StepError(f"model version {model_name}/{version} not found: {exc.message}") from None
     previous = None
     try:
-        previous = client.get_model_version_by_alias(model_name, environment).version
-    except MlflowException:
+        previous = str(client.get_model_version_by_alias(model_name, environment).version)
+    except MlflowException:  # no version had this alias yet
         pass
     deployed_at = datetime.now(UTC).isoformat(timespec="seconds")
     client.set_registered_model_alias(model_name, environment, version)
