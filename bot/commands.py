@@ -201,7 +201,7 @@ def _reject(name: str, words: list[str], rest: str, line: str) -> Command:
 
 def _deploy(name: str, words: list[str], rest: str, line: str) -> Command:
     if len(words) != 1 or not _WORD.match(words[0]):
-        raise _Bad("name one environment, e.g. `/deploy staging`")
+        raise _Bad("name one stage, e.g. `/deploy prod`")
     return Command(name, environment=words[0], line=line)
 
 

@@ -1,18 +1,23 @@
-"""`python -m devstack demo` (`make demo`): the whole loop on this machine, with nothing but this repository.
+"""`python -m devstack demo` (`make demo`): the release train on this machine, with nothing but this repository.
 
-It starts a private Redis, a real MLflow server, the sandbox forge (hosting acme/churn-model,
-the example project), the sandbox Databricks workspace, the sandbox Slack, and the bot's web
-process and worker. Then people act through the forge's API, as GitHub users would:
+It starts a private Redis, a real MLflow server (tracking), the sandbox forge (hosting acme/churn-model,
+the example project), the sandbox Databricks workspace (jobs, and the Unity Catalog registry the real
+`MlflowClient(registry_uri="databricks-uc")` talks to), the sandbox Slack, and the bot's web process and
+worker. `prod.ml.churn` v1 is the champion of an earlier release. Then people act through the forge's API,
+as GitHub users would:
 
-  1. alice pushes feature/better-features      → per-branch jobs appear in the workspace
-  2. alice opens a PR                          → the `test` workflow runs, status on the commit
-  3. alice comments /train toy                 → the job really trains; the PR gets the report
-  4. the new version arrives by MLflow webhook → validated → approval requested (PR + Slack)
-  5. alice's /approve is refused (four eyes); bob's /approve promotes it to `champion`
-  6. the PR is merged                          → the branch's jobs are cleaned up
+  1. alice pushes feature/better-features  → per-branch jobs appear in the workspace
+  2. alice opens a PR                      → the `test` workflow runs, status on the commit
+  3. alice comments /train toy             → trains in dev (`dev.ml.churn`); the report compares with prod's champion
+  4. bob merges the PR                     → the merge commit trains on full data in staging (`staging.ml.churn`),
+                                             validated against the prod champion on the same data → approval asked
+  5. alice's /approve is refused (four eyes); bob's /approve → copied into `prod.ml.churn`, `champion` moves,
+                                             deploy runs in prod, GitHub deployment statuses
+  6. bob comments /rollback prod           → `champion` goes back to v1, deploy runs again
 
-It prints each step as it happens, then the PR conversation, the registry and the audit trail,
-and exits 0 only if every step did what it should.
+It prints each step as it happens, then the PR conversation, the three registries and the audit trail,
+and exits 0 only if every step did what it should (the prod alias moves only after merge, validation
+and approval).
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ from pathlib import Path
 
 from devstack.processes import ServiceError
 from devstack.sandboxes import WORKSPACE_TOKEN
-from devstack.setups import EXAMPLE, REPO, SECRETS, USERS, Setup, install_registry_hook, whole_loop
+from devstack.setups import EXAMPLE, REPO, SECRETS, USERS, Setup, whole_loop
 from devstack.waiting import TimedOut, wait_until
 
 BRANCH = "feature/better-features"
+DEV, STAGING, PROD = "dev.ml.churn", "staging.ml.churn", "prod.ml.churn"
 ALICE_GIT = {
     "GIT_AUTHOR_NAME": "Alice",
     "GIT_AUTHOR_EMAIL": "alice@acme.test",
@@ -54,7 +60,6 @@ class Story:
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.config import Config
         from github import Auth, Github
-        from mlflow.tracking import MlflowClient
 
         self.stack, self.out = stack, out
         # The sandbox has no host metadata endpoint; the SDK's warning about it is noise here.
@@ -68,7 +73,7 @@ class Story:
         self.ws = WorkspaceClient(
             config=Config(host=stack.url("workspace"), token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=30)
         )
-        self.mlflow = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
+        self.mlflow = uc_client(stack)
         self.started = time.monotonic()
         self.results: list[tuple[str, bool, float]] = []
         self.pr = None
@@ -187,50 +192,82 @@ class Story:
         assert "Metrics vs champion" in report.body, "no champion comparison in the report"
         reactions = {r.content for r in c.get_reactions()}
         self.say(f"reactions on alice's comment: {' '.join(sorted(reactions))}")
-
-    def validate(self) -> None:
-        [ask] = wait("the approval request on the PR", lambda: self.bot_comments("approval"), 120)
-        self.version = re.search(r"key=churn-model@(\d+)", ask.body).group(1)
-        self.say("PR: " + ask.body.splitlines()[1].lstrip("# "))
-        version = self.mlflow.get_model_version("churn-model", self.version)
-        self.say(f"registry: churn-model v{self.version} validation_status={version.tags.get('validation_status')}")
-        with urllib.request.urlopen(f"{self.stack.url('slack')}/sandbox/messages") as r:
-            messages = json.load(r)["messages"]
-        asks = [m for m in messages if "Approve" in json.dumps(m.get("blocks", []))]
+        dev = self.mlflow.search_model_versions(f"name='{DEV}'")
         self.say(
-            f"slack #{asks[-1]['channel_name'] if asks else '?'}: {asks[-1]['text'].splitlines()[0] if asks else 'none'}"
+            f"registry: {DEV} v{max(int(v.version) for v in dev)} (a PR's model); {PROD}@champion: v{self.champion()}"
         )
-        assert version.tags.get("validation_status") == "passed", "validation did not pass"
+        assert self.champion() == "1", "a pull request's training moved the prod champion"
+
+    def champion(self) -> str:
+        return self.mlflow.get_model_version_by_alias(PROD, "champion").version
+
+    def deploy_states(self, environment: str) -> list[str]:
+        """The statuses of the newest GitHub deployment to `environment`, oldest first."""
+        found = list(self.repo().get_deployments(environment=environment))
+        return [s.state for s in reversed(list(found[0].get_statuses()))] if found else []
+
+    def merge(self) -> None:
+        merged = self.repo("bob").get_pull(self.pr.number).merge(merge_method="merge")
+        self.say(f"bob merged PR #{self.pr.number} → merge commit {merged.sha[:7]}")
+        wait("the branch's jobs to go", lambda: self.branch_jobs() == [])
+        self.say(f"jobs left for {BRANCH}: none")
+        [ask] = wait("the approval request on the merged PR", lambda: self.bot_comments("approval"), 240)
+        self.version = re.search(r"key=staging\.ml\.churn@(\d+)", ask.body).group(1)
+        v = self.mlflow.get_model_version(STAGING, self.version)
+        self.say(f"registry: {STAGING} v{v.version} validation_status={v.tags.get('validation_status')}")
+        for line in ask.body.splitlines():
+            if line.startswith(("Validation data", "| accuracy", "| roc_auc", "| gate")):
+                self.say(line)
+        with urllib.request.urlopen(f"{self.stack.url('slack')}/sandbox/messages") as r:
+            asks = [m for m in json.load(r)["messages"] if "Approve" in json.dumps(m.get("blocks", []))]
+        self.say(f"slack #{asks[-1]['channel_name']}: {asks[-1]['text'].splitlines()[0]}" if asks else "slack: none")
+        self.say(f"staging deployment: {' → '.join(self.deploy_states('staging'))}")
+        assert v.tags.get("validation_status") == "passed", "validation did not pass"
         assert asks, "no approval request in Slack"
+        assert self.champion() == "1", "the prod champion moved before anyone approved"
 
     def approve(self) -> None:
         c = self.comment("alice", "/approve")
         refusal = wait("alice's refusal", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + refusal.body.splitlines()[-1])
-        assert "four eyes" in refusal.body
+        assert "four eyes" in refusal.body, "alice approved her own change"
         c = self.comment("bob", "/approve")
         answer = wait("bob's approval", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + answer.body.splitlines()[-1])
-        champion = self.mlflow.get_model_version_by_alias("churn-model", "champion")
-        self.say(
-            f"registry: champion → churn-model v{champion.version}, approved_by={champion.tags.get('approved_by')}"
+        self.promoted = self.champion()
+        v = self.mlflow.get_model_version(PROD, self.promoted)
+        self.say(f"registry: {PROD}@champion → v{v.version} (copied from {v.tags.get('copied_from')})")
+        states = wait(
+            "the prod deployment", lambda: (s := self.deploy_states("prod")) and s[-1] in ("success", "failure") and s
         )
-        assert champion.version == self.version, "the champion alias did not move"
+        self.say(f"prod deployment: {' → '.join(states)}")
+        assert self.promoted != "1", "the champion alias did not move"
+        assert states[-1] == "success", "deploy to prod failed"
 
-    def merge(self) -> None:
-        self.repo("bob").get_pull(self.pr.number).merge(merge_method="merge")
-        self.say(f"bob merged PR #{self.pr.number}")
-        wait("the branch's jobs to go", lambda: self.branch_jobs() == [])
-        self.say(f"jobs left for {BRANCH}: none")
+    def rollback(self) -> None:
+        c = self.comment("bob", "/rollback prod")
+        answer = wait("the rollback", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        self.say("bot: " + answer.body.splitlines()[-1])
+        self.say(f"registry: {PROD}@champion → v{self.champion()}")
+        wait("the redeploy", lambda: self.mlflow.get_model_version(PROD, "1").tags.get("deployed_prod_by"))
+        self.say(f"prod deployment: {' → '.join(self.deploy_states('prod'))}")
+        assert self.champion() == "1", "the champion alias did not go back"
+        [release] = self.bot_comments("release", "churn")
+        rows = [r.split("|") for r in release.body.splitlines() if r.startswith("| ") and not r.startswith("| Stage")]
+        for row in rows[:4]:
+            self.say(f"release comment: {row[1].strip():<9} {row[3].strip()[:110]}")
 
     def run(self) -> bool:
         steps = [
             ("1. alice pushes feature/better-features → per-branch jobs appear", self.push_branch),
             ("2. alice opens a PR → the test workflow runs, status on the commit", self.open_pr),
-            ("3. alice comments /train toy → the job trains, the PR gets the report", self.train),
-            ("4. the new version arrives by MLflow webhook → validated → approval requested", self.validate),
-            ("5. alice's /approve is refused (four eyes); bob's /approve promotes it", self.approve),
-            ("6. the PR is merged → the branch's jobs are cleaned up", self.merge),
+            ("3. alice comments /train toy → trains in dev; the report compares with prod's champion", self.train),
+            (
+                "4. bob merges → staging trains the merge commit on full data, validates it against the champion",
+                self.merge,
+            ),
+            ("5. alice's /approve is refused (four eyes); bob's /approve → prod: copy, alias, deploy", self.approve),
+            ("6. bob comments /rollback prod → the champion goes back, deploy runs again", self.rollback),
         ]
         for title, fn in steps:
             if not self.step(title, fn):
@@ -249,11 +286,13 @@ class Story:
             self.out(f"  @{c.user.login:<10} {first[:110]}" + (f"   [{reactions}]" if reactions else ""))
 
     def registry(self) -> None:
-        self.out("\n── registry: churn-model ──")
-        for found in sorted(self.mlflow.search_model_versions("name='churn-model'"), key=lambda v: int(v.version)):
-            v = self.mlflow.get_model_version("churn-model", found.version)  # search results carry no aliases
-            tags = {k: v.tags[k] for k in ("branch", "pr", "validation_status", "approved_by") if k in v.tags}
-            self.out(f"  v{v.version}  aliases={list(v.aliases)}  {tags}")
+        for name in (DEV, STAGING, PROD):
+            self.out(f"\n── registry: {name} (Unity Catalog) ──")
+            for found in sorted(self.mlflow.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+                v = self.mlflow.get_model_version(name, found.version)  # search results carry no aliases or tags
+                keys = ("pr", "validation_status", "approved_by", "copied_from", "deployed_prod_by")
+                tags = {k: v.tags[k] for k in keys if k in v.tags}
+                self.out(f"  v{v.version}  aliases={list(v.aliases)}  {tags}")
 
     def audit(self) -> None:
         import redis
@@ -265,43 +304,37 @@ class Story:
             self.out("  " + audit.format_entry(e))
 
 
-def seed_champion(stack: Setup, out=print) -> str:
-    """An older model trained on main and approved long ago, so the new one has a champion to beat."""
-    work = stack.workdir / "champion"
-    shutil.copytree(EXAMPLE, work)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": stack.url("mlflow"), "PYTHONPATH": str(work / "src")}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "churn_model.cli",
-            "--dataset",
-            "toy",
-            "--param",
-            "n_estimators=10",
-            "--param",
-            "max_depth=1",
-            "--register",
-            "--model-name",
-            "churn-model",
-            "--repo",
-            REPO,
-            "--branch",
-            "main",
-            "--triggered-by",
-            "carol",
-        ],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+def uc_env(stack: Setup) -> dict[str, str]:
+    """What MLflow's Unity Catalog client needs to reach the sandbox workspace's registry."""
+    return {"DATABRICKS_HOST": stack.url("workspace"), "DATABRICKS_TOKEN": WORKSPACE_TOKEN}
+
+
+def uc_client(stack: Setup):
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri=stack.url("mlflow"))
-    client.set_registered_model_alias("churn-model", "champion", "1")
-    client.set_model_version_tag("churn-model", "1", "approved_by", "bob")
+    os.environ.update(uc_env(stack))  # the UC store reads the workspace and its token from the environment
+    return MlflowClient(tracking_uri=stack.url("mlflow"), registry_uri="databricks-uc")
+
+
+def seed_champion(stack: Setup, out=print) -> str:
+    """An earlier release: a model trained on main with weak settings, approved long ago, prod's champion."""
+    work = stack.workdir / "champion"
+    shutil.copytree(EXAMPLE, work)
+    env = {
+        **os.environ,
+        **uc_env(stack),
+        "MLFLOW_TRACKING_URI": stack.url("mlflow"),
+        "MLFLOW_REGISTRY_URI": "databricks-uc",
+        "PYTHONPATH": str(work / "src"),
+    }
+    argv = ["--dataset", "toy", "--param", "n_estimators=10", "--param", "max_depth=1", "--register"]
+    argv += ["--model-name", PROD, "--repo", REPO, "--branch", "main", "--triggered-by", "carol"]
+    subprocess.run(
+        [sys.executable, "-m", "churn_model.cli", *argv], cwd=work, env=env, check=True, capture_output=True, text=True
+    )
+    client = uc_client(stack)
+    client.set_registered_model_alias(PROD, "champion", "1")
+    client.set_model_version_tag(PROD, "1", "approved_by", "bob")
     return "1"
 
 
@@ -342,8 +375,7 @@ def run_demo(keep: bool = False, workdir: Path | None = None) -> int:
     try:
         stack = whole_loop(workdir, say=_show)
         seed_champion(stack)
-        print("  champion  churn-model v1 (trained on main with weak settings, approved by bob)")
-        print(f"  webhook   MLflow → bot: {install_registry_hook(stack)}")
+        print(f"  champion  {PROD} v1 (an earlier release: trained on main with weak settings, approved by bob)")
         print(f"  ready in {time.monotonic() - started:.1f} s")
         ok = _play(stack, started)
         if keep:

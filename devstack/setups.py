@@ -3,9 +3,9 @@
 - `receiver_only`: a private Redis and the web process (bench/ingest.py).
 - `jobs`: Redis, the sandbox forge hosting `acme/tiny-ml` (devstack/mlrepo.py), the sandbox
   workspace, the web process and a worker, configured by `mlrepo.config_text` (bench/commands.py).
-- `whole_loop`: every process of the loop — Redis, a real MLflow server, the sandbox Slack, the
-  forge hosting `acme/churn-model` (examples/churn-model), the workspace, web and worker,
-  configured by examples/demo.config.toml (the demo, tests/e2e).
+- `whole_loop`: every process of the loop — Redis, a real MLflow server (tracking), the sandbox Slack, the
+  forge hosting `acme/churn-model` (examples/churn-model), the workspace (jobs, and the Unity Catalog
+  registry), web and worker, configured by examples/demo.config.toml (the demo, tests/e2e).
 
 Each process runs in its own process group, on a free port, under the setup's workdir.
 """
@@ -168,7 +168,11 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
         seed = workdir / "forge-seed.toml"
         seed.write_text(_churn_model_seed(web_url))
         forge = setup.add("forge", start_forge(workdir, seed))
-        setup.add("workspace", start_workspace(workdir, mlflow_tracking_uri=mlflow.url))
+        # Unity Catalog is the registry: the workspace serves its API, and its jobs register there
+        setup.add(
+            "workspace",
+            start_workspace(workdir, mlflow_tracking_uri=mlflow.url, mlflow_registry_uri="databricks-uc"),
+        )
         template = Template((ROOT / "examples" / "demo.config.toml").read_text())
         setup.config_path.write_text(
             template.substitute(
@@ -185,6 +189,7 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
             "MLOPS_BOT_CONFIG": str(setup.config_path),
             "GITHUB_TOKEN": USERS["mlops-bot"],
             "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
+            "DATABRICKS_HOST": setup.url("workspace"),  # where MlflowClient(registry_uri="databricks-uc") goes
             "SLACK_BOT_TOKEN": SLACK_TOKEN,
             "MLFLOW_TRACKING_URI": mlflow.url,
         }

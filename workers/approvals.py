@@ -69,7 +69,7 @@ def listed(deps: Deps, model: str, login: str) -> bool:
     for entry in policy.stage(deps.settings, model, "approval").approvers or []:
         if entry.startswith("@") and deps.forge is not None:
             org, _, team = entry[1:].partition("/")
-            if deps.forge.in_team(org, team, login):
+            if deps.forge.in_team(org, team.lower(), login):  # GitHub's team slugs are lowercase
                 return True
         elif entry.lower() == login.lower():
             return True

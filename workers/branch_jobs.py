@@ -167,13 +167,7 @@ def start_run(
     `options`: dataset, params (dict), suite, model, version, champion, environment (a release stage's)."""
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
-    if not options.get("model") and (dev := policy.dev_model(settings, repo_cfg.name, workflow)):
-        # a PR's (or a branch's) run trains in dev and writes the dev registry only
-        options = {
-            **options,
-            "model": dev[1].registry_name,
-            "environment": options.get("environment") or dev[1].environment,
-        }
+    options = _dev_defaults(settings, repo_cfg.name, workflow, options)
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if repo_cfg.code_source == "repos":
         _check_out(ws, state, repo_cfg, branch)

@@ -45,7 +45,15 @@ def promote(deps: Deps, request: dict, source: str) -> str:
         return _retrain(deps, request, prod)
     copied = deps.registry.copy_version(request["name"], request["version"], prod.registry_name)
     deps.registry.set_tags(prod.registry_name, copied.version, {**tags, "copied_from": _ref(request)})
-    audit(deps, "copied", model, request["version"], approvers, source, f"to {prod.registry_name} v{copied.version}")
+    audit(
+        deps,
+        "copied",
+        request["name"],
+        request["version"],
+        approvers,
+        source,
+        f"to {prod.registry_name} v{copied.version}",
+    )
     return crown(deps, request, copied.version, approvers, source)
 
 
@@ -102,7 +110,7 @@ def _retrain(deps: Deps, request: dict, prod) -> str:
                              author=request.get("pr_author", ""), merged_by=request.get("merged_by", ""),
                              registry=prod.registry_name)  # fmt: skip
         deps.state.record_lineage(started.environment, started.run_id, rec)
-    audit(deps, "retrain-started", request["model"], request["version"], V.BOT, "approval", f"run {started.run_id}")
+    audit(deps, "retrain-started", request["name"], request["version"], V.BOT, "approval", f"run {started.run_id}")
     deps.scheduler.follow(started.environment, started.run_id)
     return ""
 
@@ -207,14 +215,14 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     request = deps.state.approval(oname, oversion) or _bare_request(model, prod.registry_name, target, deps)
     request = {**request, "prod_version": target}
     started = deploy(deps, request, prod.name, actor, trigger)
-    text = rt.rolled_back(prod.registry_name, alias, current, target, actor, started.run_id, started.run_page_url)
+    text = rt.rolled_back(prod.registry_name, alias, current, target, started.run_id, started.run_page_url)
     release = show.for_request(deps, request)
     if release is not None:
         release["prod"].update(version=target)
-        rt.add_history(release, text)
+        rt.add_history(release, f"@{actor} {text}")
         show.show(deps, release)
     if deps.slack:
-        deps.slack.post(text)
+        deps.slack.post(f"@{actor} {text}")
     return text
 
 

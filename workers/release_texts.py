@@ -148,10 +148,9 @@ def rollback_refused(why: str) -> str:
     return f"rollback refused: {why}"
 
 
-def rolled_back(name: str, alias: str, frm: str, to: str, actor: str, run_id: int, url: str) -> str:
+def rolled_back(name: str, alias: str, frm: str, to: str, run_id: int, url: str) -> str:
     return (
-        f"↩️ @{actor} rolled `{name}@{alias}` back from v{frm or '—'} to v{to}; deploy is running "
-        f"({link(f'run {run_id}', url)})."
+        f"↩️ rolled `{name}@{alias}` back from v{frm or '—'} to v{to}; deploy is running ({link(f'run {run_id}', url)})."
     )
 
 

@@ -3,40 +3,67 @@
 import pytest
 
 from workers.policy import approval_refusal as refusal
+from workers.policy import approvals_needed, stage
 
 BASE = {
     "model": "churn-model",
+    "name": "churn-model-staging",
     "version": "2",
     "status": "pending",
     "validation": "passed",
     "repo": "acme/churn-model",
     "pr_author": "alice",
     "trained_by": "alice",
+    "proven": True,  # the bot started the training from a merge and recorded it (workers/lineage.py)
     "approvals": [],
 }
 
 
 @pytest.mark.parametrize(
-    "change, approver, role, expected",
+    "change, approver, role, listed, expected",
     [
-        ({}, "bob", "admin", None),
-        ({}, "dave", "read", "approving needs write permission"),
-        ({}, "bob", "read", None),  # bob is in the model's approvers list
-        ({}, "alice", "admin", "four eyes: @alice opened the pull request and started the training of churn-model@2"),
-        ({"pr_author": "carol"}, "alice", "admin", "four eyes: @alice started the training"),
-        ({"validation": "failed"}, "bob", "admin", "has not passed validation (validation: failed)"),
-        ({"validation": "pending"}, "bob", "admin", "has not passed validation (validation: pending)"),
-        ({"status": "approved"}, "bob", "admin", "is already approved"),
-        ({"approvals": [{"by": "bob"}]}, "bob", "admin", "@bob has approved churn-model@2 already"),
+        ({}, "bob", "admin", False, None),
+        ({}, "dave", "read", False, "approving needs write permission"),
+        ({}, "bob", "read", True, None),  # bob is one of the prod stage's approvers
+        (
+            {},
+            "alice",
+            "admin",
+            False,
+            "four eyes: @alice opened the pull request and started the training of churn-model-staging@2",
+        ),
+        ({"pr_author": "carol"}, "alice", "admin", False, "four eyes: @alice started the training"),
+        ({"validation": "failed"}, "bob", "admin", False, "has not passed validation (validation: failed)"),
+        ({"validation": "pending"}, "bob", "admin", False, "has not passed validation (validation: pending)"),
+        ({"validation": "cancelled"}, "bob", "admin", False, "has not passed validation (validation: cancelled)"),
+        ({"status": "approved"}, "bob", "admin", False, "is already approved"),
+        ({"approvals": [{"by": "bob"}]}, "bob", "admin", False, "@bob has approved churn-model-staging@2 already"),
+        # lineage the bot cannot prove: tags are only claims, so only listed approvers may approve
+        ({"proven": False}, "carol", "admin", False, "churn-model-staging@2 has no lineage the bot can prove"),
+        ({"proven": False}, "bob", "admin", True, None),
+        ({"proven": False}, "alice", "admin", True, "four eyes: @alice opened the pull request"),
     ],
 )
-def test_policy(settings, change, approver, role, expected):
-    why = refusal({**BASE, **change}, approver, role, settings, "churn-model", "2")
+def test_policy(settings, change, approver, role, listed, expected):
+    why = refusal({**BASE, **change}, approver, role, settings, "churn-model-staging", "2", listed=listed)
     if expected is None:
         assert why is None
     else:
         assert expected in why
 
 
+def test_an_unproven_refusal_names_the_listed_approvers(settings):
+    why = refusal({**BASE, "proven": False}, "carol", "admin", settings, "churn-model-staging", "2")
+    assert "only the model's listed approvers (bob) may approve it, and it needs two of them" in why
+
+
 def test_no_request_is_refused_with_a_hint(settings):
-    assert "no approval request for churn-model@9" in refusal(None, "bob", "admin", settings, "churn-model", "9")
+    assert "no approval request for churn-model-staging@9" in refusal(
+        None, "bob", "admin", settings, "churn-model-staging", "9"
+    )
+
+
+@pytest.mark.parametrize("proven, required, needed", [(True, 1, 1), (False, 1, 2), (True, 3, 3), (False, 3, 3)])
+def test_a_version_without_proven_lineage_needs_two_approvals_at_least(settings, proven, required, needed):
+    prod = stage(settings, "churn-model", "approval").model_copy(update={"required_approvals": required})
+    assert approvals_needed({"proven": proven}, prod) == needed

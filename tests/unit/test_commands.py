@@ -46,6 +46,20 @@ from bot.commands import USAGE, Command, CommandError, command_lines, parse_comm
             ],
         ),
         ("/deploy staging", [Command("deploy", environment="staging", line="/deploy staging")]),
+        ("/rollback prod", [Command("rollback", environment="prod", line="/rollback prod")]),
+        ("/rollback prod 7", [Command("rollback", environment="prod", version="7", line="/rollback prod 7")]),
+        (
+            "/rollback prod churn-model@7",
+            [
+                Command(
+                    "rollback",
+                    environment="prod",
+                    model="churn-model",
+                    version="7",
+                    line="/rollback prod churn-model@7",
+                )
+            ],
+        ),
         ("  /status  ", [Command("status", line="/status")]),
     ],
 )
@@ -72,8 +86,11 @@ def test_valid_commands(text, expected):
         ("/approve churn-model@0", "approve", "model@version"),
         ("/reject", "reject", "say why"),
         ("/reject churn-model@7", "reject", "say why"),
-        ("/deploy", "deploy", "name one environment"),
-        ("/deploy staging prod", "deploy", "name one environment"),
+        ("/deploy", "deploy", "name one stage"),
+        ("/deploy staging prod", "deploy", "name one stage"),
+        ("/rollback", "rollback", "name the stage"),
+        ("/rollback prod x y z", "rollback", "name the stage"),
+        ("/rollback prod churn-model@0", "rollback", "is not a version number"),
     ],
 )
 def test_malformed_commands_say_why(text, name, message):
@@ -82,9 +99,17 @@ def test_malformed_commands_say_why(text, name, message):
     assert error.name == name and message in error.message
 
 
-def test_error_for_a_known_command_carries_its_usage():
-    [error] = parse_comment("/deploy")
-    assert error.usage == USAGE["deploy"] == "/deploy <environment>"
+@pytest.mark.parametrize(
+    "text, usage",
+    [
+        ("/deploy", "/deploy <stage>"),
+        ("/rollback", "/rollback prod [version]"),
+        ("/rollback prod x y z", "/rollback prod [version]"),
+    ],
+)
+def test_error_for_a_known_command_carries_its_usage(text, usage):
+    [error] = parse_comment(text)
+    assert error.usage == USAGE[error.name] == usage
 
 
 def test_several_commands_in_one_comment_are_each_honoured_in_order():
@@ -119,6 +144,7 @@ def test_an_unclosed_fence_hides_the_rest():
 def test_slack_text_maps_to_the_same_commands():
     assert parse_slack_text("approve churn-model 7") == parse_comment("/approve churn-model@7")[0]
     assert parse_slack_text("reject churn-model 7 too slow").reason == "too slow"
+    assert parse_slack_text("rollback prod churn-model 7") == parse_comment("/rollback prod churn-model@7")[0]
     assert isinstance(parse_slack_text(""), CommandError)
     assert isinstance(parse_slack_text("launch rockets"), CommandError)
 

@@ -94,6 +94,7 @@ def test_settings_from_config_are_a_valid_multi_task_job(settings):
         "pr": "",
         "params": "",
         "requested_by": "",
+        "model": "",  # the registry the run writes: each run names its stage's (a PR's: the dev registry)
     }
     assert parsed.max_concurrent_runs == 1 and parsed.timeout_seconds == 3600
 

@@ -1,5 +1,7 @@
-"""[mlflow] registry_uri: MLflow's own defaults, Unity Catalog's three-level names and no stages."""
+"""[mlflow] registry_uri: MLflow's own defaults; under Unity Catalog every release stage's registry name has
+three levels, and there are no MLflow registry stages (promote_stage)."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -45,10 +47,56 @@ def test_polling_can_be_turned_off_on_unity_catalog():
     assert parse_config(data).mlflow.poll is False
 
 
-@pytest.mark.parametrize("name", ["churn-model", "ml.churn", "a.b.c.d", "prod..churn"])
-def test_a_model_name_under_unity_catalog_has_three_levels(name):
-    with pytest.raises(ConfigError, match=rf"models\.{name}: with \[mlflow\] registry_uri = 'databricks-uc'"):
+def stage_registries(data: dict, model: str, *names: str) -> dict:
+    """Write each stage's registry_name (dev, staging, prod, in config.toml's order)."""
+    for stage, name in zip(data["models"][model]["stages"], names, strict=True):
+        stage["registry_name"] = name
+    return data
+
+
+@pytest.mark.parametrize(
+    "name, first",
+    [
+        ("churn-model", "churn-model_dev"),
+        ("ml.churn", "ml.churn_dev"),
+        ("a.b.c.d", "a.b.c.d_dev"),
+        ("prod..churn", "prod..churn_dev"),
+    ],
+)
+def test_a_stage_registry_name_under_unity_catalog_has_three_levels(name, first):
+    # the stages' default names derive from the model's: <model>_dev, <model>_staging, <model>
+    message = rf"models\.{re.escape(name)}\.stages\[0\]\.registry_name: with \[mlflow\] registry_uri = 'databricks-uc' "
+    with pytest.raises(ConfigError, match=message + rf"a registry name has three levels.*{re.escape(first)}"):
         parse_config(uc_models(example(registry_uri="databricks-uc"), name))
+
+
+def test_a_model_named_freely_is_fine_when_its_stages_name_three_level_registries():
+    data = stage_registries(
+        example(registry_uri="databricks-uc"), "churn-model", "dev.ml.churn", "staging.ml.churn", "prod.ml.churn"
+    )
+    settings = parse_config(data)
+    assert [s.registry_name for s in settings.stages("churn-model")] == [
+        "dev.ml.churn",
+        "staging.ml.churn",
+        "prod.ml.churn",
+    ]
+
+
+def test_one_stage_registry_name_that_is_not_three_level_is_refused():
+    data = stage_registries(
+        example(registry_uri="databricks-uc"), "churn-model", "dev.ml.churn", "ml.churn", "prod.ml.churn"
+    )
+    with pytest.raises(ConfigError, match=r"models\.churn-model\.stages\[1\]\.registry_name: .*got 'ml\.churn'"):
+        parse_config(data)
+
+
+def test_a_three_level_model_name_gives_three_level_stage_registries():
+    settings = parse_config(uc_models(example(registry_uri="databricks-uc"), "prod.ml.churn"))
+    assert [s.registry_name for s in settings.stages("prod.ml.churn")] == [
+        "prod.ml.churn_dev",
+        "prod.ml.churn_staging",
+        "prod.ml.churn",
+    ]
 
 
 def test_unity_catalog_has_no_stages():

@@ -1,15 +1,16 @@
-"""Polling a registry without webhooks, on the shared fakes and a real Redis: a watermark per model, each new
-version's event once (also for versions created while no worker ran), at most one poll a minute, few calls."""
+"""Polling a registry without webhooks, on the shared fakes and a real Redis: each model's staging registry is
+watched, with a watermark per registry, each new version's event once (also for versions created while no
+worker ran), at most one poll a minute, few calls."""
 
 import pytest
 
 from bot import keys
 from tests.fakes import world
-from workers import approvals, registry_watch
+from workers import registry_watch, release
 from workers.errors import Transient
 from workers.state import State
 
-MODEL = "churn-model"
+MODEL = "churn-model-staging"  # the staging registry of config.toml's churn-model: the one that is watched
 NOW = 1_800_000_000_000
 DAY_MS = 24 * 3600 * 1000
 
@@ -20,7 +21,7 @@ def w(settings, redis_client):
     w = world(polled, State(redis_client))
     for n in ("1", "2"):
         w.registry.add_version(MODEL, n, f"r{n}")
-    w.registry.set_alias(MODEL, "champion", "1")
+    w.registry.set_alias(MODEL, "challenger", "1")
     return w
 
 
@@ -30,14 +31,25 @@ def again(w) -> int:
 
 
 def validated(w) -> list[str]:
-    """Versions whose version_created event reached the approvals service (each starts one validate run)."""
+    """Versions whose version_created event reached the release train (each starts one validate run)."""
     return sorted(v for v in ("1", "2", "3", "4", "5", "6", "7") if w.deps.state.approval(MODEL, v))
+
+
+def test_each_models_staging_registry_is_watched_and_nothing_else(w):
+    assert registry_watch.watched(w.deps) == [MODEL]
+    registry_watch.poll(w.deps, NOW)
+    w.registry.add_version("churn-model-dev", "1", "d1")  # a PR's /train: needs nothing
+    w.registry.add_version("churn-model", "1", "p1")  # prod: the bot's own copy
+    w.registry.add_version(MODEL, "3", "r3")
+    assert again(w) == 1 and validated(w) == ["3"]
+    assert w.deps.state.watermark("churn-model") is None and w.deps.state.watermark("churn-model-dev") is None
+    assert w.deps.state.approval(MODEL, "3")["model"] == "churn-model"
 
 
 def test_the_first_poll_records_what_exists_as_history(w):
     assert registry_watch.poll(w.deps, NOW) == 0
     assert w.deps.state.watermark(MODEL) == 2
-    assert w.deps.state.alias_positions(MODEL) == {"champion": "1"}
+    assert w.deps.state.alias_positions(MODEL) == {"challenger": "1"}
     assert validated(w) == [] and w.scheduler.follows == []
 
 
@@ -110,15 +122,15 @@ def test_a_failed_or_abandoned_registration_is_passed_without_an_event(w, status
 def test_a_failed_event_is_handled_again_at_the_next_poll(w, monkeypatch):
     registry_watch.poll(w.deps, NOW)
     w.registry.add_version(MODEL, "3", "r3")
-    real = approvals.on_model_event
+    real = release.on_model_event
 
     def down(*args, **kwargs):
         raise Transient("Databricks is down")
 
-    monkeypatch.setattr(approvals, "on_model_event", down)
+    monkeypatch.setattr(release, "on_model_event", down)
     with pytest.raises(Transient):
         again(w)
-    monkeypatch.setattr(approvals, "on_model_event", real)
+    monkeypatch.setattr(release, "on_model_event", real)
     assert again(w) == 1 and validated(w) == ["3"]
 
 
@@ -134,14 +146,14 @@ def test_a_version_another_worker_is_handling_is_left_to_it(w):
 def test_an_alias_moved_or_added_is_one_event(w, monkeypatch):
     registry_watch.poll(w.deps, NOW)
     seen = []
-    monkeypatch.setattr(approvals, "on_model_event", lambda deps, mev, delivery: seen.append((mev, delivery)))
-    w.registry.set_alias(MODEL, "champion", "2")
-    w.registry.set_alias(MODEL, "challenger", "1")
+    monkeypatch.setattr(release, "on_model_event", lambda deps, mev, delivery: seen.append((mev, delivery)))
+    w.registry.set_alias(MODEL, "challenger", "2")
+    w.registry.set_alias(MODEL, "candidate", "1")
     assert again(w) == 2
     assert again(w) == 0
     assert [(m["kind"], m["alias"], m["version"], d) for m, d in seen] == [
-        ("alias_set", "challenger", "1", f"poll:{MODEL}:challenger:1"),
-        ("alias_set", "champion", "2", f"poll:{MODEL}:champion:2"),
+        ("alias_set", "candidate", "1", f"poll:{MODEL}:candidate:1"),
+        ("alias_set", "challenger", "2", f"poll:{MODEL}:challenger:2"),
     ]
 
 

@@ -151,7 +151,7 @@ def test_approval_copies_into_prod_moves_the_alias_and_deploys(w, redis_client):
     decisions = [e["decision"] for e in audit.entries(redis_client)]
     assert decisions[-4:] == ["copied", "promoted", "deploy-started", "deployed"]
     comment = w.forge.comment("release", "churn-model")
-    assert "✅ approved by @bob" in comment and f"`@champion` → v2" in comment
+    assert "✅ approved by @bob" in comment and "`@champion` → v2" in comment
 
 
 def test_an_approval_on_an_open_pr_never_moves_a_prod_alias(w):

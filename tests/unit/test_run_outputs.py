@@ -6,12 +6,16 @@ import pytest
 
 from bot.vocabulary import FAILED
 from tests.fakes import pull, world
-from workers import approvals, branch_jobs, chatops, runs
+from workers import branch_jobs, chatops, release, runs
 from workers.errors import NotFound
 from workers.state import State
 
 MODEL, REPO, PR, COMMENT = "churn-model", "acme/churn-model", 7, 555
-GOOD = '{"metrics": {"accuracy": 0.9, "roc_auc": 0.8}, "passed": true}'
+STAGING, PROD = "churn-model-staging", "churn-model"  # the registries of churn-model's staging and prod stages
+GOOD = (
+    '{"metrics": {"accuracy": 0.9, "roc_auc": 0.8}, "champion_metrics": {"accuracy": 0.85, "roc_auc": 0.7}, '
+    '"champion_version": "1", "passed": true}'
+)
 
 
 @pytest.fixture
@@ -19,9 +23,9 @@ def w(settings, redis_client):
     w = world(settings, State(redis_client))
     w.forge.pulls[PR] = pull(PR, author="alice")
     w.forge.roles.update(alice="write", bob="admin")
-    w.registry.add_version(MODEL, "1", "r1", {"accuracy": 0.85, "roc_auc": 0.7})
-    w.registry.set_alias(MODEL, "champion", "1")
-    w.registry.add_version(MODEL, "2", "r2", {"accuracy": 0.9}, repo=REPO, commit="c" * 40, triggered_by="bob")
+    w.registry.add_version(PROD, "1", "r1", {"accuracy": 0.85, "roc_auc": 0.7})
+    w.registry.set_alias(PROD, "champion", "1")
+    w.registry.add_version(STAGING, "2", "r2", {"accuracy": 0.9}, repo=REPO, commit="c" * 40, triggered_by="bob")
     return w
 
 
@@ -33,11 +37,11 @@ def with_repo(settings, **changes):
 def validate_in_a_notebook(w, exit_value: str, deps=None) -> str:
     """The validate run is a notebook that exits with `exit_value`; returns the version's validation status."""
     deps = deps or w.deps
-    approvals.on_model_event(deps, {"kind": "version_created", "model": MODEL, "version": "2"}, "d-1")
+    release.on_model_event(deps, {"kind": "version_created", "model": STAGING, "version": "2"}, "d-1")
     [(environment, run_id, _)] = w.scheduler.follows
     deps.workspaces(environment).finish(run_id, "SUCCESS", notebook_result=exit_value)
     runs.follow(deps, environment, run_id)
-    return w.registry.tags[(MODEL, "2")]["validation_status"]
+    return w.registry.tags[(STAGING, "2")]["validation_status"]
 
 
 def test_a_notebooks_metrics_come_from_its_exit_value(w):
