@@ -38,6 +38,16 @@ class CommandContext:
     delivery_id: str
     index: int = 0
 
+    @property
+    def trigger(self) -> str:
+        """What makes this command's work unique: the comment and the command's place in it — so the same
+        comment delivered again under a new delivery id (a redelivery, a replay) starts nothing twice."""
+        return (
+            f"comment:{self.repo}:{self.comment_id}:{self.index}"
+            if self.comment_id
+            else f"{self.delivery_id}:{self.index}"
+        )
+
     def react(self, content: str) -> None:
         self.forge.react(self.repo, self.comment_id, content)
 
@@ -120,7 +130,7 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
         branch=branch,
         sha=pull.head_sha,
         workflow=workflow,
-        trigger=f"{ctx.delivery_id}:{ctx.index}",
+        trigger=ctx.trigger,
         pr=ctx.pr,
         requested_by=ctx.user,
         git_url=git_url,
@@ -238,7 +248,7 @@ def _deploy(ctx: CommandContext, command: dict) -> None:
     why = policy.deploy_refusal(ctx.deps.settings, request, env)
     if why:
         raise Refusal(why)
-    started = promotion.deploy(ctx.deps, request, env, ctx.user, f"{ctx.delivery_id}:{ctx.index}")
+    started = promotion.deploy(ctx.deps, request, env, ctx.user, ctx.trigger)
     ctx.react("rocket")
     name, version = started.record["name"], started.record["version"]
     ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
@@ -255,7 +265,7 @@ def _rollback(ctx: CommandContext, command: dict) -> None:
     try:
         text = promotion.rollback(
             ctx.deps, model, command["environment"], command.get("version", ""), ctx.user, "github",
-            f"{ctx.delivery_id}:{ctx.index}",
+            ctx.trigger,
         )  # fmt: skip
     except Permanent as exc:
         raise Refusal(exc.message, USAGE["rollback"]) from None

@@ -240,7 +240,7 @@ def approval_row(record: dict, now: float) -> dict:
             approvals.append({"by": _str(item, "by"), "source": _str(item, "source"), "at": clock_text(item.get("at"))})
     pr = record.get("pr")
     return {
-        "model": _str(record, "model"),
+        "model": _str(record, "name") or _str(record, "model"),  # the staging registry name the approval is for
         "version": _str(record, "version"),
         "status": status,
         "badge": badge_class(status),

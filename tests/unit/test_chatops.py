@@ -95,3 +95,10 @@ def test_a_malformed_command_is_answered_with_the_usage(w):
         == "@alice I could not run `/train --param`: missing key=value\n\nUsage: `/train [toy|full]`"
     )
     assert w.forge.reactions_on(COMMENT) == ["eyes", "confused"]
+
+
+def test_the_same_comment_delivered_again_under_a_new_delivery_id_starts_nothing_twice(w):
+    for delivery in ("d-1", "d-redelivered"):  # GitHub's "Redeliver", or a replay of a captured request
+        ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", delivery, 0)
+        chatops.run_command(ctx, {"name": "train", "line": "/train"})
+    assert len(w.workspace.runs) == 1
