@@ -121,14 +121,16 @@ def test_a_two_level_name_is_permanent_though_the_client_says_internal_error(gat
 
 # ---- polling ---------------------------------------------------------------------------------------
 
-POLLED = "dev.ml.polled"
+POLLED = "staging.ml.polled"  # polling watches each model's staging registry: its versions are what gets validated
 
 
 @pytest.fixture
 def polling(tracking, gateway, redis_client):
     data = tomllib.loads((ROOT / "config.toml").read_text())
     data["mlflow"] = {"tracking_uri": tracking, "registry_uri": "databricks-uc"}
-    data["models"] = {POLLED: data["models"]["churn-model"]}
+    names = {"dev": "dev.ml.polled", "staging": POLLED, "prod": "prod.ml.polled"}
+    stages = [{**stage, "registry_name": names[stage["name"]]} for stage in data["models"]["churn-model"]["stages"]]
+    data["models"] = {"polled": {**data["models"]["churn-model"], "stages": stages}}
     w = world(parse_config(data), State(redis_client))
     return dataclasses.replace(w.deps, registry_factory=lambda: gateway), w
 
@@ -175,10 +177,25 @@ environment_version = "4"
 key = "validate"
 file = "steps/validate.py"
 parameters = ["--model-name", "{{model}}", "--version", "{{version}}"]
-[models."{model}"]
+[models.worked]
 repo = "acme/churn-model"
+[[models.worked.stages]]
+name = "dev"
+registry_name = "dev.ml.worked"
+environment = "dev"
+workflow = "validate"
+[[models.worked.stages]]
+name = "staging"
+registry_name = "{model}"
+environment = "dev"
+workflow = "validate"
+[[models.worked.stages]]
+name = "prod"
+registry_name = "prod.ml.worked"
+environment = "dev"
+workflow = "validate"
 """
-WORKED = "dev.ml.worked"
+WORKED = "staging.ml.worked"  # the staging registry: what polling watches
 
 
 def poll_tasks_ended(worker) -> list[str]:
