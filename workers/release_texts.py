@@ -2,6 +2,8 @@
 place at every step), the history lines it keeps, and the answers of `/deploy` and `/rollback`.
 
 Pure functions of the release record (workers/release.py) and the approval request (workers/approvals.py).
+Echoed values (a rejection's reason, metric names and the data a validate run named) go through
+`workers/escaping.py`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from workers.escaping import md_cell, md_text
 from workers.reports import icon
 
 HISTORY_LIMIT = 30
@@ -88,7 +91,7 @@ def _approval_status(request: Mapping | None) -> str:
         return "waits for validation"
     by = ", ".join("@" + a["by"] for a in request.get("approvals") or [])
     if request["status"] == "rejected":
-        return f"❌ rejected by @{request.get('rejected_by', '')}: {request.get('reason', '')}"
+        return f"❌ rejected by @{request.get('rejected_by', '')}: {md_cell(request.get('reason', ''))}"
     if request["status"] == "approved":
         return f"✅ approved by {by}"
     ref = f"{request['name']}@{request['version']}"
@@ -107,14 +110,17 @@ def metrics_vs_champion(request: Mapping) -> str:
     champ = (request.get("champion") or {}).get("metrics") or {}
     name = f"champion v{request['champion']['version']}" if request.get("champion") else "no champion yet"
     rows = [
-        f"Validation data: {request.get('data') or 'not named by the validate run'}",
+        f"Validation data: {md_text(request.get('data') or 'not named by the validate run')}",
         "",
         f"| Metric | Candidate v{request['version']} | Prod {name} | Δ |",
         "|---|---|---|---|",
     ]
     for k, v in sorted((request.get("metrics") or {}).items()):
         c = champ.get(k)
-        rows.append(f"| {k} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {k} | {v:.4f} | — | — |")
+        name = md_cell(k)  # the validate run's code named it
+        rows.append(
+            f"| {name} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {name} | {v:.4f} | — | — |"
+        )
     for g in request.get("gates") or []:
         rows.append(f"| gate `{g['gate']}` | {'✅ pass' if g['passed'] else '❌ fail'} | | {g['detail']} |")
     return "\n".join(rows)

@@ -1,5 +1,8 @@
 """The run report, rendered purely: run records and results in, Markdown for the PR's one sticky
 report comment (and `/status`) out. The other texts a person reads are in `workers/texts.py`.
+
+Echoed values (the command line, `--param` values, the run's state message, metric names a run logged)
+go through `workers/escaping.py`; a failed task's output stays in a fenced block, where nothing renders.
 """
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 import time
 
 from bot.vocabulary import QUIET_TASK_RESULTS
+from workers.escaping import md_cell, md_code, md_text
 from workers.gates import GateResult
 
 ICONS = {
@@ -43,16 +47,16 @@ def _header(record: dict, state: str) -> list[str]:
     params = record.get("parameters") or {}
     bits = [f"**Commit** `{(record.get('sha') or '')[:7]}`"]
     if params.get("dataset"):
-        bits.append(f"**Dataset** {params['dataset']}")
+        bits.append(f"**Dataset** {md_text(params['dataset'])}")
     if params.get("params"):
-        bits.append(f"**Params** `{params['params']}`")
+        bits.append(f"**Params** {md_code(params['params'])}")
     if params.get("suite"):
-        bits.append(f"**Suite** {params['suite']}")
+        bits.append(f"**Suite** {md_text(params['suite'])}")
     bits.append(f"**Started** {_when(record.get('started_at'))}")
     who = record.get("requested_by")
     via = record.get("command")
     if who:
-        bits.append(f"requested by @{who}" + (f" with `{via}`" if via else ""))
+        bits.append(f"requested by @{who}" + (f" with {md_code(via)}" if via else ""))
     return [f"### {icon(state)} `{record.get('workflow')}` — {state}", " · ".join(bits)]
 
 
@@ -84,7 +88,7 @@ def render_result(
         links.append(f"[MLflow run]({mlflow_run_url})")
     lines.append(" · ".join(links))
     if result.get("message") and state != "SUCCESS":
-        lines.append(f"\n> {result['message']}")
+        lines.append(f"\n> {md_text(result['message'])}")
     lines += ["", "| Task | Result | Duration |", "|---|---|---|"]
     for t in result.get("tasks", []):
         lines.append(f"| `{t['key']}` | {icon(t['result'])} {t['result']} | {_duration(t.get('duration_s'))} |")
@@ -125,9 +129,9 @@ def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
         value = metrics[name]
         if name in champ_metrics:
             c = champ_metrics[name]
-            rows.append(f"| {name} | {value:.4f} | {c:.4f} | {value - c:+.4f} |")
+            rows.append(f"| {md_cell(name)} | {value:.4f} | {c:.4f} | {value - c:+.4f} |")
         else:
-            rows.append(f"| {name} | {value:.4f} | — | — |")
+            rows.append(f"| {md_cell(name)} | {value:.4f} | — | — |")
     return "\n".join(rows)
 
 

@@ -1,5 +1,12 @@
 """Every other text a person reads, rendered purely: PR replies and statuses, refusal reasons,
 approval requests and decisions, Slack messages. The run report itself is `workers/reports.py`.
+
+Whatever a person or a repository's code controls is echoed through `workers/escaping.py`: a value is
+escaped where it is put into a text (`md_text`, `md_code`, `slack_text`); a reason — bot-written text with
+values in backticks, from the command parser or an SDK's message — is escaped once, where it is shown
+(`md_reason` in `malformed_command`, `report_not_started`, `report_lost`; `slack_text` in Slack). Refusals
+and verdicts are the bot's own sentences (their mentions of logins from config and GitHub are meant), so
+`refused` and `verdict_reply` show them as worded, the values in them escaped where they were put in.
 """
 
 from __future__ import annotations
@@ -7,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bot.commands import HELP, USAGE
+from workers.escaping import md_code, md_reason, md_text, slack_text
 from workers.gateways import Pull
 from workers.release_texts import metrics_vs_champion
 from workers.reports import icon, render_result, render_running, render_status
@@ -28,7 +36,7 @@ def status_finished(workflow: str, result: str, duration_s: float) -> str:
 
 
 def report_not_started(workflow: str, reason: str) -> str:
-    return f"### 💥 `{workflow}` could not start\n\n{reason}"
+    return f"### 💥 `{workflow}` could not start\n\n{md_reason(reason)}"
 
 
 def status_lost(workflow: str) -> str:
@@ -36,7 +44,7 @@ def status_lost(workflow: str) -> str:
 
 
 def report_lost(workflow: str, run_id: int, reason: str) -> str:
-    return f"### 💥 `{workflow}`: the bot could not follow run {run_id}\n\n{reason}"
+    return f"### 💥 `{workflow}`: the bot could not follow run {run_id}\n\n{md_reason(reason)}"
 
 
 # --- PR replies ---------------------------------------------------------------------------------------
@@ -45,7 +53,7 @@ def refused(user: str, reason: str, usage: str = "") -> str:
 
 
 def malformed_command(line: str, error: str) -> str:
-    return f"I could not run `{line}`: {error}"
+    return f"I could not run {md_code(line)}: {md_reason(error)}"  # the parser's error quotes what was typed
 
 
 def nothing_failed(user: str) -> str:
@@ -69,7 +77,7 @@ def not_a_fork(user: str) -> str:
 
 
 def ok_to_test(user: str, pull: Pull, started: list[str]) -> str:
-    return f"@{user} OK to test commit `{pull.head_sha[:7]}` from {pull.head_repo}" + (
+    return f"@{user} OK to test commit `{pull.head_sha[:7]}` from {md_text(pull.head_repo)}" + (
         f": started {', '.join('`' + n + '`' for n in started)}." if started else "."
     )
 
@@ -101,7 +109,7 @@ def no_workflow(workflow: str) -> str:
 
 
 def unknown_choice(what: str, value: str, choices: Iterable[str]) -> str:
-    return f"unknown {what} `{value}`; choose one of {', '.join(choices)}."
+    return f"unknown {what} {md_code(value)}; choose one of {', '.join(choices)}."
 
 
 def full_training_reserved(users: Iterable[str]) -> str:
@@ -109,7 +117,7 @@ def full_training_reserved(users: Iterable[str]) -> str:
 
 
 def parameter_not_allowed(name: str, workflow: str, allowed: Iterable[str]) -> str:
-    return f"parameter `{name}` is not allowed for `{workflow}`; allowed: {', '.join(allowed) or 'none'}."
+    return f"parameter {md_code(name)} is not allowed for `{workflow}`; allowed: {', '.join(allowed) or 'none'}."
 
 
 def pr_not_open(pr: int, state: str) -> str:
@@ -142,7 +150,8 @@ def approval_request(request: Mapping, required_approvals: int) -> str:
     if request.get("proven"):
         where = f" from {request['repo']}#{request['pr']} (merge commit `{str(request.get('commit', ''))[:7]}`)"
     else:
-        claimed = ", ".join(f"{k}={v}" for k, v in (request.get("claimed") or {}).items()) or "nothing"
+        claimed = ", ".join(f"{md_text(k)}={md_text(v)}" for k, v in (request.get("claimed") or {}).items())
+        claimed = claimed or "nothing"  # tags a training run wrote: the repository's code chose them
         where = f" with no lineage the bot can prove (its tags claim: {claimed}; not trusted)"
     lines = [
         f"*{request.get('name', request['model'])}* version {request['version']}{where} passed validation and needs "
@@ -181,7 +190,7 @@ def validation_summary(
     passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str], result: str
 ) -> str:
     if passed:
-        return "passed: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+        return "passed: " + ", ".join(f"{md_text(k)}={v:.4f}" for k, v in sorted(metrics.items()))
     return "failed: " + ("; ".join(failed_gates) if failed_gates and ran_ok else f"validation run {result}")
 
 
@@ -198,7 +207,7 @@ def deploy_finished(model: str, version: str, environment: str, result: str) -> 
 
 
 def rejected_echo(model: str, version: str, approver: str, source: str, reason: str) -> str:
-    return f"❌ {model}@{version} was rejected by @{approver} ({source}): {reason}"
+    return f"❌ {model}@{version} was rejected by @{approver} ({source}): {md_text(reason)}"  # to the PR and Slack
 
 
 def promoted_echo(ref: str, prod: str, prod_version: str, approvers: list[str], alias: str) -> str:
@@ -235,7 +244,7 @@ def verdict_promoted(ref: str, prod: str, prod_version: str, alias: str) -> str:
 
 
 def unknown_model(model: str) -> str:
-    return f"model `{model}` is not configured in [models]"
+    return f"model {md_code(model)} is not configured in [models]"
 
 
 def approval_refusals(model: str, version: str) -> dict[str, str]:
@@ -264,7 +273,7 @@ SLACK_REJECT_BUTTON_REASON = "rejected with the Slack button"
 
 
 def slack_usage(error: str = "") -> str:
-    return (f"{error}\n" if error else "") + f"Usage: {SLACK_USAGE}"
+    return (f"{slack_text(error)}\n" if error else "") + f"Usage: {SLACK_USAGE}"
 
 
 def slack_name_the_version() -> str:
@@ -273,13 +282,13 @@ def slack_name_the_version() -> str:
 
 def slack_unmapped_user(user_id: str) -> str:
     return (
-        f"Your Slack user {user_id} is not mapped to a GitHub login in [slack.users], "
+        f"Your Slack user {slack_text(user_id)} is not mapped to a GitHub login in [slack.users], "
         f"so I cannot check your permission."
     )
 
 
 def slack_verdict(login: str, message: str) -> str:
-    return f"@{login}: {message}"
+    return f"@{login}: {slack_text(message)}"
 
 
 def slack_not_configured(token_env: str) -> str:
@@ -287,7 +296,7 @@ def slack_not_configured(token_env: str) -> str:
 
 
 def stale_jobs_removed(removed: list[dict]) -> str:
-    lines = [f"• `{r['job']}` ({r['environment']}): {r['why']}" for r in removed]
+    lines = [f"• `{slack_text(r['job'])}` ({r['environment']}): {slack_text(r['why'])}" for r in removed]
     return f"🧹 mlops-bot removed {len(removed)} stale job(s):\n" + "\n".join(lines)
 
 
@@ -297,3 +306,33 @@ def check_names_no_branch(check_run_id: int, workflow: str) -> str:
 
 def not_configured(what: str, name: str) -> str:
     return f"{what} {name} is not configured"
+
+
+# --- giving up (workers/giving_up.py): a transient failure outlasted every retry ---------------------------
+def _tried(retries: int) -> str:
+    return f"it was retried {retries} times" if retries else "it was not retried"
+
+
+def gave_up(user: str, what: str, error: str, retries: int) -> str:
+    """The reply to a PR command whose task gave up."""
+    return (
+        f"{'@' + user + ' ' if user else ''}{md_code(what)} failed and I gave up: {md_text(error)} ({_tried(retries)}). "
+        "Nothing more will happen for it; try again later."
+    )
+
+
+def slack_gave_up(what: str, error: str, retries: int) -> str:
+    return f"`{slack_text(what)}` failed and I gave up: {slack_text(error)} ({_tried(retries)}). Try again later."
+
+
+def lost_track(error: str, retries: int) -> str:
+    """Plain text (report_lost escapes it): why the bot stopped following a run."""
+    return (
+        f"The bot lost track of this run: following it failed ({error}; {_tried(retries)}). "
+        "The run itself may still finish on Databricks: its page there tells."
+    )
+
+
+def start_gave_up(error: str, retries: int) -> str:
+    """A reason (report_not_started escapes it): the run was never started."""
+    return f"Starting it failed and the bot gave up: {error} ({_tried(retries)}). Push again or ask again."

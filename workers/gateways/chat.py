@@ -2,6 +2,9 @@
 
 Named `Slack` (not Chat): the PR command context is `workers.chatops.CommandContext`. Slack's
 errors are translated here by `workers.errors` (429/5xx/network → Transient, the rest Permanent).
+Every text leaves within Slack's sizes (`text` 40,000 characters, a section block's text 3,000), cut with a
+visible "… (truncated)" rather than refused (`invalid_blocks`) or cut silently by Slack. Escaping what
+people typed is the texts' job (`workers/escaping.py`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from slack_sdk.webhook import WebhookClient
 
 from bot.config import SlackSettings
 from workers.errors import Permanent, classify
+from workers.escaping import SLACK_BLOCK_TEXT_MAX, SLACK_TEXT_MAX, truncate
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SLACK_BLOCK_TEXT_MAX)}}
 
 
 class Slack:
@@ -39,7 +47,7 @@ class Slack:
         """Post the approval request with Approve/Reject buttons; returns (channel, ts)."""
         value = f"{model}@{version}"
         blocks: list[dict] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            _section(text),
             {
                 "type": "actions",
                 "block_id": "decision",
@@ -62,13 +70,15 @@ class Slack:
             },
         ]
         with self._edge("post an approval request"):
-            r = self.client.chat_postMessage(channel=self.cfg.channel, text=text, blocks=blocks)
+            r = self.client.chat_postMessage(
+                channel=self.cfg.channel, text=truncate(text, SLACK_TEXT_MAX), blocks=blocks
+            )
         return r["channel"], r["ts"]
 
     def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
         with self._edge("post a message"):
             r = self.client.chat_postMessage(
-                channel=channel or self.cfg.channel, text=text, thread_ts=thread_ts or None
+                channel=channel or self.cfg.channel, text=truncate(text, SLACK_TEXT_MAX), thread_ts=thread_ts or None
             )
         return r["channel"], r["ts"]
 
@@ -78,13 +88,13 @@ class Slack:
             self.client.chat_update(
                 channel=channel,
                 ts=ts,
-                text=text,
-                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+                text=truncate(text, SLACK_TEXT_MAX),
+                blocks=[_section(text)],
             )
 
     def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
         if response_url:
             with self._edge("answer a command"):
                 WebhookClient(response_url, timeout=10).send(
-                    text=text, response_type="in_channel" if in_channel else "ephemeral"
+                    text=truncate(text, SLACK_TEXT_MAX), response_type="in_channel" if in_channel else "ephemeral"
                 )

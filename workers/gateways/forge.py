@@ -21,6 +21,7 @@ from urllib3.util.retry import Retry
 
 from bot.config import GitHubSettings
 from workers.errors import NotFound, Permanent, classify
+from workers.escaping import GITHUB_COMMENT_MAX, truncate
 from workers.gateways import Pull
 
 SAFE_RETRY = Retry(
@@ -32,6 +33,7 @@ SAFE_RETRY = Retry(
     respect_retry_after_header=False,  # never sleep in a worker slot: Celery waits out a retry-after
 )
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
+CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum length is 65535 characters"
 # The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
 DEPLOYMENT_KEY = "key"
 
@@ -181,10 +183,14 @@ class Forge:
         """GitHub answers an existing reaction by the same user with 200: safe to repeat."""
         self._call("POST", f"/repos/{repo}/issues/comments/{comment_id}/reactions", input={"content": content})
 
+    # Every comment body leaves through these two: cut to GitHub's limit (beyond it GitHub answers 422), the marker
+    # at the top kept, with a visible "… (truncated)".
     def create_comment(self, repo: str, pr: int, body: str) -> int:
+        body = truncate(body, GITHUB_COMMENT_MAX)
         return self._call("POST", f"/repos/{repo}/issues/{pr}/comments", input={"body": body})["id"]
 
     def edit_comment(self, repo: str, comment_id: int, body: str) -> None:
+        body = truncate(body, GITHUB_COMMENT_MAX)
         self._call("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", input={"body": body})
 
     def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
@@ -213,7 +219,8 @@ class Forge:
         self._call("POST", f"/repos/{repo}/statuses/{sha}", input=body)
 
     def _set_check_run(self, repo: str, sha: str, name: str, state: str, summary: str, url: str) -> None:
-        body: dict = {"name": name, "head_sha": sha, "output": {"title": summary[:140], "summary": summary}}
+        output = {"title": summary[:140], "summary": truncate(summary, CHECK_RUN_SUMMARY_MAX)}
+        body: dict = {"name": name, "head_sha": sha, "output": output}
         if url:
             body["details_url"] = url
         if state == "pending":
