@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := redis-server git chromium
 
-.PHONY: test lint demo bench system-deps venv clean
+.PHONY: test lint demo bench chaos system-deps venv clean
 
 test: system-deps venv lint  ## the guard rails, then the whole suite against private services it starts itself
-	$(PY) -m pytest -q -p no:cacheprovider --durations=10
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 -m "not chaos"
 
 lint: venv  ## style, import contracts (pyproject.toml) and types: the house keeps its shape
 	$(VENV)/bin/ruff check .
@@ -25,6 +25,10 @@ bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(PY) bench/ingest.py
 	$(PY) bench/commands.py
+
+chaos: system-deps venv  ## kill the worker and Redis under load: nothing lost, work resumes within 2 minutes (not part of `make test`)
+	$(PY) -m pytest -q -p no:cacheprovider -m chaos tests/reliability/test_chaos.py; status=$$?; \
+	cat test-artifacts/chaos.txt 2>/dev/null; exit $$status
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -21,6 +21,8 @@ JOBS = f"{P}jobs"  # set of "<environment>:<job name>" (the dashboard's index of
 RUNS = f"{P}runs:recent"  # zset of run keys by start time
 RUNS_LIMIT = 500
 APPROVALS = f"{P}approvals"  # zset of approval keys by request time
+# zset: member = a task and its arguments as JSON, score = when it is due (epoch s); beat sends what is due
+DUE = f"{P}due"
 
 JOB_TTL = 7 * DAY
 RUN_TTL = 30 * DAY

@@ -26,6 +26,7 @@ HANDLE_SLACK_BUTTON = "handle_slack_button"
 CLEAN_UP_STALE_JOBS = "clean_up_stale_jobs"
 POLL_REGISTRY = "poll_registry"
 START_RELEASE = "start_release"
+SEND_DUE_TASKS = "send_due_tasks"
 TASK_NAMES = frozenset(
     {
         SYNC_BRANCH_JOBS,
@@ -42,12 +43,14 @@ TASK_NAMES = frozenset(
         CLEAN_UP_STALE_JOBS,
         POLL_REGISTRY,
         START_RELEASE,
+        SEND_DUE_TASKS,
     }
 )
 # celery beat: entry name → (task name, seconds between runs)
 BEAT_SCHEDULE = {
     "clean-up-stale-jobs": (CLEAN_UP_STALE_JOBS, 3600.0),
     "poll-registry": (POLL_REGISTRY, 60.0),  # a no-op unless [mlflow] poll = true
+    "send-due-tasks": (SEND_DUE_TASKS, 2.0),  # follow-ups and retries due now (bot/celery_app.py): late by ≤ 2 s
 }
 
 # --- Databricks run states (life-cycle states and result states share one record field) -------

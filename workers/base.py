@@ -6,15 +6,21 @@ task name), never through callbacks into the task layer.
 
 from __future__ import annotations
 
+import functools
+import json
+import time
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Retry
 
-from bot.celery_app import create_celery
+from bot.celery_app import create_celery, redis_url
 from bot.logs import get_logger
+from bot.queue import celery_message
 from bot.vocabulary import FOLLOW_RUN
 from workers.errors import MAX_RETRIES, Permanent, is_transient, retry_countdown
+from workers.state import State
 
 log = get_logger("workers")
 app = create_celery()  # REDIS_URL is read when the worker first needs its configuration
@@ -72,7 +78,11 @@ def poll_delay(elapsed: float) -> float:
 
 
 class CeleryScheduler:
-    """Work for later, enqueued by task name on the worker's Celery app."""
+    """Work for later, enqueued by task name on the worker's Celery app.
+
+    A countdown up to SHORT_COUNTDOWN is an ETA message; later work is an entry of the due index, written
+    here (the app's `due_index` hook: retries take the same path) and sent by beat's `send_due_tasks`.
+    """
 
     def follow(self, environment: str, run_id: int, polls: int = 0, countdown: float | None = None) -> None:
         """Schedule the next poll of a run (the follower re-schedules itself; it never sleeps)."""
@@ -81,3 +91,52 @@ class CeleryScheduler:
             kwargs={"environment": environment, "run_id": run_id, "polls": polls},
             countdown=poll_delay(0) if countdown is None else countdown,
         )
+
+    @staticmethod
+    @functools.cache
+    def state() -> State:
+        return State(redis.Redis.from_url(redis_url(), socket_timeout=5, socket_connect_timeout=2))
+
+    @staticmethod
+    def due_member(task: str, kwargs: dict, task_id: str | None = None, retries: int = 0) -> str:
+        """The index entry: the same work twice is one member (a redelivered poll re-schedules the same next
+        poll: it moves, it is not doubled). A retry keeps its task id and count, as Celery's own retry does."""
+        entry: dict[str, Any] = {"task": task, "kwargs": kwargs}
+        if task_id:
+            entry["id"] = task_id
+        if retries:
+            entry["retries"] = retries
+        return json.dumps(entry, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def put_due(cls, task: str, kwargs: dict, due_at: float, task_id: str | None = None, retries: int = 0) -> None:
+        cls.state().put_due(cls.due_member(task, kwargs, task_id, retries), due_at)
+        log.info(
+            "task.scheduled",
+            task=task,
+            delivery_id=kwargs.get("delivery_id", ""),
+            due_in=round(due_at - time.time(), 1),
+        )
+
+    @staticmethod
+    def message(member: str, queue: str) -> str:
+        """The Celery message an index entry becomes when it is due (the envelope the web process writes too)."""
+        entry = json.loads(member)
+        message = json.loads(celery_message(entry["task"], entry["kwargs"], queue, entry.get("id")))
+        message["headers"]["retries"] = entry.get("retries", 0)
+        return json.dumps(message, separators=(",", ":"))
+
+    @classmethod
+    def send_due(cls, state: State, now: float | None = None, batch: int = 200) -> int:
+        """Move every entry due by `now` onto the queue, each once however many beats run (see State.send_due)."""
+        queue, sent = app.conf.task_default_queue, 0
+        now = time.time() if now is None else now
+        while members := state.due(now, batch):
+            done = state.send_due(queue, [(m, cls.message(m, queue)) for m in members], now)
+            sent += done
+            if len(members) < batch or not done:
+                break
+        return sent
+
+
+app.due_index = CeleryScheduler.put_due  # from here on no ETA message is longer than SHORT_COUNTDOWN

@@ -59,8 +59,8 @@ NOT_FOUND_CLASSES = frozenset({"NotFound", "ResourceDoesNotExist", "UnknownObjec
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 # GitHub: "Otherwise, wait for at least one minute before retrying" (troubleshooting the REST API)
 DEFAULT_RATE_LIMIT_WAIT = 60.0
-# One countdown stays under the Redis broker's visibility timeout (900 s), past which Celery would deliver the
-# waiting retry twice; a primary limit resets within the hour, so a longer wait takes a few of the retries.
+# A wait over a few seconds is an entry of the due index, not an ETA message (bot/celery_app.py), so no wait
+# is delivered twice; a primary limit resets within the hour, and a longer wait takes a few of the retries.
 MAX_RATE_LIMIT_WAIT = 600.0
 
 

@@ -258,3 +258,39 @@ class State:
 
     def save_alias_positions(self, model: str, positions: dict[str, str]) -> None:
         self.r.set(keys.polled_aliases(model), json.dumps(positions, sort_keys=True))
+
+    # --- the due index: work for later, sent by beat when due (no long ETA message: bot/celery_app.py) ---
+    def put_due(self, member: str, due_at: float) -> None:
+        """Remember `member` (a task and its arguments as JSON) for `due_at`; the same member again moves it."""
+        self.r.zadd(keys.DUE, {member: due_at})
+
+    def due(self, now: float, limit: int = 200) -> list[str]:
+        """Members due at `now`, earliest first."""
+        found: list = self.r.zrangebyscore(keys.DUE, "-inf", now, 0, limit)
+        return [_text(m) or "" for m in found]
+
+    def send_due(self, queue: str, entries: list[tuple[str, str]], now: float) -> int:
+        """Move each (member, message) still due from the index onto `queue`, in one script: a member is
+        removed and its message pushed together, so two beats never send one entry twice and a crash
+        between the two loses nothing. Returns how many were sent."""
+        script = (
+            "local sent = 0 "
+            "for i = 2, #ARGV, 2 do "
+            "  local due = redis.call('ZSCORE', KEYS[1], ARGV[i]) "
+            "  if due and tonumber(due) <= tonumber(ARGV[1]) then "
+            "    redis.call('ZREM', KEYS[1], ARGV[i]) redis.call('LPUSH', KEYS[2], ARGV[i + 1]) sent = sent + 1 "
+            "  end "
+            "end "
+            "return sent"
+        )
+        if not entries:
+            return 0
+        args: list[str | float] = [now]
+        for member, message in entries:
+            args += [member, message]
+        return int(self.r.register_script(script)(keys=[keys.DUE, queue], args=args))
+
+    def due_entries(self) -> list[tuple[str, float]]:
+        """Every waiting member and when it is due (the dashboard and the tests)."""
+        found: list = self.r.zrange(keys.DUE, 0, -1, withscores=True)
+        return [(_text(m) or "", float(s)) for m, s in found]

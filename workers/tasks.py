@@ -10,8 +10,8 @@ from typing import Any
 from bot import vocabulary as V
 from bot.logs import get_logger
 from workers import branch_jobs, chatops, feedback, registry_watch, release, runs, slack_commands
-from workers.base import BotTask, app
-from workers.context import deps
+from workers.base import BotTask, CeleryScheduler, app
+from workers.context import deps, state
 
 log = get_logger("workers.tasks")
 
@@ -181,3 +181,9 @@ def poll_registry(self) -> int:
 def clean_up_stale_jobs(self) -> list[dict]:
     """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL; say so in Slack."""
     return branch_jobs.clean_up_and_tell(deps())
+
+
+@app.task(base=BotTask, name=V.SEND_DUE_TASKS, bind=True)
+def send_due_tasks(self) -> int:
+    """beat, every 2 s → the follow-ups and retries due now go onto the queue, each exactly once."""
+    return CeleryScheduler.send_due(state())
