@@ -76,7 +76,7 @@ def _forge() -> tuple[ForgeGateway | None, str]:
     from workers.gateways.forge import Forge
 
     try:
-        return Forge(settings().github), ""
+        return Forge(settings().github, login=settings().bot.login), ""
     except Permanent as exc:
         return None, exc.message
 

@@ -134,3 +134,18 @@ def test_a_name_that_would_change_the_path_is_refused_without_a_request(forge, m
     with pytest.raises(Permanent):
         gateway.in_team(org, team, login)
     assert requests.get(f"{forge.url}/sandbox/requests").json()["total"] == 0
+
+
+def test_only_the_bots_own_comment_is_found_by_its_marker(forge, monkeypatch):
+    """A marker pasted into someone else's comment must not make the bot edit (or trust) that comment."""
+    from workers.gateways.forge import marker
+
+    monkeypatch.setenv(TOKEN_ENV, "ghp_bob")
+    bob = Forge(GitHubSettings(base_url=forge.url, token_env=TOKEN_ENV))
+    issue = bob._call("POST", "/repos/acme/tiny-ml/issues", input={"title": "markers"})["number"]
+    bob.create_comment("acme/tiny-ml", issue, f"{marker('report', 'train')}\nnot the bot's report")
+    monkeypatch.setenv("BOT_TOKEN_ENV", "ghp_bot")
+    bot = Forge(GitHubSettings(base_url=forge.url, token_env="BOT_TOKEN_ENV"), login="mlops-bot")
+    assert bot.find_marked("acme/tiny-ml", issue, "report", "train") is None
+    own = bot.create_comment("acme/tiny-ml", issue, f"{marker('report', 'train')}\nthe report")
+    assert bot.find_marked("acme/tiny-ml", issue, "report", "train") == own

@@ -96,10 +96,12 @@ def pull_of(d: dict) -> Pull:
 
 
 class Forge:
-    def __init__(self, cfg: GitHubSettings, client: Github | None = None):
+    def __init__(self, cfg: GitHubSettings, client: Github | None = None, login: str = ""):
         self.cfg = cfg
         self.gh = client or github_client(cfg)
         self.uses_app = bool(cfg.app_id and cfg.installation_id)
+        # the bot's own login ([bot] login; an App's is `<slug>[bot]`): only its comments are found by marker
+        self.logins = {login.lower(), f"{login.lower()}[bot]"} if login else set()
 
     def _call(self, verb: str, url: str, **kwargs) -> Any:
         try:
@@ -172,9 +174,11 @@ class Forge:
             page += 1
 
     def find_marked(self, repo: str, pr: int, kind: str, key: str) -> int | None:
+        """The bot's own comment carrying the marker: a marker pasted into someone else's comment is not one."""
         wanted = marker(kind, key)
         for c in self.comments(repo, pr):
-            if wanted in (c.get("body") or ""):
+            author = str(((c.get("user") or {}).get("login")) or "").lower()
+            if wanted in (c.get("body") or "") and (not self.logins or author in self.logins):
                 return c["id"]
         return None
 
