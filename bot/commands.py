@@ -21,7 +21,7 @@ USAGE = {
     "ok-to-test": "/ok-to-test",
     "approve": "/approve [model@version]",
     "reject": "/reject <reason>",
-    "deploy": "/deploy <stage>",
+    "deploy": "/deploy <stage> [name@version]",
     "rollback": "/rollback prod [version]",
 }
 HELP = {
@@ -200,8 +200,12 @@ def _reject(name: str, words: list[str], rest: str, line: str) -> Command:
 
 
 def _deploy(name: str, words: list[str], rest: str, line: str) -> Command:
-    if len(words) != 1 or not _WORD.match(words[0]):
-        raise _Bad("name one stage, e.g. `/deploy prod`")
+    """`/deploy prod`, or `/deploy prod staging.ml.churn@3` for another version than the PR's newest."""
+    m = _MODEL_REF.match(words[1]) if len(words) == 2 else None
+    if not words or len(words) > 2 or not _WORD.match(words[0]) or (len(words) == 2 and not m):
+        raise _Bad("name one stage, and a version if not this PR's newest: `/deploy prod` or `/deploy prod name@3`")
+    if m:
+        return Command(name, environment=words[0], model=m["model"], version=m["version"], line=line)
     return Command(name, environment=words[0], line=line)
 
 

@@ -6,6 +6,7 @@ so `mlops-bot check-config` is the place to find a typo, not a stack trace in a 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -308,6 +309,11 @@ class Settings(Strict):
         return resolve_stages(
             model, self.models[model], uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows
         )
+
+    @functools.cached_property
+    def registry_names(self) -> frozenset[str]:
+        """Every stage's registry name (a registry event about any other model is not the bot's)."""
+        return frozenset(s.registry_name for m in self.models for s in self.stages(m))
 
     def development_environments(self) -> set[str]:
         """Where pull requests train (every model's pull_request stages): schedules are paused there."""

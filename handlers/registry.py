@@ -52,8 +52,8 @@ def model_event(registry: str, kind: str, model: str, version: str = "", **detai
 
 
 def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
-    if mev["model"] not in settings.models:
-        return Ignored(f"model {mev['model']!r} is not in [models]")
+    if mev["model"] not in settings.registry_names:
+        return Ignored(f"model {mev['model']!r} is no stage's registry_name in [models]")
     return [Action(V.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
 
 

@@ -213,7 +213,7 @@ def _help(ctx: CommandContext, command: dict) -> None:
 # --- approvals and the release train -------------------------------------------------------------------
 
 
-def _version(ctx: CommandContext, command: dict, status: str) -> dict:
+def _version(ctx: CommandContext, command: dict, status: str | None) -> dict:
     """The request a command means: `name@version` as given, else this (merged) PR's newest."""
     if command.get("model"):
         request, why = approvals.find(ctx.deps, command["model"], command["version"])
@@ -244,8 +244,8 @@ def _decide(ctx: CommandContext, command: dict) -> None:
 def _deploy(ctx: CommandContext, command: dict) -> None:
     """`/deploy <stage>` along the chain only: staging needs a passed validation, prod the approvals it requires."""
     env = command["environment"]
-    request = _version(ctx, command, status="approved" if env != "staging" else None)  # type: ignore[arg-type]
-    why = policy.deploy_refusal(ctx.deps.settings, request, env)
+    request = _version(ctx, command, status=None)  # the chain says why a version cannot go there yet
+    why = promotion.deploy_refusal(ctx.deps, request, env)
     if why:
         raise Refusal(why)
     started = promotion.deploy(ctx.deps, request, env, ctx.user, ctx.trigger)

@@ -135,8 +135,28 @@ def retrained(deps: Deps, record: dict, result: dict) -> str:
 
 
 # --- deploys ------------------------------------------------------------------------------------------------
-def deploy(deps: Deps, request: dict, stage_name: str, actor: str, trigger: str) -> branch_jobs.Started:
-    """Run the deploy workflow for the stage's version of this request (staging: the candidate; prod: its copy)."""
+def deploy_refusal(deps: Deps, request: dict, stage_name: str) -> str | None:
+    """Why `/deploy <stage>` may not deploy this request's version: the chain (policy), and in prod, a version
+    that is not the champion (after a rollback) — deploying it would serve what the alias no longer names."""
+    why = policy.deploy_refusal(deps.settings, request, stage_name)
+    stage = policy.stage_named(deps.settings, request["model"], stage_name)
+    if why or stage is None or stage.trigger != "approval":
+        return why
+    champion = deps.registry.model_aliases(stage.registry_name).get(deps.settings.mlflow.champion_alias, "")
+    if champion != request.get("prod_version"):
+        return rt.deploy_chain(
+            stage_name, f"{stage.registry_name}@{request.get('prod_version')}",
+            f"it is not the champion (v{champion or '—'} is); `/rollback {stage.name} {request.get('prod_version')}` "
+            "brings it back",
+        )  # fmt: skip
+    return None
+
+
+def deploy(
+    deps: Deps, request: dict, stage_name: str, actor: str, trigger: str, shown_on: dict | None = None
+) -> branch_jobs.Started:
+    """Run the deploy workflow for the stage's version of this request (staging: the candidate; prod: its copy),
+    with a GitHub Deployment for it; the release comment `shown_on` (default: the request's own) follows it."""
     model = request["model"]
     stage = policy.stage_named(deps.settings, model, stage_name)
     if stage is None or stage.trigger == "pull_request":
@@ -146,22 +166,24 @@ def deploy(deps: Deps, request: dict, stage_name: str, actor: str, trigger: str)
     cfg = deps.settings.repo(request["repo"])
     if cfg is None:
         raise Permanent(f"{request['repo']} is not configured in [[repos]]")
-    workflow = deps.settings.models[model].deploy_workflow
+    release = shown_on or show.for_request(deps, request)
     started = branch_jobs.start_run(
         deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch,
-        sha=request.get("commit", ""), workflow=workflow, trigger=trigger, pr=request.get("pr"), requested_by=actor,
-        environment=stage.environment, model=name, version=version,
-        context={"release_model": model, "stage": stage.name, "purpose": "deploy", "pr": None,
-                 "release_pr": request.get("pr"), "approved": _ref(request), "deploy_to": stage.name, "name": name,
-                 "version": version},
+        sha=request.get("commit", ""), workflow=deps.settings.models[model].deploy_workflow, trigger=trigger,
+        pr=request.get("pr"), requested_by=actor, environment=stage.environment, model=name, version=version,
+        context={"release_model": model, "stage": stage.name, "purpose": "deploy", "pr": None, "name": name,
+                 "version": version, "deploy_to": stage.name, "repo_of_release": cfg.name,
+                 "release_of": [release["model"], release["repo"], release["pr"]] if release else None},
     )  # fmt: skip
     audit(deps, "deploy-started", name, version, actor, "release", f"to {stage.name} in run {started.run_id}")
-    release = show.for_request(deps, request)
-    if release is not None:
-        show.deployment(deps, release, stage.name, version, "in_progress", "deploying", started.run_page_url)
-        if stage.trigger == "approval":
-            release["prod"].update(version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
-            show.show(deps, release)
+    what = f"{name} v{version}"
+    found = show.open_deployment(deps, cfg.name, request.get("commit", ""), stage.name, f"{what}:{trigger}", what)
+    if found is not None:
+        deps.state.update_run(started.environment, started.run_id, deployment_id=found)
+        show.deployment_status(deps, cfg.name, stage.name, found, "in_progress", "deploying", started.run_page_url)
+    if release is not None and stage.trigger == "approval":
+        release["prod"].update(version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
+        show.show(deps, release)
     deps.scheduler.follow(started.environment, started.run_id)
     return started
 
@@ -173,19 +195,20 @@ def deployed(deps: Deps, record: dict, result: dict) -> str:
     if ok:
         deps.registry.set_tags(name, version, {V.deployed_tag(env): record.get("requested_by", "")})
         audit(deps, "deployed", name, version, record.get("requested_by", ""), "release", f"to {env}")
-    approved, _, approved_version = record.get("approved", "").rpartition("@")
-    request = deps.state.approval(approved, approved_version) or {}
-    release = show.for_request(deps, request)
-    if release is not None:
-        show.deployment(
-            deps, release, env, version, "success" if ok else "failure", result["result"], result["run_page_url"]
+    if record.get("deployment_id"):
+        state, what = ("success" if ok else "failure"), f"{name} v{version}: {result['result']}"
+        show.deployment_status(
+            deps, record["repo_of_release"], env, record["deployment_id"], state, what, result["run_page_url"]
         )
+    line = rt.deployed_line(name, version, env, result["result"], result["run_page_url"])
+    release = deps.state.release(*record["release_of"]) if record.get("release_of") else None
+    if release is not None:
         if env == release["prod"]["name"]:
-            release["prod"].update(deploy_state=result["result"], deploy_url=result["run_page_url"])
-        rt.add_history(release, rt.deployed_line(name, version, env, result["result"], result["run_page_url"]))
+            release["prod"].update(version=version, deploy_state=result["result"], deploy_url=result["run_page_url"])
+        rt.add_history(release, line)
         show.show(deps, release)
     if deps.slack:
-        deps.slack.post(rt.deployed_line(name, version, env, result["result"], result["run_page_url"]))
+        deps.slack.post(line)
     return f"deploy {result['result']}"
 
 
@@ -210,20 +233,27 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     kept = history[: len(history) - history[::-1].index(target)] if target in history else [*history, target]
     deps.state.set_champion_history(prod.registry_name, kept)
     audit(deps, "rolled-back", prod.registry_name, target, actor, source, f"{alias}: v{current or '—'} → v{target}")
-    origin = deps.state.prod_origin(prod.registry_name, target) or ""
-    oname, _, oversion = origin.rpartition("@")
-    request = deps.state.approval(oname, oversion) or _bare_request(model, prod.registry_name, target, deps)
+    request = _request_of(deps, prod.registry_name, target) or _bare_request(model, prod.registry_name, target, deps)
     request = {**request, "prod_version": target}
-    started = deploy(deps, request, prod.name, actor, trigger)
+    left = _request_of(deps, prod.registry_name, current)  # the release whose version leaves prod shows it
+    release = (show.for_request(deps, left) if left else None) or show.for_request(deps, request)
+    started = deploy(deps, request, prod.name, actor, trigger, shown_on=release)
     text = rt.rolled_back(prod.registry_name, alias, current, target, started.run_id, started.run_page_url)
-    release = show.for_request(deps, request)
     if release is not None:
+        release = deps.state.release(release["model"], release["repo"], release["pr"]) or release
         release["prod"].update(version=target)
         rt.add_history(release, f"@{actor} {text}")
         show.show(deps, release)
     if deps.slack:
         deps.slack.post(f"@{actor} {text}")
     return text
+
+
+def _request_of(deps: Deps, prod_name: str, version: str) -> dict | None:
+    """The approval request a prod version was promoted from (None for one the bot did not promote)."""
+    origin = deps.state.prod_origin(prod_name, version) if version else None
+    name, _, number = (origin or "").rpartition("@")
+    return deps.state.approval(name, number) if name else None
 
 
 def _previous(history: list[str], current: str) -> str:

@@ -37,24 +37,35 @@ def for_request(deps: Deps, request: dict) -> dict | None:
 
 def deployment(
     deps: Deps, release: dict, environment: str, version: str, state: str, description: str, log_url: str = ""
+) -> int | None:
+    """The GitHub Deployment of `release` to `environment` (for `version`, or for the release as a whole):
+    created once, then a status. Returns its id (None without GitHub)."""
+    key = f"{release['model']}:{environment}:{version or '#' + str(release['pr'])}"
+    what = f"{release['model']} from #{release['pr']}" + (f" v{version}" if version else "")
+    deployment_id = open_deployment(deps, release["repo"], release.get("sha", ""), environment, key, what)
+    if deployment_id is not None:
+        deployment_status(deps, release["repo"], environment, deployment_id, state, description, log_url)
+    return deployment_id
+
+
+def open_deployment(deps: Deps, repo: str, sha: str, environment: str, key: str, description: str) -> int | None:
+    """A GitHub Deployment of commit `sha` (the default branch when the bot recorded none), found again by `key`."""
+    if deps.forge is None:
+        return None
+    cfg = deps.settings.repo(repo)
+    ref = sha or (cfg.default_branch if cfg else "main")
+    return deps.forge.create_deployment(repo, ref, environment, description, {DEPLOYMENT_KEY: key})
+
+
+def deployment_status(
+    deps: Deps, repo: str, environment: str, deployment_id: int, state: str, description: str, log_url: str = ""
 ) -> None:
-    """The GitHub Deployment of `release` to `environment` for `version`: created once, then a status.
-    A success in prod marks the deployment it replaced inactive (GitHub leaves production ones alone)."""
+    """A status on the deployment; a success marks the one it replaced `inactive` (GitHub leaves prod's alone)."""
     if deps.forge is None:
         return
-    key = f"{release['model']}:{environment}:{version or '#' + str(release['pr'])}"
-    ref = release.get("sha") or deps.settings.repo(release["repo"]).default_branch  # type: ignore[union-attr]
-    deployment_id = deps.forge.create_deployment(
-        release["repo"],
-        ref,
-        environment,
-        f"{release['model']} from #{release['pr']}" + (f" v{version}" if version else ""),
-        {DEPLOYMENT_KEY: key},
-    )
-    deps.forge.set_deployment_status(release["repo"], deployment_id, state, description, log_url)
+    deps.forge.set_deployment_status(repo, deployment_id, state, description, log_url)
     if state == "success":
-        live = deps.state.live_deployment(release["repo"], environment)
+        live = deps.state.live_deployment(repo, environment)
         if live and live != deployment_id:
-            replaced = f"replaced by {release['model']} v{version}"
-            deps.forge.set_deployment_status(release["repo"], live, "inactive", replaced)
-        deps.state.set_live_deployment(release["repo"], environment, deployment_id)
+            deps.forge.set_deployment_status(repo, live, "inactive", f"replaced: {description}")
+        deps.state.set_live_deployment(repo, environment, deployment_id)

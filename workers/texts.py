@@ -136,7 +136,7 @@ def forks_never_run(repo: str) -> str:
 
 
 def no_version(status: str | None) -> str:
-    what = "approved" if status == "approved" else "validated and waiting for a decision"
+    what = {"approved": "approved", "pending": "validated and waiting for a decision"}.get(status or "", "validated")
     return f"this pull request has no model version that is {what}; name one as `model@version`."
 
 

@@ -232,12 +232,6 @@ def test_the_merged_pr_has_one_release_comment_and_deployments(story):
     assert story.prod_deployments_before_approval == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/promotion.rollback deploys prod v1 as a bare request (v1 was champion before the bot), and "
-    "release_feedback.for_request finds no release for it: neither the release comment nor GitHub's deployments "
-    "hear of the rollback",
-)
 def test_the_release_comment_and_the_prod_deployment_show_the_rollback(story):
     [release] = story.bot_comments("release", "churn")
     newest = list(story.repo().get_deployments(environment="prod"))[0]
@@ -274,11 +268,6 @@ def by_hand(story, uc):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/registry.py `_enqueue` accepts only [models] keys ('churn'), so a delivery for a stage's "
-    "registry name (staging.ml.churn) is answered `ignored` and never reaches workers.release.on_model_event",
-)
 def test_a_databricks_registry_webhook_for_a_staging_version_is_queued(story, by_hand):
     body, headers = databricks_delivery(STAGING, by_hand)
     status, answer = post(story.stack.url("web") + "/webhooks/databricks", body, headers)

@@ -102,7 +102,7 @@ def test_malformed_commands_say_why(text, name, message):
 @pytest.mark.parametrize(
     "text, usage",
     [
-        ("/deploy", "/deploy <stage>"),
+        ("/deploy", "/deploy <stage> [name@version]"),
         ("/rollback", "/rollback prod [version]"),
         ("/rollback prod x y z", "/rollback prod [version]"),
     ],

@@ -74,7 +74,13 @@ CASES = [
         {"name": "churn-model", "version": "3", "key": ["a"], "value": 1},
         "actions",
     ),
-    ("mlflow", "model_version", "created", {"name": ["churn-model"], "version": {}}, "model '' is not in [models]"),
+    (
+        "mlflow",
+        "model_version",
+        "created",
+        {"name": ["churn-model"], "version": {}},
+        "model '' is no stage's registry_name in [models]",
+    ),
     (
         "databricks",
         "registry",

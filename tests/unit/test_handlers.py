@@ -165,7 +165,7 @@ def test_mlflow_model_version_created(settings):
 
 def test_mlflow_event_for_an_unconfigured_model_is_ignored(settings):
     out = dispatch(settings, "mlflow", "model_version", {"name": "example_model", "version": "1"}, action="created")
-    assert out == Ignored("model 'example_model' is not in [models]")
+    assert out == Ignored("model 'example_model' is no stage's registry_name in [models]")
 
 
 def test_mlflow_alias_and_tag_events(settings):

@@ -188,14 +188,24 @@ def test_deploy_prod_follows_the_chain(w):
     released(w)
     ctx = chatops.command_context(w.deps, REPO, PR, 777, "mo", "d-dep", 0)
     chatops.run_command(ctx, {"name": "deploy", "environment": "prod", "line": "/deploy prod"})
-    assert "no model version that is approved" in w.forge.comment("reply", "777-0")
-    chatops.run_command(
-        ctx, {"name": "deploy", "environment": "prod", "model": STAGING, "version": "2", "line": "/deploy prod"}
-    )
-    assert "a version reaches prod only after it passed staging with the 1 approval(s)" in w.forge.comment(
-        "reply", "777-0"
+    assert "a version reaches prod only after it passed staging with the 1 approval(s) prod requires" in (
+        w.forge.comment("reply", "777-0")
     )
     assert not ws(w, "prod").runs
+
+
+def test_deploy_prod_after_a_rollback_is_refused_for_the_version_rolled_back(w):
+    released(w)
+    approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github")
+    chatops.run_command(
+        chatops.command_context(w.deps, REPO, PR, 810, "mo", "d", 0), {"name": "rollback", "environment": "prod"}
+    )
+    prod_runs = len(ws(w, "prod").runs)
+    chatops.run_command(
+        chatops.command_context(w.deps, REPO, PR, 811, "mo", "d", 0), {"name": "deploy", "environment": "prod"}
+    )
+    assert "it is not the champion (v1 is); `/rollback prod 2` brings it back" in w.forge.comment("reply", "811-0")
+    assert len(ws(w, "prod").runs) == prod_runs
 
 
 def test_rollback_goes_back_to_the_previous_champion_and_deploys_it(w, redis_client):
@@ -208,6 +218,10 @@ def test_rollback_goes_back_to_the_previous_champion_and_deploys_it(w, redis_cli
     deploy = max(ws(w, "prod").runs)
     assert ws(w, "prod").parameters[deploy]["version"] == "1"
     assert audit.entries(redis_client)[-2]["decision"] == "rolled-back"
+    finish(w, "prod", deploy)
+    comment = w.forge.comment("release", "churn-model")  # the release whose version left prod says so
+    assert "rolled `churn-model@champion` back from v2 to v1" in comment and "`@champion` → v1" in comment
+    assert w.forge.deployment_states("prod")[-1] == ["in_progress", "success"]
     ctx = chatops.command_context(w.deps, REPO, PR, 801, "mo", "d-rb2", 0)
     chatops.run_command(ctx, {"name": "rollback", "environment": "prod", "line": "/rollback prod"})
     assert "has no earlier champion" in w.forge.comment("reply", "801-0")
