@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -33,6 +34,8 @@ class BotTask(Task):
     reject_on_worker_lost = True
     max_retries = MAX_RETRIES
     typing = False
+    # who asked hears that the bot gave up (workers/giving_up.py; set by workers/tasks.py, which may import it)
+    give_up: Callable[[str, dict, str, int], None] | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         delivery_id = kwargs.get("delivery_id", "")
@@ -64,6 +67,8 @@ class BotTask(Task):
                 detail=str(exc)[:500],
                 exc_info=True,
             )
+            if BotTask.give_up is not None:
+                BotTask.give_up(self.name, kwargs, str(exc), self.request.retries)
             raise
         log.info("task.done", task=self.name, delivery_id=delivery_id)
         return result

@@ -9,11 +9,12 @@ from typing import Any
 
 from bot import vocabulary as V
 from bot.logs import get_logger
-from workers import branch_jobs, chatops, feedback, registry_watch, release, runs, slack_commands
+from workers import branch_jobs, chatops, feedback, giving_up, registry_watch, release, runs, slack_commands
 from workers.base import BotTask, CeleryScheduler, app
 from workers.context import deps, state
 
 log = get_logger("workers.tasks")
+BotTask.give_up = staticmethod(giving_up.tell)  # a task that gives up tells whoever asked (PR, Slack)
 
 
 @app.task(base=BotTask, name=V.SYNC_BRANCH_JOBS, bind=True)
