@@ -73,17 +73,25 @@ class CommandError:
 
 
 def command_lines(text: str) -> list[str]:
-    """The lines of a comment that may hold commands: not in code blocks, not quoted."""
-    lines, fence = [], None
+    """The lines of a comment that may hold commands: what GitHub shows as text — not in code blocks
+    (fenced, as CommonMark opens and closes them, or indented), not quoted, not in an HTML comment."""
+    lines: list[str] = []
+    fence, in_html = "", False
     for raw in text.replace("\r\n", "\n").split("\n"):
         stripped = raw.strip()
-        marker = re.match(r"^(`{3,}|~{3,})", stripped)
-        if fence:
-            if marker and marker.group(1)[0] == fence[0] and len(marker.group(1)) >= len(fence):
-                fence = None
+        if in_html:
+            in_html = "-->" not in raw
             continue
-        if marker:
-            fence = marker.group(1)
+        if fence:  # a closing fence: up to 3 spaces, the same character at least as many times, nothing after
+            if re.fullmatch(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*", raw):
+                fence = ""
+            continue
+        opening = re.match(r"^ {0,3}(`{3,}|~{3,})", raw)
+        if opening:
+            fence = opening.group(1)
+            continue
+        if stripped.startswith("<!--"):
+            in_html = "-->" not in stripped[4:]
             continue
         if raw.startswith(("    ", "\t")) or stripped.startswith(">"):
             continue
@@ -187,7 +195,7 @@ def _approve(name: str, words: list[str], rest: str, line: str) -> Command:
 
 
 def _reject(name: str, words: list[str], rest: str, line: str) -> Command:
-    if not rest:
+    if not rest or not words:
         raise _Bad("say why: `/reject <reason>`")
     model = version = ""
     m = _MODEL_REF.match(words[0])

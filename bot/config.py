@@ -276,6 +276,9 @@ class Settings(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
+        for env in self.environments:
+            if not _NAME.match(env) or len(env) > 100:
+                raise ValueError(f"environments.{env}: an environment name is letters, digits, '_', '-' and '.'")
         for name, wf in self.workflows.items():
             if not _NAME.match(name) or len(name) > 100:
                 raise ValueError(

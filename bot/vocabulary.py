@@ -131,7 +131,7 @@ def _split_job_path(parts: list[str]) -> tuple[str, str, str] | None:
 # --- promotion gates: `accuracy >= champion - 0.01`, `roc_auc >= 0.6` -----------------------------
 GATE = re.compile(
     r"^\s*(?P<metric>\w+)\s*(?P<op>>=|<=|>|<)\s*"
-    r"(?:(?P<champ>champion)\s*(?:(?P<sign>[-+])\s*(?P<delta>[\d.]+))?|(?P<number>[\d.]+))\s*$"
+    r"(?:(?P<champ>champion)\s*(?:(?P<sign>[-+])\s*(?P<delta>\d+(?:\.\d*)?|\.\d+))?|(?P<number>\d+(?:\.\d*)?|\.\d+))\s*$"
 )
 GATE_HELP = "write `metric >= 0.8` or `metric >= champion - 0.01`"
 
