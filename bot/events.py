@@ -176,10 +176,12 @@ def databricks_event(headers: Mapping[str, str], body: bytes, secret: str | None
 def _check_event_timestamp(ms: object, now: float) -> None:
     """Registry webhooks sign no timestamp header: the body's `event_timestamp` (ms) is all there is.
 
-    A body without one was not sent by Databricks (which always sets it) yet carries a valid
-    signature, so only a holder of the secret made it: it is accepted, deduped on its hash."""
+    Databricks always sets it (every example in its registry-webhook documentation has one); a body
+    without it cannot be told from a replay of an old delivery, so it is refused."""
     if ms is None:
-        return
+        raise Refused(
+            400, "Databricks registry webhook without `event_timestamp`: a replayed delivery could not be told apart"
+        )
     if isinstance(ms, bool) or not isinstance(ms, int):
         raise Refused(400, "Databricks registry `event_timestamp` is not a whole number of milliseconds")
     _within_window(ms // 1000, now)

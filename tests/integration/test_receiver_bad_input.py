@@ -118,7 +118,7 @@ def test_registry_fields_of_the_wrong_type_are_not_a_500(client, signer):
     body, headers = signer.mlflow(tag)
     assert client.post("/webhooks/mlflow", data=body, headers=headers).status_code == 202
     doc = {"event": "MODEL_VERSION_TAG_SET", "model_name": "churn-model", "tags": 5}
-    body = json.dumps(doc).encode()
+    body = json.dumps(doc | {"event_timestamp": int(time.time() * 1000)}).encode()
     assert client.post("/webhooks/databricks", data=body, headers=_databricks(body)).status_code == 202
 
 
@@ -180,3 +180,11 @@ def test_a_handler_that_raises_is_400_malformed_and_logged(settings, redis_clien
     assert r.status_code == 400 and r.json["status"] == "malformed"
     [record] = [rec for rec in caplog.records if rec.getMessage() == "webhook.malformed"]
     assert record.exc_info and record.exc_info[0] is KeyError
+
+
+def test_a_databricks_body_without_event_timestamp_is_400(client):
+    """Every registry-webhook example in Databricks' documentation (../shared/fixtures/databricks) carries
+    `event_timestamp`; without it the 300 s replay window cannot be applied, so the body is refused."""
+    body = json.dumps({"event": "MODEL_VERSION_CREATED", "model_name": "churn-model", "version": "3"}).encode()
+    r = client.post("/webhooks/databricks", data=body, headers=_databricks(body))
+    assert r.status_code == 400 and "event_timestamp" in r.json["reason"]
