@@ -71,6 +71,11 @@ def ok_to_test(repo: str, pr: int) -> str:
     return f"{P}ok-to-test:{repo}#{pr}"
 
 
+def head_pushed(repo: str, pr: int, sha: str) -> str:
+    """When GitHub says a fork PR's head commit arrived (its `updated_at` on that delivery)."""
+    return f"{P}head-pushed:{repo}#{pr}:{sha}"
+
+
 def approval(model: str, version: str) -> str:
     return f"{P}approval:{model}:{version}"
 

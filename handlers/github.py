@@ -121,6 +121,7 @@ def _pull(event: Event) -> dict:
         "base": text(base, "ref"),
         "merge_sha": text(pr, "merge_commit_sha"),
         "merged_by": text(obj(pr, "merged_by"), "login"),
+        "updated_at": text(pr, "updated_at"),  # GitHub's clock: for a fork's new head, when it was pushed
     }
 
 
@@ -145,6 +146,7 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
                     "pr": pr["pr"],
                     "sha": pr["sha"],
                     "author": pr["author"],
+                    "pushed_at": pr["updated_at"],
                     "delivery_id": event.delivery_id,
                 },
             )
@@ -217,7 +219,9 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     actions = []
     for index, item in enumerate(parsed):
         if isinstance(item, Command):
-            actions.append(Action(V.RUN_COMMAND, {**base, "index": index, "command": item.as_kwargs()}))
+            when = text(comment, "created_at")  # GitHub's clock: `/ok-to-test` covers only heads pushed before it
+            command = item.as_kwargs() | ({"commented_at": when} if when else {})
+            actions.append(Action(V.RUN_COMMAND, {**base, "index": index, "command": command}))
         else:
             actions.append(
                 Action(

@@ -174,6 +174,10 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
         ctx.react("+1")
         ctx.reply(texts.not_a_fork(ctx.user))
         return
+    pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
+    why = policy.ok_to_test_too_early(command.get("commented_at", ""), pushed or "", pull.head_sha)
+    if why:
+        raise Refusal(why)
     ctx.deps.state.grant_ok_to_test(ctx.repo, ctx.pr, pull.head_sha)
     names = [n for n, wf in settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
     for name in names:

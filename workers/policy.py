@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.commands import USAGE
 from bot.config import PERMISSION_RANK, Settings
@@ -178,6 +179,18 @@ def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tu
     passed = ran_ok and comparison.passed
     failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if not g.passed]
     return passed, texts.validation_summary(passed, ran_ok, metrics, failed_gates, result)
+
+
+def ok_to_test_too_early(commented_at: str, pushed_at: str, sha: str) -> str | None:
+    """`/ok-to-test` covers the head the maintainer looked at: a head pushed after the comment (both times
+    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in."""
+    if not commented_at or not pushed_at:
+        return None  # unknown: the head is the one the PR shows now, as before
+    try:
+        comment, push = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (commented_at, pushed_at))
+    except ValueError:
+        return None
+    return texts.head_moved_after_ok(sha) if push > comment else None
 
 
 # --- the release train: which stage is which -----------------------------------------------------------

@@ -127,6 +127,14 @@ class State:
     def grant_ok_to_test(self, repo: str, pr: int, sha: str) -> None:
         self.r.set(keys.ok_to_test(repo, pr), sha, ex=keys.PR_TTL)
 
+    def note_head(self, repo: str, pr: int, sha: str, pushed_at: str) -> None:
+        """The first time GitHub told of this head commit (ISO 8601, GitHub's clock); kept like the grants."""
+        if pushed_at:
+            self.r.set(keys.head_pushed(repo, pr, sha), pushed_at, nx=True, ex=keys.PR_TTL)
+
+    def head_pushed_at(self, repo: str, pr: int, sha: str) -> str | None:
+        return _text(self.r.get(keys.head_pushed(repo, pr, sha)))
+
     def ok_to_test_sha(self, repo: str, pr: int) -> str | None:
         """The head commit someone with write access said `/ok-to-test` for, if any."""
         return _text(self.r.get(keys.ok_to_test(repo, pr)))

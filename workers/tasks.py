@@ -75,9 +75,10 @@ def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
 
 
 @app.task(base=BotTask, name=V.AWAIT_OK_TO_TEST, bind=True)
-def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str) -> None:
+def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str, pushed_at: str = "") -> None:
     """fork PR opened/updated → nothing runs; ask a maintainer for /ok-to-test (one sticky comment)."""
     d = deps()
+    d.state.note_head(repo, pr, sha, pushed_at)  # an /ok-to-test written before this push does not cover it
     feedback.ask_for_ok_to_test(d.need_forge(), d.settings, repo, pr, sha, author)
 
 

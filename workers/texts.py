@@ -131,6 +131,13 @@ def fork_needs_ok_to_test(sha: str) -> str:
     )
 
 
+def head_moved_after_ok(sha: str) -> str:
+    return (
+        f"the pull request's head moved to `{sha[:7]}` after your comment: `/ok-to-test` covers the commit "
+        "you looked at. Look at this one and say `/ok-to-test` again."
+    )
+
+
 def forks_never_run(repo: str) -> str:
     return f'pull requests from forks never run in {repo} (`fork_policy = "never"`).'
 

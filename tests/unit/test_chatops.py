@@ -102,3 +102,16 @@ def test_the_same_comment_delivered_again_under_a_new_delivery_id_starts_nothing
         ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", delivery, 0)
         chatops.run_command(ctx, {"name": "train", "line": "/train"})
     assert len(w.workspace.runs) == 1
+
+
+def test_ok_to_test_covers_only_a_head_pushed_before_the_comment(w):
+    """A maintainer reviews the head, comments; the author pushes again before the bot hears the comment."""
+    w.forge.pulls[PR] = pull(PR, fork=True, sha="b" * 40)
+    w.deps.state.note_head(REPO, PR, "b" * 40, "2026-11-28T12:00:05Z")  # GitHub's updated_at on that push
+    ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-1", 0)
+    chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": "2026-11-28T12:00:00Z"})
+    reply = w.forge.comment("reply", f"{COMMENT}-0")
+    assert "head moved to `bbbbbbb` after your comment" in reply and not w.workspace.runs
+    ctx = chatops.command_context(w.deps, REPO, PR, COMMENT + 1, "alice", "d-2", 0)
+    chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": "2026-11-28T12:01:00Z"})
+    assert len(w.workspace.runs) == 1  # said again after looking at it: granted

@@ -109,7 +109,9 @@ def test_mlflow_signature_covers_delivery_id_and_timestamp():
 
 
 def test_databricks_signature_and_body_hash_dedupe_key():
-    body = b'{"event": "MODEL_VERSION_CREATED", "model_name": "m", "version": "1"}'
+    body = b'{"event": "MODEL_VERSION_CREATED", "model_name": "m", "version": "1", "event_timestamp": %d}' % (
+        NOW * 1000
+    )
     headers = {"X-Databricks-Signature": events.databricks_signature("d", body)}
     first = events.databricks_event(headers, body, "d", NOW)
     again = events.databricks_event(headers, body, "d", NOW)
