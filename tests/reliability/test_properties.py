@@ -7,15 +7,26 @@ tags stay within the documented limits; gates are read or refused; config is Set
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from markdown_it import MarkdownIt
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
-from bot.commands import MAX_COMMANDS, USAGE, Command, CommandError, parse_command, parse_comment, parse_slack_text
+from bot.commands import (
+    MAX_COMMANDS,
+    USAGE,
+    Command,
+    CommandError,
+    command_lines,
+    parse_command,
+    parse_comment,
+    parse_slack_text,
+)
 from bot.compute import MAX_TAGS
 from bot.config import ConfigError, Settings, parse_config
 from bot.stages import Model
@@ -87,14 +98,10 @@ def test_any_name_and_arguments_parse_to_a_command_or_an_error(name, rest):
     _well_formed([parse_command(name, rest.strip())])  # both callers strip the arguments
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="latent product bug: _reject reads words[0] when the arguments are only whitespace; "
-    "unreachable today (both callers strip), reachable by any new caller of the public parse_command",
-)
 def test_arguments_of_only_whitespace_are_an_error_not_an_exception():
-    _well_formed([parse_command("reject", "   ")])
+    """Found here: `/reject` read words[0] of whitespace-only arguments (IndexError); callers strip, new ones may not."""
+    [error] = [parse_command("reject", "   ")]
+    assert isinstance(error, CommandError) and error.usage == USAGE["reject"]
 
 
 @FAST
@@ -124,6 +131,74 @@ HIDDEN = st.one_of(
 @given(st.lists(st.one_of(HIDDEN, PROSE), max_size=12), st.sampled_from(["\n", "\r\n"]))
 def test_quoted_indented_and_fenced_commands_are_never_commands(parts, sep):
     assert parse_comment(sep.join(parts)) == []
+
+
+# GitHub renders comments as CommonMark: a line is a command only if it shows as text, not as code,
+# not inside a quote, not hidden (an HTML comment or block). markdown-it-py is a CommonMark parser.
+MARKDOWN = MarkdownIt("commonmark")
+
+
+def shown_as_text(text: str) -> list[str]:
+    """The stripped source lines of paragraphs and headings outside any blockquote."""
+    lines, out, open_blocks = text.replace("\r\n", "\n").split("\n"), [], []
+    for token in MARKDOWN.parse(text):
+        if token.nesting == 1:
+            open_blocks.append(token.type)
+        if token.type in ("paragraph_open", "heading_open") and "blockquote_open" not in open_blocks and token.map:
+            out += [lines[i].strip() for i in range(*token.map)]
+        if token.nesting == -1:
+            open_blocks.pop()
+    return out
+
+
+PIECE = st.one_of(
+    COMMAND_LINE.map(lambda line: line.replace("\r", " ")),  # a lone CR ends a line for CommonMark only
+    # no list items: a fence inside one ends with the item, and the bot does not know (a known bug, below)
+    st.sampled_from(["/train full", "text", "", "***", "---", "    code", "\t/train toy", "> quoted\n"]),
+    # fences, opening or closing, indented at most 3, no info string (a closer with one: a known bug, below)
+    st.sampled_from(["```", "~~~", "````", "   ```", "~~~~"]),
+)
+
+
+@FAST
+@given(st.lists(PIECE, max_size=10))
+def test_a_command_is_a_line_github_shows_as_text(pieces):
+    text = "\n".join(pieces)
+    shown = shown_as_text(text)
+    for line in command_lines(text):
+        assert line in shown, f"{line!r} runs but GitHub does not show it as text: {text!r}"
+        shown.remove(line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [  # found here, fixed in bot.commands.command_lines
+        pytest.param("```\n    ```\n/train full\n```", id="a 4-space-indented ``` does not close a fence"),
+        pytest.param("```\n``` x\n/train full\n```", id="a ``` with text after it does not close a fence"),
+        pytest.param("<!--\n/train full\n-->", id="in an HTML comment: invisible"),
+        pytest.param("   ```\n/train full\n   ```", id="a fence indented 3 spaces"),
+    ],
+)
+def test_lines_in_code_or_html_comments_are_not_commands(text):
+    assert shown_as_text(text) == []
+    assert parse_comment(text) == []
+
+
+@pytest.mark.xfail(strict=True, reason="product bug: bot.commands.command_lines runs a line GitHub does not show")
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("<details>\n/train full\n</details>", id="in an HTML block: folded away"),
+        pytest.param("> I think we should\n/train full", id="a quote's lazy continuation line"),
+        pytest.param(" \t/train full", id="space and tab: an indented code block"),
+        pytest.param("- ```\n  /train full\n  ```", id="in a fence inside a list item"),
+        pytest.param("- item\n   ```\n```\n/train full", id="after a list item's fence, a new fence opens"),
+        pytest.param("see <!-- a note\n/train full\n-->", id="in an inline HTML comment: invisible"),
+    ],
+)
+def test_lines_github_shows_as_code_quote_or_not_at_all_are_not_commands(text):
+    """Each of these renders `/train full` inside a code block, a quote, or not at all (CommonMark)."""
+    assert parse_comment(text) == []
 
 
 # --- branch names and job names -------------------------------------------------------------------
@@ -172,17 +247,43 @@ def test_a_job_name_gives_back_its_repo_branch_and_workflow(prefix, repo, branch
     assert parse_any_job_name(name) == (repo, branch, workflow)
 
 
+NAME_RULE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _with_name(kind: str, name: str) -> dict:
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    data[kind][name] = data[kind]["dev" if kind == "environments" else "train"]
+    return data
+
+
+@FAST
+@given(st.sampled_from(["environments", "workflows"]), st.text(min_size=1, max_size=12))
+@example("environments", "eu/prod")  # found here: an environment with '/' broke the job name's round trip
+def test_environment_and_workflow_names_config_accepts_keep_the_job_name_readable(kind, name):
+    assume(not name.endswith("\n"))  # a known bug: see the xfail below
+    try:
+        parse_config(_with_name(kind, name))
+    except ConfigError as exc:
+        assert f"{kind}.{name}" in str(exc)
+        return
+    assert NAME_RULE.fullmatch(name), f"config accepts {kind} name {name!r}"
+    env, workflow = (name, "deploy") if kind == "environments" else ("", name)
+    assert parse_job_name("mlops-bot", job_name("mlops-bot", "acme/m", "main", workflow, env)) == (
+        "acme/m",
+        "main",
+        workflow,
+    )
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="product bug: [environments] keys are not checked like workflow names, and an environment "
-    "with '/' (accepted by parse_config) breaks the job name's round trip",
+    reason="product bug: bot.config._NAME checks names with re.match and `$`, which also matches before a "
+    'final newline: config accepts [workflows."lint\\n"] and [environments."dev\\n"] (jobs named …/lint\\n)',
 )
-def test_an_environment_name_config_accepts_keeps_the_job_name_readable():
-    data = tomllib.loads((ROOT / "config.toml").read_text())
-    data["environments"]["eu/prod"] = data["environments"]["prod"]
-    parse_config(data)  # accepted
-    name = job_name("mlops-bot", "acme/churn-model", "main", "deploy", "eu/prod")
-    assert parse_job_name("mlops-bot", name) == ("acme/churn-model", "main", "deploy")
+@pytest.mark.parametrize("kind, name", [("workflows", "lint\n"), ("environments", "dev\n")])
+def test_a_name_with_a_trailing_newline_is_refused(kind, name):
+    with pytest.raises(ConfigError):
+        parse_config(_with_name(kind, name))
 
 
 # --- tags -----------------------------------------------------------------------------------------
@@ -290,33 +391,17 @@ def _config_reads(gate: str) -> bool:
 def test_any_gate_text_is_read_or_refused_with_the_help(gate, metrics, champion):
     accepted = _config_reads(gate)
     assert accepted == bool(GATE.match(gate))
-    assume(accepted)
-    m = GATE.match(gate)
-    assume(all(_is_number(m.group(g)) for g in ("number", "delta") if m.group(g)))  # see the xfail below
     result = evaluate(gate, metrics, champion)
     assert isinstance(result, GateResult) and isinstance(result.passed, bool)
+    if not accepted:
+        assert result.detail == "cannot read this gate"
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="product bug: GATE reads numbers as [\\d.]+, so config accepts `accuracy >= 1.2.3` "
-    "(or `>= .`, `>= champion - 0..1`) and workers.gates.evaluate raises ValueError on it",
-)
-@settings(FAST, max_examples=200)
-@given(GATE_TEXT, METRICS, st.one_of(st.none(), METRICS))
-@example("accuracy >= 1.2.3", {"accuracy": 0.9}, None)
-def test_every_gate_config_accepts_can_be_evaluated(gate, metrics, champion):
-    if _config_reads(gate):
-        evaluate(gate, metrics, champion)
+@pytest.mark.parametrize("gate", ["accuracy >= 1.2.3", "accuracy >= .", "accuracy >= champion - 0..1"])
+def test_a_gate_with_a_malformed_number_is_refused_by_config(gate):
+    """Found here: GATE read numbers as [\\d.]+, config accepted these and evaluate raised ValueError."""
+    assert not _config_reads(gate)
+    assert evaluate(gate, {"accuracy": 0.9}, {"accuracy": 0.8}).detail == "cannot read this gate"
 
 
 # --- config ---------------------------------------------------------------------------------------
@@ -365,7 +450,19 @@ def _mutated(path: tuple, value, drop: bool) -> dict:
     return data
 
 
+def _known_bug(data) -> bool:
+    """A stage whose `name` is not hashable (a TOML array or table): see the xfail below."""
+    models = data.get("models") if isinstance(data, dict) else None
+    return isinstance(models, dict) and any(
+        isinstance(stage, dict) and isinstance(stage.get("name"), list | dict)
+        for model in models.values()
+        if isinstance(model, dict) and isinstance(model.get("stages"), list)
+        for stage in model["stages"]
+    )
+
+
 def _parses_or_refuses(data) -> None:
+    assume(not _known_bug(data))
     try:
         out = parse_config(data)
     except ConfigError as exc:
@@ -384,3 +481,15 @@ def test_any_nested_dict_is_settings_or_a_config_error(data):
 @given(st.sampled_from(PATHS), VALUE, st.booleans())
 def test_any_change_to_the_real_config_is_settings_or_a_config_error(path, value, drop):
     _parses_or_refuses(_mutated(path, value, drop))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="product bug: bot.stages.Stage._default_trigger tests `data.get('name') in DEFAULT_STAGES`, "
+    "so a stage written `name = []` (valid TOML) raises TypeError (unhashable) instead of a ConfigError",
+)
+def test_a_stage_named_with_an_array_is_a_config_error():
+    data = _mutated(("models", "churn-model", "stages", 0), {"name": []}, drop=False)
+    with pytest.raises(ConfigError):
+        parse_config(data)
