@@ -11,6 +11,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from markdown_it import MarkdownIt
+
 USAGE = {
     "train": "/train [toy|full] [--param key=value ...]",
     "test": "/test [suite]",
@@ -41,6 +43,7 @@ _COMMAND_LINE = re.compile(r"^/(?P<name>[a-z][a-z-]*)(?=\s|$)(?P<rest>.*)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MODEL_REF = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})@(?P<version>[1-9][0-9]{0,9})$")
+_MARKDOWN = MarkdownIt("commonmark")
 MAX_COMMANDS = 10  # one comment may not fan out into unbounded work
 
 
@@ -73,31 +76,27 @@ class CommandError:
 
 
 def command_lines(text: str) -> list[str]:
-    """The lines of a comment that may hold commands: what GitHub shows as text — not in code blocks
-    (fenced, as CommonMark opens and closes them, or indented), not quoted, not in an HTML comment."""
+    """The lines of a comment that may hold commands: the source lines of its top-level paragraphs, as
+    GitHub lays them out (CommonMark, which GitHub's Markdown extends) — never code (fenced or indented),
+    a quote, a list, an HTML block (`<details>`, a comment) or an inline HTML comment."""
+    source = text.replace("\r\n", "\n").split("\n")
+    tokens = _MARKDOWN.parse("\n".join(source))
     lines: list[str] = []
-    fence, in_html = "", False
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        stripped = raw.strip()
-        if in_html:
-            in_html = "-->" not in raw
+    for i, token in enumerate(tokens):
+        if token.type != "inline" or token.level != 1 or tokens[i - 1].type != "paragraph_open" or not token.map:
             continue
-        if fence:  # a closing fence: up to 3 spaces, the same character at least as many times, nothing after
-            if re.fullmatch(rf" {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}[ \t]*", raw):
-                fence = ""
-            continue
-        opening = re.match(r"^ {0,3}(`{3,}|~{3,})", raw)
-        if opening:
-            fence = opening.group(1)
-            continue
-        if stripped.startswith("<!--"):
-            in_html = "-->" not in stripped[4:]
-            continue
-        if raw.startswith(("    ", "\t")) or stripped.startswith(">"):
-            continue
-        if stripped.startswith("/"):
-            lines.append(stripped)
-    return lines
+        raw = "\n".join(source[token.map[0] : token.map[1]])
+        for child in token.children or []:
+            if child.type == "html_inline" and child.content.startswith("<!--"):
+                raw = raw.replace(child.content, "", 1)  # an HTML comment shows nothing
+        lines += [line.strip() for line in raw.split("\n") if not _indented(line)]
+    return [line for line in lines if line.startswith("/")]
+
+
+def _indented(line: str) -> bool:
+    """Four columns in: code to the eye, even where CommonMark continues a paragraph with it."""
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip(" ")) >= 4
 
 
 def parse_comment(text: str) -> list[Command | CommandError]:

@@ -29,7 +29,7 @@ ComputeKind = Literal["serverless", "job_clusters", "existing_cluster"]
 KEY = re.compile(r"^[\w-]{1,100}$", re.ASCII)
 KEY_HELP = "use 1 to 100 letters, digits, '_' or '-' (Databricks' key pattern ^[\\w-]{1,100}$)"
 # JobParameterDefinition.name: "May only contain alphanumeric characters, _, -, and ."
-PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+PARAMETER_NAME = re.compile(r"\A[A-Za-z0-9_.-]+\Z")
 MAX_TAGS = 25  # JobSettings.tags: "A maximum of 25 tags can be added to the job."
 MAX_CONCURRENT_RUNS = 1000  # JobSettings.max_concurrent_runs: "This value cannot exceed 1000."
 BOT_JOB_TAGS = (MANAGED_TAG, "repo", "branch", "workflow", "sha", FINGERPRINT_TAG)  # workers.jobs.job_tags

@@ -238,7 +238,7 @@ class Repo(Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         parts = v.split("/")
-        if len(parts) != 2 or not all(_NAME.match(p) for p in parts):
+        if len(parts) != 2 or not all(_NAME.fullmatch(p) for p in parts):
             raise ValueError("write it as owner/repo")
         return v
 
@@ -277,10 +277,10 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _references(self) -> Settings:
         for env in self.environments:
-            if not _NAME.match(env) or len(env) > 100:
+            if not _NAME.fullmatch(env) or len(env) > 100:
                 raise ValueError(f"environments.{env}: an environment name is letters, digits, '_', '-' and '.'")
         for name, wf in self.workflows.items():
-            if not _NAME.match(name) or len(name) > 100:
+            if not _NAME.fullmatch(name) or len(name) > 100:
                 raise ValueError(
                     f"workflows.{name}: a workflow name is letters, digits, '_', '-' and '.' (at most 100)"
                 )

@@ -54,7 +54,12 @@ class Stage(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _default_trigger(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "trigger" not in data and data.get("name") in DEFAULT_STAGES:
+        if (
+            isinstance(data, dict)
+            and "trigger" not in data
+            and isinstance(data.get("name"), str)
+            and data["name"] in DEFAULT_STAGES
+        ):
             return {**data, "trigger": DEFAULT_STAGES[data["name"]]}
         return data
 

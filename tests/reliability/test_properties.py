@@ -12,7 +12,7 @@ import subprocess
 import tomllib
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
@@ -153,9 +153,9 @@ def shown_as_text(text: str) -> list[str]:
 
 PIECE = st.one_of(
     COMMAND_LINE.map(lambda line: line.replace("\r", " ")),  # a lone CR ends a line for CommonMark only
-    # no list items: a fence inside one ends with the item, and the bot does not know (a known bug, below)
+    # no list items: a command in a list item is not a command (bot/commands.py), while shown_as_text says it is
     st.sampled_from(["/train full", "text", "", "***", "---", "    code", "\t/train toy", "> quoted\n"]),
-    # fences, opening or closing, indented at most 3, no info string (a closer with one: a known bug, below)
+    # fences, opening or closing, indented at most 3, no info string
     st.sampled_from(["```", "~~~", "````", "   ```", "~~~~"]),
 )
 
@@ -184,7 +184,6 @@ def test_lines_in_code_or_html_comments_are_not_commands(text):
     assert parse_comment(text) == []
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: bot.commands.command_lines runs a line GitHub does not show")
 @pytest.mark.parametrize(
     "text",
     [
@@ -260,7 +259,6 @@ def _with_name(kind: str, name: str) -> dict:
 @given(st.sampled_from(["environments", "workflows"]), st.text(min_size=1, max_size=12))
 @example("environments", "eu/prod")  # found here: an environment with '/' broke the job name's round trip
 def test_environment_and_workflow_names_config_accepts_keep_the_job_name_readable(kind, name):
-    assume(not name.endswith("\n"))  # a known bug: see the xfail below
     try:
         parse_config(_with_name(kind, name))
     except ConfigError as exc:
@@ -275,11 +273,6 @@ def test_environment_and_workflow_names_config_accepts_keep_the_job_name_readabl
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: bot.config._NAME checks names with re.match and `$`, which also matches before a "
-    'final newline: config accepts [workflows."lint\\n"] and [environments."dev\\n"] (jobs named …/lint\\n)',
-)
 @pytest.mark.parametrize("kind, name", [("workflows", "lint\n"), ("environments", "dev\n")])
 def test_a_name_with_a_trailing_newline_is_refused(kind, name):
     with pytest.raises(ConfigError):
@@ -450,19 +443,7 @@ def _mutated(path: tuple, value, drop: bool) -> dict:
     return data
 
 
-def _known_bug(data) -> bool:
-    """A stage whose `name` is not hashable (a TOML array or table): see the xfail below."""
-    models = data.get("models") if isinstance(data, dict) else None
-    return isinstance(models, dict) and any(
-        isinstance(stage, dict) and isinstance(stage.get("name"), list | dict)
-        for model in models.values()
-        if isinstance(model, dict) and isinstance(model.get("stages"), list)
-        for stage in model["stages"]
-    )
-
-
 def _parses_or_refuses(data) -> None:
-    assume(not _known_bug(data))
     try:
         out = parse_config(data)
     except ConfigError as exc:
@@ -483,12 +464,6 @@ def test_any_change_to_the_real_config_is_settings_or_a_config_error(path, value
     _parses_or_refuses(_mutated(path, value, drop))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="product bug: bot.stages.Stage._default_trigger tests `data.get('name') in DEFAULT_STAGES`, "
-    "so a stage written `name = []` (valid TOML) raises TypeError (unhashable) instead of a ConfigError",
-)
 def test_a_stage_named_with_an_array_is_a_config_error():
     data = _mutated(("models", "churn-model", "stages", 0), {"name": []}, drop=False)
     with pytest.raises(ConfigError):
