@@ -50,12 +50,12 @@ def figures():
     yield
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "chaos.json").write_text(json.dumps(FIGURES, indent=2))
-    head = f"{'scenario':<52} {'handled':>8} {'lost':>5} {'dupes':>6} {'re-run':>7} {'resume s':>9} {'503s':>5} {'worker died':>12}"
+    head = f"{'scenario':<64} {'handled':>8} {'lost':>5} {'dupes':>6} {'re-run':>7} {'resume s':>9} {'503s':>5} {'worker died':>12}"
     rows = [head, "-" * len(head)]
     for f in FIGURES:
         resume = f"{f['resume_s']:.1f}" if f.get("resume_s") is not None else "-"
         rows.append(
-            f"{f['scenario']:<52} {f['handled']:>8} {f['lost']:>5} {f['duplicates']:>6} "
+            f"{f['scenario']:<64} {f['handled']:>8} {f['lost']:>5} {f['duplicates']:>6} "
             f"{f.get('re_executed', 0):>7} {resume:>9} {f.get('refused_503', 0):>5} {f.get('worker_crashed', 0):>12}"
         )
     (ARTIFACTS / "chaos.txt").write_text("\n".join(rows) + "\n")
