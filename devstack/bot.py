@@ -1,4 +1,4 @@
-"""The bot's own processes, started from their Procfile entries: the web process and a Celery worker."""
+"""The bot's own processes, started from their Procfile entries: the web process, a Celery worker and beat."""
 
 from __future__ import annotations
 
@@ -30,3 +30,18 @@ def start_worker(workdir: Path, env: dict[str, str], *, concurrency: int = 8, na
             return False
 
     return start_process(name, argv, workdir=workdir, url="", env=env, ready=ready, timeout=90)
+
+
+def start_beat(workdir: Path, env: dict[str, str]) -> Service:
+    """The Procfile's beat: it moves due follow-ups and retries onto the queue (every 2 s), polls registries
+    without webhooks and runs the janitor. Its schedule file lives in the workdir."""
+    argv = procfile.command("beat", env) + ["--schedule", str(workdir / "beat-schedule")]
+    log_path = workdir / "beat.log"
+
+    def ready() -> bool:
+        try:
+            return "Starting" in log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    return start_process("beat", argv, workdir=workdir, url="", env=env, ready=ready, timeout=60)

@@ -2,10 +2,10 @@
 
 - `receiver_only`: a private Redis and the web process (bench/ingest.py).
 - `jobs`: Redis, the sandbox forge hosting `acme/tiny-ml` (devstack/mlrepo.py), the sandbox
-  workspace, the web process and a worker, configured by `mlrepo.config_text` (bench/commands.py).
+  workspace, the web process, a worker and beat, configured by `mlrepo.config_text` (bench/commands.py).
 - `whole_loop`: every process of the loop — Redis, a real MLflow server (tracking), the sandbox Slack, the
   forge hosting `acme/churn-model` (examples/churn-model), the workspace (jobs, and the Unity Catalog
-  registry), web and worker, configured by examples/demo.config.toml (the demo, tests/e2e).
+  registry), web, worker and beat, configured by examples/demo.config.toml (the demo, tests/e2e).
 
 Each process runs in its own process group, on a free port, under the setup's workdir.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Template
 
 from devstack import ROOT, mlrepo
-from devstack.bot import start_web, start_worker
+from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlflow import start_mlflow
 from devstack.processes import Service, free_port
 from devstack.redis import start_redis
@@ -108,7 +108,7 @@ def receiver_only(
 
 
 def jobs(workdir: Path, env: dict[str, str], *, worker_concurrency: int = 2, say: Say = _quiet) -> Setup:
-    """Redis, the forge hosting `acme/tiny-ml`, the workspace, web and a worker (`env` carries the webhook secrets)."""
+    """Redis, the forge hosting `acme/tiny-ml`, the workspace, web, a worker and beat (`env`: the webhook secrets)."""
     setup = Setup(workdir, say)
     web_port = free_port()
     seed = workdir / "forge.toml"
@@ -142,6 +142,7 @@ def jobs(workdir: Path, env: dict[str, str], *, worker_concurrency: int = 2, say
             {
                 "web": lambda: start_web(workdir, setup.env, port=web_port),
                 "worker": lambda: start_worker(workdir, setup.env, concurrency=worker_concurrency),
+                "beat": lambda: start_beat(workdir, setup.env),
             },
         )
     return setup
@@ -195,6 +196,7 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
         }
         setup.add("web", start_web(workdir, setup.env, port=web_port, workers=1, threads=4))
         setup.add("worker", start_worker(workdir, setup.env, concurrency=worker_concurrency))
+        setup.add("beat", start_beat(workdir, setup.env))
     return setup
 
 

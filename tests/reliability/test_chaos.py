@@ -27,7 +27,7 @@ import redis
 import requests
 
 from bot import audit, keys
-from devstack import procfile, setups
+from devstack import setups
 from devstack.bot import start_worker
 from devstack.mlrepo import BOT, REPO, TOKENS, git
 from devstack.processes import Service, start_process
@@ -62,22 +62,10 @@ def figures():
 
 
 # --- the stack ------------------------------------------------------------------------------------------------
-def start_beat(setup: Setup) -> Service:
-    """The Procfile's beat (it moves due follow-ups and retries onto the queue); its schedule file in the workdir."""
-    argv = procfile.command("beat", setup.env) + ["--schedule", str(setup.workdir / "beat-schedule")]
-    log = setup.workdir / "beat.log"
-
-    def ready() -> bool:
-        return log.exists() and "Starting" in log.read_text(errors="replace")
-
-    return setup.add("beat", start_process("beat", argv, workdir=setup.workdir, url="", env=setup.env, ready=ready))
-
-
 @pytest.fixture
 def stack(tmp_path):
     with setups.jobs(tmp_path, dict(SECRETS), worker_concurrency=2) as setup:
-        start_beat(setup)
-        yield setup
+        yield setup  # the setup's beat moves due follow-ups and retries onto the queue
 
 
 class Forge:
