@@ -49,11 +49,28 @@ def _web(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_if_redis_forgets() -> None:
+    """Say at start, in the worker's log, if Redis evicts keys or keeps no append-only file (bot/durability.py)."""
+    import redis
+
+    from bot import durability
+    from bot.celery_app import redis_url
+    from bot.logs import get_logger
+
+    try:
+        found = durability.check(redis.Redis.from_url(redis_url(), socket_connect_timeout=2))
+    except redis.RedisError:
+        return  # Redis is not up yet: the worker waits for it and says so itself
+    for problem in found.problems:
+        get_logger("bot.cli").error("redis.durability", problem=problem)
+
+
 def _worker(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
     from workers.app import app
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    _warn_if_redis_forgets()
     argv = [
         "worker",
         "--loglevel",

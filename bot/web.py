@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from bot import events
+from bot import durability, events
 from bot.config import Settings, load_config, secret
 from bot.logs import get_logger, setup_logging
 from bot.queue import Queue
@@ -185,7 +185,8 @@ class Receiver:
 
 
 def _add_operations_routes(app: Flask, client: redis.Redis, metrics: Metrics) -> None:
-    """/healthz (the process), /readyz (Redis answers), /metrics (Prometheus), and a JSON 413."""
+    """/healthz (the process), /readyz (Redis answers and keeps what it is given), /metrics (Prometheus), and a
+    JSON 413."""
 
     @app.errorhandler(413)
     def too_large(_exc):  # a chunked body without Content-Length that grows past the limit
@@ -195,13 +196,19 @@ def _add_operations_routes(app: Flask, client: redis.Redis, metrics: Metrics) ->
     def healthz():
         return jsonify({"status": "ok"})
 
+    known: list[durability.Durability] = []  # asked once per process
+
     @app.get("/readyz")
     def readyz():
         try:
             client.ping()
+            if not known:
+                known.append(durability.check(client))
         except redis.RedisError as exc:
             return jsonify({"status": "unavailable", "redis": type(exc).__name__}), 503
-        return jsonify({"status": "ready"})
+        if known[0].evicts:
+            return jsonify({"status": "unavailable", "redis": known[0].problems[0]}), 503
+        return jsonify({"status": "ready", "redis_problems": known[0].problems})
 
     @app.get("/metrics")
     def prometheus():

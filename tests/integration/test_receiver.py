@@ -111,9 +111,19 @@ def test_redis_down_is_503_so_the_sender_retries(settings, signer, monkeypatch):
     assert client.get("/healthz").status_code == 200
 
 
+def test_an_evicting_redis_is_not_ready(settings, redis_client):
+    """With maxmemory-policy allkeys-lru, Redis may drop the queue, the audit trail or the bot's records."""
+    redis_client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        r = create_app(settings, redis_client=redis_client).test_client().get("/readyz")
+    finally:
+        redis_client.config_set("maxmemory-policy", "noeviction")
+    assert r.status_code == 503 and "maxmemory-policy=allkeys-lru" in r.json["redis"]
+
+
 def test_health_ready_and_metrics(client, signer):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ready"}
+    assert client.get("/readyz").json == {"status": "ready", "redis_problems": []}  # tests' Redis: AOF, noeviction
     body, headers = signer.github("push", payload("push_new_branch"))
     client.post("/webhooks/github", data=body, headers=headers)
     text = client.get("/metrics").get_data(as_text=True)
