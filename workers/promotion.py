@@ -76,11 +76,11 @@ def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str)
     audit(
         deps,
         "promoted",
-        request["model"],
+        prod.registry_name,
         prod_version,
         actor,
         source,
-        f"{prod.registry_name}@{alias} → v{prod_version}{was}",
+        f"{alias} → v{prod_version}{was}, from {_ref(request)}",
     )
     release = show.for_request(deps, request)
     if release is not None:

@@ -216,7 +216,7 @@ def test_every_stage_has_its_registry_and_prod_was_rolled_back(story, uc):
     prod = [d for d, _ in decisions(story.stack, PROD, story.promoted)] + [
         d for d, _ in decisions(story.stack, PROD, "1")
     ]
-    assert prod == ["deploy-started", "deployed", "rolled-back", "deploy-started", "deployed"]
+    assert prod == ["promoted", "deploy-started", "deployed", "rolled-back", "deploy-started", "deployed"]
 
 
 def test_the_merged_pr_has_one_release_comment_and_deployments(story):

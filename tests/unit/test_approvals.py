@@ -113,7 +113,7 @@ def test_an_approval_copies_the_version_to_prod_moves_the_champion_and_is_echoed
     decision = w.forge.comment("decision", "churn-model-staging@2")
     assert "churn-model-staging@2" in decision and "@carol" in decision and "champion" in decision
     assert "*Decision:* ✅" in w.slack.closed[0]["text"]
-    assert "promoted" in [e["decision"] for e in audit.entries(redis_client, MODEL)]
+    assert "promoted" in [e["decision"] for e in audit.entries(redis_client, PROD)]  # the prod version's entry
 
 
 def test_slack_users_decide_through_the_same_policy(w, settings):
