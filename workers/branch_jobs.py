@@ -164,7 +164,8 @@ def start_run(
 ) -> Started:
     """Upsert the job, supersede (or refuse) older runs, run_now with an idempotency token derived from
     `trigger` (delivery id + command index): a retried or re-delivered task never starts a second run.
-    `options`: dataset, params (dict), suite, model, version, champion, environment (a release stage's)."""
+    `options`: dataset, params (dict), suite, model, version, champion, environment (a release stage's),
+    supersede (False: leave the job's other active runs alone)."""
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
     options = _dev_defaults(settings, repo_cfg.name, workflow, options)
@@ -180,7 +181,10 @@ def start_run(
     # run_now first: with the same token it returns the run a crashed attempt already started,
     # so what is cancelled below can never be this trigger's own run.
     job, run_id = _run_now(ws, state, job, upsert, parameters, token)
-    superseded = _supersede(ws, state, active, run_id) if wf.cancel_superseded else []
+    # a release stage's runs (options["supersede"] = False) never cancel each other: each is another version
+    superseded = (
+        _supersede(ws, state, active, run_id) if wf.cancel_superseded and options.get("supersede", True) else []
+    )
     record = _remember(
         state,
         {

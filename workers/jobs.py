@@ -18,6 +18,7 @@ from databricks.sdk.service import jobs as J
 from bot.compute import BOT_JOB_TAGS, MAX_TAGS
 from bot.config import Repo, Settings, TaskSpec, Workflow
 from bot.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, PLACEHOLDER, PLACEHOLDERS, job_name, parse_job_name
+from workers.errors import Permanent
 from workers.job_compute import access_control_list, job_compute, run_as, task_compute
 
 __all__ = [
@@ -71,11 +72,22 @@ def repo_path(repo: Repo, branch: str) -> str:
     return f"/Repos/{repo.repos_folder}/{name}-{safe}"
 
 
+def no_references(what: str, value: str) -> str:
+    """`value` as it is, or Permanent when it holds `{{`: Databricks resolves `{{…}}` in task parameters
+    (dynamic value references) and has no escape for it, so such a value would not arrive as written."""
+    if "{{" in value:
+        raise Permanent(
+            f"{what} {value[:80]!r} contains '{{{{', which Databricks would read as a dynamic value reference; "
+            "rename it (the bot cannot pass it as written)"
+        )
+    return value
+
+
 def _expand(text: str, literals: dict[str, str]) -> str:
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name in literals:
-            return literals[name]
+            return no_references(name, literals[name])
         return f"{{{{job.parameters.{name}}}}}"  # resolved by Databricks at run time
 
     return PLACEHOLDER.sub(sub, text)
@@ -214,4 +226,4 @@ def idempotency_token(*parts: object) -> str:
 def run_parameters(workflow_settings: dict, **values: object) -> dict[str, str]:
     """Job parameters for run_now: only those the job defines; None/empty values keep the default."""
     defined = {p["name"] for p in workflow_settings.get("parameters", [])}
-    return {k: str(v) for k, v in values.items() if k in defined and v not in (None, "")}
+    return {k: no_references(k, str(v)) for k, v in values.items() if k in defined and v not in (None, "")}

@@ -101,7 +101,7 @@ def _retrain(deps: Deps, request: dict, prod) -> str:
     started = branch_jobs.start_run(
         deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch, sha=request["commit"],
         workflow=staging.workflow, trigger=f"retrain:{_ref(request)}", pr=request.get("pr"), requested_by=V.BOT,
-        environment=prod.environment, dataset=staging.dataset, model=prod.registry_name,
+        environment=prod.environment, dataset=staging.dataset, model=prod.registry_name, supersede=False,
         context={"release_model": request["model"], "stage": prod.name, "purpose": "retrain", "pr": None,
                  "release_pr": request.get("pr"), "approved": _ref(request)},
     )  # fmt: skip
@@ -171,6 +171,7 @@ def deploy(
         deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch,
         sha=request.get("commit", ""), workflow=deps.settings.models[model].deploy_workflow, trigger=trigger,
         pr=request.get("pr"), requested_by=actor, environment=stage.environment, model=name, version=version,
+        supersede=False,
         context={"release_model": model, "stage": stage.name, "purpose": "deploy", "pr": None, "name": name,
                  "version": version, "deploy_to": stage.name, "repo_of_release": cfg.name,
                  "release_of": [release["model"], release["repo"], release["pr"]] if release else None},

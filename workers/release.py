@@ -78,6 +78,7 @@ def _train_staging(
         environment=staging.environment,
         dataset=staging.dataset,
         model=staging.registry_name,
+        supersede=False,  # another merge's training is another release
         context=run_context(model, staging.name, "train", pr, command=f"staging training of #{pr}"),
     )
     if deps.state.lineage(started.environment, started.run_id) is None:
@@ -230,6 +231,7 @@ def start_validation(deps: Deps, model: str, v: Version, proven: dict | None, cl
         model=v.model,
         version=v.version,
         champion=f"models:/{prod.registry_name}@{alias}" if champion else "",
+        supersede=False,  # validations of different versions never cancel each other
         context=run_context(model, staging.name, "validate", request.get("pr"), name=v.model, version=v.version),
     )
     request.update(validation_run=started.run_id, validation_url=started.run_page_url)

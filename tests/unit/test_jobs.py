@@ -1,5 +1,6 @@
 """Per-branch job naming, tags and settings: pure functions."""
 
+import pytest
 from databricks.sdk.service.jobs import JobAccessControlRequest, JobSettings
 from hypothesis import given
 from hypothesis import strategies as st
@@ -149,3 +150,17 @@ def test_branch_pin_and_repos_source(settings):
         "git_provider": "gitHub",
         "git_branch": "feature/x",
     }
+
+
+def test_a_branch_or_value_holding_a_dynamic_value_reference_is_refused(settings):
+    """Databricks resolves `{{…}}` in task parameters ("dynamic value references", docs.databricks.com/jobs/
+    dynamic-value-references): a branch `feat/{{job.id}}` would arrive as the job's id, not as written."""
+    from workers.errors import Permanent
+    from workers.jobs import job_settings, run_parameters
+
+    repo = settings.repo("acme/churn-model")
+    with pytest.raises(Permanent, match="dynamic value reference"):
+        job_settings(settings, repo, "feat/{{job.id}}", "train", "a" * 40)
+    body = job_settings(settings, repo, "feat/x", "train", "a" * 40)
+    with pytest.raises(Permanent, match="dynamic value reference"):
+        run_parameters(body, params="n_estimators={{job.id}}")

@@ -253,3 +253,15 @@ def test_polling_finds_a_staging_version_created_while_the_worker_was_down_once(
     assert registry_watch.poll(w.deps, now_ms=3) == 0
     assert w.deps.state.approval(STAGING, "1")["proven"]
     assert len([r for r in ws(w, "staging").runs if ws(w, "staging").parameters[r].get("version") == "1"]) == 1
+
+
+def test_validations_of_different_versions_never_cancel_each_other(w):
+    train = merge(w)
+    register(w, STAGING, "2", train)
+    finish(w, "staging", train)
+    first = validation_run(w)
+    merge(w, pr=9, sha="9" * 40, delivery="d-9")  # another merge: its training and validation run meanwhile
+    train9 = max(ws(w, "staging").runs)
+    register(w, STAGING, "3", train9)
+    finish(w, "staging", train9)
+    assert validation_run(w) != first and not ws(w, "staging").cancelled

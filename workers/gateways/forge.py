@@ -12,6 +12,7 @@ sleeps here: a rate-limited task is retried by Celery after that wait.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,7 @@ MARKER = "<!-- mlops-bot:{kind} key={key} -->"
 CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum length is 65535 characters"
 # The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
 DEPLOYMENT_KEY = "key"
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -214,6 +216,8 @@ class Forge:
 
     def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
         """A commit status; as a GitHub App, a check run of the same name (statuses are for tokens)."""
+        if not COMMIT.fullmatch(sha):  # it goes into the URL path: only a commit SHA may
+            raise Permanent(f"not a commit SHA: {sha[:60]!r}")
         if self.uses_app:
             self._set_check_run(repo, sha, context, state, description, target_url)
             return

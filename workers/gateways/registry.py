@@ -11,6 +11,7 @@ Unity Catalog has no stages: a stage call is refused here with a `Permanent` tha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,15 @@ from workers import registry_links as links
 from workers.errors import NotFound, Permanent, classify
 from workers.gateways import Version
 
+# MLflow's own defaults hold a worker slot for minutes when the server is slow or down (120 s per request,
+# 7 retries with backoff factor 2; 500 s for Databricks endpoints). The bot bounds each call and lets Celery
+# retry (workers/errors.py): a slow MLflow costs a slot seconds, not minutes. An operator's setting wins.
+BOUNDED = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT": "30",
+}
 PAGE = 50  # versions per search call
 MAX_PAGES = 5
 # The server answers 400 INVALID_PARAMETER_VALUE, the 3.17 client re-raises it as INTERNAL_ERROR (transient-looking)
@@ -32,6 +42,8 @@ FAILED = "FAILED_REGISTRATION"
 
 class Registry:
     def __init__(self, tracking_uri: str, registry_uri: str = "", client: MlflowClient | None = None):
+        for name, value in BOUNDED.items():
+            os.environ.setdefault(name, value)
         self.tracking_uri = tracking_uri.rstrip("/")
         self.registry_uri = (registry_uri or tracking_uri).rstrip("/")
         self.uc = links.kind(self.registry_uri) == "databricks-uc"
