@@ -151,3 +151,21 @@ def polled_aliases(model: str) -> str:
 def poll_guard(model: str) -> str:
     """SET NX EX: at most one poll of a model per POLL_GUARD_SECONDS, however many beats and workers."""
     return f"{P}poll-guard:{model}"
+
+
+# --- the comment reconciler (workers/reconciler.py): PR commands whose delivery never reached the bot ---
+RECONCILE_GUARD_SECONDS = 110  # one pass per repository at a time; a worker killed mid-pass frees it after this
+
+
+def command_handled(repo: str, comment_id: int) -> str:
+    """Set when a worker takes a command task of this comment (TTL PR_TTL): the reconciler leaves it alone."""
+    return f"{P}command-handled:{repo}:{comment_id}"
+
+
+def comments_watermark(repo: str) -> str:
+    """Epoch seconds (GitHub's `updated_at`): every comment of `repo` updated at or before it is settled."""
+    return f"{P}comments-watermark:{repo}"
+
+
+def reconcile_guard(repo: str) -> str:
+    return f"{P}reconcile-guard:{repo}"

@@ -27,6 +27,7 @@ CLEAN_UP_STALE_JOBS = "clean_up_stale_jobs"
 POLL_REGISTRY = "poll_registry"
 START_RELEASE = "start_release"
 SEND_DUE_TASKS = "send_due_tasks"
+RECONCILE_COMMENTS = "reconcile_comments"
 TASK_NAMES = frozenset(
     {
         SYNC_BRANCH_JOBS,
@@ -44,6 +45,7 @@ TASK_NAMES = frozenset(
         POLL_REGISTRY,
         START_RELEASE,
         SEND_DUE_TASKS,
+        RECONCILE_COMMENTS,
     }
 )
 # celery beat: entry name → (task name, seconds between runs)
@@ -51,6 +53,7 @@ BEAT_SCHEDULE = {
     "clean-up-stale-jobs": (CLEAN_UP_STALE_JOBS, 3600.0),
     "poll-registry": (POLL_REGISTRY, 60.0),  # a no-op unless [mlflow] poll = true
     "send-due-tasks": (SEND_DUE_TASKS, 2.0),  # follow-ups and retries due now (bot/celery_app.py): late by ≤ 2 s
+    "reconcile-comments": (RECONCILE_COMMENTS, 120.0),  # PR commands whose delivery failed (workers/reconciler.py)
 }
 
 # --- Databricks run states (life-cycle states and result states share one record field) -------

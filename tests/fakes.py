@@ -81,6 +81,22 @@ class FakeForge:
         self._answer("branch_exists")
         return branch in self.branches
 
+    def comments_since(self, repo: str, since: str, page: int = 1) -> list[dict]:
+        """People's comments (entries with `user`, `created_at`, `updated_at`; `issue`: True on an issue) as
+        GitHub lists them: updated at or after `since`, least recently updated first, 100 a page."""
+        self._answer("comments_since")
+        found = sorted(
+            ((cid, c) for cid, c in self.comments.items() if "updated_at" in c and c["updated_at"] >= since),
+            key=lambda item: (item[1]["updated_at"], item[0]),
+        )[(page - 1) * 100 : page * 100]
+        base = f"https://github.com/{repo}"
+        return [
+            {"id": cid, "body": c["body"], "user": {"login": c["user"]}, "created_at": c["created_at"],
+             "updated_at": c["updated_at"], "issue_url": f"https://api.github.com/repos/{repo}/issues/{c['pr']}",
+             "html_url": f"{base}/{'issues' if c.get('issue') else 'pull'}/{c['pr']}#issuecomment-{cid}"}
+            for cid, c in found
+        ]  # fmt: skip
+
     def react(self, repo: str, comment_id: int, content: str) -> None:
         self._answer("react")
         self.reactions.append((comment_id, content))

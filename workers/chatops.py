@@ -90,6 +90,7 @@ def run_command(ctx: CommandContext, command: dict) -> None:
     """One parsed command from a PR comment: acknowledge, check, act, answer — refusals and
     permanent failures are answered on the PR with 😕 and the reason."""
     name = command["name"]
+    ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
     ctx.react("eyes")
     try:
         if name not in policy.APPROVAL_COMMANDS:
@@ -103,6 +104,7 @@ def run_command(ctx: CommandContext, command: dict) -> None:
 
 def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:
     """A `/command` the parser could not read: 👀, 😕 and the reason with the usage."""
+    ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
     ctx.react("eyes")
     ctx.refuse(texts.malformed_command(line, error), usage)
 

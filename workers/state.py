@@ -302,3 +302,29 @@ class State:
         """Every waiting member and when it is due (the dashboard and the tests)."""
         found: list = self.r.zrange(keys.DUE, 0, -1, withscores=True)
         return [(_text(m) or "", float(s)) for m, s in found]
+
+    # --- the comment reconciler (workers/reconciler.py) --------------------------------------------------
+    def note_command_handled(self, repo: str, comment_id: int) -> None:
+        """A worker took a command task of this comment (live or reconciled): its delivery was not lost."""
+        self.r.set(keys.command_handled(repo, comment_id), 1, ex=keys.PR_TTL)
+
+    def command_handled(self, repo: str, comment_id: int) -> bool:
+        return bool(self.r.exists(keys.command_handled(repo, comment_id)))
+
+    def comments_watermark(self, repo: str) -> int | None:
+        """Epoch seconds: every comment updated at or before it is settled; None before the first pass."""
+        raw = self.r.get(keys.comments_watermark(repo))
+        return int(raw) if raw is not None else None
+
+    def raise_comments_watermark(self, repo: str, epoch: int) -> None:
+        """Raise it (never lower it, even when two passes overlap)."""
+        self._raise(keys=[keys.comments_watermark(repo)], args=[epoch])
+
+    def claim_reconcile(self, repo: str) -> str | None:
+        """A token for the one pass over `repo` at a time, or None while another pass holds it."""
+        token = uuid.uuid4().hex
+        taken = self.r.set(keys.reconcile_guard(repo), token, nx=True, ex=keys.RECONCILE_GUARD_SECONDS)
+        return token if taken else None
+
+    def release_reconcile(self, repo: str, token: str) -> None:
+        self._release(keys=[keys.reconcile_guard(repo)], args=[token])

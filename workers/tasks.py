@@ -9,7 +9,17 @@ from typing import Any
 
 from bot import vocabulary as V
 from bot.logs import get_logger
-from workers import branch_jobs, chatops, feedback, giving_up, registry_watch, release, runs, slack_commands
+from workers import (
+    branch_jobs,
+    chatops,
+    feedback,
+    giving_up,
+    reconciler,
+    registry_watch,
+    release,
+    runs,
+    slack_commands,
+)
 from workers.base import BotTask, CeleryScheduler, app
 from workers.context import deps, state
 
@@ -189,3 +199,9 @@ def clean_up_stale_jobs(self) -> list[dict]:
 def send_due_tasks(self) -> int:
     """beat, every 2 s → the follow-ups and retries due now go onto the queue, each exactly once."""
     return CeleryScheduler.send_due(state())
+
+
+@app.task(base=BotTask, name=V.RECONCILE_COMMENTS, bind=True)
+def reconcile_comments(self, grace_seconds: float = reconciler.GRACE_SECONDS) -> int:
+    """beat, every 2 min → PR commands whose delivery never reached the bot are queued as the receiver would have."""
+    return reconciler.reconcile(deps(), lambda a: app.send_task(a.task, kwargs=a.kwargs), grace=grace_seconds)

@@ -175,6 +175,12 @@ class Forge:
                 return out
             page += 1
 
+    def comments_since(self, repo: str, since: str, page: int = 1) -> list[dict]:
+        """One page (100) of the repository's issue and PR comments updated at or after `since` (ISO 8601), least
+        recently updated first: one request."""
+        parameters = {"since": since, "sort": "updated", "direction": "asc", "per_page": 100, "page": page}
+        return self._call("GET", f"/repos/{repo}/issues/comments", parameters=parameters)
+
     def find_marked(self, repo: str, pr: int, kind: str, key: str) -> int | None:
         """The bot's own comment carrying the marker: a marker pasted into someone else's comment is not one."""
         wanted = marker(kind, key)

@@ -152,6 +152,14 @@ def list_repo_comments(owner, repo):
     items = sorted(
         (c for c in forge.state["comments"].values() if c["repo"] == rec["full_name"]), key=lambda c: c["id"]
     )
+    # "since: Only show results that were last updated after the given time." (ISO 8601, as the stamps here)
+    if request.args.get("since"):
+        items = [c for c in items if c["updated_at"] >= request.args["since"]]
+    # "sort: The property to sort the results by." (created | updated); "direction: … Ignored without the sort
+    # parameter." (default desc)
+    sort = request.args.get("sort")
+    if sort in ("created", "updated"):
+        items.sort(key=lambda c: (c[f"{sort}_at"], c["id"]), reverse=request.args.get("direction", "desc") != "asc")
     chunk, headers = paginate(items)
     return reply([forge.comment_json(rec, c) for c in chunk], headers=headers)
 
