@@ -227,8 +227,9 @@ def test_the_merged_pr_has_one_release_comment_and_deployments(story):
     assert f"deploy of `{PROD}` v{story.promoted} to prod: [SUCCESS]" in release.body
     [staging] = list(story.repo().get_deployments(environment="staging"))
     assert statuses(staging) == ["in_progress", "success"]
-    [prod] = list(story.repo().get_deployments(environment="prod"))
-    assert statuses(prod) == ["in_progress", "success"]
+    rollback, promotion = list(story.repo().get_deployments(environment="prod"))  # newest first
+    assert statuses(promotion) == ["in_progress", "success", "inactive"]  # replaced by the rollback's
+    assert statuses(rollback) == ["in_progress", "success"] and "v1" in rollback.description
     assert story.prod_deployments_before_approval == 0
 
 
@@ -242,7 +243,7 @@ def test_the_release_comment_and_the_prod_deployment_show_the_rollback(story):
 def test_deploy_prod_is_refused_before_approval_and_for_non_maintainers(story):
     assert "`/deploy` needs maintain permission" in story.deploy_answers["alice"]
     bob = story.deploy_answers["bob"]
-    assert "no model version that is approved" in bob, bob
+    assert "a version reaches prod only after it passed staging with the 1 approval(s) prod requires" in bob, bob
     carol = story.answer("carol", "/deploy prod")
     assert "`/deploy` needs maintain permission" in carol
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.config import Workflow, load_config
 from devstack import waiting
-from devstack.bot import start_web, start_worker
+from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlrepo import branch, config_text, forge_seed, git, make_repo, write_files
 from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
@@ -250,6 +250,7 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
     repo, start_stack, services, tmp = stack
     ws, web, env = start_stack(faults=[fault])
     services.append(worker := start_worker(tmp, env, concurrency=1))
+    services.append(start_beat(tmp, env))  # a retry due in more than 10 s waits in the due index for beat
     client = sdk(ws.url)
     name = "feature/gateway"
     push(signer, web, name, branch(repo, name), "gw-push-1")  # creates the jobs
