@@ -24,6 +24,7 @@ demo: system-deps venv  ## play the built-in scenario through real processes
 bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(PY) bench/ingest.py
+	$(PY) bench/slow_clients.py
 	$(PY) bench/commands.py
 
 chaos: system-deps venv  ## kill the worker and Redis under load, a storm of 1,000 pushes: nothing lost, work resumes within 2 minutes (not part of `make test`)

@@ -53,6 +53,7 @@ import requests  # noqa: E402
 
 from bench import harness  # noqa: E402
 from bench.harness import BenchError, say  # noqa: E402
+from bot.cli import WEB_WORKER  # noqa: E402
 from bot.queue import DEFAULT_QUEUE  # noqa: E402
 from devstack import setups  # noqa: E402
 from devstack.mlrepo import BOT, REPO, TOKENS, git  # noqa: E402
@@ -920,7 +921,7 @@ def report(opts, m: dict, polls: dict | None, elapsed: float, t_stack: float) ->
                 "prs": m["prs"],
                 "gap_s": [opts.min_gap, opts.max_gap],
                 "worker_concurrency": WORKER_CONCURRENCY,
-                "web": "gunicorn gthread 1x4",
+                "web": f"gunicorn {WEB_WORKER} 1x4",
                 "latency": "workspace run start_time (set in run-now) - comment POST returned",
             },
             **{k: v for k, v in m.items() if k != "forge_checks"},

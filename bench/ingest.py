@@ -3,7 +3,7 @@
     make bench            # or: .venv/bin/python bench/ingest.py [--duration 10] [--quick]
 
 Starts, each in its own process group on free ports under one temp dir, a private Redis, the
-receiver (devstack's `receiver_only` setup: the Procfile's `web`, gunicorn gthread 2×4) and a bare
+receiver (devstack's `receiver_only` setup: the Procfile's `web`, gunicorn 2×4, worker bot.cli.WEB_WORKER) and a bare
 Flask app under the same gunicorn command line (`bot.cli.gunicorn_argv`, app bench/floor_app.py).
 Then, with wrk (32 connections, 2 threads) or a Python fallback when wrk is missing:
 
@@ -55,7 +55,7 @@ import redis  # noqa: E402
 from bench import harness  # noqa: E402
 from bench.harness import BENCH, ROOT, cpu_seconds, rss_mb, worker_pids  # noqa: E402
 from bot import events  # noqa: E402
-from bot.cli import gunicorn_argv  # noqa: E402
+from bot.cli import WEB_WORKER, gunicorn_argv  # noqa: E402
 from bot.queue import DEDUPE_PREFIX, DEFAULT_QUEUE  # noqa: E402
 from devstack import setups  # noqa: E402
 from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
@@ -933,7 +933,7 @@ def report(
         else f"Python load generator {CONNECTIONS} conns / {PY_PROCS} processes (wrk missing)"
     )
     harness.print_table(
-        f"mlops-bot ingest: gunicorn gthread {WORKERS}x{THREADS}, {gen}, {len(body):,}-byte signed "
+        f"mlops-bot ingest: gunicorn {WEB_WORKER} {WORKERS}x{THREADS}, {gen}, {len(body):,}-byte signed "
         f"issue_comment, {os.cpu_count()} CPUs, {elapsed:.0f} s",
         rows,
     )
@@ -951,7 +951,7 @@ def report(
         "ingest",
         {
             "setup": {
-                "server": f"gunicorn gthread {WORKERS} workers x {THREADS} threads",
+                "server": f"gunicorn {WEB_WORKER} {WORKERS} workers x {THREADS} threads",
                 "load": load.tool,
                 "connections": CONNECTIONS,
                 "load_threads": WRK_THREADS,

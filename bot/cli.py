@@ -24,6 +24,10 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 WEB_APP = "bot.web:create_app()"
+# A gthread worker gives each connection a thread until its body is in: a few slow or idle
+# clients froze every delivery (issue #12). This one reads requests on an event loop and runs
+# the app in `threads` threads only once the whole body has arrived.
+WEB_WORKER = "bot.cli.BufferingWorker"
 
 
 def gunicorn_argv(host: str, port: int, workers: int, threads: int, app: str = WEB_APP) -> list[str]:
@@ -37,11 +41,67 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int, app: str = W
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread",
+        WEB_WORKER,
         "--threads",
         str(threads),
         app,
     ]
+
+
+def _buffering_worker() -> type:
+    """A gunicorn worker: uvicorn's asyncio HTTP server (h11) in front of the WSGI app, which it calls
+    with the body already buffered, from a pool of `--threads` threads."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # uvicorn keeps these two for gunicorn and plain WSGI while pointing at other packages
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from uvicorn.middleware.wsgi import _WSGIMiddleware
+        from uvicorn.workers import UvicornWorker
+
+    class BufferingWorker(UvicornWorker):
+        CONFIG_KWARGS = {"loop": "asyncio", "http": "h11", "lifespan": "off", "access_log": False}
+
+        def load_wsgi(self) -> None:
+            super().load_wsgi()
+            app = self.wsgi  # type: ignore[has-type]  # gunicorn is untyped
+            # the app reads at most this (its body limit + 1) and answers 413 past it: buffer no more
+            cap = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or float("inf")
+
+            def buffered(environ, start_response):
+                environ["wsgi.input_terminated"] = True  # the whole body is in wsgi.input (chunked ones too)
+                return app(environ, start_response)
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                middleware = _WSGIMiddleware(buffered, workers=self.cfg.threads)
+
+            async def capped(scope, receive, send):
+                seen = 0
+
+                async def receive_at_most_cap():
+                    nonlocal seen
+                    if seen >= cap:
+                        return {"type": "http.request", "body": b"", "more_body": False}
+                    message = await receive()
+                    body = message.get("body", b"")
+                    if seen + len(body) >= cap:
+                        message = {**message, "body": body[: int(cap - seen)], "more_body": False}
+                    seen += len(message.get("body", b""))
+                    return message
+
+                await middleware(scope, receive_at_most_cap, send)
+
+            self.wsgi = capped
+
+    return BufferingWorker
+
+
+def __getattr__(name: str) -> type:
+    # gunicorn loads WEB_WORKER by name; importing uvicorn only then keeps the other commands light
+    if name == "BufferingWorker":
+        return _buffering_worker()
+    raise AttributeError(name)
 
 
 def _web(args: argparse.Namespace) -> int:
