@@ -41,6 +41,15 @@ def record(*, repo: str, branch: str, sha: str, pr: int | None, author: str, mer
     }
 
 
+def remember(state: State, environment: str, run_id: int, **fields) -> bool:
+    """Write down what the bot knows of a training run it started (`record`'s fields), once: a retried task that
+    found its run again keeps the first record. True when it was written now."""
+    if state.lineage(environment, run_id) is not None:
+        return False
+    state.record_lineage(environment, run_id, record(**fields))
+    return True
+
+
 def finished(state: State, environment: str, run_id: int) -> None:
     """The run ended: versions created after this (plus the clock slack) are not its."""
     found = state.lineage(environment, run_id)
@@ -76,3 +85,19 @@ def prove(state: State, environment: str, v: Version, run_tags: dict[str, str]) 
 def claimed(v: Version, run_tags: dict[str, str]) -> dict[str, str]:
     """What the version's own tags (or its run's) say of its origin: for people to read, never to decide."""
     return {k: str(v.tags.get(k) or run_tags.get(k)) for k in CLAIMED if v.tags.get(k) or run_tags.get(k)}
+
+
+def registered_by(
+    state: State, registry: RegistryGateway, environment: str, name: str, record: dict
+) -> tuple[Version, dict, dict[str, str]] | None:
+    """The version of registry `name` that the bot's lineage record proves the run `record` created (the oldest
+    such), with the proof and its source run's tags; None when no version can be traced to that run."""
+    since_ms = int(record.get("started_at", 0) * 1000) - SLACK_MS
+    for v in sorted(registry.recent_versions(name, newer_than=0, max_pages=1), key=lambda v: v.number):
+        if v.created and v.created < since_ms:
+            continue
+        run_tags = source_tags(registry, v)
+        proven = prove(state, environment, v, run_tags)
+        if proven and proven["job_run_id"] == record["run_id"]:
+            return v, proven, run_tags
+    return None

@@ -105,11 +105,11 @@ def _retrain(deps: Deps, request: dict, prod) -> str:
         context={"release_model": request["model"], "stage": prod.name, "purpose": "retrain", "pr": None,
                  "release_pr": request.get("pr"), "approved": _ref(request)},
     )  # fmt: skip
-    if deps.state.lineage(started.environment, started.run_id) is None:
-        rec = lineage.record(repo=cfg.name, branch=cfg.default_branch, sha=request["commit"], pr=request.get("pr"),
-                             author=request.get("pr_author", ""), merged_by=request.get("merged_by", ""),
-                             registry=prod.registry_name)  # fmt: skip
-        deps.state.record_lineage(started.environment, started.run_id, rec)
+    lineage.remember(
+        deps.state, started.environment, started.run_id, repo=cfg.name, branch=cfg.default_branch,
+        sha=request["commit"], pr=request.get("pr"), author=request.get("pr_author", ""),
+        merged_by=request.get("merged_by", ""), registry=prod.registry_name,
+    )  # fmt: skip
     audit(deps, "retrain-started", request["name"], request["version"], V.BOT, "approval", f"run {started.run_id}")
     deps.scheduler.follow(started.environment, started.run_id)
     return ""
@@ -124,12 +124,9 @@ def retrained(deps: Deps, record: dict, result: dict) -> str:
     if request is None or result["result"] not in V.GOOD:
         audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", result["result"])
         return "retrain failed"
-    for v in sorted(
-        deps.registry.recent_versions(prod.registry_name, newer_than=0, max_pages=1), key=lambda v: v.number
-    ):
-        proven = lineage.prove(deps.state, prod.environment, v, lineage.source_tags(deps.registry, v))
-        if proven and proven["job_run_id"] == record["run_id"]:
-            return crown(deps, request, v.version, V.BOT, "retrain")
+    found = lineage.registered_by(deps.state, deps.registry, prod.environment, prod.registry_name, record)
+    if found is not None:
+        return crown(deps, request, found[0].version, V.BOT, "retrain")
     audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", "no version registered")
     return "no version"
 

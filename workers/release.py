@@ -81,12 +81,10 @@ def _train_staging(
         supersede=False,  # another merge's training is another release
         context=run_context(model, staging.name, "train", pr, command=f"staging training of #{pr}"),
     )
-    if deps.state.lineage(started.environment, started.run_id) is None:
-        rec = lineage.record(
-            repo=cfg.name, branch=cfg.default_branch, sha=sha, pr=pr, author=author, merged_by=merged_by,
-            registry=staging.registry_name,
-        )  # fmt: skip
-        deps.state.record_lineage(started.environment, started.run_id, rec)
+    if lineage.remember(
+        deps.state, started.environment, started.run_id, repo=cfg.name, branch=cfg.default_branch, sha=sha, pr=pr,
+        author=author, merged_by=merged_by, registry=staging.registry_name,
+    ):  # fmt: skip
         rt.add_history(release, f"staging training started on `{staging.dataset or 'default'}` data")
     release["staging"].update(train_run=started.run_id, train_url=started.run_page_url, train_state="RUNNING")
     show.show(deps, release)
@@ -123,7 +121,7 @@ def trained(deps: Deps, record: dict, result: dict) -> str:
         show.show(deps, release)
         show.deployment(deps, release, staging.environment, "", "failure", "training failed", result["run_page_url"])
         return "staging training failed"
-    found = _registered_by(deps, staging.environment, staging.registry_name, record)
+    found = lineage.registered_by(deps.state, deps.registry, staging.environment, staging.registry_name, record)
     if found is None:
         release["staging"]["problem"] = rt.staging_no_version(staging.registry_name, record["run_id"])
         show.show(deps, release)
@@ -134,21 +132,6 @@ def trained(deps: Deps, record: dict, result: dict) -> str:
     rt.add_history(release, f"staging training registered `{v.model}` v{v.version}")
     show.show(deps, release)
     return start_validation(deps, model, v, proven, lineage.claimed(v, run_tags), f"run:{record['run_id']}")
-
-
-def _registered_by(
-    deps: Deps, environment: str, registry: str, record: dict
-) -> tuple[Version, dict, dict[str, str]] | None:
-    """The version of `registry` that the bot's record proves this run created, with the proof and its run's tags."""
-    since_ms = int(record.get("started_at", 0) * 1000) - lineage.SLACK_MS
-    for v in sorted(deps.registry.recent_versions(registry, newer_than=0, max_pages=1), key=lambda v: v.number):
-        if v.created and v.created < since_ms:
-            continue
-        run_tags = lineage.source_tags(deps.registry, v)
-        proven = lineage.prove(deps.state, environment, v, run_tags)
-        if proven and proven["job_run_id"] == record["run_id"]:
-            return v, proven, run_tags
-    return None
 
 
 # --- versions found by registry events (webhooks, polling) ------------------------------------------------

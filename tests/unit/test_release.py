@@ -265,3 +265,35 @@ def test_validations_of_different_versions_never_cancel_each_other(w):
     register(w, STAGING, "3", train9)
     finish(w, "staging", train9)
     assert validation_run(w) != first and not ws(w, "staging").cancelled
+
+
+def _written(settings, **prod) -> object:
+    """config.toml's settings with the three default stages written out, the prod stage given `prod`'s fields."""
+    import tomllib
+
+    from bot.config import parse_config
+    from tests.conftest import ROOT
+
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    data["models"]["churn-model"]["stages"][2].update(prod)
+    return parse_config(data)
+
+
+def test_retrain_trains_again_in_prod_from_the_recorded_commit_and_crowns_what_it_registered(settings, redis_client):
+    w = world(_written(settings, retrain=True), State(redis_client))
+    w.forge.pulls[PR] = pull(PR, author="alice", state="closed")
+    w.forge.roles.update(bob="write")
+    w.registry.add_version(PROD, "1", "r-prod-1", {"accuracy": 0.85})
+    w.registry.set_alias(PROD, "champion", "1")
+    released(w)
+    verdict = approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github")
+    assert verdict.ok and "re-training in prod" in verdict.message
+    assert not [write for write in w.registry.writes if write == ("copy", PROD)]  # trained again, not copied
+    [retrain] = ws(w, "prod").runs
+    params = ws(w, "prod").parameters[retrain]
+    assert (params["sha"], params["model"], params["dataset"]) == (MERGE, PROD, "full")
+    register(w, PROD, "2", retrain)
+    finish(w, "prod", retrain)
+    assert w.registry.aliases[(PROD, "champion")] == "2"
+    deploy = max(ws(w, "prod").runs)
+    assert deploy != retrain and ws(w, "prod").parameters[deploy]["version"] == "2"
