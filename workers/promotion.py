@@ -68,6 +68,8 @@ def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str)
     if before is not None and not deps.state.champion_history(prod.registry_name):
         deps.state.push_champion(prod.registry_name, before.version)  # the champion from before the bot
     deps.registry.set_alias(prod.registry_name, alias, prod_version)
+    if deps.settings.mlflow.promote_stage:  # workspace registries still use stages
+        deps.registry.transition_stage(prod.registry_name, prod_version, deps.settings.mlflow.promote_stage)
     deps.state.push_champion(prod.registry_name, prod_version)
     deps.state.note_prod_origin(prod.registry_name, prod_version, _ref(request))
     request.update(prod_version=prod_version)

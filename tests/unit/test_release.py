@@ -297,3 +297,13 @@ def test_retrain_trains_again_in_prod_from_the_recorded_commit_and_crowns_what_i
     assert w.registry.aliases[(PROD, "champion")] == "2"
     deploy = max(ws(w, "prod").runs)
     assert deploy != retrain and ws(w, "prod").parameters[deploy]["version"] == "2"
+
+
+def test_on_a_workspace_registry_the_prod_copy_also_moves_to_promote_stage(settings, redis_client):
+    staged = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"promote_stage": "Production"})})
+    w = world(staged, State(redis_client))
+    w.forge.pulls[PR] = pull(PR, author="alice", state="closed")
+    w.forge.roles.update(bob="write")
+    released(w)
+    assert approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github").ok
+    assert w.registry.stages == {(PROD, "1"): "Production"}  # the prod copy (v1: the first in this prod registry)
