@@ -76,13 +76,14 @@ def listed(deps: Deps, model: str, login: str) -> bool:
     return False
 
 
-def find(deps: Deps, name: str, version: str) -> tuple[dict | None, str]:
-    """The approval request `name@version` means (name: a model's, or its staging registry's), or why none."""
+def find(deps: Deps, name: str, version: str) -> tuple[dict | None, str, str]:
+    """(the approval request `name@version` means, its model, why none) — name: a model's, or its staging
+    registry's; the model is "" when the name is neither."""
     found = policy.release_ref(deps.settings, name)
     if found is None:
         owner = policy.owner_of(deps.settings, name)
-        return None, rt.dev_version_not_approvable(name) if owner else texts.unknown_model(name)
-    return deps.state.approval(found[1].registry_name, version), ""
+        return None, "", rt.dev_version_not_approvable(name) if owner else texts.unknown_model(name)
+    return deps.state.approval(found[1].registry_name, version), found[0], ""
 
 
 def decide(
@@ -96,10 +97,9 @@ def decide(
     role: str | None = None,
 ) -> Verdict:
     """approve or reject through the one policy; promote when enough distinct approvals are in."""
-    request, unknown = find(deps, model, version)
+    request, cfg_model, unknown = find(deps, model, version)
     if unknown:
         return Verdict(False, texts.verdict_refused(unknown))
-    cfg_model = (request or {}).get("model") or policy.release_ref(deps.settings, model)[0]  # type: ignore[index]
     repo = (request or {}).get("repo") or deps.settings.models[cfg_model].repo
     if role is None:
         role = deps.forge.permission(repo, approver) if deps.forge and repo else "none"

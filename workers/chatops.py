@@ -222,7 +222,7 @@ def _help(ctx: CommandContext, command: dict) -> None:
 def _version(ctx: CommandContext, command: dict, status: str | None) -> dict:
     """The request a command means: `name@version` as given, else this (merged) PR's newest."""
     if command.get("model"):
-        request, why = approvals.find(ctx.deps, command["model"], command["version"])
+        request, _, why = approvals.find(ctx.deps, command["model"], command["version"])
         if request is None:
             raise Refusal(why or texts.no_approval_record(command["model"], command["version"]))
         return request

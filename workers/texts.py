@@ -209,10 +209,6 @@ def validation_failed(model: str, version: str, summary: str) -> str:
     return f"{icon('FAILED')} *{model}* version {version} failed validation: {summary}"
 
 
-def deploy_finished(model: str, version: str, environment: str, result: str) -> str:
-    return f"{icon(result)} deploy of *{model}* version {version} to {environment}: {result}"
-
-
 def rejected_echo(model: str, version: str, approver: str, source: str, reason: str) -> str:
     return f"❌ {model}@{version} was rejected by @{approver} ({source}): {md_text(reason)}"  # to the PR and Slack
 
