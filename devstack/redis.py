@@ -38,10 +38,19 @@ def start_redis(workdir: Path) -> Service:
         "yes",
     ]
 
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis.from_url(url, socket_connect_timeout=0.2).ping())
-        except redis.RedisError:
-            return False
+    return start_process("redis", argv, workdir=workdir, url=url, ready=lambda: _answers(url), timeout=20)
 
-    return start_process("redis", argv, workdir=workdir, url=url, ready=ready, timeout=20)
+
+def start_again(old: Service, argv: list[str] | None = None) -> Service:
+    """Redis again on `old`'s port and directory (with `argv`, e.g. other persistence flags): it reloads what it
+    kept there (the append-only file)."""
+    argv = argv or list(old.process.args)
+    workdir = Path(argv[argv.index("--dir") + 1])
+    return start_process("redis", argv, workdir=workdir, url=old.url, ready=lambda: _answers(old.url), timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.2).ping())
+    except redis.RedisError:
+        return False

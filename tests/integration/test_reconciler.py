@@ -8,7 +8,6 @@ reconciler relies on (`since`, `sort`, `direction`).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,7 +18,8 @@ from bot.queue import DEFAULT_QUEUE, celery_message
 from devstack import setups
 from devstack.bot import start_beat, start_worker
 from devstack.mlrepo import REPO
-from devstack.processes import Service, start_process
+from devstack.processes import Service
+from devstack.redis import start_again
 from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
@@ -34,16 +34,7 @@ def stack(tmp_path):
 
 def restart_redis(setup: Setup, old: Service) -> None:
     """Start Redis again on its port and directory: it reloads what it kept (append-only file, as devstack runs it)."""
-    argv = list(old.process.args)
-
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis.from_url(old.url, socket_connect_timeout=0.2).ping())
-        except redis.RedisError:
-            return False
-
-    workdir = Path(argv[argv.index("--dir") + 1])
-    setup.add("redis", start_process("redis", argv, workdir=workdir, url=old.url, ready=ready, timeout=30))
+    setup.add("redis", start_again(old))
 
 
 def supervised(setup: Setup, workers: list[Service]) -> list[Service]:

@@ -20,7 +20,6 @@ import json
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
@@ -30,7 +29,8 @@ from bot import audit, keys
 from devstack import setups
 from devstack.bot import start_worker
 from devstack.mlrepo import BOT, REPO, TOKENS, git
-from devstack.processes import Service, start_process
+from devstack.processes import Service
+from devstack.redis import start_again
 from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import ROOT, SECRETS
@@ -298,15 +298,7 @@ def restart_redis(setup: Setup, fsync: str, hard: bool, down_s: float) -> None:
     else:
         old.stop()
     time.sleep(down_s)
-
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis.from_url(old.url, socket_connect_timeout=0.2).ping())
-        except redis.RedisError:
-            return False
-
-    workdir = Path(argv[argv.index("--dir") + 1])
-    setup.add("redis", start_process("redis", argv, workdir=workdir, url=old.url, ready=ready, timeout=30))
+    setup.add("redis", start_again(old, argv))
 
 
 def redeliver_failed(forge: Forge) -> tuple[set[str], int]:
