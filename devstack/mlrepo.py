@@ -54,19 +54,20 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def write_files(path: Path) -> Path:
-    """The repository's files under `path`, without git (what the forge imports with `init_from`)."""
-    for name, text in FILES.items():
+def write_files(path: Path, files: dict[str, str] | None = None) -> Path:
+    """The repository's files (or `files`) under `path`, without git (what the forge imports with `init_from`)."""
+    for name, text in (FILES if files is None else files).items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(text)
     return path
 
 
-def make_repo(path: Path) -> Path:
-    write_files(path)
+def make_repo(path: Path, files: dict[str, str] | None = None, message: str = "tiny ml") -> Path:
+    """A git repository at `path` on `main`, holding the repository's files (or `files`) in one commit."""
+    write_files(path, files)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
-    git(path, "commit", "-qm", "tiny ml")
+    git(path, "commit", "-qm", message)
     return path
 
 

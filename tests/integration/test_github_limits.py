@@ -21,7 +21,7 @@ from bot import vocabulary as V
 from bot.config import load_config
 from devstack import waiting
 from devstack.bot import start_web, start_worker
-from devstack.mlrepo import FILES, config_text, git
+from devstack.mlrepo import config_text, git, write_files
 from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
@@ -68,10 +68,7 @@ def seed(src, web_port: int) -> str:
 @pytest.fixture(scope="module")
 def stack(redis_server, empty_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    src = tmp / "tiny-ml-src"
-    for name, text in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_text(text)
+    src = write_files(tmp / "tiny-ml-src")
     pem, web_port = app_key_pair(tmp), free_port()
     (tmp / "forge.toml").write_text(seed(src, web_port))
     services = []

@@ -27,7 +27,7 @@ from databricks.sdk.errors import (
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ObjectType
 
-from devstack.mlrepo import git
+from devstack.mlrepo import make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 
 MB5 = 5 * 1024 * 1024
@@ -48,14 +48,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("git") / "runs-repo"
-    for name, text in FILES.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "runs")
-    return path
+    return make_repo(tmp_path_factory.mktemp("git") / "runs-repo", FILES, "runs")
 
 
 @pytest.fixture(scope="module")

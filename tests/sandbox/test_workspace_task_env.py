@@ -19,7 +19,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.service import compute, jobs
 
-from devstack.mlrepo import git
+from devstack.mlrepo import make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
@@ -38,14 +38,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("git") / "env-repo"
-    for name, text in FILES.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-qm", "env")
-    return path
+    return make_repo(tmp_path_factory.mktemp("git") / "env-repo", FILES, "env")
 
 
 @pytest.fixture(scope="module")
