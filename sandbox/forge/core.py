@@ -81,7 +81,7 @@ STATE_DEFAULTS = {
 
 class Forge(RepoJson, IssueJson, ForgeEvents):
     def __init__(self, data_dir: str | os.PathLike, seed, base_url: str, faults: FaultSet | None = None):
-        self.store = DictStore(data_dir, STATE_DEFAULTS)
+        self.store = DictStore(data_dir, copy.deepcopy(STATE_DEFAULTS))  # two forges in one process share no list
         self.data = self.store.data_dir
         self.repos_root = self.data / "repos"
         self.repos_root.mkdir(exist_ok=True)
@@ -141,6 +141,8 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
                 "public_key": app.public_key,
                 "bot": bot,
                 "name": app.name or app.slug,
+                "webhook": app.webhook,
+                "hook_id": self.state.setdefault("app_hook_ids", {}).setdefault(str(app.id), self.next_id("hook")),
             }
             self.users[bot] = {"login": bot, "type": "Bot", "name": None, "email": None, "app_id": app.id}
             self.user_id(bot)

@@ -6,19 +6,29 @@ import json
 
 from . import gitops
 from .gitops import ZERO
-from .vocabulary import ApiError, now_iso
+from .vocabulary import ApiError, node_id, now_iso
 from .webhooks import Dispatcher, wire_body
+
+
+def hook_target(hook, hook_id: int, kind: str, target_id: int, app: dict | None = None) -> dict:
+    return {
+        "hook": hook,
+        "hook_id": hook_id,
+        "type": kind,
+        "target_id": target_id,
+        "app_id": app["id"] if app else None,
+        "installation_id": app["installation_id"] if app else None,
+    }
 
 
 class ForgeEvents:
     """Part of Forge (mixed in): needs its state, lock and lookups."""
 
     def emit(self, rec: dict, event: str, payload: dict, sender: str | None) -> None:
+        """Deliver `event` to the repository's webhook and to the webhook of every App installed on it."""
         with self.lock:
-            hook = self.webhooks.get(rec["full_name"])
-            if hook is None:
-                return
-            if event not in hook.events and "*" not in hook.events:
+            targets = [t for t in self._hook_targets(rec) if event in t["hook"].events or "*" in t["hook"].events]
+            if not targets:
                 return
             body = dict(payload)
             body.setdefault("repository", self.repo_json(rec))
@@ -28,46 +38,80 @@ class ForgeEvents:
                 body["installation"] = inst
             if self.user_type(rec["owner"]) == "Organization":
                 body["organization"] = self.org_json(rec["owner"])
-            raw = json.dumps(body).encode()
-            wire = wire_body(raw, hook.content_type)
-            built = Dispatcher.build(
-                rec["hook_id"], rec["id"], hook.url, hook.secret, event, wire, content_type=hook.content_type
-            )
-            record = {
-                "id": self.next_id("delivery"),
-                **built,
-                "event": event,
-                "action": body.get("action"),
-                "repository": rec["full_name"],
-                "hook_id": rec["hook_id"],
-                "status": "pending",
-                "status_code": None,
-                "response_body": None,
-                "duration_ms": None,
-                "delivered_at": None,
-                "redelivery": False,
-                "created_at": now_iso(),
-                "payload": raw.decode(),
-                "content_type": hook.content_type,
-            }
-            self.state["deliveries"].append(record)
+            for target in targets:
+                if target["installation_id"] is not None:  # an App's own installation, as its webhook receives it
+                    body["installation"] = {
+                        "id": target["installation_id"],
+                        "node_id": node_id("Installation", target["installation_id"]),
+                    }
+                self._send(rec, target, event, body)
             self.save_soon()
-            self.dispatcher.enqueue(record, wire)
+
+    def _hook_targets(self, rec: dict) -> list[dict]:
+        """Where an event of repository `rec` goes: its own webhook (target `repository`), and the webhook of each
+        App installed on it (Apps are installed on every seeded repository; target `integration`, the App's id)."""
+        found = []
+        hook = self.webhooks.get(rec["full_name"])
+        if hook is not None:
+            found.append(hook_target(hook, rec["hook_id"], "repository", rec["id"]))
+        for app in self.apps.values() if rec.get("seeded") else ():
+            if app.get("webhook") is not None:
+                found.append(hook_target(app["webhook"], app["hook_id"], "integration", app["id"], app))
+        return found
+
+    def _send(self, rec: dict, target: dict, event: str, body: dict) -> None:
+        hook = target["hook"]
+        raw = json.dumps(body).encode()
+        wire = wire_body(raw, hook.content_type)
+        built = Dispatcher.build(
+            target["hook_id"], target["target_id"], hook.url, hook.secret, event, wire,
+            content_type=hook.content_type, target_type=target["type"],
+        )  # fmt: skip
+        record = {
+            "id": self.next_id("delivery"),
+            **built,
+            "event": event,
+            "action": body.get("action"),
+            "repository": rec["full_name"],
+            "repository_id": rec["id"],
+            "hook_id": target["hook_id"],
+            "app_id": target["app_id"],
+            "installation_id": target["installation_id"],
+            "status": "pending",
+            "status_code": None,
+            "response_body": None,
+            "duration_ms": None,
+            "delivered_at": None,
+            "redelivery": False,
+            "duplicate": False,
+            "throttled_at": None,
+            "created_at": now_iso(),
+            "payload": raw.decode(),
+            "content_type": hook.content_type,
+        }
+        self.state["deliveries"].append(record)
+        self.dispatcher.enqueue(record, wire)
 
     def redeliver(self, guid: str) -> dict:
+        """Deliver the first delivery of `guid` again (the webhook page's Redeliver)."""
         with self.lock:
             orig = next((d for d in self.state["deliveries"] if d["guid"] == guid), None)
             if orig is None:
                 raise ApiError(404, "Not Found")
+            return self.redeliver_record(orig)
+
+    def redeliver_record(self, orig: dict) -> dict:
+        """A new delivery with the same guid, headers and payload, marked `redelivery`, to the hook's current URL."""
+        with self.lock:
             raw = wire_body(orig["payload"].encode(), orig.get("content_type", "json"))
-            hook = self.webhooks.get(orig["repository"])
+            app = self.apps.get(orig["app_id"]) if orig.get("app_id") is not None else None
+            hook = app["webhook"] if app else self.webhooks.get(orig["repository"])
             url = hook.url if hook else orig["url"]
-            headers = dict(orig["request_headers"])
             record = {
                 **orig,
                 "id": self.next_id("delivery"),
                 "url": url,
-                "request_headers": headers,
+                "request_headers": dict(orig["request_headers"]),
                 "status": "pending",
                 "status_code": None,
                 "response_body": None,

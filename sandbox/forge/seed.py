@@ -64,6 +64,7 @@ class SeedApp:
     installation_id: int
     public_key: bytes | None
     name: str | None = None
+    webhook: SeedWebhook | None = None  # the App's webhook: events of its installations, as GitHub sends them
 
 
 @dataclass
@@ -132,21 +133,7 @@ def parse_seed(data: dict, base: Path) -> Seed:
             if not valid_login(login):
                 raise SeedError(f"repo {full}: bad login {login!r}")
             perms[login] = p
-        hook = None
-        wh = r.get("webhook")
-        if wh:
-            secret = wh.get("secret")
-            if secret is None and wh.get("secret_env"):
-                secret = os.environ.get(wh["secret_env"])
-                if secret is None:
-                    raise SeedError(f"repo {full}: env var {wh['secret_env']} (webhook secret) is not set")
-            events = list(wh.get("events") or DEFAULT_EVENTS)
-            if not wh.get("url"):
-                raise SeedError(f"repo {full}: webhook needs a url")
-            content_type = wh.get("content_type", "json")
-            if content_type not in ("json", "form"):
-                raise SeedError(f"repo {full}: webhook content_type must be json or form")
-            hook = SeedWebhook(wh["url"], secret, events, content_type)
+        hook = parse_webhook(f"repo {full}", r["webhook"]) if r.get("webhook") else None
         repos.append(SeedRepo(owner, name, branch, init_from, r.get("description"), perms, hook))
 
     apps: list[SeedApp] = []
@@ -162,10 +149,27 @@ def parse_seed(data: dict, base: Path) -> Seed:
             key = (base / a["public_key_file"]).read_bytes()
         elif a.get("public_key"):
             key = str(a["public_key"]).encode()
-        apps.append(SeedApp(app_id, slug, inst, key, a.get("name")))
+        hook = parse_webhook(f"app {slug}", a["webhook"]) if a.get("webhook") else None
+        apps.append(SeedApp(app_id, slug, inst, key, a.get("name"), hook))
     teams = parse_teams(data.get("teams") or {}, users)
     org_members = parse_org_members(data.get("org_members") or {}, users)
     return Seed(users, repos, apps, roles, teams, org_members)
+
+
+def parse_webhook(where: str, wh: dict) -> SeedWebhook:
+    """`webhook = {url, secret | secret_env, events, content_type}` of a repository or an App."""
+    secret = wh.get("secret")
+    if secret is None and wh.get("secret_env"):
+        secret = os.environ.get(wh["secret_env"])
+        if secret is None:
+            raise SeedError(f"{where}: env var {wh['secret_env']} (webhook secret) is not set")
+    events = list(wh.get("events") or DEFAULT_EVENTS)
+    if not wh.get("url"):
+        raise SeedError(f"{where}: webhook needs a url")
+    content_type = wh.get("content_type", "json")
+    if content_type not in ("json", "form"):
+        raise SeedError(f"{where}: webhook content_type must be json or form")
+    return SeedWebhook(wh["url"], secret, events, content_type)
 
 
 def _member_logins(where: str, members, users: dict[str, SeedUser]) -> list[str]:

@@ -45,15 +45,17 @@ class Dispatcher:
     @staticmethod
     def build(
         hook_id: int,
-        repo_id: int,
+        target_id: int,
         url: str,
         secret: str | None,
         event: str,
         body: bytes,
         guid: str | None = None,
         content_type: str = "json",
+        target_type: str = "repository",
     ) -> dict:
-        """Headers for a delivery of `body` (the wire body: see `wire_body`), signed over those bytes."""
+        """Headers for a delivery of `body` (the wire body: see `wire_body`), signed over those bytes. The target is
+        where the hook was made: a repository (its id), or a GitHub App (`integration`, the App's id)."""
         guid = guid or str(uuid.uuid4())
         headers = {
             "Content-Type": CONTENT_TYPES[content_type],
@@ -62,8 +64,8 @@ class Dispatcher:
             "X-GitHub-Event": event,
             "X-GitHub-Delivery": guid,
             "X-GitHub-Hook-ID": str(hook_id),
-            "X-GitHub-Hook-Installation-Target-Type": "repository",
-            "X-GitHub-Hook-Installation-Target-ID": str(repo_id),
+            "X-GitHub-Hook-Installation-Target-Type": target_type,
+            "X-GitHub-Hook-Installation-Target-ID": str(target_id),
         }
         if secret:
             headers.update(sign(secret, body))
