@@ -64,6 +64,8 @@ class GitHubSettings(Strict):
     permission_cache_seconds: int = Field(60, ge=0)
     seconds_between_requests: float = Field(0.0, ge=0)  # PyGithub's default throttle is 0.25 s
     seconds_between_writes: float = Field(0.5, ge=0)  # GitHub asks for spacing between content writes
+    # App auth only: failed deliveries of the App's webhook redelivered per pass (workers/redelivery.py)
+    redeliver_per_pass: int = Field(50, ge=0)
 
 
 UC_REGISTRY = "databricks-uc"

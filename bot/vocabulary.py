@@ -28,6 +28,7 @@ POLL_REGISTRY = "poll_registry"
 START_RELEASE = "start_release"
 SEND_DUE_TASKS = "send_due_tasks"
 RECONCILE_COMMENTS = "reconcile_comments"
+REDELIVER_FAILED_DELIVERIES = "redeliver_failed_deliveries"
 TASK_NAMES = frozenset(
     {
         SYNC_BRANCH_JOBS,
@@ -46,6 +47,7 @@ TASK_NAMES = frozenset(
         START_RELEASE,
         SEND_DUE_TASKS,
         RECONCILE_COMMENTS,
+        REDELIVER_FAILED_DELIVERIES,
     }
 )
 # celery beat: entry name → (task name, seconds between runs)
@@ -54,6 +56,7 @@ BEAT_SCHEDULE = {
     "poll-registry": (POLL_REGISTRY, 60.0),  # a no-op unless [mlflow] poll = true
     "send-due-tasks": (SEND_DUE_TASKS, 2.0),  # follow-ups and retries due now (bot/celery_app.py): late by ≤ 2 s
     "reconcile-comments": (RECONCILE_COMMENTS, 120.0),  # PR commands whose delivery failed (workers/reconciler.py)
+    "redeliver-failed": (REDELIVER_FAILED_DELIVERIES, 120.0),  # an App webhook's failures (workers/redelivery.py)
 }
 
 # --- Databricks run states (life-cycle states and result states share one record field) -------

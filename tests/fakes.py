@@ -54,6 +54,8 @@ class FakeForge:
     failures: dict[str, BotError] = field(default_factory=dict)  # method name -> what GitHub answers instead
     deployments: dict[int, dict] = field(default_factory=dict)  # id -> {"sha", "environment", "payload", "statuses"}
     teams: dict[str, set[str]] = field(default_factory=dict)  # "org/slug" -> logins
+    deliveries: list[dict] = field(default_factory=list)  # the App webhook's attempts (hook-delivery-item)
+    redelivered: list[int] = field(default_factory=list)  # attempt ids GitHub was asked to deliver again
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -96,6 +98,16 @@ class FakeForge:
              "html_url": f"{base}/{'issues' if c.get('issue') else 'pull'}/{c['pr']}#issuecomment-{cid}"}
             for cid, c in found
         ]  # fmt: skip
+
+    def app_deliveries(self, cursor: str = "", per_page: int = 100) -> tuple[list[dict], str]:
+        """The App webhook's attempts as GitHub lists them: newest first, a page at a time, a cursor for the next."""
+        self._answer("app_deliveries")
+        listed, start = sorted(self.deliveries, key=lambda d: d["id"], reverse=True), int(cursor or 0)
+        return listed[start : start + per_page], str(start + per_page) if start + per_page < len(listed) else ""
+
+    def redeliver(self, delivery_id: int) -> None:
+        self._answer("redeliver")
+        self.redelivered.append(delivery_id)
 
     def react(self, repo: str, comment_id: int, content: str) -> None:
         self._answer("react")

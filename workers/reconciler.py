@@ -13,8 +13,9 @@ is lost to the live path. Every 2 minutes (beat), per configured repository:
   pass starts LOOK_BACK_SECONDS ago, not at the dawn of time.
 
 A command's work is idempotent per comment and place (`chatops.CommandContext.trigger`), so a comment that both
-the live path and the reconciler queue starts one run and gets one reply. Not covered: deliveries of other
-events (pushes, PR openings), which GitHub Apps can redeliver through the App's API — not built.
+the live path and the reconciler queue starts one run and gets one reply. Deliveries of other events (pushes, PR
+openings) are redelivered for a bot authenticated as a GitHub App, through the App's API (workers/redelivery.py);
+with a token they are not covered.
 """
 
 from __future__ import annotations

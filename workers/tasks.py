@@ -15,6 +15,7 @@ from workers import (
     feedback,
     giving_up,
     reconciler,
+    redelivery,
     registry_watch,
     release,
     runs,
@@ -205,3 +206,9 @@ def send_due_tasks(self) -> int:
 def reconcile_comments(self, grace_seconds: float = reconciler.GRACE_SECONDS) -> int:
     """beat, every 2 min → PR commands whose delivery never reached the bot are queued as the receiver would have."""
     return reconciler.reconcile(deps(), lambda a: app.send_task(a.task, kwargs=a.kwargs), grace=grace_seconds)
+
+
+@app.task(base=BotTask, name=V.REDELIVER_FAILED_DELIVERIES, bind=True)
+def redeliver_failed_deliveries(self, grace_seconds: float = redelivery.GRACE_SECONDS) -> int:
+    """beat, every 2 min → GitHub is asked to redeliver each failed delivery of the App's webhook, once."""
+    return redelivery.redeliver_failed(deps(), grace=grace_seconds)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from github import Auth, Github, GithubException
 from requests import RequestException
@@ -38,6 +38,7 @@ CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum le
 # The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
 DEPLOYMENT_KEY = "key"
 COMMIT = re.compile(r"[0-9a-f]{40}")
+NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -104,10 +105,15 @@ class Forge:
         self.uses_app = bool(cfg.app_id and cfg.installation_id)
         # the bot's own login ([bot] login; an App's is `<slug>[bot]`): only its comments are found by marker
         self.logins = {login.lower(), f"{login.lower()}[bot]"} if login else set()
+        self._as_app: Github | None = None  # the App itself (its JWT), for the App's own endpoints
 
     def _call(self, verb: str, url: str, **kwargs) -> Any:
+        return self._exchange(self.gh, verb, url, **kwargs)[1]
+
+    @staticmethod
+    def _exchange(gh: Github, verb: str, url: str, **kwargs) -> tuple[dict[str, Any], Any]:
         try:
-            return self.gh.requester.requestJsonAndCheck(verb, url, **kwargs)[1]
+            return gh.requester.requestJsonAndCheck(verb, url, **kwargs)
         except GithubException as exc:
             message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else ""
             raise classify(exc, f"GitHub said {exc.status} to {verb} {url}: {message}".strip()) from exc
@@ -295,3 +301,40 @@ class Forge:
         if state == "success":
             body["auto_inactive"] = True
         self._call("POST", f"/repos/{repo}/deployments/{deployment_id}/statuses", input=body)
+
+    # --- the App webhook's deliveries: GitHub's "You must use a JWT to access this endpoint" ------------------
+    def app_deliveries(self, cursor: str = "", per_page: int = 100) -> tuple[list[dict], str]:
+        """One page of the App webhook's deliveries, newest first, and the cursor of the next page ("" on the last)."""
+        parameters: dict[str, Any] = {"per_page": per_page, **({"cursor": cursor} if cursor else {})}
+        headers, page = self._exchange(self._app(), "GET", "/app/hook/deliveries", parameters=parameters)
+        link = next((v for k, v in headers.items() if k.lower() == "link"), "")
+        return page, next_cursor(link)
+
+    def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to deliver that delivery again (a new attempt, same guid): 202, the attempt comes later."""
+        self._exchange(self._app(), "POST", f"/app/hook/deliveries/{int(delivery_id)}/attempts")
+
+    def _app(self) -> Github:
+        if self._as_app is None:
+            if not (self.cfg.app_id and self.cfg.installation_id):
+                raise Permanent("GitHub: the App's webhook deliveries need App auth ([github] app_id, installation_id)")
+            key = os.environ.get(self.cfg.app_private_key_env)
+            if not key:
+                raise Permanent(f"GitHub App: {self.cfg.app_private_key_env} is not set")
+            self._as_app = Github(
+                base_url=self.cfg.base_url,
+                auth=Auth.AppAuth(self.cfg.app_id, key),
+                retry=SAFE_RETRY,
+                timeout=15,
+                seconds_between_requests=self.cfg.seconds_between_requests,
+                seconds_between_writes=self.cfg.seconds_between_writes,
+            )
+        return self._as_app
+
+
+def next_cursor(link: str) -> str:
+    """The `cursor` of the `rel="next"` URL in a Link header, "" when there is no next page."""
+    found = NEXT_LINK.search(link)
+    if not found:
+        return ""
+    return (parse_qs(urlsplit(found.group(1)).query).get("cursor") or [""])[0]
