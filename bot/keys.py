@@ -169,3 +169,9 @@ def comments_watermark(repo: str) -> str:
 
 def reconcile_guard(repo: str) -> str:
     return f"{P}reconcile-guard:{repo}"
+
+
+# --- what a task decided before its first write (workers/state.py `keep_plan`) ---------------------------
+def plan(work: str) -> str:
+    """JSON, TTL AUDIT_ONCE_TTL: e.g. a rollback's from/to, so the task run again after a crash repeats it."""
+    return f"{P}plan:{work}"

@@ -8,11 +8,12 @@ Each fake records what a person would see (comments, reactions, statuses, Slack 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bot.config import Settings
 from workers.context import Deps
-from workers.errors import BotError, NotFound, Permanent
+from workers.errors import BotError, NotFound, Permanent, Transient
 from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import DEPLOYMENT_KEY, marker
 from workers.state import State
@@ -438,3 +439,92 @@ def world(settings: Settings, state: State, *, github: bool = True, slack: bool 
         "" if github else "GitHub: GITHUB_TOKEN is not set",
     )
     return World(deps, forge, workspaces["dev"], registry, chat, scheduler)
+
+
+# --- crash points (tests/reliability/test_crash_points.py): the same fakes, with a write that fails ----------
+WRITES = {
+    "forge": {"react", "upsert_comment", "set_status", "create_deployment", "set_deployment_status"},
+    "workspace": {"create_job", "reset_job", "delete_job", "run_now", "cancel_run", "checkout_repo", "delete_repo"},
+    "registry": {"copy_version", "set_tags", "set_alias", "transition_stage"},
+    "slack": {"request_approval", "post", "close_request", "respond"},
+    "scheduler": {"follow"},
+}
+
+
+class Killed(BaseException):
+    """The worker was SIGKILLed: nothing after this point ran (a BaseException: `except Exception` misses it)."""
+
+
+@dataclass
+class Faults:
+    """Which write fails and how; what was written (applied), in order."""
+
+    at: int = 0  # the write that fails, 1-based (0: none)
+    kind: str = ""  # "kill": before it is applied; "lost": applied, then the answer is lost
+    registry_down: int = 0  # MLflow is down: this many registry calls fail before it answers again
+    on: str = ""  # given (e.g. "registry.copy_version"), `at` counts only the writes of that name
+    count: int = 0
+    registry_calls: int = 0
+    applied: list[tuple[str, tuple]] = field(default_factory=list)
+    counted: int = 0  # the writes `at` counts
+
+    def write(self, what: str, args: tuple, apply: Callable[[], object]) -> object:
+        self.count += 1
+        self.counted += not self.on or what == self.on
+        hit = self.counted == self.at and (not self.on or what == self.on)
+        if hit and self.kind == "kill":
+            raise Killed(f"SIGKILL before write {self.count} ({what})")
+        result = apply()
+        self.applied.append((what, args))
+        if hit and self.kind == "lost":
+            raise Transient(f"connection reset: the answer to write {self.count} ({what}) was lost")
+        return result
+
+    def armed(self, at: int, kind: str, on: str = "") -> None:
+        """From now on (the scenario prepared), the `at`-th write (of the name `on`) fails as `kind`."""
+        self.at, self.kind, self.on, self.count, self.counted = at, kind, on, 0, 0
+        self.applied.clear()
+
+    def registry_call(self, name: str) -> None:
+        self.registry_calls += 1
+        if self.registry_calls <= self.registry_down:
+            raise Transient(f"MLflow is down: {name} timed out (call {self.registry_calls})")
+
+
+class Faulty:
+    """A fake whose writes go through `Faults` (reads pass; the registry's reads fail while MLflow is down)."""
+
+    def __init__(self, target: object, kind: str, faults: Faults):
+        self._target, self._kind, self._faults = target, kind, faults
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+        writes, faults, kind = WRITES[self._kind], self._faults, self._kind
+
+        def call(*args, **kwargs):
+            if kind == "registry":
+                faults.registry_call(name)
+            if name in writes:
+                return faults.write(f"{kind}.{name}", args, lambda: attr(*args, **kwargs))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def faulty(w: World, faults: Faults) -> World:
+    """The same fakes, seen by the product code through `Faulty`."""
+    d = w.deps
+    spaces = {env: Faulty(d.workspaces(env), "workspace", faults) for env in d.settings.environments}
+    registry = Faulty(w.registry, "registry", faults)
+    deps = Deps(
+        d.settings,
+        d.state,
+        spaces.__getitem__,
+        Faulty(w.forge, "forge", faults),  # type: ignore[arg-type]
+        Faulty(w.slack, "slack", faults),  # type: ignore[arg-type]
+        lambda: registry,  # type: ignore[arg-type,return-value]
+        Faulty(w.scheduler, "scheduler", faults),  # type: ignore[arg-type]
+    )
+    return replace(w, deps=deps)

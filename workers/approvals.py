@@ -13,6 +13,7 @@ rule that refused it (`policy.approval_refusal`); the texts are in `workers/text
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import vocabulary as V
@@ -100,6 +101,8 @@ def decide(
     request, cfg_model, unknown = find(deps, model, version)
     if unknown:
         return Verdict(False, texts.verdict_refused(unknown))
+    if request and action == "approve" and _promotion_stopped(request, approver):
+        return _promote(deps, request, source)  # this approval was recorded; a crash stopped its promotion
     repo = (request or {}).get("repo") or deps.settings.models[cfg_model].repo
     if role is None:
         role = deps.forge.permission(repo, approver) if deps.forge and repo else "none"
@@ -115,6 +118,16 @@ def decide(
     return _approve(deps, request, approver, source)
 
 
+def answered(deps: Deps, work: str, decide: Callable[[], Verdict]) -> Verdict:
+    """The verdict of one command (`work`: what identifies it — a comment's command, a Slack response URL), decided
+    once: the task run again after a crash answers what was decided, not "already approved"."""
+    kept = deps.state.plan(f"answer:{work}")
+    if kept is None:
+        verdict = decide()
+        kept = deps.state.keep_plan(f"answer:{work}", {"ok": verdict.ok, "message": verdict.message})
+    return Verdict(kept["ok"], kept["message"])
+
+
 def _approve(deps: Deps, request: dict, approver: str, source: str) -> Verdict:
     request.setdefault("approvals", []).append({"by": approver, "at": time.time(), "source": source})
     needed, count = request["needed"], len(request["approvals"])
@@ -123,6 +136,19 @@ def _approve(deps: Deps, request: dict, approver: str, source: str) -> Verdict:
         deps.state.save_approval(request)
         _show(deps, request)
         return Verdict(True, texts.verdict_counted(count, needed, request["name"], request["version"]))
+    request.update(status="approved", decided_at=time.time(), promotion="running")
+    deps.state.save_approval(request)  # the decision, before its first step: a task run again resumes from here
+    return _promote(deps, request, source)
+
+
+def _promotion_stopped(request: dict, approver: str) -> bool:
+    """`approver`'s approval decided the request, but its promotion never finished (the worker was killed, or an
+    answer was lost): the task run again carries on, each step finding what it already did."""
+    approvers = {a["by"].lower() for a in request.get("approvals", [])}
+    return request["status"] == "approved" and request.get("promotion") == "running" and approver.lower() in approvers
+
+
+def _promote(deps: Deps, request: dict, source: str) -> Verdict:
     prod_version = promotion.promote(deps, request, source)
     alias = deps.settings.mlflow.champion_alias
     prod = policy.stage(deps.settings, request["model"], "approval").registry_name
@@ -131,6 +157,8 @@ def _approve(deps: Deps, request: dict, approver: str, source: str) -> Verdict:
         request,
         texts.promoted_echo(ref(request), prod, prod_version, [a["by"] for a in request["approvals"]], alias),
     )
+    request["promotion"] = "done"
+    deps.state.save_approval(request)
     return Verdict(True, texts.verdict_promoted(ref(request), prod, prod_version, alias))
 
 
@@ -156,14 +184,18 @@ def _echo(deps: Deps, request: dict, text: str) -> None:
     if deps.slack and request.get("slack_ts"):
         closed = texts.request_closed(texts.approval_request(request, request["needed"]), text)
         deps.slack.close_request(request["slack_channel"], request["slack_ts"], closed)
-        deps.slack.post(text, thread_ts=request["slack_ts"], channel=request["slack_channel"])
+        work = f"decision:{ref(request)}:{request['status']}"
+        release_feedback.slack_post(deps, work, text, thread_ts=request["slack_ts"], channel=request["slack_channel"])
 
 
-def newest(deps: Deps, repo: str, pr: int, status: str | None = None) -> dict | None:
-    """The merged PR's newest staging version that passed validation (and has `status`, when given)."""
+def newest(deps: Deps, repo: str, pr: int, status: str | None = None, resuming: str = "") -> dict | None:
+    """The merged PR's newest staging version that passed validation (and has `status`, when given — or, given
+    `resuming`, is the one whose promotion that approver's approval started and a crash stopped)."""
     for version in reversed(deps.state.pr_approval_versions(repo, pr)):
         for model in deps.settings.models_for_repo(repo):
             request = deps.state.approval(policy.stage(deps.settings, model, "merge").registry_name, version)
-            if request and request.get("validation") == "passed" and (status is None or request["status"] == status):
+            if not request or request.get("validation") != "passed":
+                continue
+            if status is None or request["status"] == status or (resuming and _promotion_stopped(request, resuming)):
                 return request
     return None

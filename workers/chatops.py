@@ -219,14 +219,15 @@ def _help(ctx: CommandContext, command: dict) -> None:
 # --- approvals and the release train -------------------------------------------------------------------
 
 
-def _version(ctx: CommandContext, command: dict, status: str | None) -> dict:
-    """The request a command means: `name@version` as given, else this (merged) PR's newest."""
+def _version(ctx: CommandContext, command: dict, status: str | None, resuming: str = "") -> dict:
+    """The request a command means: `name@version` as given, else this (merged) PR's newest (see
+    `approvals.newest` for `resuming`)."""
     if command.get("model"):
         request, _, why = approvals.find(ctx.deps, command["model"], command["version"])
         if request is None:
             raise Refusal(why or texts.no_approval_record(command["model"], command["version"]))
         return request
-    request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status)
+    request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status, resuming=resuming)
     if request is None:
         if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
             raise Refusal(rt.open_pr_cannot_release(ctx.pr))
@@ -235,16 +236,20 @@ def _version(ctx: CommandContext, command: dict, status: str | None) -> dict:
 
 
 def _decide(ctx: CommandContext, command: dict) -> None:
+    verdict = approvals.answered(ctx.deps, ctx.trigger, lambda: _verdict(ctx, command))  # once per command
+    ctx.react("+1" if verdict.ok else "confused")
+    ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
+
+
+def _verdict(ctx: CommandContext, command: dict) -> approvals.Verdict:
     if command.get("model"):
         model, version = command["model"], command["version"]
     else:
-        request = _version(ctx, command, status="pending")
+        request = _version(ctx, command, status="pending", resuming=ctx.user if command["name"] == "approve" else "")
         model, version = request["name"], request["version"]
-    verdict = approvals.decide(
-        ctx.deps, command["name"], model, version, ctx.user, "github", reason=command.get("reason", ""), role=ctx.role()
+    return approvals.decide(
+        ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role()
     )
-    ctx.react("+1" if verdict.ok else "confused")
-    ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
 
 def _deploy(ctx: CommandContext, command: dict) -> None:

@@ -25,22 +25,25 @@ log = get_logger("workers.promotion")
 
 
 def audit(
-    deps: Deps, decision: str, model: str, version: str, actor: str, source: str, reason: str = "", **more
+    deps: Deps, decision: str, model: str, version: str, actor: str, source: str, reason: str = "", once: str = ""
 ) -> None:
-    deps.state.audit(decision, model=model, version=version, actor=actor, source=source, reason=reason, **more)
+    """One entry of the audit trail; with `once` (what makes the step unique), a task run again writes it once."""
+    deps.state.audit(
+        decision, model=model, version=version, actor=actor, source=source, reason=reason,
+        once=f"{decision}:{once}" if once else "",
+    )  # fmt: skip
     log.info("release." + decision, model=model, version=version, actor=actor, source=source, reason=reason)
 
 
 def promote(deps: Deps, request: dict, source: str) -> str:
-    """Enough approvals: copy the version into prod (or re-train it there), then champion alias and deploy."""
+    """The request is approved (workers/approvals.py saved the decision): copy the version into prod (or re-train
+    it there), then champion alias and deploy. Every step finds what a stopped run of this task already did."""
     model = request["model"]
     prod = policy.stage(deps.settings, model, "approval")
     approvers = ",".join(a["by"] for a in request["approvals"])
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(request.get("decided_at") or time.time()))
     tags = {V.APPROVED_BY: approvers, V.APPROVED_AT: at, V.APPROVAL_SOURCE: source}
     deps.registry.set_tags(request["name"], request["version"], tags)
-    request.update(status="approved", decided_at=time.time())
-    deps.state.save_approval(request)
     if prod.retrain:
         return _retrain(deps, request, prod)
     copied = deps.registry.copy_version(request["name"], request["version"], prod.registry_name)
@@ -53,6 +56,7 @@ def promote(deps: Deps, request: dict, source: str) -> str:
         approvers,
         source,
         f"to {prod.registry_name} v{copied.version}",
+        once=_ref(request),
     )
     return crown(deps, request, copied.version, approvers, source)
 
@@ -64,9 +68,13 @@ def _ref(request: dict) -> str:
 def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str) -> str:
     """The prod version becomes the champion (the one it replaces is remembered for /rollback), then deploy."""
     prod, alias = policy.stage(deps.settings, request["model"], "approval"), deps.settings.mlflow.champion_alias
-    before = deps.registry.by_alias(prod.registry_name, alias)
-    if before is not None and not deps.state.champion_history(prod.registry_name):
-        deps.state.push_champion(prod.registry_name, before.version)  # the champion from before the bot
+    if "replaced" not in request:  # run again after the alias moved, the alias names prod_version itself
+        found = deps.registry.by_alias(prod.registry_name, alias)
+        request["replaced"] = found.version if found is not None else ""
+        deps.state.save_approval(request)
+    before = request["replaced"]
+    if before and not deps.state.champion_history(prod.registry_name):
+        deps.state.push_champion(prod.registry_name, before)  # the champion from before the bot
     deps.registry.set_alias(prod.registry_name, alias, prod_version)
     if deps.settings.mlflow.promote_stage:  # workspace registries still use stages
         deps.registry.transition_stage(prod.registry_name, prod_version, deps.settings.mlflow.promote_stage)
@@ -74,7 +82,7 @@ def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str)
     deps.state.note_prod_origin(prod.registry_name, prod_version, _ref(request))
     request.update(prod_version=prod_version)
     deps.state.save_approval(request)
-    was = f" (was v{before.version})" if before else ""
+    was = f" (was v{before})" if before else ""
     audit(
         deps,
         "promoted",
@@ -83,6 +91,7 @@ def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str)
         actor,
         source,
         f"{alias} → v{prod_version}{was}, from {_ref(request)}",
+        once=f"{prod.registry_name}@{prod_version}:{_ref(request)}",
     )
     release = show.for_request(deps, request)
     if release is not None:
@@ -112,7 +121,10 @@ def _retrain(deps: Deps, request: dict, prod) -> str:
         sha=request["commit"], pr=request.get("pr"), author=request.get("pr_author", ""),
         merged_by=request.get("merged_by", ""), registry=prod.registry_name,
     )  # fmt: skip
-    audit(deps, "retrain-started", request["name"], request["version"], V.BOT, "approval", f"run {started.run_id}")
+    audit(
+        deps, "retrain-started", request["name"], request["version"], V.BOT, "approval", f"run {started.run_id}",
+        once=f"{started.environment}:{started.run_id}",
+    )  # fmt: skip
     deps.scheduler.follow(started.environment, started.run_id)
     return ""
 
@@ -124,12 +136,18 @@ def retrained(deps: Deps, record: dict, result: dict) -> str:
     request = deps.state.approval(name, version)
     prod = policy.stage(deps.settings, record["release_model"], "approval")
     if request is None or result["result"] not in V.GOOD:
-        audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", result["result"])
+        audit(
+            deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", result["result"],
+            once=f"{record['environment']}:{record['run_id']}",
+        )  # fmt: skip
         return "retrain failed"
     found = lineage.registered_by(deps.state, deps.registry, prod.environment, prod.registry_name, record)
     if found is not None:
         return crown(deps, request, found[0].version, V.BOT, "retrain")
-    audit(deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", "no version registered")
+    audit(
+        deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", "no version registered",
+        once=f"{record['environment']}:{record['run_id']}",
+    )  # fmt: skip
     return "no version"
 
 
@@ -175,7 +193,10 @@ def deploy(
                  "version": version, "deploy_to": stage.name, "repo_of_release": cfg.name,
                  "release_of": [release["model"], release["repo"], release["pr"]] if release else None},
     )  # fmt: skip
-    audit(deps, "deploy-started", name, version, actor, "release", f"to {stage.name} in run {started.run_id}")
+    audit(
+        deps, "deploy-started", name, version, actor, "release", f"to {stage.name} in run {started.run_id}",
+        once=f"{started.environment}:{started.run_id}",
+    )  # fmt: skip
     what = f"{name} v{version}"
     found = show.open_deployment(deps, cfg.name, request.get("commit", ""), stage.name, f"{what}:{trigger}", what)
     if found is not None:
@@ -194,7 +215,10 @@ def deployed(deps: Deps, record: dict, result: dict) -> str:
     ok = result["result"] in V.GOOD
     if ok:
         deps.registry.set_tags(name, version, {V.deployed_tag(env): record.get("requested_by", "")})
-        audit(deps, "deployed", name, version, record.get("requested_by", ""), "release", f"to {env}")
+        audit(
+            deps, "deployed", name, version, record.get("requested_by", ""), "release", f"to {env}",
+            once=f"{record['environment']}:{record['run_id']}",
+        )  # fmt: skip
     if record.get("deployment_id"):
         state, what = ("success" if ok else "failure"), f"{name} v{version}: {result['result']}"
         show.deployment_status(
@@ -207,8 +231,7 @@ def deployed(deps: Deps, record: dict, result: dict) -> str:
             release["prod"].update(version=version, deploy_state=result["result"], deploy_url=result["run_page_url"])
         rt.add_history(release, line)
         show.show(deps, release)
-    if deps.slack:
-        deps.slack.post(line)
+    show.slack_post(deps, f"deployed:{record['environment']}:{record['run_id']}", line)
     return f"deploy {result['result']}"
 
 
@@ -218,21 +241,17 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     prod, alias = policy.stage(deps.settings, model, "approval"), deps.settings.mlflow.champion_alias
     if stage_name not in (prod.name, prod.environment):
         raise Permanent(rt.rollback_refused(f"only the {prod.name} stage is rolled back (`/rollback {prod.name}`)"))
-    current = deps.registry.model_aliases(prod.registry_name).get(alias, "")
-    history = [v for v in deps.state.champion_history(prod.registry_name)]
-    target = version or _previous(history, current)
-    if not target:
-        raise Permanent(rt.rollback_refused(f"`{prod.registry_name}` has no earlier champion to go back to"))
-    if target == current:
-        raise Permanent(rt.rollback_refused(f"v{target} is the champion already"))
-    try:
-        deps.registry.version(prod.registry_name, target)
-    except NotFound:
-        raise Permanent(rt.rollback_refused(f"`{prod.registry_name}` has no version {target}")) from None
+    work = f"rollback:{prod.registry_name}:{trigger}"  # run again, the alias already names the target
+    plan = deps.state.plan(work) or deps.state.keep_plan(work, _rollback_plan(deps, prod.registry_name, version))
+    current, target = plan["from"], plan["to"]
     deps.registry.set_alias(prod.registry_name, alias, target)
+    history = deps.state.champion_history(prod.registry_name)
     kept = history[: len(history) - history[::-1].index(target)] if target in history else [*history, target]
     deps.state.set_champion_history(prod.registry_name, kept)
-    audit(deps, "rolled-back", prod.registry_name, target, actor, source, f"{alias}: v{current or '—'} → v{target}")
+    audit(
+        deps, "rolled-back", prod.registry_name, target, actor, source, f"{alias}: v{current or '—'} → v{target}",
+        once=work,
+    )  # fmt: skip
     request = _request_of(deps, prod.registry_name, target) or _bare_request(model, prod.registry_name, target, deps)
     request = {**request, "prod_version": target}
     left = _request_of(deps, prod.registry_name, current)  # the release whose version leaves prod shows it
@@ -244,9 +263,23 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
         release["prod"].update(version=target)
         rt.add_history(release, f"@{actor} {text}")
         show.show(deps, release)
-    if deps.slack:
-        deps.slack.post(f"@{actor} {text}")
+    show.slack_post(deps, work, f"@{actor} {text}")
     return text
+
+
+def _rollback_plan(deps: Deps, name: str, version: str) -> dict:
+    """{"from": the champion now, "to": the version it goes back to}, or Permanent: why there is none."""
+    current = deps.registry.model_aliases(name).get(deps.settings.mlflow.champion_alias, "")
+    target = version or _previous(deps.state.champion_history(name), current)
+    if not target:
+        raise Permanent(rt.rollback_refused(f"`{name}` has no earlier champion to go back to"))
+    if target == current:
+        raise Permanent(rt.rollback_refused(f"v{target} is the champion already"))
+    try:
+        deps.registry.version(name, target)
+    except NotFound:
+        raise Permanent(rt.rollback_refused(f"`{name}` has no version {target}")) from None
+    return {"from": current, "to": target}
 
 
 def _request_of(deps: Deps, prod_name: str, version: str) -> dict | None:

@@ -183,9 +183,13 @@ def new_request(deps: Deps, model: str, v: Version, proven: dict | None, claimed
 def start_validation(deps: Deps, model: str, v: Version, proven: dict | None, claimed: dict, delivery_id: str) -> str:
     """A staging version → its approval request, and the validate workflow: the merged default branch at the
     commit the bot recorded (the head of the default branch for a version without proven lineage)."""
-    if deps.state.approval(v.model, v.version):
-        return "already validating"  # a replayed or polled event for a known version
     staging, prod = policy.stage(deps.settings, model, "merge"), policy.stage(deps.settings, model, "approval")
+    known = deps.state.approval(v.model, v.version)
+    if known:  # a replayed or polled event for a known version — or this task again, stopped before it followed
+        started_only = (
+            known.get("validation") == "pending" and known.get("validation_run") and not known.get("followed")
+        )
+        return _validation_started(deps, known, staging.environment) if started_only else "already validating"
     request = new_request(deps, model, v, proven, claimed)
     cfg = deps.settings.repo(request["repo"])
     if cfg is None or staging.validate_workflow not in deps.settings.repo_workflows(cfg):
@@ -219,13 +223,20 @@ def start_validation(deps: Deps, model: str, v: Version, proven: dict | None, cl
     )
     request.update(validation_run=started.run_id, validation_url=started.run_page_url)
     deps.state.save_approval(request)
+    return _validation_started(deps, request, started.environment)
+
+
+def _validation_started(deps: Deps, request: dict, environment: str) -> str:
+    """The release comment says the validation started, and its run is followed (then the request says so)."""
     release = show.for_request(deps, request)
     if release is not None:
-        release["staging"]["version"] = v.version
-        rt.add_history(release, f"validation of v{v.version} started against the prod champion")
+        release["staging"]["version"] = request["version"]
+        rt.add_history(release, f"validation of v{request['version']} started against the prod champion")
         show.show(deps, release)
-    deps.scheduler.follow(started.environment, started.run_id)
-    return f"validating in run {started.run_id}"
+    deps.scheduler.follow(environment, request["validation_run"])
+    request["followed"] = True
+    deps.state.save_approval(request)
+    return f"validating in run {request['validation_run']}"
 
 
 def validated(deps: Deps, record: dict, result: dict) -> str:
@@ -264,8 +275,9 @@ def validated(deps: Deps, record: dict, result: dict) -> str:
     _validation_shown(deps, request, status)
     if passed:
         approvals.ask(deps, request)
-    elif deps.slack:
-        deps.slack.post(texts.validation_failed(request["name"], request["version"], summary))
+    else:
+        work = f"validation:{request['name']}@{request['version']}:{record['run_id']}"
+        show.slack_post(deps, work, texts.validation_failed(request["name"], request["version"], summary))
     return f"validation {status}"
 
 

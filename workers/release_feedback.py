@@ -69,3 +69,12 @@ def deployment_status(
         if live and live != deployment_id:
             deps.forge.set_deployment_status(repo, live, "inactive", f"replaced: {description}")
         deps.state.set_live_deployment(repo, environment, deployment_id)
+
+
+def slack_post(deps: Deps, work: str, text: str, thread_ts: str = "", channel: str = "") -> None:
+    """Post `text` to Slack once for `work` (what it reports, e.g. a deploy run): a task run again after a crash
+    posts nothing twice — chat.postMessage takes no idempotency key, so the bot keeps what it posted."""
+    if deps.slack is None or deps.state.plan(f"slack:{work}") is not None:
+        return
+    posted, ts = deps.slack.post(text, thread_ts=thread_ts, channel=channel)
+    deps.state.keep_plan(f"slack:{work}", {"channel": posted, "ts": ts})

@@ -30,8 +30,11 @@ def history_line(text: str, at: float | None = None) -> dict:
 
 
 def add_history(release: dict, text: str) -> None:
-    """One line more in the release's history (the oldest go first once there are too many)."""
-    release.setdefault("history", []).append(history_line(text))
+    """One line more in the release's history (the oldest go first once there are too many) — once: a task run
+    again after a crash or a lost answer finds its line already there (every step's line names what it did)."""
+    if any(line["text"] == text for line in release.setdefault("history", [])):
+        return
+    release["history"].append(history_line(text))
     del release["history"][:-HISTORY_LIMIT]
 
 

@@ -28,7 +28,9 @@ def decide(
     if not login:
         slack.respond(response_url, texts.slack_unmapped_user(user_id))
         return
-    verdict = approvals.decide(deps, action, model, version, login, "slack", reason=reason)
+    verdict = approvals.answered(  # the task run again after a crash answers the same
+        deps, f"slack:{response_url}", lambda: approvals.decide(deps, action, model, version, login, "slack", reason)
+    )
     slack.respond(response_url, texts.slack_verdict(login, verdict.message), in_channel=verdict.ok)
 
 

@@ -328,3 +328,14 @@ class State:
 
     def release_reconcile(self, repo: str, token: str) -> None:
         self._release(keys=[keys.reconcile_guard(repo)], args=[token])
+
+    # --- what a task decided before its first write ----------------------------------------------------------
+    def plan(self, work: str) -> dict | None:
+        raw = self.r.get(keys.plan(work))
+        return json.loads(raw) if raw else None
+
+    def keep_plan(self, work: str, plan: dict) -> dict:
+        """`plan` for `work`, unless one was kept before: then that one — a task run again after a crash (or a lost
+        answer) repeats its first decision instead of deciding again on what its first run already changed."""
+        self.r.set(keys.plan(work), json.dumps(plan), nx=True, ex=keys.AUDIT_ONCE_TTL)
+        return self.plan(work) or plan
