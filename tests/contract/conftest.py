@@ -41,6 +41,7 @@ id = 123
 slug = "mlops-bot"
 installation_id = 456
 public_key_file = "app.pub.pem"
+webhook = {{ url = "{hook_url}", secret = "contract-secret", events = ["issues"] }}
 """
 
 
@@ -155,6 +156,19 @@ def read_deployments(repo) -> None:
     assert {e.name for e in repo.get_environments()} >= {"staging", "prod"}
 
 
+def play_app_deliveries(url: str, pem: str) -> None:
+    """workers/redelivery.py's calls: the App webhook's deliveries (its `issues` events), a page at a time, and a
+    redelivery of the newest."""
+    from devstack.waiting import wait_until
+
+    _, as_app = bot_gateways(url, pem)
+    wait_until(lambda: len(as_app.app_deliveries()[0]) == 2, 10, "the two issues events attempted")
+    page, cursor = as_app.app_deliveries(per_page=1)
+    assert cursor, "a next page"
+    assert as_app.app_deliveries(cursor, per_page=1)[0]
+    as_app.redeliver(page[0]["id"])
+
+
 @pytest.fixture(scope="session")
 def played(tmp_path_factory) -> Played:
     """The scenario, played once per session (a few seconds)."""
@@ -166,6 +180,7 @@ def played(tmp_path_factory) -> Played:
         repo, pr, sha, comment = play_user_side(forge.url, tmp / "clone")
         play_bot_side(forge.url, pem, pr.number, sha, comment.id)
         play_closing(forge.url, repo, pr, comment)
+        play_app_deliveries(forge.url, pem)
         exchanges = requests.get(f"{forge.url}/sandbox/exchanges").json()
         deliveries = requests.get(f"{forge.url}/sandbox/deliveries", params={"payload": 1}).json()["deliveries"]
         yield Played(forge.url, exchanges, deliveries)

@@ -23,6 +23,8 @@ BOT_OPERATIONS = [
     "POST /repos/{owner}/{repo}/check-runs",
     "PATCH /repos/{owner}/{repo}/check-runs/{check_run_id}",
     "POST /app/installations/{installation_id}/access_tokens",
+    "GET /app/hook/deliveries",
+    "POST /app/hook/deliveries/{delivery_id}/attempts",
     "GET /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
