@@ -29,7 +29,7 @@ from pathlib import Path
 
 from devstack.processes import Service, free_port, is_ready, start_process
 
-__all__ = ["start_mlflow", "generate_fernet_key", "webhook_env"]
+__all__ = ["start_mlflow", "start_again", "generate_fernet_key", "webhook_env"]
 
 
 def generate_fernet_key() -> str:
@@ -135,3 +135,20 @@ def start_mlflow(
     if reuse_schema and fresh and not seeded:
         _save_template(db)
     return service
+
+
+def start_again(old: Service, timeout: float = 60) -> Service:
+    """MLflow again on `old`'s port, store and artifacts, with the environment it had (the same Fernet key, so the
+    webhook secrets it stored still decrypt): what a restarted server, or one back from an outage, looks like."""
+    argv = list(old.process.args)
+    workdir = old.log_path.parent
+    return start_process(
+        "mlflow",
+        argv,
+        workdir=workdir,
+        url=old.url,
+        env=old.env,
+        ready=lambda: is_ready(f"{old.url}/health"),
+        timeout=timeout,
+        cwd=workdir,
+    )

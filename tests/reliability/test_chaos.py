@@ -16,7 +16,6 @@ Figures go to test-artifacts/chaos.json and chaos.txt (the table `make chaos` pr
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -33,32 +32,13 @@ from devstack.processes import Service
 from devstack.redis import start_again
 from devstack.setups import Setup
 from devstack.waiting import wait_until
-from tests.conftest import ROOT, SECRETS
+from tests.conftest import SECRETS
 from tests.integration.test_receiver_worker import worker_lines
+from tests.reliability.chaos_support import FIGURES, figures  # noqa: F401 (the table's fixture, autouse)
 
 pytestmark = pytest.mark.chaos
 
 RESUME_LIMIT = 120.0  # issue #12: work resumes within 2 minutes
-FIGURES: list[dict] = []
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def figures():
-    """The table of figures, written when the module is done (whatever failed)."""
-    FIGURES.clear()
-    yield
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "chaos.json").write_text(json.dumps(FIGURES, indent=2))
-    head = f"{'scenario':<64} {'handled':>8} {'lost':>5} {'dupes':>6} {'re-run':>7} {'resume s':>9} {'503s':>5} {'worker died':>12}"
-    rows = [head, "-" * len(head)]
-    for f in FIGURES:
-        resume = f"{f['resume_s']:.1f}" if f.get("resume_s") is not None else "-"
-        rows.append(
-            f"{f['scenario']:<64} {f['handled']:>8} {f['lost']:>5} {f['duplicates']:>6} "
-            f"{f.get('re_executed', 0):>7} {resume:>9} {f.get('refused_503', 0):>5} {f.get('worker_crashed', 0):>12}"
-        )
-    (ARTIFACTS / "chaos.txt").write_text("\n".join(rows) + "\n")
 
 
 # --- the stack ------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Served (prefix `/api/2.0/mlflow/unity-catalog`):
   `search` (GET, `filter=name='…'` or `run_id='…'`, newest first, paged; as in the client, no aliases or tags),
   `set-tag` (POST), `delete-tag` (DELETE), `generate-temporary-credentials` (POST → `DEFAULT_STORAGE`).
 * The files those credentials lead to: see `files.py`.
+* `GET /sandbox/uc/alias-moves?name=…` (the sandbox's own, no token): every alias set on the model, in order.
 Not served: catalogs and schemas (any catalog.schema is accepted), grants and permissions, lineage
 (`emit-lineage`, the lineage header is ignored), model serving, deployment jobs, prompts, renames, the
 `/api/2.1/unity-catalog/*` API (`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`).
@@ -170,10 +171,21 @@ def set_alias():
     with registry.lock:
         registry.version(name, version)
         model = registry.model(name)
+        was = model["aliases"].get(alias)
         model["aliases"][alias] = version
         model["last_updated_timestamp"] = now_ms()
+        # what the service's audit log would show; served at /sandbox/uc/alias-moves, never in an API answer
+        model.setdefault("_alias_moves", []).append({"alias": alias, "from": was, "to": version, "at": now_ms()})
         registry.save()
     return jsonify({})
+
+
+@bp.get("/sandbox/uc/alias-moves")
+def sandbox_alias_moves():
+    """Every alias set on a model, in order (`from` → `to`; from == to: set again to the version it named)."""
+    name = full_name(request.args.get("name"))
+    with registry.lock:
+        return jsonify({"name": name, "moves": list(registry.model(name).get("_alias_moves", []))})
 
 
 @bp.get(f"{UC}/registered-models/alias")
