@@ -78,3 +78,12 @@ def slack_post(deps: Deps, work: str, text: str, thread_ts: str = "", channel: s
         return
     posted, ts = deps.slack.post(text, thread_ts=thread_ts, channel=channel)
     deps.state.keep_plan(f"slack:{work}", {"channel": posted, "ts": ts})
+
+
+def slack_respond(deps: Deps, response_url: str, text: str, in_channel: bool = False) -> None:
+    """Answer a Slack command or button once: a task delivered again after it finished (the worker died before
+    the ack) does not answer twice — a response URL takes up to five posts, no idempotency key."""
+    if deps.slack is None or deps.state.plan(f"slack-answer:{response_url}") is not None:
+        return
+    deps.slack.respond(response_url, text, in_channel=in_channel)
+    deps.state.keep_plan(f"slack-answer:{response_url}", {"text": text})

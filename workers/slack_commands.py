@@ -5,7 +5,7 @@ through the request's `response_url`.
 
 from __future__ import annotations
 
-from workers import approvals, policy, promotion, texts
+from workers import approvals, policy, promotion, release_feedback, texts
 from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import SlackGateway
@@ -31,7 +31,7 @@ def decide(
     verdict = approvals.answered(  # the task run again after a crash answers the same
         deps, f"slack:{response_url}", lambda: approvals.decide(deps, action, model, version, login, "slack", reason)
     )
-    slack.respond(response_url, texts.slack_verdict(login, verdict.message), in_channel=verdict.ok)
+    release_feedback.slack_respond(deps, response_url, texts.slack_verdict(login, verdict.message), verdict.ok)
 
 
 def run_slash_command(deps: Deps, user_id: str, response_url: str, command: dict | None, error: str) -> None:

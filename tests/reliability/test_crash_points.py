@@ -10,6 +10,8 @@ moves, stage transitions, Slack posts, follow-ups. Then, for every k from 1 to t
         `except Exception` in the product code sees it;
   lost  the k-th write is applied, then its answer is lost (`Transient`, as a dropped connection);
 
+plus once `unacked`: the task completed, but the worker died before the ack — it is delivered again, whole;
+
 and the task's entry point (the function its Celery task calls) runs again from its start until it
 completes. What a person would see (`seen`) must equal the baseline's: nothing lost, nothing twice.
 "MLflow down mid-validation": every registry call fails (Transient) for the first N calls, then recovers.
@@ -201,6 +203,9 @@ def play(settings, redis_client, scenario: str, armed: Faults, attempts: int = 8
     for attempt in range(1, attempts + 1):
         try:
             entry()
+            if armed.kind == "unacked":  # done, but the worker died before the ack: delivered again, whole
+                armed.kind = faults.kind = ""
+                entry()
             facts = seen(w, redis_client, faults, aliases)
             return Outcome(facts, faults.count, faults.registry_calls, attempt, [what for what, _ in faults.applied])
         except (Killed, Transient):
@@ -239,7 +244,8 @@ def sweep(settings, redis_client, scenario: str, twice: bool = False) -> dict:
     base = play(settings, redis_client, scenario, Faults())
     assert base.attempts == 1 and base.writes, f"{scenario}: the baseline wrote nothing"
     tally: dict = {"lost": Counter(), "duplicated": Counter(), "slack_unkeyed": Counter(), "where": []}
-    runs = 0
+    compared(base, play(settings, redis_client, scenario, Faults(kind="unacked")), "unacked", 0, "unacked", tally)
+    runs = 1
     for at in range(1, base.writes + 1):
         for kind in ("kill", "lost"):
             for then in range(0, base.writes + 1 if twice else 1):

@@ -134,3 +134,14 @@ def test_a_finished_deploy_reported_again_is_audited_once(w, redis_client):
     faults.armed(1, "kill", on="forge.upsert_comment")
     again(w, faults, lambda deps: runs.follow(deps, "prod", deploy))
     assert decisions(redis_client).count("deployed") == 1
+
+
+def test_a_slack_approve_delivered_again_after_it_finished_answers_once(w):
+    """Crash point: after the last write, before the ack (the worker died: Celery delivers the task again)."""
+    released(w)
+    url = "https://hooks.slack.test/r/2"
+    for _ in range(2):
+        slack_commands.press_button(w.deps, "approve", f"{STAGING}@2", "U0BOB", url)
+    assert [r["text"] for r in w.slack.responses] == [
+        "@bob: approved: churn-model-staging@2 is now `churn-model@champion` (v2)."
+    ]
