@@ -46,6 +46,9 @@ Seed file (TOML)::
     installation_id = 456
     public_key_file = "app.pub.pem"    # PEM public key verifying the app's RS256 JWT
                                        # (or public_key = "-----BEGIN PUBLIC KEY-----...")
+    [apps.webhook]                     # optional: the App's webhook, fed the events of every seeded repo
+    url = "http://127.0.0.1:8000/webhooks/github"   # (Target-Type `integration`); its deliveries are listed
+    secret = "dev-secret"              # and redelivered by GET/POST /app/hook/deliveries… with the App's JWT
 
 The seed is re-applied on every start (users, tokens, permissions, webhooks); repos
 that already exist in DATA keep their git history, PRs, comments, etc.
