@@ -96,13 +96,16 @@ def decide(
     source: str,
     reason: str = "",
     role: str | None = None,
+    trigger: str = "",
 ) -> Verdict:
-    """approve or reject through the one policy; promote when enough distinct approvals are in."""
+    """approve or reject through the one policy; promote when enough distinct approvals are in. `trigger`: what
+    identifies the command (a comment's command, a Slack response URL), recorded with the approval."""
     request, cfg_model, unknown = find(deps, model, version)
     if unknown:
         return Verdict(False, texts.verdict_refused(unknown))
-    if request and action == "approve" and _promotion_stopped(request, approver):
-        return _promote(deps, request, source)  # this approval was recorded; a crash stopped its promotion
+    resumed = _resumed(deps, request, action, approver, source, trigger) if request else None
+    if resumed is not None:
+        return resumed
     repo = (request or {}).get("repo") or deps.settings.models[cfg_model].repo
     if role is None:
         role = deps.forge.permission(repo, approver) if deps.forge and repo else "none"
@@ -115,7 +118,23 @@ def decide(
     if action == "reject":
         reject(deps, request, approver, source, reason)
         return Verdict(True, texts.verdict_rejected(request["name"], version))
-    return _approve(deps, request, approver, source)
+    return _approve(deps, request, approver, source, trigger)
+
+
+def _resumed(deps: Deps, request: dict, action: str, approver: str, source: str, trigger: str) -> Verdict | None:
+    """The verdict of a decision this approver's command recorded before a crash stopped it (the task run again
+    carries on with the steps after it), or None: a decision to take now."""
+    if action == "approve" and _promotion_stopped(request, approver):
+        return _promote(deps, request, source)
+    mine = [a for a in request.get("approvals", []) if trigger and a.get("trigger") == trigger]
+    if action == "approve" and mine and request["status"] == "pending":
+        _show(deps, request)
+        count, needed = len(request["approvals"]), request["needed"]
+        return Verdict(True, texts.verdict_counted(count, needed, request["name"], request["version"]))
+    if action == "reject" and _stopped(request, approver):
+        _rejected(deps, request, approver, source, request.get("reason", ""))
+        return Verdict(True, texts.verdict_rejected(request["name"], request["version"]))
+    return None
 
 
 def answered(deps: Deps, work: str, decide: Callable[[], Verdict]) -> Verdict:
@@ -128,8 +147,9 @@ def answered(deps: Deps, work: str, decide: Callable[[], Verdict]) -> Verdict:
     return Verdict(kept["ok"], kept["message"])
 
 
-def _approve(deps: Deps, request: dict, approver: str, source: str) -> Verdict:
-    request.setdefault("approvals", []).append({"by": approver, "at": time.time(), "source": source})
+def _approve(deps: Deps, request: dict, approver: str, source: str, trigger: str = "") -> Verdict:
+    approval = {"by": approver, "at": time.time(), "source": source, **({"trigger": trigger} if trigger else {})}
+    request.setdefault("approvals", []).append(approval)
     needed, count = request["needed"], len(request["approvals"])
     audit(deps, "approved", request, approver, source, f"{count} of {needed}")
     if not policy.promoted_enough(request, needed):
@@ -146,6 +166,14 @@ def _promotion_stopped(request: dict, approver: str) -> bool:
     answer was lost): the task run again carries on, each step finding what it already did."""
     approvers = {a["by"].lower() for a in request.get("approvals", [])}
     return request["status"] == "approved" and request.get("promotion") == "running" and approver.lower() in approvers
+
+
+def _stopped(request: dict, approver: str) -> bool:
+    """`approver` decided the request (approved or rejected it), and the steps after the decision never finished."""
+    rejecting = request["status"] == "rejected" and request.get("rejection") == "running"
+    return _promotion_stopped(request, approver) or (
+        rejecting and request.get("rejected_by", "").lower() == approver.lower()
+    )
 
 
 def _promote(deps: Deps, request: dict, source: str) -> Verdict:
@@ -168,13 +196,20 @@ def _show(deps: Deps, request: dict) -> None:
 
 
 def reject(deps: Deps, request: dict, approver: str, source: str, reason: str) -> None:
-    request.update(status="rejected", rejected_by=approver, reason=reason, decided_at=time.time())
-    deps.state.save_approval(request)
+    request.update(status="rejected", rejected_by=approver, reason=reason, decided_at=time.time(), rejection="running")
+    deps.state.save_approval(request)  # the decision, before its first step: a task run again resumes from here
+    _rejected(deps, request, approver, source, reason)
+
+
+def _rejected(deps: Deps, request: dict, approver: str, source: str, reason: str) -> None:
+    """What a rejection does once decided: tags, audit, the release comment, the PR and the Slack thread."""
     tags = {V.REJECTED_BY: approver, V.REJECTION_REASON: reason[:500], V.APPROVAL_SOURCE: source}
     deps.registry.set_tags(request["name"], request["version"], tags)
     audit(deps, "rejected", request, approver, source, reason)
     _show(deps, request)
     _echo(deps, request, texts.rejected_echo(request["name"], request["version"], approver, source, reason))
+    request["rejection"] = "done"
+    deps.state.save_approval(request)
 
 
 def _echo(deps: Deps, request: dict, text: str) -> None:
@@ -190,12 +225,12 @@ def _echo(deps: Deps, request: dict, text: str) -> None:
 
 def newest(deps: Deps, repo: str, pr: int, status: str | None = None, resuming: str = "") -> dict | None:
     """The merged PR's newest staging version that passed validation (and has `status`, when given — or, given
-    `resuming`, is the one whose promotion that approver's approval started and a crash stopped)."""
+    `resuming`, is the one that approver decided before a crash stopped the steps after the decision)."""
     for version in reversed(deps.state.pr_approval_versions(repo, pr)):
         for model in deps.settings.models_for_repo(repo):
             request = deps.state.approval(policy.stage(deps.settings, model, "merge").registry_name, version)
             if not request or request.get("validation") != "passed":
                 continue
-            if status is None or request["status"] == status or (resuming and _promotion_stopped(request, resuming)):
+            if status is None or request["status"] == status or (resuming and _stopped(request, resuming)):
                 return request
     return None

@@ -245,11 +245,12 @@ def _verdict(ctx: CommandContext, command: dict) -> approvals.Verdict:
     if command.get("model"):
         model, version = command["model"], command["version"]
     else:
-        request = _version(ctx, command, status="pending", resuming=ctx.user if command["name"] == "approve" else "")
+        request = _version(ctx, command, status="pending", resuming=ctx.user)
         model, version = request["name"], request["version"]
     return approvals.decide(
-        ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role()
-    )
+        ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role(),
+        ctx.trigger,
+    )  # fmt: skip
 
 
 def _deploy(ctx: CommandContext, command: dict) -> None:

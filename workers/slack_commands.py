@@ -29,7 +29,9 @@ def decide(
         slack.respond(response_url, texts.slack_unmapped_user(user_id))
         return
     verdict = approvals.answered(  # the task run again after a crash answers the same
-        deps, f"slack:{response_url}", lambda: approvals.decide(deps, action, model, version, login, "slack", reason)
+        deps,
+        f"slack:{response_url}",
+        lambda: approvals.decide(deps, action, model, version, login, "slack", reason, trigger=f"slack:{response_url}"),
     )
     release_feedback.slack_respond(deps, response_url, texts.slack_verdict(login, verdict.message), verdict.ok)
 

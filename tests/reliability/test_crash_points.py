@@ -155,6 +155,12 @@ def _deploy_finished(w: World) -> int:
     return deploy
 
 
+def _two_needed(w: World) -> None:
+    """The validated request needs two approvals (as a stage with `required_approvals = 2`)."""
+    request = released(w)
+    w.deps.state.save_approval({**request, "needed": 2})
+
+
 SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
     "/train on an open PR": lambda w: _command(w, 8, 901, "alice", {"name": "train", "line": "/train"}),
     "merge → staging training": lambda w: lambda: merge(w),
@@ -165,6 +171,14 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
     "/approve → copy, crown, deploy": lambda w: (
         released(w),
         _command(w, PR, 900, "bob", {"name": "approve", "line": "/approve"}),
+    )[1],  # fmt: skip
+    "/approve 1 of 2 → counted": lambda w: (
+        _two_needed(w),
+        _command(w, PR, 903, "bob", {"name": "approve", "line": "/approve"}),
+    )[1],  # fmt: skip
+    "/reject → tags, comments, Slack": lambda w: (
+        released(w),
+        _command(w, PR, 904, "bob", {"name": "reject", "reason": "drifts on March data", "line": "/reject"}),
     )[1],  # fmt: skip
     "Slack Approve → copy, crown, deploy": lambda w: (
         released(w),

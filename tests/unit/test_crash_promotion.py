@@ -145,3 +145,28 @@ def test_a_slack_approve_delivered_again_after_it_finished_answers_once(w):
     assert [r["text"] for r in w.slack.responses] == [
         "@bob: approved: churn-model-staging@2 is now `churn-model@champion` (v2)."
     ]
+
+
+def test_a_first_of_two_approvals_run_again_is_counted_not_refused(w, redis_client):
+    """Crash point: the release comment after the first of two approvals was recorded (the run again refused it:
+    "@bob already approved", with 😕)."""
+    w.deps.state.save_approval({**released(w), "needed": 2})
+    faults = Faults()
+    faults.armed(1, "kill", on="forge.upsert_comment")
+    again(w, faults, command(903, "bob", name="approve", line="/approve"))
+    assert "@bob approval 1 of 2 recorded for churn-model-staging@2." in w.forge.comment("reply", "903-0")
+    assert "refused" not in decisions(redis_client) and set(w.forge.reactions_on(903)) == {"eyes", "+1"}
+    assert "| approval | 1 of 2 |" in w.forge.comment("release", "churn-model")
+
+
+@pytest.mark.parametrize("kind", ["kill", "lost"])
+def test_a_reject_stopped_after_it_was_recorded_still_tags_and_tells(w, redis_client, kind):
+    """Crash point: `registry.set_tags` of `/reject` (the request already said "rejected": the run again found no
+    version waiting for a decision — no tags, no echo, 😕)."""
+    released(w)
+    faults = Faults()
+    faults.armed(1, kind, on="registry.set_tags")
+    again(w, faults, command(904, "bob", name="reject", reason="drifts", line="/reject"))
+    assert w.registry.tags[(STAGING, "2")]["rejected_by"] == "bob"
+    assert "rejected by @bob" in w.forge.comment("decision", f"{STAGING}@2")
+    assert "confused" not in w.forge.reactions_on(904) and decisions(redis_client).count("rejected") == 1
