@@ -192,7 +192,12 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
         _command(w, PR, 902, "mo", {"name": "rollback", "environment": "prod", "line": "/rollback prod"}),
     )[1],  # fmt: skip
 }
-MLFLOW_DOWN = ("trained → validation started", "validated → approval asked")
+MLFLOW_DOWN = (
+    "trained → validation started",
+    "validated → approval asked",
+    "/approve → copy, crown, deploy",
+    "/rollback prod",
+)
 
 
 @dataclass
@@ -315,7 +320,7 @@ def test_every_crash_point_loses_nothing_and_duplicates_nothing(settings, redis_
 
 
 @pytest.mark.parametrize("scenario", MLFLOW_DOWN)
-def test_mlflow_down_mid_validation_loses_nothing_and_duplicates_nothing(settings, redis_client, scenario):
+def test_mlflow_down_mid_step_loses_nothing_and_duplicates_nothing(settings, redis_client, scenario):
     figures = outages(settings, redis_client, scenario)
     written(figures)
     assert figures["registry_calls"] >= 1
