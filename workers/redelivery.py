@@ -13,7 +13,11 @@ redelivery through the REST API for GitHub App webhooks. This is that script, ev
   that was; any other guid with an attempt delivered since the watermark gets one redelivery of its newest attempt
   (`POST /app/hook/deliveries/{id}/attempts`), at most `[github] redeliver_per_pass` a pass;
 - attempts younger than GRACE_SECONDS wait for the next pass (a redelivery asked for is attempted a moment later, and
-  its answer decides); the watermark rises past what was judged, and stops at the first guid the cap left out.
+  its answer decides); the watermark rises past what was judged, and stops at the first guid the cap left out;
+- only a failure another attempt can mend is redelivered: no answer (status 0), 408, 429 or 5xx. A 4xx is the
+  receiver's decision (a wrong signature, a body too large): it would be the same decision again. A guid gets at most
+  MAX_REDELIVERIES (a count in Redis kept as long as GitHub keeps deliveries, 3 days): a receiver that fails the same
+  delivery every time is reported in the log, not asked again every 2 minutes forever.
 
 The receiver dedupes on the guid (`X-GitHub-Delivery`), so a redelivery of a delivery that did get through after all
 queues nothing twice; the comment reconciler (workers/reconciler.py) covers PR commands for a bot with a token.
@@ -37,6 +41,8 @@ LOOK_BACK_SECONDS = 3600  # the first pass: a failure of the last hour is worth 
 MAX_PAGES = 10  # a pass reads at most 1,000 attempts (newest first); older ones are left behind, said in the log
 GUARD = "app-webhook"  # one pass at a time, under the comment reconciler's guard (no repository is named so)
 WATERMARK = f"{keys.P}app-deliveries-watermark"
+MAX_REDELIVERIES = 3
+KEPT_SECONDS = 3 * 86400  # GitHub lists the deliveries of the past 3 days
 
 
 def redeliver_failed(deps: Deps, now: float | None = None, grace: float = GRACE_SECONDS) -> int:
@@ -62,13 +68,26 @@ def _pass(deps: Deps, forge: ForgeGateway, now: float, grace: float) -> int:
     mark = int(raw) if raw is not None else int(now - LOOK_BACK_SECONDS)
     attempts = list(listed_since(forge, mark))
     chosen, new_mark = choose(attempts, mark, now - grace, deps.settings.github.redeliver_per_pass)
-    for attempt in chosen:
+    asked = [attempt for attempt in chosen if _count_one_more(deps, attempt)]
+    for attempt in asked:
         forge.redeliver(attempt["id"])
         log.info("redelivery.asked", delivery_id=attempt["guid"], attempt=attempt["id"], event=attempt.get("event"))
     if new_mark > mark or raw is None:
         deps.state.r.set(WATERMARK, new_mark)
-    log.info("redelivery.pass", listed=len(attempts), redelivered=len(chosen), watermark=iso(new_mark))
-    return len(chosen)
+    log.info("redelivery.pass", listed=len(attempts), redelivered=len(asked), watermark=iso(new_mark))
+    return len(asked)
+
+
+def _count_one_more(deps: Deps, attempt: dict) -> bool:
+    """Count a redelivery of this guid; False (and a warning) once it has had MAX_REDELIVERIES."""
+    key = f"{keys.P}redelivered:{attempt['guid']}"
+    count = int(deps.state.r.incr(key))
+    deps.state.r.expire(key, KEPT_SECONDS)
+    if count > MAX_REDELIVERIES:
+        log.warning("redelivery.gave_up", delivery_id=attempt["guid"], status_code=attempt.get("status_code"),
+                    event=attempt.get("event"), reason=f"failed after {MAX_REDELIVERIES} redeliveries")  # fmt: skip
+        return False
+    return True
 
 
 def listed_since(forge: ForgeGateway, mark: int) -> Iterator[dict]:
@@ -90,10 +109,17 @@ def succeeded(attempt: dict) -> bool:
     return 200 <= int(attempt.get("status_code") or 0) < 300
 
 
+def worth_again(attempt: dict) -> bool:
+    """A failure another attempt can mend: no answer at all, a timeout, a rate limit or a server error."""
+    code = int(attempt.get("status_code") or 0)
+    return code in (0, 408, 429) or code >= 500
+
+
 def choose(attempts: list[dict], mark: int, settled_before: float, cap: int) -> tuple[list[dict], int]:
-    """Pure: the attempts to redeliver (the newest failed attempt of each guid with no 2xx attempt, delivered between
-    `mark` and `settled_before`, oldest first, at most `cap`) and the new watermark: one second past the last attempt
-    judged, or the second of the first guid the cap left out (judged again next pass)."""
+    """Pure: the attempts to redeliver (the newest attempt of each guid with no 2xx attempt, when it failed in a way
+    another attempt can mend, delivered between `mark` and `settled_before`, oldest first, at most `cap`) and the new
+    watermark: one second past the last attempt judged, or the second of the first guid the cap left out (judged
+    again next pass)."""
     done = {a["guid"] for a in attempts if succeeded(a)}
     newest: dict[str, dict] = {}
     judged = [mark - 1]
@@ -104,6 +130,7 @@ def choose(attempts: list[dict], mark: int, settled_before: float, cap: int) -> 
         judged.append(when)
         if attempt["guid"] not in done:
             newest.setdefault(attempt["guid"], attempt)
+    newest = {guid: a for guid, a in newest.items() if worth_again(a)}
     failed = sorted(newest.values(), key=lambda a: (epoch(str(a.get("delivered_at"))), a["id"]))
     if len(failed) > cap:
         return failed[:cap], epoch(str(failed[cap].get("delivered_at")))

@@ -118,3 +118,21 @@ def test_with_a_token_the_pass_does_nothing_and_says_so_in_the_debug_log(setting
 )
 def test_only_a_2xx_answer_is_a_success(status, done):
     assert redelivery.succeeded({"status_code": status}) is done
+
+
+@pytest.mark.parametrize(("status", "again"), [(0, True), (408, True), (429, True), (500, True), (503, True),
+                                               (400, False), (401, False), (404, False), (413, False)])  # fmt: skip
+def test_only_a_failure_another_attempt_can_mend_is_redelivered(w, status, again):
+    """A 4xx is the receiver's decision (a wrong signature, a body over the limit): the same body gets it again."""
+    failed = attempt(w, "g", status, 300)
+    assert run(w) == ([failed] if again else [])
+
+
+def test_a_delivery_that_fails_every_time_is_redelivered_three_times_then_left_with_a_warning(w, caplog):
+    asked = []
+    for n in range(5):
+        attempt(w, "doomed", 503, 300 - n * 120, redelivery=n > 0)
+        with caplog.at_level(logging.WARNING, logger="workers.redelivery"):
+            asked += run(w, now=NOW + n * 120)
+    assert len(asked) == redelivery.MAX_REDELIVERIES
+    assert any("redelivery.gave_up" in r.getMessage() for r in caplog.records)
