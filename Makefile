@@ -29,7 +29,7 @@ bench: system-deps venv  ## measure the receiver (not part of `make test`)
 
 chaos: system-deps venv  ## kill the worker and Redis under load, a storm of 1,000 pushes: nothing lost, work resumes within 2 minutes (not part of `make test`)
 	$(PY) -m pytest -q -p no:cacheprovider -m chaos tests/reliability; status=$$?; \
-	cat test-artifacts/chaos.txt test-artifacts/push_storm.json 2>/dev/null; exit $$status
+	cat test-artifacts/chaos.txt test-artifacts/crash_points.txt test-artifacts/crash_points_twice.txt test-artifacts/push_storm.json 2>/dev/null; exit $$status
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
