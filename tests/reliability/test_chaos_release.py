@@ -5,9 +5,10 @@ Each scenario plays the demo's story up to the approval request (alice pushes, o
 training, validation against the prod champion, the request on the merged PR and in Slack), breaks something, and
 counts what people would see — each must happen exactly once:
 
-  (d) the worker is SIGKILLed while it is inside bob's `/approve` (the deploy's run-now is held 20 s by the
-      workspace), a new worker takes over: one prod version, one alias move, one deploy run, one GitHub
-      deployment, one decision comment and reply, one Slack echo and deploy line, one audit entry per decision;
+  (d) the worker is SIGKILLed while it is inside bob's `/approve` (the workspace holds one of its requests 20 s:
+      the copy into prod, the alias move, the deploy's run-now), a new worker takes over: one prod version, one
+      alias move, one deploy run, one GitHub deployment, one decision comment and reply, one Slack echo and
+      deploy line, one audit entry per decision;
   (e) "applied, then the answer lost" on the release's writes: run-now of the validation and of the deploy
       (the workspace's `apply_then_drop`), the bot's comments and its deployment statuses (the forge's `lose`);
   (f) MLflow is stopped as the staging training ends (the bot reads the training run's tags there to prove the
@@ -133,12 +134,16 @@ class Release(Story):
         )
         return moves.json()["moves"]
 
-    def prod_copies(self) -> int:
-        found = self.mlflow.search_model_versions(f"name='{PROD}'")
-        return sum(
-            1
+    def prod_copies(self) -> Counter:
+        """The prod versions copied from the approved staging version, by status (READY: finalized, files in)."""
+        found = [
+            self.mlflow.get_model_version(PROD, v.version) for v in self.mlflow.search_model_versions(f"name='{PROD}'")
+        ]
+        return Counter(
+            str(v.status).removeprefix("ModelVersionStatus.")
             for v in found
-            if self.mlflow.get_model_version(PROD, v.version).tags.get("copied_from") == f"{STAGING}@{self.version}"
+            if v.tags.get("copied_from") == f"{STAGING}@{self.version}"
+            or v.source == f"models:/{STAGING}/{self.version}"
         )
 
     def slack_texts(self) -> list[str]:
@@ -165,9 +170,11 @@ def approval_effects(r: Release, approve_comment: int) -> Counter:
     markers = r.markers()
     trail = r.audit()
     slack = r.slack_texts()
+    copies = r.prod_copies()
     return Counter(
         {
-            "prod version": r.prod_copies(),
+            "prod version": sum(copies.values()),
+            "prod version READY": copies["READY"],
             "alias move": len(moves),
             "deploy run (prod)": sum(
                 1 for run in r.runs_of("deploy") if "prod" in json.dumps(run.get("job_parameters"))
@@ -213,14 +220,34 @@ def approval_done(r: Release, approve_comment: int) -> bool:
 
 
 # --- (d) SIGKILL inside an approval -----------------------------------------------------------------------------
-def test_a_worker_killed_inside_an_approval_the_version_reaches_prod_once(loop):
+UC = "/api/2.0/mlflow/unity-catalog"
+
+
+@pytest.mark.parametrize(
+    "step, path",
+    [
+        # the workspace holds the request 20 s, then applies it: the killed worker never heard the answer
+        pytest.param(
+            "the copy into prod",
+            f"{UC}/model-versions/create",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="workers/gateways/registry.py Registry._copy_of takes the killed worker's half-made copy "
+                "(PENDING_REGISTRATION, no files: never uploaded nor finalized) as the copy, and it is crowned",
+            ),
+        ),
+        ("the alias move", f"{UC}/registered-models/alias"),
+        ("the deploy's run-now", RUN_NOW),
+    ],
+)
+def test_a_worker_killed_inside_an_approval_the_version_reaches_prod_once(loop, step, path):
     t0 = time.monotonic()
     r = Release(loop)
     r.up_to_the_approval_request()
     first = loop.services["worker"]
-    r.workspace_fault(f"POST:{RUN_NOW}=delay20:1")  # the deploy's run-now: the worker waits inside the task
+    r.workspace_fault(f"POST:{path}=delay20:1")  # the worker waits inside the task, on this request
     approve = r.comment("bob", "/approve")
-    wait_until(lambda: r.workspace_faults()[-1]["remaining"] == 0, 60, "the deploy's run-now", every=0.1)
+    wait_until(lambda: r.workspace_faults()[-1]["remaining"] == 0, 60, step, every=0.1)
     time.sleep(1)
     second, killed = kill_and_replace(loop, first, "worker-2")
     try:
@@ -232,13 +259,15 @@ def test_a_worker_killed_inside_an_approval_the_version_reaches_prod_once(loop):
     effects = approval_effects(r, approve.id)
     again = [e for e in worker_lines(second) if e.get("event") == "task.started" and e.get("task") == "run_command"]
     got = row(
-        "(d) SIGKILL worker inside /approve (deploy run-now held)",
+        f"(d) SIGKILL worker inside /approve: {step}",
         effects,
         time.monotonic() - t0,
         re_executed=len(again),
         resume_s=None if done_s is None else round(done_s, 1),
         reply=[c.body.splitlines()[-1] for c in r.bot_comments("reply", f"{approve.id}-0")],
-        note="prod deploy reported" if done_s is not None else "prod deploy never reported",
+        prod_copies=dict(r.prod_copies()),
+        note=("prod deploy reported" if done_s is not None else "prod deploy never reported")
+        + ("" if effects["prod version READY"] else "; the prod copy is not READY"),
     )
     assert again, "the new worker never ran the /approve again: the kill did not land inside the task"
     assert not got["missing"] and not got["twice"], got
