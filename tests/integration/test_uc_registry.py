@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow
 import mlflow.tracking._model_registry.utils as registry_utils
 import pytest
+import requests
 
 from bot import keys
 from bot import vocabulary as V
@@ -29,7 +30,8 @@ from tests.conftest import ROOT
 from tests.fakes import world
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 from workers import registry_watch
-from workers.errors import NotFound, Permanent
+from workers.errors import NotFound, Permanent, Transient
+from workers.gateways import registry as registry_gateway
 from workers.gateways.registry import Registry
 from workers.state import State
 
@@ -106,6 +108,37 @@ def test_copy_to_prod_works_around_mlflow_22012_and_happens_once(gateway, v1):
     assert gateway.copy_version(DEV, v1, PROD) == copy  # a retried task: the same version, no second copy
     assert [v.version for v in gateway.recent_versions(PROD, newer_than=0)] == ["1"]
     assert list(mlflow.pyfunc.load_model(f"models:/{PROD}/1").predict(X)) == list(Y)
+
+
+def _half_made_copy(workspace, src: str, version: str, dst: str) -> str:
+    """What a worker killed inside `copy_version` leaves: the version created (PENDING_REGISTRATION), its files never
+    uploaded, never finalized — the steps MLflow's UC client takes one after another."""
+    base, auth = workspace.url + "/api/2.0/mlflow/unity-catalog", {"Authorization": f"Bearer {WORKSPACE_TOKEN}"}
+    requests.post(f"{base}/registered-models/create", json={"name": dst}, headers=auth, timeout=5)
+    body = {"name": dst, "source": f"models:/{src}/{version}", "run_id": gateway_run_id(src, version)}
+    answer = requests.post(f"{base}/model-versions/create", json=body, headers=auth, timeout=5).json()
+    assert answer["model_version"]["status"] == "PENDING_REGISTRATION"
+    return answer["model_version"]["version"]
+
+
+def gateway_run_id(name: str, version: str) -> str:
+    return mlflow.MlflowClient().get_model_version(name, version).run_id
+
+
+def test_a_half_made_copy_is_never_the_copy_and_is_made_again_once_its_maker_is_gone(
+    gateway, v1, workspace, monkeypatch
+):
+    """A half-made copy has no files: crowned, it would be a champion nothing can load (chaos: the worker killed
+    inside the copy of an approval, tests/reliability/test_chaos_release.py)."""
+    dst = "prod.ml.half"
+    pending = _half_made_copy(workspace, DEV, v1, dst)
+    with pytest.raises(Transient, match="still being registered"):  # its maker may still be uploading
+        gateway.copy_version(DEV, v1, dst)
+    monkeypatch.setattr(registry_gateway, "ABANDONED_AFTER_S", 0)  # ...its maker is gone
+    copy = gateway.copy_version(DEV, v1, dst)
+    assert (copy.status, copy.source) == ("READY", f"models:/{DEV}/{v1}")
+    assert [v.version for v in gateway.recent_versions(dst, newer_than=0)] == [copy.version] != [pending]
+    assert list(mlflow.pyfunc.load_model(f"models:/{dst}/{copy.version}").predict(X)) == list(Y)
 
 
 def test_a_stage_on_unity_catalog_is_refused_plainly(gateway, v1):

@@ -12,6 +12,7 @@ Unity Catalog has no stages: a stage call is refused here with a `Permanent` tha
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from requests import RequestException
 
 from workers import registry_links as links
-from workers.errors import NotFound, Permanent, classify
+from workers.errors import NotFound, Permanent, Transient, classify
 from workers.gateways import Version
 
 # MLflow's own defaults hold a worker slot for minutes when the server is slow or down (120 s per request,
@@ -37,7 +38,10 @@ PAGE = 50  # versions per search call
 MAX_PAGES = 5
 # The server answers 400 INVALID_PARAMETER_VALUE, the 3.17 client re-raises it as INTERNAL_ERROR (transient-looking)
 THREE_LEVELS = "please specify all three levels"
-FAILED = "FAILED_REGISTRATION"
+FAILED, PENDING = "FAILED_REGISTRATION", "PENDING_REGISTRATION"
+# A copy still PENDING_REGISTRATION this long after it was created was left by a task that died before it uploaded
+# the files and finalized it (tasks are cut at 80 s; the visibility timeout hands the task on after 90 s).
+ABANDONED_AFTER_S = 180
 
 
 class Registry:
@@ -215,9 +219,21 @@ class Registry:
         except NotFound:  # Unity Catalog: the destination model does not exist yet
             return None
         for v in found:
-            if v.name == dst_name and v.source == source and v.status != FAILED:
+            if v.name != dst_name or v.source != source or v.status == FAILED:
+                continue
+            if v.status != PENDING:
                 return self.version(dst_name, v.version)
+            self._abandoned(v, source)
         return None
+
+    def _abandoned(self, v, source: str) -> None:
+        """A copy still being registered: never the copy (it has no files until it is finalized). Deleted when the
+        task that made it died (it is older than ABANDONED_AFTER_S), so a new copy is made; else wait for it."""
+        age_s = time.time() - int(v.creation_timestamp or 0) / 1000
+        if age_s < ABANDONED_AFTER_S:
+            raise Transient(f"{v.name} v{v.version} (a copy of {source}) is still being registered ({age_s:.0f} s)")
+        with self._edge(f"delete the abandoned copy {v.name} v{v.version}"):
+            self.client.delete_model_version(v.name, str(v.version))
 
 
 def _value(model: str, v) -> Version:
