@@ -73,7 +73,12 @@ class BotError(Exception):
 
 
 class Transient(BotError):
-    """Worth retrying later (a dependency briefly down, rate limited, a lock held)."""
+    """Worth retrying later (a dependency briefly down, rate limited, a lock held); `wait`: seconds until a retry
+    can succeed, when that is known (the retry waits that long instead of backing off)."""
+
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait
 
 
 class Permanent(BotError):
@@ -88,8 +93,8 @@ class RateLimited(Transient):
     """Rate limited: retry after `wait` seconds, never sooner (and never read it as "forbidden")."""
 
     def __init__(self, message: str, wait: float):
-        super().__init__(message)
-        self.wait = wait
+        super().__init__(message, wait)
+        self.wait: float = wait
 
 
 def backoff(retries: int, base: float = 2.0, cap: float = 300.0) -> float:
@@ -168,8 +173,9 @@ def rate_limit_wait_of(exc: BaseException, now: float | None = None) -> float | 
 
 
 def retry_countdown(exc: BaseException, retries: int) -> float:
-    """When to retry a failed task: a rate limit's own wait (plus a little jitter), else backoff."""
-    wait = rate_limit_wait_of(exc)
+    """When to retry a failed task: a rate limit's own wait or the wait a Transient names (plus a little jitter),
+    else backoff."""
+    wait = exc.wait if isinstance(exc, Transient) and exc.wait is not None else rate_limit_wait_of(exc)
     if wait is not None:
         return wait + random.uniform(0, min(5.0, wait / 10))
     return backoff(retries)

@@ -107,6 +107,12 @@ def test_a_rate_limit_is_retried_after_its_own_wait_not_the_backoff():
     assert retry_countdown(Transient("502"), retries=0) <= 2  # the usual backoff: 1-2 s at first
 
 
+def test_a_transient_that_knows_when_it_can_succeed_is_retried_then_not_sooner_nor_much_later():
+    """A half-made copy into prod can be known abandoned 14 s from now (workers/gateways/registry.py): backing off
+    instead, the retry came 105 s late in chaos (tests/reliability/test_chaos_release.py)."""
+    assert 14 <= retry_countdown(Transient("a copy is still being registered", wait=14), retries=6) <= 16
+
+
 # --- the gateway's small pure parts -----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("branch", "segment"),

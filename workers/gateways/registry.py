@@ -40,8 +40,8 @@ MAX_PAGES = 5
 THREE_LEVELS = "please specify all three levels"
 FAILED, PENDING = "FAILED_REGISTRATION", "PENDING_REGISTRATION"
 # A copy still PENDING_REGISTRATION this long after it was created was left by a task that died before it uploaded
-# the files and finalized it (tasks are cut at 80 s; the visibility timeout hands the task on after 90 s).
-ABANDONED_AFTER_S = 180
+# the files and finalized it: a task is cut at 80 s, and after 90 s (the visibility timeout) Redis hands it on anyway.
+ABANDONED_AFTER_S = 90
 
 
 class Registry:
@@ -230,8 +230,9 @@ class Registry:
         """A copy still being registered: never the copy (it has no files until it is finalized). Deleted when the
         task that made it died (it is older than ABANDONED_AFTER_S), so a new copy is made; else wait for it."""
         age_s = time.time() - int(v.creation_timestamp or 0) / 1000
-        if age_s < ABANDONED_AFTER_S:
-            raise Transient(f"{v.name} v{v.version} (a copy of {source}) is still being registered ({age_s:.0f} s)")
+        if age_s < ABANDONED_AFTER_S:  # retried once its maker, if it is gone, can be known to be gone
+            wait = ABANDONED_AFTER_S - age_s + 1
+            raise Transient(f"{v.name} v{v.version} (a copy of {source}) is still being registered", wait=wait)
         with self._edge(f"delete the abandoned copy {v.name} v{v.version}"):
             self.client.delete_model_version(v.name, str(v.version))
 
