@@ -27,9 +27,11 @@ bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	$(PY) bench/slow_clients.py
 	$(PY) bench/commands.py
 
-chaos: system-deps venv  ## kill the worker and Redis under load, a storm of 1,000 pushes: nothing lost, work resumes within 2 minutes (not part of `make test`)
+chaos: system-deps venv  ## kill the worker and Redis under load, crash the release train, a storm of 1,000 pushes, fuzz the receiver: nothing lost, nothing twice, no 5xx (not part of `make test`)
+	$(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_receiver_fuzz.py; fuzz=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -m chaos tests/reliability; status=$$?; \
-	cat test-artifacts/chaos.txt test-artifacts/crash_points.txt test-artifacts/crash_points_twice.txt test-artifacts/push_storm.json 2>/dev/null; exit $$status
+	cat test-artifacts/chaos.txt test-artifacts/crash_points.txt test-artifacts/crash_points_twice.txt \
+		test-artifacts/push_storm.json test-artifacts/fuzz-receiver.json 2>/dev/null; exit $$((status || fuzz))
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
