@@ -11,8 +11,6 @@ from collections import Counter
 
 import pytest
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot import vocabulary as V
 from bot.queue import DEFAULT_QUEUE, celery_message
@@ -24,6 +22,7 @@ from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
+from tests.contract.conftest import app_key_pair
 from tests.reliability.test_chaos import Forge, logged, workspace_runs
 
 APP_ID, INSTALLATION_ID, KEY_ENV = 123, 456, "SANDBOX_GITHUB_APP_KEY"
@@ -56,18 +55,9 @@ def app_config(workspace_url: str, forge_url: str) -> str:
     return without_pr_runs.replace('token_env = "SANDBOX_GITHUB_TOKEN"', app_auth)
 
 
-def key_pair(folder) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    (folder / "app.pub.pem").write_bytes(public)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 @pytest.fixture
 def stack(tmp_path):
-    setup, pem, web_port = Setup(tmp_path), key_pair(tmp_path), free_port()
+    setup, pem, web_port = Setup(tmp_path), app_key_pair(tmp_path), free_port()
     seed = tmp_path / "forge.toml"
     seed.write_text(
         app_seed(mlrepo.write_files(tmp_path / "tiny-ml-src"), f"http://127.0.0.1:{web_port}", "app.pub.pem")
