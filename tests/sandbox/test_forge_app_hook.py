@@ -147,6 +147,17 @@ def test_deliveries_are_listed_newest_first_a_page_at_a_time_with_a_next_cursor(
     assert len(answered(many, "GET", path)) == 5 and "Link" not in many.headers
 
 
+def test_a_cursor_that_no_link_gave_is_a_bad_request(forge, key):
+    # The cursor parameter: "Used for pagination: the starting delivery from which the page of deliveries is fetched.
+    # Refer to the `link` header for the next and previous page cursors." The operation documents 400 Bad Request.
+    open_issues(forge, 1)
+    attempts(forge, key, 1)
+    for cursor in ("not-a-cursor", "v1_abc"):
+        resp = forge.get("/app/hook/deliveries", query_string={"cursor": cursor}, headers=app_jwt(key))
+        assert resp.status_code == 400
+        answered(resp, "GET", "/app/hook/deliveries")
+
+
 def test_only_the_app_s_jwt_reads_its_deliveries(forge, key):
     open_issues(forge, 1)
     attempts(forge, key, 1)
