@@ -167,6 +167,16 @@ def comments_watermark(repo: str) -> str:
     return f"{P}comments-watermark:{repo}"
 
 
+def app_deliveries_watermark() -> str:
+    """Epoch seconds: every attempt of the App webhook delivered before it is judged (workers/redelivery.py)."""
+    return f"{P}app-deliveries-watermark"
+
+
+def redeliveries(guid: str) -> str:
+    """How many redeliveries of delivery `guid` the bot asked for (TTL: as long as GitHub keeps deliveries)."""
+    return f"{P}redelivered:{guid}"
+
+
 def reconcile_guard(repo: str) -> str:
     return f"{P}reconcile-guard:{repo}"
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from bot import keys
 from bot.logs import get_logger
 from workers.context import Deps
 from workers.gateways import ForgeGateway
@@ -40,7 +39,6 @@ GRACE_SECONDS = 30.0  # GitHub waits 10 s for an answer: an attempt older than t
 LOOK_BACK_SECONDS = 3600  # the first pass: a failure of the last hour is worth redelivering, older ones are history
 MAX_PAGES = 10  # a pass reads at most 1,000 attempts (newest first); older ones are left behind, said in the log
 GUARD = "app-webhook"  # one pass at a time, under the comment reconciler's guard (no repository is named so)
-WATERMARK = f"{keys.P}app-deliveries-watermark"
 MAX_REDELIVERIES = 3
 KEPT_SECONDS = 3 * 86400  # GitHub lists the deliveries of the past 3 days
 
@@ -64,26 +62,22 @@ def redeliver_failed(deps: Deps, now: float | None = None, grace: float = GRACE_
 
 
 def _pass(deps: Deps, forge: ForgeGateway, now: float, grace: float) -> int:
-    raw = deps.state.r.get(WATERMARK)
-    mark = int(raw) if raw is not None else int(now - LOOK_BACK_SECONDS)
+    kept = deps.state.app_deliveries_watermark()
+    mark = kept if kept is not None else int(now - LOOK_BACK_SECONDS)
     attempts = list(listed_since(forge, mark))
     chosen, new_mark = choose(attempts, mark, now - grace, deps.settings.github.redeliver_per_pass)
     asked = [attempt for attempt in chosen if _count_one_more(deps, attempt)]
     for attempt in asked:
         forge.redeliver(attempt["id"])
         log.info("redelivery.asked", delivery_id=attempt["guid"], attempt=attempt["id"], event=attempt.get("event"))
-    if new_mark > mark or raw is None:
-        deps.state.r.set(WATERMARK, new_mark)
+    deps.state.raise_app_deliveries_watermark(new_mark)
     log.info("redelivery.pass", listed=len(attempts), redelivered=len(asked), watermark=iso(new_mark))
     return len(asked)
 
 
 def _count_one_more(deps: Deps, attempt: dict) -> bool:
     """Count a redelivery of this guid; False (and a warning) once it has had MAX_REDELIVERIES."""
-    key = f"{keys.P}redelivered:{attempt['guid']}"
-    count = int(deps.state.r.incr(key))
-    deps.state.r.expire(key, KEPT_SECONDS)
-    if count > MAX_REDELIVERIES:
+    if deps.state.count_redelivery(attempt["guid"], KEPT_SECONDS) > MAX_REDELIVERIES:
         log.warning("redelivery.gave_up", delivery_id=attempt["guid"], status_code=attempt.get("status_code"),
                     event=attempt.get("event"), reason=f"failed after {MAX_REDELIVERIES} redeliveries")  # fmt: skip
         return False

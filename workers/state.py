@@ -320,6 +320,22 @@ class State:
         """Raise it (never lower it, even when two passes overlap)."""
         self._raise(keys=[keys.comments_watermark(repo)], args=[epoch])
 
+    def app_deliveries_watermark(self) -> int | None:
+        """Epoch seconds: every App webhook attempt delivered before it is judged; None before the first pass."""
+        raw = self.r.get(keys.app_deliveries_watermark())
+        return int(raw) if raw is not None else None
+
+    def raise_app_deliveries_watermark(self, epoch: int) -> None:
+        """Raise it (never lower it, even when two passes overlap)."""
+        self._raise(keys=[keys.app_deliveries_watermark()], args=[epoch])
+
+    def count_redelivery(self, guid: str, kept_seconds: int) -> int:
+        """One more redelivery of `guid` asked for: how many so far (forgotten after `kept_seconds`)."""
+        pipe = self.r.pipeline()
+        pipe.incr(keys.redeliveries(guid))
+        pipe.expire(keys.redeliveries(guid), kept_seconds)
+        return int(pipe.execute()[0])
+
     def claim_reconcile(self, repo: str) -> str | None:
         """A token for the one pass over `repo` at a time, or None while another pass holds it."""
         token = uuid.uuid4().hex

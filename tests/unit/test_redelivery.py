@@ -80,7 +80,7 @@ def test_the_watermark_keeps_a_failure_from_being_redelivered_twice(w):
     assert run(w, now=NOW + 240) == [again]
     attempt(w, "down", 202, -200, redelivery=True)
     assert run(w, now=NOW + 360) == []
-    assert w.deps.state.r.get(redelivery.WATERMARK) == str(int(NOW + 200) + 1).encode()
+    assert w.deps.state.app_deliveries_watermark() == int(NOW + 200) + 1
 
 
 def test_the_first_pass_looks_back_an_hour(w):
