@@ -1,4 +1,9 @@
-"""Slash commands in PR comments and Slack: a pure parser with clear errors.
+"""Slash commands in PR comments and Slack: the one table of commands, and a pure parser with clear errors.
+
+`COMMANDS` holds every piece of a command but the service that acts on it: its usage, its `/help` line, its
+parser, the least repository role it needs by default (config.toml's `[permissions]` may change it), and its
+Slack form. The services are mapped by name in `workers/chatops.py` (and `workers/slack_commands.py`), which
+check at import that the mapping covers the table (`require_handlers`), so a worker with a gap never starts.
 
 A command is a line that starts with `/word`. Lines inside fenced or indented code blocks and
 quoted replies (`> …`) are not commands, so quoting someone's `/train full` does not run it.
@@ -9,36 +14,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from markdown_it import MarkdownIt
 
-USAGE = {
-    "train": "/train [toy|full] [--param key=value ...]",
-    "test": "/test [suite]",
-    "retest": "/retest",
-    "cancel": "/cancel",
-    "status": "/status",
-    "help": "/help",
-    "ok-to-test": "/ok-to-test",
-    "approve": "/approve [model@version]",
-    "reject": "/reject <reason>",
-    "deploy": "/deploy <stage> [name@version]",
-    "rollback": "/rollback prod [version]",
-}
-HELP = {
-    "train": "train this branch on Databricks (dataset toy by default)",
-    "test": "run the test workflow",
-    "retest": "re-run what last failed on this PR",
-    "cancel": "cancel this PR's active runs",
-    "status": "show this PR's runs and their state",
-    "help": "list the commands you may use",
-    "ok-to-test": "allow runs for a pull request from a fork",
-    "approve": "approve a validated model version (default: this PR's newest)",
-    "reject": "reject this PR's model version, with a reason",
-    "deploy": "deploy this merged PR's version again: staging once validated, prod once approved",
-    "rollback": "move the prod champion back to the previous version (or the one named), and deploy it",
-}
 _COMMAND_LINE = re.compile(r"^/(?P<name>[a-z][a-z-]*)(?=\s|$)(?P<rest>.*)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -49,6 +30,7 @@ _MARKDOWN = MarkdownIt("commonmark")
 # HTML, a lone CR. A comment with none of these is plain lines and needs no Markdown parser.
 _MAY_HIDE = re.compile(r"(?m)^[ \t>*+\-=_\[\d#]|```|~~~|<|\r(?!\n)")
 MAX_COMMANDS = 10  # one comment may not fan out into unbounded work
+Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +50,23 @@ class Command:
         return {k: v for k, v in self.__dict__.items() if v not in ("", {}) or k == "name"}
 
 
+Parser = Callable[[str, list[str], str, str], Command]  # (name, words, the text after the name, line)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command: everything about it but the service that acts on it (mapped by name in the workers)."""
+
+    name: str
+    usage: str
+    help: str  # its line in `/help`
+    parse: Parser
+    permission: Permission  # the least repository role by default; config.toml's [permissions] may change it
+    checks_approver: bool = False  # the approval policy decides who may (approver lists), not [permissions]
+    gated: tuple[tuple[str, Permission], ...] = ()  # forms with a permission of their own, e.g. `train-full`
+    slack_usage: str = ""  # its `/mlops` form, when Slack takes it
+
+
 @dataclass(frozen=True)
 class CommandError:
     name: str
@@ -76,7 +75,8 @@ class CommandError:
 
     @property
     def usage(self) -> str:
-        return USAGE.get(self.name, "")
+        spec = COMMANDS.get(self.name)
+        return spec.usage if spec else ""
 
 
 def command_lines(text: str) -> list[str]:
@@ -124,7 +124,8 @@ def parse_comment(text: str) -> list[Command | CommandError]:
 def parse_command(name: str, rest: str, line: str = "") -> Command | CommandError:
     """One command from its name and the text after it."""
     line = line or f"/{name} {rest}".strip()
-    if name not in USAGE:
+    spec = COMMANDS.get(name)
+    if spec is None:
         return CommandError(name, f"unknown command `/{name}`; try `/help`", line)
     try:
         # shlex only where quoting is possible: it is most of a receiver's parsing time
@@ -132,7 +133,7 @@ def parse_command(name: str, rest: str, line: str = "") -> Command | CommandErro
     except ValueError as exc:
         return CommandError(name, f"cannot read the arguments: {exc}", line)
     try:
-        return _PARSERS[name](name, words, rest, line)
+        return spec.parse(name, words, rest, line)
     except _Bad as exc:
         return CommandError(name, str(exc), line)
 
@@ -238,21 +239,6 @@ def _rollback(name: str, words: list[str], rest: str, line: str) -> Command:
     raise _Bad(f"`{words[1][:40]}` is not a version number (e.g. `/rollback prod 7`)")
 
 
-_PARSERS = {
-    "train": _train,
-    "test": _test,
-    "retest": _no_args,
-    "cancel": _no_args,
-    "status": _no_args,
-    "help": _no_args,
-    "ok-to-test": _no_args,
-    "approve": _approve,
-    "reject": _reject,
-    "deploy": _deploy,
-    "rollback": _rollback,
-}
-
-
 def parse_slack_text(text: str) -> Command | CommandError:
     """`/mlops approve churn-model 7` → the same Command as `/approve churn-model@7`."""
     words = text.split()
@@ -264,3 +250,82 @@ def parse_slack_text(text: str) -> Command | CommandError:
     if name == "rollback" and len(args) == 3 and args[2].isdigit():  # rollback prod churn-model 7
         args = [args[0], f"{args[1]}@{args[2]}"]
     return parse_command(name, " ".join(args), f"/{name} {' '.join(args)}".strip())
+
+
+def _command_table(*specs: CommandSpec) -> dict[str, CommandSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+# name, usage, help line, parser, default permission, and what only some commands have, by keyword
+COMMANDS = _command_table(
+    CommandSpec(
+        "train", "/train [toy|full] [--param key=value ...]", "train this branch on Databricks (dataset toy by default)",
+        _train, "write", gated=(("train-full", "write"),),
+    ),
+    CommandSpec("test", "/test [suite]", "run the test workflow", _test, "write"),
+    CommandSpec("retest", "/retest", "re-run what last failed on this PR", _no_args, "write"),
+    CommandSpec("cancel", "/cancel", "cancel this PR's active runs", _no_args, "write"),
+    CommandSpec("status", "/status", "show this PR's runs and their state", _no_args, "read"),
+    CommandSpec("help", "/help", "list the commands you may use", _no_args, "read"),
+    CommandSpec("ok-to-test", "/ok-to-test", "allow runs for a pull request from a fork", _no_args, "write"),
+    CommandSpec(
+        "approve", "/approve [model@version]", "approve a validated model version (default: this PR's newest)",
+        _approve, "write", checks_approver=True, slack_usage="/mlops approve <model> <version>",
+    ),
+    CommandSpec(
+        "reject", "/reject <reason>", "reject this PR's model version, with a reason",
+        _reject, "write", checks_approver=True, slack_usage="/mlops reject <model> <version> <reason>",
+    ),
+    CommandSpec(
+        "deploy", "/deploy <stage> [name@version]",
+        "deploy this merged PR's version again: staging once validated, prod once approved", _deploy, "maintain",
+    ),
+    CommandSpec(
+        "rollback", "/rollback prod [version]",
+        "move the prod champion back to the previous version (or the one named), and deploy it",
+        _rollback, "maintain", slack_usage="/mlops rollback prod <model> [version]",
+    ),
+)  # fmt: skip
+SLACK_COMMANDS = {name: spec for name, spec in COMMANDS.items() if spec.slack_usage}
+# every permission config.toml's [permissions] may set, by command (or gated form) name, with its default
+DEFAULT_PERMISSIONS: dict[str, Permission] = {
+    name: level for spec in COMMANDS.values() for name, level in ((spec.name, spec.permission), *spec.gated)
+}
+
+
+class IncompleteCommands(RuntimeError):
+    """A command lacks a piece (usage, help, parser, permission, service): the worker must not start."""
+
+
+def table_problems(table: Mapping[str, CommandSpec]) -> list[str]:
+    """What each command of `table` lacks, one line per gap."""
+    problems = []
+    for key, spec in table.items():
+        if spec.name != key or not _COMMAND_LINE.match(f"/{key}"):
+            problems.append(f"`{key}`: filed under another name than its spec's ({spec.name!r}), or not a /word")
+        if not spec.usage.startswith(f"/{key}"):
+            problems.append(f"/{key}: no usage starting with `/{key}`")
+        if not spec.help.strip():
+            problems.append(f"/{key}: no help line")
+        if not callable(spec.parse):
+            problems.append(f"/{key}: no parser")
+        for name, level in ((key, spec.permission), *spec.gated):
+            if level not in get_args(Permission):
+                problems.append(
+                    f"/{key}: {name!r} has no default permission (one of {', '.join(get_args(Permission))})"
+                )
+    return problems
+
+
+def handler_problems(names: Iterable[str], handlers: Mapping[str, object], where: str) -> list[str]:
+    """The commands `handlers` (mapped in `where`) has no service for, and the services of no command."""
+    names = list(names)
+    missing = [f"/{n}: no service in {where}" for n in names if not callable(handlers.get(n))]
+    return missing + [f"{where} maps `{n}`, which is no command in bot/commands.py" for n in handlers if n not in names]
+
+
+def require_handlers(handlers: Mapping[str, object], names: Iterable[str], where: str) -> None:
+    """Raise `IncompleteCommands` naming every gap between the table, `names` and `handlers`."""
+    problems = table_problems(COMMANDS) + handler_problems(names, handlers, where)
+    if problems:
+        raise IncompleteCommands("the command table is incomplete:\n  " + "\n  ".join(problems))

@@ -13,8 +13,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.commands import DEFAULT_PERMISSIONS, Permission
 from bot.compute import (
     KEY,
     KEY_HELP,
@@ -32,7 +33,6 @@ from bot.vocabulary import BOT, PLACEHOLDER, PLACEHOLDERS
 
 __all__ = ["ConfigError", "Environment", "JobCluster", "Settings", "load_config", "parse_config", "secret"]
 
-Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
 TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -245,22 +245,31 @@ class Repo(Strict):
         return v
 
 
-class Permissions(Strict):
-    """Minimum repository permission per command; `train_full_users` narrows `/train full` further."""
+def _permission_key(command: str) -> str:
+    return command.replace("-", "_")  # config.toml has always spelt `/ok-to-test` as ok_to_test
 
-    train: Permission = "write"
-    test: Permission = "write"
-    retest: Permission = "write"
-    cancel: Permission = "write"
-    status: Permission = "read"
-    help: Permission = "read"
-    approve: Permission = "write"
-    reject: Permission = "write"
-    deploy: Permission = "maintain"
-    rollback: Permission = "maintain"
-    ok_to_test: Permission = "write"
-    train_full: Permission = "write"
+
+_PERMISSION_KEYS = {_permission_key(name): name for name in DEFAULT_PERMISSIONS}
+
+
+def _a_command(key: str) -> str:
+    if key not in _PERMISSION_KEYS:
+        raise ValueError(f"unknown key: no command is named so (known: {', '.join(_PERMISSION_KEYS)})")
+    return key
+
+
+class Permissions(BaseModel):
+    """Minimum repository permission per command (`ok_to_test = "write"`; each default is the command's spec in
+    bot/commands.py); `train_full_users` narrows `/train full` further."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)  # the commands' keys, checked by `_a_command`
+    __pydantic_extra__: dict[Annotated[str, AfterValidator(_a_command)], Permission] = Field(init=False)
     train_full_users: list[str] = []
+
+    def needed(self, command: str) -> Permission:
+        """The least role `/command` (or a gated form: `train-full`) needs: config.toml's, else its spec's."""
+        written: dict[str, Permission] = self.model_extra or {}
+        return written.get(_permission_key(command)) or DEFAULT_PERMISSIONS[command]
 
 
 class Settings(Strict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.commands import USAGE
+from bot.commands import COMMANDS, require_handlers
 from bot.logs import get_logger
 from bot.vocabulary import ACTIVE
 from workers import approvals, branch_jobs, feedback, policy, promotion, texts
@@ -93,9 +93,9 @@ def run_command(ctx: CommandContext, command: dict) -> None:
     ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
     ctx.react("eyes")
     try:
-        if name not in policy.APPROVAL_COMMANDS:
+        if not COMMANDS[name].checks_approver:
             ctx.require(name)
-        COMMANDS[name](ctx, command)
+        SERVICES[name](ctx, command)
     except Refusal as refusal:
         ctx.refuse(refusal.reason, refusal.usage)
     except Permanent as exc:  # e.g. `refuse` conflict policy, unknown workflow, Databricks said no
@@ -231,7 +231,7 @@ def _version(ctx: CommandContext, command: dict, status: str | None, resuming: s
     if request is None:
         if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
             raise Refusal(rt.open_pr_cannot_release(ctx.pr))
-        raise Refusal(texts.no_version(status), USAGE[command["name"]])
+        raise Refusal(texts.no_version(status), COMMANDS[command["name"]].usage)
     return request
 
 
@@ -280,12 +280,13 @@ def _rollback(ctx: CommandContext, command: dict) -> None:
             ctx.trigger,
         )  # fmt: skip
     except Permanent as exc:
-        raise Refusal(exc.message, USAGE["rollback"]) from None
+        raise Refusal(exc.message, COMMANDS["rollback"].usage) from None
     ctx.react("rocket")
     ctx.reply(texts.verdict_reply(ctx.user, text))
 
 
-COMMANDS: dict[str, Callable[[CommandContext, dict], None]] = {
+# the service of each command in bot/commands.py's table: the one place a PR command meets its work
+SERVICES: dict[str, Callable[[CommandContext, dict], None]] = {
     "approve": _decide,
     "reject": _decide,
     "deploy": _deploy,
@@ -298,3 +299,4 @@ COMMANDS: dict[str, Callable[[CommandContext, dict], None]] = {
     "help": _help,
     "ok-to-test": _ok_to_test,
 }
+require_handlers(SERVICES, COMMANDS, "workers/chatops.SERVICES")  # a gap stops the worker at start, not a run

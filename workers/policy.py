@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.commands import USAGE
+from bot.commands import COMMANDS
 from bot.config import PERMISSION_RANK, Settings
 from bot.stages import Stage
 from bot.vocabulary import FAILED, GOOD, workflow_of_check
@@ -19,7 +19,6 @@ from workers import texts
 from workers.gates import GateResult, evaluate_all
 from workers.gateways import Pull
 
-APPROVAL_COMMANDS = frozenset({"approve", "reject"})  # the approval policy checks these itself (approver lists)
 # decisions written to the audit trail at most once per version (an approval once per approver)
 AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deployed"})
 
@@ -45,19 +44,15 @@ def base_role(role: str) -> str:
     return base if name and role.endswith(")") else role
 
 
-def needed_permission(settings: Settings, command: str) -> str:
-    return getattr(settings.permissions, command.replace("-", "_"))
-
-
 def permission_refusal(settings: Settings, repo: str, command: str, role: str) -> str | None:
     """Why `role` may not run `/command` on `repo`, or None when it may."""
-    needed = needed_permission(settings, command)
+    needed = settings.permissions.needed(command)
     return None if ranks_at_least(role, needed) else texts.needs_permission(command, needed, repo, role)
 
 
 def commands_allowed(settings: Settings, role: str) -> list[str]:
-    """The commands `/help` lists for this role, in the order of USAGE."""
-    return [name for name in USAGE if ranks_at_least(role, needed_permission(settings, name))]
+    """The commands `/help` lists for this role, in the order of the command table."""
+    return [name for name in COMMANDS if ranks_at_least(role, settings.permissions.needed(name))]
 
 
 # --- /train and /test -------------------------------------------------------------------------------
@@ -68,7 +63,7 @@ def train_options(settings: Settings, repo: str, command: dict, user: str, role:
         raise Refusal(texts.no_workflow("train"))
     dataset = command.get("dataset") or wf.dataset
     if dataset not in wf.datasets:
-        raise Refusal(texts.unknown_choice("dataset", dataset, wf.datasets), USAGE["train"])
+        raise Refusal(texts.unknown_choice("dataset", dataset, wf.datasets), COMMANDS["train"].usage)
     if dataset == "full":
         why = permission_refusal(settings, repo, "train-full", role)
         if why:
@@ -79,7 +74,7 @@ def train_options(settings: Settings, repo: str, command: dict, user: str, role:
     params = command.get("params") or {}
     bad = sorted(set(params) - set(wf.params_allowed))
     if bad:
-        raise Refusal(texts.parameter_not_allowed(bad[0], "train", wf.params_allowed), USAGE["train"])
+        raise Refusal(texts.parameter_not_allowed(bad[0], "train", wf.params_allowed), COMMANDS["train"].usage)
     return dataset, params
 
 
@@ -90,7 +85,7 @@ def test_suite(settings: Settings, command: dict) -> str:
         raise Refusal(texts.no_workflow("test"))
     suite = command.get("suite", "")
     if suite and wf.suites and suite not in wf.suites:
-        raise Refusal(texts.unknown_choice("suite", suite, wf.suites), USAGE["test"])
+        raise Refusal(texts.unknown_choice("suite", suite, wf.suites), COMMANDS["test"].usage)
     return suite
 
 
@@ -267,7 +262,7 @@ def approval_refusal(
         return why["decided"].format(status=request["status"])
     if request.get("validation") != "passed":
         return why["unvalidated"].format(validation=request.get("validation"))
-    spec, needed = settings.models[request.get("model", model)], settings.permissions.approve
+    spec, needed = settings.models[request.get("model", model)], settings.permissions.needed("approve")
     if not (ranks_at_least(role, needed) or listed):
         return why["permission"].format(
             needed=needed, repo=request.get("repo") or spec.repo, approver=approver, role=role

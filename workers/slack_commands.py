@@ -5,12 +5,13 @@ through the request's `response_url`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from bot.commands import SLACK_COMMANDS, require_handlers
 from workers import approvals, policy, promotion, release_feedback, texts
 from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import SlackGateway
-
-APPROVAL_ACTIONS = frozenset({"approve", "reject"})
 
 
 def _slack(deps: Deps) -> SlackGateway:
@@ -37,13 +38,15 @@ def decide(
 
 
 def run_slash_command(deps: Deps, user_id: str, response_url: str, command: dict | None, error: str) -> None:
-    """`/mlops …`: the usage when it cannot be read, else the decision."""
-    if not error and command and command["name"] == "rollback":
-        rollback(deps, command, user_id, response_url)
-        return
-    if error or not command or command["name"] not in APPROVAL_ACTIONS:
+    """`/mlops …`: the usage when it cannot be read or is no Slack command, else its service."""
+    if error or not command or command["name"] not in SERVICES:
         _slack(deps).respond(response_url, texts.slack_usage(error))
         return
+    SERVICES[command["name"]](deps, command, user_id, response_url)
+
+
+def decide_command(deps: Deps, command: dict, user_id: str, response_url: str) -> None:
+    """`/mlops approve|reject <model> <version> [reason]`: the version must be named (no PR says which)."""
     if not command.get("model"):
         _slack(deps).respond(response_url, texts.slack_name_the_version())
         return
@@ -84,3 +87,12 @@ def rollback(deps: Deps, command: dict, user_id: str, response_url: str) -> None
         slack.respond(response_url, texts.slack_verdict(login, exc.message))
         return
     slack.respond(response_url, texts.slack_verdict(login, text), in_channel=True)
+
+
+# the service of each command the table gives a Slack form (bot/commands.py): the one place they meet
+SERVICES: dict[str, Callable[[Deps, dict, str, str], None]] = {
+    "approve": decide_command,
+    "reject": decide_command,
+    "rollback": rollback,
+}
+require_handlers(SERVICES, SLACK_COMMANDS, "workers/slack_commands.SERVICES")  # a gap stops the worker at start

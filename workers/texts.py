@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from bot.commands import HELP, USAGE
-from workers.escaping import md_code, md_reason, md_text, slack_text
+from bot.commands import COMMANDS, SLACK_COMMANDS
+from workers.escaping import md_cell, md_code, md_reason, md_text, slack_text
 from workers.gateways import Pull
 from workers.release_texts import metrics_vs_champion
 from workers.reports import icon, render_result, render_running, render_status
@@ -68,7 +68,7 @@ def cancelled(user: str, runs: list[dict]) -> str:
 
 def help_table(user: str, commands: Iterable[str]) -> str:
     rows = ["| Command | What it does |", "|---|---|"]
-    rows += [f"| `{USAGE[name]}` | {HELP[name]} |" for name in commands]
+    rows += [f"| {md_code(COMMANDS[name].usage, cell=True)} | {md_cell(COMMANDS[name].help)} |" for name in commands]
     return f"@{user} these are the commands you may use here:\n\n" + "\n".join(rows)
 
 
@@ -268,10 +268,8 @@ def approval_refusals(model: str, version: str) -> dict[str, str]:
 
 
 # --- Slack --------------------------------------------------------------------------------------------
-SLACK_USAGE = (
-    "`/mlops approve <model> <version>`, `/mlops reject <model> <version> <reason>` "
-    "or `/mlops rollback prod <model> [version]`"
-)
+_SLACK_FORMS = [f"`{spec.slack_usage}`" for spec in SLACK_COMMANDS.values()]
+SLACK_USAGE = ", ".join(_SLACK_FORMS[:-1]) + " or " + _SLACK_FORMS[-1]
 SLACK_REJECT_BUTTON_REASON = "rejected with the Slack button"
 
 

@@ -18,8 +18,8 @@ from markdown_it import MarkdownIt
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
 from bot.commands import (
+    COMMANDS,
     MAX_COMMANDS,
-    USAGE,
     Command,
     CommandError,
     command_lines,
@@ -45,7 +45,7 @@ FAST = settings(max_examples=200, deadline=None, database=None)
 SOME = settings(max_examples=60, deadline=None, database=None)
 
 # --- comments and Slack texts -------------------------------------------------------------------
-NAMES = sorted(USAGE)
+NAMES = sorted(COMMANDS)
 ARG = st.one_of(
     st.sampled_from(["toy", "full", "--param", "lr=0.1", "--param=a=b", "prod", "churn@7", "7", "'", '"', "\\", "-x"]),
     st.text(max_size=12),
@@ -74,7 +74,11 @@ def _well_formed(out: list) -> None:
         if isinstance(item, CommandError):
             assert isinstance(item.message, str) and item.message
             # a known command's error shows its usage; an unknown one points at /help instead
-            assert item.usage == USAGE[item.name] if item.name in USAGE else "/help" in item.message or not item.name
+            assert (
+                item.usage == COMMANDS[item.name].usage
+                if item.name in COMMANDS
+                else "/help" in item.message or not item.name
+            )
         else:
             json.dumps(item.as_kwargs())  # a task message: JSON-safe
 
@@ -101,7 +105,7 @@ def test_any_name_and_arguments_parse_to_a_command_or_an_error(name, rest):
 def test_arguments_of_only_whitespace_are_an_error_not_an_exception():
     """Found here: `/reject` read words[0] of whitespace-only arguments (IndexError); callers strip, new ones may not."""
     [error] = [parse_command("reject", "   ")]
-    assert isinstance(error, CommandError) and error.usage == USAGE["reject"]
+    assert isinstance(error, CommandError) and error.usage == COMMANDS["reject"].usage
 
 
 @FAST

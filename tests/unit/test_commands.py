@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import USAGE, Command, CommandError, command_lines, parse_comment, parse_slack_text
+from bot.commands import COMMANDS, Command, CommandError, command_lines, parse_comment, parse_slack_text
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_malformed_commands_say_why(text, name, message):
 )
 def test_error_for_a_known_command_carries_its_usage(text, usage):
     [error] = parse_comment(text)
-    assert error.usage == USAGE[error.name] == usage
+    assert error.usage == COMMANDS[error.name].usage == usage
 
 
 def test_several_commands_in_one_comment_are_each_honoured_in_order():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.commands import USAGE
+from bot.commands import COMMANDS
 from tests.fakes import pull
 from workers import policy, texts
 from workers.policy import Refusal
@@ -47,7 +47,7 @@ def test_command_permissions(settings, command, role, expected):
     [
         ("read", ["status", "help"]),
         ("write", ["train", "test", "retest", "cancel", "status", "help", "ok-to-test", "approve", "reject"]),
-        ("admin", list(USAGE)),
+        ("admin", list(COMMANDS)),
     ],
 )
 def test_help_lists_what_the_role_may_run(settings, role, listed):
@@ -87,7 +87,7 @@ def test_train_rules(settings, command, user, role, expected):
 def test_train_refusals_carry_the_usage_when_it_helps(settings):
     with pytest.raises(Refusal) as refused:
         policy.train_options(settings, REPO, {"dataset": "huge"}, "alice", "write")
-    assert refused.value.usage == USAGE["train"]
+    assert refused.value.usage == COMMANDS["train"].usage
 
 
 @pytest.mark.parametrize(
