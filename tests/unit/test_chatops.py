@@ -1,9 +1,11 @@
 """PR commands on the shared fakes: what the commenter sees (reply, reactions, statuses, runs)."""
 
 import pytest
+from markdown_it import MarkdownIt
 
+from bot.commands import COMMANDS
 from tests.fakes import pull, world
-from workers import chatops
+from workers import chatops, slack_commands
 from workers.state import State
 
 REPO, PR, COMMENT = "acme/churn-model", 7, 555
@@ -82,6 +84,22 @@ def test_help_lists_only_what_the_commenter_may_use(w):
     assert "`/status`" in reply and "`/train" not in reply
 
 
+def test_help_is_a_table_github_reads_with_one_row_of_two_cells_per_command(w):
+    """`/train [toy|full]`'s pipe is escaped: unescaped, GitHub splits the cell on it, even inside code."""
+    reply = command(w, "mo", "help")
+    tokens = MarkdownIt("commonmark").enable("table").parse(reply)
+    rows: list[list[str]] = []
+    for i, token in enumerate(tokens):
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "inline" and tokens[i - 1].type in ("th_open", "td_open"):
+            rows[-1].append(token.content)
+    assert [len(r) for r in rows] == [2] * (len(COMMANDS) + 1)  # the header, and every command: maintain may run all
+    assert rows[0] == ["Command", "What it does"]
+    assert [r[0] for r in rows[1:]] == [f"`{spec.usage}`" for spec in COMMANDS.values()]
+    assert [r[1] for r in rows[1:]] == [spec.help for spec in COMMANDS.values()]
+
+
 def test_retest_with_nothing_failed(w):
     assert command(w, "alice", "retest") == "@alice nothing failed on this pull request: nothing to re-run."
     assert w.forge.reactions_on(COMMENT) == ["eyes", "+1"]
@@ -115,3 +133,26 @@ def test_ok_to_test_covers_only_a_head_pushed_before_the_comment(w):
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT + 1, "alice", "d-2", 0)
     chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": "2026-11-28T12:01:00Z"})
     assert len(w.workspace.runs) == 1  # said again after looking at it: granted
+
+
+# --- Slack's `/mlops`: the table's commands with a Slack form ----------------------------------------------------------
+SLACK_USAGE = (
+    "Usage: `/mlops approve <model> <version>`, `/mlops reject <model> <version> <reason>` "
+    "or `/mlops rollback prod <model> [version]`"
+)
+
+
+@pytest.mark.parametrize(
+    "command, error, answer",
+    [
+        (None, "unknown command `/launch`; try `/help`", "unknown command `/launch`; try `/help`\n" + SLACK_USAGE),
+        ({"name": "status"}, "", SLACK_USAGE),  # a PR command Slack does not take
+        ({"name": "approve"}, "", "Name the model and version. " + SLACK_USAGE),
+        ({"name": "reject", "model": "churn-model", "version": "7", "reason": "x"}, "", "is not mapped"),
+        ({"name": "rollback", "environment": "prod", "model": "churn-model"}, "", "is not mapped"),
+    ],
+)
+def test_slack_commands_reach_their_service_or_are_answered_with_the_usage(w, command, error, answer):
+    slack_commands.run_slash_command(w.deps, "U0NOBODY", "https://hooks/r", command, error)
+    [response] = w.slack.responses
+    assert answer in response["text"]

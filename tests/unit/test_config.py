@@ -61,6 +61,8 @@ def broken(path: list, value) -> dict:
         (["repos", 0, "name"], "churn-model", "repos[0].name: write it as owner/repo"),
         (["repos", 0, "workflows"], ["train", "lint"], "repos[0].workflows: 'lint' is not in [workflows]"),
         (["permissions", "train"], "owner", "permissions.train: Input should be"),
+        (["permissions", "deploi"], "maintain", "permissions.deploi: unknown key: no command is named so"),
+        (["permissions", "ok-to-test"], "write", "permissions.ok-to-test: unknown key"),  # always spelt ok_to_test
         (["models", "churn-model", "gates"], ["accuracy is high"], "models.churn-model.gates: gate 'accuracy is high'"),
     ],
 )
@@ -99,3 +101,26 @@ def test_check_config_cli(tmp_path, capsys):
     (tmp_path / "c.toml").write_text('[bot]\nmax_body_bytes = "big"\n')
     assert main(["check-config", str(tmp_path / "c.toml")]) == 1
     assert "bot.max_body_bytes" in capsys.readouterr().err
+
+
+# [permissions] as config.toml has always accepted it: a key per command ('_' for '-'), `train_full`, the users
+PERMISSION_KEYS = [
+    *("train", "test", "retest", "cancel", "status", "help", "approve", "reject", "deploy", "rollback"),
+    *("ok_to_test", "train_full"),
+]
+
+
+@pytest.mark.parametrize("key", PERMISSION_KEYS)
+def test_each_permission_key_is_accepted_and_applied(key):
+    permissions = parse_config({"permissions": {key: "admin", "train_full_users": ["bob"]}}).permissions
+    assert permissions.needed(key.replace("_", "-")) == "admin"
+    assert permissions.train_full_users == ["bob"]
+
+
+def test_unset_permissions_default_to_each_commands_spec():
+    permissions = parse_config({}).permissions
+    assert [permissions.needed(k.replace("_", "-")) for k in PERMISSION_KEYS] == [
+        *("write", "write", "write", "write", "read", "read", "write", "write", "maintain", "maintain"),
+        *("write", "write"),
+    ]
+    assert permissions.train_full_users == []

@@ -3,6 +3,7 @@
 import pytest
 
 from bot.commands import COMMANDS
+from bot.config import parse_config
 from tests.fakes import pull
 from workers import policy, texts
 from workers.policy import Refusal
@@ -40,6 +41,18 @@ def test_one_permission_rank_check(role, needed, allowed):
 )
 def test_command_permissions(settings, command, role, expected):
     assert policy.permission_refusal(settings, REPO, command, role) == expected
+
+
+def test_config_toml_changes_a_commands_permission_by_its_key(settings):
+    permissions = parse_config({"permissions": {"ok_to_test": "maintain", "train_full": "admin"}}).permissions
+    changed = settings.model_copy(update={"permissions": permissions})
+    assert policy.permission_refusal(changed, REPO, "ok-to-test", "write") == (
+        "`/ok-to-test` needs maintain permission on acme/churn-model; you have write."
+    )
+    assert policy.permission_refusal(changed, REPO, "train-full", "maintain") == (
+        "`/train-full` needs admin permission on acme/churn-model; you have maintain."
+    )
+    assert policy.permission_refusal(changed, REPO, "train", "write") is None  # the others keep their spec's default
 
 
 @pytest.mark.parametrize(
