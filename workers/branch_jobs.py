@@ -187,15 +187,12 @@ def start_run(
         _supersede(ws, state, active, run_id) if wf.cancel_superseded and options.get("supersede", True) else []
     )
     context = context or RunContext()
-    record = _remember(
-        state,
-        RunRecord(
-            run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch, sha=sha,
-            workflow=workflow, pr=None if context.release_model else pr,  # a release's run owns no PR's report
-            requested_by=requested_by, parameters=parameters, token=token, state="PENDING", started_at=time.time(),
-            context=context,
-        ),
-    )  # fmt: skip
+    record = _remember(state, RunRecord(
+        run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch, sha=sha,
+        workflow=workflow, pr=None if context.release_model else pr,  # a release's run owns no PR's report
+        requested_by=requested_by, parameters=parameters, token=token, state="PENDING", started_at=time.time(),
+        context=context,
+    ))  # fmt: skip
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
 
