@@ -62,8 +62,8 @@ def upsert_job(
     body = job_settings(settings, repo, branch, workflow, sha, git_url, environment=ws.name)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
     cached = state.cached_job(ws.name, name)
-    if cached and cached["fingerprint"] == fp:
-        return Upserted(cached["job_id"], name, "unchanged", body)
+    if cached and cached.fingerprint == fp:
+        return Upserted(cached.job_id, name, "unchanged", body)
     with state.lock(f"job:{ws.name}:{name}"):
         job = ws.find_job(name)  # by name first: a create whose answer was lost may have happened
         if job is None:

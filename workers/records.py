@@ -272,6 +272,15 @@ class RunRecord(Record):
         return replace(super().from_json(data), context=RunContext.from_json(data))
 
 
+@dataclass(frozen=True)
+class CachedJob(Record):
+    """A branch's job id, found by its name once (workers/branch_jobs.py `upsert_job`)."""
+
+    job_id: int
+    fingerprint: str  # of the settings it was last made to match
+    updated_at: float
+
+
 # --- lineage (workers/lineage.py) ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Lineage(Record):

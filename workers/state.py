@@ -19,7 +19,7 @@ import redis
 
 from bot import audit, keys
 from workers.errors import Transient
-from workers.records import ApprovalRequest, Lineage, Record, Release, RunRecord
+from workers.records import ApprovalRequest, CachedJob, Lineage, Record, Release, RunRecord
 
 Kept = TypeVar("Kept", bound=Record)
 T = TypeVar("T")
@@ -59,15 +59,15 @@ class State:
             self._release(keys=[key], args=[token])
 
     # --- job id cache --------------------------------------------------------------------------
-    def cached_job(self, environment: str, name: str) -> dict | None:
+    def cached_job(self, environment: str, name: str) -> CachedJob | None:
         raw = self.r.get(keys.job(environment, name))
-        return json.loads(raw) if raw else None
+        return CachedJob.from_json(json.loads(raw)) if raw else None
 
     def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
         pipe = self.r.pipeline()
         pipe.set(
             keys.job(environment, name),
-            json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}),
+            json.dumps(CachedJob(job_id, fingerprint, time.time()).to_json()),
             ex=keys.JOB_TTL,
         )
         pipe.sadd(keys.JOBS, keys.job_member(environment, name))

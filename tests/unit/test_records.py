@@ -5,7 +5,7 @@ import json
 from dataclasses import replace
 
 from workers import release_texts as rt
-from workers.records import ApprovalRequest, Lineage, Release, RollbackPlan, RunRecord, Verdict
+from workers.records import ApprovalRequest, CachedJob, Lineage, Release, RollbackPlan, RunRecord, Verdict
 
 REPO = "acme/churn-model"
 
@@ -127,6 +127,8 @@ def test_a_kept_plan_keeps_its_keys():
     lineage = {"repo": REPO, "branch": "main", "commit": "c", "pr": 7, "pr_author": "alice", "merged_by": "bob"}
     lineage |= {"registry": "churn-model-staging", "started_at": 1.0, "finished_at": 2.0}
     assert Lineage.from_json(lineage).to_json() == lineage
+    job = {"job_id": 12, "fingerprint": "f", "updated_at": 3.0}
+    assert CachedJob.from_json(job).to_json() == job
 
 
 def test_a_history_of_text_lines_still_renders_line_by_line():
