@@ -122,9 +122,9 @@ def on_run_finished(deps: Deps, record: RunRecord, result: dict) -> str:
 def trained(deps: Deps, record: RunRecord, result: dict) -> str:
     """Staging training finished: find the version it registered (proven) and validate it."""
     lineage.finished(deps.state, record.environment, record.run_id)
-    model = record.context.release_model
+    model, pr = record.context.release_model, record.context.release_pr
     staging = policy.stage(deps.settings, model, "merge")
-    release = deps.state.release(model, record.repo, record.context.release_pr or 0)
+    release = deps.state.release(model, record.repo, pr) if pr is not None else None
     if release is None:
         return "no release"
     release = replace(release, staging=replace(release.staging, train_state=result["result"]))
