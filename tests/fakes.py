@@ -10,15 +10,37 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.config import Settings
 from workers.context import Deps
 from workers.errors import BotError, NotFound, Permanent, Transient
 from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import DEPLOYMENT_KEY, marker
+from workers.records import ApprovalRequest, Release, RunRecord
 from workers.state import State
 
 _ids = itertools.count(1000)
+
+
+# --- records as the bot saves them (JSON), the keys a test does not name filled in ------------------------
+def run_record(**saved: Any) -> RunRecord:
+    base = dict(run_id=1, job_id=1, job="", environment="dev", repo="acme/churn-model", branch="main", sha="")
+    base.update(workflow="train", pr=None, requested_by="", parameters={}, token="", state="PENDING", started_at=0)
+    return RunRecord.from_json({**base, **saved})
+
+
+def approval_request(**saved: Any) -> ApprovalRequest:
+    base = dict(model="churn-model", name="churn-model-staging", version="1", status="pending", validation="pending")
+    base.update(requested_at=0, repo="acme/churn-model", proven=False, claimed={}, mlflow_run_id="", approvals=[])
+    return ApprovalRequest.from_json({**base, "needed": 1, **saved})
+
+
+def release_record(**saved: Any) -> Release:
+    stages: dict[str, dict] = {"dev": {}, "staging": {"dataset": ""}, "prod": {}}
+    nested = {k: {**v, **saved.get(k, {})} for k, v in stages.items()}
+    base = dict(model="churn-model", repo="acme/churn-model", pr=7, sha="", author="", merged_by="")
+    return Release.from_json({**base, **saved, **nested})
 
 
 def pull(

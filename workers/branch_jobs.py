@@ -21,6 +21,7 @@ from workers.context import Deps
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, WorkspaceGateway
 from workers.jobs import idempotency_token, job_settings, repo_path, run_parameters
+from workers.records import RunContext, RunRecord
 from workers.run_results import follow as follow  # where they were, for callers
 from workers.run_results import run_result as run_result
 from workers.state import State
@@ -61,8 +62,8 @@ def upsert_job(
     body = job_settings(settings, repo, branch, workflow, sha, git_url, environment=ws.name)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
     cached = state.cached_job(ws.name, name)
-    if cached and cached["fingerprint"] == fp:
-        return Upserted(cached["job_id"], name, "unchanged", body)
+    if cached and cached.fingerprint == fp:
+        return Upserted(cached.job_id, name, "unchanged", body)
     with state.lock(f"job:{ws.name}:{name}"):
         job = ws.find_job(name)  # by name first: a create whose answer was lost may have happened
         if job is None:
@@ -142,7 +143,7 @@ class Started:
     job_id: int
     environment: str
     superseded: list[int]
-    record: dict
+    record: RunRecord
     run_page_url: str = ""
 
 
@@ -159,7 +160,7 @@ def start_run(
     pr: int | None = None,
     requested_by: str = "",
     git_url: str = "",
-    context: dict | None = None,
+    context: RunContext | None = None,
     **options: Any,
 ) -> Started:
     """Upsert the job, supersede (or refuse) older runs, run_now with an idempotency token derived from
@@ -185,14 +186,13 @@ def start_run(
     superseded = (
         _supersede(ws, state, active, run_id) if wf.cancel_superseded and options.get("supersede", True) else []
     )
-    record = _remember(
-        state,
-        {
-            **dict(run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch),
-            **dict(sha=sha, workflow=workflow, pr=pr, requested_by=requested_by, parameters=parameters, token=token),
-            **{"state": "PENDING", "started_at": time.time(), **(context or {})},
-        },
-    )
+    context = context or RunContext()
+    record = _remember(state, RunRecord(
+        run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch, sha=sha,
+        workflow=workflow, pr=None if context.release_model else pr,  # a release's run owns no PR's report
+        requested_by=requested_by, parameters=parameters, token=token, state="PENDING", started_at=time.time(),
+        context=context,
+    ))  # fmt: skip
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
 
@@ -210,11 +210,11 @@ def _environment(settings: Settings, wf: Workflow, asked: str) -> str:
     return asked if asked in settings.environments else wf.environment
 
 
-def _remember(state: State, record: dict) -> dict:
+def _remember(state: State, record: RunRecord) -> RunRecord:
     """The run's record in Redis; a retried start keeps the first one."""
-    if state.run(record["environment"], record["run_id"]) is None:
+    if state.run(record.environment, record.run_id) is None:
         state.save_run(record)
-    return state.run(record["environment"], record["run_id"]) or record
+    return state.run(record.environment, record.run_id) or record
 
 
 def _workflow(settings: Settings, repo: Repo, workflow: str) -> Workflow:
@@ -271,7 +271,7 @@ def _refuse_if_running(
     ws: WorkspaceGateway, state: State, active: list[int], token: str, workflow: str, branch: str
 ) -> None:
     """on_conflict = "refuse": another trigger's run is active → Permanent (told to whoever asked)."""
-    others = [r for r in active if (state.run(ws.name, r) or {}).get("token") != token]
+    others = [r for r in active if (found := state.run(ws.name, r)) is None or found.token != token]
     if others:
         raise Permanent(
             f"`{workflow}` is already running for {branch} (run {others[0]}); `/cancel` it or wait for it to finish"

@@ -21,6 +21,7 @@ from workers.context import Deps
 from workers.errors import Permanent
 from workers.gateways import ForgeGateway, Pull
 from workers.policy import Refusal
+from workers.records import ApprovalRequest, RunContext, Verdict
 
 log = get_logger("workers.chatops")
 
@@ -136,7 +137,7 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
         pr=ctx.pr,
         requested_by=ctx.user,
         git_url=git_url,
-        context={"comment_id": ctx.comment_id, "command": line},
+        context=RunContext(comment_id=ctx.comment_id, command=line),
         **options,
     )
     deps.scheduler.follow(started.environment, started.run_id)
@@ -163,7 +164,7 @@ def _retest(ctx: CommandContext, command: dict) -> None:
         return
     pull = _head(ctx)
     for run in failed:
-        _start(ctx, run["workflow"], f"/retest ({run['workflow']})", pull=pull, **policy.rerun_options(run))
+        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **policy.rerun_options(run))
 
 
 def _ok_to_test(ctx: CommandContext, command: dict) -> None:
@@ -193,13 +194,13 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
 def _cancel(ctx: CommandContext, command: dict) -> None:
     cancelled = []
     for run in ctx.deps.state.pr_runs(ctx.repo, ctx.pr):
-        if run.get("state") not in ACTIVE:
+        if run.state not in ACTIVE:
             continue
-        ws = ctx.deps.workspaces(run["environment"])
-        if ws.get_run(run["run_id"]).terminal:  # our record may lag the workspace by a poll
+        ws = ctx.deps.workspaces(run.environment)
+        if ws.get_run(run.run_id).terminal:  # our record may lag the workspace by a poll
             continue
-        ws.cancel_run(run["run_id"])
-        ctx.deps.state.update_run(run["environment"], run["run_id"], cancelled_by=ctx.user)
+        ws.cancel_run(run.run_id)
+        ctx.deps.state.update_run(run.environment, run.run_id, cancelled_by=ctx.user)
         cancelled.append(run)
     ctx.react("+1")
     ctx.reply(texts.cancelled(ctx.user, cancelled))
@@ -219,7 +220,7 @@ def _help(ctx: CommandContext, command: dict) -> None:
 # --- approvals and the release train -------------------------------------------------------------------
 
 
-def _version(ctx: CommandContext, command: dict, status: str | None, resuming: str = "") -> dict:
+def _version(ctx: CommandContext, command: dict, status: str | None, resuming: str = "") -> ApprovalRequest:
     """The request a command means: `name@version` as given, else this (merged) PR's newest (see
     `approvals.newest` for `resuming`)."""
     if command.get("model"):
@@ -241,12 +242,12 @@ def _decide(ctx: CommandContext, command: dict) -> None:
     ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
 
-def _verdict(ctx: CommandContext, command: dict) -> approvals.Verdict:
+def _verdict(ctx: CommandContext, command: dict) -> Verdict:
     if command.get("model"):
         model, version = command["model"], command["version"]
     else:
         request = _version(ctx, command, status="pending", resuming=ctx.user)
-        model, version = request["name"], request["version"]
+        model, version = request.name, request.version
     return approvals.decide(
         ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role(),
         ctx.trigger,
@@ -262,7 +263,7 @@ def _deploy(ctx: CommandContext, command: dict) -> None:
         raise Refusal(why)
     started = promotion.deploy(ctx.deps, request, env, ctx.user, ctx.trigger)
     ctx.react("rocket")
-    name, version = started.record["name"], started.record["version"]
+    name, version = started.record.context.name, started.record.context.version
     ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
 
 

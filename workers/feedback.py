@@ -12,6 +12,7 @@ from bot.logs import get_logger
 from bot.vocabulary import status_context
 from workers import policy, texts
 from workers.gateways import ForgeGateway, RegistryGateway
+from workers.records import RunRecord
 from workers.state import State
 
 log = get_logger("workers.feedback")
@@ -24,44 +25,48 @@ def sticky_comment(forge: ForgeGateway, state: State, repo: str, pr: int, kind: 
     return cid
 
 
-def upsert_report(forge: ForgeGateway, state: State, record: dict, body: str) -> int:
-    return sticky_comment(forge, state, record["repo"], record["pr"], "report", record["workflow"], body)
+def upsert_report(forge: ForgeGateway, state: State, repo: str, pr: int, workflow: str, body: str) -> int:
+    """The PR's one report comment of `workflow`."""
+    return sticky_comment(forge, state, repo, pr, "report", workflow, body)
 
 
-def announce(forge: ForgeGateway, state: State, record: dict, run_page_url: str) -> None:
+def announce(forge: ForgeGateway, state: State, record: RunRecord, run_page_url: str) -> None:
     """A run started for a PR: it owns the report now, a pending status, and the report says so."""
-    state.mark_latest_run(record["repo"], record["pr"], record["workflow"], record["run_id"])
+    if not record.pr:  # a release's run: the merged PR's reports belong to its own runs
+        return
+    state.mark_latest_run(record.repo, record.pr, record.workflow, record.run_id)
     forge.set_status(
-        record["repo"],
-        record["sha"],
-        status_context(record["workflow"]),
+        record.repo,
+        record.sha,
+        status_context(record.workflow),
         "pending",
-        texts.status_running(record["workflow"]),
+        texts.status_running(record.workflow),
         run_page_url,
     )
-    upsert_report(forge, state, record, texts.render_running(record, run_page_url))
+    upsert_report(forge, state, record.repo, record.pr, record.workflow, texts.render_running(record, run_page_url))
 
 
 def could_not_start(
     forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str
 ) -> None:
     """A run the PR asked for was refused by Databricks or config: an error status and the reason."""
-    record = {"repo": repo, "pr": pr, "workflow": workflow, "sha": sha}
     forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
-    upsert_report(forge, state, record, texts.report_not_started(workflow, reason))
+    upsert_report(forge, state, repo, pr, workflow, texts.report_not_started(workflow, reason))
 
 
-def could_not_follow(forge: ForgeGateway, state: State, record: dict, reason: str) -> None:
+def could_not_follow(forge: ForgeGateway, state: State, record: RunRecord, pr: int, reason: str) -> None:
     """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status,
     the reason in the report and 😕 on the comment that asked — unless a newer run owns the report."""
-    latest = state.latest_run(record["repo"], record["pr"], record["workflow"])
-    if latest is not None and latest != record["run_id"]:
+    latest = state.latest_run(record.repo, pr, record.workflow)
+    if latest is not None and latest != record.run_id:
         return
-    context = status_context(record["workflow"])
-    forge.set_status(record["repo"], record["sha"], context, "error", texts.status_lost(record["workflow"]))
-    upsert_report(forge, state, record, texts.report_lost(record["workflow"], record["run_id"], reason))
-    if record.get("comment_id"):
-        forge.react(record["repo"], record["comment_id"], "confused")
+    context = status_context(record.workflow)
+    forge.set_status(record.repo, record.sha, context, "error", texts.status_lost(record.workflow))
+    upsert_report(
+        forge, state, record.repo, pr, record.workflow, texts.report_lost(record.workflow, record.run_id, reason)
+    )
+    if record.context.comment_id:
+        forge.react(record.repo, record.context.comment_id, "confused")
 
 
 def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
@@ -72,7 +77,7 @@ def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: i
 
 
 def metrics_for(
-    result: dict, record: dict, settings: Settings, registry: RegistryGateway | None
+    result: dict, record: RunRecord, settings: Settings, registry: RegistryGateway | None
 ) -> tuple[dict, policy.Comparison, str]:
     """(metrics, comparison with the champion, MLflow run URL) of a run; empty when it logged nothing."""
     outputs = policy.task_outputs(result)
@@ -80,7 +85,7 @@ def metrics_for(
     if not run_id or registry is None:
         return {}, policy.Comparison(None), ""
     metrics = registry.run_metrics(run_id) or outputs.get("metrics") or {}
-    model = next(iter(settings.models_for_repo(record["repo"])), None)  # several models: the first one's champion
+    model = next(iter(settings.models_for_repo(record.repo)), None)  # several models: the first one's champion
     if not model:
         return metrics, policy.Comparison(None), registry.run_url(run_id)
     prod = policy.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
@@ -89,7 +94,7 @@ def metrics_for(
 
 
 def report_run(
-    record: dict,
+    record: RunRecord,
     result: dict,
     *,
     forge: ForgeGateway | None = None,
@@ -101,25 +106,26 @@ def report_run(
     log.info(
         "run.reported",
         run_id=result["run_id"],
-        repo=record.get("repo"),
-        branch=record.get("branch"),
-        workflow=record.get("workflow"),
-        pr=record.get("pr"),
+        repo=record.repo,
+        branch=record.branch,
+        workflow=record.workflow,
+        pr=record.pr,
         result=result["result"],
         run_page_url=result["run_page_url"],
         tasks={t["key"]: t["result"] for t in result["tasks"]},
     )
-    if not record.get("pr") or forge is None or state is None or settings is None:
+    if not record.pr or forge is None or state is None or settings is None:
         return "logged"
-    latest = state.latest_run(record["repo"], record["pr"], record["workflow"])
+    latest = state.latest_run(record.repo, record.pr, record.workflow)
     if latest is not None and latest != result["run_id"]:
         log.info("run.superseded", run_id=result["run_id"], latest=latest)
         return "superseded"  # a newer run owns the report and the status now
-    return _report_on_pr(record, result, forge, state, settings, registry)
+    return _report_on_pr(record, record.pr, result, forge, state, settings, registry)
 
 
 def _report_on_pr(
-    record: dict,
+    record: RunRecord,
+    pr: int,
     result: dict,
     forge: ForgeGateway,
     state: State,
@@ -131,7 +137,9 @@ def _report_on_pr(
     upsert_report(
         forge,
         state,
-        record,
+        record.repo,
+        pr,
+        record.workflow,
         texts.render_result(
             record,
             result,
@@ -143,13 +151,13 @@ def _report_on_pr(
     )
     good = policy.is_good(result["result"])
     forge.set_status(
-        record["repo"],
-        record["sha"],
-        status_context(record["workflow"]),
+        record.repo,
+        record.sha,
+        status_context(record.workflow),
         "success" if good else "failure",
-        texts.status_finished(record["workflow"], result["result"], result.get("duration_s", 0)),
+        texts.status_finished(record.workflow, result["result"], result.get("duration_s", 0)),
         result.get("run_page_url", ""),
     )
-    if record.get("comment_id"):
-        forge.react(record["repo"], record["comment_id"], "+1" if good else "-1")
+    if record.context.comment_id:
+        forge.react(record.repo, record.context.comment_id, "+1" if good else "-1")
     return "pr"

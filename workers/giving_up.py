@@ -98,13 +98,13 @@ def _tell_run_lost(d: Deps, task_name: str, kwargs: dict, error: str, retries: i
 
     def told() -> None:
         record = d.state.update_run(environment, run_id, state="INTERNAL_ERROR", error=reason)
-        if not record or not record.get("pr"):
+        if record is None or not record.pr:
             log.info("giving_up.nobody_asked", task=task_name, run_id=run_id, environment=environment)
             return
         if d.forge is None:
             log.error("giving_up.untold", task=task_name, step="report", error="GitHub is not configured")
             return
-        feedback.could_not_follow(d.forge, d.state, record, reason)
+        feedback.could_not_follow(d.forge, d.state, record, record.pr, reason)
 
     _step(task_name, "report", told)
 

@@ -18,8 +18,10 @@ model's listed approvers only, two of them at least (`policy.approval_refusal`).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from workers.gateways import RegistryGateway, Version
+from workers.records import Lineage, RunRecord
 from workers.state import State
 
 JOB_RUN_TAGS = ("mlflow.databricks.jobRunId", "job_run_id")
@@ -27,34 +29,38 @@ CLAIMED = ("repo", "branch", "commit", "pr", "triggered_by")  # what training co
 SLACK_MS = 60_000  # clocks of the registry and the bot differ a little
 
 
-def record(*, repo: str, branch: str, sha: str, pr: int | None, author: str, merged_by: str, registry: str) -> dict:
+def record(*, repo: str, branch: str, sha: str, pr: int | None, author: str, merged_by: str, registry: str) -> Lineage:
     """What the bot writes down when it starts a release stage's training run."""
-    return {
-        "repo": repo,
-        "branch": branch,
-        "commit": sha,
-        "pr": pr,
-        "pr_author": author,
-        "merged_by": merged_by,
-        "registry": registry,
-        "started_at": time.time(),
-    }
+    return Lineage(repo, branch, sha, pr, author, merged_by, registry, started_at=time.time())
 
 
-def remember(state: State, environment: str, run_id: int, **fields) -> bool:
-    """Write down what the bot knows of a training run it started (`record`'s fields), once: a retried task that
-    found its run again keeps the first record. True when it was written now."""
+def remember(
+    state: State,
+    environment: str,
+    run_id: int,
+    *,
+    repo: str,
+    branch: str,
+    sha: str,
+    pr: int | None,
+    author: str,
+    merged_by: str,
+    registry: str,
+) -> bool:
+    """Write down what the bot knows of a training run it started (`record`), once: a retried task that found its
+    run again keeps the first record. True when it was written now."""
     if state.lineage(environment, run_id) is not None:
         return False
-    state.record_lineage(environment, run_id, record(**fields))
+    found = record(repo=repo, branch=branch, sha=sha, pr=pr, author=author, merged_by=merged_by, registry=registry)
+    state.record_lineage(environment, run_id, found)
     return True
 
 
 def finished(state: State, environment: str, run_id: int) -> None:
     """The run ended: versions created after this (plus the clock slack) are not its."""
     found = state.lineage(environment, run_id)
-    if found is not None and not found.get("finished_at"):
-        state.record_lineage(environment, run_id, {**found, "finished_at": time.time()})
+    if found is not None and not found.finished_at:
+        state.record_lineage(environment, run_id, replace(found, finished_at=time.time()))
 
 
 def job_run_of(tags: dict[str, str]) -> str:
@@ -65,21 +71,22 @@ def source_tags(registry: RegistryGateway, v: Version) -> dict[str, str]:
     return registry.run_tags(v.run_id) if v.run_id else {}
 
 
-def prove(state: State, environment: str, v: Version, run_tags: dict[str, str]) -> dict | None:
-    """The bot's record of the training run that created `v`, or None when nothing the bot holds proves it."""
+def prove(state: State, environment: str, v: Version, run_tags: dict[str, str]) -> Lineage | None:
+    """The bot's record of the training run that created `v` (with that run's id), or None when nothing the bot
+    holds proves it."""
     job_run = job_run_of(run_tags) or job_run_of(v.tags)
     if not job_run:
         return None
     found = state.lineage(environment, job_run)
-    if found is None or found.get("registry") != v.model:
+    if found is None or found.registry != v.model:
         return None
-    started_ms = found["started_at"] * 1000 - SLACK_MS
-    ended_ms = (found.get("finished_at") or time.time()) * 1000 + SLACK_MS
+    started_ms = found.started_at * 1000 - SLACK_MS
+    ended_ms = (found.finished_at or time.time()) * 1000 + SLACK_MS
     if v.created and not started_ms <= v.created <= ended_ms:
         return None
     if not state.claim_lineage(v.model, job_run, v.version):
         return None
-    return {**found, "job_run_id": int(job_run)}
+    return replace(found, job_run_id=int(job_run))
 
 
 def claimed(v: Version, run_tags: dict[str, str]) -> dict[str, str]:
@@ -88,16 +95,16 @@ def claimed(v: Version, run_tags: dict[str, str]) -> dict[str, str]:
 
 
 def registered_by(
-    state: State, registry: RegistryGateway, environment: str, name: str, record: dict
-) -> tuple[Version, dict, dict[str, str]] | None:
+    state: State, registry: RegistryGateway, environment: str, name: str, record: RunRecord
+) -> tuple[Version, Lineage, dict[str, str]] | None:
     """The version of registry `name` that the bot's lineage record proves the run `record` created (the oldest
     such), with the proof and its source run's tags; None when no version can be traced to that run."""
-    since_ms = int(record.get("started_at", 0) * 1000) - SLACK_MS
+    since_ms = int(record.started_at * 1000) - SLACK_MS
     for v in sorted(registry.recent_versions(name, newer_than=0, max_pages=1), key=lambda v: v.number):
         if v.created and v.created < since_ms:
             continue
         run_tags = source_tags(registry, v)
         proven = prove(state, environment, v, run_tags)
-        if proven and proven["job_run_id"] == record["run_id"]:
+        if proven and proven.job_run_id == record.run_id:
             return v, proven, run_tags
     return None

@@ -18,6 +18,7 @@ from workers import release_texts as rt
 from workers import texts
 from workers.gates import GateResult, evaluate_all
 from workers.gateways import Pull
+from workers.records import ApprovalRequest, RunRecord
 
 # decisions written to the audit trail at most once per version (an approval once per approver)
 AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deployed"})
@@ -105,17 +106,17 @@ def run_source(pull: Pull, pr: int) -> tuple[str, str]:
 
 
 # --- re-runs -------------------------------------------------------------------------------------------
-def failed_latest(runs: Iterable[dict]) -> list[dict]:
+def failed_latest(runs: Iterable[RunRecord]) -> list[RunRecord]:
     """The newest run of each workflow, where that run failed."""
-    latest: dict[str, dict] = {}
-    for run in sorted(runs, key=lambda r: r.get("started_at", 0)):
-        latest[run["workflow"]] = run
-    return [r for r in latest.values() if r.get("state") in FAILED]
+    latest: dict[str, RunRecord] = {}
+    for run in sorted(runs, key=lambda r: r.started_at):
+        latest[run.workflow] = run
+    return [r for r in latest.values() if r.state in FAILED]
 
 
-def rerun_options(run: dict) -> dict:
+def rerun_options(run: RunRecord) -> dict:
     """dataset/params/suite of a run, to start it again alike."""
-    p = run.get("parameters") or {}
+    p = run.parameters
     params = dict(kv.split("=", 1) for kv in (p.get("params") or "").split(",") if "=" in kv)
     return {"dataset": p.get("dataset", ""), "params": params, "suite": p.get("suite", "")}
 
@@ -226,62 +227,60 @@ def stage_named(settings: Settings, model: str, name: str) -> Stage | None:
     return next((s for s in stages if s.name == name), None) or next((s for s in stages if s.environment == name), None)
 
 
-def deploy_refusal(settings: Settings, request: dict, name: str) -> str | None:
+def deploy_refusal(settings: Settings, request: ApprovalRequest, name: str) -> str | None:
     """`/deploy` follows the chain: staging deploys a validated version, prod only an approved (promoted) one."""
-    stage_ = stage_named(settings, request["model"], name)
-    ref = f"{request['name']}@{request['version']}"
+    stage_ = stage_named(settings, request.model, name)
+    ref = request.ref
     if stage_ is None or stage_.trigger == "pull_request":
-        return rt.not_a_stage(name, [s.name for s in settings.stages(request["model"]) if s.trigger != "pull_request"])
-    if stage_.trigger == "merge" and request.get("validation") != "passed":
-        return rt.deploy_chain(name, ref, f"it has not passed validation (validation: {request.get('validation')})")
-    if stage_.trigger == "approval" and (request["status"] != "approved" or not request.get("prod_version")):
-        needed = request.get("needed", stage_.required_approvals)
+        return rt.not_a_stage(name, [s.name for s in settings.stages(request.model) if s.trigger != "pull_request"])
+    if stage_.trigger == "merge" and request.validation != "passed":
+        return rt.deploy_chain(name, ref, f"it has not passed validation (validation: {request.validation})")
+    if stage_.trigger == "approval" and (request.status != "approved" or not request.prod_version):
         return rt.deploy_chain(
-            name, ref, f"a version reaches {stage_.name} only after it passed staging with the {needed} approval(s) "
-            f"{stage_.name} requires (status: {request['status']}, validation: {request.get('validation')})",
+            name, ref, f"a version reaches {stage_.name} only after it passed staging with the {request.needed} "
+            f"approval(s) {stage_.name} requires (status: {request.status}, validation: {request.validation})",
         )  # fmt: skip
     return None
 
 
-def approvals_needed(request: dict, prod: Stage) -> int:
+def approvals_needed(proven: bool, prod: Stage) -> int:
     """The prod stage's count; a version without lineage the bot can prove needs two listed approvers at least."""
     needed = prod.required_approvals or 1
-    return needed if request.get("proven") else max(needed, 2)
+    return needed if proven else max(needed, 2)
 
 
 # --- approvals -------------------------------------------------------------------------------------------
 def approval_refusal(
-    request: dict | None, approver: str, role: str, settings: Settings, model: str, version: str, listed: bool = False
+    request: ApprovalRequest | None,
+    approver: str,
+    role: str,
+    settings: Settings,
+    model: str,
+    version: str,
+    listed: bool = False,
 ) -> str | None:
     """The approval policy, as rules in order; returns the reason of the rule that refuses, or None.
     `listed`: the approver is one of the prod stage's approvers (a login, or a member of a listed team)."""
     why = texts.approval_refusals(model, version)
     if request is None:
         return why["none"]
-    if request["status"] != "pending":
-        return why["decided"].format(status=request["status"])
-    if request.get("validation") != "passed":
-        return why["unvalidated"].format(validation=request.get("validation"))
-    spec, needed = settings.models[request.get("model", model)], settings.permissions.needed("approve")
+    if request.status != "pending":
+        return why["decided"].format(status=request.status)
+    if request.validation != "passed":
+        return why["unvalidated"].format(validation=request.validation)
+    spec, needed = settings.models[request.model or model], settings.permissions.needed("approve")
     if not (ranks_at_least(role, needed) or listed):
-        return why["permission"].format(
-            needed=needed, repo=request.get("repo") or spec.repo, approver=approver, role=role
-        )
-    if not request.get("proven") and not listed:
-        return why["unproven"].format(
-            approvers=", ".join(stage(settings, request["model"], "approval").approvers or [])
-        )
+        return why["permission"].format(needed=needed, repo=request.repo or spec.repo, approver=approver, role=role)
+    if not request.proven and not listed:
+        return why["unproven"].format(approvers=", ".join(stage(settings, request.model, "approval").approvers or []))
     roles = [
         what
-        for who, what in (
-            (request.get("pr_author", ""), "opened the pull request"),
-            (request.get("trained_by", ""), "started the training"),
-        )
+        for who, what in ((request.pr_author, "opened the pull request"), (request.trained_by, "started the training"))
         if who and who.lower() == approver.lower()
     ]
     if roles:
         return why["four-eyes"].format(approver=approver, roles=" and ".join(roles))
-    if approver.lower() in {a["by"].lower() for a in request.get("approvals", [])}:
+    if approver.lower() in {a.by.lower() for a in request.approvals}:
         return why["twice"].format(approver=approver)
     return None
 
@@ -293,5 +292,5 @@ def audit_once_key(decision: str, model: str, version: str, actor: str) -> str:
     return f"{decision}:{model}:{version}:{actor}" if decision == "approved" else ""
 
 
-def promoted_enough(request: dict, required: int) -> bool:
-    return len(request.get("approvals", [])) >= required
+def promoted_enough(request: ApprovalRequest, required: int) -> bool:
+    return len(request.approvals) >= required

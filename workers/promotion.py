@@ -12,14 +12,16 @@ branch at the commit the bot recorded for the version.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bot import vocabulary as V
 from bot.logs import get_logger
-from workers import branch_jobs, lineage, policy
-from workers import release_feedback as show
+from bot.stages import Stage
+from workers import branch_jobs, lineage, policy, release_feedback
 from workers import release_texts as rt
 from workers.context import Deps
 from workers.errors import NotFound, Permanent
+from workers.records import ApprovalRequest, Release, RollbackPlan, RunContext, RunRecord
 
 log = get_logger("workers.promotion")
 
@@ -35,52 +37,47 @@ def audit(
     log.info("release." + decision, model=model, version=version, actor=actor, source=source, reason=reason)
 
 
-def promote(deps: Deps, request: dict, source: str) -> str:
+def promote(deps: Deps, request: ApprovalRequest, source: str) -> str:
     """The request is approved (workers/approvals.py saved the decision): copy the version into prod (or re-train
     it there), then champion alias and deploy. Every step finds what a stopped run of this task already did."""
-    model = request["model"]
-    prod = policy.stage(deps.settings, model, "approval")
-    approvers = ",".join(a["by"] for a in request["approvals"])
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(request.get("decided_at") or time.time()))
+    prod = policy.stage(deps.settings, request.model, "approval")
+    approvers = ",".join(a.by for a in request.approvals)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(request.decided_at or time.time()))
     tags = {V.APPROVED_BY: approvers, V.APPROVED_AT: at, V.APPROVAL_SOURCE: source}
-    deps.registry.set_tags(request["name"], request["version"], tags)
+    deps.registry.set_tags(request.name, request.version, tags)
     if prod.retrain:
         return _retrain(deps, request, prod)
-    copied = deps.registry.copy_version(request["name"], request["version"], prod.registry_name)
-    deps.registry.set_tags(prod.registry_name, copied.version, {**tags, "copied_from": _ref(request)})
+    copied = deps.registry.copy_version(request.name, request.version, prod.registry_name)
+    deps.registry.set_tags(prod.registry_name, copied.version, {**tags, "copied_from": request.ref})
     audit(
         deps,
         "copied",
-        request["name"],
-        request["version"],
+        request.name,
+        request.version,
         approvers,
         source,
         f"to {prod.registry_name} v{copied.version}",
-        once=_ref(request),
+        once=request.ref,
     )
     return crown(deps, request, copied.version, approvers, source)
 
 
-def _ref(request: dict) -> str:
-    return f"{request['name']}@{request['version']}"
-
-
-def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str) -> str:
+def crown(deps: Deps, request: ApprovalRequest, prod_version: str, actor: str, source: str) -> str:
     """The prod version becomes the champion (the one it replaces is remembered for /rollback), then deploy."""
-    prod, alias = policy.stage(deps.settings, request["model"], "approval"), deps.settings.mlflow.champion_alias
-    if "replaced" not in request:  # run again after the alias moved, the alias names prod_version itself
+    prod, alias = policy.stage(deps.settings, request.model, "approval"), deps.settings.mlflow.champion_alias
+    if request.replaced is None:  # run again after the alias moved, the alias names prod_version itself
         found = deps.registry.by_alias(prod.registry_name, alias)
-        request["replaced"] = found.version if found is not None else ""
+        request = replace(request, replaced=found.version if found is not None else "")
         deps.state.save_approval(request)
-    before = request["replaced"]
+    before = request.replaced
     if before and not deps.state.champion_history(prod.registry_name):
         deps.state.push_champion(prod.registry_name, before)  # the champion from before the bot
     deps.registry.set_alias(prod.registry_name, alias, prod_version)
     if deps.settings.mlflow.promote_stage:  # workspace registries still use stages
         deps.registry.transition_stage(prod.registry_name, prod_version, deps.settings.mlflow.promote_stage)
     deps.state.push_champion(prod.registry_name, prod_version)
-    deps.state.note_prod_origin(prod.registry_name, prod_version, _ref(request))
-    request.update(prod_version=prod_version)
+    deps.state.note_prod_origin(prod.registry_name, prod_version, request.ref)
+    request = replace(request, prod_version=prod_version)
     deps.state.save_approval(request)
     was = f" (was v{before})" if before else ""
     audit(
@@ -90,148 +87,159 @@ def crown(deps: Deps, request: dict, prod_version: str, actor: str, source: str)
         prod_version,
         actor,
         source,
-        f"{alias} → v{prod_version}{was}, from {_ref(request)}",
-        once=f"{prod.registry_name}@{prod_version}:{_ref(request)}",
+        f"{alias} → v{prod_version}{was}, from {request.ref}",
+        once=f"{prod.registry_name}@{prod_version}:{request.ref}",
     )
-    release = show.for_request(deps, request)
+    release = release_feedback.for_request(deps, request)
     if release is not None:
-        release["prod"].update(version=prod_version, deploy_state="PENDING")
-        rt.add_history(release, f"✅ approved by {', '.join('@' + a for a in actor.split(','))}: "
-                                f"`{prod.registry_name}@{alias}` → v{prod_version}{was}")  # fmt: skip
-        show.show(deps, release)
-    deploy(deps, request, prod.name, actor, f"promote:{_ref(request)}")
+        release = replace(release, prod=replace(release.prod, version=prod_version, deploy_state="PENDING"))
+        step = rt.event(
+            "promoted", prod_version, by=actor, registry=prod.registry_name, alias=alias, version=prod_version,
+            was=before or "",
+        )  # fmt: skip
+        release_feedback.publish(deps, rt.with_event(release, step))
+    deploy(deps, request, prod.name, actor, f"promote:{request.ref}")
     return prod_version
 
 
-def _retrain(deps: Deps, request: dict, prod) -> str:
+def _retrain(deps: Deps, request: ApprovalRequest, prod: Stage) -> str:
     """`retrain = true`: train again in prod from the approved commit; the version it registers is crowned."""
-    staging = policy.stage(deps.settings, request["model"], "merge")
-    cfg = deps.settings.repo(request["repo"])
-    if cfg is None or not request.get("commit"):
-        raise Permanent(f"{_ref(request)} cannot be re-trained in prod: the bot recorded no commit for it")
+    staging = policy.stage(deps.settings, request.model, "merge")
+    cfg = deps.settings.repo(request.repo)
+    if cfg is None or not request.commit:
+        raise Permanent(f"{request.ref} cannot be re-trained in prod: the bot recorded no commit for it")
     started = branch_jobs.start_run(
-        deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch, sha=request["commit"],
-        workflow=staging.workflow, trigger=f"retrain:{_ref(request)}", pr=request.get("pr"), requested_by=V.BOT,
+        deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch, sha=request.commit,
+        workflow=staging.workflow, trigger=f"retrain:{request.ref}", pr=request.pr, requested_by=V.BOT,
         environment=prod.environment, dataset=staging.dataset, model=prod.registry_name, supersede=False,
-        context={"release_model": request["model"], "stage": prod.name, "purpose": "retrain", "pr": None,
-                 "release_pr": request.get("pr"), "approved": _ref(request)},
+        context=RunContext(release_model=request.model, stage=prod.name, purpose="retrain", release_pr=request.pr,
+                           approved=request.ref),
     )  # fmt: skip
     lineage.remember(
         deps.state, started.environment, started.run_id, repo=cfg.name, branch=cfg.default_branch,
-        sha=request["commit"], pr=request.get("pr"), author=request.get("pr_author", ""),
-        merged_by=request.get("merged_by", ""), registry=prod.registry_name,
+        sha=request.commit, pr=request.pr, author=request.pr_author, merged_by=request.merged_by,
+        registry=prod.registry_name,
     )  # fmt: skip
     audit(
-        deps, "retrain-started", request["name"], request["version"], V.BOT, "approval", f"run {started.run_id}",
+        deps, "retrain-started", request.name, request.version, V.BOT, "approval", f"run {started.run_id}",
         once=f"{started.environment}:{started.run_id}",
     )  # fmt: skip
     deps.scheduler.follow(started.environment, started.run_id)
     return ""
 
 
-def retrained(deps: Deps, record: dict, result: dict) -> str:
+def retrained(deps: Deps, record: RunRecord, result: dict) -> str:
     """The prod re-training finished: its proven version is crowned."""
-    lineage.finished(deps.state, record["environment"], record["run_id"])
-    name, _, version = record["approved"].rpartition("@")
+    lineage.finished(deps.state, record.environment, record.run_id)
+    name, _, version = record.context.approved.rpartition("@")
     request = deps.state.approval(name, version)
-    prod = policy.stage(deps.settings, record["release_model"], "approval")
+    model = record.context.release_model
+    prod = policy.stage(deps.settings, model, "approval")
     if request is None or result["result"] not in V.GOOD:
         audit(
-            deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", result["result"],
-            once=f"{record['environment']}:{record['run_id']}",
+            deps, "retrain-failed", model, version, V.BOT, "approval", result["result"],
+            once=f"{record.environment}:{record.run_id}",
         )  # fmt: skip
         return "retrain failed"
     found = lineage.registered_by(deps.state, deps.registry, prod.environment, prod.registry_name, record)
     if found is not None:
         return crown(deps, request, found[0].version, V.BOT, "retrain")
     audit(
-        deps, "retrain-failed", record["release_model"], version, V.BOT, "approval", "no version registered",
-        once=f"{record['environment']}:{record['run_id']}",
+        deps, "retrain-failed", model, version, V.BOT, "approval", "no version registered",
+        once=f"{record.environment}:{record.run_id}",
     )  # fmt: skip
     return "no version"
 
 
 # --- deploys ------------------------------------------------------------------------------------------------
-def deploy_refusal(deps: Deps, request: dict, stage_name: str) -> str | None:
+def deploy_refusal(deps: Deps, request: ApprovalRequest, stage_name: str) -> str | None:
     """Why `/deploy <stage>` may not deploy this request's version: the chain (policy), and in prod, a version
     that is not the champion (after a rollback) — deploying it would serve what the alias no longer names."""
     why = policy.deploy_refusal(deps.settings, request, stage_name)
-    stage = policy.stage_named(deps.settings, request["model"], stage_name)
+    stage = policy.stage_named(deps.settings, request.model, stage_name)
     if why or stage is None or stage.trigger != "approval":
         return why
     champion = deps.registry.model_aliases(stage.registry_name).get(deps.settings.mlflow.champion_alias, "")
-    if champion != request.get("prod_version"):
+    if champion != request.prod_version:
         return rt.deploy_chain(
-            stage_name, f"{stage.registry_name}@{request.get('prod_version')}",
-            f"it is not the champion (v{champion or '—'} is); `/rollback {stage.name} {request.get('prod_version')}` "
+            stage_name, f"{stage.registry_name}@{request.prod_version}",
+            f"it is not the champion (v{champion or '—'} is); `/rollback {stage.name} {request.prod_version}` "
             "brings it back",
         )  # fmt: skip
     return None
 
 
 def deploy(
-    deps: Deps, request: dict, stage_name: str, actor: str, trigger: str, shown_on: dict | None = None
+    deps: Deps, request: ApprovalRequest, stage_name: str, actor: str, trigger: str, shown_on: Release | None = None
 ) -> branch_jobs.Started:
     """Run the deploy workflow for the stage's version of this request (staging: the candidate; prod: its copy),
     with a GitHub Deployment for it; the release comment `shown_on` (default: the request's own) follows it."""
-    model = request["model"]
+    model = request.model
     stage = policy.stage_named(deps.settings, model, stage_name)
     if stage is None or stage.trigger == "pull_request":
         raise Permanent(rt.not_a_stage(stage_name, [s.name for s in deps.settings.stages(model)[1:]]))
-    name, version = (request["name"], request["version"]) if stage.trigger == "merge" else (
-        stage.registry_name, request.get("prod_version", ""))  # fmt: skip
-    cfg = deps.settings.repo(request["repo"])
+    name, version = (request.name, request.version) if stage.trigger == "merge" else (
+        stage.registry_name, request.prod_version)  # fmt: skip
+    cfg = deps.settings.repo(request.repo)
     if cfg is None:
-        raise Permanent(f"{request['repo']} is not configured in [[repos]]")
-    release = shown_on or show.for_request(deps, request)
+        raise Permanent(f"{request.repo} is not configured in [[repos]]")
+    release = shown_on or release_feedback.for_request(deps, request)
     started = branch_jobs.start_run(
         deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch,
-        sha=request.get("commit", ""), workflow=deps.settings.models[model].deploy_workflow, trigger=trigger,
-        pr=request.get("pr"), requested_by=actor, environment=stage.environment, model=name, version=version,
+        sha=request.commit, workflow=deps.settings.models[model].deploy_workflow, trigger=trigger,
+        pr=request.pr, requested_by=actor, environment=stage.environment, model=name, version=version,
         supersede=False,
-        context={"release_model": model, "stage": stage.name, "purpose": "deploy", "pr": None, "name": name,
-                 "version": version, "deploy_to": stage.name, "repo_of_release": cfg.name,
-                 "release_of": [release["model"], release["repo"], release["pr"]] if release else None},
+        context=RunContext(release_model=model, stage=stage.name, purpose="deploy", name=name, version=version,
+                           deploy_to=stage.name, repo_of_release=cfg.name,
+                           release_of=(release.model, release.repo, release.pr) if release else None),
     )  # fmt: skip
     audit(
         deps, "deploy-started", name, version, actor, "release", f"to {stage.name} in run {started.run_id}",
         once=f"{started.environment}:{started.run_id}",
     )  # fmt: skip
     what = f"{name} v{version}"
-    found = show.open_deployment(deps, cfg.name, request.get("commit", ""), stage.name, f"{what}:{trigger}", what)
+    found = release_feedback.open_deployment(deps, cfg.name, request.commit, stage.name, f"{what}:{trigger}", what)
     if found is not None:
         deps.state.update_run(started.environment, started.run_id, deployment_id=found)
-        show.deployment_status(deps, cfg.name, stage.name, found, "in_progress", "deploying", started.run_page_url)
+        release_feedback.deployment_status(
+            deps, cfg.name, stage.name, found, "in_progress", "deploying", started.run_page_url
+        )
     if release is not None and stage.trigger == "approval":
-        release["prod"].update(version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
-        show.show(deps, release)
+        prod = replace(release.prod, version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
+        release_feedback.publish(deps, replace(release, prod=prod))
     deps.scheduler.follow(started.environment, started.run_id)
     return started
 
 
-def deployed(deps: Deps, record: dict, result: dict) -> str:
+def deployed(deps: Deps, record: RunRecord, result: dict) -> str:
     """A deploy run finished: tags, audit, the deployment's status, the release comment and Slack."""
-    name, version, env = record["name"], record["version"], record["deploy_to"]
+    name, version, env = record.context.name, record.context.version, record.context.deploy_to
     ok = result["result"] in V.GOOD
     if ok:
-        deps.registry.set_tags(name, version, {V.deployed_tag(env): record.get("requested_by", "")})
+        deps.registry.set_tags(name, version, {V.deployed_tag(env): record.requested_by})
         audit(
-            deps, "deployed", name, version, record.get("requested_by", ""), "release", f"to {env}",
-            once=f"{record['environment']}:{record['run_id']}",
+            deps, "deployed", name, version, record.requested_by, "release", f"to {env}",
+            once=f"{record.environment}:{record.run_id}",
         )  # fmt: skip
-    if record.get("deployment_id"):
+    if record.deployment_id:
         state, what = ("success" if ok else "failure"), f"{name} v{version}: {result['result']}"
-        show.deployment_status(
-            deps, record["repo_of_release"], env, record["deployment_id"], state, what, result["run_page_url"]
+        release_feedback.deployment_status(
+            deps, record.context.repo_of_release, env, record.deployment_id, state, what, result["run_page_url"]
         )
-    line = rt.deployed_line(name, version, env, result["result"], result["run_page_url"])
-    release = deps.state.release(*record["release_of"]) if record.get("release_of") else None
+    release = deps.state.release(*record.context.release_of) if record.context.release_of else None
     if release is not None:
-        if env == release["prod"]["name"]:
-            release["prod"].update(version=version, deploy_state=result["result"], deploy_url=result["run_page_url"])
-        rt.add_history(release, line)
-        show.show(deps, release)
-    show.slack_post(deps, f"deployed:{record['environment']}:{record['run_id']}", line)
+        if env == release.prod.name:
+            prod = replace(
+                release.prod, version=version, deploy_state=result["result"], deploy_url=result["run_page_url"]
+            )
+            release = replace(release, prod=prod)
+        step = rt.event(
+            "deployed", f"{record.environment}:{record.run_id}", name=name, version=version, env=env,
+            result=result["result"], url=result["run_page_url"],
+        )  # fmt: skip
+        release_feedback.publish(deps, rt.with_event(release, step))
+    line = rt.deployed_line(name, version, env, result["result"], result["run_page_url"])
+    release_feedback.slack_post(deps, f"deployed:{record.environment}:{record.run_id}", line)
     return f"deploy {result['result']}"
 
 
@@ -242,8 +250,10 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     if stage_name not in (prod.name, prod.environment):
         raise Permanent(rt.rollback_refused(f"only the {prod.name} stage is rolled back (`/rollback {prod.name}`)"))
     work = f"rollback:{prod.registry_name}:{trigger}"  # run again, the alias already names the target
-    plan = deps.state.plan(work) or deps.state.keep_plan(work, _rollback_plan(deps, prod.registry_name, version))
-    current, target = plan["from"], plan["to"]
+    plan = deps.state.plan(work, RollbackPlan) or deps.state.keep_plan(
+        work, _rollback_plan(deps, prod.registry_name, version)
+    )
+    current, target = plan.current, plan.target
     deps.registry.set_alias(prod.registry_name, alias, target)
     history = deps.state.champion_history(prod.registry_name)
     kept = history[: len(history) - history[::-1].index(target)] if target in history else [*history, target]
@@ -253,22 +263,28 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
         once=work,
     )  # fmt: skip
     request = _request_of(deps, prod.registry_name, target) or _bare_request(model, prod.registry_name, target, deps)
-    request = {**request, "prod_version": target}
+    request = replace(request, prod_version=target)
     left = _request_of(deps, prod.registry_name, current)  # the release whose version leaves prod shows it
-    release = (show.for_request(deps, left) if left else None) or show.for_request(deps, request)
+    release = (release_feedback.for_request(deps, left) if left else None) or release_feedback.for_request(
+        deps, request
+    )
     started = deploy(deps, request, prod.name, actor, trigger, shown_on=release)
     text = rt.rolled_back(prod.registry_name, alias, current, target, started.run_id, started.run_page_url)
     if release is not None:
-        release = deps.state.release(release["model"], release["repo"], release["pr"]) or release
-        release["prod"].update(version=target)
-        rt.add_history(release, f"@{actor} {text}")
-        show.show(deps, release)
-    show.slack_post(deps, work, f"@{actor} {text}")
+        release = deps.state.release(release.model, release.repo, release.pr) or release
+        step = rt.event(
+            "rolled-back", work, actor=actor, registry=prod.registry_name, alias=alias, to=target,
+            run_id=started.run_id, url=started.run_page_url, **{"from": current},
+        )  # fmt: skip
+        release_feedback.publish(
+            deps, rt.with_event(replace(release, prod=replace(release.prod, version=target)), step)
+        )
+    release_feedback.slack_post(deps, work, f"@{actor} {text}")
     return text
 
 
-def _rollback_plan(deps: Deps, name: str, version: str) -> dict:
-    """{"from": the champion now, "to": the version it goes back to}, or Permanent: why there is none."""
+def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:
+    """The champion now and the version it goes back to, or Permanent: why there is none."""
     current = deps.registry.model_aliases(name).get(deps.settings.mlflow.champion_alias, "")
     target = version or _previous(deps.state.champion_history(name), current)
     if not target:
@@ -279,10 +295,10 @@ def _rollback_plan(deps: Deps, name: str, version: str) -> dict:
         deps.registry.version(name, target)
     except NotFound:
         raise Permanent(rt.rollback_refused(f"`{name}` has no version {target}")) from None
-    return {"from": current, "to": target}
+    return RollbackPlan(current, target)
 
 
-def _request_of(deps: Deps, prod_name: str, version: str) -> dict | None:
+def _request_of(deps: Deps, prod_name: str, version: str) -> ApprovalRequest | None:
     """The approval request a prod version was promoted from (None for one the bot did not promote)."""
     origin = deps.state.prod_origin(prod_name, version) if version else None
     name, _, number = (origin or "").rpartition("@")
@@ -297,6 +313,9 @@ def _previous(history: list[str], current: str) -> str:
     return ""
 
 
-def _bare_request(model: str, name: str, version: str, deps: Deps) -> dict:
+def _bare_request(model: str, name: str, version: str, deps: Deps) -> ApprovalRequest:
     """A prod version the bot did not promote (set by hand before the bot): deploy it from the default branch."""
-    return {"model": model, "name": name, "version": version, "repo": deps.settings.models[model].repo}
+    return ApprovalRequest(
+        model=model, name=name, version=version, status="", validation="", requested_at=0.0,
+        repo=deps.settings.models[model].repo, proven=False, claimed={}, mlflow_run_id="", approvals=(), needed=0,
+    )  # fmt: skip

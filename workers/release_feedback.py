@@ -10,41 +10,39 @@ from workers import feedback
 from workers import release_texts as rt
 from workers.context import Deps
 from workers.gateways.forge import DEPLOYMENT_KEY
+from workers.records import ApprovalRequest, Release, SlackAnswer, SlackPost
 
 
-def show(deps: Deps, release: dict | None) -> None:
+def publish(deps: Deps, release: Release | None) -> None:
     """Save the release and render its comment on the merged PR (edited in place)."""
     if release is None:
         return
     deps.state.save_release(release)
     if deps.forge is None:
         return
-    request = (
-        deps.state.approval(release["staging"]["registry"], release["staging"]["version"])
-        if (release["staging"].get("version"))
-        else None
-    )
+    staging = release.staging
+    request = deps.state.approval(staging.registry, staging.version) if staging.version else None
     body = rt.release_comment(release, request, deps.settings.mlflow.champion_alias)
-    feedback.sticky_comment(deps.forge, deps.state, release["repo"], release["pr"], "release", release["model"], body)
+    feedback.sticky_comment(deps.forge, deps.state, release.repo, release.pr, "release", release.model, body)
 
 
-def for_request(deps: Deps, request: dict) -> dict | None:
+def for_request(deps: Deps, request: ApprovalRequest) -> Release | None:
     """The release a version belongs to (None for a version without proven lineage: it has no merged PR)."""
-    if not request.get("proven") or not request.get("pr"):
+    if not request.proven or not request.pr:
         return None
-    return deps.state.release(request["model"], request["repo"], request["pr"])
+    return deps.state.release(request.model, request.repo, request.pr)
 
 
 def deployment(
-    deps: Deps, release: dict, environment: str, version: str, state: str, description: str, log_url: str = ""
+    deps: Deps, release: Release, environment: str, version: str, state: str, description: str, log_url: str = ""
 ) -> int | None:
     """The GitHub Deployment of `release` to `environment` (for `version`, or for the release as a whole):
     created once, then a status. Returns its id (None without GitHub)."""
-    key = f"{release['model']}:{environment}:{version or '#' + str(release['pr'])}"
-    what = f"{release['model']} from #{release['pr']}" + (f" v{version}" if version else "")
-    deployment_id = open_deployment(deps, release["repo"], release.get("sha", ""), environment, key, what)
+    key = f"{release.model}:{environment}:{version or '#' + str(release.pr)}"
+    what = f"{release.model} from #{release.pr}" + (f" v{version}" if version else "")
+    deployment_id = open_deployment(deps, release.repo, release.sha, environment, key, what)
     if deployment_id is not None:
-        deployment_status(deps, release["repo"], environment, deployment_id, state, description, log_url)
+        deployment_status(deps, release.repo, environment, deployment_id, state, description, log_url)
     return deployment_id
 
 
@@ -74,16 +72,16 @@ def deployment_status(
 def slack_post(deps: Deps, work: str, text: str, thread_ts: str = "", channel: str = "") -> None:
     """Post `text` to Slack once for `work` (what it reports, e.g. a deploy run): a task run again after a crash
     posts nothing twice — chat.postMessage takes no idempotency key, so the bot keeps what it posted."""
-    if deps.slack is None or deps.state.plan(f"slack:{work}") is not None:
+    if deps.slack is None or deps.state.plan(f"slack:{work}", SlackPost) is not None:
         return
     posted, ts = deps.slack.post(text, thread_ts=thread_ts, channel=channel)
-    deps.state.keep_plan(f"slack:{work}", {"channel": posted, "ts": ts})
+    deps.state.keep_plan(f"slack:{work}", SlackPost(posted, ts))
 
 
 def slack_respond(deps: Deps, response_url: str, text: str, in_channel: bool = False) -> None:
     """Answer a Slack command or button once: a task delivered again after it finished (the worker died before
     the ack) does not answer twice — a response URL takes up to five posts, no idempotency key."""
-    if deps.slack is None or deps.state.plan(f"slack-answer:{response_url}") is not None:
+    if deps.slack is None or deps.state.plan(f"slack-answer:{response_url}", SlackAnswer) is not None:
         return
     deps.slack.respond(response_url, text, in_channel=in_channel)
-    deps.state.keep_plan(f"slack-answer:{response_url}", {"text": text})
+    deps.state.keep_plan(f"slack-answer:{response_url}", SlackAnswer(text))

@@ -1,5 +1,6 @@
 """What people read about a release: the one release comment on the merged PR (sticky, edited in
-place at every step), the history lines it keeps, and the answers of `/deploy` and `/rollback`.
+place at every step), the history lines it words from the release's events, and the answers of `/deploy`
+and `/rollback`.
 
 Pure functions of the release record (workers/release.py) and the approval request (workers/approvals.py).
 Echoed values (a rejection's reason, metric names and the data a validate run named) go through
@@ -9,9 +10,10 @@ Echoed values (a rejection's reason, metric names and the data a validate run na
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from dataclasses import replace
 
 from workers.escaping import md_cell, md_text
+from workers.records import ApprovalRequest, Event, ProdStage, Release, StagingStage
 from workers.reports import icon
 
 HISTORY_LIMIT = 30
@@ -25,43 +27,73 @@ def link(text: str, url: str) -> str:
     return f"[{text}]({url})" if url else text
 
 
-def history_line(text: str, at: float | None = None) -> dict:
-    return {"at": at or time.time(), "text": text}
+def event(kind: str, key: object, **fields: object) -> Event:
+    """A step of the release happening now; `key` makes it unique within its kind (a run id, a version)."""
+    return Event(kind, str(key), {k: str(v) for k, v in fields.items()}, time.time())
 
 
-def add_history(release: dict, text: str) -> None:
-    """One line more in the release's history (the oldest go first once there are too many) — once: a task run
-    again after a crash or a lost answer finds its line already there (every step's line names what it did)."""
-    if any(line["text"] == text for line in release.setdefault("history", [])):
-        return
-    release["history"].append(history_line(text))
-    del release["history"][:-HISTORY_LIMIT]
+def with_event(release: Release, step: Event) -> Release:
+    """The release with one step more in its history (the oldest go first once there are too many) — once: a task
+    run again after a crash or a lost answer finds its step there (same kind and key, or, saved by an older bot
+    as a line of text, the same line)."""
+    line = history_text(step)
+    for known in release.history:
+        if (known.kind, known.key) == (step.kind, step.key) or (known.kind == "text" and known.key == line):
+            return release
+    return replace(release, history=(*release.history, step)[-HISTORY_LIMIT:])
 
 
-def release_comment(release: Mapping, request: Mapping | None, alias: str) -> str:
+def history_text(step: Event) -> str:
+    """The line a person reads for a step of the release."""
+    f = step.fields
+    if step.kind == "merged":
+        return f"#{f['pr']} merged by @{f['merged_by']} at `{short(f['sha'])}`"
+    if step.kind == "training-started":
+        return f"staging training started on `{f['dataset'] or 'default'}` data"
+    if step.kind == "training-failed":
+        return f"{icon(f['result'])} staging training {f['result']}"
+    if step.kind == "registered":
+        return f"staging training registered `{f['name']}` v{f['version']}"
+    if step.kind == "validation-started":
+        return f"validation of v{f['version']} started against the prod champion"
+    if step.kind == "validated":
+        outcome = {"passed": "SUCCESS", "cancelled": "CANCELED"}.get(f["status"], "FAILED")
+        return f"{icon(outcome)} validation {f['status']}: {f['summary']}"
+    if step.kind == "promoted":
+        by = ", ".join("@" + a for a in f["by"].split(","))
+        was = f" (was v{f['was']})" if f["was"] else ""
+        return f"✅ approved by {by}: `{f['registry']}@{f['alias']}` → v{f['version']}{was}"
+    if step.kind == "deployed":
+        return deployed_line(f["name"], f["version"], f["env"], f["result"], f["url"])
+    if step.kind == "rolled-back":
+        line = rolled_back(f["registry"], f["alias"], f["from"], f["to"], int(f["run_id"]), f["url"])
+        return f"@{f['actor']} {line}"
+    return f["text"]  # saved by an older bot as its line
+
+
+def release_comment(release: Release, request: ApprovalRequest | None, alias: str) -> str:
     """The release comment: where the merged change is on its way to prod, stage by stage."""
-    stg, prod = release["staging"], release["prod"]
+    stg, prod, dev = release.staging, release.prod, release.dev
     lines = [
-        f"### 🚆 Release of `{release['model']}` from #{release['pr']} (merge commit `{short(release['sha'])}`)",
+        f"### 🚆 Release of `{release.model}` from #{release.pr} (merge commit `{short(release.sha)}`)",
         "",
         "| Stage | Registry | Status |",
         "|---|---|---|",
-        f"| {release['dev']['name']} | `{release['dev']['registry']}` | trained on this pull request "
-        f"(reports above); never promoted from here |",
-        f"| {stg['name']} | `{stg['registry']}`{_version(stg.get('version'))} | {_staging_status(stg, request)} |",
+        f"| {dev.name} | `{dev.registry}` | trained on this pull request (reports above); never promoted from here |",
+        f"| {stg.name} | `{stg.registry}`{_version(stg.version)} | {_staging_status(stg, request)} |",
         f"| approval | {_approvers(request)} | {_approval_status(request)} |",
-        f"| {prod['name']} | `{prod['registry']}`{_version(prod.get('version'))} | {_prod_status(prod, alias)} |",
+        f"| {prod.name} | `{prod.registry}`{_version(prod.version)} | {_prod_status(prod, alias)} |",
     ]
-    if request and request.get("metrics"):
+    if request and request.metrics:
         lines += ["", metrics_vs_champion(request)]
-    if release.get("history"):
+    if release.history:
         lines += ["", "<details><summary>History</summary>", ""]
-        lines += [f"- {_clock(h['at'])} {h['text']}" for h in release["history"]]
+        lines += [f"- {_clock(step.at)} {history_text(step)}" for step in release.history]
         lines += ["", "</details>"]
     return "\n".join(lines)
 
 
-def _version(version: str | None) -> str:
+def _version(version: str) -> str:
     return f" v{version}" if version else ""
 
 
@@ -69,63 +101,61 @@ def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
-def _staging_status(stg: Mapping, request: Mapping | None) -> str:
-    trained = stg.get("train_state") or "not started"
-    parts = [
-        f"{icon(trained)} training on `{stg.get('dataset') or 'default'}` data: {link(trained, stg.get('train_url', ''))}"
-    ]
-    if stg.get("problem"):
-        parts.append(f"⚠️ {stg['problem']}")
+def _staging_status(stg: StagingStage, request: ApprovalRequest | None) -> str:
+    trained = stg.train_state or "not started"
+    parts = [f"{icon(trained)} training on `{stg.dataset or 'default'}` data: {link(trained, stg.train_url)}"]
+    if stg.problem:
+        parts.append(f"⚠️ {stg.problem}")
     if request:
-        validation = request.get("validation", "pending")
+        validation = request.validation
         state = {"passed": "SUCCESS", "failed": "FAILED", "cancelled": "CANCELED"}.get(validation, "RUNNING")
-        parts.append(f"{icon(state)} validation: {link(validation, request.get('validation_url', ''))}")
+        parts.append(f"{icon(state)} validation: {link(validation, request.validation_url)}")
     return "<br>".join(parts)
 
 
-def _approvers(request: Mapping | None) -> str:
+def _approvers(request: ApprovalRequest | None) -> str:
     if not request:
         return "—"
-    return f"{len(request.get('approvals') or [])} of {request.get('needed', 1)}"
+    return f"{len(request.approvals)} of {request.needed}"
 
 
-def _approval_status(request: Mapping | None) -> str:
-    if not request or request.get("validation") != "passed":
+def _approval_status(request: ApprovalRequest | None) -> str:
+    if not request or request.validation != "passed":
         return "waits for validation"
-    by = ", ".join("@" + a["by"] for a in request.get("approvals") or [])
-    if request["status"] == "rejected":
-        return f"❌ rejected by @{request.get('rejected_by', '')}: {md_cell(request.get('reason', ''))}"
-    if request["status"] == "approved":
+    by = ", ".join("@" + a.by for a in request.approvals)
+    if request.status == "rejected":
+        return f"❌ rejected by @{request.rejected_by}: {md_cell(request.reason)}"
+    if request.status == "approved":
         return f"✅ approved by {by}"
-    ref = f"{request['name']}@{request['version']}"
+    ref = request.ref
     return f"⏳ waiting: `/approve {ref}` or `/reject {ref} <reason>`" + (f" (so far: {by})" if by else "")
 
 
-def _prod_status(prod: Mapping, alias: str) -> str:
-    if not prod.get("version"):
+def _prod_status(prod: ProdStage, alias: str) -> str:
+    if not prod.version:
         return "waits for approval"
-    deploy = prod.get("deploy_state") or "PENDING"
-    return f"`@{alias}` → v{prod['version']}; {icon(deploy)} deploy: {link(deploy, prod.get('deploy_url', ''))}"
+    deploy = prod.deploy_state or "PENDING"
+    return f"`@{alias}` → v{prod.version}; {icon(deploy)} deploy: {link(deploy, prod.deploy_url)}"
 
 
-def metrics_vs_champion(request: Mapping) -> str:
+def metrics_vs_champion(request: ApprovalRequest) -> str:
     """Candidate and prod champion, scored by the same validation run on the same data."""
-    champ = (request.get("champion") or {}).get("metrics") or {}
-    name = f"champion v{request['champion']['version']}" if request.get("champion") else "no champion yet"
+    champ = request.champion.metrics if request.champion else {}
+    name = f"champion v{request.champion.version}" if request.champion else "no champion yet"
     rows = [
-        f"Validation data: {md_text(request.get('data') or 'not named by the validate run')}",
+        f"Validation data: {md_text(request.data or 'not named by the validate run')}",
         "",
-        f"| Metric | Candidate v{request['version']} | Prod {name} | Δ |",
+        f"| Metric | Candidate v{request.version} | Prod {name} | Δ |",
         "|---|---|---|---|",
     ]
-    for k, v in sorted((request.get("metrics") or {}).items()):
+    for k, v in sorted(request.metrics.items()):
         c = champ.get(k)
         name = md_cell(k)  # the validate run's code named it
         rows.append(
             f"| {name} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {name} | {v:.4f} | — | — |"
         )
-    for g in request.get("gates") or []:
-        rows.append(f"| gate `{g['gate']}` | {'✅ pass' if g['passed'] else '❌ fail'} | | {g['detail']} |")
+    for g in request.gates:
+        rows.append(f"| gate `{g.gate}` | {'✅ pass' if g.passed else '❌ fail'} | | {g.detail} |")
     return "\n".join(rows)
 
 

@@ -12,6 +12,7 @@ import time
 from bot.vocabulary import QUIET_TASK_RESULTS
 from workers.escaping import md_cell, md_code, md_text
 from workers.gates import GateResult
+from workers.records import RunRecord
 
 ICONS = {
     "SUCCESS": "✅",
@@ -43,25 +44,25 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _header(record: dict, state: str) -> list[str]:
-    params = record.get("parameters") or {}
-    bits = [f"**Commit** `{(record.get('sha') or '')[:7]}`"]
+def _header(record: RunRecord, state: str) -> list[str]:
+    params = record.parameters
+    bits = [f"**Commit** `{record.sha[:7]}`"]
     if params.get("dataset"):
         bits.append(f"**Dataset** {md_text(params['dataset'])}")
     if params.get("params"):
         bits.append(f"**Params** {md_code(params['params'])}")
     if params.get("suite"):
         bits.append(f"**Suite** {md_text(params['suite'])}")
-    bits.append(f"**Started** {_when(record.get('started_at'))}")
-    who = record.get("requested_by")
-    via = record.get("command")
+    bits.append(f"**Started** {_when(record.started_at)}")
+    who = record.requested_by
+    via = record.context.command
     if who:
         bits.append(f"requested by @{who}" + (f" with {md_code(via)}" if via else ""))
-    return [f"### {icon(state)} `{record.get('workflow')}` — {state}", " · ".join(bits)]
+    return [f"### {icon(state)} `{record.workflow}` — {state}", " · ".join(bits)]
 
 
-def render_running(record: dict, run_page_url: str = "") -> str:
-    lines = _header(record, record.get("state") or "PENDING")
+def render_running(record: RunRecord, run_page_url: str = "") -> str:
+    lines = _header(record, record.state or "PENDING")
     if run_page_url:
         lines.append(f"[Databricks run]({run_page_url})")
     lines.append("")
@@ -70,7 +71,7 @@ def render_running(record: dict, run_page_url: str = "") -> str:
 
 
 def render_result(
-    record: dict,
+    record: RunRecord,
     result: dict,
     *,
     metrics: dict[str, float] | None = None,
@@ -135,7 +136,7 @@ def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
     return "\n".join(rows)
 
 
-def render_status(runs: list[dict]) -> str:
+def render_status(runs: list[RunRecord]) -> str:
     """The answer to `/status`: this PR's runs, newest first."""
     if not runs:
         return "No runs for this pull request yet. Try `/train toy` or `/test`."
@@ -145,11 +146,11 @@ def render_status(runs: list[dict]) -> str:
         "| Workflow | Run | State | Commit | Requested by | Started |",
         "|---|---|---|---|---|---|",
     ]
-    for r in sorted(runs, key=lambda r: r.get("started_at", 0), reverse=True)[:20]:
-        url = (r.get("result") or {}).get("run_page_url") or ""
-        run = f"[{r['run_id']}]({url})" if url else str(r["run_id"])
+    for r in sorted(runs, key=lambda r: r.started_at, reverse=True)[:20]:
+        url = (r.result or {}).get("run_page_url") or ""
+        run = f"[{r.run_id}]({url})" if url else str(r.run_id)
         lines.append(
-            f"| `{r['workflow']}` | {run} | {icon(r.get('state', ''))} {r.get('state', '')} | "
-            f"`{(r.get('sha') or '')[:7]}` | @{r.get('requested_by') or '?'} | {_when(r.get('started_at'))} |"
+            f"| `{r.workflow}` | {run} | {icon(r.state)} {r.state} | "
+            f"`{r.sha[:7]}` | @{r.requested_by or '?'} | {_when(r.started_at)} |"
         )
     return "\n".join(lines)

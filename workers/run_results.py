@@ -65,11 +65,11 @@ def _duration(start: int | None, end: int | None) -> float:
 def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict | None, float]:
     """One poll: (finished, result if finished, next delay). Never sleeps."""
     run = ws.get_run(run_id)
-    record = state.run(ws.name, run_id) or {}
+    record = state.run(ws.name, run_id)
     if not run.terminal:
-        if record.get("state") != run.life_cycle:
+        if record is not None and record.state != run.life_cycle:
             state.update_run(ws.name, run_id, state=run.life_cycle)
-        elapsed = time.time() - record.get("started_at", time.time())
+        elapsed = time.time() - record.started_at if record is not None else 0.0
         return False, None, poll_delay(elapsed)
     result = run_result(ws, run)
     state.update_run(ws.name, run_id, state=result["result"], result=result, finished_at=time.time())

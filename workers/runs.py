@@ -121,10 +121,13 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
     if not finished or result is None:
         deps.scheduler.follow(environment, run_id, polls + 1, delay)
         return "following"
-    record = deps.state.run(environment, run_id) or {}
-    if record.get("purpose"):  # a step of the release train (workers/release.py)
+    record = deps.state.run(environment, run_id)
+    if record is None:  # its record expired (keys.RUN_TTL) or was never written: nobody to tell
+        log.info("run.unknown", run_id=run_id, environment=environment, result=result["result"])
+        return "logged"
+    if record.context.purpose:  # a step of the release train (workers/release.py)
         release.on_run_finished(deps, record, result)
-    has_pr = bool(record.get("pr"))
+    has_pr = bool(record.pr)
     return feedback.report_run(
         record,
         result,
@@ -137,8 +140,7 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
 
 def _lost(deps: Deps, environment: str, run_id: int, reason: str) -> None:
     """A run the bot can no longer follow: its record says so, and its PR (if any) is told."""
-    record = deps.state.run(environment, run_id) or {}
-    deps.state.update_run(environment, run_id, state="INTERNAL_ERROR", error=reason)
+    record = deps.state.update_run(environment, run_id, state="INTERNAL_ERROR", error=reason)
     log.warning("run.lost", run_id=run_id, environment=environment, reason=reason)
-    if record.get("pr") and deps.forge:
-        feedback.could_not_follow(deps.forge, deps.state, record, reason)
+    if record is not None and record.pr and deps.forge:
+        feedback.could_not_follow(deps.forge, deps.state, record, record.pr, reason)

@@ -12,12 +12,17 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import redis
 
 from bot import audit, keys
 from workers.errors import Transient
+from workers.records import ApprovalRequest, CachedJob, Lineage, Record, Release, RunRecord
+
+Kept = TypeVar("Kept", bound=Record)
+T = TypeVar("T")
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 # a watermark only rises, even when two polls overlap (one slower than the guard's minute)
@@ -26,6 +31,10 @@ _RAISE = "local c = redis.call('GET', KEYS[1]) if not c or tonumber(c) < tonumbe
 
 def _text(raw: Any) -> str | None:
     return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _given(value: T | None, kept: T) -> T:
+    return kept if value is None else value
 
 
 class State:
@@ -50,15 +59,15 @@ class State:
             self._release(keys=[key], args=[token])
 
     # --- job id cache --------------------------------------------------------------------------
-    def cached_job(self, environment: str, name: str) -> dict | None:
+    def cached_job(self, environment: str, name: str) -> CachedJob | None:
         raw = self.r.get(keys.job(environment, name))
-        return json.loads(raw) if raw else None
+        return CachedJob.from_json(json.loads(raw)) if raw else None
 
     def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
         pipe = self.r.pipeline()
         pipe.set(
             keys.job(environment, name),
-            json.dumps({"job_id": job_id, "fingerprint": fingerprint, "updated_at": time.time()}),
+            json.dumps(CachedJob(job_id, fingerprint, time.time()).to_json()),
             ex=keys.JOB_TTL,
         )
         pipe.sadd(keys.JOBS, keys.job_member(environment, name))
@@ -71,36 +80,56 @@ class State:
         pipe.execute()
 
     # --- runs ----------------------------------------------------------------------------------
-    def save_run(self, record: dict) -> None:
+    def save_run(self, record: RunRecord) -> None:
         """Store a run record (context + latest state) and index it by branch and PR."""
-        key = keys.run(record["environment"], record["run_id"])
+        key = keys.run(record.environment, record.run_id)
         pipe = self.r.pipeline()
-        pipe.set(key, json.dumps(record), ex=keys.RUN_TTL)
-        pipe.zadd(keys.RUNS, {key: record.get("started_at", time.time())})
+        pipe.set(key, json.dumps(record.to_json()), ex=keys.RUN_TTL)
+        pipe.zadd(keys.RUNS, {key: record.started_at})
         pipe.zremrangebyrank(keys.RUNS, 0, -(keys.RUNS_LIMIT + 1))
-        if record.get("pr"):
-            pipe.zadd(keys.pr_runs(record["repo"], record["pr"]), {key: record.get("started_at", time.time())})
+        if record.pr:
+            pipe.zadd(keys.pr_runs(record.repo, record.pr), {key: record.started_at})
         pipe.execute()
 
-    def run(self, environment: str, run_id: int) -> dict | None:
+    def run(self, environment: str, run_id: int) -> RunRecord | None:
         raw = self.r.get(keys.run(environment, run_id))
-        return json.loads(raw) if raw else None
+        return RunRecord.from_json(json.loads(raw)) if raw else None
 
-    def update_run(self, environment: str, run_id: int, **fields: Any) -> dict | None:
+    def update_run(
+        self,
+        environment: str,
+        run_id: int,
+        *,
+        state: str | None = None,
+        result: dict[str, Any] | None = None,
+        finished_at: float | None = None,
+        error: str | None = None,
+        cancelled_by: str | None = None,
+        superseded_by: int | None = None,
+        deployment_id: int | None = None,
+    ) -> RunRecord | None:
+        """The run's record with the fields given (None: unchanged), saved; None when there is no record."""
         record = self.run(environment, run_id)
         if record is None:
             return None
-        record.update(fields)
-        self.r.set(keys.run(environment, run_id), json.dumps(record), ex=keys.RUN_TTL)
+        record = replace(
+            record,
+            state=_given(state, record.state),
+            result=_given(result, record.result),
+            finished_at=_given(finished_at, record.finished_at),
+            error=_given(error, record.error),
+            cancelled_by=_given(cancelled_by, record.cancelled_by),
+            superseded_by=_given(superseded_by, record.superseded_by),
+            deployment_id=_given(deployment_id, record.deployment_id),
+        )
+        self.r.set(keys.run(environment, run_id), json.dumps(record.to_json()), ex=keys.RUN_TTL)
         return record
 
-    def _records(self, found: list) -> list[dict]:
+    def pr_runs(self, repo: str, pr: int) -> list[RunRecord]:
+        found: list = self.r.zrange(keys.pr_runs(repo, pr), 0, -1)
         if not found:
             return []
-        return [json.loads(raw) for raw in self.r.mget(found) if raw]
-
-    def pr_runs(self, repo: str, pr: int) -> list[dict]:
-        return self._records(self.r.zrange(keys.pr_runs(repo, pr), 0, -1))
+        return [RunRecord.from_json(json.loads(raw)) for raw in self.r.mget(found) if raw]
 
     # --- pull requests ---------------------------------------------------------------------------
     def mark_latest_run(self, repo: str, pr: int, workflow: str, run_id: int) -> None:
@@ -140,17 +169,17 @@ class State:
         return _text(self.r.get(keys.ok_to_test(repo, pr)))
 
     # --- approvals -------------------------------------------------------------------------------
-    def approval(self, model: str, version: str) -> dict | None:
+    def approval(self, model: str, version: str) -> ApprovalRequest | None:
         raw = self.r.get(keys.approval(model, version))
-        return json.loads(raw) if raw else None
+        return ApprovalRequest.from_json(json.loads(raw)) if raw else None
 
-    def save_approval(self, request: dict) -> None:
-        key = keys.approval(request.get("name") or request["model"], request["version"])
+    def save_approval(self, request: ApprovalRequest) -> None:
+        key = keys.approval(request.name or request.model, request.version)
         pipe = self.r.pipeline()
-        pipe.set(key, json.dumps(request))
-        pipe.zadd(keys.APPROVALS, {key: request["requested_at"]})
-        if request.get("pr"):
-            pipe.zadd(keys.pr_approvals(request["repo"], request["pr"]), {request["version"]: int(request["version"])})
+        pipe.set(key, json.dumps(request.to_json()))
+        pipe.zadd(keys.APPROVALS, {key: request.requested_at})
+        if request.pr:
+            pipe.zadd(keys.pr_approvals(request.repo, request.pr), {request.version: int(request.version)})
         pipe.execute()
 
     def pr_approval_versions(self, repo: str, pr: int) -> list[str]:
@@ -162,12 +191,12 @@ class State:
         return audit.record(self.r, decision, once=once, **entry)
 
     # --- the release train: the bot's own records (no TTL: lineage must outlive the runs' cache) ---------
-    def record_lineage(self, environment: str, run_id: int, record: dict) -> None:
-        self.r.set(keys.lineage(environment, run_id), json.dumps(record))
+    def record_lineage(self, environment: str, run_id: int, record: Lineage) -> None:
+        self.r.set(keys.lineage(environment, run_id), json.dumps(record.to_json()))
 
-    def lineage(self, environment: str, run_id: int | str) -> dict | None:
+    def lineage(self, environment: str, run_id: int | str) -> Lineage | None:
         raw = self.r.get(keys.lineage(environment, run_id))
-        return json.loads(raw) if raw else None
+        return Lineage.from_json(json.loads(raw)) if raw else None
 
     def claim_lineage(self, registry_name: str, run_id: int | str, version: str) -> bool:
         """True when `version` is the (first) version this run vouches for in `registry_name`."""
@@ -175,12 +204,12 @@ class State:
         self.r.set(key, version, nx=True)
         return _text(self.r.get(key)) == version
 
-    def release(self, model: str, repo: str, pr: int) -> dict | None:
+    def release(self, model: str, repo: str, pr: int) -> Release | None:
         raw = self.r.get(keys.release(model, repo, pr))
-        return json.loads(raw) if raw else None
+        return Release.from_json(json.loads(raw)) if raw else None
 
-    def save_release(self, release: dict) -> None:
-        self.r.set(keys.release(release["model"], release["repo"], release["pr"]), json.dumps(release))
+    def save_release(self, release: Release) -> None:
+        self.r.set(keys.release(release.model, release.repo, release.pr), json.dumps(release.to_json()))
 
     def push_champion(self, registry_name: str, version: str) -> None:
         key = keys.champions(registry_name)
@@ -346,12 +375,12 @@ class State:
         self._release(keys=[keys.reconcile_guard(repo)], args=[token])
 
     # --- what a task decided before its first write ----------------------------------------------------------
-    def plan(self, work: str) -> dict | None:
+    def plan(self, work: str, kind: type[Kept]) -> Kept | None:
         raw = self.r.get(keys.plan(work))
-        return json.loads(raw) if raw else None
+        return kind.from_json(json.loads(raw)) if raw else None
 
-    def keep_plan(self, work: str, plan: dict) -> dict:
+    def keep_plan(self, work: str, plan: Kept) -> Kept:
         """`plan` for `work`, unless one was kept before: then that one — a task run again after a crash (or a lost
         answer) repeats its first decision instead of deciding again on what its first run already changed."""
-        self.r.set(keys.plan(work), json.dumps(plan), nx=True, ex=keys.AUDIT_ONCE_TTL)
-        return self.plan(work) or plan
+        self.r.set(keys.plan(work), json.dumps(plan.to_json()), nx=True, ex=keys.AUDIT_ONCE_TTL)
+        return self.plan(work, type(plan)) or plan

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from bot.commands import COMMANDS, SLACK_COMMANDS
 from workers.escaping import md_cell, md_code, md_reason, md_text, slack_text
 from workers.gateways import Pull
+from workers.records import ApprovalRequest, RunRecord
 from workers.release_texts import metrics_vs_champion
 from workers.reports import icon, render_result, render_running, render_status
 
@@ -60,10 +61,10 @@ def nothing_failed(user: str) -> str:
     return f"@{user} nothing failed on this pull request: nothing to re-run."
 
 
-def cancelled(user: str, runs: list[dict]) -> str:
+def cancelled(user: str, runs: list[RunRecord]) -> str:
     if not runs:
         return f"@{user} nothing is running for this pull request."
-    return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r['workflow']}` {r['run_id']}" for r in runs) + "."
+    return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r.workflow}` {r.run_id}" for r in runs) + "."
 
 
 def help_table(user: str, commands: Iterable[str]) -> str:
@@ -152,28 +153,28 @@ def no_approval_record(model: str, version: str) -> str:
 
 
 # --- approvals -------------------------------------------------------------------------------------------
-def approval_request(request: Mapping, required_approvals: int) -> str:
+def approval_request(request: ApprovalRequest, required_approvals: int) -> str:
     """The approval request as Slack shows it (and, with ** for *, the PR)."""
-    if request.get("proven"):
-        where = f" from {request['repo']}#{request['pr']} (merge commit `{str(request.get('commit', ''))[:7]}`)"
+    if request.proven:
+        where = f" from {request.repo}#{request.pr} (merge commit `{request.commit[:7]}`)"
     else:
-        claimed = ", ".join(f"{md_text(k)}={md_text(v)}" for k, v in (request.get("claimed") or {}).items())
+        claimed = ", ".join(f"{md_text(k)}={md_text(v)}" for k, v in request.claimed.items())
         claimed = claimed or "nothing"  # tags a training run wrote: the repository's code chose them
         where = f" with no lineage the bot can prove (its tags claim: {claimed}; not trusted)"
     lines = [
-        f"*{request.get('name', request['model'])}* version {request['version']}{where} passed validation and needs "
+        f"*{request.name or request.model}* version {request.version}{where} passed validation and needs "
         f"{required_approvals} approval(s) to reach prod.",
-        f"Validation: {request.get('summary', '')}",
+        f"Validation: {request.summary}",
     ]
-    if request.get("champion"):
-        lines.append(f"Prod champion today: version {request['champion']['version']}, scored on the same data.")
-    if request.get("pr_author"):
-        lines.append(f"@{request['pr_author']} wrote the change and cannot approve it.")
+    if request.champion:
+        lines.append(f"Prod champion today: version {request.champion.version}, scored on the same data.")
+    if request.pr_author:
+        lines.append(f"@{request.pr_author} wrote the change and cannot approve it.")
     return "\n".join(lines)
 
 
-def approval_request_pr(request: Mapping, required_approvals: int) -> str:
-    ref = f"{request.get('name', request['model'])}@{request['version']}"
+def approval_request_pr(request: ApprovalRequest, required_approvals: int) -> str:
+    ref = f"{request.name or request.model}@{request.version}"
     return "\n".join(
         [
             f"### 🗳️ Approval needed: `{ref}`",

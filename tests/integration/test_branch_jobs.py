@@ -191,7 +191,7 @@ def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
     assert '"score": 90' in result["tasks"][1]["output"]  # 2 * sum(range(10)) from the branch's own package
     assert f'"commit": "{sha}"' in result["tasks"][1]["output"]
     assert result["run_page_url"].startswith("http://127.0.0.1")
-    assert state.run("dev", started.run_id)["state"] == "SUCCESS"
+    assert state.run("dev", started.run_id).state == "SUCCESS"
 
 
 def test_failing_task_yields_failed_with_its_output(world, repo):

@@ -257,9 +257,9 @@ def test_report_is_edited_not_duplicated_when_reporting_repeats(ops, pr):
     [before] = report(forge, pr.number, "test", "SUCCESS")
     settings = load_config(forge.config)
     state = State(redis_lib.Redis.from_url(forge.redis_url))
-    [record] = [r for r in state.pr_runs(REPO, pr.number) if r["workflow"] == "test"]
+    [record] = [r for r in state.pr_runs(REPO, pr.number) if r.workflow == "test"]
     bot = Forge(settings.github, as_user(forge, "mlops-bot"))
     for _ in range(2):  # as if the task ran again after a crash
-        assert report_run(record, record["result"], forge=bot, state=state, settings=settings) == "pr"
+        assert report_run(record, record.result, forge=bot, state=state, settings=settings) == "pr"
     [after] = bot_comments(forge, pr.number, "report", "test")
     assert after.id == before.id and after.body == before.body

@@ -273,9 +273,9 @@ def test_rerun_of_a_forks_check_run_runs_it_again(stack, bot):
     [check] = wait_until(lambda: [c for c in commit.get_check_runs() if c.status == "completed"], timeout=120)
     assert check.pull_requests == []  # a fork's check run names no pull request (GitHub's check_run payloads)
     requests.post(f"{stack.url}/sandbox/check-runs/{check.id}/rerequest", json={"sender": "bob"})
-    runs = wait_until(lambda: (r := [x for x in state.pr_runs(REPO, pr.number) if x["workflow"] == "test"])
+    runs = wait_until(lambda: (r := [x for x in state.pr_runs(REPO, pr.number) if x.workflow == "test"])
                       and len(r) == 2 and r, timeout=60)  # fmt: skip
-    assert runs[1]["branch"] == f"pull/{pr.number}" and runs[1]["requested_by"] == "bob"
+    assert runs[1].branch == f"pull/{pr.number}" and runs[1].requested_by == "bob"
 
 
 # --- deliveries -------------------------------------------------------------------------------------------------------------------

@@ -183,7 +183,8 @@ def test_polling_finds_a_version_created_while_the_worker_was_down_once(polling,
     assert registry_watch.poll(deps) == 2
     redis_client.delete(keys.poll_guard(POLLED))
     assert registry_watch.poll(deps) == 0
-    assert [(d.state.approval(POLLED, v) or {}).get("version") for d in [deps] for v in "123"] == [None, "2", "3"]
+    found = [deps.state.approval(POLLED, v) for v in "123"]
+    assert [r.version if r else None for r in found] == [None, "2", "3"]
     assert len(w.scheduler.follows) == 2  # one validate run per new version
     assert deps.state.watermark(POLLED) == 3
 

@@ -34,7 +34,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -158,7 +158,7 @@ def _deploy_finished(w: World) -> int:
 def _two_needed(w: World) -> None:
     """The validated request needs two approvals (as a stage with `required_approvals = 2`)."""
     request = released(w)
-    w.deps.state.save_approval({**request, "needed": 2})
+    w.deps.state.save_approval(replace(request, needed=2))
 
 
 def _pr_run_finished(w: World) -> int:

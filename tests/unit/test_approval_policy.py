@@ -4,8 +4,9 @@ import pytest
 
 from workers.policy import approval_refusal as refusal
 from workers.policy import approvals_needed, stage
+from workers.records import ApprovalRequest
 
-BASE = {
+BASE = {  # an approval request as the bot saves it (workers/records.py reads it back)
     "model": "churn-model",
     "name": "churn-model-staging",
     "version": "2",
@@ -16,7 +17,15 @@ BASE = {
     "trained_by": "alice",
     "proven": True,  # the bot started the training from a merge and recorded it (workers/lineage.py)
     "approvals": [],
+    "requested_at": 0.0,
+    "claimed": {},
+    "mlflow_run_id": "r2",
+    "needed": 1,
 }
+
+
+def request(**change) -> ApprovalRequest:
+    return ApprovalRequest.from_json({**BASE, **change})
 
 
 @pytest.mark.parametrize(
@@ -45,7 +54,7 @@ BASE = {
     ],
 )
 def test_policy(settings, change, approver, role, listed, expected):
-    why = refusal({**BASE, **change}, approver, role, settings, "churn-model-staging", "2", listed=listed)
+    why = refusal(request(**change), approver, role, settings, "churn-model-staging", "2", listed=listed)
     if expected is None:
         assert why is None
     else:
@@ -53,7 +62,7 @@ def test_policy(settings, change, approver, role, listed, expected):
 
 
 def test_an_unproven_refusal_names_the_listed_approvers(settings):
-    why = refusal({**BASE, "proven": False}, "carol", "admin", settings, "churn-model-staging", "2")
+    why = refusal(request(proven=False), "carol", "admin", settings, "churn-model-staging", "2")
     assert "only the model's listed approvers (bob) may approve it, and it needs two of them" in why
 
 
@@ -66,4 +75,4 @@ def test_no_request_is_refused_with_a_hint(settings):
 @pytest.mark.parametrize("proven, required, needed", [(True, 1, 1), (False, 1, 2), (True, 3, 3), (False, 3, 3)])
 def test_a_version_without_proven_lineage_needs_two_approvals_at_least(settings, proven, required, needed):
     prod = stage(settings, "churn-model", "approval").model_copy(update={"required_approvals": required})
-    assert approvals_needed({"proven": proven}, prod) == needed
+    assert approvals_needed(proven, prod) == needed

@@ -53,7 +53,7 @@ def test_a_new_version_is_validated_against_the_champion_and_approval_is_asked_f
     assert "**" not in request["text"] and "Prod champion today: version 1" in request["text"]
     assert [e["decision"] for e in audit.entries(redis_client, STAGING)] == ["validated", "requested"]
     approval = w.deps.state.approval(STAGING, "2")
-    assert (approval["model"], approval["proven"], approval["needed"]) == (MODEL, True, 1)
+    assert (approval.model, approval.proven, approval.needed) == (MODEL, True, 1)
 
 
 def test_a_failed_validation_says_so_in_slack(w):
@@ -69,7 +69,7 @@ def test_a_failed_validation_says_so_in_slack(w):
 def test_a_cancelled_validation_is_cancelled_not_failed(w):
     validate(w, "", result="CANCELED")
     assert w.registry.tags[(STAGING, "2")]["validation_status"] == "cancelled"
-    assert w.deps.state.approval(STAGING, "2")["validation"] == "cancelled"
+    assert w.deps.state.approval(STAGING, "2").validation == "cancelled"
 
 
 def test_the_champion_is_compared_on_the_scores_the_validate_run_reported(w):
@@ -129,7 +129,7 @@ def test_slack_users_decide_through_the_same_policy(w, settings):
 def test_a_version_the_bot_cannot_trace_needs_two_listed_approvers(w):
     del w.registry.run_tags_["r2"]  # registered by hand: nothing points at a run the bot started
     validate(w)
-    assert w.deps.state.approval(STAGING, "2")["needed"] == 2
+    assert w.deps.state.approval(STAGING, "2").needed == 2
     verdict = approvals.decide(w.deps, "approve", STAGING, "2", "carol", "github")
     assert not verdict.ok and "has no lineage the bot can prove" in verdict.message  # write, but not listed
     assert approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github").ok  # bob is listed: 1 of 2

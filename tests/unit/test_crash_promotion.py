@@ -3,6 +3,8 @@ tests/reliability/test_crash_points.py: the task is stopped at one write (SIGKIL
 after it) and runs again from its start, as Celery redelivers an `acks_late` task or retries a Transient one.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from bot import audit
@@ -150,7 +152,7 @@ def test_a_slack_approve_delivered_again_after_it_finished_answers_once(w):
 def test_a_first_of_two_approvals_run_again_is_counted_not_refused(w, redis_client):
     """Crash point: the release comment after the first of two approvals was recorded (the run again refused it:
     "@bob already approved", with 😕)."""
-    w.deps.state.save_approval({**released(w), "needed": 2})
+    w.deps.state.save_approval(replace(released(w), needed=2))
     faults = Faults()
     faults.armed(1, "kill", on="forge.upsert_comment")
     again(w, faults, command(903, "bob", name="approve", line="/approve"))

@@ -9,6 +9,7 @@ from tests.fakes import Faults, pull, world
 from tests.unit.test_crash_promotion import again
 from tests.unit.test_release import PR, PROD, SCORED, STAGING, merge, register, ws
 from workers import runs
+from workers.release_texts import history_text
 from workers.state import State
 
 
@@ -40,7 +41,7 @@ def test_a_validation_stopped_after_it_started_is_still_followed(w, kind):
     assert ("staging", validation, 0) in w.scheduler.follows
     ws(w, "staging").finish(validation, "SUCCESS", json.dumps(SCORED))
     runs.follow(w.deps, "staging", validation)
-    assert w.deps.state.approval(STAGING, "2")["validation"] == "passed" and len(w.slack.requests) == 1
+    assert w.deps.state.approval(STAGING, "2").validation == "passed" and len(w.slack.requests) == 1
 
 
 def test_a_step_run_again_adds_its_release_history_line_once(w):
@@ -50,5 +51,5 @@ def test_a_step_run_again_adds_its_release_history_line_once(w):
     faults = Faults()
     faults.armed(1, "kill", on="forge.upsert_comment")
     again(w, faults, lambda deps: runs.follow(deps, "staging", train))
-    history = [line["text"] for line in w.deps.state.release("churn-model", "acme/churn-model", PR)["history"]]
+    history = [history_text(e) for e in w.deps.state.release("churn-model", "acme/churn-model", PR).history]
     assert history.count("staging training registered `churn-model-staging` v2") == 1

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from bot.config import GitHubSettings, SlackSettings
+from tests.fakes import approval_request, release_record, run_record
 from workers import release_texts as rt
 from workers import reports, texts
 from workers.escaping import (
@@ -125,15 +126,15 @@ def test_a_hostile_reject_reason_reaches_the_pr_and_slack_inert():
     echo = texts.rejected_echo("staging.ml.churn", "3", "bob", "slack", reason)
     assert echo.startswith("❌ staging.ml.churn@3 was rejected by @bob (slack): ")  # the approver is meant
     assert not MENTION.search(echo.split(": ", 1)[1]) and "<" not in echo
-    release = {
-        "model": "churn",
-        "pr": 7,
-        "sha": "a" * 40,
-        "dev": {"name": "dev", "registry": "dev.ml.churn"},
-        "staging": {"name": "staging", "registry": "staging.ml.churn", "version": "3"},
-        "prod": {"name": "prod", "registry": "prod.ml.churn"},
-    }
-    request = {"validation": "passed", "status": "rejected", "rejected_by": "bob", "reason": reason, "needed": 1}
+    release = release_record(
+        model="churn",
+        pr=7,
+        sha="a" * 40,
+        dev={"name": "dev", "registry": "dev.ml.churn"},
+        staging={"name": "staging", "registry": "staging.ml.churn", "version": "3"},
+        prod={"name": "prod", "registry": "prod.ml.churn"},
+    )
+    request = approval_request(validation="passed", status="rejected", rejected_by="bob", reason=reason, needed=1)
     comment = rt.release_comment(release, request, "champion")
     [row] = [line for line in comment.splitlines() if line.startswith("| approval |")]
     assert len(re.findall(r"(?<!\\)\|", row)) == 4  # three cells, whatever the reason holds
@@ -147,15 +148,15 @@ def test_a_typed_command_line_cannot_break_out_of_its_code_span():
 
 
 def test_a_runs_claimed_tags_and_metric_names_are_echoed_inert():
-    request = {
-        "model": "churn",
-        "version": "3",
-        "claimed": {"git_sha": "<!channel>", "pr": "@acme/ml-leads"},
-        "summary": texts.validation_summary(True, True, {"auc|<b>@x": 0.9}, [], "SUCCESS"),
-    }
+    request = approval_request(
+        model="churn",
+        version="3",
+        claimed={"git_sha": "<!channel>", "pr": "@acme/ml-leads"},
+        summary=texts.validation_summary(True, True, {"auc|<b>@x": 0.9}, [], "SUCCESS"),
+    )
     for text in (texts.approval_request(request, 1), texts.approval_request_pr(request, 1)):
         assert "<!channel>" not in text and "<b>" not in text and not MENTION.search(text)
-    record = {"workflow": "train", "sha": "f" * 40, "parameters": {"params": "k=`v` @team"}, "command": "/t `@x`"}
+    record = run_record(workflow="train", sha="f" * 40, parameters={"params": "k=`v` @team"}, command="/t `@x`")
     report = reports.render_result(
         record, {"result": "FAILED", "message": "</details> @team", "tasks": []}, metrics={"a|b": 1.0}
     )

@@ -238,8 +238,8 @@ def test_a_fork_check_rerun_finds_its_pr_by_commit_and_runs_it_as_the_fork(w):
     w.deps.state.grant_ok_to_test(REPO, 9, SHA)
     run_id = rerun(w)
     [record] = w.deps.state.pr_runs(REPO, 9)
-    assert (record["run_id"], record["branch"], record["sha"], record["requested_by"]) == (run_id, "pull/9", SHA, "bob")
-    job = w.deps.workspaces(record["environment"]).jobs[record["job_id"]]
+    assert (record.run_id, record.branch, record.sha, record.requested_by) == (run_id, "pull/9", SHA, "bob")
+    job = w.deps.workspaces(record.environment).jobs[record.job_id]
     assert job["git_source"]["git_url"] == "https://github.com/someone/churn-model.git"  # the fork's code
 
 

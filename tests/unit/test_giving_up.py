@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot import vocabulary as V
-from tests.fakes import pull, world
+from tests.fakes import pull, run_record, world
 from workers import chatops, giving_up
 from workers.errors import MAX_RETRIES, Transient
 from workers.state import State
@@ -89,11 +89,11 @@ def test_a_pr_run_the_bot_lost_track_of_says_so_in_the_report(w):
     assert f"retried {MAX_RETRIES} times" in report
     assert w.forge.statuses[-1]["state"] == "error"
     assert w.forge.reactions_on(COMMENT)[-1] == "confused"
-    assert w.deps.state.run("dev", run_id)["state"] == "INTERNAL_ERROR"
+    assert w.deps.state.run("dev", run_id).state == "INTERNAL_ERROR"
 
 
 def test_a_run_nobody_waits_for_on_a_pr_is_only_logged(w):
-    w.deps.state.save_run({"environment": "dev", "run_id": 42, "repo": REPO, "branch": "main", "workflow": "train"})
+    w.deps.state.save_run(run_record(environment="dev", run_id=42, repo=REPO, branch="main", workflow="train"))
     giving_up.tell(V.FOLLOW_RUN, {"environment": "dev", "run_id": 42}, "Databricks: 503", deps=w.deps)
     assert not w.forge.comments and not w.forge.statuses
 

@@ -4,7 +4,7 @@ import pytest
 
 from bot.commands import COMMANDS
 from bot.config import parse_config
-from tests.fakes import pull
+from tests.fakes import pull, run_record
 from workers import policy, texts
 from workers.policy import Refusal
 
@@ -162,7 +162,7 @@ def test_a_fork_runs_its_own_code_on_a_job_of_its_own(fork, expected):
     ],
 )
 def test_retest_reruns_the_newest_failed_run_of_each_workflow(runs, failed):
-    assert [r["workflow"] for r in policy.failed_latest(runs)] == failed
+    assert [r.workflow for r in policy.failed_latest([run_record(**run) for run in runs])] == failed
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_each_models_staging_registry_is_watched_and_nothing_else(w):
     w.registry.add_version(MODEL, "3", "r3")
     assert again(w) == 1 and validated(w) == ["3"]
     assert w.deps.state.watermark("churn-model") is None and w.deps.state.watermark("churn-model-dev") is None
-    assert w.deps.state.approval(MODEL, "3")["model"] == "churn-model"
+    assert w.deps.state.approval(MODEL, "3").model == "churn-model"
 
 
 def test_the_first_poll_records_what_exists_as_history(w):

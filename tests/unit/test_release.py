@@ -12,6 +12,7 @@ import pytest
 from bot import audit
 from tests.fakes import pull, world
 from workers import approvals, chatops, registry_watch, release, runs
+from workers.records import ApprovalRequest
 from workers.state import State
 
 REPO, PR, MERGE = "acme/churn-model", 7, "m" * 40
@@ -62,7 +63,7 @@ def validation_run(w):
     return max(ws(w, "staging").runs)
 
 
-def released(w, version="2", output=SCORED) -> dict:
+def released(w, version="2", output=SCORED) -> ApprovalRequest:
     """Merge → staging training registers `version` → validation scores it: the request for approval."""
     train = merge(w)
     register(w, STAGING, version, train, triggered_by="carol", pr="99")  # forged: carol did not write it
@@ -93,8 +94,8 @@ def test_validation_scores_candidate_and_champion_on_the_same_data_with_trusted_
     assert (params["model"], params["version"], params["sha"], params["dataset"]) == (STAGING, "2", MERGE, "full")
     finish(w, "staging", validation_run(w), output=SCORED)
     request = w.deps.state.approval(STAGING, "2")
-    assert request["validation"] == "passed" and request["proven"] and request["commit"] == MERGE
-    assert request["champion"]["metrics"] == SCORED["champion_metrics"]  # not the champion's training metrics
+    assert request.validation == "passed" and request.proven and request.commit == MERGE
+    assert request.champion.metrics == SCORED["champion_metrics"]  # not the champion's training metrics
     pr_text = w.forge.comment("approval", f"{STAGING}@2")
     assert "Validation data: validation set: 2,000 generated rows, seed 7 (full)" in pr_text
     assert "| accuracy | 0.9000 | 0.8500 | +0.0500 |" in pr_text
@@ -104,7 +105,7 @@ def test_validation_scores_candidate_and_champion_on_the_same_data_with_trusted_
 
 def test_forged_lineage_tags_do_not_decide_four_eyes(w):
     request = released(w)
-    assert request["claimed"] == {"triggered_by": "carol", "pr": "99"}
+    assert request.claimed == {"triggered_by": "carol", "pr": "99"}
     verdict = approvals.decide(w.deps, "approve", STAGING, "2", "alice", "github")
     assert not verdict.ok and "@alice opened the pull request" in verdict.message  # the bot's record says alice
     assert (PROD, "champion") in w.registry.aliases and w.registry.aliases[(PROD, "champion")] == "1"
@@ -116,7 +117,7 @@ def test_a_version_whose_lineage_cannot_be_proven_needs_two_listed_approvers(w, 
     assert release.on_model_event(w.deps, {"kind": "version_created", "model": STAGING, "version": "3"}, "d-1")
     finish(w, "staging", validation_run(w), output=SCORED)
     request = w.deps.state.approval(STAGING, "3")
-    assert not request["proven"] and request["needed"] == 2
+    assert not request.proven and request.needed == 2
     carol = approvals.decide(w.deps, "approve", STAGING, "3", "carol", "github")
     assert not carol.ok and "has no lineage the bot can prove" in carol.message and "(bob)" in carol.message
     assert approvals.decide(w.deps, "approve", STAGING, "3", "bob", "github").message == (
@@ -231,13 +232,13 @@ def test_rollback_goes_back_to_the_previous_champion_and_deploys_it(w, redis_cli
 
 
 def test_a_cancelled_validation_is_not_a_failed_one(w):
-    assert released(w, output="")["validation"] == "failed"  # a successful run that said nothing proves nothing
+    assert released(w, output="").validation == "failed"  # a successful run that said nothing proves nothing
     merge(w, pr=9, sha="9" * 40, delivery="d-9")
     train = max(ws(w, "staging").runs)
     register(w, STAGING, "5", train)
     finish(w, "staging", train)
     finish(w, "staging", validation_run(w), result="CANCELED")
-    assert w.deps.state.approval(STAGING, "5")["validation"] == "cancelled"
+    assert w.deps.state.approval(STAGING, "5").validation == "cancelled"
     assert w.registry.tags[(STAGING, "5")]["validation_status"] == "cancelled"
 
 
@@ -251,7 +252,7 @@ def test_polling_finds_a_staging_version_created_while_the_worker_was_down_once(
     assert registry_watch.poll(w.deps, now_ms=2) == 1
     w.deps.state.r.delete(*w.deps.state.r.keys("mlops-bot:poll-guard:*"))
     assert registry_watch.poll(w.deps, now_ms=3) == 0
-    assert w.deps.state.approval(STAGING, "1")["proven"]
+    assert w.deps.state.approval(STAGING, "1").proven
     assert len([r for r in ws(w, "staging").runs if ws(w, "staging").parameters[r].get("version") == "1"]) == 1
 
 

@@ -1,16 +1,17 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
 
+from tests.fakes import run_record
 from workers.gates import evaluate_all
 from workers.reports import render_result, render_status
 
-RECORD = {
-    "workflow": "train",
-    "sha": "f8d8bbc" + "0" * 33,
-    "parameters": {"dataset": "toy", "params": "max_depth=4"},
-    "started_at": 1795660000,
-    "requested_by": "alice",
-    "command": "/train toy",
-}
+RECORD = run_record(
+    workflow="train",
+    sha="f8d8bbc" + "0" * 33,
+    parameters={"dataset": "toy", "params": "max_depth=4"},
+    started_at=1795660000,
+    requested_by="alice",
+    command="/train toy",
+)
 RESULT = {
     "run_id": 7,
     "result": "FAILED",
@@ -62,6 +63,6 @@ def test_status_lists_runs_newest_first():
             "requested_by": "alice",
         },
     ]
-    lines = render_status(runs).splitlines()
+    lines = render_status([run_record(**run) for run in runs]).splitlines()
     assert lines[4].startswith("| `train` | 2 | ⏳ RUNNING") and lines[5].startswith("| `test` | 1 | ✅ SUCCESS")
     assert render_status([]).startswith("No runs for this pull request yet")

@@ -129,7 +129,7 @@ def test_a_run_that_vanished_is_told_on_the_pr(w):
     assert f"could not follow run {run_id}" in w.forge.comment("report", "train")
     assert w.forge.statuses[-1]["state"] == "error"
     assert w.forge.reactions_on(COMMENT)[-1] == "confused"
-    assert w.deps.state.run("dev", run_id)["state"] in FAILED  # `/retest` may start it again
+    assert w.deps.state.run("dev", run_id).state in FAILED  # `/retest` may start it again
 
 
 def test_a_job_written_in_prod_runs_as_prods_principal(w):
