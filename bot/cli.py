@@ -8,7 +8,7 @@ import sys
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_config
+    from core.config import ConfigError, load_config
 
     try:
         settings = load_config(args.path)
@@ -114,8 +114,8 @@ def _warn_if_redis_forgets() -> None:
     import redis
 
     from bot import durability
-    from bot.celery_app import redis_url
-    from bot.logs import get_logger
+    from core.celery_app import redis_url
+    from core.logs import get_logger
 
     try:
         found = durability.check(redis.Redis.from_url(redis_url(), socket_connect_timeout=2))
@@ -126,7 +126,7 @@ def _warn_if_redis_forgets() -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
+    from core.logs import setup_logging
     from workers.app import app
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -151,7 +151,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _beat(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
+    from core.logs import setup_logging
     from workers.app import app
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -162,8 +162,8 @@ def _beat(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import redis
 
-    from bot import audit
-    from bot.celery_app import redis_url
+    from core import audit
+    from core.celery_app import redis_url
 
     client = redis.Redis.from_url(redis_url())
     found = audit.entries(client, args.model, args.limit)
@@ -181,8 +181,8 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _registry_hooks(args: argparse.Namespace) -> int:
-    from bot.config import load_config
-    from bot.registry_hooks import install_hook, list_hooks
+    from bot.mlflow_webhook import install_hook, list_hooks
+    from core.config import load_config
 
     settings = load_config(args.config)
     if args.action == "install":

@@ -18,11 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from bot import durability, events
-from bot.config import Settings, load_config, secret
-from bot.logs import get_logger, setup_logging
-from bot.queue import Queue
-from bot.routing import Ignored, Router
+from bot import durability
+from core import events
+from core.config import Settings, load_config, secret
+from core.logs import get_logger, setup_logging
+from core.queue import Queue
+from core.routing import Ignored, Router
 
 log = get_logger("bot.web")
 
@@ -69,7 +70,7 @@ def create_app(
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = settings or load_config()
     if router is None:
-        from handlers import router as every_handler  # the composition root: web → handlers → bot
+        from handlers import router as every_handler
 
         router = every_handler
     client = redis_client or _redis_client()
@@ -81,7 +82,7 @@ def create_app(
     # receiver reads up to limit + 1 and refuses what it actually read (413 before the signature's 401)
     app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes + 1
     app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": receiver.queue, "metrics": metrics}
-    from bot.dashboard import dashboard_blueprint  # Redis reads only; 404 at / unless its auth is configured
+    from bot.dashboard import dashboard_blueprint
 
     app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
     for source in SOURCES:

@@ -297,7 +297,7 @@ class Story:
     def audit(self) -> None:
         import redis
 
-        from bot import audit
+        from core import audit
 
         self.out("\n── audit trail ──")
         for e in audit.entries(redis.Redis.from_url(self.stack.services["redis"].url)):

@@ -218,8 +218,8 @@ def _churn_model_seed(web_url: str) -> str:
 
 def install_registry_hook(setup: Setup) -> str:
     """The bot's webhook on the whole loop's MLflow server: "created", "updated" or "unchanged"."""
-    from bot.config import load_config
-    from bot.registry_hooks import install_hook
+    from bot.mlflow_webhook import install_hook
+    from core.config import load_config
 
     _hook, what = install_hook(load_config(setup.config_path), SECRETS["MLFLOW_WEBHOOK_SECRET"])
     return what

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 
-from bot import vocabulary as V
-from bot.commands import Command, parse_comment
-from bot.config import Settings
-from bot.events import Event
-from bot.routing import Action, Ignored, Outcome, Router
+from core import vocabulary as V
+from core.commands import Command, parse_comment
+from core.config import Settings
+from core.events import Event
+from core.routing import Action, Ignored, Outcome, Router
 from handlers.shapes import ident, items, number, obj, text
 
 router = Router()

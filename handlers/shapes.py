@@ -1,6 +1,6 @@
 """Reading a payload's fields by the type the handler needs: a field of the wrong type reads as missing.
 
-The rule every handler follows: the verify-and-normalise step (`bot.events`) refuses with 400 what
+The rule every handler follows: the verify-and-normalise step (`core.events`) refuses with 400 what
 no source would send (not JSON, not an object, no event name); a handler reads the few fields it
 needs through these accessors, so a field of the wrong shape (null, a number for an object, a list
 for a string) reads as absent, and the handler answers `Ignored(reason)` when it cannot act without

@@ -5,11 +5,11 @@ Payload fields are read through `handlers.shapes`: a field of the wrong type rea
 
 from __future__ import annotations
 
-from bot import vocabulary as V
-from bot.commands import Command, parse_slack_text
-from bot.config import Settings
-from bot.events import Event
-from bot.routing import Action, Ignored, Outcome, Router
+from core import vocabulary as V
+from core.commands import Command, parse_slack_text
+from core.config import Settings
+from core.events import Event
+from core.routing import Action, Ignored, Outcome, Router
 from handlers.shapes import items, obj, text
 
 router = Router()

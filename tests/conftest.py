@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot import events
-from bot.config import Settings, load_config
+from core import events
+from core.config import Settings, load_config
 from devstack.redis import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """One shared set of in-memory fakes for the four gateways (and the scheduler), implementing the
 protocols in `workers/gateways/__init__.py` — the pattern of gidgethub's `MockGitHubAPI`.
 
-State stays the real `workers.state.State`, on the private Redis the tests start (`redis_client`).
+State stays the real `workers.core.state.State`, on the private Redis the tests start (`redis_client`).
 Each fake records what a person would see (comments, reactions, statuses, Slack messages, tags).
 """
 
@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.config import Settings
-from workers.context import Deps
+from core.config import Settings
+from workers.core.context import Deps
+from workers.core.records import ApprovalRequest, Release, RunRecord
+from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent, Transient
 from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import DEPLOYMENT_KEY, marker
-from workers.records import ApprovalRequest, Release, RunRecord
-from workers.state import State
 
 _ids = itertools.count(1000)
 

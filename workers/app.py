@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 import workers.tasks  # noqa: F401  register the tasks with the app
-from workers.base import BotTask, app
+from workers.core.base import BotTask, app
 
 __all__ = ["app", "BotTask"]

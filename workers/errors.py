@@ -6,7 +6,7 @@ SDK at its edge (its `_edge`, with `classify`) into this tree, and `BotTask` act
                errors, Redis errors → the task is retried with backoff and jitter.
     Permanent  everything else (401/403/404/409/422, bad config, refused settings) → the task logs
                it and stops. Work a person asked for (a PR command, a Slack command) is answered
-               by its service with the reason; see `workers/chatops.py` and `workers/slack_commands.py`.
+               by its service with the reason; see `workers/pr/chatops.py` and `workers/release/slack_commands.py`.
     NotFound   a Permanent for "it does not exist (any more)", which some callers expect.
     RateLimited a Transient carrying how long to wait: GitHub's primary and secondary rate limits
                (403 or 429 with `x-ratelimit-remaining: 0` + `x-ratelimit-reset`, or `retry-after`,
@@ -59,7 +59,7 @@ NOT_FOUND_CLASSES = frozenset({"NotFound", "ResourceDoesNotExist", "UnknownObjec
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 # GitHub: "Otherwise, wait for at least one minute before retrying" (troubleshooting the REST API)
 DEFAULT_RATE_LIMIT_WAIT = 60.0
-# A wait over a few seconds is an entry of the due index, not an ETA message (bot/celery_app.py), so no wait
+# A wait over a few seconds is an entry of the due index, not an ETA message (core/celery_app.py), so no wait
 # is delivered twice; a primary limit resets within the hour, and a longer wait takes a few of the retries.
 MAX_RATE_LIMIT_WAIT = 600.0
 

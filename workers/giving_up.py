@@ -1,5 +1,5 @@
 """The last retry tells the person: when a task stops retrying (a transient failure that outlasted every
-retry, see `workers/base.py` and `workers/errors.py` MAX_RETRIES), whoever asked hears it where they asked.
+retry, see `workers/core/base.py` and `workers/errors.py` MAX_RETRIES), whoever asked hears it where they asked.
 
     a PR command (kwargs: repo, pr, comment_id)   → a reply on the PR saying what failed and how often it was
                                                      retried (the command's own reply comment), and 😕
@@ -18,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot import vocabulary as V
-from bot.logs import get_logger
-from workers import context, feedback, texts
-from workers.context import Deps
+from core import vocabulary as V
+from core.logs import get_logger
+from workers.core import context
+from workers.core.context import Deps
 from workers.errors import MAX_RETRIES
+from workers.pr import feedback as pr_feedback
+from workers.pr import texts as pr_texts
 
 log = get_logger("workers.giving_up")
 
@@ -76,8 +78,8 @@ def _tell_pr_command(d: Deps, task_name: str, kwargs: dict, error: str, retries:
         log.error("giving_up.untold", task=task_name, step="pr", error="GitHub is not configured")
         return
     repo, pr, comment_id = kwargs["repo"], kwargs["pr"], kwargs["comment_id"]
-    body = texts.gave_up(kwargs.get("user", ""), what_was_asked(task_name, kwargs), error, retries)
-    key = f"{comment_id}-{kwargs.get('index', 0)}"  # the command's own reply (workers/chatops.py), edited in place
+    body = pr_texts.gave_up(kwargs.get("user", ""), what_was_asked(task_name, kwargs), error, retries)
+    key = f"{comment_id}-{kwargs.get('index', 0)}"  # the command's own reply (workers/pr/chatops.py), edited in place
     # no Redis here (it may be what failed): the reply is found by its marker
     _step(task_name, "reply", lambda: forge.upsert_comment(repo, pr, "reply", key, body))
     _step(task_name, "react", lambda: forge.react(repo, comment_id, "confused"))
@@ -88,13 +90,13 @@ def _tell_slack(d: Deps, task_name: str, kwargs: dict, error: str, retries: int)
     if slack is None:
         log.error("giving_up.untold", task=task_name, step="slack", error="Slack is not configured")
         return
-    text = texts.slack_gave_up(what_was_asked(task_name, kwargs), error, retries)
+    text = pr_texts.slack_gave_up(what_was_asked(task_name, kwargs), error, retries)
     _step(task_name, "slack", lambda: slack.respond(kwargs["response_url"], text))
 
 
 def _tell_run_lost(d: Deps, task_name: str, kwargs: dict, error: str, retries: int) -> None:
     environment, run_id = kwargs["environment"], kwargs["run_id"]
-    reason = texts.lost_track(error, retries)
+    reason = pr_texts.lost_track(error, retries)
 
     def told() -> None:
         record = d.state.update_run(environment, run_id, state="INTERNAL_ERROR", error=reason)
@@ -104,7 +106,7 @@ def _tell_run_lost(d: Deps, task_name: str, kwargs: dict, error: str, retries: i
         if d.forge is None:
             log.error("giving_up.untold", task=task_name, step="report", error="GitHub is not configured")
             return
-        feedback.could_not_follow(d.forge, d.state, record, record.pr, reason)
+        pr_feedback.could_not_follow(d.forge, d.state, record, record.pr, reason)
 
     _step(task_name, "report", told)
 
@@ -115,5 +117,5 @@ def _tell_run_not_started(d: Deps, task_name: str, kwargs: dict, error: str, ret
         log.error("giving_up.untold", task=task_name, step="report", error="GitHub is not configured")
         return
     repo, pr, sha, workflow = kwargs["repo"], kwargs["pr"], kwargs.get("sha", ""), kwargs.get("workflow", "")
-    reason = texts.start_gave_up(error, retries)
-    _step(task_name, "report", lambda: feedback.could_not_start(forge, d.state, repo, pr, sha, workflow, reason))
+    reason = pr_texts.start_gave_up(error, retries)
+    _step(task_name, "report", lambda: pr_feedback.could_not_start(forge, d.state, repo, pr, sha, workflow, reason))

@@ -7,28 +7,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import vocabulary as V
-from bot.logs import get_logger
-from workers import (
-    branch_jobs,
-    chatops,
-    feedback,
-    giving_up,
-    reconciler,
-    redelivery,
-    registry_watch,
-    release,
-    runs,
-    slack_commands,
-)
-from workers.base import BotTask, CeleryScheduler, app
-from workers.context import deps, state
+from core import vocabulary as V
+from core.logs import get_logger
+from workers import giving_up
+from workers.core.base import BotTask, CeleryScheduler, app
+from workers.core.context import deps, state
+from workers.delivery import reconciler, redelivery
+from workers.jobs import branch_jobs
+from workers.pr import chatops, feedback, runs
+from workers.release import polling as registry_watch
+from workers.release import slack_commands
+from workers.release import train as release
 
 log = get_logger("workers.tasks")
-BotTask.give_up = staticmethod(giving_up.tell)  # a task that gives up tells whoever asked (PR, Slack)
 
 
-@app.task(base=BotTask, name=V.SYNC_BRANCH_JOBS, bind=True)
+class TellingTask(BotTask):
+    """A task that gives up tells whoever asked: the PR, the Slack thread (workers/giving_up.py)."""
+
+    def give_up(self, kwargs: dict, error: str) -> None:
+        giving_up.tell(self.name, kwargs, error, self.request.retries)
+
+
+@app.task(base=TellingTask, name=V.SYNC_BRANCH_JOBS, bind=True)
 def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -> None:
     """push / PR update → upsert one job per configured workflow for the branch."""
     d = deps()
@@ -36,7 +37,7 @@ def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -
     log.info("branch.synced", delivery_id=delivery_id, repo=repo, branch=branch, jobs={u.name: u.outcome for u in done})
 
 
-@app.task(base=BotTask, name=V.REMOVE_BRANCH_JOBS, bind=True)
+@app.task(base=TellingTask, name=V.REMOVE_BRANCH_JOBS, bind=True)
 def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: str = "") -> None:
     """branch deleted / PR closed → cancel the branch's runs, delete its jobs and Repos."""
     d = deps()
@@ -44,7 +45,7 @@ def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: s
     log.info("branch.cleaned", delivery_id=delivery_id, repo=repo, branch=branch, reason=reason, removed=removed)
 
 
-@app.task(base=BotTask, name=V.START_RELEASE, bind=True)
+@app.task(base=TellingTask, name=V.START_RELEASE, bind=True)
 def start_release(self, repo: str, pr: int, sha: str, author: str, merged_by: str, delivery_id: str) -> list:
     """a PR merged into the default branch → its models ride the release train: staging training first."""
     return release.on_merged(
@@ -52,7 +53,7 @@ def start_release(self, repo: str, pr: int, sha: str, author: str, merged_by: st
     )
 
 
-@app.task(base=BotTask, name=V.START_RUN, bind=True)
+@app.task(base=TellingTask, name=V.START_RUN, bind=True)
 def start_run(
     self,
     repo: str,
@@ -79,13 +80,13 @@ def start_run(
     )
 
 
-@app.task(base=BotTask, name=V.FOLLOW_RUN, bind=True)
+@app.task(base=TellingTask, name=V.FOLLOW_RUN, bind=True)
 def follow_run(self, environment: str, run_id: int, polls: int = 0) -> None:
     """a started run → one poll; not finished: poll again later (never sleeps); finished: route + report."""
     runs.follow(deps(), environment, run_id, polls)
 
 
-@app.task(base=BotTask, name=V.AWAIT_OK_TO_TEST, bind=True)
+@app.task(base=TellingTask, name=V.AWAIT_OK_TO_TEST, bind=True)
 def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_id: str, pushed_at: str = "") -> None:
     """fork PR opened/updated → nothing runs; ask a maintainer for /ok-to-test (one sticky comment)."""
     d = deps()
@@ -93,7 +94,7 @@ def await_ok_to_test(self, repo: str, pr: int, sha: str, author: str, delivery_i
     feedback.ask_for_ok_to_test(d.need_forge(), d.settings, repo, pr, sha, author)
 
 
-@app.task(base=BotTask, name=V.RUN_COMMAND, bind=True)
+@app.task(base=TellingTask, name=V.RUN_COMMAND, bind=True)
 def run_command(
     self, repo: str, pr: int, comment_id: int, user: str, command: dict, delivery_id: str, index: int = 0
 ) -> None:
@@ -101,7 +102,7 @@ def run_command(
     chatops.run_command(chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index), command)
 
 
-@app.task(base=BotTask, name=V.REFUSE_COMMAND, bind=True)
+@app.task(base=TellingTask, name=V.REFUSE_COMMAND, bind=True)
 def refuse_command(
     self,
     repo: str,
@@ -120,7 +121,7 @@ def refuse_command(
     )
 
 
-@app.task(base=BotTask, name=V.RERUN_CHECK, bind=True)
+@app.task(base=TellingTask, name=V.RERUN_CHECK, bind=True)
 def rerun_check(
     self,
     repo: str,
@@ -147,7 +148,7 @@ def rerun_check(
     )
 
 
-@app.task(base=BotTask, name=V.HANDLE_MODEL_EVENT, bind=True)
+@app.task(base=TellingTask, name=V.HANDLE_MODEL_EVENT, bind=True)
 def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
     """registry event (MLflow or Databricks) → validate a new staging version, re-ask on transition requests."""
     done = release.on_model_event(deps(), model_event, delivery_id)
@@ -161,7 +162,7 @@ def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
     )
 
 
-@app.task(base=BotTask, name=V.RUN_SLACK_COMMAND, bind=True)
+@app.task(base=TellingTask, name=V.RUN_SLACK_COMMAND, bind=True)
 def run_slack_command(
     self,
     user_id: str,
@@ -176,7 +177,7 @@ def run_slack_command(
     slack_commands.run_slash_command(deps(), user_id, response_url, command, error)
 
 
-@app.task(base=BotTask, name=V.HANDLE_SLACK_BUTTON, bind=True)
+@app.task(base=TellingTask, name=V.HANDLE_SLACK_BUTTON, bind=True)
 def handle_slack_button(
     self, action: str, value: str, user_id: str, delivery_id: str, response_url: str = "", **details: Any
 ) -> None:
@@ -184,31 +185,31 @@ def handle_slack_button(
     slack_commands.press_button(deps(), action, value, user_id, response_url)
 
 
-@app.task(base=BotTask, name=V.POLL_REGISTRY, bind=True)
+@app.task(base=TellingTask, name=V.POLL_REGISTRY, bind=True)
 def poll_registry(self) -> int:
     """beat, for registries without webhooks (Unity Catalog) → the same model events, once each."""
     return registry_watch.poll(deps())
 
 
-@app.task(base=BotTask, name=V.CLEAN_UP_STALE_JOBS, bind=True)
+@app.task(base=TellingTask, name=V.CLEAN_UP_STALE_JOBS, bind=True)
 def clean_up_stale_jobs(self) -> list[dict]:
     """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL; say so in Slack."""
     return branch_jobs.clean_up_and_tell(deps())
 
 
-@app.task(base=BotTask, name=V.SEND_DUE_TASKS, bind=True)
+@app.task(base=TellingTask, name=V.SEND_DUE_TASKS, bind=True)
 def send_due_tasks(self) -> int:
     """beat, every 2 s → the follow-ups and retries due now go onto the queue, each exactly once."""
     return CeleryScheduler.send_due(state())
 
 
-@app.task(base=BotTask, name=V.RECONCILE_COMMENTS, bind=True)
+@app.task(base=TellingTask, name=V.RECONCILE_COMMENTS, bind=True)
 def reconcile_comments(self, grace_seconds: float = reconciler.GRACE_SECONDS) -> int:
     """beat, every 2 min → PR commands whose delivery never reached the bot are queued as the receiver would have."""
     return reconciler.reconcile(deps(), lambda a: app.send_task(a.task, kwargs=a.kwargs), grace=grace_seconds)
 
 
-@app.task(base=BotTask, name=V.REDELIVER_FAILED_DELIVERIES, bind=True)
+@app.task(base=TellingTask, name=V.REDELIVER_FAILED_DELIVERIES, bind=True)
 def redeliver_failed_deliveries(self, grace_seconds: float = redelivery.GRACE_SECONDS) -> int:
     """beat, every 2 min → GitHub is asked to redeliver each failed delivery of the App's webhook, once."""
     return redelivery.redeliver_failed(deps(), grace=grace_seconds)

@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from bot.dashboard.auth import COOKIE, DashboardAuth, _same
 from bot.dashboard.reader import DashboardReader
 from bot.dashboard.rows import clock_text, split_job_name
-from bot.logs import get_logger
+from core.logs import get_logger
 
 __all__ = ["COOKIE", "dashboard_blueprint", "split_job_name"]
 

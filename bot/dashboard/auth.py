@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from bot.logs import get_logger
+from core.logs import get_logger
 
 log = get_logger("bot.dashboard")
 COOKIE = "mlops_bot_dashboard"

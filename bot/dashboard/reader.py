@@ -7,17 +7,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from bot import keys as layout
-from bot.dashboard.rows import (
-    _record,
-    _text,
-    approval_row,
-    audit_row,
-    delivery_row,
-    group_by,
-    job_row,
-    run_row,
-)
+from bot.dashboard.rows import _record, _text, approval_row, audit_row, delivery_row, group_by, job_row, run_row
+from core import keys as layout
 
 DELIVERIES_KEY, RUNS_KEY, JOBS_KEY, APPROVALS_KEY, AUDIT_KEY = (
     layout.DELIVERIES,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.vocabulary import ACTIVE, parse_any_job_name
+from core.vocabulary import ACTIVE, parse_any_job_name
 
 _BADGES = {
     "ok": {

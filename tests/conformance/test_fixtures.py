@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
-from bot import events
-from bot.events import Event
-from bot.routing import Ignored
+from core import events
+from core.events import Event
+from core.routing import Ignored
 from handlers import router
 from tests.conftest import fixtures_dir
 

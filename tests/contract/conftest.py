@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from devstack.processes import free_port
 from devstack.sandboxes import start_forge
 
@@ -82,7 +82,7 @@ def push_commit(clone: Path, url: str, branch: str, name: str) -> str:
 
 
 def bot_gateways(url: str, pem: str):
-    from workers.gateways.forge import Forge  # the bot's own gateway, with its own retry and auth set-up
+    from workers.gateways.forge import Forge
 
     os.environ[TOKEN_ENV], os.environ[KEY_ENV] = "ghp_bot", pem
     as_token = Forge(GitHubSettings(base_url=url, token_env=TOKEN_ENV, seconds_between_writes=0))
@@ -157,7 +157,7 @@ def read_deployments(repo) -> None:
 
 
 def play_app_deliveries(url: str, pem: str) -> None:
-    """workers/redelivery.py's calls: the App webhook's deliveries (its `issues` events), a page at a time, and a
+    """workers/delivery/redelivery.py's calls: the App webhook's deliveries (its `issues` events), a page at a time, and a
     redelivery of the newest."""
     from devstack.waiting import wait_until
 

@@ -17,12 +17,12 @@ from string import Template
 import pytest
 from databricks.sdk.service.jobs import JobSettings
 
-from bot.config import Settings, parse_config
+from core.config import Settings, parse_config
 from devstack.mlrepo import config_text
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
-from workers.jobs import job_settings
+from workers.jobs.spec import job_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "CONTRACT_DATABRICKS_TOKEN"

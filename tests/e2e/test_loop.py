@@ -21,9 +21,9 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from bot import audit, events
-from bot import vocabulary as V
-from bot.celery_app import create_celery
+from core import audit, events
+from core import vocabulary as V
+from core.celery_app import create_celery
 from devstack import ROOT
 from devstack.demo import DEV, PROD, STAGING, Story, seed_champion, uc_client, uc_env
 from devstack.setups import EXAMPLE, REPO, SECRETS, whole_loop

@@ -1,4 +1,4 @@
-"""A command is one entry of `bot.commands.COMMANDS` plus its service: the guard rail fails when one lacks a piece.
+"""A command is one entry of `core.commands.COMMANDS` plus its service: the guard rail fails when one lacks a piece.
 
 Each piece is checked by the same functions the workers call at import (`require_handlers`), so a gap this
 test would catch also stops a worker at start instead of ending a command as "gave up" at run time.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.commands import (
+from core.commands import (
     COMMANDS,
     DEFAULT_PERMISSIONS,
     SLACK_COMMANDS,
@@ -22,8 +22,9 @@ from bot.commands import (
     require_handlers,
     table_problems,
 )
-from bot.config import parse_config
-from workers import chatops, slack_commands
+from core.config import parse_config
+from workers.pr import chatops
+from workers.release import slack_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,18 +68,18 @@ def test_the_check_reports_a_missing_or_stray_service() -> None:
     services = {name: service for name, service in chatops.SERVICES.items() if name != "deploy"}
     assert handler_problems(COMMANDS, {**services, "deplyo": print}, "chatops.SERVICES") == [
         "/deploy: no service in chatops.SERVICES",
-        "chatops.SERVICES maps `deplyo`, which is no command in bot/commands.py",
+        "chatops.SERVICES maps `deplyo`, which is no command in core/commands.py",
     ]
     with pytest.raises(IncompleteCommands, match="/deploy: no service"):
         require_handlers(services, COMMANDS, "chatops.SERVICES")
 
 
 def test_a_worker_whose_mapping_misses_a_command_does_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    """workers/chatops.py without `/deploy`'s line fails as it is imported (the worker's start), naming it."""
-    source = (ROOT / "workers" / "chatops.py").read_text()
+    """workers/pr/chatops.py without `/deploy`'s line fails as it is imported (the worker's start), naming it."""
+    source = (ROOT / "workers" / "pr" / "chatops.py").read_text()
     line = '    "deploy": _deploy,\n'
     assert line in source
     module = types.ModuleType("chatops_without_deploy")
     monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up there
     with pytest.raises(IncompleteCommands, match="/deploy: no service in workers/chatops.SERVICES"):
-        exec(compile(source.replace(line, ""), "workers/chatops.py", "exec"), module.__dict__)
+        exec(compile(source.replace(line, ""), "workers/pr/chatops.py", "exec"), module.__dict__)

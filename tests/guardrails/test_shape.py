@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("bot", "handlers", "workers")
-FUNCTION_LIMIT = {"bot": 50, "handlers": 50, "workers": 50, "sandbox": 150}
+PRODUCT = ("core", "bot", "handlers", "workers")
+FUNCTION_LIMIT = {"core": 50, "bot": 50, "handlers": 50, "workers": 50, "sandbox": 150}
 FILE_LIMIT = 400
 
 

@@ -11,13 +11,14 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 
-from bot.config import load_config
+from core.config import load_config
 from devstack.mlrepo import branch, config_text, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
-from workers import branch_jobs
+from workers.core.state import State
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
-from workers.state import State
+from workers.jobs import branch_jobs
+from workers.jobs import results as run_results
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def finish(workspaces, state, run_id: int, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         started = time.monotonic()
-        finished, result, delay = branch_jobs.follow(workspaces("dev"), state, run_id)
+        finished, result, delay = run_results.follow(workspaces("dev"), state, run_id)
         assert time.monotonic() - started < 2, "a poll must not wait for the run"
         if finished:
             return result

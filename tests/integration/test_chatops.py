@@ -248,10 +248,10 @@ def test_report_is_edited_not_duplicated_when_reporting_repeats(ops, pr):
     """A retried follow/report task edits the one report comment in place."""
     import redis as redis_lib
 
-    from bot.config import load_config
-    from workers.feedback import report_run
+    from core.config import load_config
+    from workers.core.state import State
     from workers.gateways.forge import Forge
-    from workers.state import State
+    from workers.pr.feedback import report_run
 
     forge, _ = ops
     [before] = report(forge, pr.number, "test", "SUCCESS")

@@ -14,7 +14,7 @@ import os
 import pytest
 import requests
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from devstack.processes import free_port
 from devstack.sandboxes import start_forge
 from sandbox.forge.contract import rest_contract

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import requests
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from devstack.sandboxes import start_forge
 from tests.contract.conftest import app_key_pair
 from workers.errors import NotFound, Permanent, RateLimited, Transient

@@ -7,7 +7,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from devstack.sandboxes import start_forge
 from workers.gateways.forge import Forge
 

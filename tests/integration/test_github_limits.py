@@ -16,9 +16,9 @@ import redis
 import requests
 from github import Auth, Github
 
-from bot import keys
-from bot import vocabulary as V
-from bot.config import load_config
+from core import keys
+from core import vocabulary as V
+from core.config import load_config
 from devstack import waiting
 from devstack.bot import start_web, start_worker
 from devstack.mlrepo import config_text, git, write_files
@@ -26,12 +26,12 @@ from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
 from tests.contract.conftest import app_key_pair
-from workers import branch_jobs
-from workers.context import Deps
+from workers.core.context import Deps
+from workers.core.state import State
 from workers.errors import NotFound, Permanent
 from workers.gateways.forge import Forge
 from workers.gateways.workspace import Workspace
-from workers.state import State
+from workers.jobs import branch_jobs
 
 REPO = "acme/tiny-ml"
 BOT = "mlops-bot[bot]"

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from bot.queue import DEFAULT_QUEUE, RECENT_KEY
 from bot.web import create_app
+from core.queue import DEFAULT_QUEUE, RECENT_KEY
 from tests.conftest import payload
 
 pytestmark = pytest.mark.usefixtures("secrets")

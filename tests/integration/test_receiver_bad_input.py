@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import events
-from bot.events import Event
-from bot.routing import Router
 from bot.web import create_app
+from core import events
+from core.events import Event
+from core.routing import Router
 from tests.conftest import SECRETS, fixtures_dir, payload
 
 pytestmark = pytest.mark.usefixtures("secrets")

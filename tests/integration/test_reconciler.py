@@ -12,9 +12,9 @@ import time
 import pytest
 import redis
 
-from bot import keys
-from bot import vocabulary as V
-from bot.queue import DEFAULT_QUEUE, celery_message
+from core import keys
+from core import vocabulary as V
+from core.queue import DEFAULT_QUEUE, celery_message
 from devstack import setups
 from devstack.bot import start_beat, start_worker
 from devstack.mlrepo import REPO

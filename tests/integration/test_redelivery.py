@@ -1,6 +1,6 @@
 """A bot authenticated as a GitHub App, on the real stack (Redis, the forge with the App's webhook, the workspace, web,
 a worker and beat): a `/train` comment whose delivery found the receiver down (GitHub does not redeliver on its own)
-is redelivered by one pass of workers/redelivery.py — one redelivery, one run, one report; a second pass asks
+is redelivered by one pass of workers/delivery/redelivery.py — one redelivery, one run, one report; a second pass asks
 for nothing."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 import redis
 
-from bot import vocabulary as V
-from bot.queue import DEFAULT_QUEUE, celery_message
+from core import vocabulary as V
+from core.queue import DEFAULT_QUEUE, celery_message
 from devstack import mlrepo
 from devstack.bot import start_beat, start_web, start_worker
 from devstack.processes import Service, free_port

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from bot.config import Workflow, load_config
+from core.config import Workflow, load_config
 from devstack import waiting
 from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlrepo import branch, config_text, forge_seed, git, make_repo, write_files
@@ -34,12 +34,13 @@ from tests.integration.test_chatops import (
     status_of,
 )
 from tests.integration.test_stack_jobs import REPO as PAYLOAD_REPO
-from tests.integration.test_stack_jobs import logged, push, stack  # noqa: F401 (stack is a fixture)
+from tests.integration.test_stack_jobs import logged, push
 from tests.support.webhooks import post
-from workers import branch_jobs, policy
+from workers.core.state import State
 from workers.errors import Permanent, Transient
 from workers.gateways.workspace import Workspace
-from workers.state import State
+from workers.jobs import branch_jobs
+from workers.jobs import results as jobs_results
 
 NOTEBOOK = textwrap.dedent("""\
     # Databricks notebook source
@@ -151,7 +152,7 @@ def test_a_notebooks_exit_value_is_what_it_said(world, repo):
     started = start(workspaces, state, settings, branch="feature/notebook", sha=sha, workflow="nbtrain")
     result = finish(workspaces, state, started.run_id)
     assert result["result"] == "SUCCESS"
-    assert policy.task_outputs(result) == {"metrics": {"score": 42}, "commit": sha}
+    assert jobs_results.task_outputs(result) == {"metrics": {"score": 42}, "commit": sha}
     assert "are not returned" not in result["tasks"][0]["output"]
 
 

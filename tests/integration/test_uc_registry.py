@@ -19,21 +19,21 @@ import mlflow.tracking._model_registry.utils as registry_utils
 import pytest
 import requests
 
-from bot import keys
-from bot import vocabulary as V
-from bot.celery_app import create_celery
-from bot.config import parse_config
+from core import keys
+from core import vocabulary as V
+from core.celery_app import create_celery
+from core.config import parse_config
 from devstack.bot import start_worker
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import ROOT
 from tests.fakes import world
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
-from workers import registry_watch
+from workers.core.state import State
 from workers.errors import NotFound, Permanent, Transient
 from workers.gateways import registry as registry_gateway
 from workers.gateways.registry import Registry
-from workers.state import State
+from workers.release import polling as registry_watch
 
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
 

@@ -24,7 +24,7 @@ import pytest
 import redis
 import requests
 
-from bot import audit, keys
+from core import audit, keys
 from devstack import setups
 from devstack.bot import start_worker
 from devstack.mlrepo import BOT, REPO, TOKENS, git
@@ -34,7 +34,7 @@ from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
 from tests.integration.test_receiver_worker import worker_lines
-from tests.reliability.chaos_support import FIGURES, figures  # noqa: F401 (the table's fixture, autouse)
+from tests.reliability.chaos_support import FIGURES
 
 pytestmark = pytest.mark.chaos
 

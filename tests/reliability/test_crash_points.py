@@ -1,6 +1,6 @@
 """Crash points (issue #12): the release train and `/train`, stopped at every write they make, then run again.
 
-Tasks are `acks_late` (workers/base.py `BotTask`): a worker SIGKILLed mid-task runs the task again from its
+Tasks are `acks_late` (workers/core/base.py `BotTask`): a worker SIGKILLed mid-task runs the task again from its
 start (redelivery), and a Transient error retries it from its start. So every write a task makes is a crash
 point. Each scenario first runs once without faults (the baseline) and counts its writes: comment upserts,
 reactions, statuses, deployments and their statuses, jobs, run_now, cancels, registry copies, tags, alias
@@ -38,13 +38,14 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from bot import audit
+from core import audit
 from tests.conftest import ROOT
 from tests.fakes import Faults, Killed, World, faulty, pull, world
 from tests.unit.test_release import PR, PROD, REPO, SCORED, STAGING, merge, register, released, ws
-from workers import chatops, runs, slack_commands
+from workers.core.state import State
 from workers.errors import Transient
-from workers.state import State
+from workers.pr import chatops, runs
+from workers.release import slack_commands
 
 FIGURES: dict[str, list[dict]] = {}
 ARTIFACTS = ROOT / "test-artifacts"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_KEY_LENGTH, MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
-from bot.commands import (
+from core.commands import (
     COMMANDS,
     MAX_COMMANDS,
     Command,
@@ -27,18 +27,18 @@ from bot.commands import (
     parse_comment,
     parse_slack_text,
 )
-from bot.compute import MAX_TAGS
-from bot.config import ConfigError, Settings, parse_config
-from bot.stages import Model
-from bot.vocabulary import GATE, GATE_HELP, job_name, parse_any_job_name, parse_job_name
+from core.compute import MAX_TAGS
+from core.config import ConfigError, Settings, parse_config
+from core.stages import Model
+from core.vocabulary import GATE, GATE_HELP, job_name, parse_any_job_name, parse_job_name
 from tests.conftest import ROOT
 from tests.fakes import pull, world
 from tests.unit.test_approvals import PR, PROD, STAGING, TRAIN_RUN, validate
 from tests.unit.test_approvals import REPO as REPO_NAME
-from workers import approvals, lineage
-from workers.gates import GateResult, evaluate
-from workers.jobs import MAX_TAG_VALUE, job_settings, job_tags, tag_value
-from workers.state import State
+from workers.core.gates import GateResult, evaluate
+from workers.core.state import State
+from workers.jobs.spec import MAX_TAG_VALUE, job_settings, job_tags, tag_value
+from workers.release import approvals, lineage
 
 # no example database: nothing is written into the working tree, every run starts fresh
 FAST = settings(max_examples=200, deadline=None, database=None)
@@ -157,7 +157,7 @@ def shown_as_text(text: str) -> list[str]:
 
 PIECE = st.one_of(
     COMMAND_LINE.map(lambda line: line.replace("\r", " ")),  # a lone CR ends a line for CommonMark only
-    # no list items: a command in a list item is not a command (bot/commands.py), while shown_as_text says it is
+    # no list items: a command in a list item is not a command (core/commands.py), while shown_as_text says it is
     st.sampled_from(["/train full", "text", "", "***", "---", "    code", "\t/train toy", "> quoted\n"]),
     # fences, opening or closing, indented at most 3, no info string
     st.sampled_from(["```", "~~~", "````", "   ```", "~~~~"]),
@@ -176,7 +176,7 @@ def test_a_command_is_a_line_github_shows_as_text(pieces):
 
 @pytest.mark.parametrize(
     "text",
-    [  # found here, fixed in bot.commands.command_lines
+    [  # found here, fixed in core.commands.command_lines
         pytest.param("```\n    ```\n/train full\n```", id="a 4-space-indented ``` does not close a fence"),
         pytest.param("```\n``` x\n/train full\n```", id="a ``` with text after it does not close a fence"),
         pytest.param("<!--\n/train full\n-->", id="in an HTML comment: invisible"),
@@ -304,7 +304,7 @@ def test_job_tags_fit_a_job(repo, branch, workflow, sha, fingerprint):
 
 @pytest.fixture(scope="module")
 def real_settings() -> Settings:
-    from bot.config import load_config
+    from core.config import load_config
 
     return load_config(ROOT / "config.toml")
 

@@ -24,8 +24,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import redis
 
-from bot import events
-from bot.queue import DEFAULT_QUEUE
+from core import events
+from core.queue import DEFAULT_QUEUE
 from devstack import setups
 from devstack.mlrepo import REPO
 from devstack.sandboxes import WORKSPACE_TOKEN

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from bot import events
 from bot.web import create_app
+from core import events
 from tests.conftest import DATA, ROOT, SECRETS, fixtures_dir
 
 pytestmark = pytest.mark.usefixtures("secrets")

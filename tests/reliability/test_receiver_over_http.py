@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot import events
+from core import events
 from devstack import setups
 from tests.conftest import ROOT, SECRETS, payload
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 from github import Auth, Github
 
-from bot import events
+from core import events
 from devstack import setups
 from devstack.mlrepo import BOT, REPO, TOKENS, git
 from devstack.sandboxes import WORKSPACE_TOKEN

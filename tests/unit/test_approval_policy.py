@@ -2,11 +2,12 @@
 
 import pytest
 
-from workers.policy import approval_refusal as refusal
-from workers.policy import approvals_needed, stage
-from workers.records import ApprovalRequest
+from core.stages import stage
+from workers.core.records import ApprovalRequest
+from workers.release.policy import approval_refusal as refusal
+from workers.release.policy import approvals_needed
 
-BASE = {  # an approval request as the bot saves it (workers/records.py reads it back)
+BASE = {  # an approval request as the bot saves it (workers/core/records.py reads it back)
     "model": "churn-model",
     "name": "churn-model-staging",
     "version": "2",
@@ -15,7 +16,7 @@ BASE = {  # an approval request as the bot saves it (workers/records.py reads it
     "repo": "acme/churn-model",
     "pr_author": "alice",
     "trained_by": "alice",
-    "proven": True,  # the bot started the training from a merge and recorded it (workers/lineage.py)
+    "proven": True,  # the bot started the training from a merge and recorded it (workers/release/lineage.py)
     "approvals": [],
     "requested_at": 0.0,
     "claimed": {},

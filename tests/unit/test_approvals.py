@@ -3,10 +3,12 @@ messages, audit."""
 
 import pytest
 
-from bot import audit
+from core import audit
 from tests.fakes import pull, world
-from workers import approvals, lineage, release, runs, slack_commands
-from workers.state import State
+from workers.core.state import State
+from workers.pr import runs
+from workers.release import approvals, lineage, slack_commands
+from workers.release import train as release
 
 MODEL, REPO, PR = "churn-model", "acme/churn-model", 7
 STAGING, PROD = "churn-model-staging", "churn-model"  # the registries of the staging and prod stages
@@ -23,7 +25,7 @@ def w(settings, redis_client):
     w.registry.add_version(PROD, "1", "r1", {"accuracy": 0.5, "roc_auc": 0.5})  # its old scores: not compared
     w.registry.set_alias(PROD, "champion", "1")
     w.registry.add_version(STAGING, "2", "r2", {"accuracy": 0.9})
-    # the bot's own record of the merge training (workers/release.py), which the version's run points at
+    # the bot's own record of the merge training (workers/release/train.py), which the version's run points at
     w.registry.run_tags_["r2"] = {"mlflow.databricks.jobRunId": str(TRAIN_RUN)}
     record = lineage.record(
         repo=REPO, branch="main", sha="c" * 40, pr=PR, author="alice", merged_by="erin", registry=STAGING

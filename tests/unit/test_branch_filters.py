@@ -9,11 +9,11 @@ import tomllib
 
 import pytest
 
-from bot import vocabulary as V
-from bot.config import ConfigError, Settings, parse_config
-from bot.events import Event
-from bot.routing import Ignored
-from bot.triggers import branch_matches
+from core import vocabulary as V
+from core.config import ConfigError, Settings, parse_config
+from core.events import Event
+from core.routing import Ignored
+from core.triggers import branch_matches
 from handlers import router
 from tests.conftest import ROOT, fixtures_dir, payload
 

@@ -3,10 +3,11 @@
 import pytest
 from markdown_it import MarkdownIt
 
-from bot.commands import COMMANDS
+from core.commands import COMMANDS
 from tests.fakes import pull, world
-from workers import chatops, slack_commands
-from workers.state import State
+from workers.core.state import State
+from workers.pr import chatops
+from workers.release import slack_commands
 
 REPO, PR, COMMENT = "acme/churn-model", 7, 555
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import COMMANDS, Command, CommandError, command_lines, parse_comment, parse_slack_text
+from core.commands import COMMANDS, Command, CommandError, command_lines, parse_comment, parse_slack_text
 
 
 @pytest.mark.parametrize(

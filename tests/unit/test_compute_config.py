@@ -1,5 +1,5 @@
 """Compute and the Jobs API's limits in config: every task gets compute, and what Databricks refuses is a
-config error naming the key. The SDK's names copied into bot/compute.py are held equal to the SDK's."""
+config error naming the key. The SDK's names copied into core/compute.py are held equal to the SDK's."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from databricks.sdk.service import compute
 from databricks.sdk.service.jobs import JobSettings
 
-from bot.compute import BOT_JOB_TAGS, CLUSTER_SPEC_FIELDS, DataSecurityMode
-from bot.config import ConfigError, load_config, parse_config
-from workers.jobs import FINGERPRINT_TAG, job_settings, job_tags
+from core.compute import BOT_JOB_TAGS, CLUSTER_SPEC_FIELDS, DataSecurityMode
+from core.config import ConfigError, load_config, parse_config
+from workers.jobs.spec import FINGERPRINT_TAG, job_settings, job_tags
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPUTE_FIELDS = ("job_cluster_key", "new_cluster", "existing_cluster_id", "environment_key")

@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from bot import audit
+from core import audit
 from tests.fakes import Faults, Killed, faulty, pull, world
 from tests.unit.test_release import PR, PROD, REPO, STAGING, released, ws
-from workers import chatops, runs, slack_commands
+from workers.core.state import State
 from workers.errors import Transient
-from workers.state import State
+from workers.pr import chatops, runs
+from workers.release import slack_commands
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 from tests.fakes import Faults, pull, world
 from tests.unit.test_crash_promotion import again
 from tests.unit.test_release import PR, PROD, SCORED, STAGING, merge, register, ws
-from workers import runs
-from workers.release_texts import history_text
-from workers.state import State
+from workers.core.state import State
+from workers.pr import runs
+from workers.release.texts import history_text
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from bot import keys
-from bot.celery_app import SHORT_COUNTDOWN, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT, create_celery, seconds_until
-from bot.queue import DEFAULT_QUEUE
-from bot.vocabulary import FOLLOW_RUN
-from workers.base import CeleryScheduler
-from workers.state import State
+from core import keys
+from core.celery_app import SHORT_COUNTDOWN, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT, create_celery, seconds_until
+from core.queue import DEFAULT_QUEUE
+from core.vocabulary import FOLLOW_RUN
+from workers.core.base import CeleryScheduler
+from workers.core.state import State
 
 FOLLOW = {"environment": "dev", "run_id": 7, "polls": 3}
 

@@ -16,10 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot.config import GitHubSettings, SlackSettings
+from core.config import GitHubSettings, SlackSettings
 from tests.fakes import approval_request, release_record, run_record
-from workers import release_texts as rt
-from workers import reports, texts
 from workers.escaping import (
     GITHUB_COMMENT_MAX,
     SLACK_BLOCK_TEXT_MAX,
@@ -31,8 +29,13 @@ from workers.escaping import (
     slack_text,
     truncate,
 )
-from workers.gateways.chat import Slack
 from workers.gateways.forge import Forge, marker
+from workers.gateways.slack import Slack
+from workers.jobs import reports
+from workers.jobs import texts as jobs_texts
+from workers.pr import texts as pr_texts
+from workers.release import texts as release_texts
+from workers.release import texts as rt
 
 ZWSP = "\u200b"
 MENTION = re.compile(r"(?:^|[^\w`])@[A-Za-z0-9]")  # GitHub notifies `@login` / `@org/team` at a word start
@@ -123,7 +126,7 @@ def test_slack_text_escapes_slacks_three_control_characters_and_nothing_else(typ
 
 def test_a_hostile_reject_reason_reaches_the_pr_and_slack_inert():
     reason = "@acme/ml-leads <!channel> </details> | ` @team `"
-    echo = texts.rejected_echo("staging.ml.churn", "3", "bob", "slack", reason)
+    echo = release_texts.rejected_echo("staging.ml.churn", "3", "bob", "slack", reason)
     assert echo.startswith("❌ staging.ml.churn@3 was rejected by @bob (slack): ")  # the approver is meant
     assert not MENTION.search(echo.split(": ", 1)[1]) and "<" not in echo
     release = release_record(
@@ -142,7 +145,9 @@ def test_a_hostile_reject_reason_reaches_the_pr_and_slack_inert():
 
 
 def test_a_typed_command_line_cannot_break_out_of_its_code_span():
-    body = texts.refused("alice", texts.malformed_command("/train `x` @acme/team </details>", "unknown option `x`"))
+    body = pr_texts.refused(
+        "alice", pr_texts.malformed_command("/train `x` @acme/team </details>", "unknown option `x`")
+    )
     assert body.startswith("@alice I could not run ``/train `x` @acme/team </details>``: ")
     assert not MENTION.search(outside_code(body).removeprefix("@alice"))
 
@@ -152,9 +157,9 @@ def test_a_runs_claimed_tags_and_metric_names_are_echoed_inert():
         model="churn",
         version="3",
         claimed={"git_sha": "<!channel>", "pr": "@acme/ml-leads"},
-        summary=texts.validation_summary(True, True, {"auc|<b>@x": 0.9}, [], "SUCCESS"),
+        summary=release_texts.validation_summary(True, True, {"auc|<b>@x": 0.9}, [], "SUCCESS"),
     )
-    for text in (texts.approval_request(request, 1), texts.approval_request_pr(request, 1)):
+    for text in (release_texts.approval_request(request, 1), release_texts.approval_request_pr(request, 1)):
         assert "<!channel>" not in text and "<b>" not in text and not MENTION.search(text)
     record = run_record(workflow="train", sha="f" * 40, parameters={"params": "k=`v` @team"}, command="/t `@x`")
     report = reports.render_result(
@@ -165,12 +170,12 @@ def test_a_runs_claimed_tags_and_metric_names_are_echoed_inert():
 
 
 def test_what_slack_users_typed_is_escaped_in_slack():
-    assert "<!channel>" not in texts.slack_usage("unknown command `/<!channel>`")
-    assert texts.slack_verdict("bob", "model `<@U123>` is not configured") == (
+    assert "<!channel>" not in release_texts.slack_usage("unknown command `/<!channel>`")
+    assert release_texts.slack_verdict("bob", "model `<@U123>` is not configured") == (
         "@bob: model `&lt;@U123&gt;` is not configured"
     )
     removed = [{"job": "mlops/acme/x/<!here>/train", "environment": "dev", "why": "branch gone"}]
-    assert "<!here>" not in texts.stale_jobs_removed(removed)
+    assert "<!here>" not in jobs_texts.stale_jobs_removed(removed)
 
 
 def test_truncate_says_so():
@@ -191,7 +196,7 @@ class Requester:
 def test_a_70000_character_reason_still_makes_a_comment_within_githubs_limit():
     requester = Requester()
     forge = Forge(GitHubSettings(), client=SimpleNamespace(requester=requester))
-    body = texts.rejected_echo("churn", "3", "bob", "github", "why " * 17_500)
+    body = release_texts.rejected_echo("churn", "3", "bob", "github", "why " * 17_500)
     forge.upsert_comment("acme/churn-model", 7, "decision", "churn@3", body)
     forge.edit_comment("acme/churn-model", 1, body)
     posted, edited = [s[2]["body"] for s in requester.sent if s[0] in ("POST", "PATCH")]

@@ -3,9 +3,9 @@
 import pytest
 
 from tests.fakes import pull, world
-from workers import chatops, runs
+from workers.core.state import State
 from workers.errors import Permanent
-from workers.state import State
+from workers.pr import chatops, runs
 
 REPO, PR, COMMENT = "acme/churn-model", 7, 555
 

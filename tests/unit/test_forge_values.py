@@ -3,7 +3,7 @@
 
 import pytest
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from workers.errors import Permanent
 from workers.gateways.forge import Forge
 

@@ -1,6 +1,6 @@
 import pytest
 
-from workers.gates import evaluate
+from workers.core.gates import evaluate
 
 
 @pytest.mark.parametrize(

@@ -23,14 +23,15 @@ from urllib.parse import urlencode
 import pytest
 from github import GithubException, RateLimitExceededException
 
-from bot import events
-from bot import vocabulary as V
-from bot.events import Event
 from bot.web import create_app
+from core import events
+from core import vocabulary as V
+from core.events import Event
 from handlers import router
 from tests.conftest import SECRETS, fixtures_dir
 from tests.fakes import pull, world
-from workers import branch_jobs, chatops, policy, runs
+from workers.core import permissions
+from workers.core.state import State
 from workers.errors import (
     MAX_RATE_LIMIT_WAIT,
     NotFound,
@@ -42,7 +43,8 @@ from workers.errors import (
     retry_countdown,
 )
 from workers.gateways.forge import path_segment, role_of
-from workers.state import State
+from workers.jobs import branch_jobs
+from workers.pr import chatops, runs
 
 NOW = 1_700_000_000.0
 PRIMARY = "API rate limit exceeded for user ID 1."
@@ -140,11 +142,11 @@ def test_branch_names_are_percent_encoded_in_paths(branch, segment):
 )
 def test_custom_roles_rank_by_their_base_permission_and_show_their_name(answer, role, may_write):
     assert role_of(answer) == role
-    assert policy.ranks_at_least(role, "write") is may_write
+    assert permissions.ranks_at_least(role, "write") is may_write
 
 
 def test_a_refusal_names_the_custom_role(settings):
-    why = policy.permission_refusal(settings, REPO, "deploy", "ml-engineer (write)")
+    why = permissions.permission_refusal(settings, REPO, "deploy", "ml-engineer (write)")
     assert why == f"`/deploy` needs maintain permission on {REPO}; you have ml-engineer (write)."
 
 

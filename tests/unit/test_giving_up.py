@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from bot import vocabulary as V
+from core import vocabulary as V
 from tests.fakes import pull, run_record, world
-from workers import chatops, giving_up
+from workers import giving_up
+from workers.core.state import State
 from workers.errors import MAX_RETRIES, Transient
-from workers.state import State
+from workers.pr import chatops
 
 REPO, PR, COMMENT = "acme/churn-model", 7, 555
 BAD_GATEWAY = "GitHub said 502 to POST /repos/acme/churn-model/issues/7/comments: Bad Gateway"
@@ -135,7 +136,10 @@ def test_a_huge_error_is_cut_for_people(w):
     assert len(w.forge.comment("reply", f"{COMMENT}-0")) < 1_000
 
 
-def test_the_line_basetask_runs_finds_tell_by_name():
-    """BotTask imports this module by name when it stops retrying (a static import would be a cycle:
-    base → giving_up → context → base)."""
-    assert __import__("workers.giving_up", fromlist=["tell"]).tell is giving_up.tell
+def test_every_task_tells_whoever_asked_when_it_gives_up():
+    """Each registered task is a TellingTask, so its last failed try reaches giving_up.tell (the PR, Slack)."""
+    from workers.app import app
+    from workers.tasks import TellingTask
+
+    ours = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+    assert ours and all(isinstance(task, TellingTask) for task in ours), [t.name for t in ours]

@@ -7,8 +7,8 @@ import copy
 
 import pytest
 
-from bot.events import Event
-from bot.routing import Ignored
+from core.events import Event
+from core.routing import Ignored
 from handlers import router
 from handlers.shapes import ident, items, number, obj, text
 from tests.conftest import payload

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bot import vocabulary as V
-from bot.events import Event
-from bot.routing import Action, Ignored
+from core import vocabulary as V
+from core.events import Event
+from core.routing import Action, Ignored
 from handlers import router
 from tests.conftest import payload
 

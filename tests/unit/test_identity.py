@@ -7,11 +7,11 @@ import pytest
 from databricks.sdk.config import Config
 from databricks.sdk.service.jobs import JobSettings
 
-from bot.config import ConfigError, parse_config
-from bot.identity import Environment
+from core.config import ConfigError, parse_config
+from core.identity import Environment
 from workers.errors import Permanent
 from workers.gateways.workspace import sdk_config
-from workers.jobs import job_settings
+from workers.jobs.spec import job_settings
 
 HOST = "https://adb-1.1.azuredatabricks.net"
 SECRETS = {"DBX_SECRET": "s3cr3t", "ARM_SECRET": "arm-s3cr3t", "DBX_TOKEN": "dapi-1"}

@@ -5,8 +5,8 @@ from databricks.sdk.service.jobs import JobAccessControlRequest, JobSettings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.compute import PARAMETER_NAME
-from workers.jobs import (
+from core.compute import PARAMETER_NAME
+from workers.jobs.spec import (
     FINGERPRINT_TAG,
     JOB_PARAMETERS,
     MAX_TAG_VALUE,
@@ -44,7 +44,7 @@ def test_any_git_branch_round_trips_through_the_job_name(branch):
 
 @given(git_branches, git_branches)
 def test_distinct_branches_give_distinct_names_and_repo_paths(a, b):
-    from bot.config import Repo
+    from core.config import Repo
 
     if a != b:
         assert job_name("p", "o/r", a, "train") != job_name("p", "o/r", b, "train")
@@ -156,7 +156,7 @@ def test_a_branch_or_value_holding_a_dynamic_value_reference_is_refused(settings
     """Databricks resolves `{{…}}` in task parameters ("dynamic value references", docs.databricks.com/jobs/
     dynamic-value-references): a branch `feat/{{job.id}}` would arrive as the job's id, not as written."""
     from workers.errors import Permanent
-    from workers.jobs import job_settings, run_parameters
+    from workers.jobs.spec import job_settings, run_parameters
 
     repo = settings.repo("acme/churn-model")
     with pytest.raises(Permanent, match="dynamic value reference"):

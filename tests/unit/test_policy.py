@@ -1,12 +1,16 @@
-"""workers/policy.py as tables: who may run what, what /train and /test accept, forks, re-runs, champion."""
+"""The policies as tables (workers/core/permissions.py, workers/pr/policy.py, workers/release/policy.py): who may run what, what /train and /test accept, forks, re-runs, champion."""
 
 import pytest
 
-from bot.commands import COMMANDS
-from bot.config import parse_config
+from core.commands import COMMANDS
+from core.config import parse_config
 from tests.fakes import pull, run_record
-from workers import policy, texts
-from workers.policy import Refusal
+from workers.core import permissions
+from workers.core.permissions import Refusal
+from workers.jobs import results as jobs_results
+from workers.pr import policy as pr_policy
+from workers.release import policy as release_policy
+from workers.release import texts as release_texts
 
 REPO = "acme/churn-model"
 
@@ -25,7 +29,7 @@ REPO = "acme/churn-model"
     ],
 )
 def test_one_permission_rank_check(role, needed, allowed):
-    assert policy.ranks_at_least(role, needed) is allowed
+    assert permissions.ranks_at_least(role, needed) is allowed
 
 
 @pytest.mark.parametrize(
@@ -40,19 +44,21 @@ def test_one_permission_rank_check(role, needed, allowed):
     ],
 )
 def test_command_permissions(settings, command, role, expected):
-    assert policy.permission_refusal(settings, REPO, command, role) == expected
+    assert permissions.permission_refusal(settings, REPO, command, role) == expected
 
 
 def test_config_toml_changes_a_commands_permission_by_its_key(settings):
-    permissions = parse_config({"permissions": {"ok_to_test": "maintain", "train_full": "admin"}}).permissions
-    changed = settings.model_copy(update={"permissions": permissions})
-    assert policy.permission_refusal(changed, REPO, "ok-to-test", "write") == (
+    configured = parse_config({"permissions": {"ok_to_test": "maintain", "train_full": "admin"}}).permissions
+    changed = settings.model_copy(update={"permissions": configured})
+    assert permissions.permission_refusal(changed, REPO, "ok-to-test", "write") == (
         "`/ok-to-test` needs maintain permission on acme/churn-model; you have write."
     )
-    assert policy.permission_refusal(changed, REPO, "train-full", "maintain") == (
+    assert permissions.permission_refusal(changed, REPO, "train-full", "maintain") == (
         "`/train-full` needs admin permission on acme/churn-model; you have maintain."
     )
-    assert policy.permission_refusal(changed, REPO, "train", "write") is None  # the others keep their spec's default
+    assert (
+        permissions.permission_refusal(changed, REPO, "train", "write") is None
+    )  # the others keep their spec's default
 
 
 @pytest.mark.parametrize(
@@ -64,7 +70,7 @@ def test_config_toml_changes_a_commands_permission_by_its_key(settings):
     ],
 )
 def test_help_lists_what_the_role_may_run(settings, role, listed):
-    assert policy.commands_allowed(settings, role) == listed
+    assert permissions.commands_allowed(settings, role) == listed
 
 
 @pytest.mark.parametrize(
@@ -92,14 +98,14 @@ def test_help_lists_what_the_role_may_run(settings, role, listed):
 def test_train_rules(settings, command, user, role, expected):
     if isinstance(expected, str):
         with pytest.raises(Refusal, match=expected.replace("(", r"\(").replace(")", r"\)").replace("`", ".")):
-            policy.train_options(settings, REPO, command, user, role)
+            pr_policy.train_options(settings, REPO, command, user, role)
     else:
-        assert policy.train_options(settings, REPO, command, user, role) == expected
+        assert pr_policy.train_options(settings, REPO, command, user, role) == expected
 
 
 def test_train_refusals_carry_the_usage_when_it_helps(settings):
     with pytest.raises(Refusal) as refused:
-        policy.train_options(settings, REPO, {"dataset": "huge"}, "alice", "write")
+        pr_policy.train_options(settings, REPO, {"dataset": "huge"}, "alice", "write")
     assert refused.value.usage == COMMANDS["train"].usage
 
 
@@ -126,7 +132,7 @@ def test_train_refusals_carry_the_usage_when_it_helps(settings):
     ],
 )
 def test_the_fork_rule(pr_state, fork, granted, expected):
-    assert policy.head_refusal(pull(7, fork=fork, state=pr_state), 7, granted) == expected
+    assert pr_policy.head_refusal(pull(7, fork=fork, state=pr_state), 7, granted) == expected
 
 
 @pytest.mark.parametrize(
@@ -137,7 +143,7 @@ def test_the_fork_rule(pr_state, fork, granted, expected):
     ],
 )
 def test_a_fork_runs_its_own_code_on_a_job_of_its_own(fork, expected):
-    assert policy.run_source(pull(7, fork=fork), 7) == expected
+    assert pr_policy.run_source(pull(7, fork=fork), 7) == expected
 
 
 @pytest.mark.parametrize(
@@ -162,7 +168,7 @@ def test_a_fork_runs_its_own_code_on_a_job_of_its_own(fork, expected):
     ],
 )
 def test_retest_reruns_the_newest_failed_run_of_each_workflow(runs, failed):
-    assert [r.workflow for r in policy.failed_latest([run_record(**run) for run in runs])] == failed
+    assert [r.workflow for r in pr_policy.failed_latest([run_record(**run) for run in runs])] == failed
 
 
 @pytest.mark.parametrize(
@@ -175,7 +181,7 @@ def test_retest_reruns_the_newest_failed_run_of_each_workflow(runs, failed):
     ],
 )
 def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
-    assert policy.check_workflow(settings, name) == workflow
+    assert pr_policy.check_workflow(settings, name) == workflow
 
 
 CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80, "roc_auc": 0.7}}
@@ -191,7 +197,7 @@ CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80
     ],
 )
 def test_champion_and_gates(settings, metrics, champion, version, passed, compared_with):
-    comparison = policy.compare(settings.models["churn-model"].gates, metrics, champion, version)
+    comparison = release_policy.compare(settings.models["churn-model"].gates, metrics, champion, version)
     assert comparison.passed is passed
     assert (comparison.champion or {}).get("version") == compared_with
 
@@ -213,12 +219,12 @@ def test_champion_and_gates(settings, metrics, champion, version, passed, compar
             False,
             "failed: validation run SUCCESS",
         ),
-        ("SUCCESS", {"metrics": {}}, False, texts.VALIDATION_SAID_NOTHING),  # success alone proves nothing
+        ("SUCCESS", {"metrics": {}}, False, release_texts.VALIDATION_SAID_NOTHING),  # success alone proves nothing
     ],
 )
 def test_validation_outcome(settings, result, outputs, passed, summary):
-    comparison = policy.compare(settings.models["churn-model"].gates, outputs["metrics"], None)
-    assert policy.validation_outcome(result, outputs, comparison) == (passed, summary)
+    comparison = release_policy.compare(settings.models["churn-model"].gates, outputs["metrics"], None)
+    assert release_policy.validation_outcome(result, outputs, comparison) == (passed, summary)
 
 
 @pytest.mark.parametrize(
@@ -230,9 +236,9 @@ def test_validation_outcome(settings, result, outputs, passed, summary):
     ],
 )
 def test_what_the_audit_trail_records_once(decision, actor, once):
-    assert policy.audit_once_key(decision, "m", "2", actor) == once
+    assert release_policy.audit_once_key(decision, "m", "2", actor) == once
 
 
 def test_task_outputs_merge_the_last_json_line_of_each_task():
     result = {"tasks": [{"output": 'log\n{"a": 1}\n{"b": 2}\n'}, {"output": "{not json}\n"}, {"output": '{"c": 3}'}]}
-    assert policy.task_outputs(result) == {"b": 2, "c": 3}
+    assert jobs_results.task_outputs(result) == {"b": 2, "c": 3}

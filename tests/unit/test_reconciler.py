@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from bot import keys
-from bot import vocabulary as V
-from bot.events import Event
-from bot.routing import Action
+from core import keys
+from core import vocabulary as V
+from core.events import Event
+from core.routing import Action
 from handlers.github import on_issue_comment_created
 from tests.conftest import payload
 from tests.fakes import pull, world
-from workers import chatops, reconciler
+from workers.core.state import State
+from workers.delivery import reconciler
+from workers.delivery.reconciler import epoch, iso
 from workers.errors import Permanent, Transient
-from workers.reconciler import epoch, iso
-from workers.state import State
+from workers.pr import chatops
 
 REPO, PR = "acme/churn-model", 7
 NOW = epoch("2026-11-28T12:00:00Z")

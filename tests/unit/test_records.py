@@ -1,11 +1,11 @@
-"""The records the workers keep in Redis (workers/records.py): what an older bot saved is read back, written
+"""The records the workers keep in Redis (workers/core/records.py): what an older bot saved is read back, written
 back with the same keys, and its release history (lines of text) still renders — once."""
 
 import json
 from dataclasses import replace
 
-from workers import release_texts as rt
-from workers.records import ApprovalRequest, CachedJob, Lineage, Release, RollbackPlan, RunRecord, Verdict
+from workers.core.records import ApprovalRequest, CachedJob, Lineage, Release, RollbackPlan, RunRecord, Verdict
+from workers.release import texts as rt
 
 REPO = "acme/churn-model"
 

@@ -9,9 +9,9 @@ import logging
 import pytest
 
 from tests.fakes import world
-from workers import redelivery
-from workers.reconciler import epoch, iso
-from workers.state import State
+from workers.core.state import State
+from workers.delivery import redelivery
+from workers.delivery.reconciler import epoch, iso
 
 NOW = epoch("2026-12-07T12:00:00Z")
 _ids = itertools.count(1)
@@ -107,7 +107,7 @@ def test_many_pages_are_read_down_to_the_watermark(w):
 def test_with_a_token_the_pass_does_nothing_and_says_so_in_the_debug_log(settings, redis_client, caplog):
     w = world(settings, State(redis_client))
     attempt(w, "down", 503, 300)
-    with caplog.at_level(logging.DEBUG, logger="workers.redelivery"):
+    with caplog.at_level(logging.DEBUG, logger="workers.delivery.redelivery"):
         assert redelivery.redeliver_failed(w.deps, now=NOW) == 0
     assert w.forge.redelivered == []
     assert any("redelivery.skipped" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
@@ -132,7 +132,7 @@ def test_a_delivery_that_fails_every_time_is_redelivered_three_times_then_left_w
     asked = []
     for n in range(5):
         attempt(w, "doomed", 503, 300 - n * 120, redelivery=n > 0)
-        with caplog.at_level(logging.WARNING, logger="workers.redelivery"):
+        with caplog.at_level(logging.WARNING, logger="workers.delivery.redelivery"):
             asked += run(w, now=NOW + n * 120)
     assert len(asked) == redelivery.MAX_REDELIVERIES
     assert any("redelivery.gave_up" in r.getMessage() for r in caplog.records)

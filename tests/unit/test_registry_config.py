@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, parse_config
+from core.config import ConfigError, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

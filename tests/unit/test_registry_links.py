@@ -1,8 +1,8 @@
-"""Links to the right UI per kind of tracking/registry URI (shapes: workers/registry_links.py)."""
+"""Links to the right UI per kind of tracking/registry URI (shapes: workers/gateways/links.py)."""
 
 import pytest
 
-from workers.registry_links import kind, run_link, version_link
+from workers.gateways.links import kind, run_link, version_link
 
 HOST = "https://adb-1111111111111111.11.azuredatabricks.net"
 

@@ -4,11 +4,12 @@ worker ran), at most one poll a minute, few calls."""
 
 import pytest
 
-from bot import keys
+from core import keys
 from tests.fakes import world
-from workers import registry_watch, release
+from workers.core.state import State
 from workers.errors import Transient
-from workers.state import State
+from workers.release import polling as registry_watch
+from workers.release import train as release
 
 MODEL = "churn-model-staging"  # the staging registry of config.toml's churn-model: the one that is watched
 NOW = 1_800_000_000_000

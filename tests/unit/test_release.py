@@ -9,11 +9,14 @@ import json
 
 import pytest
 
-from bot import audit
+from core import audit
 from tests.fakes import pull, world
-from workers import approvals, chatops, registry_watch, release, runs
-from workers.records import ApprovalRequest
-from workers.state import State
+from workers.core.records import ApprovalRequest
+from workers.core.state import State
+from workers.pr import chatops, runs
+from workers.release import approvals
+from workers.release import polling as registry_watch
+from workers.release import train as release
 
 REPO, PR, MERGE = "acme/churn-model", 7, "m" * 40
 DEV, STAGING, PROD = "churn-model-dev", "churn-model-staging", "churn-model"
@@ -272,7 +275,7 @@ def _written(settings, **prod) -> object:
     """config.toml's settings with the three default stages written out, the prod stage given `prod`'s fields."""
     import tomllib
 
-    from bot.config import parse_config
+    from core.config import parse_config
     from tests.conftest import ROOT
 
     data = tomllib.loads((ROOT / "config.toml").read_text())

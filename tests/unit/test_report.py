@@ -1,8 +1,8 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
 
 from tests.fakes import run_record
-from workers.gates import evaluate_all
-from workers.reports import render_result, render_status
+from workers.core.gates import evaluate_all
+from workers.jobs.reports import render_result, render_status
 
 RECORD = run_record(
     workflow="train",

@@ -4,11 +4,13 @@ from dataclasses import replace
 
 import pytest
 
-from bot.vocabulary import FAILED
+from core.vocabulary import FAILED
 from tests.fakes import pull, world
-from workers import branch_jobs, chatops, release, runs
+from workers.core.state import State
 from workers.errors import NotFound
-from workers.state import State
+from workers.jobs import branch_jobs
+from workers.pr import chatops, runs
+from workers.release import train as release
 
 MODEL, REPO, PR, COMMENT = "churn-model", "acme/churn-model", 7, 555
 STAGING, PROD = "churn-model-staging", "churn-model"  # the registries of churn-model's staging and prod stages
@@ -67,7 +69,7 @@ def test_a_notebook_that_says_it_failed_fails_validation_even_without_gates(w):
 )
 def test_what_a_task_said_is_read_by_its_type(kind, logs, result, said):
     from workers.gateways import TaskOutput
-    from workers.run_results import _task_said
+    from workers.jobs.results import _task_said
 
     assert _task_said(TaskOutput(logs=logs, result=result), kind) == said
     assert _task_said(TaskOutput(logs=logs, result=result, error="boom"), kind) == said + "\nboom"

@@ -8,9 +8,9 @@ import tomllib
 import pytest
 from databricks.sdk.service.jobs import CronSchedule, JobSettings, PauseStatus
 
-from bot.config import ConfigError, parse_config
+from core.config import ConfigError, parse_config
 from tests.conftest import ROOT
-from workers.jobs import job_settings, job_spec
+from workers.jobs.spec import job_settings, job_spec
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 NIGHTLY = {"quartz_cron": "0 0 3 * * ?", "timezone": "Europe/Amsterdam"}

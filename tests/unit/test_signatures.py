@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from bot import events
-from bot.events import Refused
+from core import events
+from core.events import Refused
 
 NOW = 1_800_000_000
 

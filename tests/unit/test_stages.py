@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from bot.config import ConfigError, parse_config
+from core.config import ConfigError, parse_config
 from tests.conftest import ROOT
 
 DEV = {"name": "dev", "trigger": "pull_request", "environment": "dev", "registry_name": "dev.ml.churn"}

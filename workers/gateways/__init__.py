@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.vocabulary import TERMINAL
+from core.vocabulary import TERMINAL
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from github import Auth, Github, GithubException
 from requests import RequestException
 from urllib3.util.retry import Retry
 
-from bot.config import GitHubSettings
+from core.config import GitHubSettings
 from workers.errors import NotFound, Permanent, classify
 from workers.escaping import GITHUB_COMMENT_MAX, truncate
 from workers.gateways import Pull

@@ -21,9 +21,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from requests import RequestException
 
-from workers import registry_links as links
 from workers.errors import NotFound, Permanent, Transient, classify
-from workers.gateways import Version
+from workers.gateways import Version, links
 
 # MLflow's own defaults hold a worker slot for minutes when the server is slow or down (120 s per request,
 # 7 retries with backoff factor 2; 500 s for Databricks endpoints). The bot bounds each call and lets Celery

@@ -19,7 +19,7 @@ from databricks.sdk.errors import DatabricksError, InvalidParameterValue
 from databricks.sdk.service.jobs import JobAccessControlRequest, JobSettings, Run, RunTask
 from requests import RequestException
 
-from bot.config import Environment
+from core.config import Environment
 from workers.errors import NotFound, Permanent, classify, is_not_found, is_transient
 from workers.gateways import JobRef, RunInfo, TaskOutput, TaskRun
 
@@ -135,7 +135,7 @@ class Workspace:
             )
 
     def create_job(self, settings: dict) -> int:
-        """jobs/create with `workers.jobs.job_settings`' body: the settings and their permissions."""
+        """jobs/create with `workers.jobs.spec.job_settings`' body: the settings and their permissions."""
         spec, acl = _settings_and_acl(settings)
         fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if getattr(spec, f.name) is not None}
         with self._edge(f"create job {settings['name']}"):

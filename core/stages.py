@@ -1,0 +1,248 @@
+"""[models.<name>] and its release train: the stages a model passes, in order, and the rules they keep.
+
+    dev      trigger = "pull_request"  `/train` on a PR trains in dev, registers in the dev registry
+    staging  trigger = "merge"         a push to the default branch that merges a PR: train + validate
+    prod     trigger = "approval"      people approve; the version is copied (or re-trained) into prod
+
+Nothing started from a pull request may write to the staging or prod registry: every stage has its
+own registry name, distinct across all models, and the first stage is the only one a PR starts.
+The model's own `approvers`, `required_approvals`, `validate_workflow` and `deploy_workflow` are the
+defaults of its stages, so a config written before stages existed keeps its meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.vocabulary import GATE, GATE_HELP
+
+if TYPE_CHECKING:  # config.py builds on this module
+    from core.config import Settings
+
+Trigger = Literal["pull_request", "merge", "approval"]
+ORDER: dict[str, int] = {"pull_request": 0, "merge": 1, "approval": 2}
+DEFAULT_STAGES = {"dev": "pull_request", "staging": "merge", "prod": "approval"}
+TRAIN_WORKFLOW = "train"
+THREE_LEVELS = re.compile(r"^[^.\s/]+\.[^.\s/]+\.[^.\s/]+$")
+# a GitHub login, or a team written as @org/team-slug
+_APPROVER = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9][A-Za-z0-9-]*)$")
+
+
+def check_approvers(v: list[str] | None) -> list[str] | None:
+    for a in v or []:
+        if not _APPROVER.match(a):
+            raise ValueError(f"approver {a!r}: a GitHub login (bob) or a team (@acme/ml-leads)")
+    return v
+
+
+class Stage(BaseModel):
+    """One stage as written in `[[models.<name>.stages]]`; `resolve_stages` fills in the defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    trigger: Trigger
+    environment: str = ""  # default: the stage's name when [environments] has it, else its workflow's
+    registry_name: str = ""  # default: the model's name on the last stage, `<name>-<stage>` (UC: `_<stage>`) before
+    workflow: str = ""  # default: train (pull_request, merge), the model's deploy_workflow (approval)
+    validate_workflow: str | None = Field(None, alias="validate")  # default on merge: the model's validate_workflow
+    dataset: str = ""  # pull_request: the /train default; merge: default "full" when the workflow has it
+    retrain: bool = False  # approval: re-train in prod from the approved commit instead of copying the version
+    required_approvals: int | None = Field(None, ge=1)  # approval; default: the model's
+    approvers: list[str] | None = None  # approval; logins or @org/team; default: the model's
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_trigger(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and "trigger" not in data
+            and isinstance(data.get("name"), str)
+            and data["name"] in DEFAULT_STAGES
+        ):
+            return {**data, "trigger": DEFAULT_STAGES[data["name"]]}
+        return data
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, v: list[str] | None) -> list[str] | None:
+        return check_approvers(v)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    repo: str = ""
+    approvers: list[str] = []
+    required_approvals: int = Field(1, ge=1)
+    gates: list[str] = []
+    validate_workflow: str = "validate"
+    deploy_workflow: str = "deploy"
+    stages: list[Stage] = []  # empty: dev → staging → prod with every default
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not GATE.match(g):
+                raise ValueError(f"gate {g!r}: {GATE_HELP}")
+        return v
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, v: list[str]) -> list[str]:
+        return check_approvers(v) or []
+
+
+def default_registry_name(model: str, stage: str, last: bool, uc: bool) -> str:
+    """The last stage writes the model's own name; earlier ones a name of their own, in the same schema."""
+    if last:
+        return model
+    return f"{model}_{stage}" if uc else f"{model}-{stage}"
+
+
+def resolve_stages(
+    name: str, model: Model, *, uc: bool, environments: Collection[str], workflows: Mapping[str, Any]
+) -> list[Stage]:
+    """The model's stages with every default filled in (the three default stages when none are written)."""
+    written = model.stages or [Stage.model_validate({"name": s, "trigger": t}) for s, t in DEFAULT_STAGES.items()]
+    out = []
+    for i, stage in enumerate(written):
+        approval = stage.trigger == "approval"
+        workflow = stage.workflow or (model.deploy_workflow if approval else TRAIN_WORKFLOW)
+        env = stage.environment or (
+            stage.name if stage.name in environments or workflow not in workflows else workflows[workflow].environment
+        )
+        validate = stage.validate_workflow
+        if validate is None:
+            validate = model.validate_workflow if stage.trigger == "merge" else ""
+        filled: dict[str, Any] = {
+            "dataset": stage.dataset or _dataset(stage.trigger, workflows.get(workflow)),
+            "environment": env,
+            "workflow": workflow,
+            "validate_workflow": validate,
+            "registry_name": stage.registry_name
+            or default_registry_name(name, stage.name, i == len(written) - 1 and approval, uc),
+        }
+        if approval:
+            filled["approvers"] = model.approvers if stage.approvers is None else stage.approvers
+            filled["required_approvals"] = stage.required_approvals or model.required_approvals
+        out.append(stage.model_copy(update=filled))
+    return out
+
+
+def _dataset(trigger: str, workflow: Any) -> str:
+    """What the merge stage trains on: `full` when the workflow offers it (what was merged meets real data)."""
+    if trigger == "merge" and workflow is not None and "full" in workflow.datasets:
+        return "full"
+    return ""
+
+
+def check_stages(
+    models: Mapping[str, Model], *, uc: bool, environments: Collection[str], workflows: Mapping[str, Any]
+) -> None:
+    """Every model's train keeps the rules; written stages are checked in full, the default ones for names."""
+    owners: dict[str, str] = {}  # registry name -> the stage that writes it
+    for name, model in models.items():
+        stages = resolve_stages(name, model, uc=uc, environments=environments, workflows=workflows)
+        if model.stages:
+            _check_order(name, stages)
+            for i, stage in enumerate(stages):
+                _check_stage(f"models.{name}.stages[{i}]", stage, environments, workflows)
+        for i, stage in enumerate(stages):
+            key = f"models.{name}.stages[{i}].registry_name"
+            if uc and not THREE_LEVELS.match(stage.registry_name):
+                raise ValueError(
+                    f"{key}: with [mlflow] registry_uri = 'databricks-uc' a registry name has three levels, "
+                    f"catalog.schema.model; got {stage.registry_name!r}"
+                )
+            other = owners.setdefault(stage.registry_name, f"models.{name}.stages[{i}] ({stage.name})")
+            if not other.startswith(f"models.{name}.stages[{i}] "):
+                raise ValueError(
+                    f"{key}: {stage.registry_name!r} is also written by {other}; every stage needs a registry name "
+                    "of its own, or a pull request could write to the staging or prod registry"
+                )
+
+
+def _check_order(name: str, stages: list[Stage]) -> None:
+    key = f"models.{name}.stages"
+    seen: dict[str, int] = {}
+    for i, stage in enumerate(stages):
+        if stage.name in seen:
+            raise ValueError(f"{key}[{i}].name: {stage.name!r} is already stages[{seen[stage.name]}]'s name")
+        seen[stage.name] = i
+        if i and ORDER[stage.trigger] < ORDER[stages[i - 1].trigger]:
+            raise ValueError(
+                f"{key}[{i}].trigger: {stage.trigger!r} after {stages[i - 1].trigger!r}; "
+                "stages go pull_request → merge → approval"
+            )
+    if stages[0].trigger != "pull_request":
+        raise ValueError(f'{key}[0].trigger: the first stage starts from a pull request (trigger = "pull_request")')
+    if stages[-1].trigger != "approval":
+        raise ValueError(
+            f'{key}[{len(stages) - 1}].trigger: the last stage is approved by people (trigger = "approval")'
+        )
+    for trigger in ORDER:
+        if sum(s.trigger == trigger for s in stages) > 1:
+            raise ValueError(f"{key}: more than one stage with trigger = {trigger!r}; one of each for now")
+    if not any(s.trigger == "merge" for s in stages):
+        raise ValueError(
+            f'{key}: no stage with trigger = "merge"; a pull request\'s model must pass the default branch '
+            "(staging) before anyone can approve it for prod"
+        )
+
+
+def _check_stage(key: str, stage: Stage, environments: Collection[str], workflows: Mapping[str, Any]) -> None:
+    if stage.environment not in environments:
+        raise ValueError(f"{key}.environment: {stage.environment!r} is not in [environments]")
+    for field, workflow in (("workflow", stage.workflow), ("validate", stage.validate_workflow)):
+        if workflow and workflow not in workflows:
+            raise ValueError(f"{key}.{field}: {workflow!r} is not in [workflows]")
+    if stage.trigger != "approval":
+        if stage.retrain:
+            raise ValueError(
+                f'{key}.retrain: only an approval stage (trigger = "approval") re-trains in its environment'
+            )
+        for field in ("required_approvals", "approvers"):
+            if field in stage.model_fields_set:
+                raise ValueError(f'{key}.{field}: only an approval stage (trigger = "approval") takes {field}')
+
+
+# --- the release train: which stage is which -----------------------------------------------------------
+def stage(settings: Settings, model: str, trigger: str) -> Stage:
+    """The model's stage started by `trigger` (pull_request: dev, merge: staging, approval: prod)."""
+    return next(s for s in settings.stages(model) if s.trigger == trigger)
+
+
+def owner_of(settings: Settings, registry_name: str) -> tuple[str, Stage] | None:
+    """(model, stage) whose registry is `registry_name` (every stage writes a name of its own), or None."""
+    for model in settings.models:
+        for s in settings.stages(model):
+            if s.registry_name == registry_name:
+                return model, s
+    return None
+
+
+def release_ref(settings: Settings, name: str) -> tuple[str, Stage] | None:
+    """What `/approve <name>@<version>` means: a model's name, or its staging registry's, → (model, staging)."""
+    if name in settings.models:
+        return name, stage(settings, name, "merge")
+    owner = owner_of(settings, name)
+    return owner if owner and owner[1].trigger == "merge" else None
+
+
+def dev_model(settings: Settings, repo: str, workflow: str) -> tuple[str, Stage] | None:
+    """The model a PR's `/train` (of `workflow`) trains: the first of the repository's with that dev workflow."""
+    for model in settings.models_for_repo(repo):
+        dev = stage(settings, model, "pull_request")
+        if dev.workflow == workflow:
+            return model, dev
+    return None
+
+
+def stage_named(settings: Settings, model: str, name: str) -> Stage | None:
+    """A stage by its name or its environment's (`/deploy prod`)."""
+    stages = settings.stages(model)
+    return next((s for s in stages if s.name == name), None) or next((s for s in stages if s.environment == name), None)

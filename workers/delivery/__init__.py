@@ -1,0 +1,1 @@
+"""Deliveries that never arrived: the reconciler (PR commands) and GitHub App redelivery."""

@@ -1,0 +1,99 @@
+"""A run as people read it: the one poll that notices it finished, and its result as plain values —
+the result, each task's state and duration, and what each task said (read by task type: Databricks
+returns `logs` for script and wheel tasks, and for a notebook only its `dbutils.notebook.exit` value).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from core.logs import get_logger
+from core.vocabulary import GOOD
+from workers.core.base import poll_delay
+from workers.core.state import State
+from workers.errors import NotFound
+from workers.gateways import RunInfo, TaskOutput, WorkspaceGateway
+
+log = get_logger("workers.jobs.results")
+OUTPUT_TAIL = 3000  # characters of a task's output kept for people (the end, where the errors are)
+
+
+def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
+    """The final state of a run as plain values: result, per-task states and durations, outputs."""
+    tasks = []
+    for t in run.tasks:
+        entry = {
+            "key": t.key,
+            "run_id": t.run_id,
+            "result": t.state,
+            "duration_s": _duration(t.start_time, t.end_time),
+            "output": "",
+        }
+        try:
+            entry["output"] = _task_said(ws.task_output(t.run_id), t.kind)
+        except NotFound:
+            pass
+        tasks.append(entry)
+    return {
+        "run_id": run.run_id,
+        "job_id": run.job_id,
+        "life_cycle": run.life_cycle,
+        "result": run.result_state or run.life_cycle or "UNKNOWN",
+        "message": run.message,
+        "run_page_url": run.run_page_url,
+        "duration_s": _duration(run.start_time, run.end_time),
+        "used_commit": run.used_commit,
+        "tasks": tasks,
+    }
+
+
+def _task_said(out: TaskOutput, kind: str) -> str:
+    """What a task said, by its type: Databricks returns no `logs` for notebooks; a notebook's value is
+    `notebook_output.result` (its `dbutils.notebook.exit`). Then the error, if it failed."""
+    if kind == "notebook_task":
+        said = out.result
+    elif kind:
+        said = out.logs
+    else:  # type unknown: whichever was returned
+        said = "\n".join(part for part in (out.logs, out.result) if part)
+    return (said + (f"\n{out.error}" if out.error else ""))[-OUTPUT_TAIL:]
+
+
+def _duration(start: int | None, end: int | None) -> float:
+    return round(((end or 0) - (start or 0)) / 1000, 1) if start and end else 0.0
+
+
+def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict | None, float]:
+    """One poll: (finished, result if finished, next delay). Never sleeps."""
+    run = ws.get_run(run_id)
+    record = state.run(ws.name, run_id)
+    if not run.terminal:
+        if record is not None and record.state != run.life_cycle:
+            state.update_run(ws.name, run_id, state=run.life_cycle)
+        elapsed = time.time() - record.started_at if record is not None else 0.0
+        return False, None, poll_delay(elapsed)
+    result = run_result(ws, run)
+    state.update_run(ws.name, run_id, state=result["result"], result=result, finished_at=time.time())
+    log.info("run.finished", run_id=run_id, result=result["result"], duration_s=result["duration_s"])
+    return True, result, 0.0
+
+
+# --- run results -----------------------------------------------------------------------------------------
+def is_good(result: str) -> bool:
+    return result in GOOD
+
+
+def task_outputs(result: dict) -> dict:
+    """Merge the JSON object each task printed last (steps end with one JSON line of results)."""
+    merged: dict = {}
+    for t in result.get("tasks", []):
+        for line in reversed((t.get("output") or "").splitlines()):
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    merged.update(json.loads(line))
+                except ValueError:
+                    continue
+                break
+    return merged

@@ -1,0 +1,1 @@
+"""Pull requests: chat-ops commands, the runs they start, and what the PR sees of them (report, status)."""

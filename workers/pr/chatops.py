@@ -1,0 +1,307 @@
+"""PR chat-ops: `/train`, `/test`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
+`/approve`, `/reject`, `/deploy`, `/rollback`, each checked by `workers/core/permissions.py` and `workers/pr/policy.py` first.
+
+Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
+plus a reply saying why when a command is refused — including every permanent failure of the work
+it asked for (a Databricks refusal, an unknown workflow, a conflict). Every reply is a comment
+found again by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.commands import COMMANDS, require_handlers
+from core.logs import get_logger
+from core.vocabulary import ACTIVE
+from workers.core import permissions, sticky
+from workers.core.context import Deps
+from workers.core.permissions import Refusal
+from workers.core.records import ApprovalRequest, RunContext, Verdict
+from workers.errors import Permanent
+from workers.gateways import ForgeGateway, Pull
+from workers.jobs import branch_jobs, reports
+from workers.jobs import texts as jobs_texts
+from workers.pr import feedback, policy, texts
+from workers.release import approvals, promotion
+from workers.release import texts as release_texts
+
+log = get_logger("workers.pr.chatops")
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who asked for what, where: one comment's command, with the dependencies to act on it."""
+
+    deps: Deps
+    forge: ForgeGateway
+    repo: str
+    pr: int
+    comment_id: int
+    user: str
+    delivery_id: str
+    index: int = 0
+
+    @property
+    def trigger(self) -> str:
+        """What makes this command's work unique: the comment and the command's place in it — so the same
+        comment delivered again under a new delivery id (a redelivery, a replay) starts nothing twice."""
+        return (
+            f"comment:{self.repo}:{self.comment_id}:{self.index}"
+            if self.comment_id
+            else f"{self.delivery_id}:{self.index}"
+        )
+
+    def react(self, content: str) -> None:
+        self.forge.react(self.repo, self.comment_id, content)
+
+    def reply(self, body: str) -> int:
+        return sticky.upsert(
+            self.forge, self.deps.state, self.repo, self.pr, "reply", f"{self.comment_id}-{self.index}", body
+        )
+
+    def refuse(self, reason: str, usage: str = "") -> None:
+        self.react("confused")
+        self.reply(texts.refused(self.user, reason, usage))
+        log.info(
+            "command.refused", delivery_id=self.delivery_id, repo=self.repo, pr=self.pr, user=self.user, reason=reason
+        )
+
+    def role(self) -> str:
+        """The commenter's repository role, cached briefly (never author_association)."""
+        state, settings = self.deps.state, self.deps.settings
+        cached = state.cached_permission(self.repo, self.user)
+        if cached:
+            return cached
+        role = self.forge.permission(self.repo, self.user)
+        if settings.github.permission_cache_seconds:
+            state.cache_permission(self.repo, self.user, role, settings.github.permission_cache_seconds)
+        return role
+
+    def require(self, command: str) -> None:
+        why = permissions.permission_refusal(self.deps.settings, self.repo, command, self.role())
+        if why:
+            raise Refusal(why)
+
+
+def command_context(
+    deps: Deps, repo: str, pr: int, comment_id: int, user: str, delivery_id: str, index: int = 0
+) -> CommandContext:
+    return CommandContext(deps, deps.need_forge(), repo, pr, comment_id, user, delivery_id, index)
+
+
+def run_command(ctx: CommandContext, command: dict) -> None:
+    """One parsed command from a PR comment: acknowledge, check, act, answer — refusals and
+    permanent failures are answered on the PR with 😕 and the reason."""
+    name = command["name"]
+    ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
+    ctx.react("eyes")
+    try:
+        if not COMMANDS[name].checks_approver:
+            ctx.require(name)
+        SERVICES[name](ctx, command)
+    except Refusal as refusal:
+        ctx.refuse(refusal.reason, refusal.usage)
+    except Permanent as exc:  # e.g. `refuse` conflict policy, unknown workflow, Databricks said no
+        ctx.refuse(exc.message)
+
+
+def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:
+    """A `/command` the parser could not read: 👀, 😕 and the reason with the usage."""
+    ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
+    ctx.react("eyes")
+    ctx.refuse(texts.malformed_command(line, error), usage)
+
+
+# --- starting runs --------------------------------------------------------------------------------
+
+
+def _head(ctx: CommandContext) -> Pull:
+    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    why = policy.head_refusal(pull, ctx.pr, ctx.deps.state.ok_to_test_sha(ctx.repo, ctx.pr) if pull.fork else None)
+    if why:
+        raise Refusal(why)
+    return pull
+
+
+def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None = None, **options) -> int:
+    pull = pull or _head(ctx)
+    branch, git_url = policy.run_source(pull, ctx.pr)
+    deps = ctx.deps
+    started = branch_jobs.start_run(
+        deps.workspaces,
+        deps.state,
+        deps.settings,
+        repo=ctx.repo,
+        branch=branch,
+        sha=pull.head_sha,
+        workflow=workflow,
+        trigger=ctx.trigger,
+        pr=ctx.pr,
+        requested_by=ctx.user,
+        git_url=git_url,
+        context=RunContext(comment_id=ctx.comment_id, command=line),
+        **options,
+    )
+    deps.scheduler.follow(started.environment, started.run_id)
+    ctx.react("rocket")
+    feedback.announce(ctx.forge, deps.state, started.record, started.run_page_url)
+    return started.run_id
+
+
+def _train(ctx: CommandContext, command: dict) -> None:
+    dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    _start(ctx, "train", command.get("line", "/train"), dataset=dataset, params=params)
+
+
+def _test(ctx: CommandContext, command: dict) -> None:
+    suite = policy.test_suite(ctx.deps.settings, command)
+    _start(ctx, "test", command.get("line", "/test"), suite=suite)
+
+
+def _retest(ctx: CommandContext, command: dict) -> None:
+    failed = policy.failed_latest(ctx.deps.state.pr_runs(ctx.repo, ctx.pr))
+    if not failed:
+        ctx.react("+1")
+        ctx.reply(texts.nothing_failed(ctx.user))
+        return
+    pull = _head(ctx)
+    for run in failed:
+        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **policy.rerun_options(run))
+
+
+def _ok_to_test(ctx: CommandContext, command: dict) -> None:
+    settings = ctx.deps.settings
+    repo = settings.repo(ctx.repo)
+    if repo is None or repo.fork_policy == "never":
+        raise Refusal(texts.forks_never_run(ctx.repo))
+    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    if not pull.fork:
+        ctx.react("+1")
+        ctx.reply(texts.not_a_fork(ctx.user))
+        return
+    pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
+    why = policy.ok_to_test_too_early(command.get("commented_at", ""), pushed or "", pull.head_sha)
+    if why:
+        raise Refusal(why)
+    ctx.deps.state.grant_ok_to_test(ctx.repo, ctx.pr, pull.head_sha)
+    names = [n for n, wf in settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
+    for name in names:
+        _start(ctx, name, "/ok-to-test", pull=pull)
+    ctx.reply(texts.ok_to_test(ctx.user, pull, names))
+
+
+# --- answering ---------------------------------------------------------------------------------------
+
+
+def _cancel(ctx: CommandContext, command: dict) -> None:
+    cancelled = []
+    for run in ctx.deps.state.pr_runs(ctx.repo, ctx.pr):
+        if run.state not in ACTIVE:
+            continue
+        ws = ctx.deps.workspaces(run.environment)
+        if ws.get_run(run.run_id).terminal:  # our record may lag the workspace by a poll
+            continue
+        ws.cancel_run(run.run_id)
+        ctx.deps.state.update_run(run.environment, run.run_id, cancelled_by=ctx.user)
+        cancelled.append(run)
+    ctx.react("+1")
+    ctx.reply(texts.cancelled(ctx.user, cancelled))
+
+
+def _status(ctx: CommandContext, command: dict) -> None:
+    ctx.react("+1")
+    ctx.reply(reports.render_status(ctx.deps.state.pr_runs(ctx.repo, ctx.pr)))
+
+
+def _help(ctx: CommandContext, command: dict) -> None:
+    allowed = permissions.commands_allowed(ctx.deps.settings, ctx.role())
+    ctx.react("+1")
+    ctx.reply(texts.help_table(ctx.user, allowed))
+
+
+# --- approvals and the release train -------------------------------------------------------------------
+
+
+def _version(ctx: CommandContext, command: dict, status: str | None, resuming: str = "") -> ApprovalRequest:
+    """The request a command means: `name@version` as given, else this (merged) PR's newest (see
+    `approvals.newest` for `resuming`)."""
+    if command.get("model"):
+        request, _, why = approvals.find(ctx.deps, command["model"], command["version"])
+        if request is None:
+            raise Refusal(why or texts.no_approval_record(command["model"], command["version"]))
+        return request
+    request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status, resuming=resuming)
+    if request is None:
+        if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
+            raise Refusal(release_texts.open_pr_cannot_release(ctx.pr))
+        raise Refusal(texts.no_version(status), COMMANDS[command["name"]].usage)
+    return request
+
+
+def _decide(ctx: CommandContext, command: dict) -> None:
+    verdict = approvals.answered(ctx.deps, ctx.trigger, lambda: _verdict(ctx, command))  # once per command
+    ctx.react("+1" if verdict.ok else "confused")
+    ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
+
+
+def _verdict(ctx: CommandContext, command: dict) -> Verdict:
+    if command.get("model"):
+        model, version = command["model"], command["version"]
+    else:
+        request = _version(ctx, command, status="pending", resuming=ctx.user)
+        model, version = request.name, request.version
+    return approvals.decide(
+        ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role(),
+        ctx.trigger,
+    )  # fmt: skip
+
+
+def _deploy(ctx: CommandContext, command: dict) -> None:
+    """`/deploy <stage>` along the chain only: staging needs a passed validation, prod the approvals it requires."""
+    env = command["environment"]
+    request = _version(ctx, command, status=None)  # the chain says why a version cannot go there yet
+    why = promotion.deploy_refusal(ctx.deps, request, env)
+    if why:
+        raise Refusal(why)
+    started = promotion.deploy(ctx.deps, request, env, ctx.user, ctx.trigger)
+    ctx.react("rocket")
+    name, version = started.record.context.name, started.record.context.version
+    ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
+
+
+def _rollback(ctx: CommandContext, command: dict) -> None:
+    """`/rollback prod [version]`: the champion alias goes back, and deploy runs again."""
+    models = ctx.deps.settings.models_for_repo(ctx.repo)
+    if not models:
+        raise Refusal(jobs_texts.not_configured("model for repository", ctx.repo))
+    model = command.get("model") or models[0]
+    if model not in models:
+        raise Refusal(release_texts.unknown_model(model))
+    try:
+        text = promotion.rollback(
+            ctx.deps, model, command["environment"], command.get("version", ""), ctx.user, "github",
+            ctx.trigger,
+        )  # fmt: skip
+    except Permanent as exc:
+        raise Refusal(exc.message, COMMANDS["rollback"].usage) from None
+    ctx.react("rocket")
+    ctx.reply(texts.verdict_reply(ctx.user, text))
+
+
+# the service of each command in core/commands.py's table: the one place a PR command meets its work
+SERVICES: dict[str, Callable[[CommandContext, dict], None]] = {
+    "approve": _decide,
+    "reject": _decide,
+    "deploy": _deploy,
+    "rollback": _rollback,
+    "train": _train,
+    "test": _test,
+    "retest": _retest,
+    "cancel": _cancel,
+    "status": _status,
+    "help": _help,
+    "ok-to-test": _ok_to_test,
+}
+require_handlers(SERVICES, COMMANDS, "workers/chatops.SERVICES")  # a gap stops the worker at start, not a run

@@ -1,0 +1,160 @@
+"""What a pull request sees of its runs, in one place: the sticky report comment, the commit status
+(a check run when the bot is a GitHub App), and the 👍/👎 on the comment that asked.
+
+Every comment is found again by a hidden marker and its id is remembered in Redis, so a retried
+task edits its comment instead of adding one.
+"""
+
+from __future__ import annotations
+
+from core import stages
+from core.config import Settings
+from core.logs import get_logger
+from core.vocabulary import status_context
+from workers.core import sticky
+from workers.core.records import RunRecord
+from workers.core.state import State
+from workers.gateways import ForgeGateway, RegistryGateway
+from workers.jobs import reports, results
+from workers.pr import texts
+from workers.release import policy as release_policy
+
+log = get_logger("workers.pr.feedback")
+
+
+def upsert_report(forge: ForgeGateway, state: State, repo: str, pr: int, workflow: str, body: str) -> int:
+    """The PR's one report comment of `workflow`."""
+    return sticky.upsert(forge, state, repo, pr, "report", workflow, body)
+
+
+def announce(forge: ForgeGateway, state: State, record: RunRecord, run_page_url: str) -> None:
+    """A run started for a PR: it owns the report now, a pending status, and the report says so."""
+    if not record.pr:  # a release's run: the merged PR's reports belong to its own runs
+        return
+    state.mark_latest_run(record.repo, record.pr, record.workflow, record.run_id)
+    forge.set_status(
+        record.repo,
+        record.sha,
+        status_context(record.workflow),
+        "pending",
+        texts.status_running(record.workflow),
+        run_page_url,
+    )
+    upsert_report(forge, state, record.repo, record.pr, record.workflow, reports.render_running(record, run_page_url))
+
+
+def could_not_start(
+    forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str
+) -> None:
+    """A run the PR asked for was refused by Databricks or config: an error status and the reason."""
+    forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
+    upsert_report(forge, state, repo, pr, workflow, texts.report_not_started(workflow, reason))
+
+
+def could_not_follow(forge: ForgeGateway, state: State, record: RunRecord, pr: int, reason: str) -> None:
+    """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status,
+    the reason in the report and 😕 on the comment that asked — unless a newer run owns the report."""
+    latest = state.latest_run(record.repo, pr, record.workflow)
+    if latest is not None and latest != record.run_id:
+        return
+    context = status_context(record.workflow)
+    forge.set_status(record.repo, record.sha, context, "error", texts.status_lost(record.workflow))
+    upsert_report(
+        forge, state, record.repo, pr, record.workflow, texts.report_lost(record.workflow, record.run_id, reason)
+    )
+    if record.context.comment_id:
+        forge.react(record.repo, record.context.comment_id, "confused")
+
+
+def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
+    """A fork's PR: one sticky comment saying that nothing runs until a maintainer says so (or ever)."""
+    configured = settings.repo(repo)
+    text = texts.fork_welcome(author, repo, sha, configured.fork_policy if configured else "never")
+    forge.upsert_comment(repo, pr, "reply", "ok-to-test", text)
+
+
+def metrics_for(
+    result: dict, record: RunRecord, settings: Settings, registry: RegistryGateway | None
+) -> tuple[dict, release_policy.Comparison, str]:
+    """(metrics, comparison with the champion, MLflow run URL) of a run; empty when it logged nothing."""
+    outputs = results.task_outputs(result)
+    run_id = outputs.get("mlflow_run_id") or ""
+    if not run_id or registry is None:
+        return {}, release_policy.Comparison(None), ""
+    metrics = registry.run_metrics(run_id) or outputs.get("metrics") or {}
+    model = next(iter(settings.models_for_repo(record.repo)), None)  # several models: the first one's champion
+    if not model:
+        return metrics, release_policy.Comparison(None), registry.run_url(run_id)
+    prod = stages.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
+    champion = registry.champion(prod, settings.mlflow.champion_alias)
+    return metrics, release_policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
+
+
+def report_run(
+    record: RunRecord,
+    result: dict,
+    *,
+    forge: ForgeGateway | None = None,
+    state: State | None = None,
+    settings: Settings | None = None,
+    registry: RegistryGateway | None = None,
+) -> str:
+    """Report a finished run; returns what was done ("pr", "superseded", "logged")."""
+    log.info(
+        "run.reported",
+        run_id=result["run_id"],
+        repo=record.repo,
+        branch=record.branch,
+        workflow=record.workflow,
+        pr=record.pr,
+        result=result["result"],
+        run_page_url=result["run_page_url"],
+        tasks={t["key"]: t["result"] for t in result["tasks"]},
+    )
+    if not record.pr or forge is None or state is None or settings is None:
+        return "logged"
+    latest = state.latest_run(record.repo, record.pr, record.workflow)
+    if latest is not None and latest != result["run_id"]:
+        log.info("run.superseded", run_id=result["run_id"], latest=latest)
+        return "superseded"  # a newer run owns the report and the status now
+    return _report_on_pr(record, record.pr, result, forge, state, settings, registry)
+
+
+def _report_on_pr(
+    record: RunRecord,
+    pr: int,
+    result: dict,
+    forge: ForgeGateway,
+    state: State,
+    settings: Settings,
+    registry: RegistryGateway | None,
+) -> str:
+    """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
+    metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
+    upsert_report(
+        forge,
+        state,
+        record.repo,
+        pr,
+        record.workflow,
+        reports.render_result(
+            record,
+            result,
+            metrics=metrics,
+            champion=comparison.champion,
+            gates=comparison.gates,
+            mlflow_run_url=mlflow_url,
+        ),
+    )
+    good = results.is_good(result["result"])
+    forge.set_status(
+        record.repo,
+        record.sha,
+        status_context(record.workflow),
+        "success" if good else "failure",
+        texts.status_finished(record.workflow, result["result"], result.get("duration_s", 0)),
+        result.get("run_page_url", ""),
+    )
+    if record.context.comment_id:
+        forge.react(record.repo, record.context.comment_id, "+1" if good else "-1")
+    return "pr"

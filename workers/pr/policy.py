@@ -1,0 +1,99 @@
+"""What a pull request's commands may do, as pure functions of plain values: what `/train` and `/test`
+accept, when a fork's PR may run, what `/retest` runs again. No I/O: the services gather the facts and act.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from core.commands import COMMANDS
+from core.config import Settings
+from core.vocabulary import FAILED, workflow_of_check
+from workers.core.permissions import Refusal, permission_refusal
+from workers.core.records import RunRecord
+from workers.gateways import Pull
+from workers.pr import texts
+
+
+# --- /train and /test -------------------------------------------------------------------------------
+def train_options(settings: Settings, repo: str, command: dict, user: str, role: str) -> tuple[str, dict]:
+    """(dataset, params) for `/train`, or Refusal: known dataset, `full` reserved, allowed params only."""
+    wf = settings.workflows.get("train")
+    if wf is None:
+        raise Refusal(texts.no_workflow("train"))
+    dataset = command.get("dataset") or wf.dataset
+    if dataset not in wf.datasets:
+        raise Refusal(texts.unknown_choice("dataset", dataset, wf.datasets), COMMANDS["train"].usage)
+    if dataset == "full":
+        why = permission_refusal(settings, repo, "train-full", role)
+        if why:
+            raise Refusal(why)
+        users = settings.permissions.train_full_users
+        if users and user.lower() not in {u.lower() for u in users}:
+            raise Refusal(texts.full_training_reserved(users))
+    params = command.get("params") or {}
+    bad = sorted(set(params) - set(wf.params_allowed))
+    if bad:
+        raise Refusal(texts.parameter_not_allowed(bad[0], "train", wf.params_allowed), COMMANDS["train"].usage)
+    return dataset, params
+
+
+def test_suite(settings: Settings, command: dict) -> str:
+    """The suite for `/test`, or Refusal."""
+    wf = settings.workflows.get("test")
+    if wf is None:
+        raise Refusal(texts.no_workflow("test"))
+    suite = command.get("suite", "")
+    if suite and wf.suites and suite not in wf.suites:
+        raise Refusal(texts.unknown_choice("suite", suite, wf.suites), COMMANDS["test"].usage)
+    return suite
+
+
+# --- forks -----------------------------------------------------------------------------------------------
+def head_refusal(pull: Pull, pr: int, ok_to_test_sha: str | None) -> str | None:
+    """Why nothing may run for the PR's head now: closed, or a fork's head without `/ok-to-test`."""
+    if pull.state != "open":
+        return texts.pr_not_open(pr, pull.state)
+    if pull.fork and ok_to_test_sha != pull.head_sha:
+        return texts.fork_needs_ok_to_test(pull.head_sha)
+    return None
+
+
+def run_source(pull: Pull, pr: int) -> tuple[str, str]:
+    """(branch, git_url): a fork's code runs from the fork's URL on a `pull/<n>` job of its own."""
+    return (f"pull/{pr}", pull.head_clone_url) if pull.fork else (pull.head_ref, "")
+
+
+# --- re-runs -------------------------------------------------------------------------------------------
+def failed_latest(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    """The newest run of each workflow, where that run failed."""
+    latest: dict[str, RunRecord] = {}
+    for run in sorted(runs, key=lambda r: r.started_at):
+        latest[run.workflow] = run
+    return [r for r in latest.values() if r.state in FAILED]
+
+
+def rerun_options(run: RunRecord) -> dict:
+    """dataset/params/suite of a run, to start it again alike."""
+    p = run.parameters
+    params = dict(kv.split("=", 1) for kv in (p.get("params") or "").split(",") if "=" in kv)
+    return {"dataset": p.get("dataset", ""), "params": params, "suite": p.get("suite", "")}
+
+
+def check_workflow(settings: Settings, check_name: str) -> str | None:
+    """The workflow a "Re-run" of this check run means, or None when the check is not ours."""
+    workflow = workflow_of_check(check_name)
+    return workflow if workflow in settings.workflows else None
+
+
+def ok_to_test_too_early(commented_at: str, pushed_at: str, sha: str) -> str | None:
+    """`/ok-to-test` covers the head the maintainer looked at: a head pushed after the comment (both times
+    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in."""
+    if not commented_at or not pushed_at:
+        return None  # unknown: the head is the one the PR shows now, as before
+    try:
+        comment, push = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (commented_at, pushed_at))
+    except ValueError:
+        return None
+    return texts.head_moved_after_ok(sha) if push > comment else None

@@ -1,0 +1,87 @@
+"""What the repository sees of a release: the release comment on the merged PR, and a GitHub Deployment
+per environment with its statuses (the repository's Environments page shows what runs where).
+
+Without GitHub credentials a release still runs; only the repository is not told.
+"""
+
+from __future__ import annotations
+
+from workers.core import sticky
+from workers.core.context import Deps
+from workers.core.records import ApprovalRequest, Release, SlackAnswer, SlackPost
+from workers.gateways.forge import DEPLOYMENT_KEY
+from workers.release import texts
+
+
+def publish(deps: Deps, release: Release | None) -> None:
+    """Save the release and render its comment on the merged PR (edited in place)."""
+    if release is None:
+        return
+    deps.state.save_release(release)
+    if deps.forge is None:
+        return
+    staging = release.staging
+    request = deps.state.approval(staging.registry, staging.version) if staging.version else None
+    body = texts.release_comment(release, request, deps.settings.mlflow.champion_alias)
+    sticky.upsert(deps.forge, deps.state, release.repo, release.pr, "release", release.model, body)
+
+
+def for_request(deps: Deps, request: ApprovalRequest) -> Release | None:
+    """The release a version belongs to (None for a version without proven lineage: it has no merged PR)."""
+    if not request.proven or not request.pr:
+        return None
+    return deps.state.release(request.model, request.repo, request.pr)
+
+
+def deployment(
+    deps: Deps, release: Release, environment: str, version: str, state: str, description: str, log_url: str = ""
+) -> int | None:
+    """The GitHub Deployment of `release` to `environment` (for `version`, or for the release as a whole):
+    created once, then a status. Returns its id (None without GitHub)."""
+    key = f"{release.model}:{environment}:{version or '#' + str(release.pr)}"
+    what = f"{release.model} from #{release.pr}" + (f" v{version}" if version else "")
+    deployment_id = open_deployment(deps, release.repo, release.sha, environment, key, what)
+    if deployment_id is not None:
+        deployment_status(deps, release.repo, environment, deployment_id, state, description, log_url)
+    return deployment_id
+
+
+def open_deployment(deps: Deps, repo: str, sha: str, environment: str, key: str, description: str) -> int | None:
+    """A GitHub Deployment of commit `sha` (the default branch when the bot recorded none), found again by `key`."""
+    if deps.forge is None:
+        return None
+    cfg = deps.settings.repo(repo)
+    ref = sha or (cfg.default_branch if cfg else "main")
+    return deps.forge.create_deployment(repo, ref, environment, description, {DEPLOYMENT_KEY: key})
+
+
+def deployment_status(
+    deps: Deps, repo: str, environment: str, deployment_id: int, state: str, description: str, log_url: str = ""
+) -> None:
+    """A status on the deployment; a success marks the one it replaced `inactive` (GitHub leaves prod's alone)."""
+    if deps.forge is None:
+        return
+    deps.forge.set_deployment_status(repo, deployment_id, state, description, log_url)
+    if state == "success":
+        live = deps.state.live_deployment(repo, environment)
+        if live and live != deployment_id:
+            deps.forge.set_deployment_status(repo, live, "inactive", f"replaced: {description}")
+        deps.state.set_live_deployment(repo, environment, deployment_id)
+
+
+def slack_post(deps: Deps, work: str, text: str, thread_ts: str = "", channel: str = "") -> None:
+    """Post `text` to Slack once for `work` (what it reports, e.g. a deploy run): a task run again after a crash
+    posts nothing twice — chat.postMessage takes no idempotency key, so the bot keeps what it posted."""
+    if deps.slack is None or deps.state.plan(f"slack:{work}", SlackPost) is not None:
+        return
+    posted, ts = deps.slack.post(text, thread_ts=thread_ts, channel=channel)
+    deps.state.keep_plan(f"slack:{work}", SlackPost(posted, ts))
+
+
+def slack_respond(deps: Deps, response_url: str, text: str, in_channel: bool = False) -> None:
+    """Answer a Slack command or button once: a task delivered again after it finished (the worker died before
+    the ack) does not answer twice — a response URL takes up to five posts, no idempotency key."""
+    if deps.slack is None or deps.state.plan(f"slack-answer:{response_url}", SlackAnswer) is not None:
+        return
+    deps.slack.respond(response_url, text, in_channel=in_channel)
+    deps.state.keep_plan(f"slack-answer:{response_url}", SlackAnswer(text))

@@ -1,0 +1,117 @@
+"""The release train's decisions, as pure functions of plain values: how a version compares with the
+champion, whether validation passed, who may approve a version (four eyes) and when it is promoted.
+No I/O: the services gather the facts and act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.config import Settings
+from core.stages import Stage, stage, stage_named
+from workers.core.gates import GateResult, evaluate_all
+from workers.core.permissions import ranks_at_least
+from workers.core.records import ApprovalRequest
+from workers.release import texts
+
+# decisions written to the audit trail at most once per version (an approval once per approver)
+AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deployed"})
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A version's (or a run's) metrics against the champion, through the model's gates."""
+
+    champion: dict | None
+    gates: list[GateResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+
+def compare(gates: list[str], metrics: dict[str, float], champion: dict | None, version: str = "") -> Comparison:
+    """The one champion-and-gates evaluation; comparing a version with itself says nothing."""
+    if champion and version and champion["version"] == str(version):
+        champion = None
+    return Comparison(champion, evaluate_all(gates, metrics, (champion or {}).get("metrics")))
+
+
+def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tuple[bool, str]:
+    """(passed, summary) of a finished validate run."""
+    metrics = outputs.get("metrics") or {}
+    if result == "SUCCESS" and "passed" not in outputs and not metrics:
+        return False, texts.VALIDATION_SAID_NOTHING  # a run's success alone proves nothing about the model
+    ran_ok = result == "SUCCESS" and outputs.get("passed", True) is not False
+    passed = ran_ok and comparison.passed
+    failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if not g.passed]
+    return passed, texts.validation_summary(passed, ran_ok, metrics, failed_gates, result)
+
+
+def deploy_refusal(settings: Settings, request: ApprovalRequest, name: str) -> str | None:
+    """`/deploy` follows the chain: staging deploys a validated version, prod only an approved (promoted) one."""
+    stage_ = stage_named(settings, request.model, name)
+    ref = request.ref
+    if stage_ is None or stage_.trigger == "pull_request":
+        return texts.not_a_stage(name, [s.name for s in settings.stages(request.model) if s.trigger != "pull_request"])
+    if stage_.trigger == "merge" and request.validation != "passed":
+        return texts.deploy_chain(name, ref, f"it has not passed validation (validation: {request.validation})")
+    if stage_.trigger == "approval" and (request.status != "approved" or not request.prod_version):
+        return texts.deploy_chain(
+            name, ref, f"a version reaches {stage_.name} only after it passed staging with the {request.needed} "
+            f"approval(s) {stage_.name} requires (status: {request.status}, validation: {request.validation})",
+        )  # fmt: skip
+    return None
+
+
+def approvals_needed(proven: bool, prod: Stage) -> int:
+    """The prod stage's count; a version without lineage the bot can prove needs two listed approvers at least."""
+    needed = prod.required_approvals or 1
+    return needed if proven else max(needed, 2)
+
+
+# --- approvals -------------------------------------------------------------------------------------------
+def approval_refusal(
+    request: ApprovalRequest | None,
+    approver: str,
+    role: str,
+    settings: Settings,
+    model: str,
+    version: str,
+    listed: bool = False,
+) -> str | None:
+    """The approval policy, as rules in order; returns the reason of the rule that refuses, or None.
+    `listed`: the approver is one of the prod stage's approvers (a login, or a member of a listed team)."""
+    why = texts.approval_refusals(model, version)
+    if request is None:
+        return why["none"]
+    if request.status != "pending":
+        return why["decided"].format(status=request.status)
+    if request.validation != "passed":
+        return why["unvalidated"].format(validation=request.validation)
+    spec, needed = settings.models[request.model or model], settings.permissions.needed("approve")
+    if not (ranks_at_least(role, needed) or listed):
+        return why["permission"].format(needed=needed, repo=request.repo or spec.repo, approver=approver, role=role)
+    if not request.proven and not listed:
+        return why["unproven"].format(approvers=", ".join(stage(settings, request.model, "approval").approvers or []))
+    roles = [
+        what
+        for who, what in ((request.pr_author, "opened the pull request"), (request.trained_by, "started the training"))
+        if who and who.lower() == approver.lower()
+    ]
+    if roles:
+        return why["four-eyes"].format(approver=approver, roles=" and ".join(roles))
+    if approver.lower() in {a.by.lower() for a in request.approvals}:
+        return why["twice"].format(approver=approver)
+    return None
+
+
+def audit_once_key(decision: str, model: str, version: str, actor: str) -> str:
+    """What makes a decision unique in the audit trail ('' = every occurrence is recorded)."""
+    if decision in AUDIT_ONCE:
+        return f"{decision}:{model}:{version}"
+    return f"{decision}:{model}:{version}:{actor}" if decision == "approved" else ""
+
+
+def promoted_enough(request: ApprovalRequest, required: int) -> bool:
+    return len(request.approvals) >= required
