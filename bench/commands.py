@@ -51,15 +51,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and 
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench import harness
-from bench.harness import BenchError, say
-from bot.cli import WEB_WORKER
-from core.queue import DEFAULT_QUEUE
-from devstack import setups
-from devstack.mlrepo import BOT, REPO, TOKENS, git
-from devstack.sandboxes import WORKSPACE_TOKEN
-from devstack.setups import Setup
-from devstack.waiting import wait_until
+from bench import harness  # noqa: E402
+from bench.harness import BenchError, say  # noqa: E402
+from bot.cli import WEB_WORKER  # noqa: E402
+from core.queue import DEFAULT_QUEUE  # noqa: E402
+from devstack import setups  # noqa: E402
+from devstack.mlrepo import BOT, REPO, TOKENS, git  # noqa: E402
+from devstack.sandboxes import WORKSPACE_TOKEN  # noqa: E402
+from devstack.setups import Setup  # noqa: E402
+from devstack.waiting import wait_until  # noqa: E402
 
 WORKER_CONCURRENCY = 8  # threads: the tasks wait on the network, not the CPU
 SECRETS = {

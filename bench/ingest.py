@@ -52,13 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and 
 
 import redis  # noqa: E402
 
-from bench import harness
-from bench.harness import BENCH, ROOT, cpu_seconds, rss_mb, worker_pids
-from bot.cli import WEB_WORKER, gunicorn_argv
-from core import events
-from core.queue import DEDUPE_PREFIX, DEFAULT_QUEUE
-from devstack import setups
-from devstack.processes import Service, free_port, is_ready, start_process
+from bench import harness  # noqa: E402
+from bench.harness import BENCH, ROOT, cpu_seconds, rss_mb, worker_pids  # noqa: E402
+from bot.cli import WEB_WORKER, gunicorn_argv  # noqa: E402
+from core import events  # noqa: E402
+from core.queue import DEDUPE_PREFIX, DEFAULT_QUEUE  # noqa: E402
+from devstack import setups  # noqa: E402
+from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
 
 SECRET = "bench-github-secret"
 FIXTURE = ROOT / "tests" / "data" / "issue_comment_pr.json"  # a payload file, not test code

@@ -34,11 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and the bot, from the repository root
 
-from bench import harness
-from bench.harness import ROOT
-from bench.ingest import PATH, SECRET, build_payload
-from core import events
-from devstack import setups
+from bench import harness  # noqa: E402
+from bench.harness import ROOT  # noqa: E402
+from bench.ingest import PATH, SECRET, build_payload  # noqa: E402
+from core import events  # noqa: E402
+from devstack import setups  # noqa: E402
 
 WORKERS, THREADS = 2, 4  # the Procfile's defaults
 GITHUB_TIMEOUT = 10.0  # GitHub gives up after 10 s and never redelivers on its own

@@ -70,7 +70,7 @@ def create_app(
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
     settings = settings or load_config()
     if router is None:
-        from handlers import router as every_handler
+        from handlers import router as every_handler  # the composition root: web → handlers → bot
 
         router = every_handler
     client = redis_client or _redis_client()
@@ -82,7 +82,7 @@ def create_app(
     # receiver reads up to limit + 1 and refuses what it actually read (413 before the signature's 401)
     app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes + 1
     app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": receiver.queue, "metrics": metrics}
-    from bot.dashboard import dashboard_blueprint
+    from bot.dashboard import dashboard_blueprint  # Redis reads only; 404 at / unless its auth is configured
 
     app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
     for source in SOURCES:

@@ -34,7 +34,7 @@ from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
 from tests.integration.test_receiver_worker import worker_lines
-from tests.reliability.chaos_support import FIGURES
+from tests.reliability.chaos_support import FIGURES, figures  # noqa: F401 (the table's fixture, autouse)
 
 pytestmark = pytest.mark.chaos
 

@@ -43,7 +43,7 @@ from devstack.setups import REPO, Setup, whole_loop
 from devstack.waiting import TimedOut, wait_until
 from tests.conftest import SECRETS
 from tests.integration.test_receiver_worker import worker_lines
-from tests.reliability.chaos_support import FIGURES
+from tests.reliability.chaos_support import FIGURES, figures  # noqa: F401 (the table's fixture, autouse)
 from tests.reliability.test_chaos import RESUME_LIMIT, Forge, kill_and_replace, pr_ready
 
 pytestmark = pytest.mark.chaos

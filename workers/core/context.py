@@ -65,7 +65,7 @@ def workspace(environment: str) -> WorkspaceGateway:
 
 @lru_cache(maxsize=1)
 def registry() -> RegistryGateway:
-    from workers.gateways.registry import Registry
+    from workers.gateways.registry import Registry  # mlflow is heavy: imported on first use
 
     mlflow = settings().mlflow
     return Registry(mlflow.tracking_uri, mlflow.registry_uri)
