@@ -273,7 +273,7 @@ COMMANDS = _command_table(
         _approve, "write", checks_approver=True, slack_usage="/mlops approve <model> <version>",
     ),
     CommandSpec(
-        "reject", "/reject <reason>", "reject this PR's model version, with a reason",
+        "reject", "/reject [model@version] <reason>", "reject this PR's model version (or the one named), with a reason",
         _reject, "write", checks_approver=True, slack_usage="/mlops reject <model> <version> <reason>",
     ),
     CommandSpec(

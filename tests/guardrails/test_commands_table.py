@@ -83,3 +83,10 @@ def test_a_worker_whose_mapping_misses_a_command_does_not_start(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, module.__name__, module)  # dataclasses look their module up there
     with pytest.raises(IncompleteCommands, match="/deploy: no service in workers/chatops.SERVICES"):
         exec(compile(source.replace(line, ""), "workers/pr/chatops.py", "exec"), module.__dict__)
+
+
+def test_the_readme_lists_every_command_as_the_table_writes_it() -> None:
+    """README's command table and the command table agree: each command's usage, as `/help` shows it, starts a row."""
+    readme = (ROOT / "README.md").read_text()
+    rows = [spec.usage for spec in COMMANDS.values() if f"| `{spec.usage.replace('|', chr(92) + '|')}` |" not in readme]
+    assert not rows, f"README.md's command table lacks (or words differently): {rows}"

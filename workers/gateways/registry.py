@@ -52,7 +52,7 @@ class Registry:
         self.uc = links.kind(self.registry_uri) == "databricks-uc"
         self.client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
         if links.is_databricks(self.registry_uri):
-            # the UC store downloads a models:/ source through the process-wide registry URI (docs/UNITY-CATALOG.md);
+            # the UC store downloads a models:/ source through the process-wide registry URI (docs/unity-catalog.md);
             # a worker process serves one registry
             mlflow.set_registry_uri(self.registry_uri)
         self._host: str | None = None
