@@ -13,6 +13,7 @@ Slack is real HTTP; the one fault is an answer lost after Slack applied the call
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -22,7 +23,9 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from core.config import SlackSettings
+from devstack.processes import free_port, is_ready, start_process
 from devstack.sandboxes import SLACK_TOKEN, start_slack
+from tests.conftest import ROOT
 from tests.fakes import World
 from tests.reliability.test_crash_points import SCENARIOS, prepared
 from tests.unit.test_release import STAGING, released
@@ -55,6 +58,20 @@ def slack_url(tmp_path_factory):
         tmp_path_factory.mktemp("slack"), signing_secret="s", interactions_url="http://127.0.0.1:9/interactions"
     )
     yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def slack_without_history(tmp_path_factory):
+    """The stand-in with a bot token of `chat:write` only (README's minimum before issue #18)."""
+    port, workdir = free_port(), tmp_path_factory.mktemp("slack-scoped")
+    argv = [sys.executable, "-m", "sandbox.slack", "--port", str(port), "--data", str(workdir / "data")]
+    argv += ["--token", SLACK_TOKEN, "--scopes", "chat:write"]
+    url = f"http://127.0.0.1:{port}"
+    service = start_process(
+        "slack", argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health")
+    )
+    yield url
     service.stop()
 
 
@@ -140,3 +157,14 @@ def test_an_answer_to_the_channel_whose_answer_was_lost_is_not_sent_twice(
     assert len(answers) == 1, answers
     posts = requests.get(slack_url + "/sandbox/responses", timeout=10).json()["responses"]
     assert [p["effect"] for p in posts if p["url"] == url] == ["posted_in_channel"]  # the URL was used once
+
+
+def test_without_a_history_scope_the_post_is_made_again_never_lost(settings, redis_client, slack_without_history):
+    """What this does not protect: a token without `channels:history` cannot look (Slack: `missing_scope`), so
+    the run again posts as before — the message is shown twice, never lost, and the task completes."""
+    w = _on_slack(prepared(settings, redis_client), slack_without_history)
+    entry = SCENARIOS["deploy finished → reported"](w)
+    w.deps.slack.client.lose = "chat.postMessage"  # type: ignore[union-attr]
+    assert _run_again_until_done(entry) == 2
+    reports = [m["text"] for m in _messages(slack_without_history) if m["text"].startswith("✅ deploy of")]
+    assert len(reports) == 2, reports
