@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from time import time
 from typing import Any
 
 from core.config import Settings
@@ -406,25 +407,59 @@ class FakeRegistry:
 
 @dataclass
 class FakeSlack:
+    """Slack as the bot sees it: every message it posted, with the key its metadata carries (`key`), found again
+    as conversations.history/replies with `include_all_metadata` find them (`find_post`). An in-channel answer to
+    a response URL lands in `answers_channel` (the channel of the button or command); an ephemeral one is the
+    user's alone: nothing finds it."""
+
     posts: list[dict] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     closed: list[dict] = field(default_factory=list)
     responses: list[dict] = field(default_factory=list)
+    channel: str = "C0APPROVALS"  # `[slack] channel`
+    answers_channel: str = "C0APPROVALS"
 
-    def request_approval(self, model: str, version: str, text: str) -> tuple[str, str]:
+    def request_approval(self, model: str, version: str, text: str, key: str = "") -> tuple[str, str]:
         ts = str(next(_ids))
-        self.requests.append({"model": model, "version": version, "text": text, "ts": ts})
-        return "C0APPROVALS", ts
+        self.requests.append({"model": model, "version": version, "text": text, "ts": ts, "key": key, "at": time()})
+        return self.channel, ts
 
-    def post(self, text: str, thread_ts: str = "", channel: str = "") -> tuple[str, str]:
-        self.posts.append({"text": text, "thread_ts": thread_ts, "channel": channel})
-        return channel or "C0APPROVALS", str(next(_ids))
+    def post(self, text: str, thread_ts: str = "", channel: str = "", key: str = "") -> tuple[str, str]:
+        ts = str(next(_ids))
+        self.posts.append(
+            {
+                "text": text,
+                "thread_ts": thread_ts,
+                "channel": channel or self.channel,
+                "ts": ts,
+                "key": key,
+                "at": time(),
+            }
+        )
+        return channel or self.channel, ts
+
+    def find_post(
+        self, key: str, channel: str = "", thread_ts: str = "", oldest: float = 0.0
+    ) -> tuple[str, str] | None:
+        channel = channel or self.channel
+        messages = [
+            *({**r, "channel": self.channel, "thread_ts": ""} for r in self.requests),
+            *self.posts,
+            *({**r, "channel": self.answers_channel, "thread_ts": ""} for r in self.responses if r["in_channel"]),
+        ]
+        for m in messages:
+            if (m["key"], m["channel"], m["thread_ts"]) == (key, channel, thread_ts) and key and m["at"] >= oldest:
+                return channel, m["ts"]
+        return None
 
     def close_request(self, channel: str, ts: str, text: str) -> None:
         self.closed.append({"channel": channel, "ts": ts, "text": text})
 
-    def respond(self, response_url: str, text: str, in_channel: bool = False) -> None:
-        self.responses.append({"url": response_url, "text": text, "in_channel": in_channel})
+    def respond(self, response_url: str, text: str, in_channel: bool = False, key: str = "") -> None:
+        ts = str(next(_ids))
+        self.responses.append(
+            {"url": response_url, "text": text, "in_channel": in_channel, "key": key, "ts": ts, "at": time()}
+        )
 
 
 @dataclass
@@ -468,7 +503,7 @@ WRITES = {
     "forge": {"react", "upsert_comment", "set_status", "create_deployment", "set_deployment_status"},
     "workspace": {"create_job", "reset_job", "delete_job", "run_now", "cancel_run", "checkout_repo", "delete_repo"},
     "registry": {"copy_version", "set_tags", "set_alias", "transition_stage"},
-    "slack": {"request_approval", "post", "close_request", "respond"},
+    "slack": {"request_approval", "post", "close_request", "respond"},  # find_post reads
     "scheduler": {"follow"},
 }
 

@@ -174,7 +174,7 @@ def run_slack_command(
     **details: Any,
 ) -> None:
     """Slack `/mlops approve churn-model 7` → the same approval policy as on a PR; answer via response_url."""
-    slack_commands.run_slash_command(deps(), user_id, response_url, command, error)
+    slack_commands.run_slash_command(deps(), user_id, response_url, command, error, details.get("channel_id", ""))
 
 
 @app.task(base=TellingTask, name=V.HANDLE_SLACK_BUTTON, bind=True)
@@ -182,7 +182,7 @@ def handle_slack_button(
     self, action: str, value: str, user_id: str, delivery_id: str, response_url: str = "", **details: Any
 ) -> None:
     """Approve/Reject button on an approval request → the approval policy."""
-    slack_commands.press_button(deps(), action, value, user_id, response_url)
+    slack_commands.press_button(deps(), action, value, user_id, response_url, details.get("channel_id", ""))
 
 
 @app.task(base=TellingTask, name=V.POLL_REGISTRY, bind=True)

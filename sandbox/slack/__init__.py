@@ -7,7 +7,7 @@ The bot's real ``slack_sdk`` code runs unchanged against it::
 
 CLI
 ---
-``python -m sandbox.slack --port P --data DIR [--token xoxb-sandbox] [--signing-secret S]
+``python -m sandbox.slack --port P --data DIR [--token xoxb-sandbox] [--scopes chat:write,...] [--signing-secret S]
 [--interactions-url URL] [--commands-url URL] [--users FILE] [--host H] [--base-url URL]``
 (also ``sandbox.slack.main(argv)``). ``--port 0`` picks a free port. When ready it prints exactly one line
 ``sandbox slack listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it. ``--signing-secret`` defaults to
@@ -25,13 +25,17 @@ bot id ``B0BOT``, app ``A0SANDBOX``, team ``T0SANDBOX`` / domain ``sandbox``).
 Web API (``/api/<method>``, GET or POST; arguments from the query string, a form body or a JSON body)
 -------------------------------------------------------------------------------------------------------
 Every method except ``api.test`` needs the token (``Authorization: Bearer <token>`` or a ``token``
-argument): none -> ``not_authed``, a wrong one -> ``invalid_auth``. Errors are HTTP 200
+argument): none -> ``not_authed``, a wrong one -> ``invalid_auth``; a method whose scope the token lacks
+(``--scopes``; default: all of them) -> ``missing_scope`` with ``needed`` and ``provided``. Errors are HTTP 200
 ``{"ok": false, "error": ...}`` like Slack (missing arguments: ``invalid_arguments``); an unknown method is
 ``unknown_method``.
 
 * ``auth.test``, ``api.test``
-* ``chat.postMessage`` (channel, text, blocks, attachments, thread_ts, reply_broadcast, metadata) ->
-  ``{"ok", "channel", "ts", "message"}``. ``channel`` is an id (``C0001``), a name (``deploys`` or
+* ``chat.postMessage`` (``chat:write``; channel, text, blocks, attachments, thread_ts, reply_broadcast,
+  metadata) -> ``{"ok", "channel", "ts", "message"}``. ``metadata`` (``{"event_type", "event_payload"}``) is
+  kept with the message; not JSON/not an object -> ``invalid_metadata_format``; an ``event_type`` other than
+  letters, digits, ``_``, ``-`` or no ``event_payload`` object -> posted without it, ``warning:
+  invalid_metadata_schema``. ``channel`` is an id (``C0001``), a name (``deploys`` or
   ``#deploys``; unknown names are created on first post) or a user id (opens a DM channel ``D0001``).
   Blocks get a ``block_id`` and interactive elements an ``action_id`` if they have none (like Slack).
   Replies (``thread_ts``) update the parent's ``reply_count``/``reply_users``/``latest_reply``;
@@ -42,9 +46,12 @@ argument): none -> ``not_authed``, a wrong one -> ``invalid_auth``. Errors are H
   ``chat.getPermalink`` (``GET /archives/<channel>/p<ts>`` answers the stored message as JSON).
 * ``conversations.history`` (newest first; oldest/latest/inclusive/limit/cursor; thread replies are left
   out unless broadcast), ``conversations.replies`` (channel, ts of the parent or of any reply -> parent
-  first, then replies), ``conversations.info``, ``conversations.list``.
-* ``users.info`` (``user_not_found``), ``users.list``.
-* ``reactions.add`` (channel, timestamp, name; ``already_reacted``), ``reactions.remove``.
+  first, then replies): the channel by ID only (a name -> ``channel_not_found``), the ``*:history`` scope of
+  its type, a bad oldest/latest -> ``invalid_ts_oldest``/``invalid_ts_latest``; a message's ``metadata`` whole
+  with ``include_all_metadata=true``, else its ``event_type`` only. ``conversations.info``,
+  ``conversations.list`` (``channels:read``).
+* ``users.info`` (``user_not_found``), ``users.list`` (``users:read``).
+* ``reactions.add`` (channel, timestamp, name; ``already_reacted``), ``reactions.remove`` (``reactions:write``).
 
 Response URLs
 -------------
@@ -52,7 +59,8 @@ Response URLs
 ``payload=<json>``) and answers ``ok`` (200, like Slack). Unknown ids -> 404 ``expired_url``; more than 5
 posts -> 404 ``used_url``; no text/blocks -> 400 ``no_text``. The post is recorded and applied like Slack:
 ``delete_original``/``replace_original`` act on the message whose button was clicked, ``response_type:
-"in_channel"`` posts a new message in the channel (``thread_ts`` honoured), anything else becomes an
+"in_channel"`` posts a new message in the channel (``thread_ts`` and ``metadata`` honoured), anything else
+becomes an
 ephemeral message for the user. ``GET /sandbox/response-url[?channel=&user=&message_ts=]`` -> ``{"url":
 ...}``, a fresh URL for a hand-made payload.
 
@@ -106,11 +114,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--interactions-url", default=None, help="where /sandbox/click posts block_actions payloads")
     parser.add_argument("--commands-url", default=None, help="default receiver of /sandbox/command")
     parser.add_argument("--users", default=None, help="users seed (JSON or TOML): id -> name")
+    parser.add_argument(
+        "--scopes", default=None, help="the token's scopes, comma-separated (default: every scope a method needs)"
+    )
 
 
 def build(args, base_url: str):
     return create_app(
-        args.data, args.token, base_url, args.signing_secret, args.interactions_url, args.commands_url, args.users
+        args.data,
+        args.token,
+        base_url,
+        args.signing_secret,
+        args.interactions_url,
+        args.commands_url,
+        args.users,
+        args.scopes,
     )
 
 

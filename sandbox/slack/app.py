@@ -8,7 +8,7 @@ from ..common import RequestCounts, introspection_blueprint, on_shutdown
 from .api import interactions, introspection, responses, web_api
 from .api.web import Slack
 from .messages import SandboxError
-from .store import Store, load_users
+from .store import DEFAULT_SCOPES, Store, load_users
 
 
 def create_app(
@@ -19,10 +19,15 @@ def create_app(
     interactions_url: str | None = None,
     commands_url: str | None = None,
     users: str | dict | None = None,
+    scopes: str | tuple[str, ...] | None = None,
 ) -> Flask:
-    """``users``: a seed file path, an already parsed ``{id: name}`` dict, or None (alice, bob, carol)."""
+    """``users``: a seed file path, an already parsed ``{id: name}`` dict, or None (alice, bob, carol);
+    ``scopes``: the token's (comma-separated or a tuple; None: every scope a method here needs)."""
+    if isinstance(scopes, str):
+        scopes = tuple(s.strip() for s in scopes.split(",") if s.strip())
     config = {
         "token": token,
+        "scopes": tuple(DEFAULT_SCOPES if scopes is None else scopes),
         "signing_secret": signing_secret,
         "interactions_url": interactions_url,
         "commands_url": commands_url,

@@ -18,11 +18,12 @@ USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
 
 
 class SlackError(Exception):
-    """A Web API error: HTTP 200 ``{"ok": false, "error": code}`` like Slack."""
+    """A Web API error: HTTP 200 ``{"ok": false, "error": code}`` like Slack (``extra``: more top-level fields, as
+    ``missing_scope``'s ``needed`` and ``provided``)."""
 
-    def __init__(self, error: str, detail: str | None = None):
+    def __init__(self, error: str, detail: str | None = None, extra: dict | None = None):
         super().__init__(error)
-        self.error, self.detail = error, detail
+        self.error, self.detail, self.extra = error, detail, extra or {}
 
 
 class SandboxError(Exception):
@@ -53,6 +54,26 @@ def json_field(value, what: str):
         except ValueError:
             raise SlackError(f"invalid_{what}_format", f"{what} is not valid JSON") from None
     return value
+
+
+# Slack: "Event types can contain letters, numbers, underscores, and hyphens, but not periods or other punctuation.
+# Metadata with an invalid `event_type` returns an `invalid_metadata_schema` warning and is ignored."
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def message_metadata(value) -> tuple[dict | None, str | None]:
+    """``metadata`` of chat.postMessage or a response URL post -> (what is stored, a warning). Not JSON, or not an
+    object: ``invalid_metadata_format``; no valid ``event_type`` or no ``event_payload`` object: stored nothing,
+    warned ``invalid_metadata_schema`` (like Slack)."""
+    if value is None or value == "":
+        return None, None
+    metadata = json_field(value, "metadata")
+    if not isinstance(metadata, dict):
+        raise SlackError("invalid_metadata_format", "metadata must be an object")
+    kind, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if not isinstance(kind, str) or not EVENT_TYPE_RE.match(kind) or not isinstance(payload, dict):
+        return None, "invalid_metadata_schema"
+    return {"event_type": kind, "event_payload": copy.deepcopy(payload)}, None
 
 
 def _rand_id(n: int = 5) -> str:

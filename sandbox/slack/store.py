@@ -20,6 +20,19 @@ BOT_NAME = "mlops-bot"
 VERIFICATION_TOKEN = "sandbox-verification-token"  # Slack's legacy `token` field of payloads
 DEFAULT_USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
 RESPONSE_URL_MAX_USES = 5  # like Slack: a response_url takes at most 5 posts
+# The bot token's scopes unless --scopes says otherwise: every scope a method of this stand-in needs
+DEFAULT_SCOPES = (
+    "chat:write",
+    "channels:history",
+    "groups:history",
+    "im:history",
+    "mpim:history",
+    "channels:read",
+    "groups:read",
+    "im:read",
+    "users:read",
+    "reactions:write",
+)
 
 
 def load_users(path: str | dict | None) -> dict[str, dict]:

@@ -415,7 +415,7 @@ def test_state_survives_restart(tmp_path, receiver):
     proc, base = _start(tmp_path, receiver)
     try:
         c = WebClient(token=TOKEN, base_url=base + "/api/")
-        assert c.conversations_history(channel="#persist")["messages"][0]["ts"] == posted["ts"]
+        assert c.conversations_history(channel=posted["channel"])["messages"][0]["ts"] == posted["ts"]
         assert float(c.chat_postMessage(channel="#persist", text="next")["ts"]) > float(posted["ts"])
     finally:
         _stop(proc)
@@ -434,3 +434,104 @@ def test_users_seed(tmp_path, receiver):
             c.users_info(user="U0ALICE")
     finally:
         _stop(proc)
+
+
+# ---------------------------------------------------------------- message metadata, paging, scopes
+TAG = {"event_type": "mlops_bot_post", "event_payload": {"key": "deployed:prod:42"}}
+
+
+def test_metadata_is_kept_and_returned_whole_only_when_asked(client):
+    """Slack (api.slack.com/metadata/using, "Receive metadata with the Web API"): "If you receive a message by
+    directly calling an API method and passing `include_all_metadata=true`, you will find a new `metadata`
+    parameter in the message object with two keys: `event_type` and `event_payload`. If you do not pass
+    `include_all_metadata=true`, you will receive the `event_type` field only." The same for
+    conversations.replies (its `include_all_metadata` argument: "Return all metadata associated with this
+    message")."""
+    parent = client.chat_postMessage(channel="#meta", text="deploy v42 started", metadata=TAG)
+    cid = parent["channel"]
+    client.chat_postMessage(channel=cid, thread_ts=parent["ts"], text="finished", metadata=TAG)
+    whole = client.conversations_history(channel=cid, include_all_metadata=True)["messages"][0]
+    assert whole["metadata"] == TAG
+    assert client.conversations_history(channel=cid)["messages"][0]["metadata"] == {"event_type": "mlops_bot_post"}
+    thread = client.conversations_replies(channel=cid, ts=parent["ts"], include_all_metadata=True)["messages"]
+    assert [m["metadata"] for m in thread] == [TAG, TAG]
+    bare = client.conversations_replies(channel=cid, ts=parent["ts"])["messages"]
+    assert [m["metadata"] for m in bare] == [{"event_type": "mlops_bot_post"}] * 2
+
+
+def test_metadata_of_a_bad_shape(client):
+    """Slack (docs.slack.dev/messaging/message-metadata): "Event types can contain letters, numbers, underscores,
+    and hyphens, but not periods or other punctuation. Metadata with an invalid `event_type` returns an
+    `invalid_metadata_schema` warning and is ignored." Metadata that is not JSON: `invalid_metadata_format`
+    (one of chat.postMessage's documented errors)."""
+    posted = client.chat_postMessage(
+        channel="#meta-bad", text="x", metadata={"event_type": "mlops.bot", "event_payload": {"key": "k"}}
+    )
+    assert posted["ok"] and posted["warning"] == "invalid_metadata_schema" and "metadata" not in posted["message"]
+    history = client.conversations_history(channel=posted["channel"], include_all_metadata=True)["messages"]
+    assert "metadata" not in history[0]
+    with pytest.raises(SlackApiError) as e:
+        client.api_call("chat.postMessage", params={"channel": "#meta-bad", "text": "x", "metadata": "{not json"})
+    assert e.value.response["error"] == "invalid_metadata_format"
+
+
+def test_history_window_and_pages(client):
+    """conversations.history's arguments (Slack's method page): `oldest` "Only messages after this Unix timestamp
+    will be included in results", `latest` "Only messages before this Unix timestamp", `inclusive` "Include
+    messages with oldest or latest timestamps in results. Ignored unless either timestamp is specified", and
+    `cursor` "Paginate through collections of data by setting the cursor parameter to a next_cursor attribute
+    returned by a previous request's response_metadata". Its errors include `invalid_ts_oldest` ("Value passed
+    for oldest was invalid") and `channel_not_found`; its `channel` is the "Conversation ID to fetch history for"."""
+    ts = [client.chat_postMessage(channel="#window", text=f"m{i}")["ts"] for i in range(5)]
+    cid = client.chat_postMessage(channel="#window", text="last")["channel"]
+    after = client.conversations_history(channel=cid, oldest=ts[1], latest=ts[4])["messages"]
+    assert [m["text"] for m in after] == ["m3", "m2"]
+    both = client.conversations_history(channel=cid, oldest=ts[1], latest=ts[4], inclusive=True)["messages"]
+    assert [m["text"] for m in both] == ["m4", "m3", "m2", "m1"]
+    seen, cursor = [], None
+    while True:
+        page = client.conversations_history(channel=cid, oldest=ts[0], limit=2, cursor=cursor)
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ["last", "m4", "m3", "m2", "m1"]
+    for bad, error in (({"oldest": "yesterday"}, "invalid_ts_oldest"), ({"latest": "x"}, "invalid_ts_latest")):
+        with pytest.raises(SlackApiError) as e:
+            client.conversations_history(channel=cid, **bad)
+        assert e.value.response["error"] == error
+    with pytest.raises(SlackApiError) as e:
+        client.conversations_history(channel="#window")  # a name, not an ID
+    assert e.value.response["error"] == "channel_not_found"
+
+
+def test_a_token_without_the_history_scope(tmp_path, receiver):
+    """conversations.history's "Scopes" (Slack's method page), bot token: `channels:history` `groups:history`
+    `im:history` `mpim:history` — "Bot token | Relevant *:history scope | Any conversation the relevant bot is
+    a member of". chat.postMessage's: `chat:write`. Without it Slack answers `missing_scope` with the scope
+    `needed` and those `provided` (as `{'ok': False, 'error': 'missing_scope', 'needed': ..., 'provided': ...}`)."""
+    proc, base = _start(tmp_path, receiver, ["--scopes", "chat:write"])
+    try:
+        c = WebClient(token=TOKEN, base_url=base + "/api/")
+        posted = c.chat_postMessage(channel="#scoped", text="hi", metadata=TAG)
+        with pytest.raises(SlackApiError) as e:
+            c.conversations_history(channel=posted["channel"], include_all_metadata=True)
+        assert e.value.response.data == {
+            "ok": False, "error": "missing_scope", "needed": "channels:history", "provided": "chat:write"
+        }  # fmt: skip
+        with pytest.raises(SlackApiError) as e:
+            c.users_info(user="U0BOB")
+        assert e.value.response["needed"] == "users:read"
+    finally:
+        _stop(proc)
+
+
+def test_an_in_channel_answer_keeps_its_metadata(client, slack):
+    """A response URL takes `metadata` as chat.postMessage does (slackapi/python-slack-sdk#1362: "metadata argument
+    must be supported when posting a message using response_url and incoming webhooks"): an in-channel answer is
+    a channel message that carries it."""
+    cid = client.chat_postMessage(channel="#answers", text="the request")["channel"]
+    url = requests.get(slack["base"] + "/sandbox/response-url", params={"channel": cid, "user": "U0BOB"}).json()["url"]
+    assert WebhookClient(url).send(text="@bob: approved", response_type="in_channel", metadata=TAG).status_code == 200
+    newest = client.conversations_history(channel=cid, include_all_metadata=True)["messages"][0]
+    assert newest["text"] == "@bob: approved" and newest["metadata"] == TAG

@@ -322,3 +322,10 @@ class SlackPost(Record):
 @dataclass(frozen=True)
 class SlackAnswer(Record):
     text: str
+
+
+@dataclass(frozen=True)
+class SlackTried(Record):
+    """When the bot first tried a Slack post: a run again looks for it from then on (workers/release/feedback.py)."""
+
+    at: float

@@ -50,7 +50,10 @@ def ask(deps: Deps, request: ApprovalRequest) -> ApprovalRequest:
         deps.forge.upsert_comment(request.repo, request.pr, "approval", request.ref, body)
     if deps.slack and not request.slack_ts:
         text = texts.approval_request(request, request.needed)
-        channel, ts = deps.slack.request_approval(request.name, request.version, text)
+        work = f"approval:{request.ref}:{request.requested_at}"  # posted again, found by this key (its metadata)
+        channel, ts = release_feedback.landed(deps, work) or deps.slack.request_approval(
+            request.name, request.version, text, key=work
+        )
         request = replace(request, slack_channel=channel, slack_ts=ts)
         deps.state.save_approval(request)
     audit(deps, "requested", request, V.BOT, "validation")

@@ -6,9 +6,11 @@ Without GitHub credentials a release still runs; only the repository is not told
 
 from __future__ import annotations
 
+import time
+
 from workers.core import sticky
 from workers.core.context import Deps
-from workers.core.records import ApprovalRequest, Release, SlackAnswer, SlackPost
+from workers.core.records import ApprovalRequest, Release, SlackAnswer, SlackPost, SlackTried
 from workers.gateways.forge import DEPLOYMENT_KEY
 from workers.release import texts
 
@@ -69,19 +71,40 @@ def deployment_status(
         deps.state.set_live_deployment(repo, environment, deployment_id)
 
 
+CLOCK_MARGIN = 60.0  # seconds: the bot's clock and the ts Slack gives a message may disagree
+
+
 def slack_post(deps: Deps, work: str, text: str, thread_ts: str = "", channel: str = "") -> None:
     """Post `text` to Slack once for `work` (what it reports, e.g. a deploy run): a task run again after a crash
-    posts nothing twice — chat.postMessage takes no idempotency key, so the bot keeps what it posted."""
+    posts nothing twice — chat.postMessage takes no idempotency key, so the bot keeps what it posted, and a post
+    whose answer was lost is found again by the key its metadata carries."""
     if deps.slack is None or deps.state.plan(f"slack:{work}", SlackPost) is not None:
         return
-    posted, ts = deps.slack.post(text, thread_ts=thread_ts, channel=channel)
+    found = landed(deps, work, channel, thread_ts)
+    posted, ts = found or deps.slack.post(text, thread_ts=thread_ts, channel=channel, key=work)
     deps.state.keep_plan(f"slack:{work}", SlackPost(posted, ts))
 
 
-def slack_respond(deps: Deps, response_url: str, text: str, in_channel: bool = False) -> None:
+def landed(deps: Deps, work: str, channel: str = "", thread_ts: str = "") -> tuple[str, str] | None:
+    """The message an earlier run posted for `work` (channel, ts), when it reached Slack and only its answer was
+    lost. The first run notes when it tried; a run again looks in the channel (or thread) from then on only."""
+    if deps.slack is None:
+        return None
+    tried = deps.state.plan(f"slack-tried:{work}", SlackTried)
+    if tried is None:
+        deps.state.keep_plan(f"slack-tried:{work}", SlackTried(time.time()))
+        return None
+    return deps.slack.find_post(work, channel=channel, thread_ts=thread_ts, oldest=tried.at - CLOCK_MARGIN)
+
+
+def slack_respond(deps: Deps, response_url: str, text: str, in_channel: bool = False, channel: str = "") -> None:
     """Answer a Slack command or button once: a task delivered again after it finished (the worker died before
-    the ack) does not answer twice — a response URL takes up to five posts, no idempotency key."""
-    if deps.slack is None or deps.state.plan(f"slack-answer:{response_url}", SlackAnswer) is not None:
+    the ack) does not answer twice — a response URL takes up to five posts, no idempotency key. An answer to the
+    channel (`channel`: where the command or button was) whose own answer was lost is found again there; an
+    ephemeral one is the user's alone, and nothing reads it back."""
+    work = f"slack-answer:{response_url}"
+    if deps.slack is None or deps.state.plan(work, SlackAnswer) is not None:
         return
-    deps.slack.respond(response_url, text, in_channel=in_channel)
-    deps.state.keep_plan(f"slack-answer:{response_url}", SlackAnswer(text))
+    if not (in_channel and channel and landed(deps, work, channel)):
+        deps.slack.respond(response_url, text, in_channel=in_channel, key=work if in_channel else "")
+    deps.state.keep_plan(work, SlackAnswer(text))

@@ -23,9 +23,17 @@ def _slack(deps: Deps) -> SlackGateway:
 
 
 def decide(
-    deps: Deps, action: str, model: str, version: str, user_id: str, response_url: str, reason: str = ""
+    deps: Deps,
+    action: str,
+    model: str,
+    version: str,
+    user_id: str,
+    response_url: str,
+    reason: str = "",
+    channel: str = "",
 ) -> None:
-    """A Slack user's decision: mapped to a GitHub login, then the one approval policy."""
+    """A Slack user's decision: mapped to a GitHub login, then the one approval policy (`channel`: where it was
+    made, and where its answer to everyone lands)."""
     slack = _slack(deps)
     login = deps.settings.slack.users.get(user_id)
     if not login:
@@ -36,34 +44,36 @@ def decide(
         f"slack:{response_url}",
         lambda: approvals.decide(deps, action, model, version, login, "slack", reason, trigger=f"slack:{response_url}"),
     )
-    release_feedback.slack_respond(deps, response_url, texts.slack_verdict(login, verdict.message), verdict.ok)
+    answer = texts.slack_verdict(login, verdict.message)
+    release_feedback.slack_respond(deps, response_url, answer, verdict.ok, channel)
 
 
-def run_slash_command(deps: Deps, user_id: str, response_url: str, command: dict | None, error: str) -> None:
+def run_slash_command(
+    deps: Deps, user_id: str, response_url: str, command: dict | None, error: str, channel: str = ""
+) -> None:
     """`/mlops …`: the usage when it cannot be read or is no Slack command, else its service."""
     if error or not command or command["name"] not in SERVICES:
         _slack(deps).respond(response_url, texts.slack_usage(error))
         return
-    SERVICES[command["name"]](deps, command, user_id, response_url)
+    SERVICES[command["name"]](deps, command, user_id, response_url, channel)
 
 
-def decide_command(deps: Deps, command: dict, user_id: str, response_url: str) -> None:
+def decide_command(deps: Deps, command: dict, user_id: str, response_url: str, channel: str = "") -> None:
     """`/mlops approve|reject <model> <version> [reason]`: the version must be named (no PR says which)."""
     if not command.get("model"):
         _slack(deps).respond(response_url, texts.slack_name_the_version())
         return
-    decide(
-        deps, command["name"], command["model"], command["version"], user_id, response_url, command.get("reason", "")
-    )
+    name, model, version, reason = command["name"], command["model"], command["version"], command.get("reason", "")
+    decide(deps, name, model, version, user_id, response_url, reason, channel)
 
 
-def press_button(deps: Deps, action: str, value: str, user_id: str, response_url: str) -> None:
-    """Approve/Reject on an approval request (`value` is `model@version`)."""
+def press_button(deps: Deps, action: str, value: str, user_id: str, response_url: str, channel: str = "") -> None:
+    """Approve/Reject on an approval request (`value` is `model@version`; `channel`: the request's)."""
     model, _, version = value.partition("@")
-    decide(deps, action, model, version, user_id, response_url, texts.SLACK_REJECT_BUTTON_REASON)
+    decide(deps, action, model, version, user_id, response_url, texts.SLACK_REJECT_BUTTON_REASON, channel)
 
 
-def rollback(deps: Deps, command: dict, user_id: str, response_url: str) -> None:
+def rollback(deps: Deps, command: dict, user_id: str, response_url: str, channel: str = "") -> None:
     """`/mlops rollback prod <model> [version]`: with the `rollback` permission on the model's repository."""
     slack = _slack(deps)
     login = deps.settings.slack.users.get(user_id)
@@ -88,11 +98,11 @@ def rollback(deps: Deps, command: dict, user_id: str, response_url: str) -> None
     except Permanent as exc:
         slack.respond(response_url, texts.slack_verdict(login, exc.message))
         return
-    slack.respond(response_url, texts.slack_verdict(login, text), in_channel=True)
+    release_feedback.slack_respond(deps, response_url, texts.slack_verdict(login, text), True, channel)
 
 
 # the service of each command the table gives a Slack form (core/commands.py): the one place they meet
-SERVICES: dict[str, Callable[[Deps, dict, str, str], None]] = {
+SERVICES: dict[str, Callable[[Deps, dict, str, str, str], None]] = {
     "approve": decide_command,
     "reject": decide_command,
     "rollback": rollback,

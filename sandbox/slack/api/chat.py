@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..messages import SlackError, json_field, normalize_blocks, require, truthy
+from ..messages import SlackError, json_field, message_metadata, normalize_blocks, require, truthy
 from ..store import BOT_USER_ID
 from .web import (
     add_message,
@@ -25,8 +25,9 @@ def m_post_message(p):
         raise SlackError("no_text")
     ch = resolve_channel(p["channel"], create=True)
     extra = {}
-    if p.get("metadata") is not None:
-        extra["metadata"] = json_field(p["metadata"], "metadata")
+    metadata, warning = message_metadata(p.get("metadata"))
+    if metadata:
+        extra["metadata"] = metadata
     for k in ("username", "icon_emoji", "icon_url"):
         if p.get(k):
             extra[k] = p[k]
@@ -34,7 +35,10 @@ def m_post_message(p):
     add_message(
         ch, msg, "chat.postMessage", thread_ts=p.get("thread_ts"), broadcast=truthy(p.get("reply_broadcast", False))
     )
-    return {"channel": ch["id"], "ts": msg["ts"], "message": msg}
+    out = {"channel": ch["id"], "ts": msg["ts"], "message": msg}
+    if warning:  # Slack's warnings: a top-level `warning` and response_metadata.warnings
+        out.update(warning=warning, response_metadata={"warnings": [warning]})
+    return out
 
 
 def m_update(p):

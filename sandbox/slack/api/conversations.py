@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from ..messages import SlackError, require
 from ..store import BOT_USER_ID, user_object
-from .web import live_record, page, resolve_channel, store, thread_root, time_filter, user_specs, visible
+from .web import (
+    conversation,
+    history_scope,
+    live_record,
+    page,
+    require_scope,
+    resolve_channel,
+    shown,
+    store,
+    thread_root,
+    time_filter,
+    user_specs,
+    visible,
+)
 
 
 def m_replies(p):
     require(p, "channel", "ts")
-    ch = resolve_channel(p["channel"])
+    ch = conversation(p["channel"])
+    require_scope(history_scope(ch))
     root = thread_root(ch["id"], p["ts"])
     root_ts = root["message"]["ts"]
     thread = [
@@ -17,12 +31,14 @@ def m_replies(p):
         for r in visible(ch["id"])
         if r["message"]["ts"] == root_ts or r["message"].get("thread_ts") == root_ts
     ]
-    return page(time_filter(thread, p) if (p.get("oldest") or p.get("latest")) else thread, p, "messages")
+    thread = time_filter(thread, p) if (p.get("oldest") or p.get("latest")) else thread
+    return page(shown(thread, p), p, "messages")
 
 
 def m_history(p):
     require(p, "channel")
-    ch = resolve_channel(p["channel"])
+    ch = conversation(p["channel"])
+    require_scope(history_scope(ch))
     msgs = [
         r["message"]
         for r in visible(ch["id"])
@@ -30,7 +46,7 @@ def m_history(p):
     ]
     msgs = time_filter(msgs, p)
     msgs.reverse()  # newest first, like Slack
-    return {**page(msgs, p, "messages"), "pin_count": 0}
+    return {**page(shown(msgs, p), p, "messages"), "pin_count": 0}
 
 
 def m_conv_info(p):

@@ -12,7 +12,15 @@ from flask import current_app, request
 from werkzeug.local import LocalProxy
 
 from ...common import RequestCounts
-from ..messages import CHANNEL_ID_RE, CHANNEL_NAME_RE, SandboxError, SlackError, normalize_blocks, truthy
+from ..messages import (
+    CHANNEL_ID_RE,
+    CHANNEL_NAME_RE,
+    SandboxError,
+    SlackError,
+    message_metadata,
+    normalize_blocks,
+    truthy,
+)
 from ..store import APP_ID, BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, Store
 
 PAGE_DEFAULT = 100
@@ -25,7 +33,7 @@ class Slack:
 
     store: Store
     users: dict[str, dict]
-    config: dict  # token, signing_secret, interactions_url, commands_url, base_url
+    config: dict  # token, scopes, signing_secret, interactions_url, commands_url, base_url
     requests: RequestCounts
 
 
@@ -71,6 +79,40 @@ def resolve_channel(value, create: bool = False) -> dict:
     if create and not (CHANNEL_ID_RE.match(value)) and CHANNEL_NAME_RE.match(name):
         return store.create_channel(name)
     raise SlackError("channel_not_found")
+
+
+def require_scope(scope: str) -> None:
+    """The token must carry `scope`, else Slack's ``missing_scope`` naming what was ``needed`` and ``provided``."""
+    scopes = cfg["scopes"]
+    if scope not in scopes:
+        raise SlackError("missing_scope", extra={"needed": scope, "provided": ",".join(scopes)})
+
+
+def conversation(value) -> dict:
+    """A conversation named by its ID, as conversations.* take it ("Conversation ID to fetch history for"): a name
+    is ``channel_not_found``, like Slack."""
+    ch = store.channel(value) if isinstance(value, str) else None
+    if ch is None:
+        raise SlackError("channel_not_found")
+    return ch
+
+
+def history_scope(ch: dict) -> str:
+    """conversations.history/replies: the `*:history` scope of the conversation's type."""
+    if ch.get("is_im"):
+        return "im:history"
+    if ch.get("is_mpim"):
+        return "mpim:history"
+    return "groups:history" if ch.get("is_private") else "channels:history"
+
+
+def shown(msgs: list[dict], p: dict) -> list[dict]:
+    """Messages as conversations.history/replies return them: without ``include_all_metadata=true`` a message's
+    metadata is its ``event_type`` only (Slack: "If you do not pass include_all_metadata=true, you will receive
+    the event_type field only")."""
+    if truthy(p.get("include_all_metadata", False)):
+        return msgs
+    return [{**m, "metadata": {"event_type": m["metadata"]["event_type"]}} if "metadata" in m else m for m in msgs]
 
 
 def live_record(cid: str, ts) -> dict:
@@ -170,15 +212,26 @@ def page(items: list, p: dict, key: str) -> dict:
     return {key: chunk, "has_more": more, "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
 
+def _bound(p: dict, name: str) -> float | None:
+    """`oldest`/`latest` as a number; not one is ``invalid_ts_oldest``/``invalid_ts_latest``, like Slack."""
+    value = p.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SlackError(f"invalid_ts_{name}") from None
+
+
 def time_filter(msgs: list[dict], p: dict) -> list[dict]:
     inclusive = truthy(p.get("inclusive", False))
-    oldest, latest = p.get("oldest"), p.get("latest")
+    oldest, latest = _bound(p, "oldest"), _bound(p, "latest")
 
     def ok(m):
         t = float(m["ts"])
-        if oldest not in (None, "") and (t < float(oldest) or (t == float(oldest) and not inclusive)):
+        if oldest is not None and (t < oldest or (t == oldest and not inclusive)):
             return False
-        if latest not in (None, "") and (t > float(latest) or (t == float(latest) and not inclusive)):
+        if latest is not None and (t > latest or (t == latest and not inclusive)):
             return False
         return True
 
@@ -216,7 +269,8 @@ def apply_response(rec: dict, body: dict, via: str) -> dict:
         )
         post["effect"] = "replaced_original"
     elif ch and body.get("response_type") == "in_channel":
-        msg = bot_message(text, blocks, attachments, store.new_ts())
+        metadata, _ = message_metadata(body.get("metadata"))  # a response URL takes `metadata` (slack_sdk #1362)
+        msg = bot_message(text, blocks, attachments, store.new_ts(), {"metadata": metadata} if metadata else None)
         thread_ts = body.get("thread_ts")
         add_message(ch, msg, "response_url", thread_ts=thread_ts)
         post["effect"] = "posted_in_channel"

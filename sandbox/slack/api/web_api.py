@@ -17,7 +17,7 @@ from .conversations import (
     m_users_info,
     m_users_list,
 )
-from .web import cfg, params, slack, store
+from .web import cfg, params, require_scope, slack, store
 
 bp = Blueprint("web_api", __name__)
 
@@ -38,22 +38,24 @@ def m_auth_test(p):
     }
 
 
+# method -> (view, needs a token, the bot scope it needs; conversations.history/replies check theirs by the
+# conversation's type). Slack's method pages list them under "Scopes", e.g. chat.postMessage: `chat:write`.
 METHODS = {
-    "api.test": (m_api_test, False),
-    "auth.test": (m_auth_test, True),
-    "chat.postMessage": (m_post_message, True),
-    "chat.update": (m_update, True),
-    "chat.delete": (m_delete, True),
-    "chat.postEphemeral": (m_post_ephemeral, True),
-    "chat.getPermalink": (m_get_permalink, True),
-    "conversations.replies": (m_replies, True),
-    "conversations.history": (m_history, True),
-    "conversations.info": (m_conv_info, True),
-    "conversations.list": (m_conv_list, True),
-    "users.info": (m_users_info, True),
-    "users.list": (m_users_list, True),
-    "reactions.add": (m_reactions_add, True),
-    "reactions.remove": (m_reactions_remove, True),
+    "api.test": (m_api_test, False, ""),
+    "auth.test": (m_auth_test, True, ""),
+    "chat.postMessage": (m_post_message, True, "chat:write"),
+    "chat.update": (m_update, True, "chat:write"),
+    "chat.delete": (m_delete, True, "chat:write"),
+    "chat.postEphemeral": (m_post_ephemeral, True, "chat:write"),
+    "chat.getPermalink": (m_get_permalink, True, ""),
+    "conversations.replies": (m_replies, True, ""),
+    "conversations.history": (m_history, True, ""),
+    "conversations.info": (m_conv_info, True, "channels:read"),
+    "conversations.list": (m_conv_list, True, "channels:read"),
+    "users.info": (m_users_info, True, "users:read"),
+    "users.list": (m_users_list, True, "users:read"),
+    "reactions.add": (m_reactions_add, True, "reactions:write"),
+    "reactions.remove": (m_reactions_remove, True, "reactions:write"),
 }
 
 
@@ -68,14 +70,16 @@ def web_api(method: str):
         try:
             if method not in METHODS:
                 raise SlackError("unknown_method")
-            fn, needs_auth = METHODS[method]
+            fn, needs_auth, scope = METHODS[method]
             if needs_auth and not given:
                 raise SlackError("not_authed")
             if needs_auth and given != cfg["token"]:
                 raise SlackError("invalid_auth")
+            if scope:
+                require_scope(scope)
             out = fn(p)
         except SlackError as e:
-            body = {"ok": False, "error": e.error}
+            body = {"ok": False, "error": e.error, **e.extra}
             if e.error == "unknown_method":
                 body["req_method"] = method
             if e.detail:
