@@ -37,7 +37,7 @@ class Spec(NamedTuple):
     method: str
     path: str
     kind: str  # what follows "=", without the count; the stand-in reads it
-    count: int | None
+    times: int | None  # COUNT: how many matching requests it affects (None = every one)
 
 
 def split_spec(spec: str) -> Spec:
