@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
 from bot.config import GitHubSettings
 from devstack.processes import free_port
 from devstack.sandboxes import start_forge
+from tests.support.app_keys import app_key_pair
 
 REPO = "acme/churn-model"
 BOT_LOGINS = {"mlops-bot", "mlops-bot[bot]"}
@@ -55,15 +54,6 @@ class Played:
 
     def bot_exchanges(self) -> list[dict]:
         return [x for x in self.exchanges if x["user"] in BOT_LOGINS]
-
-
-def app_key_pair(folder: Path) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    (folder / "app.pub.pem").write_bytes(public)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 def git(*args: str, cwd: Path) -> str:

@@ -10,7 +10,7 @@ import requests
 
 from bot.config import GitHubSettings
 from devstack.sandboxes import start_forge
-from tests.contract.conftest import app_key_pair
+from tests.support.app_keys import app_key_pair
 from workers.errors import NotFound, Permanent, RateLimited, Transient
 from workers.gateways.forge import Forge
 

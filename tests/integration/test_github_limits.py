@@ -25,7 +25,7 @@ from devstack.mlrepo import config_text, git, write_files
 from devstack.processes import free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
-from tests.contract.conftest import app_key_pair
+from tests.support.app_keys import app_key_pair
 from workers import branch_jobs
 from workers.context import Deps
 from workers.errors import NotFound, Permanent
