@@ -19,24 +19,17 @@ from mlflow import MlflowClient
 from devstack.mlflow import start_mlflow
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.examples.test_churn_model import EXAMPLE, LINEAGE, Step, lineage_args, run_step
+from tests.support.stacks import service_fixture
 
 DEV, STAGING, PROD = "dev.ml.churn", "staging.ml.churn", "prod.ml.churn"
 CHAMPION = f"models:/{PROD}@champion"
 JOB_RUN_ID = "77"
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    service = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    yield service
-    service.stop()
+mlflow_server = service_fixture(start_mlflow, "mlflow")
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("uc"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "uc")
 
 
 @pytest.fixture(scope="module")

@@ -8,23 +8,17 @@ import time
 import urllib.request
 
 import pytest
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 
 from bot.config import load_config
 from devstack.mlrepo import branch, config_text, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import service_fixture, workspace_client
 from workers import branch_jobs
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
 from workers.state import State
 
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "ws")
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +33,12 @@ def world(sandbox, repo, redis_client, tmp_path, monkeypatch):
     path = tmp_path / "config.toml"
     path.write_text(config_text(sandbox.url, repo))
     settings = load_config(path)
-    client = sdk(sandbox.url)
+    client = workspace_client(sandbox.url)
     for job in client.jobs.list():
         client.jobs.delete(job.job_id)
     requests_reset(sandbox.url)
     workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
     return settings, State(redis_client), workspaces, client
-
-
-def sdk(url: str) -> WorkspaceClient:
-    return WorkspaceClient(config=Config(host=url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=20))
 
 
 def requests_reset(url: str) -> None:
@@ -378,7 +368,7 @@ def test_injected_429_and_500_are_survived(tmp_path, repo, redis_client, monkeyp
             workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40
         )
         assert made.outcome == "created"  # the two 429s were retried by the SDK with Retry-After
-        assert names(sdk(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
+        assert names(workspace_client(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
     finally:
         sandbox.stop()
 

@@ -28,6 +28,7 @@ from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import ROOT
 from tests.fakes import world
+from tests.support.stacks import service_fixture
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 from workers import registry_watch
 from workers.errors import NotFound, Permanent, Transient
@@ -38,11 +39,7 @@ from workers.state import State
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("uc"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "uc")
 
 
 @pytest.fixture(scope="module")

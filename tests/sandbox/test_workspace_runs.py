@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     DatabricksError,
     DeadlineExceeded,
@@ -28,7 +27,8 @@ from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ObjectType
 
 from devstack.mlrepo import make_repo
-from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from devstack.sandboxes import start_workspace
+from tests.support.stacks import service_fixture, workspace_client
 
 MB5 = 5 * 1024 * 1024
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
@@ -51,18 +51,12 @@ def repo(tmp_path_factory) -> Path:
     return make_repo(tmp_path_factory.mktemp("git") / "runs-repo", FILES, "runs")
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "ws")
 
 
 @pytest.fixture(scope="module")
 def w(sandbox) -> WorkspaceClient:
-    return WorkspaceClient(
-        config=Config(host=sandbox.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=15)
-    )
+    return workspace_client(sandbox.url, 15)
 
 
 def fault(sandbox, spec: str) -> None:
