@@ -15,7 +15,7 @@ from github import Auth, Github
 from bot.config import GitHubSettings
 from devstack.processes import free_port
 from devstack.sandboxes import start_forge
-from tests.support.app_keys import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
 
 REPO = "acme/churn-model"
 BOT_LOGINS = {"mlops-bot", "mlops-bot[bot]"}
@@ -35,13 +35,8 @@ permissions = {{ alice = "write", "mlops-bot" = "write" }}
 url = "{hook_url}"
 secret = "contract-secret"
 events = ["*"]
-[[apps]]
-id = 123
-slug = "mlops-bot"
-installation_id = 456
-public_key_file = "app.pub.pem"
-webhook = {{ url = "{hook_url}", secret = "contract-secret", events = ["issues"] }}
 """
+SEED += APP_SEED + 'webhook = {{ url = "{hook_url}", secret = "contract-secret", events = ["issues"] }}\n'
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 from github import Auth, Github
 
 from devstack import waiting
-from devstack.mlrepo import git
+from tests.support.pushes import push_new_commit, push_url
 from tests.support.stacks import bot_stack
 
 
@@ -50,15 +50,8 @@ _branches = iter(range(1, 1000))
 
 def push_branch(forge, login: str, repo: str, branch: str, workdir) -> str:
     """`git push` a new branch with one commit, as `login`, over HTTP; returns its sha."""
-    url = forge.url.replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{repo}.git"
     checkout = workdir / f"{login}-{branch.replace('/', '-')}"
-    git(workdir, "clone", "-q", url, str(checkout))
-    git(checkout, "checkout", "-q", "-b", branch)
-    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-qm", f"work on {branch}")
-    git(checkout, "push", "-q", "origin", branch)
-    return git(checkout, "rev-parse", "HEAD")
+    return push_new_commit(push_url(forge.url, repo, login, TOKENS[login]), checkout, branch, login)
 
 
 @pytest.fixture

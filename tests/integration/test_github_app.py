@@ -7,7 +7,7 @@ from github import Auth, Github
 
 from bot.config import GitHubSettings
 from devstack.sandboxes import start_forge
-from tests.support.app_keys import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
 from workers.gateways.forge import Forge
 
 
@@ -22,12 +22,8 @@ def app_forge(tmp_path_factory):
         [[repos]]
         full_name = "acme/churn-model"
         permissions = { alice = "write" }
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
     )
     forge = start_forge(tmp, tmp / "seed.toml")
     yield forge, pem

@@ -20,9 +20,9 @@ from bot import keys
 from bot import vocabulary as V
 from bot.config import load_config
 from devstack import waiting
-from devstack.mlrepo import git
 from tests.conftest import SECRETS
-from tests.support.app_keys import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
+from tests.support.pushes import push_new_commit, push_url
 from tests.support.stacks import bot_stack
 from workers import branch_jobs
 from workers.context import Deps
@@ -43,7 +43,9 @@ def wait_until(check, timeout=60.0):
 
 def seed(src, web_url: str) -> str:
     users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
-    return users + textwrap.dedent(f"""\
+    return (
+        users
+        + textwrap.dedent(f"""\
         [roles]
         ml-engineer = "write"
         [[repos]]
@@ -55,12 +57,9 @@ def seed(src, web_url: str) -> str:
         secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
         content_type = "form"
         events = ["push", "delete", "pull_request", "issue_comment", "check_run"]
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
+    )
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +98,8 @@ def add_fault(forge, spec: str) -> None:
 
 def push_branch(forge, login: str, repo: str, branch: str, base: str = "main") -> str:
     """`git push` a new commit on `branch` (from `base`) as `login`; returns its sha."""
-    url = forge.url.replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{repo}.git"
     checkout = forge.tmp / f"{login}-{repo.replace('/', '-')}-{branch.replace('/', '-')}"
-    git(forge.tmp, "clone", "-q", "-b", base, url, str(checkout))
-    if branch != base:
-        git(checkout, "checkout", "-q", "-b", branch)
-    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-qm", f"work on {branch}")
-    git(checkout, "push", "-q", "origin", branch)
-    return git(checkout, "rev-parse", "HEAD")
+    return push_new_commit(push_url(forge.url, repo, login, TOKENS[login]), checkout, branch, login, base)
 
 
 def open_pr(forge, login: str, branch: str):

@@ -14,10 +14,10 @@ import urllib.request
 
 import pytest
 
-from bot.config import Workflow, load_config
+from bot.config import Workflow
 from devstack import waiting
 from devstack.bot import start_beat, start_worker
-from devstack.mlrepo import branch, config_text, git, make_repo
+from devstack.mlrepo import branch, git, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.integration.test_branch_jobs import finish, names
 from tests.integration.test_chatops import (
@@ -32,11 +32,10 @@ from tests.integration.test_chatops import (
 )
 from tests.integration.test_stack_jobs import REPO as PAYLOAD_REPO
 from tests.integration.test_stack_jobs import logged, push, stack  # noqa: F401 (stack is a fixture)
-from tests.support.stacks import bot_stack, service_fixture, workspace_client
+from tests.support.stacks import bot_settings, bot_stack, service_fixture, workspace_client
 from tests.support.webhooks import post
 from workers import branch_jobs, policy
 from workers.errors import Permanent, Transient
-from workers.gateways.workspace import Workspace
 from workers.state import State
 
 NOTEBOOK = textwrap.dedent("""\
@@ -64,10 +63,7 @@ def repo(tmp_path_factory):
 @pytest.fixture
 def world(sandbox, repo, redis_client, tmp_path, monkeypatch):
     monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
-    path = tmp_path / "config.toml"
-    path.write_text(config_text(sandbox.url, repo))
-    settings = load_config(path)
-    workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
+    settings, workspaces = bot_settings(tmp_path / "config.toml", sandbox.url, repo)
     return settings, State(redis_client), workspaces, workspace_client(sandbox.url)
 
 

@@ -15,7 +15,7 @@ import requests
 from github import Auth, Github, GithubException
 
 from tests.support import stand_ins
-from tests.support.app_keys import new_key, private_pem, public_pem
+from tests.support.app_keys import APP_SEED, new_key, private_pem, public_pem
 from tests.support.receivers import Receiver
 
 SECRET = "test-secret"
@@ -85,12 +85,7 @@ permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "
 url = "{receiver.url}"
 secret_env = "FORGE_TEST_SECRET"
 
-[[apps]]
-id = {APP_ID}
-slug = "mlops-bot"
-installation_id = {INSTALLATION_ID}
-public_key_file = "app.pub.pem"
-""")
+{APP_SEED}""")
     env = {**os.environ, "FORGE_TEST_SECRET": SECRET}
     proc, base = stand_ins.start("forge", ["--data", str(tmp / "data"), "--seed", str(tmp / "seed.toml")], env, 30)
     yield {"base": base, "tmp": tmp}

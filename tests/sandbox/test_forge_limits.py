@@ -21,7 +21,7 @@ from github import Auth, Github, RateLimitExceededException
 from devstack.sandboxes import start_forge
 from sandbox.forge.contract import rest_contract, webhook_problems
 from tests.contract.conftest import git, push_commit
-from tests.support.app_keys import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
 from tests.support.receivers import Receiver
 
 REPO = "acme/churn-model"
@@ -56,12 +56,8 @@ def forge(tmp_path_factory):
         secret = "{SECRET}"
         content_type = "form"
         events = ["*"]
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
     )
     service = start_forge(tmp, tmp / "seed.toml")
     service.pem, service.hook, service.tmp = pem, hook, tmp

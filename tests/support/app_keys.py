@@ -28,3 +28,14 @@ def app_key_pair(folder: Path) -> str:
     key = new_key()
     (folder / "app.pub.pem").write_bytes(public_pem(key))
     return private_pem(key)
+
+
+# The App of a forge's seed: the sandbox reads its public key from app.pub.pem (app_key_pair writes it there).
+APP_ID, INSTALLATION_ID = 123, 456
+APP_SEED = f"""\
+[[apps]]
+id = {APP_ID}
+slug = "mlops-bot"
+installation_id = {INSTALLATION_ID}
+public_key_file = "app.pub.pem"
+"""

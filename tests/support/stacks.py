@@ -12,11 +12,13 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 
+from bot.config import Settings, load_config
 from devstack import mlrepo
 from devstack.bot import start_web, start_worker
 from devstack.processes import Service, free_port
 from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
+from workers.gateways.workspace import Workspace
 
 
 def service_fixture(start: Callable[..., Service], folder: str, **options):
@@ -36,6 +38,14 @@ def workspace_client(url: str, retry_timeout_seconds: int = 20) -> WorkspaceClie
     """databricks-sdk on the sandbox workspace at `url`, as a person with its token."""
     config = Config(host=url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=retry_timeout_seconds)
     return WorkspaceClient(config=config)
+
+
+def bot_settings(path: Path, workspace_url: str, repo: Path | str, **options) -> tuple[Settings, Callable]:
+    """The bot's settings for `repo` on the sandbox workspace (`mlrepo.config_text(**options)`, written to `path`)
+    and its workspace gateway by environment name."""
+    path.write_text(mlrepo.config_text(workspace_url, repo, **options))
+    settings = load_config(path)
+    return settings, lambda env: Workspace(env, settings.environments[env])
 
 
 @dataclass
