@@ -22,6 +22,7 @@ from bot.config import load_config
 from devstack import waiting
 from tests.conftest import SECRETS
 from tests.support.app_keys import APP_SEED, app_key_pair
+from tests.support.forge_seeds import ML_ENGINEER_ROLE, users
 from tests.support.pushes import push_new_commit, push_url
 from tests.support.stacks import bot_stack
 from workers import branch_jobs
@@ -42,12 +43,10 @@ def wait_until(check, timeout=60.0):
 
 
 def seed(src, web_url: str) -> str:
-    users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
     return (
-        users
+        users(TOKENS)
+        + ML_ENGINEER_ROLE
         + textwrap.dedent(f"""\
-        [roles]
-        ml-engineer = "write"
         [[repos]]
         full_name = "{REPO}"
         init_from = "{src}"

@@ -22,6 +22,7 @@ from devstack.sandboxes import start_forge
 from sandbox.forge.contract import rest_contract, webhook_problems
 from tests.contract.conftest import git, push_commit
 from tests.support.app_keys import APP_SEED, app_key_pair
+from tests.support.forge_seeds import ML_ENGINEER_ROLE, users
 from tests.support.receivers import Receiver
 
 REPO = "acme/churn-model"
@@ -42,12 +43,10 @@ def payloads(hook: Receiver, event: str) -> list[dict]:
 def forge(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
     pem, hook = app_key_pair(tmp), Receiver("/hook")
-    users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
     (tmp / "seed.toml").write_text(
-        users
+        users(TOKENS)
+        + ML_ENGINEER_ROLE
         + textwrap.dedent(f"""\
-        [roles]
-        ml-engineer = "write"
         [[repos]]
         full_name = "{REPO}"
         permissions = {{ alice = "write", bob = "admin", dave = "ml-engineer" }}
