@@ -11,7 +11,7 @@ import pytest
 
 from devstack.mlrepo import branch, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
-from tests.support.stacks import bot_settings, service_fixture, workspace_client
+from tests.support.stacks import bot_settings, finished_run, service_fixture, workspace_client
 from workers import branch_jobs
 from workers.errors import Permanent
 from workers.state import State
@@ -53,16 +53,6 @@ def start(workspaces, state, settings, **run) -> branch_jobs.Started:
 
 def names(client) -> list[str]:
     return sorted(j.settings.name for j in client.jobs.list())
-
-
-def wait_run(client, run_id: int, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.jobs.get_run(run_id)
-        if run.state.life_cycle_state.value in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def finish(workspaces, state, run_id: int, timeout: float = 60) -> dict:
@@ -208,8 +198,8 @@ def test_a_newer_trigger_cancels_the_superseded_run(world, repo):
     old = start(workspaces, state, settings, branch="feature/super", sha=sha, trigger="d-4:0", params={"sleep": "30"})
     new = start(workspaces, state, settings, branch="feature/super", sha=sha, trigger="d-5:0")
     assert new.superseded == [old.run_id]
-    assert wait_run(client, old.run_id).state.result_state.value == "CANCELED"
-    assert wait_run(client, new.run_id).state.result_state.value == "SUCCESS"
+    assert finished_run(client, old.run_id).state.result_state.value == "CANCELED"
+    assert finished_run(client, new.run_id).state.result_state.value == "SUCCESS"
 
 
 def test_refuse_policy_names_the_active_run(world, repo, tmp_path):
@@ -240,7 +230,7 @@ def test_cleanup_cancels_runs_and_deletes_the_branch_jobs(world, repo):
     removed = branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone")
     assert sorted(removed) == ["mlops-bot/acme/tiny-ml/feature/gone/test", "mlops-bot/acme/tiny-ml/feature/gone/train"]
     assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "mlops-bot/acme/tiny-ml/main/train"]
-    assert wait_run(client, running.run_id).state.result_state.value == "CANCELED"
+    assert finished_run(client, running.run_id).state.result_state.value == "CANCELED"
     assert branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone") == []  # idempotent
 
 

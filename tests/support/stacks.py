@@ -3,6 +3,7 @@ receiver, worker) on the session's Redis; each stopped after its tests."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
+from databricks.sdk.service import jobs
 
 from bot.config import Settings, load_config
 from devstack import mlrepo
@@ -38,6 +40,17 @@ def workspace_client(url: str, retry_timeout_seconds: int = 20) -> WorkspaceClie
     """databricks-sdk on the sandbox workspace at `url`, as a person with its token."""
     config = Config(host=url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=retry_timeout_seconds)
     return WorkspaceClient(config=config)
+
+
+def finished_run(client: WorkspaceClient, run_id: int, timeout: float = 60) -> jobs.Run:
+    """The run once the workspace ended it (terminated, skipped or failed inside)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.jobs.get_run(run_id)
+        if run.state.life_cycle_state.value in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish")
 
 
 def bot_settings(path: Path, workspace_url: str, repo: Path | str, **options) -> tuple[Settings, Callable]:
