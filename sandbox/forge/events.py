@@ -258,24 +258,8 @@ class ForgeEvents:
                         self.close_pr(base_rec, pr, pusher)
                     elif gitops.is_ancestor(base_path, pr["head_sha"], new):
                         # head reachable from base: GitHub marks the PR as merged
-                        ts = now_iso()
-                        pr.update(
-                            state="closed",
-                            merged=True,
-                            merged_at=ts,
-                            closed_at=ts,
-                            updated_at=ts,
-                            merged_by=pusher,
-                            closed_by=pusher,
-                            merge_commit_sha=new,
-                            base_sha=old if old != ZERO else new,
-                        )
-                        self.emit(
-                            base_rec,
-                            "pull_request",
-                            {"action": "closed", "number": pr["number"], "pull_request": self.pr_json(base_rec, pr)},
-                            pusher,
-                        )
+                        self.mark_merged(pr, pusher, new, old if old != ZERO else new)
+                        self.emit_closed(base_rec, pr, pusher)
 
     def _store_pr_head(self, base_rec: dict, pr: dict, head_rec: dict, sha: str) -> None:
         path = self.repo_path(base_rec)
@@ -289,9 +273,13 @@ class ForgeEvents:
         ts = now_iso()
         pr["base_sha"] = gitops.ref_sha(self.repo_path(rec), f"refs/heads/{pr['base_ref']}") or pr.get("base_sha")
         pr.update(state="closed", closed_at=ts, updated_at=ts, closed_by=actor, merged=False)
-        self.emit(
-            rec,
-            "pull_request",
-            {"action": "closed", "number": pr["number"], "pull_request": self.pr_json(rec, pr)},
-            actor,
-        )
+        self.emit_closed(rec, pr, actor)
+
+    def mark_merged(self, pr: dict, actor: str, merge_sha: str, base_sha: str) -> None:
+        ts = now_iso()
+        pr.update(state="closed", merged=True, merged_at=ts, closed_at=ts, updated_at=ts)
+        pr.update(merged_by=actor, closed_by=actor, merge_commit_sha=merge_sha, base_sha=base_sha)
+
+    def emit_closed(self, rec: dict, pr: dict, actor: str) -> None:
+        payload = {"action": "closed", "number": pr["number"], "pull_request": self.pr_json(rec, pr)}
+        self.emit(rec, "pull_request", payload, actor)

@@ -23,26 +23,23 @@ Rate limits are checked after authentication, like GitHub's (they count per user
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from ..common import faults
 
 KINDS = ("primary", "secondary", "lose")
+SYNTAX = "METHOD:PATH=KIND[,OPTION...][:COUNT]"
 
 
 @dataclass
-class Fault:
-    method: str
-    path: str
-    kind: str  # primary | secondary | lose | an HTTP status
+class Fault(faults.Fault):
+    kind: str = ""  # primary | secondary | lose | an HTTP status
     status: int = 403
     wait: int = 60
-    remaining: int | None = None  # None = unlimited
-    spec: str = ""
     user: str = ""  # only this caller's requests ("" = anyone's)
-    fired: int = field(default=0)
+    fired: int = 0
     until: float | None = None  # a lasting rate limit's reset (epoch seconds), set when it first fires
 
     @property
@@ -53,14 +50,10 @@ class Fault:
         return self.lasting and self.until is not None and now >= self.until
 
     def matches(self, method: str, path: str, user: str | None = None) -> bool:
-        if self.method != "*" and self.method != method.upper():
-            return False
-        if self.user and self.user != user:
-            return False
-        return self.path == path or (any(c in self.path for c in "*?[") and fnmatch.fnmatchcase(path, self.path))
+        return not (self.user and self.user != user) and super().matches(method, path)
 
     def describe(self) -> dict:
-        return {"spec": self.spec, "remaining": self.remaining, "fired": self.fired, "until": self.until}
+        return {**super().describe(), "fired": self.fired, "until": self.until}
 
     def answer(self, login: str | None) -> tuple[int, str, dict[str, str]]:
         """(status, message, headers) of a rate-limit or status fault, as GitHub answers it."""
@@ -94,60 +87,33 @@ def _options(fault: Fault, options: list[str]) -> None:
 
 def parse_fault(spec: str) -> Fault:
     try:
-        left, right = spec.split("=", 1)
-        method, path = left.split(":", 1)
-        count: int | None = None
-        head, _, tail = right.rpartition(":")
-        if head and tail.isdigit():
-            right, count = head, int(tail)
-        kind, *options = right.strip().split(",")
+        method, path, right, count = faults.split_spec(spec)
+        kind, *options = right.split(",")
         kind = kind.lower()
-        method, path = method.strip().upper(), path.strip()
-        if not method or not path.startswith("/"):
-            raise ValueError("bad method/path")
         if kind not in KINDS and not (kind.isdigit() and 400 <= int(kind) <= 599):
             raise ValueError(f"unknown kind {kind!r}")
-        fault = Fault(method, path, kind, int(kind) if kind.isdigit() else 403, remaining=count, spec=spec)
+        status = int(kind) if kind.isdigit() else 403
+        fault = Fault(method, path, remaining=count, spec=spec, kind=kind, status=status)
         _options(fault, options)
         return fault
     except ValueError as e:
-        raise ValueError(
-            f"invalid --fault spec {spec!r} (expected METHOD:PATH=KIND[,OPTION...][:COUNT]): {e}"
-        ) from None
+        raise faults.invalid_spec(spec, SYNTAX, e) from None
 
 
-class FaultSet:
+class FaultSet(faults.FaultSet[Fault]):
     def __init__(self, specs=None):
-        self._lock = threading.Lock()
-        self.faults: list[Fault] = []
-        for s in specs or []:
-            self.add(s)
-
-    def add(self, spec: str | Fault) -> Fault:
-        fault = spec if isinstance(spec, Fault) else parse_fault(spec)
-        with self._lock:
-            self.faults.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self.faults.clear()
+        super().__init__(parse_fault, specs)
 
     def take(self, method: str, path: str, user: str | None = None) -> Fault | None:
         """The first fault firing for this request (one of its count is used), or None."""
         now = time.time()
-        with self._lock:
+        with self.lock:
             for fault in self.faults:
                 if fault.remaining == 0 or fault.expired(now) or not fault.matches(method, path, user):
                     continue
-                if fault.remaining is not None:
-                    fault.remaining -= 1
+                fault.use()
                 if fault.lasting and fault.until is None:
                     fault.until = now + fault.wait
                 fault.fired += 1
                 return fault
         return None
-
-    def describe(self) -> list[dict]:
-        with self._lock:
-            return [f.describe() for f in self.faults]

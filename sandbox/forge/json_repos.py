@@ -9,6 +9,11 @@ from . import gitops
 from .vocabulary import PERM_RANK, node_id
 
 
+def unsigned() -> dict:
+    """The `verification` of a commit: the sandbox signs nothing."""
+    return {"verified": False, "reason": "unsigned", "signature": None, "payload": None, "verified_at": None}
+
+
 class RepoJson:
     """Part of Forge (mixed in): needs its state, lock and lookups."""
 
@@ -216,13 +221,7 @@ class RepoJson:
                 "tree": {"sha": info["tree"], "url": f"{api}/git/trees/{info['tree']}"},
                 "url": f"{api}/git/commits/{sha}",
                 "comment_count": 0,
-                "verification": {
-                    "verified": False,
-                    "reason": "unsigned",
-                    "signature": None,
-                    "payload": None,
-                    "verified_at": None,
-                },
+                "verification": unsigned(),
             },
             "url": f"{api}/commits/{sha}",
             "html_url": f"{html}/commit/{sha}",
@@ -238,21 +237,23 @@ class RepoJson:
             adds = sum(f["additions"] for f in files)
             dels = sum(f["deletions"] for f in files)
             d["stats"] = {"total": adds + dels, "additions": adds, "deletions": dels}
-            d["files"] = [
-                {
-                    "sha": None,
-                    "filename": f["filename"],
-                    "status": f["status"],
-                    "additions": f["additions"],
-                    "deletions": f["deletions"],
-                    "changes": f["additions"] + f["deletions"],
-                    "blob_url": f"{html}/blob/{sha}/{f['filename']}",
-                    "raw_url": f"{html}/raw/{sha}/{f['filename']}",
-                    "contents_url": f"{api}/contents/{f['filename']}?ref={sha}",
-                }
-                for f in files
-            ]
+            d["files"] = [self.file_json(rec, sha, f) for f in files]
         return d
+
+    def file_json(self, rec: dict, sha: str, f: dict) -> dict:
+        """A file a commit (or a pull request's head `sha`) changed."""
+        api, html = f"{self.base}/repos/{rec['full_name']}", f"{self.base}/{rec['full_name']}"
+        return {
+            "sha": None,
+            "filename": f["filename"],
+            "status": f["status"],
+            "additions": f["additions"],
+            "deletions": f["deletions"],
+            "changes": f["additions"] + f["deletions"],
+            "blob_url": f"{html}/blob/{sha}/{f['filename']}",
+            "raw_url": f"{html}/raw/{sha}/{f['filename']}",
+            "contents_url": f"{api}/contents/{f['filename']}?ref={sha}",
+        }
 
     def git_commit_json(self, rec: dict, sha: str) -> dict:
         info = gitops.commit_info(self.repo_path(rec), sha)
@@ -270,13 +271,7 @@ class RepoJson:
                 {"sha": p, "url": f"{api}/git/commits/{p}", "html_url": f"{self.base}/{rec['full_name']}/commit/{p}"}
                 for p in info["parents"]
             ],
-            "verification": {
-                "verified": False,
-                "reason": "unsigned",
-                "signature": None,
-                "payload": None,
-                "verified_at": None,
-            },
+            "verification": unsigned(),
         }
 
     def branch_json(self, rec: dict, name: str, sha: str) -> dict:

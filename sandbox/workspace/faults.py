@@ -22,11 +22,11 @@ SPEC syntax: ``METHOD:PATH=KIND[:COUNT]``
 
 from __future__ import annotations
 
-import fnmatch
-import threading
 from dataclasses import dataclass
 
 from flask import Response, jsonify
+
+from ..common import faults
 
 STATUS_ERROR_CODES = {
     400: "INVALID_PARAMETER_VALUE",
@@ -41,28 +41,15 @@ STATUS_ERROR_CODES = {
     504: "DEADLINE_EXCEEDED",
 }
 REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 500: "Internal Server Error"}
+SYNTAX = "METHOD:PATH=KIND[:COUNT]"
 
 
 @dataclass
-class Fault:
-    method: str
-    path: str
+class Fault(faults.Fault):
     status: int | None = None
     delay: float | None = None
-    remaining: int | None = None  # None = unlimited
-    spec: str = ""
     html: bool = False  # the error answer is an HTML page (a load balancer's), not Databricks' JSON
     after: str = ""  # "" = instead of the request; "drop" / "status" = once the request was applied
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method != "*" and self.method != method.upper():
-            return False
-        if self.path == path:
-            return True
-        return any(c in self.path for c in "*?[") and fnmatch.fnmatchcase(path, self.path)
-
-    def describe(self) -> dict:
-        return {"spec": self.spec, "remaining": self.remaining}
 
     def answer(self) -> Response:
         """The error this fault answers with (its status; Databricks' JSON shape unless `html`)."""
@@ -93,20 +80,8 @@ def _status(kind: str) -> tuple[int, bool]:
 
 def parse_fault(spec: str) -> Fault:
     try:
-        left, right = spec.split("=", 1)
-        method, path = left.split(":", 1)
-        if ":" in right:
-            kind, count_s = right.split(":", 1)
-            count: int | None = int(count_s)
-            if count < 0:
-                raise ValueError("negative count")
-        else:
-            kind, count = right, None
-        method = method.strip().upper()
-        path = path.strip()
-        kind = kind.strip().lower()
-        if not method or not path.startswith("/"):
-            raise ValueError("bad method/path")
+        method, path, kind, count = faults.split_spec(spec)
+        kind = kind.lower()
         if kind.startswith("delay"):
             return Fault(method, path, delay=float(kind[5:]), remaining=count, spec=spec)
         if kind == "apply_then_drop":
@@ -117,31 +92,21 @@ def parse_fault(spec: str) -> Fault:
         status, html = _status(kind)
         return Fault(method, path, status=status, remaining=count, spec=spec, html=html)
     except ValueError as e:
-        raise ValueError(f"invalid --fault spec {spec!r} (expected METHOD:PATH=KIND[:COUNT]): {e}") from None
+        raise faults.invalid_spec(spec, SYNTAX, e) from None
 
 
-class FaultSet:
+class FaultSet(faults.FaultSet[Fault]):
     def __init__(self, specs=None):
-        self._lock = threading.Lock()
-        self.faults: list[Fault] = []
-        for s in specs or []:
-            self.add(s)
-
-    def add(self, spec) -> Fault:
-        f = spec if isinstance(spec, Fault) else parse_fault(spec)
-        with self._lock:
-            self.faults.append(f)
-        return f
+        super().__init__(parse_fault, specs)
 
     def take(self, method: str, path: str) -> list[Fault]:
         """Return the faults firing before this request is handled (consuming one count of each)."""
         fired = []
-        with self._lock:
+        with self.lock:
             for f in self.faults:
                 if f.after or f.remaining == 0 or not f.matches(method, path):
                     continue
-                if f.remaining is not None:
-                    f.remaining -= 1
+                f.use()
                 fired.append(f)
                 if f.status is not None:
                     break  # first error fault wins
@@ -149,14 +114,9 @@ class FaultSet:
 
     def take_after(self, method: str, path: str) -> Fault | None:
         """The `apply_then_*` fault firing on this applied request, if any (consuming one count)."""
-        with self._lock:
+        with self.lock:
             for f in self.faults:
                 if f.after and f.remaining != 0 and f.matches(method, path):
-                    if f.remaining is not None:
-                        f.remaining -= 1
+                    f.use()
                     return f
         return None
-
-    def describe(self) -> list[dict]:
-        with self._lock:
-            return [f.describe() for f in self.faults]

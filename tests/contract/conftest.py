@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
 from core.config import GitHubSettings
 from devstack.processes import free_port
 from devstack.sandboxes import start_forge
+from tests.support.app_keys import APP_SEED, app_key_pair
 
 REPO = "acme/churn-model"
 BOT_LOGINS = {"mlops-bot", "mlops-bot[bot]"}
@@ -36,13 +35,8 @@ permissions = {{ alice = "write", "mlops-bot" = "write" }}
 url = "{hook_url}"
 secret = "contract-secret"
 events = ["*"]
-[[apps]]
-id = 123
-slug = "mlops-bot"
-installation_id = 456
-public_key_file = "app.pub.pem"
-webhook = {{ url = "{hook_url}", secret = "contract-secret", events = ["issues"] }}
 """
+SEED += APP_SEED + 'webhook = {{ url = "{hook_url}", secret = "contract-secret", events = ["issues"] }}\n'
 
 
 @dataclass
@@ -55,15 +49,6 @@ class Played:
 
     def bot_exchanges(self) -> list[dict]:
         return [x for x in self.exchanges if x["user"] in BOT_LOGINS]
-
-
-def app_key_pair(folder: Path) -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    (folder / "app.pub.pem").write_bytes(public)
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
 
 
 def git(*args: str, cwd: Path) -> str:
@@ -82,7 +67,7 @@ def push_commit(clone: Path, url: str, branch: str, name: str) -> str:
 
 
 def bot_gateways(url: str, pem: str):
-    from workers.gateways.forge import Forge  # the bot's own gateway, with its own retry and auth set-up
+    from workers.gateways.forge import Forge
 
     os.environ[TOKEN_ENV], os.environ[KEY_ENV] = "ghp_bot", pem
     as_token = Forge(GitHubSettings(base_url=url, token_env=TOKEN_ENV, seconds_between_writes=0))

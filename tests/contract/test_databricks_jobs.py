@@ -20,6 +20,7 @@ from databricks.sdk.service.jobs import JobSettings
 from core.config import Settings, parse_config
 from devstack.mlrepo import config_text
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import service_fixture
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
 from workers.jobs.spec import job_settings
@@ -80,11 +81,7 @@ def settings_for(name: str, kind: str, url: str) -> Settings:
     return parse_config(data, name)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("contract-ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "contract-ws")
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from devstack.mlflow import start_mlflow
+from tests.support.receivers import Receiver
+from tests.support.stacks import service_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "churn-model"
@@ -38,11 +38,7 @@ LINEAGE = {
 }
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    service = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    yield service
-    service.stop()
+mlflow_server = service_fixture(start_mlflow, "mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -262,28 +258,12 @@ def test_unknown_param_is_a_clear_error(checkout, step_env):
     assert bad.code == 2 and "must be int" in bad.stderr
 
 
-class _Hook(BaseHTTPRequestHandler):
-    deliveries: list[dict] = []
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).deliveries.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_webhook_delivers_model_version_created(pipeline, client, checkout, step_env):
-    _Hook.deliveries = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    receiver = Receiver("/webhooks/mlflow")
     secret = "churn-webhook-secret"
     webhook = client.create_webhook(
         name="bot",
-        url=f"http://127.0.0.1:{server.server_address[1]}/webhooks/mlflow",
+        url=receiver.url,
         events=["model_version.created"],
         secret=secret,
     )
@@ -293,18 +273,14 @@ def test_webhook_delivers_model_version_created(pipeline, client, checkout, step
         step = run_step(checkout, step_env, "register", "--model-name", MODEL, *lineage_args(lineage))
         assert step.code == 0, step
         version = step.result["version"]
-        deadline = time.monotonic() + 20
-        while not _Hook.deliveries and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _Hook.deliveries, "no webhook delivery arrived"
-        delivery = _Hook.deliveries[0]
+        delivery = receiver.wait(lambda d: True, timeout=20)  # no delivery in 20 s: AssertionError
         headers = {k.lower(): v for k, v in delivery["headers"].items()}
         assert delivery["path"] == "/webhooks/mlflow"
         signature = headers["x-mlflow-signature"]
-        signed = f"{headers['x-mlflow-delivery-id']}.{headers['x-mlflow-timestamp']}.{delivery['body'].decode()}"
+        signed = f"{headers['x-mlflow-delivery-id']}.{headers['x-mlflow-timestamp']}.{delivery['raw'].decode()}"
         expected = base64.b64encode(hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()).decode()
         assert signature == f"v1,{expected}"
-        payload = json.loads(delivery["body"])
+        payload = json.loads(delivery["raw"])
         assert (payload["entity"], payload["action"]) == ("model_version", "created")
         data = payload["data"]
         assert data["name"] == MODEL and data["version"] == version
@@ -313,5 +289,4 @@ def test_webhook_delivers_model_version_created(pipeline, client, checkout, step
         assert data["run_id"] == pipeline["train"].result["mlflow_run_id"]
     finally:
         client.delete_webhook(webhook.webhook_id)
-        server.shutdown()
-        server.server_close()
+        receiver.close()

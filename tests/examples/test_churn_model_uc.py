@@ -19,24 +19,17 @@ from mlflow import MlflowClient
 from devstack.mlflow import start_mlflow
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.examples.test_churn_model import EXAMPLE, LINEAGE, Step, lineage_args, run_step
+from tests.support.stacks import service_fixture
 
 DEV, STAGING, PROD = "dev.ml.churn", "staging.ml.churn", "prod.ml.churn"
 CHAMPION = f"models:/{PROD}@champion"
 JOB_RUN_ID = "77"
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    service = start_mlflow(tmp_path_factory.mktemp("mlflow"))
-    yield service
-    service.stop()
+mlflow_server = service_fixture(start_mlflow, "mlflow")
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("uc"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "uc")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +70,12 @@ def uc(mlflow_server, workspace):
         yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri="databricks-uc")
 
 
+def validate_candidate(checkout: Path, step_env: dict[str, str], dataset: str) -> Step:
+    """The validate step on staging's version 1 against prod's champion, on `dataset` ("" = the generated rows)."""
+    args = ["--model-name", STAGING, "--version", "1", "--champion", CHAMPION, "--dataset", dataset]
+    return run_step(checkout, step_env, "validate", *args)
+
+
 def ok(step: Step) -> dict:
     assert step.code == 0, step
     assert step.result is not None, f"no JSON line: {step!r}"
@@ -108,19 +107,7 @@ def test_release_train_on_unity_catalog(checkout, step_env, uc):
     assert "pr" not in uc.get_model_version(STAGING, "1").tags  # empty values are not recorded
 
     # First release: prod.ml.churn does not exist yet, so there is no champion; the candidate alone passes.
-    first = run_step(
-        checkout,
-        step_env,
-        "validate",
-        "--model-name",
-        STAGING,
-        "--version",
-        "1",
-        "--champion",
-        CHAMPION,
-        "--dataset",
-        "",
-    )
+    first = validate_candidate(checkout, step_env, "")
     result = ok(first)
     assert result["passed"] is True and all(result["checks"].values())
     assert (result["champion"], result["champion_version"], result["champion_metrics"]) == (CHAMPION, "", None)
@@ -139,21 +126,7 @@ def test_release_train_on_unity_catalog(checkout, step_env, uc):
     assert uc.get_model_version(PROD, "1").tags["deployed_prod_at"] == deployed["deployed_at"]
 
     # The next release: the staging candidate and the prod champion on the same rows.
-    result = ok(
-        run_step(
-            checkout,
-            step_env,
-            "validate",
-            "--model-name",
-            STAGING,
-            "--version",
-            "1",
-            "--champion",
-            CHAMPION,
-            "--dataset",
-            "tiny",
-        )
-    )
+    result = ok(validate_candidate(checkout, step_env, "tiny"))
     assert result["passed"] is True and result["champion"] == CHAMPION and result["champion_version"] == "1"
     assert set(result["champion_metrics"]) == set(result["metrics"]) == set(result["delta"])
     assert result["metrics"] != result["champion_metrics"]  # two different models

@@ -8,24 +8,16 @@ import time
 import urllib.request
 
 import pytest
-from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 
-from core.config import load_config
-from devstack.mlrepo import branch, config_text, make_repo
+from devstack.mlrepo import branch, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import bot_settings, finished_run, service_fixture, workspace_client
 from workers.core.state import State
 from workers.errors import Permanent
-from workers.gateways.workspace import Workspace
-from workers.jobs import branch_jobs
-from workers.jobs import results as run_results
+from workers.jobs.spec import branch_jobs
+from workers.jobs.spec import results as run_results
 
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "ws")
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +29,12 @@ def repo(tmp_path_factory):
 def world(sandbox, repo, redis_client, tmp_path, monkeypatch):
     """Settings, Redis state and a workspace factory for this test, on an empty workspace."""
     monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
-    path = tmp_path / "config.toml"
-    path.write_text(config_text(sandbox.url, repo))
-    settings = load_config(path)
-    client = sdk(sandbox.url)
+    settings, workspaces = bot_settings(tmp_path / "config.toml", sandbox.url, repo)
+    client = workspace_client(sandbox.url)
     for job in client.jobs.list():
         client.jobs.delete(job.job_id)
     requests_reset(sandbox.url)
-    workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
     return settings, State(redis_client), workspaces, client
-
-
-def sdk(url: str) -> WorkspaceClient:
-    return WorkspaceClient(config=Config(host=url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=20))
 
 
 def requests_reset(url: str) -> None:
@@ -62,18 +47,13 @@ def writes(url: str) -> dict[str, int]:
     return {k: v for k, v in counts.items() if k.startswith("POST")}
 
 
+def start(workspaces, state, settings, **run) -> branch_jobs.Started:
+    """Start acme/tiny-ml's `train` workflow (`run`: branch, sha, trigger and any option of start_run)."""
+    return branch_jobs.start_run(workspaces, state, settings, **{"repo": "acme/tiny-ml", "workflow": "train", **run})
+
+
 def names(client) -> list[str]:
     return sorted(j.settings.name for j in client.jobs.list())
-
-
-def wait_run(client, run_id: int, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.jobs.get_run(run_id)
-        if run.state.life_cycle_state.value in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def finish(workspaces, state, run_id: int, timeout: float = 60) -> dict:
@@ -171,14 +151,12 @@ def test_branches_differing_only_in_case_get_separate_jobs(world):
 def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/run")
-    started = branch_jobs.start_run(
+    started = start(
         workspaces,
         state,
         settings,
-        repo="acme/tiny-ml",
         branch="feature/run",
         sha=sha,
-        workflow="train",
         trigger="d-1:0",
         pr=7,
         dataset="toy",
@@ -198,17 +176,7 @@ def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
 def test_failing_task_yields_failed_with_its_output(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/fail")
-    started = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/fail",
-        sha=sha,
-        workflow="train",
-        trigger="d-2:0",
-        params={"fail": "1"},
-    )
+    started = start(workspaces, state, settings, branch="feature/fail", sha=sha, trigger="d-2:0", params={"fail": "1"})
     result = finish(workspaces, state, started.run_id)
     assert result["result"] == "FAILED"
     failed = {t["key"]: t for t in result["tasks"]}["train"]
@@ -228,30 +196,11 @@ def test_same_trigger_never_starts_a_second_run(world, repo):
 def test_a_newer_trigger_cancels_the_superseded_run(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/super")
-    old = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/super",
-        sha=sha,
-        workflow="train",
-        trigger="d-4:0",
-        params={"sleep": "30"},
-    )
-    new = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/super",
-        sha=sha,
-        workflow="train",
-        trigger="d-5:0",
-    )
+    old = start(workspaces, state, settings, branch="feature/super", sha=sha, trigger="d-4:0", params={"sleep": "30"})
+    new = start(workspaces, state, settings, branch="feature/super", sha=sha, trigger="d-5:0")
     assert new.superseded == [old.run_id]
-    assert wait_run(client, old.run_id).state.result_state.value == "CANCELED"
-    assert wait_run(client, new.run_id).state.result_state.value == "SUCCESS"
+    assert finished_run(client, old.run_id).state.result_state.value == "CANCELED"
+    assert finished_run(client, new.run_id).state.result_state.value == "SUCCESS"
 
 
 def test_refuse_policy_names_the_active_run(world, repo, tmp_path):
@@ -265,28 +214,9 @@ def test_refuse_policy_names_the_active_run(world, repo, tmp_path):
         }
     )
     sha = branch(repo, "feature/refuse")
-    old = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/refuse",
-        sha=sha,
-        workflow="train",
-        trigger="d-6:0",
-        params={"sleep": "30"},
-    )
+    old = start(workspaces, state, settings, branch="feature/refuse", sha=sha, trigger="d-6:0", params={"sleep": "30"})
     with pytest.raises(Permanent, match=f"already running for feature/refuse \\(run {old.run_id}\\)"):
-        branch_jobs.start_run(
-            workspaces,
-            state,
-            settings,
-            repo="acme/tiny-ml",
-            branch="feature/refuse",
-            sha=sha,
-            workflow="train",
-            trigger="d-7:0",
-        )
+        start(workspaces, state, settings, branch="feature/refuse", sha=sha, trigger="d-7:0")
     client.jobs.cancel_run(old.run_id)
 
 
@@ -295,21 +225,13 @@ def test_cleanup_cancels_runs_and_deletes_the_branch_jobs(world, repo):
     sha = branch(repo, "feature/gone")
     branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone", sha)
     branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "main", sha)
-    running = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/gone",
-        sha=sha,
-        workflow="train",
-        trigger="d-8:0",
-        params={"sleep": "30"},
+    running = start(
+        workspaces, state, settings, branch="feature/gone", sha=sha, trigger="d-8:0", params={"sleep": "30"}
     )
     removed = branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone")
     assert sorted(removed) == ["mlops-bot/acme/tiny-ml/feature/gone/test", "mlops-bot/acme/tiny-ml/feature/gone/train"]
     assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "mlops-bot/acme/tiny-ml/main/train"]
-    assert wait_run(client, running.run_id).state.result_state.value == "CANCELED"
+    assert finished_run(client, running.run_id).state.result_state.value == "CANCELED"
     assert branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone") == []  # idempotent
 
 
@@ -333,21 +255,9 @@ def test_janitor_removes_jobs_of_gone_branches_and_reports_them(world, repo):
 
 def test_repos_code_source_keeps_a_repo_per_branch(world, repo, sandbox, tmp_path):
     settings, state, workspaces, client = world
-    path = tmp_path / "repos.toml"
-    path.write_text(config_text(sandbox.url, repo, code_source="repos"))
-    settings = load_config(path)
-    workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
+    settings, workspaces = bot_settings(tmp_path / "repos.toml", sandbox.url, repo, code_source="repos")
     sha = branch(repo, "feature/repo")
-    started = branch_jobs.start_run(
-        workspaces,
-        state,
-        settings,
-        repo="acme/tiny-ml",
-        branch="feature/repo",
-        sha=sha,
-        workflow="train",
-        trigger="d-9:0",
-    )
+    started = start(workspaces, state, settings, branch="feature/repo", sha=sha, trigger="d-9:0")
     [r] = [
         r
         for r in client.repos.list(path_prefix="/Repos/mlops-bot/")
@@ -363,11 +273,8 @@ def test_injected_429_and_500_are_survived(tmp_path, repo, redis_client, monkeyp
     monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
     sandbox = start_workspace(tmp_path, faults=["POST:/api/2.2/jobs/create=429:2", "GET:/api/2.2/jobs/list=500:1"])
     try:
-        path = tmp_path / "config.toml"
-        path.write_text(config_text(sandbox.url, repo))
-        settings = load_config(path)
+        settings, workspaces = bot_settings(tmp_path / "config.toml", sandbox.url, repo)
         state = State(redis_client)
-        workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
         from workers.errors import is_transient
 
         with pytest.raises(Exception) as exc:  # plain 500: the SDK does not retry it ...
@@ -379,7 +286,7 @@ def test_injected_429_and_500_are_survived(tmp_path, repo, redis_client, monkeyp
             workspaces("dev"), state, settings, settings.repo("acme/tiny-ml"), "f", "train", "a" * 40
         )
         assert made.outcome == "created"  # the two 429s were retried by the SDK with Retry-After
-        assert names(sdk(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
+        assert names(workspace_client(sandbox.url)) == ["mlops-bot/acme/tiny-ml/f/train"]
     finally:
         sandbox.stop()
 
@@ -388,20 +295,8 @@ def test_a_rejected_request_is_a_clear_permanent_error(tmp_path, repo, redis_cli
     monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
     sandbox = start_workspace(tmp_path, faults=["POST:/api/2.2/jobs/run-now=400:1"])
     try:
-        path = tmp_path / "config.toml"
-        path.write_text(config_text(sandbox.url, repo))
-        settings = load_config(path)
-        workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
+        settings, workspaces = bot_settings(tmp_path / "config.toml", sandbox.url, repo)
         with pytest.raises(Permanent, match=r"Databricks \(dev\) refused to start job \d+"):
-            branch_jobs.start_run(
-                workspaces,
-                State(redis_client),
-                settings,
-                repo="acme/tiny-ml",
-                branch="f",
-                sha="",
-                workflow="train",
-                trigger="d-400:0",
-            )
+            start(workspaces, State(redis_client), settings, branch="f", sha="", trigger="d-400:0")
     finally:
         sandbox.stop()

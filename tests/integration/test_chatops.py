@@ -13,11 +13,8 @@ import pytest
 from github import Auth, Github
 
 from devstack import waiting
-from devstack.bot import start_web, start_worker
-from devstack.mlrepo import config_text, forge_seed, git, write_files
-from devstack.processes import free_port
-from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
-from tests.conftest import SECRETS
+from tests.support.pushes import push_new_commit, push_url
+from tests.support.stacks import bot_stack
 
 
 def wait_until(check, timeout=60.0):
@@ -36,31 +33,10 @@ REPO = "acme/tiny-ml"
 
 @pytest.fixture(scope="module")
 def ops(redis_server, empty_redis, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ops")
-    web_port = free_port()
-    seed = tmp / "forge.toml"
-    src = write_files(tmp / "tiny-ml-src")
-    seed.write_text(forge_seed(src, f"http://127.0.0.1:{web_port}", SECRETS["GITHUB_WEBHOOK_SECRET"]))
-    services = []
-    try:
-        services.append(forge := start_forge(tmp, seed))
-        services.append(ws := start_workspace(tmp))
-        config = tmp / "config.toml"
-        config.write_text(config_text(ws.url, f"{forge.url}/{REPO}.git", forge_url=forge.url))
-        env = {
-            **SECRETS,
-            "REDIS_URL": redis_server.url,
-            "MLOPS_BOT_CONFIG": str(config),
-            "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN,
-            "SANDBOX_GITHUB_TOKEN": TOKENS["mlops-bot"],
-        }
-        services.append(start_web(tmp, env, port=web_port))
-        services.append(start_worker(tmp, env, concurrency=2))
-        forge.config, forge.redis_url = config, redis_server.url  # for tests that call the bot's code directly
-        yield forge, ws
-    finally:
-        for s in reversed(services):
-            s.stop()
+    with bot_stack(tmp_path_factory.mktemp("ops"), redis_server.url) as stack:
+        forge = stack.forge
+        forge.config, forge.redis_url = stack.config, redis_server.url  # for tests that call the bot's code directly
+        yield forge, stack.workspace
 
 
 def as_user(forge, login: str) -> Github:
@@ -74,15 +50,8 @@ _branches = iter(range(1, 1000))
 
 def push_branch(forge, login: str, repo: str, branch: str, workdir) -> str:
     """`git push` a new branch with one commit, as `login`, over HTTP; returns its sha."""
-    url = forge.url.replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{repo}.git"
     checkout = workdir / f"{login}-{branch.replace('/', '-')}"
-    git(workdir, "clone", "-q", url, str(checkout))
-    git(checkout, "checkout", "-q", "-b", branch)
-    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-qm", f"work on {branch}")
-    git(checkout, "push", "-q", "origin", branch)
-    return git(checkout, "rev-parse", "HEAD")
+    return push_new_commit(push_url(forge.url, repo, login, TOKENS[login]), checkout, branch, login)
 
 
 @pytest.fixture

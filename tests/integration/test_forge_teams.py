@@ -10,7 +10,7 @@ import requests
 
 from core.config import GitHubSettings
 from devstack.sandboxes import start_forge
-from tests.contract.conftest import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
 from workers.errors import NotFound, Permanent, RateLimited, Transient
 from workers.gateways.forge import Forge
 
@@ -28,16 +28,8 @@ SEED = textwrap.dedent("""\
     [[repos]]
     full_name = "acme/tiny-ml"
     permissions = { alice = "write", bob = "admin", "mlops-bot" = "write" }
-    [[apps]]
-    id = 123
-    slug = "mlops-bot"
-    installation_id = 456
-    public_key_file = "app.pub.pem"
-    [teams]
-    "acme/ml-leads" = ["bob", "carol"]
-    [org_members]
-    acme = ["mlops-bot"]
     """)
+SEED += APP_SEED + '[teams]\n"acme/ml-leads" = ["bob", "carol"]\n[org_members]\nacme = ["mlops-bot"]\n'
 
 
 @pytest.fixture(scope="module")

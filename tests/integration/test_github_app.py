@@ -3,25 +3,18 @@
 import textwrap
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth, Github
 
 from core.config import GitHubSettings
 from devstack.sandboxes import start_forge
+from tests.support.app_keys import APP_SEED, app_key_pair
 from workers.gateways.forge import Forge
 
 
 @pytest.fixture(scope="module")
 def app_forge(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    (tmp / "app.pub.pem").write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    pem = app_key_pair(tmp)
     (tmp / "seed.toml").write_text(
         textwrap.dedent("""\
         [users.alice]
@@ -29,12 +22,8 @@ def app_forge(tmp_path_factory):
         [[repos]]
         full_name = "acme/churn-model"
         permissions = { alice = "write" }
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
     )
     forge = start_forge(tmp, tmp / "seed.toml")
     yield forge, pem

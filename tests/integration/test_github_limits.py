@@ -20,18 +20,17 @@ from core import keys
 from core import vocabulary as V
 from core.config import load_config
 from devstack import waiting
-from devstack.bot import start_web, start_worker
-from devstack.mlrepo import config_text, git, write_files
-from devstack.processes import free_port
-from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from tests.conftest import SECRETS
-from tests.contract.conftest import app_key_pair
+from tests.support.app_keys import APP_SEED, app_key_pair
+from tests.support.forge_seeds import ML_ENGINEER_ROLE, users
+from tests.support.pushes import push_new_commit, push_url
+from tests.support.stacks import bot_stack
 from workers.core.context import Deps
 from workers.core.state import State
 from workers.errors import NotFound, Permanent
 from workers.gateways.forge import Forge
 from workers.gateways.workspace import Workspace
-from workers.jobs import branch_jobs
+from workers.jobs.spec import branch_jobs
 
 REPO = "acme/tiny-ml"
 BOT = "mlops-bot[bot]"
@@ -43,51 +42,38 @@ def wait_until(check, timeout=60.0):
     return waiting.wait_until(check, timeout, every=0.3)
 
 
-def seed(src, web_port: int) -> str:
-    users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
-    return users + textwrap.dedent(f"""\
-        [roles]
-        ml-engineer = "write"
+def seed(src, web_url: str) -> str:
+    return (
+        users(TOKENS)
+        + ML_ENGINEER_ROLE
+        + textwrap.dedent(f"""\
         [[repos]]
         full_name = "{REPO}"
         init_from = "{src}"
         permissions = {{ alice = "write", bob = "admin", dave = "ml-engineer" }}
         [repos.webhook]
-        url = "http://127.0.0.1:{web_port}/webhooks/github"
+        url = "{web_url}/webhooks/github"
         secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
         content_type = "form"
         events = ["push", "delete", "pull_request", "issue_comment", "check_run"]
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(redis_server, empty_redis, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    src = write_files(tmp / "tiny-ml-src")
-    pem, web_port = app_key_pair(tmp), free_port()
-    (tmp / "forge.toml").write_text(seed(src, web_port))
-    services = []
-    try:
-        services.append(forge := start_forge(tmp, tmp / "forge.toml"))
-        services.append(ws := start_workspace(tmp))
-        config = tmp / "config.toml"
-        as_app = f'app_id = 123\ninstallation_id = 456\napp_private_key_env = "{KEY_ENV}"'
-        text = config_text(ws.url, f"{forge.url}/{REPO}.git", forge_url=forge.url)
-        config.write_text(text.replace('token_env = "SANDBOX_GITHUB_TOKEN"', as_app))
-        env = {**SECRETS, "REDIS_URL": redis_server.url, "MLOPS_BOT_CONFIG": str(config),
-               "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN, KEY_ENV: pem}  # fmt: skip
-        services.append(start_web(tmp, env, port=web_port))
-        services.append(start_worker(tmp, env, concurrency=2))
-        forge.config, forge.env, forge.tmp = config, env, tmp
+    pem = app_key_pair(tmp)
+    as_app = f'app_id = 123\ninstallation_id = 456\napp_private_key_env = "{KEY_ENV}"'
+
+    def app_config(text: str) -> str:
+        return text.replace('token_env = "SANDBOX_GITHUB_TOKEN"', as_app)
+
+    with bot_stack(tmp, redis_server.url, seed=seed, config=app_config, env={KEY_ENV: pem}) as started:
+        forge = started.forge
+        forge.config, forge.env, forge.tmp = started.config, started.env, tmp
         yield forge
-    finally:
-        for s in reversed(services):
-            s.stop()
 
 
 @pytest.fixture
@@ -111,16 +97,8 @@ def add_fault(forge, spec: str) -> None:
 
 def push_branch(forge, login: str, repo: str, branch: str, base: str = "main") -> str:
     """`git push` a new commit on `branch` (from `base`) as `login`; returns its sha."""
-    url = forge.url.replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{repo}.git"
     checkout = forge.tmp / f"{login}-{repo.replace('/', '-')}-{branch.replace('/', '-')}"
-    git(forge.tmp, "clone", "-q", "-b", base, url, str(checkout))
-    if branch != base:
-        git(checkout, "checkout", "-q", "-b", branch)
-    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-qm", f"work on {branch}")
-    git(checkout, "push", "-q", "origin", branch)
-    return git(checkout, "rev-parse", "HEAD")
+    return push_new_commit(push_url(forge.url, repo, login, TOKENS[login]), checkout, branch, login, base)
 
 
 def open_pr(forge, login: str, branch: str):

@@ -22,8 +22,8 @@ from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
 from devstack.setups import Setup
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
-from tests.contract.conftest import app_key_pair
 from tests.reliability.test_chaos import Forge, logged, workspace_runs
+from tests.support.app_keys import app_key_pair
 
 APP_ID, INSTALLATION_ID, KEY_ENV = 123, 456, "SANDBOX_GITHUB_APP_KEY"
 APP_BOT = f"{mlrepo.BOT}[bot]"

@@ -14,17 +14,14 @@ import urllib.request
 
 import pytest
 
-from core.config import Workflow, load_config
+from core.config import Workflow
 from devstack import waiting
-from devstack.bot import start_beat, start_web, start_worker
-from devstack.mlrepo import branch, config_text, forge_seed, git, make_repo, write_files
-from devstack.processes import free_port
-from devstack.sandboxes import WORKSPACE_TOKEN, start_forge, start_workspace
-from tests.conftest import SECRETS
-from tests.integration.test_branch_jobs import finish, names, sdk
+from devstack.bot import start_beat, start_worker
+from devstack.mlrepo import branch, git, make_repo
+from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.integration.test_branch_jobs import finish, names
 from tests.integration.test_chatops import (
     REPO,
-    TOKENS,
     as_user,
     bot_comments,
     comment,
@@ -34,13 +31,13 @@ from tests.integration.test_chatops import (
     status_of,
 )
 from tests.integration.test_stack_jobs import REPO as PAYLOAD_REPO
-from tests.integration.test_stack_jobs import logged, push, stack  # noqa: F401 (stack is a fixture)
+from tests.integration.test_stack_jobs import logged, push
+from tests.support.stacks import bot_settings, bot_stack, service_fixture, workspace_client
 from tests.support.webhooks import post
 from workers.core.state import State
 from workers.errors import Permanent, Transient
-from workers.gateways.workspace import Workspace
-from workers.jobs import branch_jobs
-from workers.jobs import results as jobs_results
+from workers.jobs.spec import branch_jobs
+from workers.jobs.spec import results as jobs_results
 
 NOTEBOOK = textwrap.dedent("""\
     # Databricks notebook source
@@ -51,11 +48,7 @@ NOTEBOOK = textwrap.dedent("""\
 _triggers = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "ws")
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +64,8 @@ def repo(tmp_path_factory):
 @pytest.fixture
 def world(sandbox, repo, redis_client, tmp_path, monkeypatch):
     monkeypatch.setenv("SANDBOX_DATABRICKS_TOKEN", WORKSPACE_TOKEN)
-    path = tmp_path / "config.toml"
-    path.write_text(config_text(sandbox.url, repo))
-    settings = load_config(path)
-    workspaces = lambda env: Workspace(env, settings.environments[env])  # noqa: E731
-    return settings, State(redis_client), workspaces, sdk(sandbox.url)
+    settings, workspaces = bot_settings(tmp_path / "config.toml", sandbox.url, repo)
+    return settings, State(redis_client), workspaces, workspace_client(sandbox.url)
 
 
 def with_repo(settings, **changes):
@@ -249,7 +239,7 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
     ws, web, env = start_stack(faults=faults)
     services.append(worker := start_worker(tmp, env, concurrency=1))
     services.append(start_beat(tmp, env))  # a retry due in more than 10 s waits in the due index for beat
-    client = sdk(ws.url)
+    client = workspace_client(ws.url)
     name = "feature/gateway"
     push(signer, web, name, branch(repo, name), "gw-push-1")  # creates the jobs
     waiting.wait_until(lambda: logged(worker, "branch.synced", delivery_id="gw-push-1"), timeout=60)
@@ -273,31 +263,13 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
 @pytest.fixture(scope="module")
 def ops_repos(redis_server, empty_redis, tmp_path_factory):
     """Forge, strict workspace, receiver and worker; the repository runs from Git folders, `pin = "branch"`."""
+
+    def pinned(text: str) -> str:
+        return text.replace('code_source = "repos"\n', 'code_source = "repos"\npin = "branch"\n')
+
     tmp = tmp_path_factory.mktemp("ops-repos")
-    web_port = free_port()
-    seed = tmp / "forge.toml"
-    src = write_files(tmp / "tiny-ml-src")
-    seed.write_text(forge_seed(src, f"http://127.0.0.1:{web_port}", SECRETS["GITHUB_WEBHOOK_SECRET"]))
-    services = []
-    try:
-        services.append(forge := start_forge(tmp, seed))
-        services.append(ws := start_workspace(tmp))
-        config = tmp / "config.toml"
-        text = config_text(ws.url, f"{forge.url}/{REPO}.git", forge_url=forge.url, code_source="repos")
-        config.write_text(text.replace('code_source = "repos"\n', 'code_source = "repos"\npin = "branch"\n'))
-        env = {
-            **SECRETS,
-            "REDIS_URL": redis_server.url,
-            "MLOPS_BOT_CONFIG": str(config),
-            "SANDBOX_DATABRICKS_TOKEN": WORKSPACE_TOKEN,
-            "SANDBOX_GITHUB_TOKEN": TOKENS["mlops-bot"],
-        }
-        services.append(start_web(tmp, env, port=web_port))
-        services.append(start_worker(tmp, env, concurrency=2))
-        yield forge, ws
-    finally:
-        for s in reversed(services):
-            s.stop()
+    with bot_stack(tmp, redis_server.url, code_source="repos", config=pinned) as started:
+        yield started.forge, started.workspace
 
 
 def test_train_in_repos_mode_runs_from_a_git_folder_in_a_folder_the_bot_made(ops_repos, tmp_path):
@@ -308,7 +280,9 @@ def test_train_in_repos_mode_runs_from_a_git_folder_in_a_folder_the_bot_made(ops
     c = comment(forge, "alice", pr.number, "/train toy")
     report(forge, pr.number, "train", "SUCCESS")
     assert waiting.wait_until(lambda: {"eyes", "rocket", "+1"} <= reactions(forge, c), 30)
-    [folder] = [r for r in sdk(ws.url).repos.list(path_prefix="/Repos/mlops-bot/") if "feature-repos" in r.path]
+    [folder] = [
+        r for r in workspace_client(ws.url).repos.list(path_prefix="/Repos/mlops-bot/") if "feature-repos" in r.path
+    ]
     assert folder.branch == "feature/repos"
 
 

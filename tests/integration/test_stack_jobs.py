@@ -11,8 +11,9 @@ from devstack.mlrepo import branch, config_text, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
-from tests.integration.test_branch_jobs import names, sdk
+from tests.integration.test_branch_jobs import names
 from tests.integration.test_receiver_worker import worker_lines
+from tests.support.stacks import workspace_client
 from tests.support.webhooks import post
 
 REPO = {"full_name": "acme/tiny-ml", "name": "tiny-ml", "owner": {"login": "acme"}}
@@ -74,7 +75,7 @@ def test_push_creates_the_jobs_duplicate_changes_nothing_delete_removes_them(sta
     repo, start, services, tmp = stack
     ws, web, env = start()
     services.append(worker := start_worker(tmp, env, concurrency=1))
-    client = sdk(ws.url)
+    client = workspace_client(ws.url)
     sha = branch(repo, "feature/new")
 
     status, answer = push(signer, web, "feature/new", sha, "push-1")
@@ -140,7 +141,7 @@ def test_worker_killed_mid_call_leaves_exactly_one_job_and_one_run(stack, signer
     ws, web, env = start(faults=[fault])
     first = start_worker(tmp, env, concurrency=1, name="worker-a")
     services.append(first)
-    client = sdk(ws.url)
+    client = workspace_client(ws.url)
     sha = branch(repo, "feature/crash")
     if event == "push":
         push(signer, web, "feature/crash", sha, "crash-1")

@@ -28,21 +28,18 @@ from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import ROOT
 from tests.fakes import world
+from tests.support.stacks import service_fixture
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 from workers.core.state import State
 from workers.errors import NotFound, Permanent, Transient
 from workers.gateways import registry as registry_gateway
 from workers.gateways.registry import Registry
-from workers.release import polling as registry_watch
+from workers.release.train import polling as registry_watch
 
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("uc"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "uc")
 
 
 @pytest.fixture(scope="module")

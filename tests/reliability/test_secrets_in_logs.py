@@ -18,10 +18,11 @@ from github import Auth, Github
 
 from core import events
 from devstack import setups
-from devstack.mlrepo import BOT, REPO, TOKENS, git
+from devstack.mlrepo import BOT, REPO, TOKENS
 from devstack.sandboxes import WORKSPACE_TOKEN
 from devstack.waiting import wait_until
 from tests.integration.test_receiver_worker import worker_lines
+from tests.support.pushes import push_new_commit, push_url
 from tests.support.webhooks import post
 
 WINDOW = 8  # a substring this long of a secret counts as the secret
@@ -108,15 +109,8 @@ def as_user(setup, login: str) -> Github:
 
 def push_branch(setup, login: str, branch: str) -> str:
     """`git push` a new branch as `login` over HTTP: the forge sends the signed push delivery."""
-    url = setup.url("forge").replace("http://", f"http://{login}:{TOKENS[login]}@") + f"/{REPO}.git"
     checkout = setup.workdir / f"clone-{branch.replace('/', '-')}"
-    git(setup.workdir, "clone", "-q", url, str(checkout))
-    git(checkout, "checkout", "-q", "-b", branch)
-    (checkout / "NOTES.md").write_text(f"{branch} by {login}\n")
-    git(checkout, "add", "-A")
-    git(checkout, "commit", "-qm", f"work on {branch}")
-    git(checkout, "push", "-q", "origin", branch)
-    return git(checkout, "rev-parse", "HEAD")
+    return push_new_commit(push_url(setup.url("forge"), REPO, login, TOKENS[login]), checkout, branch, login)
 
 
 BAD_BODY = json.dumps({"ref": "refs/heads/x", "repository": PR_COMMENT}).encode()

@@ -6,19 +6,18 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 from github import Auth, Github, GithubException
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import stand_ins
+from tests.support.app_keys import APP_SEED, new_key, private_pem, public_pem
+from tests.support.receivers import Receiver
+
 SECRET = "test-secret"
 APP_ID = 123
 INSTALLATION_ID = 456
@@ -26,75 +25,34 @@ ZERO = "0" * 40
 
 
 # ---------------------------------------------------------------- webhook receiver
-class Receiver:
-    def __init__(self):
-        self.deliveries: list[dict] = []
-        self.cond = threading.Condition()
-        receiver = self
+def delivery(path: str, headers: dict, raw: bytes) -> dict:
+    expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    return {
+        "event": headers.get("X-GitHub-Event"),
+        "guid": headers.get("X-GitHub-Delivery"),
+        "headers": headers,
+        "sig_ok": hmac.compare_digest(headers.get("X-Hub-Signature-256", ""), expected),
+        "payload": json.loads(raw),
+    }
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                expected = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
-                item = {
-                    "event": self.headers.get("X-GitHub-Event"),
-                    "guid": self.headers.get("X-GitHub-Delivery"),
-                    "headers": dict(self.headers.items()),
-                    "sig_ok": hmac.compare_digest(self.headers.get("X-Hub-Signature-256", ""), expected),
-                    "payload": json.loads(raw),
-                }
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok")
-                with receiver.cond:
-                    receiver.deliveries.append(item)
-                    receiver.cond.notify_all()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/github"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, pred, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for d in self.deliveries:
-                    if pred(d):
-                        return d
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [(d["event"], d["payload"].get("action"), d["payload"].get("ref")) for d in self.deliveries]
-                    raise AssertionError(f"no matching webhook; got {seen}")
-                self.cond.wait(left)
-
-    def find(self, pred) -> list[dict]:
-        with self.cond:
-            return [d for d in self.deliveries if pred(d)]
+def seen(d: dict) -> tuple:
+    return d["event"], d["payload"].get("action"), d["payload"].get("ref")
 
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def app_keys():
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private, public
+    key = new_key()
+    return private_pem(key), public_pem(key)
 
 
 @pytest.fixture(scope="module")
 def receiver():
-    r = Receiver()
+    r = Receiver("/webhooks/github", record=delivery, seen=seen)
+    r.answer = (200, "ok", "text/plain")
     yield r
-    r.server.shutdown()
+    r.close()
 
 
 @pytest.fixture(scope="module")
@@ -127,57 +85,11 @@ permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "
 url = "{receiver.url}"
 secret_env = "FORGE_TEST_SECRET"
 
-[[apps]]
-id = {APP_ID}
-slug = "mlops-bot"
-installation_id = {INSTALLATION_ID}
-public_key_file = "app.pub.pem"
-""")
-    env = {**os.environ, "FORGE_TEST_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox.forge",
-            "--port",
-            "0",
-            "--data",
-            str(tmp / "data"),
-            "--seed",
-            str(tmp / "seed.toml"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=str(ROOT),
-        env=env,
-        start_new_session=True,
-        text=True,
-    )
-    base = None
-    deadline = time.monotonic() + 30
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("sandbox forge listening on "):
-            base = line.split(" on ", 1)[1].strip()
-            break
-    if base is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("forge did not start:\n" + "".join(lines))
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # drain output
+{APP_SEED}""")
+    env = {**os.environ, "FORGE_TEST_SECRET": SECRET}
+    proc, base = stand_ins.start("forge", ["--data", str(tmp / "data"), "--seed", str(tmp / "seed.toml")], env, 30)
     yield {"base": base, "tmp": tmp}
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
+    stand_ins.stop(proc)
 
 
 # PyGithub throttles to 4 req/s (1 write/s) by default; the sandbox does not need that

@@ -8,61 +8,37 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devstack.waiting import wait_until
 from sandbox.forge import create_app
 from sandbox.forge.contract import rest_contract
+from tests.support.app_keys import new_key, public_pem
+from tests.support.receivers import Receiver
 
 REPO, APP_ID, INSTALLATION_ID, SECRET = "acme/churn-model", 123, 456, "app-hook-secret"
 
 
-class Receiver:
-    """The App's webhook URL: answers each delivery with the next status of `answers` (then 200)."""
-
-    def __init__(self):
-        self.answers: list[int] = []
-        self.got: list[dict] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.got.append({"headers": dict(self.headers.items()), "raw": raw})
-                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/github"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver():
-    r = Receiver()
+    """The App's webhook URL: answers each delivery with the next of `statuses` (then 200)."""
+    r = Receiver("/webhooks/github")
     yield r
-    r.server.shutdown()
+    r.close()
 
 
 @pytest.fixture
 def key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return new_key()
 
 
 @pytest.fixture
 def forge(tmp_path, receiver, key):
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = public_pem(key)
     seed = {
         "users": {"alice": {"token": "ghp_alice"}},
         "repos": [{"full_name": REPO, "permissions": {"alice": "write"}}],
@@ -171,7 +147,7 @@ def test_only_the_app_s_jwt_reads_its_deliveries(forge, key):
 
 
 def test_a_redelivery_is_a_new_attempt_with_the_same_guid(forge, receiver, key):
-    receiver.answers = [503]
+    receiver.statuses = [503]
     open_issues(forge, 1)
     [failed] = attempts(forge, key, 1)
     assert (failed["status_code"], failed["redelivery"]) == (503, False) and failed["status"] != "OK"

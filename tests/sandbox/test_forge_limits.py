@@ -11,9 +11,7 @@ import hmac
 import json
 import subprocess
 import textwrap
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
@@ -22,52 +20,33 @@ from github import Auth, Github, RateLimitExceededException
 
 from devstack.sandboxes import start_forge
 from sandbox.forge.contract import rest_contract, webhook_problems
-from tests.contract.conftest import app_key_pair, git, push_commit
+from tests.contract.conftest import git, push_commit
+from tests.support.app_keys import APP_SEED, app_key_pair
+from tests.support.forge_seeds import ML_ENGINEER_ROLE, users
+from tests.support.receivers import Receiver
 
 REPO = "acme/churn-model"
 SECRET = "limits-secret"
 TOKENS = {"alice": "ghp_alice", "bob": "ghp_bob", "dave": "ghp_dave", "frank": "ghp_frank"}
 
 
-class Hook:
-    """A webhook receiver that keeps each delivery's raw body and headers."""
-
-    def __init__(self):
-        self.deliveries: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.deliveries.append({"headers": dict(self.headers.items()), "raw": raw})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def payloads(self, event: str) -> list[dict]:
-        return [
-            json.loads(parse_qs(d["raw"].decode())["payload"][0])
-            for d in self.deliveries
-            if d["headers"].get("X-GitHub-Event") == event
-        ]
+def payloads(hook: Receiver, event: str) -> list[dict]:
+    """The payloads of `event`'s deliveries (form-encoded: `payload=<JSON>`)."""
+    return [
+        json.loads(parse_qs(d["raw"].decode())["payload"][0])
+        for d in hook.got
+        if d["headers"].get("X-GitHub-Event") == event
+    ]
 
 
 @pytest.fixture(scope="module")
 def forge(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    pem, hook = app_key_pair(tmp), Hook()
-    users = "".join(f'[users.{u}]\ntoken = "{t}"\n' for u, t in TOKENS.items())
+    pem, hook = app_key_pair(tmp), Receiver("/hook")
     (tmp / "seed.toml").write_text(
-        users
+        users(TOKENS)
+        + ML_ENGINEER_ROLE
         + textwrap.dedent(f"""\
-        [roles]
-        ml-engineer = "write"
         [[repos]]
         full_name = "{REPO}"
         permissions = {{ alice = "write", bob = "admin", dave = "ml-engineer" }}
@@ -76,18 +55,14 @@ def forge(tmp_path_factory):
         secret = "{SECRET}"
         content_type = "form"
         events = ["*"]
-        [[apps]]
-        id = 123
-        slug = "mlops-bot"
-        installation_id = 456
-        public_key_file = "app.pub.pem"
         """)
+        + APP_SEED
     )
     service = start_forge(tmp, tmp / "seed.toml")
     service.pem, service.hook, service.tmp = pem, hook, tmp
     yield service
     service.stop()
-    hook.server.shutdown()
+    hook.close()
 
 
 def as_user(forge, login: str, **kwargs) -> Github:
@@ -218,7 +193,7 @@ def test_a_forks_check_run_names_no_pull_request_and_no_branch(forge, fork_pr):
     run.edit(status="completed", conclusion="failure")
     requests.post(f"{forge.url}/sandbox/check-runs/{run.id}/rerequest", json={"sender": "bob"})
     time.sleep(1)
-    [rerequested] = [p for p in forge.hook.payloads("check_run") if p["action"] == "rerequested"]
+    [rerequested] = [p for p in payloads(forge.hook, "check_run") if p["action"] == "rerequested"]
     check = rerequested["check_run"]
     assert check["pull_requests"] == [] and check["check_suite"]["head_branch"] is None
     assert check["check_suite"]["pull_requests"] == [] and webhook_problems("check_run", rerequested) == []
@@ -257,20 +232,20 @@ def test_a_deleted_forks_pull_request_has_no_head_repository(forge, fork_pr):
     assert got["head"]["repo"] is None and rest_contract().response_problems("GET", path, 200, got) == []
     assert api(forge, "PATCH", path, "bob", json={"state": "closed"}).status_code == 200
     time.sleep(1)
-    [closed] = [p for p in forge.hook.payloads("pull_request") if p["action"] == "closed" and p["number"] == pr.number]
+    [closed] = [p for p in payloads(forge.hook, "pull_request") if p["action"] == "closed" and p["number"] == pr.number]
     assert closed["pull_request"]["head"]["repo"] is None and webhook_problems("pull_request", closed) == []
 
 
 # --- form webhooks ------------------------------------------------------------------------------------------------------
 def test_a_form_hook_sends_the_json_as_a_payload_field_signed_over_the_form_body(forge, fork_pr):
     # "application/x-www-form-urlencoded will send the JSON payload as a form parameter called payload"
-    assert forge.hook.deliveries
-    for d in forge.hook.deliveries:
+    assert forge.hook.got
+    for d in forge.hook.got:
         assert d["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
         assert d["raw"].startswith(b"payload=")
         expected = "sha256=" + hmac.new(SECRET.encode(), d["raw"], hashlib.sha256).hexdigest()
         assert hmac.compare_digest(d["headers"]["X-Hub-Signature-256"], expected)
-    [opened] = [p for p in forge.hook.payloads("pull_request") if p["action"] == "opened"][:1]
+    [opened] = [p for p in payloads(forge.hook, "pull_request") if p["action"] == "opened"][:1]
     assert webhook_problems("pull_request", opened) == []
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -20,101 +16,26 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import stand_ins
+from tests.support.receivers import Receiver
+
 SECRET = "slack-test-secret"
 TOKEN = "xoxb-sandbox"
 
 
 # ---------------------------------------------------------------- receiver (stands in for the bot)
-class Receiver:
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        self.answer: tuple[int, str, str] = (200, "", "text/plain")
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers.items()), "raw": raw})
-                    status, body, ctype = receiver.answer
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body.encode())))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def last(self) -> dict:
-        with self.lock:
-            return self.requests[-1]
-
-
 @pytest.fixture(scope="module")
 def receiver():
     r = Receiver()
     yield r
-    r.server.shutdown()
+    r.close()
 
 
 def _start(tmp: Path, receiver: Receiver, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("SLACK_SIGNING_SECRET", None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox.slack",
-            "--port",
-            "0",
-            "--data",
-            str(tmp / "data"),
-            "--token",
-            TOKEN,
-            "--signing-secret",
-            SECRET,
-            "--interactions-url",
-            receiver.base + "/webhooks/slack/interactions",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=str(ROOT),
-        env=env,
-        start_new_session=True,
-        text=True,
-    )
-    lines = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("sandbox slack listening on "):
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc, line.split(" on ", 1)[1].strip()
-    _stop(proc)
-    pytest.fail("sandbox slack did not start:\n" + "".join(lines))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
+    env = {k: v for k, v in os.environ.items() if k != "SLACK_SIGNING_SECRET"}
+    args = ["--data", str(tmp / "data"), "--token", TOKEN, "--signing-secret", SECRET]
+    args += ["--interactions-url", receiver.base + "/webhooks/slack/interactions", *extra]
+    return stand_ins.start("slack", args, env)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +43,7 @@ def slack(tmp_path_factory, receiver):
     tmp = tmp_path_factory.mktemp("slack")
     proc, base = _start(tmp, receiver)
     yield {"base": base, "tmp": tmp, "proc": proc}
-    _stop(proc)
+    stand_ins.stop(proc)
 
 
 @pytest.fixture
@@ -409,7 +330,7 @@ def test_state_survives_restart(tmp_path, receiver):
         c = WebClient(token=TOKEN, base_url=base + "/api/")
         posted = c.chat_postMessage(channel="#persist", text="kept")
     finally:
-        _stop(proc)
+        stand_ins.stop(proc)
     state = json.loads((tmp_path / "data" / "state.json").read_text())
     assert any(ch["name"] == "persist" for ch in state["channels"].values())
     proc, base = _start(tmp_path, receiver)
@@ -418,7 +339,7 @@ def test_state_survives_restart(tmp_path, receiver):
         assert c.conversations_history(channel=posted["channel"])["messages"][0]["ts"] == posted["ts"]
         assert float(c.chat_postMessage(channel="#persist", text="next")["ts"]) > float(posted["ts"])
     finally:
-        _stop(proc)
+        stand_ins.stop(proc)
 
 
 def test_users_seed(tmp_path, receiver):
@@ -433,7 +354,7 @@ def test_users_seed(tmp_path, receiver):
         with pytest.raises(SlackApiError):
             c.users_info(user="U0ALICE")
     finally:
-        _stop(proc)
+        stand_ins.stop(proc)
 
 
 # ---------------------------------------------------------------- message metadata, paging, scopes
@@ -523,7 +444,7 @@ def test_a_token_without_the_history_scope(tmp_path, receiver):
             c.users_info(user="U0BOB")
         assert e.value.response["needed"] == "users:read"
     finally:
-        _stop(proc)
+        stand_ins.stop(proc)
 
 
 def test_an_in_channel_answer_keeps_its_metadata(client, slack):

@@ -22,17 +22,14 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import service_fixture
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
 
 NAME = "dev.ml.churn"
 UC = "/api/2.0/mlflow/unity-catalog"
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("uc"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "uc")
 
 
 @pytest.fixture(scope="module")

@@ -13,27 +13,22 @@ import urllib.request
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 from databricks.sdk.errors import InvalidParameterValue
 from databricks.sdk.service import jobs as J
 
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import service_fixture, workspace_client
 
 CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 1}
 ENV = {"environment_key": "default", "spec": {"environment_version": "4", "dependencies": ["pandas>=2"]}}
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("rules"))
-    yield service
-    service.stop()
+workspace = service_fixture(start_workspace, "rules")
 
 
 @pytest.fixture(scope="module")
 def w(workspace) -> WorkspaceClient:
-    config = Config(host=workspace.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=10)
-    return WorkspaceClient(config=config)
+    return workspace_client(workspace.url, 10)
 
 
 def py(key: str = "t", **compute) -> dict:

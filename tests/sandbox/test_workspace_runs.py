@@ -8,13 +8,11 @@ states the rule it holds the stand-in to.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     DatabricksError,
     DeadlineExceeded,
@@ -28,7 +26,8 @@ from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.workspace import ObjectType
 
 from devstack.mlrepo import make_repo
-from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from devstack.sandboxes import start_workspace
+from tests.support.stacks import finished_run, service_fixture, workspace_client
 
 MB5 = 5 * 1024 * 1024
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
@@ -51,18 +50,12 @@ def repo(tmp_path_factory) -> Path:
     return make_repo(tmp_path_factory.mktemp("git") / "runs-repo", FILES, "runs")
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    service = start_workspace(tmp_path_factory.mktemp("ws"))
-    yield service
-    service.stop()
+sandbox = service_fixture(start_workspace, "ws")
 
 
 @pytest.fixture(scope="module")
 def w(sandbox) -> WorkspaceClient:
-    return WorkspaceClient(
-        config=Config(host=sandbox.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=15)
-    )
+    return workspace_client(sandbox.url, 15)
 
 
 def fault(sandbox, spec: str) -> None:
@@ -84,16 +77,6 @@ def notebook(key: str, path: str) -> jobs.Task:
 def make_job(w: WorkspaceClient, repo: Path, name: str, *tasks: jobs.Task) -> int:
     source = jobs.GitSource(git_url=str(repo), git_provider=jobs.GitProvider.GIT_HUB, git_branch="main")
     return w.jobs.create(name=name, git_source=source, tasks=list(tasks)).job_id
-
-
-def finished(w: WorkspaceClient, run_id: int, timeout: float = 60) -> jobs.Run:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = w.jobs.get_run(run_id)
-        if run.state.life_cycle_state.value in ("TERMINATED", "SKIPPED", "INTERNAL_ERROR"):
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not finish")
 
 
 def output(w: WorkspaceClient, run: jobs.Run, key: str) -> jobs.RunOutput:
@@ -192,7 +175,7 @@ def test_a_notebook_returns_its_exit_value_and_no_logs(w, repo):
     # RunOutput.logs: "The output from tasks that write to standard streams (stdout/stderr) such as
     # spark_jar_task, spark_python_task, python_wheel_task. It's not supported for the notebook_task".
     # NotebookOutput.result: "The value passed to dbutils.notebook.exit()."
-    run = finished(w, w.jobs.run_now(make_job(w, repo, "nb-exits", notebook("nb", "notebooks/exits"))).run_id)
+    run = finished_run(w, w.jobs.run_now(make_job(w, repo, "nb-exits", notebook("nb", "notebooks/exits"))).run_id)
     out = output(w, run, "nb")
     assert out.notebook_output.result == '{"metrics": {"score": 2}}'
     assert out.notebook_output.truncated is False
@@ -204,7 +187,7 @@ def test_a_notebook_that_never_exits_has_an_empty_output(w, repo):
     # without calling dbutils.notebook.exit() is considered to have an empty output. This field is set but
     # its result value is empty." NotebookOutput.result: "This field is absent if dbutils.notebook.exit()
     # was never called."
-    run = finished(w, w.jobs.run_now(make_job(w, repo, "nb-silent", notebook("nb", "notebooks/silent"))).run_id)
+    run = finished_run(w, w.jobs.run_now(make_job(w, repo, "nb-silent", notebook("nb", "notebooks/silent"))).run_id)
     raw = w.api_client.do("GET", "/api/2.2/jobs/runs/get-output", query={"run_id": run.tasks[0].run_id})
     assert raw["notebook_output"] == {} and "logs" not in raw
 
@@ -212,7 +195,7 @@ def test_a_notebook_that_never_exits_has_an_empty_output(w, repo):
 def test_a_scripts_output_is_its_logs(w, repo):
     # RunOutput.logs: "The output from tasks that write to standard streams (stdout/stderr) such as ...
     # spark_python_task" — and NotebookOutput belongs to notebook tasks only.
-    run = finished(w, w.jobs.run_now(make_job(w, repo, "script", script("s", "steps/hello.py"))).run_id)
+    run = finished_run(w, w.jobs.run_now(make_job(w, repo, "script", script("s", "steps/hello.py"))).run_id)
     out = output(w, run, "s")
     assert "hello from a script" in out.logs and out.logs_truncated is False
     assert out.notebook_output is None
@@ -221,7 +204,7 @@ def test_a_scripts_output_is_its_logs(w, repo):
 def test_a_notebook_value_is_cut_to_its_first_5_mb(w, repo):
     # NotebookOutput.result: "Databricks restricts this API to return the first 5 MB of the value."
     # NotebookOutput.truncated: "Whether or not the result was truncated."
-    run = finished(w, w.jobs.run_now(make_job(w, repo, "nb-huge", notebook("nb", "notebooks/huge"))).run_id)
+    run = finished_run(w, w.jobs.run_now(make_job(w, repo, "nb-huge", notebook("nb", "notebooks/huge"))).run_id)
     out = output(w, run, "nb")
     assert len(out.notebook_output.result) == MB5 and out.notebook_output.truncated is True
 
@@ -229,7 +212,7 @@ def test_a_notebook_value_is_cut_to_its_first_5_mb(w, repo):
 def test_logs_are_cut_to_their_last_5_mb(w, repo):
     # RunOutput.logs: "Databricks restricts this API to return the last 5 MB of these logs."
     # RunOutput.logs_truncated: "Whether the logs are truncated."
-    run = finished(w, w.jobs.run_now(make_job(w, repo, "loud", script("s", "steps/loud.py"))).run_id)
+    run = finished_run(w, w.jobs.run_now(make_job(w, repo, "loud", script("s", "steps/loud.py"))).run_id)
     out = output(w, run, "s")
     assert len(out.logs.encode()) == MB5 and out.logs.endswith("THE END\n") and out.logs_truncated is True
 
@@ -258,7 +241,7 @@ def test_a_deleted_runs_token_is_refused(w, repo):
     # RunNow idempotency_token: "If a run with the provided token is deleted, an error is returned."
     job_id = make_job(w, repo, "idem-deleted", script("s", "steps/hello.py"))
     run_id = w.jobs.run_now(job_id, idempotency_token="deleted-token").run_id
-    finished(w, run_id)
+    finished_run(w, run_id)
     w.jobs.delete_run(run_id)
     with pytest.raises(InvalidParameterValue, match="deleted"):
         w.jobs.run_now(job_id, idempotency_token="deleted-token")
@@ -271,7 +254,7 @@ def test_an_active_run_cannot_be_deleted(w, repo):
     with pytest.raises(DatabricksError):
         w.jobs.delete_run(run_id)
     w.jobs.cancel_run(run_id)
-    finished(w, run_id)
+    finished_run(w, run_id)
     w.jobs.delete_run(run_id)
     with pytest.raises(NotFound):
         w.jobs.get_run(run_id)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.config import Config
 from databricks.sdk.service import compute, jobs
 
 from devstack.mlrepo import make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
+from tests.support.stacks import workspace_client
 
 CLUSTER = compute.ClusterSpec(spark_version="15.4.x-scala2.12", node_type_id="i3.xlarge", num_workers=1)
 SHOWN = ["DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI"]
@@ -60,9 +60,7 @@ def sandbox(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def w(sandbox) -> WorkspaceClient:
-    return WorkspaceClient(
-        config=Config(host=sandbox.url, token=WORKSPACE_TOKEN, auth_type="pat", retry_timeout_seconds=15)
-    )
+    return workspace_client(sandbox.url, 15)
 
 
 def run_task(w: WorkspaceClient, repo: Path, file: str) -> tuple[jobs.Run, dict]:

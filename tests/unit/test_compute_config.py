@@ -4,7 +4,6 @@ config error naming the key. The SDK's names copied into core/compute.py are hel
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,11 @@ from databricks.sdk.service.jobs import JobSettings
 
 from core.compute import BOT_JOB_TAGS, CLUSTER_SPEC_FIELDS, DataSecurityMode
 from core.config import ConfigError, load_config, parse_config
+from tests.support.configs import edited, example
 from workers.jobs.spec import FINGERPRINT_TAG, job_settings, job_tags
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPUTE_FIELDS = ("job_cluster_key", "new_cluster", "existing_cluster_id", "environment_key")
-
-
-def example() -> dict:
-    return tomllib.loads((ROOT / "config.toml").read_text())
 
 
 def errors(data: dict) -> str:
@@ -74,18 +70,6 @@ def test_serverless_is_the_shipped_default_with_a_versioned_environment(settings
 TRAIN, TEST = ["workflows", "train"], ["workflows", "test"]
 
 
-def edit(path: list, value) -> dict:
-    data = example()
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return data
-
-
 @pytest.mark.parametrize(
     "path, value, message",
     [
@@ -117,7 +101,7 @@ def edit(path: list, value) -> dict:
     ],
 )
 def test_what_databricks_refuses_is_a_config_error_naming_the_key(path, value, message):
-    assert message in errors(edit(path, value))
+    assert message in errors(edited(path, value))
 
 
 def test_a_job_cluster_passes_any_cluster_spec_field_through(settings):

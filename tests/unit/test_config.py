@@ -1,17 +1,13 @@
 """config.toml validation: errors name the key and say what is expected."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from core.config import ConfigError, load_config, parse_config
+from tests.support.configs import edited, example
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def example() -> dict:
-    return tomllib.loads((ROOT / "config.toml").read_text())
 
 
 def test_the_example_config_is_valid():
@@ -19,18 +15,6 @@ def test_the_example_config_is_valid():
     assert settings.repo("ACME/churn-model").name == "acme/churn-model"
     assert [t.key for t in settings.workflows["train"].tasks] == ["prepare", "train", "evaluate", "register"]
     assert settings.workflows["train"].dataset == "toy"
-
-
-def broken(path: list, value) -> dict:
-    data = example()
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return data
 
 
 @pytest.mark.parametrize(
@@ -68,7 +52,7 @@ def broken(path: list, value) -> dict:
 )
 def test_errors_name_the_key(path, value, message):
     with pytest.raises(ConfigError) as exc:
-        parse_config(broken(path, value), "config.toml")
+        parse_config(edited(path, value), "config.toml")
     assert message in str(exc.value)
 
 

@@ -108,21 +108,33 @@ def create_ref(owner, repo):
         )
 
 
-@bp.patch("/repos/<owner>/<repo>/git/refs/<path:ref>")
-def update_ref(owner, repo, ref):
+def writable_ref(owner: str, repo: str, ref: str) -> tuple[str, dict, str]:
+    """(login, repository, full ref name) of a ref a writer changes; GitHub calls a malformed name missing."""
     login = need_user()
     rec = forge.get_repo(owner, repo)
     forge.require(rec, login, "write")
-    body = body_json()
     full = f"refs/{ref}"
-    sha, force = body.get("sha") or "", bool(body.get("force", False))
     if not gitops.valid_refname(full):
         raise ApiError(422, "Reference does not exist")
+    return login, rec, full
+
+
+def existing_ref(path, full: str) -> str:
+    """The sha `full` points at (under forge.lock)."""
+    old = gitops.list_refs(path, full).get(full)
+    if old is None:
+        raise ApiError(422, "Reference does not exist")
+    return old
+
+
+@bp.patch("/repos/<owner>/<repo>/git/refs/<path:ref>")
+def update_ref(owner, repo, ref):
+    login, rec, full = writable_ref(owner, repo, ref)
+    body = body_json()
+    sha, force = body.get("sha") or "", bool(body.get("force", False))
     path = forge.repo_path(rec)
     with forge.lock:
-        old = gitops.list_refs(path, full).get(full)
-        if old is None:
-            raise ApiError(422, "Reference does not exist")
+        old = existing_ref(path, full)
         if not gitops.valid_sha(sha) or gitops.resolve(path, sha) != sha:
             raise ApiError(422, "Object does not exist")
         if not force and not gitops.is_ancestor(path, old, sha):
@@ -135,17 +147,10 @@ def update_ref(owner, repo, ref):
 
 @bp.delete("/repos/<owner>/<repo>/git/refs/<path:ref>")
 def delete_ref(owner, repo, ref):
-    login = need_user()
-    rec = forge.get_repo(owner, repo)
-    forge.require(rec, login, "write")
-    full = f"refs/{ref}"
-    if not gitops.valid_refname(full):
-        raise ApiError(422, "Reference does not exist")
+    login, rec, full = writable_ref(owner, repo, ref)
     path = forge.repo_path(rec)
     with forge.lock:
-        old = gitops.list_refs(path, full).get(full)
-        if old is None:
-            raise ApiError(422, "Reference does not exist")
+        old = existing_ref(path, full)
         if full == f"refs/heads/{rec['default_branch']}":
             raise ApiError(422, "Cannot delete the default branch of a repository")
         gitops.delete_ref(path, full, old)
@@ -219,22 +224,7 @@ def pull_files(owner, repo, number):
     rec = forge.get_repo(owner, repo)
     pr = get_pr(rec, number)
     mi = forge.pr_merge_info(rec, pr)
-    full = rec["full_name"]
     files = gitops.diff_files(forge.repo_path(rec), mi["base_sha"], pr["head_sha"])
-    items = [
-        {
-            "sha": None,
-            "filename": f["filename"],
-            "status": f["status"],
-            "additions": f["additions"],
-            "deletions": f["deletions"],
-            "changes": f["additions"] + f["deletions"],
-            "blob_url": f"{forge.base}/{full}/blob/{pr['head_sha']}/{f['filename']}",
-            "raw_url": f"{forge.base}/{full}/raw/{pr['head_sha']}/{f['filename']}",
-            "contents_url": f"{forge.base}/repos/{full}/contents/{f['filename']}?ref={pr['head_sha']}",
-            "patch": f["patch"],
-        }
-        for f in files
-    ]
+    items = [{**forge.file_json(rec, pr["head_sha"], f), "patch": f["patch"]} for f in files]
     chunk, headers = paginate(items)
     return reply(chunk, headers=headers)

@@ -52,6 +52,14 @@ def create_issue(owner, repo):
         return reply(data, 201)
 
 
+def comment_text() -> str:
+    """The comment's text in the request's body: GitHub refuses a comment without one."""
+    text = body_json().get("body")
+    if not isinstance(text, str) or not text:
+        raise validation_error(resource="IssueComment", field="body", code="missing_field")
+    return text
+
+
 @bp.get("/repos/<owner>/<repo>/issues/<int:number>")
 def get_issue_route(owner, repo, number):
     rec = forge.get_repo(owner, repo)
@@ -106,10 +114,7 @@ def update_issue(owner, repo, number):
 def create_comment(owner, repo, number):
     login = need_user()
     rec = forge.get_repo(owner, repo)
-    body = body_json()
-    text = body.get("body")
-    if not isinstance(text, str) or not text:
-        raise validation_error(resource="IssueComment", field="body", code="missing_field")
+    text = comment_text()
     with forge.lock:
         issue = get_issue(rec, number)
         ts = now_iso()
@@ -174,10 +179,7 @@ def get_comment_route(owner, repo, cid):
 def edit_comment(owner, repo, cid):
     login = need_user()
     rec = forge.get_repo(owner, repo)
-    body = body_json()
-    text = body.get("body")
-    if not isinstance(text, str) or not text:
-        raise validation_error(resource="IssueComment", field="body", code="missing_field")
+    text = comment_text()
     with forge.lock:
         c = get_comment(rec, cid)
         if c["user"] != login:

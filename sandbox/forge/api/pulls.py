@@ -286,21 +286,8 @@ def merge_pull(owner, repo, number):
             gitops.update_ref(path, ref, new, base_sha)
         except gitops.GitError:
             raise ApiError(409, "Base branch was modified. Review and try the merge again.") from None
-        ts = now_iso()
-        pr.update(
-            state="closed",
-            merged=True,
-            merged_at=ts,
-            closed_at=ts,
-            updated_at=ts,
-            merged_by=login,
-            closed_by=login,
-            merge_commit_sha=new,
-            base_sha=base_sha,
-        )
+        forge.mark_merged(pr, login, new, base_sha)
         forge.process_ref_updates(rec, [(base_sha, new, ref)], login)
-        forge.emit(
-            rec, "pull_request", {"action": "closed", "number": number, "pull_request": forge.pr_json(rec, pr)}, login
-        )
+        forge.emit_closed(rec, pr, login)
         forge.save_soon()
         return reply({"sha": new, "merged": True, "message": "Pull Request successfully merged"})
