@@ -129,12 +129,21 @@ Job permissions: ``GET|PUT|PATCH /api/2.0/permissions/jobs/<id>``.
 from ..common import Server, serve
 from .app import create_app
 from .faults import FaultSet, parse_fault
+from .principals import parse_service_principal
 
 __all__ = ["create_app", "main", "FaultSet", "parse_fault"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--token", default="dapi-sandbox", help="the only accepted bearer token")
+    parser.add_argument("--token", default="dapi-sandbox", help="the workspace admin's bearer token")
+    parser.add_argument(
+        "--service-principal",
+        action="append",
+        default=[],
+        type=parse_service_principal,
+        metavar="APP_ID=TOKEN",
+        help="a service principal and its token, repeatable (jobs run as them; they hold only what is granted)",
+    )
     parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
     parser.add_argument(
         "--mlflow-registry-uri", default=None, help="exported to tasks as MLFLOW_REGISTRY_URI (e.g. databricks-uc)"
@@ -160,6 +169,7 @@ SERVER = Server(
         FaultSet(args.fault),
         base_url=base_url,
         mlflow_registry_uri=args.mlflow_registry_uri,
+        service_principals=dict(args.service_principal),
     ),
     add_arguments=add_arguments,
     bind_options=False,
