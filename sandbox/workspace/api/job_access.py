@@ -1,9 +1,11 @@
 """Who may change or run a job: its owner, the workspace admin, and whom its permissions name.
 
-Databricks' job access control: CAN_MANAGE_RUN "Run now", "Cancel run"; CAN_MANAGE also edits and deletes the
-job; IS_OWNER all of it. And "You can set the Run as setting to yourself or any service principal in the
-workspace on which you have the Service Principal User role" -- in the sandbox only the admin has that role
-on anyone, so a job's code cannot make itself a job that runs as another principal.
+Databricks' defaults (docs.databricks.com/jobs/privileges): "The creator of the job is granted the IS OWNER
+permission." and "The creator of the job is set for Run as." Permission levels, least first: CAN_VIEW,
+CAN_MANAGE_RUN (run now, cancel), CAN_MANAGE (edit, delete, permissions), IS_OWNER. Running a job as
+someone else takes the Service Principal User role on them ("This allows users to run jobs as the service
+principal, instead of as their identity"): in the sandbox only the workspace admin holds it, so no job's code
+can make itself a job that runs as another principal.
 """
 
 from __future__ import annotations

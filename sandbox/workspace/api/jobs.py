@@ -7,9 +7,9 @@ import json
 from databricks.sdk.service import jobs as J
 from flask import Blueprint, jsonify, request
 
+from ..principals import ADMIN, run_as_name
 from ..runner import topo_order
 from ..state import ACTIVE_STATES, now_ms, set_state
-from ..principals import ADMIN, run_as_name
 from .idempotency import check_token, run_for_token
 from .job_access import require, require_run_as
 from .job_rules import check_access_control_list, check_settings

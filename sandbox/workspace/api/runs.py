@@ -11,7 +11,21 @@ from ..runner import OUTPUT_LIMIT_BYTES, read_log_tail
 from ..state import ACTIVE_STATES, now_ms
 from .job_access import require, require_on_run
 from .jobs import get_job
-from .web import USER, ApiError, bad, boolean, caller, denied, decode_token, encode_token, integer, jobs_route, json_body, runner, store
+from .web import (
+    USER,
+    ApiError,
+    bad,
+    boolean,
+    caller,
+    decode_token,
+    denied,
+    encode_token,
+    integer,
+    jobs_route,
+    json_body,
+    runner,
+    store,
+)
 
 RUNS_LIST_MAX = 25
 

@@ -64,9 +64,7 @@ def holds(who: Principal, privilege: str, kind: str, name: str) -> bool:
     if owns(who, kind, name):
         return True
     wanted = {privilege} | ({"ALL_PRIVILEGES"} if privilege != "MANAGE" else set())
-    return any(
-        wanted & set(registry.grants.get(_key(k, n), {}).get(who.name, [])) for k, n in ancestry(kind, name)
-    )
+    return any(wanted & set(registry.grants.get(_key(k, n), {}).get(who.name, [])) for k, n in ancestry(kind, name))
 
 
 def _may_use(who: Principal, model: str) -> None:
