@@ -283,3 +283,21 @@ def test_running_someone_elses_job_takes_a_permission_on_it(sandbox):
         client(sandbox, TOKENS[OTHER]).jobs.reset(job_id, jobs.JobSettings(name="mine now", tasks=[task]))
     owner = client(sandbox).jobs.get_permissions(str(job_id)).access_control_list[0]
     assert (owner.user_name, owner.all_permissions[0].permission_level.value) == (ADMIN, "IS_OWNER")
+
+
+def test_mlflows_own_client_registers_as_the_principal_of_its_token(sandbox, owned, tmp_path):
+    # How a task registers: MLflow's UC store sends model-versions/create (then the files, then finalize) to
+    # the workspace with the task's DATABRICKS_TOKEN; the version is the token's principal's.
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tests.support.unity_catalog import log_model, uc_client_env
+
+    with uc_client_env(sandbox.url, tmp_path) as mp:
+        mp.setenv("DATABRICKS_TOKEN", TOKENS[OWNER])
+        made = mlflow.register_model(log_model().model_uri, owned)
+        assert MlflowClient(registry_uri="databricks-uc").get_model_version(owned, made.version).user_id == OWNER
+        mp.setenv("DATABRICKS_TOKEN", TOKENS[NOBODY])  # EXECUTE and APPLY TAG on it: reads, tags, no versions
+        with pytest.raises(mlflow.exceptions.MlflowException, match="PERMISSION_DENIED|not an owner"):
+            mlflow.register_model(log_model().model_uri, owned)
+    assert client(sandbox).model_versions.get(owned, int(made.version)).created_by == OWNER

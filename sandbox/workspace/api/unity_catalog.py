@@ -17,9 +17,11 @@ Served (prefix `/api/2.0/mlflow/unity-catalog`):
   `set-tag` (POST), `delete-tag` (DELETE), `generate-temporary-credentials` (POST → `DEFAULT_STORAGE`).
 * The files those credentials lead to: see `files.py`.
 * `GET /sandbox/uc/alias-moves?name=…` (the sandbox's own, no token): every alias set on the model, in order.
-Not served: catalogs and schemas (any catalog.schema is accepted), grants and permissions, lineage
-(`emit-lineage`, the lineage header is ignored), model serving, deployment jobs, prompts, renames, the
-`/api/2.1/unity-catalog/*` API (`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`).
+Every call is checked against the caller's Unity Catalog privileges (`uc_grants.py`: USE CATALOG/USE SCHEMA,
+CREATE MODEL, ownership for versions and aliases, APPLY TAG, EXECUTE) and records who made it (`user_id`).
+Not served: catalogs and schemas (any catalog.schema is accepted), lineage (`emit-lineage`, the lineage header
+is ignored), model serving, deployment jobs, prompts, renames, the `/api/2.1/unity-catalog/*` writes
+(`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`; `uc_models.py` serves the 2.1 reads).
 Not confirmed against a real workspace: the exact messages; 404 (not an empty list) when searching the
 versions of a model that does not exist; write credentials refused once a version is READY.
 """
