@@ -155,9 +155,10 @@ def train_toy(workspace, alice_branch, monkeypatch) -> dict:
 
 def test_a_pr_jobs_code_cannot_write_the_staging_or_prod_registry(workspace, alice_branch, monkeypatch):
     tried = train_toy(workspace, alice_branch, monkeypatch)
-    assert tried.pop("whoami") == principals.DEV  # the dev principal's token: not the bot's
+    whoami = tried.pop("whoami")
     assert tried == {attack: "PERMISSION_DENIED" for attack in tried}, tried
     assert len(tried) == 8
+    assert whoami == principals.DEV  # her task held the dev principal's token: not the bot's, not staging's
     # and nothing changed where the bot looks: versions, the champion, the tags lineage reads
     staging = admin_api(workspace.url, "GET", f"{UC}/model-versions/search?filter=name%3D%27{STAGING}%27")
     assert [v["version"] for v in staging["model_versions"]] == ["1"]
