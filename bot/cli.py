@@ -9,14 +9,20 @@ import sys
 
 def _check_config(args: argparse.Namespace) -> int:
     from core.config import ConfigError, load_config
+    from core.stages import principal_problems
 
+    path = args.path or os.environ.get("MLOPS_BOT_CONFIG", "config.toml")
     try:
         settings = load_config(args.path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    problems = principal_problems(settings)
+    if problems:
+        print("\n".join([f"{path}: {len(problems)} problem(s)", *(f"  {p}" for p in problems)]), file=sys.stderr)
+        return 1
     print(
-        f"{args.path or os.environ.get('MLOPS_BOT_CONFIG', 'config.toml')}: ok — "
+        f"{path}: ok — "
         f"{len(settings.repos)} repo(s), {len(settings.workflows)} workflow(s), "
         f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)"
     )

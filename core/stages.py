@@ -246,3 +246,56 @@ def stage_named(settings: Settings, model: str, name: str) -> Stage | None:
     """A stage by its name or its environment's (`/deploy prod`)."""
     stages = settings.stages(model)
     return next((s for s in stages if s.name == name), None) or next((s for s in stages if s.environment == name), None)
+
+
+# --- who each stage's jobs run as (`mlops-bot check-config`) ----------------------------------------------
+def principal_problems(settings: Settings) -> list[str]:
+    """What lets a pull request's code act as staging or prod: its stage's environment names no `run_as`, or
+    the one a staging or prod environment names (or a repository's, which every stage shares). One line each,
+    naming the key; empty when every model's pull-request stage runs as a principal of its own."""
+    problems: list[str] = []
+    for name in settings.models:
+        stages = settings.stages(name)
+        pr = next(i for i, s in enumerate(stages) if s.trigger == "pull_request")
+        repo = next(
+            (i for i, r in enumerate(settings.repos) if r.name.lower() == settings.models[name].repo.lower()), None
+        )
+        if repo is not None and settings.repos[repo].run_as_service_principal:
+            problems.append(
+                f"repos[{repo}].run_as_service_principal: every job of {settings.repos[repo].name} would run as "
+                f"{settings.repos[repo].run_as_service_principal!r}, models.{name}'s pull requests and "
+                "staging and prod alike; name run_as_service_principal per environment instead"
+            )
+            continue
+        problems += _pr_stage_problems(settings, name, stages, pr)
+    return list(dict.fromkeys(problems))
+
+
+def _pr_stage_problems(settings: Settings, model: str, stages: list[Stage], pr: int) -> list[str]:
+    env = stages[pr].environment
+    key = f"environments.{env}.run_as_service_principal"
+    where = f"models.{model}.stages[{pr}] ({stages[pr].name})"
+    principal = settings.environments[env].run_as_service_principal if env in settings.environments else ""
+    if not principal:
+        return [
+            f"{key}: {where} runs pull requests' code in {env!r}, which names no service principal to run it "
+            "as, so it would run as the bot; name one of its own (not staging's or prod's)"
+        ]
+    problems = []
+    for i, later in enumerate(stages):
+        if later.trigger == "pull_request":
+            continue
+        other = settings.environments.get(later.environment)
+        theirs = f"models.{model}.stages[{i}] ({later.name})"
+        if later.environment == env:
+            problems.append(
+                f"models.{model}.stages[{i}].environment: {theirs} runs in {env!r}, where {where} runs pull "
+                "requests' code as the same principal; give it an environment of its own"
+            )
+        elif other is not None and other.run_as_service_principal == principal:
+            problems.append(
+                f"{key}: {principal!r} is also environments.{later.environment}.run_as_service_principal, "
+                f"which {theirs} runs as, so a pull request's code could write its registry; give each "
+                "stage a principal of its own"
+            )
+    return problems

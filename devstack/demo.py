@@ -35,6 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from devstack import principals
 from devstack.processes import ServiceError
 from devstack.sandboxes import WORKSPACE_TOKEN
 from devstack.setups import EXAMPLE, REPO, SECRETS, USERS, Setup, whole_loop
@@ -304,9 +305,10 @@ class Story:
             self.out("  " + audit.format_entry(e))
 
 
-def uc_env(stack: Setup) -> dict[str, str]:
-    """What MLflow's Unity Catalog client needs to reach the sandbox workspace's registry."""
-    return {"DATABRICKS_HOST": stack.url("workspace"), "DATABRICKS_TOKEN": WORKSPACE_TOKEN}
+def uc_env(stack: Setup, token: str = WORKSPACE_TOKEN) -> dict[str, str]:
+    """What MLflow's Unity Catalog client needs to reach the sandbox workspace's registry (as its admin, or as
+    the principal whose `token` it is)."""
+    return {"DATABRICKS_HOST": stack.url("workspace"), "DATABRICKS_TOKEN": token}
 
 
 def uc_client(stack: Setup):
@@ -317,12 +319,14 @@ def uc_client(stack: Setup):
 
 
 def seed_champion(stack: Setup, out=print) -> str:
-    """An earlier release: a model trained on main with weak settings, approved long ago, prod's champion."""
+    """An earlier release: a model trained on main with weak settings, approved long ago, prod's champion.
+
+    Registered as the prod principal, which so owns `prod.ml.churn` (its deploys move the `prod` alias)."""
     work = stack.workdir / "champion"
     shutil.copytree(EXAMPLE, work)
     env = {
         **os.environ,
-        **uc_env(stack),
+        **uc_env(stack, principals.TOKENS[principals.PROD]),
         "MLFLOW_TRACKING_URI": stack.url("mlflow"),
         "MLFLOW_REGISTRY_URI": "databricks-uc",
         "PYTHONPATH": str(work / "src"),

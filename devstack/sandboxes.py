@@ -20,7 +20,9 @@ def start_workspace(
     faults: list[str] = (),
     token: str = WORKSPACE_TOKEN,
     name: str = "workspace",
+    service_principals: dict[str, str] | None = None,
 ) -> Service:
+    """The workspace; `token` is its admin's, `service_principals` (application id -> token) the others'."""
     port = free_port()
     argv = [
         sys.executable,
@@ -39,6 +41,8 @@ def start_workspace(
         argv += ["--mlflow-registry-uri", mlflow_registry_uri]
     for fault in faults:
         argv += ["--fault", fault]
+    for app_id, sp_token in (service_principals or {}).items():
+        argv += ["--service-principal", f"{app_id}={sp_token}"]
     url = f"http://127.0.0.1:{port}"
     return start_process(
         name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"), timeout=30

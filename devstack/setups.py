@@ -23,6 +23,7 @@ from string import Template
 from devstack import ROOT, mlrepo
 from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlflow import start_mlflow
+from devstack.principals import TOKENS, seed_grants
 from devstack.processes import Service, free_port
 from devstack.redis import start_redis
 from devstack.sandboxes import SLACK_TOKEN, WORKSPACE_TOKEN, start_forge, start_slack, start_workspace
@@ -169,11 +170,15 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
         seed = workdir / "forge-seed.toml"
         seed.write_text(_churn_model_seed(web_url))
         forge = setup.add("forge", start_forge(workdir, seed))
-        # Unity Catalog is the registry: the workspace serves its API, and its jobs register there
+        # Unity Catalog is the registry: the workspace serves its API, and its jobs register there, each stage's
+        # as its own service principal (devstack/principals.py), holding only the grants seeded here
         setup.add(
             "workspace",
-            start_workspace(workdir, mlflow_tracking_uri=mlflow.url, mlflow_registry_uri="databricks-uc"),
+            start_workspace(
+                workdir, mlflow_tracking_uri=mlflow.url, mlflow_registry_uri="databricks-uc", service_principals=TOKENS
+            ),
         )
+        seed_grants(setup.url("workspace"), WORKSPACE_TOKEN)
         template = Template((ROOT / "examples" / "demo.config.toml").read_text())
         setup.config_path.write_text(
             template.substitute(

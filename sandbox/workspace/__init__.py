@@ -6,8 +6,8 @@ The bot talks to it through the real ``databricks-sdk``::
 
 CLI
 ---
-``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--mlflow-tracking-uri URI]
-[--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
+``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--service-principal APP_ID=TOKEN ...]
+[--mlflow-tracking-uri URI] [--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
 prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it and
 kill running task processes. State (jobs, runs, repos, id counters, idempotency tokens, task outputs) is
 kept in ``DIR/state.json``; run checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
@@ -33,10 +33,18 @@ API
   (set, get, delete), ``generate-temporary-credentials`` (``DEFAULT_STORAGE``) and the SDK-artifact-repository
   switch (false). Model files (``api/files.py``): ``/api/2.0/fs/create-upload-url``, ``create-download-url``,
   ``directories/Models/...`` and the presigned PUT/GET under ``/presigned/uc-files/`` (no token: an HMAC
-  signature in the URL), kept in ``DIR/uc-files/``; registry state in ``DIR/unity_catalog.json``. Not served:
-  catalogs and schemas (any is accepted), grants, lineage, renames, serving, prompts, the 2.1 UC API.
+  signature in the URL), kept in ``DIR/uc-files/``; registry state in ``DIR/unity_catalog.json``. Unity Catalog
+  privileges are enforced on every registry call and changed through the grants API
+  (``GET|PATCH /api/2.1/unity-catalog/permissions/{catalog|schema|function}/{full_name}``, ``api/uc_grants.py``);
+  ``GET /api/2.1/unity-catalog/models/{full_name}[/versions[/{version}]]`` answer who created what
+  (``created_by``, ``owner``: the principal whose token made the call; ``api/uc_models.py``). Not served:
+  catalogs and schemas (any is accepted; the admin owns them), lineage, renames, serving, prompts, the 2.1 writes.
 * ``GET /api/2.0/preview/scim/v2/Me`` (current user), ``GET /.well-known/databricks-config`` -> 404.
-* Every ``/api/`` request needs ``Authorization: Bearer <token>`` (else 401 ``UNAUTHENTICATED``).
+* Every ``/api/`` request needs ``Authorization: Bearer <token>`` of a principal the workspace knows (else 401
+  ``UNAUTHENTICATED``): ``--token`` is the workspace and metastore admin's (``sandbox-user@example.com``),
+  ``--service-principal APP_ID=TOKEN`` each service principal's (see ``principals.py``). ``scim/v2/Me``
+  answers whose token it is. A principal other than the admin may change, run or cancel only the jobs it owns
+  or whose permissions name it, and name no one but itself as a job's ``run_as`` (``api/job_access.py``).
 * Errors use Databricks' shape ``{"error_code": ..., "message": ...}``. As on real Databricks, an unknown
   job/run on the Jobs API is ``400 INVALID_PARAMETER_VALUE "Job <id> does not exist."`` (the SDK turns
   that into ``ResourceDoesNotExist``/``NotFound`` for jobs/get and runs/get*, and
@@ -97,8 +105,9 @@ is true, otherwise SKIPPED) executed by a background thread:
   the task. Legacy run-now ``python_params`` / ``python_named_params`` / ``notebook_params`` override.
 * Task environment: the sandbox's environment plus ``DATABRICKS_JOB_ID``, ``DATABRICKS_JOB_RUN_ID``,
   ``DATABRICKS_TASK_RUN_ID``, ``DATABRICKS_TASK_KEY``, ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI``
-  (if given), ``DATABRICKS_HOST`` = the workspace's own base URL and ``DATABRICKS_TOKEN`` = its token (a job
-  runs as its run-as principal without configuration; other ``DATABRICKS_*`` credentials are dropped),
+  (if given), ``DATABRICKS_HOST`` = the workspace's own base URL and ``DATABRICKS_TOKEN`` = a token of the job's
+  run-as principal, or of its owner without ``run_as`` (a job runs as its run-as principal without
+  configuration, never as whoever started it; other ``DATABRICKS_*`` credentials are dropped),
   ``PYTHONUNBUFFERED=1``, ``PYTHONPATH`` = ``<root>:<root>/src:<shim dir>[:old PYTHONPATH]``,
   ``SANDBOX_WIDGETS`` (JSON), ``SANDBOX_TASK_VALUES_DIR``. ``libraries`` are recorded, not installed.
   Compute is checked as Databricks checks it (``api/job_rules.py``: every task needs a cluster or,
@@ -129,12 +138,21 @@ Job permissions: ``GET|PUT|PATCH /api/2.0/permissions/jobs/<id>``.
 from ..common import Server, serve
 from .app import create_app
 from .faults import FaultSet, parse_fault
+from .principals import parse_service_principal
 
 __all__ = ["create_app", "main", "FaultSet", "parse_fault"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--token", default="dapi-sandbox", help="the only accepted bearer token")
+    parser.add_argument("--token", default="dapi-sandbox", help="the workspace admin's bearer token")
+    parser.add_argument(
+        "--service-principal",
+        action="append",
+        default=[],
+        type=parse_service_principal,
+        metavar="APP_ID=TOKEN",
+        help="a service principal and its token, repeatable (jobs run as them; they hold only what is granted)",
+    )
     parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
     parser.add_argument(
         "--mlflow-registry-uri", default=None, help="exported to tasks as MLFLOW_REGISTRY_URI (e.g. databricks-uc)"
@@ -160,6 +178,7 @@ SERVER = Server(
         FaultSet(args.fault),
         base_url=base_url,
         mlflow_registry_uri=args.mlflow_registry_uri,
+        service_principals=dict(args.service_principal),
     ),
     add_arguments=add_arguments,
     bind_options=False,

@@ -6,15 +6,18 @@ from __future__ import annotations
 import time
 import traceback
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..common import RequestCounts, introspection_blueprint, on_shutdown
 from .api import jobs, misc, pages, repos, runs, workspace_api
 from .api.files import bp as uc_files_bp
+from .api.uc_grants import bp as uc_grants_bp
+from .api.uc_models import bp as uc_models_bp
 from .api.unity_catalog import bp as unity_catalog_bp
 from .api.web import ApiError, Workspace, error_response, workspace
 from .faults import STATUS_ERROR_CODES, FaultSet
+from .principals import Principals
 from .runner import Runner
 from .state import Store
 
@@ -27,18 +30,21 @@ def create_app(
     *,
     base_url: str | None = None,
     mlflow_registry_uri: str | None = None,
+    service_principals: dict[str, str] | None = None,
 ) -> Flask:
-    """The workspace app; `base_url` and `token` are also what its tasks authenticate back with."""
+    """The workspace app: `token` is the admin's, `service_principals` (application id -> token) the others';
+    each task authenticates back at `base_url` as its job's run-as principal."""
     store = Store(data_dir)
+    principals = Principals(token, service_principals)
     runner = Runner(
         store,
         mlflow_tracking_uri,
         mlflow_registry_uri=mlflow_registry_uri,
         databricks_host=base_url,
-        databricks_token=token,
+        principals=principals,
     )
     faultset = faults if isinstance(faults, FaultSet) else FaultSet(faults or [])
-    state = Workspace(store, runner, faultset, token, RequestCounts())
+    state = Workspace(store, runner, faultset, token, RequestCounts(), principals)
     app = Flask("sandbox.workspace")
     app.extensions["workspace"] = state
     app.before_request(gate)
@@ -49,6 +55,8 @@ def create_app(
         app.register_blueprint(module.bp)
     app.register_blueprint(unity_catalog_bp)  # Unity Catalog model registry, then its files area
     app.register_blueprint(uc_files_bp)
+    app.register_blueprint(uc_grants_bp)  # who may do what there, and the 2.1 reads that say who created what
+    app.register_blueprint(uc_models_bp)
     app.register_blueprint(introspection_blueprint(state.requests))
     on_shutdown(app, runner.shutdown)
     on_shutdown(app, store.flush)
@@ -68,10 +76,12 @@ def gate():
             return fault.answer()
     if path.startswith("/api/"):
         auth = request.headers.get("Authorization", "")
-        if auth != f"Bearer {workspace.token}":
+        principal = workspace.principals.of_token(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+        if principal is None:
             return error_response(
                 401, "UNAUTHENTICATED", "Invalid access token." if auth else "Missing Authorization header."
             )
+        g.principal = principal
     return None
 
 

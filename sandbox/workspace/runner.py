@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import gitutil
+from .principals import ADMIN, Principals
 from .state import ACTIVE_STATES, Store, now_ms, set_state
 
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
@@ -117,13 +118,13 @@ class Runner:
         *,
         mlflow_registry_uri: str | None = None,
         databricks_host: str | None = None,
-        databricks_token: str | None = None,
+        principals: Principals | None = None,
     ):
         self.store = store
         self.mlflow_tracking_uri = mlflow_tracking_uri
         self.mlflow_registry_uri = mlflow_registry_uri
         self.databricks_host = databricks_host
-        self.databricks_token = databricks_token
+        self.principals = principals
         self.controls: dict[int, RunControl] = {}
         self.runs_dir = store.data_dir / "runs"
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -617,13 +618,14 @@ class Runner:
         if self.mlflow_registry_uri:
             env["MLFLOW_REGISTRY_URI"] = self.mlflow_registry_uri
         if self.databricks_host:
-            # A job authenticates as its run-as principal without configuration; here, as the workspace's
-            # own token. Other credentials inherited from the sandbox's environment would win or conflict.
+            # A job authenticates as its run-as principal without configuration: here, with a token of that
+            # principal (never the caller's). Other credentials inherited from the sandbox's environment would
+            # win or conflict.
             for name in [k for k in env if k in DATABRICKS_AUTH_ENV]:
                 del env[name]
             env["DATABRICKS_HOST"] = self.databricks_host
-            if self.databricks_token:
-                env["DATABRICKS_TOKEN"] = self.databricks_token
+            if self.principals is not None:
+                env["DATABRICKS_TOKEN"] = self.principals.token_of(run.get("_run_as") or ADMIN)
         return env
 
     def _build_command(self, run: dict, task: dict, workdir: Path, result_file: Path):

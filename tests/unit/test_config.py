@@ -108,3 +108,75 @@ def test_unset_permissions_default_to_each_commands_spec():
         *("write", "write"),
     ]
     assert permissions.train_full_users == []
+
+
+# --- one principal per stage: what a pull request's code runs as ---------------------------------------------
+DEV_SP = "0b9e6a7c-0000-4000-8000-0000000000de"
+
+
+def identity_problems(edit) -> list[str]:
+    from core.stages import principal_problems
+
+    data = example()
+    edit(data)
+    return principal_problems(parse_config(data))
+
+
+def test_the_shipped_config_gives_each_stage_a_principal_of_its_own():
+    assert identity_problems(lambda data: None) == []
+    envs = load_config(ROOT / "config.toml").environments
+    assert len({envs[e].run_as_service_principal for e in ("dev", "staging", "prod")}) == 3
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["environments"]["staging"].update(run_as_service_principal=DEV_SP),
+            "environments.dev.run_as_service_principal: '0b9e6a7c-0000-4000-8000-0000000000de' is also "
+            "environments.staging.run_as_service_principal, which models.churn-model.stages[1] (staging) runs as, "
+            "so a pull request's code could write its registry",
+        ),
+        (
+            lambda d: d["environments"]["prod"].update(run_as_service_principal=DEV_SP),
+            "is also environments.prod.run_as_service_principal, which models.churn-model.stages[2] (prod) runs as",
+        ),
+        (
+            lambda d: d["environments"]["dev"].pop("run_as_service_principal"),
+            "environments.dev.run_as_service_principal: models.churn-model.stages[0] (dev) runs pull requests' code "
+            "in 'dev', which names no service principal to run it as, so it would run as the bot",
+        ),
+        (
+            lambda d: d["repos"][0].update(run_as_service_principal="repo-sp"),
+            "repos[0].run_as_service_principal: every job of acme/churn-model would run as 'repo-sp'",
+        ),
+        (
+            lambda d: d["models"]["churn-model"]["stages"][1].update(environment="dev"),
+            "models.churn-model.stages[1].environment: models.churn-model.stages[1] (staging) runs in 'dev'",
+        ),
+    ],
+)
+def test_a_pull_request_stage_sharing_or_lacking_a_principal_is_refused(edit, message):
+    problems = identity_problems(edit)
+    assert any(message in p for p in problems), problems
+
+
+def test_check_config_refuses_a_shared_principal_and_says_why(tmp_path, capsys):
+    from bot.cli import main
+
+    shared = (ROOT / "config.toml").read_text().replace("5e7a9d21-0000-4000-8000-0000000005a9", DEV_SP)
+    (tmp_path / "c.toml").write_text(shared)
+    assert main(["check-config", str(tmp_path / "c.toml")]) == 1
+    err = capsys.readouterr().err
+    assert "1 problem(s)" in err and "environments.dev.run_as_service_principal" in err
+    assert "environments.staging.run_as_service_principal" in err
+
+
+def test_without_models_there_is_no_stage_to_check():
+    from core.stages import principal_problems
+
+    data = example()
+    del data["models"]
+    for env in data["environments"].values():
+        env.pop("run_as_service_principal", None)
+    assert principal_problems(parse_config(data)) == []

@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 
+from .uc_grants import may_read, must_own
 from .uc_registry import attach_registry, full_name, registry, version_number
 from .web import ApiError, bad, decode_token, encode_token, integer, json_body
 
@@ -101,6 +102,7 @@ def presigned_url(method: str, parts: list[str]) -> str:
 def create_upload_url():
     name, version, rest = model_file(json_body().get("path"))
     with registry.lock:
+        must_own(name, "write its versions' files")
         v = registry.version(name, version)
         if v["status"] != "PENDING_REGISTRATION":
             raise bad(f"Model version '{name}/{version}' is {v['status']}: its files can no longer be written.")
@@ -115,6 +117,7 @@ def create_download_url():
     name, version, rest = model_file(path)
     parts = ["Models", *name.split("."), version, *rest]
     with registry.lock:
+        may_read(name)
         registry.version(name, version)
     if not local(parts).is_file():
         raise not_found(f"The file being accessed is not found: {path}")
@@ -124,6 +127,9 @@ def create_download_url():
 @bp.get(f"{FS}/directories/<path:rest>")
 def list_directory(rest: str):
     parts = canonical(segments("/" + rest))
+    if len(parts) >= 4:
+        with registry.lock:
+            may_read(".".join(parts[1:4]))
     size = integer(request.args.get("page_size"), "page_size", required=False) or PAGE_SIZE
     if not 1 <= size <= PAGE_SIZE:
         raise bad(f"page_size must be between 1 and {PAGE_SIZE}, got {size}")

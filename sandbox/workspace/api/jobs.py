@@ -7,12 +7,14 @@ import json
 from databricks.sdk.service import jobs as J
 from flask import Blueprint, jsonify, request
 
+from ..principals import ADMIN, run_as_name
 from ..runner import topo_order
 from ..state import ACTIVE_STATES, now_ms, set_state
 from .idempotency import check_token, run_for_token
+from .job_access import require, require_run_as
 from .job_rules import check_access_control_list, check_settings
 from .permissions import add_permission_routes
-from .web import USER, bad, boolean, decode_token, encode_token, integer, jobs_route, json_body, runner, store
+from .web import bad, boolean, caller, decode_token, encode_token, integer, jobs_route, json_body, runner, store
 
 bp = Blueprint("jobs", __name__)
 route = jobs_route(bp)
@@ -54,14 +56,15 @@ def job_json(job: dict, with_tasks: bool = True, cls=J.Job) -> dict:
     if not with_tasks:
         settings.pop("tasks", None)
         settings.pop("job_clusters", None)
+    owner = job.get("owner", ADMIN)
     kw = dict(
         job_id=job["job_id"],
         created_time=job["created_time"],
-        creator_user_name=USER,
+        creator_user_name=owner,
         settings=J.JobSettings.from_dict(settings),
     )
     if cls is J.Job:
-        kw["run_as_user_name"] = USER
+        kw["run_as_user_name"] = run_as_name(job["settings"], owner)
     return cls(**kw).as_dict()
 
 
@@ -69,10 +72,12 @@ def job_json(job: dict, with_tasks: bool = True, cls=J.Job) -> dict:
 def jobs_create():
     body = json_body()
     settings = normalized_settings(body)
+    require_run_as(settings)
     acl = check_access_control_list(body.get("access_control_list") or [])
     with store.lock:
         job_id = store.next_id("job")
-        store.jobs[job_id] = {"job_id": job_id, "created_time": now_ms(), "settings": settings, "acl": acl}
+        job = {"job_id": job_id, "created_time": now_ms(), "settings": settings, "acl": acl, "owner": caller().name}
+        store.jobs[job_id] = job
         store.save()
     return jsonify(J.CreateResponse(job_id=job_id).as_dict())
 
@@ -84,8 +89,11 @@ def jobs_reset():
     if not isinstance(b.get("new_settings"), dict):
         raise bad("Missing required field: new_settings")
     settings = normalized_settings(b["new_settings"])
+    require_run_as(settings)
     with store.lock:
-        get_job(job_id)["settings"] = settings
+        job = get_job(job_id)
+        require(job, "CAN_MANAGE", "reset it")
+        job["settings"] = settings
         store.save()
     return jsonify({})
 
@@ -97,6 +105,7 @@ def jobs_update():
     new = b.get("new_settings") or {}
     with store.lock:
         job = get_job(job_id)
+        require(job, "CAN_MANAGE", "update it")
         merged = json.loads(json.dumps(job["settings"]))
         for field in b.get("fields_to_remove") or []:
             if "/" in field:
@@ -123,6 +132,7 @@ def jobs_update():
             else:
                 merged[k] = v
         job["settings"] = normalized_settings(merged)
+        require_run_as(job["settings"])
         store.save()
     return jsonify({})
 
@@ -165,7 +175,7 @@ def jobs_list():
 def jobs_delete():
     job_id = integer(json_body().get("job_id"), "job_id")
     with store.lock:
-        get_job(job_id)
+        require(get_job(job_id), "CAN_MANAGE", "delete it")
         del store.jobs[job_id]
         store.save()
     return jsonify({})
@@ -183,6 +193,7 @@ def jobs_run_now():
     base_url = request.host_url.rstrip("/")
     with store.lock:
         job = get_job(job_id)
+        require(job, "CAN_MANAGE_RUN", "run it")
         rid = run_for_token(job_id, token_)
         if rid is not None:
             return jsonify(J.RunNowResponse(run_id=rid, number_in_job=rid).as_dict())
@@ -221,7 +232,7 @@ def jobs_run_now():
             "original_attempt_run_id": run_id,
             "attempt_number": 0,
             "run_name": settings.get("name"),
-            "creator_user_name": USER,
+            "creator_user_name": caller().name,
             "run_page_url": page,
             "run_type": "JOB_RUN",
             "trigger": "ONE_TIME",
@@ -245,6 +256,7 @@ def jobs_run_now():
                 for k, v in params.items()
             ],
             "_settings": settings,
+            "_run_as": run_as_name(settings, job.get("owner", ADMIN)),  # whose token its tasks are given
             "_params": params,
             "_overrides": {
                 k: b[k] for k in ("python_params", "python_named_params", "notebook_params") if b.get(k) is not None

@@ -6,7 +6,7 @@ import socket
 
 from flask import Blueprint, Response, jsonify, request
 
-from .web import USER, error_response, workspace
+from .web import USER, caller, error_response, workspace
 
 bp = Blueprint("misc", __name__)
 
@@ -18,6 +18,10 @@ def well_known():
 
 @bp.get("/api/2.0/preview/scim/v2/Me")
 def me():
+    """Whose token this is: the admin user, or a service principal (userName = its application id)."""
+    who = caller().name
+    if who != USER:
+        return jsonify({"id": who, "userName": who, "displayName": who, "active": True, "emails": [], **SP_SCHEMAS})
     return jsonify(
         {
             "id": "1",
@@ -28,6 +32,9 @@ def me():
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         }
     )
+
+
+SP_SCHEMAS = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"]}
 
 
 @bp.get("/sandbox/faults")

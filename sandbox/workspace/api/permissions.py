@@ -8,6 +8,7 @@ from __future__ import annotations
 from databricks.sdk.service import jobs as J
 from flask import Blueprint, jsonify, request
 
+from .job_access import require
 from .job_rules import check_access_control_list
 from .web import USER, bad, json_body, store
 
@@ -19,7 +20,9 @@ def _principal(entry: dict) -> tuple[str, str]:
 
 
 def permissions_json(job_id: int) -> dict:
-    grants = [{"user_name": USER, "permission_level": "IS_OWNER"}, *store.jobs[job_id].get("acl", [])]
+    owner = store.jobs[job_id].get("owner", USER)
+    kind = "user_name" if "@" in owner else "service_principal_name"
+    grants = [{kind: owner, "permission_level": "IS_OWNER"}, *store.jobs[job_id].get("acl", [])]
     acl = [
         {
             _principal(g)[0]: _principal(g)[1],
@@ -52,6 +55,7 @@ def add_permission_routes(bp: Blueprint) -> None:
         grants = check_access_control_list(json_body().get("access_control_list") or [])
         with store.lock:
             job = _job(job_id)
+            require(job, "CAN_MANAGE", "change its permissions")
             kept = {} if request.method == "PUT" else {_principal(g): g for g in job.get("acl", [])}
             kept.update({_principal(g): g for g in grants})
             job["acl"] = list(kept.values())

@@ -9,8 +9,23 @@ from flask import Blueprint, jsonify, request
 
 from ..runner import OUTPUT_LIMIT_BYTES, read_log_tail
 from ..state import ACTIVE_STATES, now_ms
+from .job_access import require, require_on_run
 from .jobs import get_job
-from .web import USER, ApiError, bad, boolean, decode_token, encode_token, integer, jobs_route, json_body, runner, store
+from .web import (
+    USER,
+    ApiError,
+    bad,
+    boolean,
+    caller,
+    decode_token,
+    denied,
+    encode_token,
+    integer,
+    jobs_route,
+    json_body,
+    runner,
+    store,
+)
 
 RUNS_LIST_MAX = 25
 
@@ -55,7 +70,7 @@ def task_run_json(trid: int) -> dict:
         "original_attempt_run_id": trid,
         "attempt_number": 0,
         "run_name": task["task_key"],
-        "creator_user_name": USER,
+        "creator_user_name": run.get("creator_user_name", USER),
         "run_page_url": task.get("run_page_url"),
         "run_type": "JOB_RUN",
         "trigger": "ONE_TIME",
@@ -127,7 +142,7 @@ def runs_cancel():
     with store.lock:
         if rid in store.task_runs and rid not in store.runs:
             rid = store.task_runs[rid]
-        get_run(rid)
+        require_on_run(store.jobs, get_run(rid), "CAN_MANAGE_RUN", "cancel its runs")
     runner.cancel(rid)
     return jsonify({})
 
@@ -138,7 +153,9 @@ def runs_cancel_all():
     job_id = integer(b.get("job_id"), "job_id", required=False)
     with store.lock:
         if job_id is not None:
-            get_job(job_id)
+            require(get_job(job_id), "CAN_MANAGE_RUN", "cancel its runs")
+        elif not caller().admin:
+            raise denied("Only a workspace admin may cancel the queued runs of every job.")
         ids = [
             r["run_id"]
             for r in store.runs.values()
@@ -156,6 +173,7 @@ def runs_delete():
     rid = integer(json_body().get("run_id"), "run_id")
     with store.lock:
         run = get_run(rid)
+        require_on_run(store.jobs, run, "CAN_MANAGE", "delete its runs")
         if run["state"]["life_cycle_state"] in ACTIVE_STATES:
             raise ApiError(400, "INVALID_STATE", f"Run {rid} is active and cannot be deleted.")
         for t in run["tasks"]:

@@ -19,7 +19,7 @@ from flask import Blueprint, current_app
 from werkzeug.local import LocalProxy
 
 from ...common import JsonStore, on_shutdown
-from .web import USER, ApiError, bad
+from .web import ApiError, bad, caller
 
 THREE_LEVELS = (
     "Bad model name: please specify all three levels of the model in the form `catalog_name.schema_name.model_name`"
@@ -38,18 +38,20 @@ def not_found(message: str) -> ApiError:
 
 
 class Registry(JsonStore):
-    """Registered models by full name; their versions by number; model files under `files`."""
+    """Registered models by full name; their versions by number; grants by securable (`uc_grants.py`); model
+    files under `files`."""
 
     def __init__(self, data_dir: str | os.PathLike):
         super().__init__(data_dir, "unity_catalog.json")
         saved = self.read()
         self.models: dict[str, dict] = saved.get("models", {})
         self.versions: dict[str, dict[str, dict]] = saved.get("versions", {})
+        self.grants: dict[str, dict[str, list[str]]] = saved.get("grants", {})  # "kind:name" -> principal -> privs
         self.files = (self.data_dir / "uc-files").resolve()
         self.files.mkdir(exist_ok=True)
 
     def document(self) -> dict:
-        return {"models": self.models, "versions": self.versions}
+        return {"models": self.models, "versions": self.versions, "grants": self.grants}
 
     # ---- lookups (caller holds `lock`) -----------------------------------------------------------
     def model(self, name: str) -> dict:
@@ -167,7 +169,7 @@ def model_json(m: dict) -> dict:
 
 
 def version_json(v: dict, model: dict, with_aliases_and_tags: bool = True) -> dict:
-    out = {k: val for k, val in v.items() if k != "tags"}
+    out = {k: val for k, val in v.items() if k != "tags" and not k.startswith("_")}
     if with_aliases_and_tags:
         out["aliases"] = [{"alias": a, "version": n} for a, n in sorted(model["aliases"].items()) if n == v["version"]]
         out["tags"] = [{"key": k, "value": val} for k, val in sorted(v["tags"].items())]
@@ -175,12 +177,14 @@ def version_json(v: dict, model: dict, with_aliases_and_tags: bool = True) -> di
 
 
 def new_model(name: str, description: str, tags: dict[str, str]) -> dict:
-    t = now_ms()
+    """Created by the caller, who owns it (`user_id` in MLflow's protocol, `created_by`/`owner` in the 2.1 API)."""
+    t, who = now_ms(), caller().name
     return {
         "name": name,
         "creation_timestamp": t,
         "last_updated_timestamp": t,
-        "user_id": USER,
+        "user_id": who,
+        "_owner": who,
         "description": description,
         "aliases": {},
         "tags": tags,
@@ -189,14 +193,15 @@ def new_model(name: str, description: str, tags: dict[str, str]) -> dict:
 
 
 def new_version(name: str, number: str, body: dict, tags: dict[str, str]) -> dict:
-    """PENDING_REGISTRATION until finalize; `model_id` only when the client sent one (never made up)."""
+    """PENDING_REGISTRATION until finalize; `model_id` only when the client sent one (never made up); `user_id`
+    is the principal whose token created it, whatever the body says."""
     t = now_ms()
     v = {
         "name": name,
         "version": number,
         "creation_timestamp": t,
         "last_updated_timestamp": t,
-        "user_id": USER,
+        "user_id": caller().name,
         "description": text(body, "description"),
         "source": text(body, "source", required=True),
         "run_id": text(body, "run_id"),

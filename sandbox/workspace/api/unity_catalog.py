@@ -17,9 +17,11 @@ Served (prefix `/api/2.0/mlflow/unity-catalog`):
   `set-tag` (POST), `delete-tag` (DELETE), `generate-temporary-credentials` (POST → `DEFAULT_STORAGE`).
 * The files those credentials lead to: see `files.py`.
 * `GET /sandbox/uc/alias-moves?name=…` (the sandbox's own, no token): every alias set on the model, in order.
-Not served: catalogs and schemas (any catalog.schema is accepted), grants and permissions, lineage
-(`emit-lineage`, the lineage header is ignored), model serving, deployment jobs, prompts, renames, the
-`/api/2.1/unity-catalog/*` API (`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`).
+Every call is checked against the caller's Unity Catalog privileges (`uc_grants.py`: USE CATALOG/USE SCHEMA,
+CREATE MODEL, ownership for versions and aliases, APPLY TAG, EXECUTE) and records who made it (`user_id`).
+Not served: catalogs and schemas (any catalog.schema is accepted), lineage (`emit-lineage`, the lineage header
+is ignored), model serving, deployment jobs, prompts, renames, the `/api/2.1/unity-catalog/*` writes
+(`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`; `uc_models.py` serves the 2.1 reads).
 Not confirmed against a real workspace: the exact messages; 404 (not an empty list) when searching the
 versions of a model that does not exist; write credentials refused once a version is READY.
 """
@@ -30,6 +32,7 @@ import re
 
 from flask import Blueprint, jsonify, request
 
+from .uc_grants import may_create_model, may_read, may_tag, must_own, readable
 from .uc_registry import (
     alias_name,
     attach_registry,
@@ -85,6 +88,7 @@ def create_registered_model():
     body = json_body()
     name, tags = full_name(body.get("name")), tag_list(body.get("tags"))
     with registry.lock:
+        may_create_model(name)
         if name in registry.models:
             raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Registered model '{name}' already exists.")
         model = registry.models[name] = new_model(name, text(body, "description"), tags)
@@ -96,6 +100,7 @@ def create_registered_model():
 def get_registered_model():
     name = full_name(request.args.get("name"))
     with registry.lock:
+        may_read(name)
         return jsonify({"registered_model": model_json(registry.model(name))})
 
 
@@ -106,6 +111,7 @@ def update_registered_model():
     if body.get("new_name"):
         raise ApiError(501, "NOT_IMPLEMENTED", "Renaming a registered model is not served by the sandbox workspace.")
     with registry.lock:
+        must_own(name, "change it")
         model = registry.model(name)
         if "description" in body:
             model["description"] = text(body, "description")
@@ -118,6 +124,7 @@ def update_registered_model():
 def delete_registered_model():
     name = full_name(json_body().get("name"))
     with registry.lock:
+        must_own(name, "delete it")
         registry.model(name)
         del registry.models[name]
         registry.versions.pop(name, None)
@@ -130,7 +137,7 @@ def delete_registered_model():
 def search_registered_models():
     n = max_results_arg()
     with registry.lock:
-        models = [model_json(registry.models[k]) for k in sorted(registry.models)]
+        models = [model_json(registry.models[k]) for k in sorted(registry.models) if readable(k)]
     chunk, token = page(models, n)
     return jsonify({"registered_models": chunk, **({"next_page_token": token} if token else {})})
 
@@ -140,6 +147,7 @@ def set_registered_model_tag():
     body = json_body()
     name, key = full_name(body.get("name")), text(body, "key", required=True)
     with registry.lock:
+        may_tag(name)
         registry.model(name)["tags"][key] = text(body, "value")
         registry.save()
     return jsonify({})
@@ -150,6 +158,7 @@ def delete_registered_model_tag():
     body = json_body()
     name, key = full_name(body.get("name")), text(body, "key", required=True)
     with registry.lock:
+        may_tag(name)
         tags = registry.model(name)["tags"]
         if key not in tags:
             raise not_found(f"Tag '{key}' does not exist on registered model '{name}'.")
@@ -169,6 +178,7 @@ def set_alias():
     body, name, version = body_name_version()
     alias = alias_name(body.get("alias"))
     with registry.lock:
+        must_own(name, "move its aliases")
         registry.version(name, version)
         model = registry.model(name)
         was = model["aliases"].get(alias)
@@ -192,6 +202,7 @@ def sandbox_alias_moves():
 def get_version_by_alias():
     name, alias = full_name(request.args.get("name")), alias_name(request.args.get("alias"))
     with registry.lock:
+        may_read(name)
         model = registry.model(name)
         if alias not in model["aliases"]:
             raise not_found(f"Alias '{alias}' does not exist on registered model '{name}'.")
@@ -204,6 +215,7 @@ def delete_alias():
     body = json_body()
     name, alias = full_name(body.get("name")), alias_name(body.get("alias"))
     with registry.lock:
+        must_own(name, "move its aliases")
         model = registry.model(name)
         if model["aliases"].pop(alias, None) is None:
             raise not_found(f"Alias '{alias}' does not exist on registered model '{name}'.")
@@ -219,6 +231,7 @@ def create_model_version():
     name, tags = full_name(body.get("name")), tag_list(body.get("tags"))
     text(body, "source", required=True)
     with registry.lock:
+        must_own(name, "create its versions")
         model = registry.model(name)
         model["_last_version"] += 1
         v = new_version(name, str(model["_last_version"]), body, tags)
@@ -231,6 +244,7 @@ def create_model_version():
 def finalize_model_version():
     _, name, version = body_name_version()
     with registry.lock:
+        must_own(name, "create its versions")
         v = registry.version(name, version)
         if v["status"] != "READY":
             v.update(status="READY", status_message="", last_updated_timestamp=now_ms())
@@ -242,6 +256,7 @@ def finalize_model_version():
 def get_model_version():
     name, version = full_name(request.args.get("name")), version_number(request.args.get("version"))
     with registry.lock:
+        may_read(name)
         return jsonify({"model_version": version_json(registry.version(name, version), registry.model(name))})
 
 
@@ -249,6 +264,7 @@ def get_model_version():
 def get_model_version_download_uri():
     name, version = full_name(request.args.get("name")), version_number(request.args.get("version"))
     with registry.lock:
+        may_read(name)
         return jsonify({"artifact_uri": registry.version(name, version)["storage_location"]})
 
 
@@ -256,6 +272,7 @@ def get_model_version_download_uri():
 def update_model_version():
     body, name, version = body_name_version()
     with registry.lock:
+        must_own(name, "change its versions")
         v = registry.version(name, version)
         if "description" in body:
             v["description"] = text(body, "description")
@@ -268,6 +285,7 @@ def update_model_version():
 def delete_model_version():
     _, name, version = body_name_version()
     with registry.lock:
+        must_own(name, "delete its versions")
         registry.version(name, version)
         model = registry.model(name)
         del registry.versions[name][version]
@@ -286,11 +304,16 @@ def search_model_versions():
     field, value = (m.group(1), m.group(3)) if m else ("", "")
     with registry.lock:
         if field == "name":
+            may_read(full_name(value))
             model = registry.model(full_name(value))
             found = [version_json(v, model, False) for v in registry.versions.get(model["name"], {}).values()]
         else:
             for versions in registry.versions.values():
-                found += [version_json(v, {}, False) for v in versions.values() if not field or v["run_id"] == value]
+                found += [
+                    version_json(v, {}, False)
+                    for v in versions.values()
+                    if (not field or v["run_id"] == value) and readable(v["name"])
+                ]
     found.sort(key=lambda v: (v["name"], -int(v["version"])))
     chunk, token = page(found, n)
     return jsonify({"model_versions": chunk, **({"next_page_token": token} if token else {})})
@@ -301,6 +324,7 @@ def set_model_version_tag():
     body, name, version = body_name_version()
     key = text(body, "key", required=True)
     with registry.lock:
+        may_tag(name)
         v = registry.version(name, version)
         v["tags"][key] = text(body, "value")
         v["last_updated_timestamp"] = now_ms()
@@ -313,6 +337,7 @@ def delete_model_version_tag():
     body, name, version = body_name_version()
     key = text(body, "key", required=True)
     with registry.lock:
+        may_tag(name)
         v = registry.version(name, version)
         if v["tags"].pop(key, None) is None:
             raise not_found(f"Tag '{key}' does not exist on model version '{name}/{version}'.")
@@ -329,6 +354,7 @@ def generate_temporary_credentials():
     if operation not in OPERATIONS:
         raise bad(f"Invalid operation: {operation!r}, expected one of {', '.join(OPERATIONS)}")
     with registry.lock:
+        must_own(name, "write its versions' files") if operation.endswith("READ_WRITE") else may_read(name)
         v = registry.version(name, version)
         if operation.endswith("READ_WRITE") and v["status"] != "PENDING_REGISTRATION":
             raise bad(f"Model version '{name}/{version}' is {v['status']}: its files can no longer be written.")

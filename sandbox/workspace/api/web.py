@@ -6,15 +6,16 @@ import base64
 import json
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
 from ...common import RequestCounts
 from ..faults import FaultSet
+from ..principals import ADMIN, Principal, Principals
 from ..runner import Runner
 from ..state import Store
 
-USER = "sandbox-user@example.com"
+USER = ADMIN  # the workspace admin: the principal of the workspace's own token
 JOBS_PREFIXES = ("/api/2.2/jobs", "/api/2.1/jobs")
 
 
@@ -27,11 +28,22 @@ class Workspace:
     faults: FaultSet
     token: str
     requests: RequestCounts
+    principals: Principals
 
 
 workspace: Workspace = LocalProxy(lambda: current_app.extensions["workspace"])  # type: ignore[assignment]
 store: Store = LocalProxy(lambda: current_app.extensions["workspace"].store)  # type: ignore[assignment]
 runner: Runner = LocalProxy(lambda: current_app.extensions["workspace"].runner)  # type: ignore[assignment]
+
+
+def caller() -> Principal:
+    """The principal whose token made this request (`gate` checked it before any view runs)."""
+    return g.principal
+
+
+def denied(message: str) -> ApiError:
+    """Databricks' answer to a caller without the privilege: 403 PERMISSION_DENIED."""
+    return ApiError(403, "PERMISSION_DENIED", message)
 
 
 def jobs_route(bp: Blueprint):
