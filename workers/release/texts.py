@@ -279,6 +279,13 @@ def request_closed(request_text: str, decision: str) -> str:
     return request_text + f"\n*Decision:* {decision}"
 
 
+def four_eyes_roles(roles: list[str]) -> str:
+    """"opened the pull request, wrote commits of it and started the training": the pull request named once."""
+    said = ", ".join(roles[:-1]) + " and " + roles[-1] if len(roles) > 1 else "".join(roles)
+    first = said.find("the pull request") + len("the pull request")
+    return said[:first] + said[first:].replace("of the pull request", "of it").replace("the pull request", "it")
+
+
 def verdict_refused(why: str) -> str:
     return f"refused: {why}."
 
@@ -313,7 +320,10 @@ def approval_refusals(model: str, version: str) -> dict[str, str]:
         "unproven": f"{ref} has no lineage the bot can prove (it was not registered by a training run the bot "
         "started from a merge; tags written by training code are not trusted): only the model's listed approvers "
         "({approvers}) may approve it, and it needs two of them",
-        "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
+        "bot": "@{approver} is a bot account, and a bot never approves (four eyes are two people's)",
+        "unknown": f"the bot cannot tell who wrote {ref}: {{why}}; only the model's listed approvers ({{approvers}}) "
+        "may approve it, and it needs two of them",
+        "four-eyes": f"four eyes: @{{approver}} {{roles}}, so cannot approve {ref}",
         "twice": f"@{{approver}} has approved {ref} already",
     }
 
