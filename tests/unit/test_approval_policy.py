@@ -19,7 +19,10 @@ BASE = {  # an approval request as the bot saves it (workers/core/records.py rea
     "proven": True,  # the bot started the training from a merge and recorded it (workers/release/lineage.py)
     "merged_by": "erin",
     # who wrote the PR, as the bot listed it at merge (workers/release/authorship.py): alice opened it, wrote its commit
-    "authorship": {"authors": [{"role": "opened", "login": "alice"}, {"role": "authored", "login": "alice"}], "commits": 1},
+    "authorship": {
+        "authors": [{"role": "opened", "login": "alice"}, {"role": "authored", "login": "alice"}],
+        "commits": 1,
+    },
     "approvals": [],
     "requested_at": 0.0,
     "claimed": {},

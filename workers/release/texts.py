@@ -280,7 +280,7 @@ def request_closed(request_text: str, decision: str) -> str:
 
 
 def four_eyes_roles(roles: list[str]) -> str:
-    """"opened the pull request, wrote commits of it and started the training": the pull request named once."""
+    """The roles as one phrase, the pull request named once ("opened the pull request, wrote commits of it and …")."""
     said = ", ".join(roles[:-1]) + " and " + roles[-1] if len(roles) > 1 else "".join(roles)
     first = said.find("the pull request") + len("the pull request")
     return said[:first] + said[first:].replace("of the pull request", "of it").replace("the pull request", "it")
