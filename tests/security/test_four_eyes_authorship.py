@@ -67,6 +67,8 @@ def champion(w) -> str:
 def test_carol_opens_alices_branch_bob_merges_and_alice_cannot_approve_her_own_code(w):
     request = released(w, opener="carol", merged_by="bob", commits=[commit("alice"), commit("alice")])
     assert request.proven and request.pr_author == "carol" and request.needed == 1
+    [asked] = w.slack.requests  # the request says who cannot approve it
+    assert "@carol, @alice wrote the change and cannot approve it." in asked["text"]
     verdict = approve(w, "alice")
     assert not verdict.ok
     assert verdict.message == (

@@ -222,8 +222,10 @@ def approval_request(request: ApprovalRequest, required_approvals: int) -> str:
     ]
     if request.champion:
         lines.append(f"Prod champion today: version {request.champion.version}, scored on the same data.")
-    if request.pr_author:
-        lines.append(f"@{request.pr_author} wrote the change and cannot approve it.")
+    authors = [a.login for a in request.authorship.authors if a.login and not a.bot] if request.authorship else []
+    authors = list(dict.fromkeys([request.pr_author] if request.pr_author and not authors else authors))
+    if authors:  # GitHub logins: letters, digits and `-` only
+        lines.append(f"{', '.join('@' + a for a in authors)} wrote the change and cannot approve it.")
     return "\n".join(lines)
 
 
