@@ -207,8 +207,9 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
 
 def _churn_model_seed(web_url: str) -> str:
     users = "".join(
-        f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else "") for u, t in USERS.items()
-    )
+        f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else f'email = "{u}@acme.test"\n')
+        for u, t in USERS.items()
+    )  # the email each person commits with is on their account: the forge links their commits to them, as GitHub does
     return users + textwrap.dedent(f"""\
         [[repos]]
         full_name = "{REPO}"

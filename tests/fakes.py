@@ -18,7 +18,7 @@ from workers.core.context import Deps
 from workers.core.records import ApprovalRequest, Release, RunRecord
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent, Transient
-from workers.gateways import JobRef, Pull, RunInfo, TaskOutput, TaskRun, Version
+from workers.gateways import GitIdentity, JobRef, Pull, PullCommit, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import DEPLOYMENT_KEY, marker
 
 _ids = itertools.count(1000)
@@ -67,6 +67,29 @@ def pull(
     )
 
 
+def commit(
+    author: str = "alice",
+    *,
+    committer: str | None = None,
+    message: str = "Change the model",
+    email: str = "",
+    name: str = "",
+    sha: str = "",
+) -> PullCommit:
+    """A PR's commit: `author` (and `committer`, the author unless given) a GitHub login — a login ending `[bot]` a bot
+    account — or "" with `email`/`name` for a git identity GitHub linked to no account."""
+
+    def who(login: str) -> GitIdentity:
+        if not login:
+            return GitIdentity("", "", name, email)
+        kind = "Bot" if login.endswith("[bot]") else "User"
+        return GitIdentity(login, kind, name or login, email or f"{login}@users.noreply.github.com")
+
+    return PullCommit(
+        sha or f"{next(_ids):040x}", who(author), who(author if committer is None else committer), message
+    )
+
+
 @dataclass
 class FakeForge:
     pulls: dict[int, Pull] = field(default_factory=dict)
@@ -80,6 +103,7 @@ class FakeForge:
     teams: dict[str, set[str]] = field(default_factory=dict)  # "org/slug" -> logins
     deliveries: list[dict] = field(default_factory=list)  # the App webhook's attempts (hook-delivery-item)
     redelivered: list[int] = field(default_factory=list)  # attempt ids GitHub was asked to deliver again
+    commits: dict[int, list[PullCommit]] = field(default_factory=dict)  # PR number -> its commits, oldest first
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -94,6 +118,11 @@ class FakeForge:
     def open_pulls_with_head(self, repo: str, sha: str) -> list[Pull]:
         self._answer("open_pulls_with_head")
         return [p for p in self.pulls.values() if p.state == "open" and p.head_sha == sha]
+
+    def pull_commits(self, repo: str, number: int) -> list[PullCommit]:
+        """pulls/list-commits: "Lists a maximum of 250 commits for a pull request"."""
+        self._answer("pull_commits")
+        return self.commits.get(number, [])[:250]
 
     def permission(self, repo: str, user: str) -> str:
         self._answer("permission")

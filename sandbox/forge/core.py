@@ -239,18 +239,23 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
         u = self.users.get(login)
         if u and u.get("email"):
             return u["email"]
-        return f"{self.user_id(login)}+{login}@users.noreply.sandbox.local"
+        return self.noreply_email(login)
 
     def user_name(self, login: str) -> str:
         u = self.users.get(login)
         return (u or {}).get("name") or login
 
+    def noreply_email(self, login: str) -> str:
+        return f"{self.user_id(login)}+{login}@users.noreply.sandbox.local"
+
     def login_for_person(self, name: str, email: str) -> str | None:
+        """The account a commit's author (or committer) links to: by email only, as GitHub does ("GitHub uses the email
+        address in the commit header to link the commit to a GitHub user"): the user's email or their no-reply
+        address. A git name links nobody — it is whatever the committer typed."""
+        wanted = email.strip().lower()
         for login in self.users:
-            if email and email == self.user_email(login):
+            if wanted and wanted in (self.user_email(login).lower(), self.noreply_email(login).lower()):
                 return login
-        if name in self.users:
-            return name
         return None
 
     # ------------------------------------------------------------------ auth / permissions

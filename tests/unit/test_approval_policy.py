@@ -17,6 +17,12 @@ BASE = {  # an approval request as the bot saves it (workers/core/records.py rea
     "pr_author": "alice",
     "trained_by": "alice",
     "proven": True,  # the bot started the training from a merge and recorded it (workers/release/lineage.py)
+    "merged_by": "erin",
+    # who wrote the PR, as the bot listed it at merge (workers/release/authorship.py): alice opened it, wrote its commit
+    "authorship": {
+        "authors": [{"role": "opened", "login": "alice"}, {"role": "authored", "login": "alice"}],
+        "commits": 1,
+    },
     "approvals": [],
     "requested_at": 0.0,
     "claimed": {},
@@ -40,9 +46,10 @@ def request(**change) -> ApprovalRequest:
             "alice",
             "admin",
             False,
-            "four eyes: @alice opened the pull request and started the training of churn-model-staging@2",
+            "four eyes: @alice opened the pull request, wrote commits of it and started the training, "
+            "so cannot approve churn-model-staging@2",
         ),
-        ({"pr_author": "carol"}, "alice", "admin", False, "four eyes: @alice started the training"),
+        ({"pr_author": "carol", "authorship": None}, "alice", "admin", True, "four eyes: @alice started the training"),
         ({"validation": "failed"}, "bob", "admin", False, "has not passed validation (validation: failed)"),
         ({"validation": "pending"}, "bob", "admin", False, "has not passed validation (validation: pending)"),
         ({"validation": "cancelled"}, "bob", "admin", False, "has not passed validation (validation: cancelled)"),

@@ -1,13 +1,15 @@
 """Validation and four-eyes approvals of staging versions on the shared fakes: tags, alias, PR and Slack
 messages, audit."""
 
+from dataclasses import replace
+
 import pytest
 
 from core import audit
-from tests.fakes import pull, world
+from tests.fakes import commit, pull, world
 from workers.core.state import State
 from workers.pr import runs
-from workers.release import approvals, lineage, slack_commands
+from workers.release import approvals, authorship, lineage, slack_commands
 from workers.release import train as release
 
 MODEL, REPO, PR = "churn-model", "acme/churn-model", 7
@@ -31,6 +33,9 @@ def w(settings, redis_client):
         repo=REPO, branch="main", sha="c" * 40, pr=PR, author="alice", merged_by="erin", registry=STAGING
     )
     w.deps.state.record_lineage("staging", TRAIN_RUN, record)
+    # and the merge's release, with who wrote the PR as GitHub listed it then: alice opened it and wrote its commit
+    merged = release.new_release(w.deps, MODEL, REPO, PR, "c" * 40, "alice", "erin")
+    w.deps.state.save_release(replace(merged, authorship=authorship.authorship_of("alice", [commit("alice")])))
     return w
 
 
@@ -86,7 +91,8 @@ def test_the_champion_is_compared_on_the_scores_the_validate_run_reported(w):
         (
             "alice",
             "admin",
-            "refused: four eyes: @alice opened the pull request of churn-model-staging@2 and cannot approve it.",
+            "refused: four eyes: @alice opened the pull request and wrote commits of it, so cannot approve "
+            "churn-model-staging@2.",
         ),
         (
             "dave",

@@ -84,6 +84,32 @@ class Champion(Record):
 
 
 @dataclass(frozen=True)
+class Author(Record):
+    """One identity behind a merged PR, as GitHub gave it at merge: `login` when GitHub linked it to an account (the
+    PR's opener always is), else only the git identity (`email`, `name`) — or a `Co-authored-by:` trailer's."""
+
+    role: str  # opened | authored | committed | co-authored
+    login: str = ""
+    email: str = ""
+    name: str = ""
+    bot: bool = False  # a bot account: `type` Bot, or a login ending `[bot]`
+    commit: str = ""  # the commit it comes from ("" for the opener)
+
+
+@dataclass(frozen=True)
+class Authorship(Record):
+    """Who wrote a merged PR: its opener and its commits' authors, committers and co-authors, listed by the bot at
+    merge (workers/release/train.py) from GitHub's PR commits listing — never from what the code says of itself."""
+
+    authors: tuple[Author, ...] = ()
+    commits: int = 0  # how many commits the listing gave (GitHub lists 250 at most)
+
+    @classmethod
+    def from_json(cls, data: Json) -> Self:
+        return cls(tuple(Author.from_json(a) for a in data.get("authors") or []), data.get("commits", 0))
+
+
+@dataclass(frozen=True)
 class ApprovalRequest(Record):
     model: str
     name: str  # the staging registry's name: the request is `name@version`
@@ -105,6 +131,7 @@ class ApprovalRequest(Record):
     merged_by: str = ""
     job_run_id: int | None = None
     trained_by: str = ""
+    authorship: Authorship | None = None  # None: not listed at merge (an older record, or GitHub was not configured)
     # the validation
     validation_run: int | None = None
     validation_url: str = ""
@@ -131,12 +158,13 @@ class ApprovalRequest(Record):
 
     @classmethod
     def from_json(cls, data: Json) -> Self:
-        champion = data.get("champion")
+        champion, authorship = data.get("champion"), data.get("authorship")
         return replace(
             super().from_json(data),
             approvals=tuple(Approval.from_json(a) for a in data.get("approvals") or []),
             gates=tuple(Gate.from_json(g) for g in data.get("gates") or []),
             champion=Champion.from_json(champion) if champion else None,
+            authorship=Authorship.from_json(authorship) if authorship is not None else None,
         )
 
 
@@ -204,15 +232,18 @@ class Release(Record):
     staging: StagingStage
     prod: ProdStage
     history: tuple[Event, ...] = ()
+    authorship: Authorship | None = None  # who wrote the merged PR, listed at merge (None: not listed)
 
     @classmethod
     def from_json(cls, data: Json) -> Self:
+        authorship = data.get("authorship")
         return replace(
             super().from_json(data),
             dev=DevStage.from_json(data["dev"]),
             staging=StagingStage.from_json(data["staging"]),
             prod=ProdStage.from_json(data["prod"]),
             history=tuple(Event.from_json(e) for e in data.get("history") or []),
+            authorship=Authorship.from_json(authorship) if authorship is not None else None,
         )
 
 

@@ -30,6 +30,27 @@ class Pull:
 
 
 @dataclass(frozen=True)
+class GitIdentity:
+    """A commit's author or committer: the GitHub account GitHub linked it to (by its email), else none — then
+    only what git recorded, which whoever made the commit chose."""
+
+    login: str = ""  # "" when GitHub linked the commit to no account
+    kind: str = ""  # the account's `type`: User | Bot | Organization ("" when unlinked)
+    name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class PullCommit:
+    """One commit of a pull request, as GitHub's PR commits listing gives it."""
+
+    sha: str
+    author: GitIdentity
+    committer: GitIdentity
+    message: str
+
+
+@dataclass(frozen=True)
 class JobRef:
     job_id: int
     name: str
@@ -116,6 +137,7 @@ class WorkspaceGateway(Protocol):
 class ForgeGateway(Protocol):
     def pull(self, repo: str, number: int) -> Pull: ...
     def open_pulls_with_head(self, repo: str, sha: str) -> list[Pull]: ...
+    def pull_commits(self, repo: str, number: int) -> list[PullCommit]: ...
     def permission(self, repo: str, user: str) -> str: ...
     def in_team(self, org: str, team_slug: str, login: str) -> bool: ...
     def branch_exists(self, repo: str, branch: str) -> bool: ...

@@ -23,7 +23,7 @@ from urllib3.util.retry import Retry
 from core.config import GitHubSettings
 from workers.errors import NotFound, Permanent, classify
 from workers.escaping import GITHUB_COMMENT_MAX, truncate
-from workers.gateways import Pull
+from workers.gateways import GitIdentity, Pull, PullCommit
 
 SAFE_RETRY = Retry(
     total=3,
@@ -39,6 +39,7 @@ CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum le
 DEPLOYMENT_KEY = "key"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+PULL_COMMITS_MAX = 250  # pulls/list-commits: "Lists a maximum of 250 commits for a pull request"
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -79,6 +80,22 @@ def role_of(answer: dict) -> str:
     if not name:
         return base
     return name if name in ("admin", "maintain", "write", "triage", "read", base) else f"{name} ({base})"
+
+
+def identity_of(user: dict | None, git: dict | None) -> GitIdentity:
+    """A commit's `author` (or `committer`): the account GitHub linked (null, or `{}`, when none) and git's own."""
+    user, git = user or {}, git or {}
+    return GitIdentity(user.get("login") or "", user.get("type") or "", git.get("name") or "", git.get("email") or "")
+
+
+def pull_commit_of(d: dict) -> PullCommit:
+    commit = d.get("commit") or {}
+    return PullCommit(
+        d["sha"],
+        identity_of(d.get("author"), commit.get("author")),
+        identity_of(d.get("committer"), commit.get("committer")),
+        commit.get("message") or "",
+    )
 
 
 def pull_of(d: dict) -> Pull:
@@ -137,6 +154,20 @@ class Forge:
             if len(batch) < 100:
                 break
         return found
+
+    def pull_commits(self, repo: str, number: int) -> list[PullCommit]:
+        """The pull request's commits as GitHub lists them (250 at most), every page: one request a page, following the
+        Link header's `rel="next"` as PyGithub's `pull.get_commits()` does — read here as plain JSON, since PyGithub's
+        `Commit` objects complete themselves with a request each."""
+        out: list[PullCommit] = []
+        url = f"/repos/{repo}/pulls/{int(number)}/commits?per_page=100"
+        while url and len(out) < PULL_COMMITS_MAX:
+            headers, page = self._exchange(self.gh, "GET", url)
+            out.extend(pull_commit_of(d) for d in page)
+            link = next((v for k, v in headers.items() if k.lower() == "link"), "")
+            found = NEXT_LINK.search(link)
+            url = found.group(1) if found and page else ""
+        return out
 
     def permission(self, repo: str, user: str) -> str:
         """admin | maintain | write | triage | read | none, or `custom-role (base role)`; an unknown user

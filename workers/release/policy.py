@@ -1,5 +1,6 @@
 """The release train's decisions, as pure functions of plain values: how a version compares with the
-champion, whether validation passed, who may approve a version (four eyes) and when it is promoted.
+champion, whether validation passed, who may approve a version (four eyes over who wrote it: the opener, its
+commits' authors, committers and co-authors, as workers/release/authorship.py reads them) and when it is promoted.
 No I/O: the services gather the facts and act.
 """
 
@@ -12,7 +13,7 @@ from core.stages import Stage, stage, stage_named
 from workers.core.gates import GateResult, evaluate_all
 from workers.core.permissions import ranks_at_least
 from workers.core.records import ApprovalRequest
-from workers.release import texts
+from workers.release import authorship, texts
 
 # decisions written to the audit trail at most once per version (an approval once per approver)
 AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deployed"})
@@ -89,21 +90,42 @@ def approval_refusal(
         return why["decided"].format(status=request.status)
     if request.validation != "passed":
         return why["unvalidated"].format(validation=request.validation)
+    if authorship.is_bot(approver, settings):
+        return why["bot"].format(approver=approver)
     spec, needed = settings.models[request.model or model], settings.permissions.needed("approve")
     if not (ranks_at_least(role, needed) or listed):
         return why["permission"].format(needed=needed, repo=request.repo or spec.repo, approver=approver, role=role)
+    approvers = ", ".join(stage(settings, request.model, "approval").approvers or [])
     if not request.proven and not listed:
-        return why["unproven"].format(approvers=", ".join(stage(settings, request.model, "approval").approvers or []))
-    roles = [
-        what
-        for who, what in ((request.pr_author, "opened the pull request"), (request.trained_by, "started the training"))
-        if who and who.lower() == approver.lower()
-    ]
+        return why["unproven"].format(approvers=approvers)
+    roles = _four_eyes(request, approver, settings)
     if roles:
-        return why["four-eyes"].format(approver=approver, roles=" and ".join(roles))
+        return why["four-eyes"].format(approver=approver, roles=texts.four_eyes_roles(roles))
+    unknown = authorship.unknown(request.authorship, settings) if request.proven else ""
+    if unknown and not listed:
+        return why["unknown"].format(why=unknown, approvers=approvers)
     if approver.lower() in {a.by.lower() for a in request.approvals}:
         return why["twice"].format(approver=approver)
     return None
+
+
+def _four_eyes(request: ApprovalRequest, approver: str, settings: Settings) -> list[str]:
+    """What `approver` did to the change (opened, wrote, committed, co-wrote it, merged a bots-only PR, started its
+    training), from the bot's own records; none: their eyes are a second pair."""
+    me = approver.lower()
+    roles = ["opened the pull request"] if request.pr_author.lower() == me else []
+    if request.authorship is not None:
+        roles += authorship.roles_of(request.authorship, approver, settings, request.merged_by)
+    if request.trained_by.lower() == me:
+        roles.append("started the training")
+    if authorship.ROLES["authored"] in roles:  # who wrote the commits committed them too, mostly: said once
+        roles = [r for r in roles if r != authorship.ROLES["committed"]]
+    return list(dict.fromkeys(roles)) if me else []
+
+
+def authorship_known(request: ApprovalRequest, settings: Settings) -> bool:
+    """The bot can name everyone who wrote the version's pull request (it needs fewer approvals then)."""
+    return request.proven and not authorship.unknown(request.authorship, settings)
 
 
 def audit_once_key(decision: str, model: str, version: str, actor: str) -> str:

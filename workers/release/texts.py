@@ -222,8 +222,10 @@ def approval_request(request: ApprovalRequest, required_approvals: int) -> str:
     ]
     if request.champion:
         lines.append(f"Prod champion today: version {request.champion.version}, scored on the same data.")
-    if request.pr_author:
-        lines.append(f"@{request.pr_author} wrote the change and cannot approve it.")
+    authors = [a.login for a in request.authorship.authors if a.login and not a.bot] if request.authorship else []
+    authors = list(dict.fromkeys([request.pr_author] if request.pr_author and not authors else authors))
+    if authors:  # GitHub logins: letters, digits and `-` only
+        lines.append(f"{', '.join('@' + a for a in authors)} wrote the change and cannot approve it.")
     return "\n".join(lines)
 
 
@@ -279,6 +281,13 @@ def request_closed(request_text: str, decision: str) -> str:
     return request_text + f"\n*Decision:* {decision}"
 
 
+def four_eyes_roles(roles: list[str]) -> str:
+    """The roles as one phrase, the pull request named once ("opened the pull request, wrote commits of it and …")."""
+    said = ", ".join(roles[:-1]) + " and " + roles[-1] if len(roles) > 1 else "".join(roles)
+    first = said.find("the pull request") + len("the pull request")
+    return said[:first] + said[first:].replace("of the pull request", "of it").replace("the pull request", "it")
+
+
 def verdict_refused(why: str) -> str:
     return f"refused: {why}."
 
@@ -313,7 +322,10 @@ def approval_refusals(model: str, version: str) -> dict[str, str]:
         "unproven": f"{ref} has no lineage the bot can prove (it was not registered by a training run the bot "
         "started from a merge; tags written by training code are not trusted): only the model's listed approvers "
         "({approvers}) may approve it, and it needs two of them",
-        "four-eyes": f"four eyes: @{{approver}} {{roles}} of {ref} and cannot approve it",
+        "bot": "@{approver} is a bot account, and a bot never approves (four eyes are two people's)",
+        "unknown": f"the bot cannot tell who wrote {ref}: {{why}}; only the model's listed approvers ({{approvers}}) "
+        "may approve it, and it needs two of them",
+        "four-eyes": f"four eyes: @{{approver}} {{roles}}, so cannot approve {ref}",
         "twice": f"@{{approver}} has approved {ref} already",
     }
 

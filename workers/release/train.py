@@ -22,6 +22,7 @@ from core.logs import get_logger
 from workers.core.context import Deps
 from workers.core.records import (
     ApprovalRequest,
+    Authorship,
     Champion,
     DevStage,
     Gate,
@@ -34,7 +35,7 @@ from workers.core.records import (
 )
 from workers.gateways import Version
 from workers.jobs import branch_jobs, results
-from workers.release import approvals, lineage, policy, promotion, texts
+from workers.release import approvals, authorship, lineage, policy, promotion, texts
 from workers.release import feedback as release_feedback
 
 log = get_logger("workers.release.train")
@@ -62,17 +63,29 @@ def on_merged(deps: Deps, *, repo: str, pr: int, sha: str, author: str, merged_b
     cfg = deps.settings.repo(repo)
     if cfg is None:
         return []
+    # who wrote it, from GitHub's listing of the PR's commits, written down now: four eyes look at it (policy.py)
+    listed = authorship.authorship_of(author, deps.forge.pull_commits(repo, pr)) if deps.forge else None
     return [
-        _train_staging(deps, cfg, model, pr, sha, author, merged_by, delivery_id)
+        _train_staging(deps, cfg, model, pr, sha, author, merged_by, delivery_id, listed)
         for model in deps.settings.models_for_repo(repo)
     ]
 
 
 def _train_staging(
-    deps: Deps, cfg: Repo, model: str, pr: int, sha: str, author: str, merged_by: str, delivery_id: str
+    deps: Deps,
+    cfg: Repo,
+    model: str,
+    pr: int,
+    sha: str,
+    author: str,
+    merged_by: str,
+    delivery_id: str,
+    listed: Authorship | None = None,
 ) -> int:
     staging = stages.stage(deps.settings, model, "merge")
     release = deps.state.release(model, cfg.name, pr) or new_release(deps, model, cfg.name, pr, sha, author, merged_by)
+    if release.authorship is None:  # a task run again keeps what the first run listed
+        release = replace(release, authorship=listed)
     started = branch_jobs.start_run(
         deps.workspaces,
         deps.state,
@@ -188,14 +201,18 @@ def new_request(deps: Deps, model: str, v: Version, proven: Lineage | None, clai
         claimed=claimed,
         mlflow_run_id=v.run_id,
         approvals=(),
-        needed=policy.approvals_needed(proven is not None, prod),
+        needed=policy.approvals_needed(False, prod),
     )
     if proven is None:
         return request
-    return replace(
+    release = deps.state.release(model, proven.repo, proven.pr) if proven.pr is not None else None
+    request = replace(
         request, repo=proven.repo, branch=proven.branch, commit=proven.commit, pr=proven.pr,
         pr_author=proven.pr_author, merged_by=proven.merged_by, job_run_id=proven.job_run_id,
+        authorship=release.authorship if release else None,  # who wrote it, as listed at merge
     )  # fmt: skip
+    # a version whose authors the bot cannot all name needs what one without proven lineage needs
+    return replace(request, needed=policy.approvals_needed(policy.authorship_known(request, deps.settings), prod))
 
 
 def start_validation(
