@@ -276,22 +276,25 @@ def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
         return repo
     check = obj(event.data, "check_run")
     prs = items(check, "pull_requests")
+    sha, user = text(check, "head_sha"), text(obj(event.data, "sender"), "login")
+    branch = text(obj(check, "check_suite"), "head_branch")  # null for a fork's commit: the worker finds its PR
+    why = first_problem(
+        id_problem(check.get("id"), "check run id"),
+        sha_problem(sha, "check run commit"),
+        branch_problem(branch) if branch else "",
+        id_problem(prs[0].get("number"), "PR number") if prs else "",
+        login_problem(user, "the user who asked for the re-run"),
+    )
+    if why:
+        return Ignored(why)
     rerun = {
         "repo": repo,
         "check_run_id": number(check, "id"),
         "name": text(check, "name"),
-        "sha": text(check, "head_sha"),
-        # null for a fork's commit: GitHub names neither its branch nor its pull request (the worker finds it)
-        "branch": text(obj(check, "check_suite"), "head_branch"),
+        "sha": sha,
+        "branch": branch,
         "pr": number(prs[0], "number") if prs else None,
-        "user": text(obj(event.data, "sender"), "login"),
+        "user": user,
         "delivery_id": event.delivery_id,
     }
-    why = first_problem(
-        id_problem(check.get("id"), "check run id"),
-        sha_problem(rerun["sha"], "check run commit"),
-        branch_problem(rerun["branch"]) if rerun["branch"] else "",
-        id_problem(prs[0].get("number"), "PR number") if prs else "",
-        login_problem(rerun["user"], "the user who asked for the re-run"),
-    )
-    return Ignored(why) if why else [Action(V.RERUN_CHECK, rerun)]
+    return [Action(V.RERUN_CHECK, rerun)]
