@@ -1,22 +1,32 @@
 """GitHub deliveries → actions: branch jobs on push, PR runs, chat-ops commands, check re-runs.
 
-Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing, and
+what is queued is checked there first (a branch Git accepts, a full commit SHA, positive whole ids).
 """
 
 from __future__ import annotations
-
-import re
 
 from core import vocabulary as V
 from core.commands import Command, parse_comment
 from core.config import Settings
 from core.events import Event
 from core.routing import Action, Ignored, Outcome, Router
-from handlers.shapes import ident, items, number, obj, text
+from handlers.shapes import (
+    COMMIT_SHA,
+    branch_problem,
+    first_problem,
+    id_problem,
+    ident,
+    items,
+    login_problem,
+    number,
+    obj,
+    sha_problem,
+    text,
+)
 
 router = Router()
 ZERO_SHA = "0" * 40
-COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")  # a merge commit named otherwise starts nothing
 
 
 def _configured_repo(event: Event, settings: Settings) -> str | Ignored:
@@ -49,14 +59,17 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     ref = text(event.data, "ref")
     if not ref.startswith("refs/heads/"):
         return Ignored(f"{ref or 'push'} is not a branch")
-    branch = ref.removeprefix("refs/heads/")
+    branch, sha = ref.removeprefix("refs/heads/"), text(event.data, "after")
+    deleted = event.data.get("deleted") is True or sha == ZERO_SHA
+    why = first_problem(branch_problem(branch), "" if deleted else sha_problem(sha, "pushed commit"))
+    if why:
+        return Ignored(why)
     base = {"repo": repo, "branch": branch, "delivery_id": event.delivery_id}
-    if event.data.get("deleted") is True or text(event.data, "after") == ZERO_SHA:
+    if deleted:
         return [Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
     wanted = _wanted(settings, repo, branch)
     if isinstance(wanted, Ignored):
         return wanted
-    sha = text(event.data, "after")
     pusher = text(obj(event.data, "pusher"), "name")
     actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
     for workflow in wanted:
@@ -92,15 +105,13 @@ def on_delete(event: Event, settings: Settings) -> Outcome:
     ref_type = text(event.data, "ref_type")
     if ref_type != "branch":
         return Ignored(f"deleted {ref_type or 'ref'} is not a branch")
+    branch = text(event.data, "ref")
+    if why := branch_problem(branch):
+        return Ignored(why)
+    reason = "branch deleted"
     return [
         Action(
-            V.REMOVE_BRANCH_JOBS,
-            {
-                "repo": repo,
-                "branch": text(event.data, "ref"),
-                "delivery_id": event.delivery_id,
-                "reason": "branch deleted",
-            },
+            V.REMOVE_BRANCH_JOBS, {"repo": repo, "branch": branch, "delivery_id": event.delivery_id, "reason": reason}
         )
     ]
 
@@ -125,6 +136,17 @@ def _pull(event: Event) -> dict:
     }
 
 
+def _pull_problem(pr: dict, *, head: bool) -> str:
+    """Why the PR's number, branch (a fork's runs on `pull/<n>`) or, when it runs, head commit cannot be queued."""
+    if pr["pr"] is None:
+        return "pull_request delivery has no PR number"
+    return first_problem(
+        id_problem(pr["pr"], "PR number"),
+        "" if pr["fork"] else branch_problem(pr["branch"]),
+        sha_problem(pr["sha"], "head commit") if head else "",
+    )
+
+
 @router.register("github", "pull_request", action="opened")
 @router.register("github", "pull_request", action="reopened")
 @router.register("github", "pull_request", action="synchronize")
@@ -134,8 +156,8 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
     if isinstance(repo, Ignored):
         return repo
     pr = _pull(event)
-    if pr["pr"] is None:
-        return Ignored("pull_request delivery has no PR number")
+    if why := _pull_problem(pr, head=True):
+        return Ignored(why)
     if pr["fork"]:
         # A fork's code would run with the workspace's credentials: a maintainer must look first.
         return [
@@ -168,8 +190,8 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     if isinstance(repo, Ignored):
         return repo
     pr = _pull(event)
-    if pr["pr"] is None:
-        return Ignored("pull_request delivery has no PR number")
+    if why := _pull_problem(pr, head=False):
+        return Ignored(why)
     how = "merged" if pr["merged"] else "closed"
     # a fork's code ran on its own `pull/<n>` jobs, never on this repository's branch of the same name
     branch = f"pull/{pr['pr']}" if pr["fork"] else pr["branch"]
@@ -182,7 +204,7 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
     cfg = settings.repo(repo)
     if (
         pr["merged"]
-        and COMMIT_SHA.match(pr["merge_sha"])
+        and COMMIT_SHA.fullmatch(pr["merge_sha"])
         and cfg
         and pr["base"] == cfg.default_branch
         and settings.models_for_repo(repo)
@@ -216,6 +238,13 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
         "user": login,
         "delivery_id": event.delivery_id,
     }
+    why = first_problem(
+        id_problem(issue.get("number"), "PR number"),
+        id_problem(comment.get("id"), "comment id"),
+        login_problem(login, "comment author"),
+    )
+    if why:
+        return Ignored(why)
     actions = []
     for index, item in enumerate(parsed):
         if isinstance(item, Command):
@@ -246,20 +275,26 @@ def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
     if isinstance(repo, Ignored):
         return repo
     check = obj(event.data, "check_run")
-    suite = obj(check, "check_suite")
     prs = items(check, "pull_requests")
-    return [
-        Action(
-            V.RERUN_CHECK,
-            {
-                "repo": repo,
-                "check_run_id": number(check, "id"),
-                "name": text(check, "name"),
-                "sha": text(check, "head_sha"),
-                "branch": text(suite, "head_branch"),
-                "pr": number(prs[0], "number") if prs else None,
-                "user": text(obj(event.data, "sender"), "login"),
-                "delivery_id": event.delivery_id,
-            },
-        )
-    ]
+    sha, user = text(check, "head_sha"), text(obj(event.data, "sender"), "login")
+    branch = text(obj(check, "check_suite"), "head_branch")  # null for a fork's commit: the worker finds its PR
+    why = first_problem(
+        id_problem(check.get("id"), "check run id"),
+        sha_problem(sha, "check run commit"),
+        branch_problem(branch) if branch else "",
+        id_problem(prs[0].get("number"), "PR number") if prs else "",
+        login_problem(user, "the user who asked for the re-run"),
+    )
+    if why:
+        return Ignored(why)
+    rerun = {
+        "repo": repo,
+        "check_run_id": number(check, "id"),
+        "name": text(check, "name"),
+        "sha": sha,
+        "branch": branch,
+        "pr": number(prs[0], "number") if prs else None,
+        "user": user,
+        "delivery_id": event.delivery_id,
+    }
+    return [Action(V.RERUN_CHECK, rerun)]

@@ -1,7 +1,8 @@
 """Model-registry deliveries (MLflow webhooks, Databricks registry webhooks) → one model event.
 
 Both registries become the same `model_event` dict, so validation and approvals work with either.
-Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing, and a
+version is a positive whole number before anything is queued about it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from core import vocabulary as V
 from core.config import Settings
 from core.events import Event
 from core.routing import Action, Ignored, Outcome, Router
-from handlers.shapes import ident, items, obj, text
+from handlers.shapes import ident, items, obj, text, version_problem
 
 router = Router()
 
@@ -23,6 +24,8 @@ MLFLOW_KINDS = {
     ("model_version_alias", "created"): "alias_set",
     ("model_version_alias", "deleted"): "alias_deleted",
 }
+# about a model, not one of its versions (MLflow's alias deletion names only the alias)
+UNVERSIONED_KINDS = frozenset({"model_created", "alias_deleted"})
 # Databricks workspace registry event → internal kind
 DATABRICKS_KINDS = {
     "REGISTERED_MODEL_CREATED": "model_created",
@@ -52,8 +55,12 @@ def model_event(registry: str, kind: str, model: str, version: str = "", **detai
 
 
 def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
+    # the model's name is one of config's, exactly: no other form of name reaches a worker
     if mev["model"] not in settings.registry_names:
         return Ignored(f"model {mev['model']!r} is no stage's registry_name in [models]")
+    needs_version = mev["version"] or mev["kind"] not in UNVERSIONED_KINDS
+    if needs_version and (why := version_problem(mev["version"])):
+        return Ignored(f"{mev['registry']} {mev['kind']} of {mev['model']}: {why}")
     return [Action(V.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
 
 

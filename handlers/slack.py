@@ -1,6 +1,7 @@
 """Slack slash commands and buttons → the same approval commands as on a PR.
 
-Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing.
+Payload fields are read through `handlers.shapes`: a field of the wrong type reads as missing; the user's id,
+and a button's `model@version`, are checked there before anything is queued (Slack shows the reason).
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ from core.commands import Command, parse_slack_text
 from core.config import Settings
 from core.events import Event
 from core.routing import Action, Ignored, Outcome, Router
-from handlers.shapes import items, obj, text
+from handlers.shapes import (
+    first_problem,
+    items,
+    model_name_problem,
+    obj,
+    shown,
+    slack_user_problem,
+    text,
+    version_problem,
+)
 
 router = Router()
 BUTTON_ACTIONS = {"approve", "reject"}
@@ -20,6 +30,8 @@ BUTTON_ACTIONS = {"approve", "reject"}
 def on_slack_command(event: Event, settings: Settings) -> Outcome:
     """`/mlops approve churn-model 7` → run it (or answer with the usage) via response_url."""
     form = event.data
+    if why := slack_user_problem(text(form, "user_id")):
+        return Ignored(why)
     parsed = parse_slack_text(form.get("text", ""))
     base = {
         "user_id": form["user_id"],
@@ -41,6 +53,9 @@ def on_slack_button(event: Event, settings: Settings) -> Outcome:
     actions = [a for a in items(data, "actions") if text(a, "action_id") in BUTTON_ACTIONS]
     if not actions:
         return Ignored("no approve/reject button in this interaction")
+    why = first_problem(slack_user_problem(text(user, "id")), *(_button_problem(text(a, "value")) for a in actions))
+    if why:
+        return Ignored(why)
     return [
         Action(
             V.HANDLE_SLACK_BUTTON,
@@ -57,3 +72,11 @@ def on_slack_button(event: Event, settings: Settings) -> Outcome:
         )
         for a in actions
     ]
+
+
+def _button_problem(value: str) -> str:
+    """Why a button's value is not the `model@version` the bot wrote on it, or ""."""
+    model, at, version = value.rpartition("@")
+    if not at:
+        return f"button value {shown(value)} is not model@version"
+    return first_problem(model_name_problem(model), version_problem(version))

@@ -114,10 +114,15 @@ def test_github_fields_of_the_wrong_type_are_not_a_500(client, event, doc):
 
 
 def test_registry_fields_of_the_wrong_type_are_not_a_500(client, signer):
-    tag = {"entity": "model_version_tag", "action": "set", "data": {"name": "churn-model", "key": ["k"]}}
+    # a version, as every tag event names one (issue #18: a tag event without one is ignored at the edge)
+    tag = {
+        "entity": "model_version_tag",
+        "action": "set",
+        "data": {"name": "churn-model", "version": "3", "key": ["k"]},
+    }
     body, headers = signer.mlflow(tag)
     assert client.post("/webhooks/mlflow", data=body, headers=headers).status_code == 202
-    doc = {"event": "MODEL_VERSION_TAG_SET", "model_name": "churn-model", "tags": 5}
+    doc = {"event": "MODEL_VERSION_TAG_SET", "model_name": "churn-model", "version": "3", "tags": 5}
     body = json.dumps(doc | {"event_timestamp": int(time.time() * 1000)}).encode()
     assert client.post("/webhooks/databricks", data=body, headers=_databricks(body)).status_code == 202
 

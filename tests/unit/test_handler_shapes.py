@@ -29,7 +29,14 @@ CASES = [
     ("github", "push", "", _with("push_new_branch", ("repository",), "acme/x"), "delivery has no repository"),
     ("github", "push", "", _with("push_new_branch", ("pusher",), ["x"]), "actions"),
     ("github", "delete", "", _with("delete_branch", ("ref_type",), {"a": 1}), "deleted ref is not a branch"),
-    ("github", "pull_request", "opened", _with("pull_request_opened", ("pull_request", "head"), [1]), "actions"),
+    # no head: its repository is unknown (a fork, awaiting /ok-to-test), but no commit names what to run
+    (
+        "github",
+        "pull_request",
+        "opened",
+        _with("pull_request_opened", ("pull_request", "head"), [1]),
+        "head commit '' is not a full commit SHA",
+    ),
     (
         "github",
         "pull_request",
@@ -44,7 +51,13 @@ CASES = [
         _with("issue_comment_pr", ("comment", "body"), 5),
         "no command in the comment",
     ),
-    ("github", "issue_comment", "created", _with("issue_comment_pr", ("comment", "user"), "x"), "actions"),
+    (
+        "github",
+        "issue_comment",
+        "created",
+        _with("issue_comment_pr", ("comment", "user"), "x"),
+        "comment author '' is not a GitHub login",
+    ),
     (
         "github",
         "issue_comment",
@@ -92,8 +105,15 @@ CASES = [
         "databricks",
         "registry",
         "MODEL_VERSION_TAG_SET",
-        {"model_name": "churn-model", "tags": [{"key": []}, 3]},
+        {"model_name": "churn-model", "version": "3", "tags": [{"key": []}, 3]},
         "actions",
+    ),
+    (
+        "databricks",
+        "registry",
+        "MODEL_VERSION_TAG_SET",
+        {"model_name": "churn-model", "tags": [{"key": "k"}]},
+        "databricks tag_set of churn-model: model version '' is not a positive whole number",
     ),
     ("slack", "block_actions", "approve", _with("slack_button", ("container",), True), "actions"),
     (
@@ -123,9 +143,10 @@ def test_wrong_shapes_read_as_missing(settings, source, name, action, data, expe
 
 
 def test_wrong_typed_values_never_reach_an_action(settings):
+    """Before issue #18 the action was queued with `pr: None`; now nothing is queued, and the answer says why."""
     data = _with("issue_comment_pr", ("issue", "number"), "7; rm -rf /")
-    [action] = router.dispatch(Event("github", "issue_comment", "created", "d-1", data), settings)
-    assert action.kwargs["pr"] is None
+    out = router.dispatch(Event("github", "issue_comment", "created", "d-1", data), settings)
+    assert out == Ignored("PR number '7; rm -rf /' is not a positive whole number")
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, WorkspaceGateway
 from workers.jobs import texts
-from workers.jobs.spec import idempotency_token, job_settings, repo_path, run_parameters
+from workers.jobs.spec import branch_refusal, idempotency_token, job_settings, repo_path, run_parameters
 
 log = get_logger("workers.jobs.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
@@ -101,10 +101,14 @@ def _create_once(ws: WorkspaceGateway, name: str, body: dict) -> int:
 def sync_branch(
     workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str
 ) -> list[Upserted]:
-    """Every configured workflow of the repo gets its job for this branch (and its Repo, if used)."""
+    """Every configured workflow the branch may run gets its job for this branch (and its Repo, if used): on
+    the default branch every one, on any other only those that run where pull requests train (spec.branch_refusal)."""
     repo = _repo(settings, repo_name)
     out = []
     for workflow_name, workflow in settings.repo_workflows(repo).items():
+        if why := branch_refusal(settings, repo, branch, workflow_name, workflow.environment):
+            log.info("branch.job_skipped", repo=repo.name, branch=branch, workflow=workflow_name, why=why)
+            continue
         ws = workspaces(workflow.environment)
         if repo.code_source == "repos":
             _check_out(ws, state, repo, branch)
@@ -170,6 +174,8 @@ def start_run(
     wf = _workflow(settings, repo_cfg, workflow)
     options = _dev_defaults(settings, repo_cfg.name, workflow, options)
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
+    if why := branch_refusal(settings, repo_cfg, branch, workflow, ws.name):
+        raise Permanent(why)  # a branch's code under review never runs as staging or prod
     if repo_cfg.code_source == "repos":
         _check_out(ws, state, repo_cfg, branch)
     upsert = partial(upsert_job, ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
@@ -301,18 +307,30 @@ def stale_jobs(
         parsed = parse_job_name(settings.bot.job_prefix, job.name)
         if parsed is None:
             continue
-        repo, branch, _ = parsed
+        repo, branch, workflow = parsed
         age_days = (now - job.created_time / 1000) / 86400 if job.created_time else 0
         if settings.bot.job_ttl_days and age_days > settings.bot.job_ttl_days:
             out.append((job.job_id, job.name, f"older than {settings.bot.job_ttl_days} days"))
         elif settings.repo(repo) is None:
             out.append((job.job_id, job.name, f"repository {repo} is no longer configured"))
+        elif why := _out_of_scope(settings, job.name, repo, branch, workflow):
+            out.append((job.job_id, job.name, why))
         else:
             if (repo, branch) not in answers:
                 answers[repo, branch] = branch_exists(repo, branch)
             if answers[repo, branch] is False:
                 out.append((job.job_id, job.name, _gone(branch)))
     return out
+
+
+def _out_of_scope(settings: Settings, name: str, repo_name: str, branch: str, workflow: str) -> str:
+    """Why a branch may no longer have this job, made before branch jobs ran only where pull requests train
+    (issue #18: a branch's `deploy` job ran its code as prod), or ""."""
+    repo, wf = settings.repo(repo_name), settings.workflows.get(workflow)
+    if repo is None or wf is None:
+        return ""
+    environment = name.rpartition("/")[2].partition("@")[2] or wf.environment  # `…/train@staging`: another's
+    return branch_refusal(settings, repo, branch, workflow, environment)
 
 
 def _gone(branch: str) -> str:

@@ -1,4 +1,5 @@
-"""What people read about per-branch jobs themselves: the janitor's Slack note and a missing workflow."""
+"""What people read about per-branch jobs themselves: the janitor's Slack note, a missing workflow, and why a
+branch has no job of a workflow."""
 
 from __future__ import annotations
 
@@ -12,3 +13,18 @@ def stale_jobs_removed(removed: list[dict]) -> str:
 
 def not_configured(what: str, name: str) -> str:
     return f"{what} {name} is not configured"
+
+
+def release_only(workflow: str, default_branch: str) -> str:
+    return (
+        f"`{workflow}` runs only from {default_branch}, started by the release train: "
+        "a branch's code under review never runs as a release stage"
+    )
+
+
+def not_where_branches_run(workflow: str, environment: str, allowed: list[str], default_branch: str) -> str:
+    where = ", ".join(allowed) or "no environment"
+    return (
+        f"`{workflow}` runs in {environment}, where only {default_branch}'s code runs; "
+        f"a branch's code runs in {where} (where pull requests train)"
+    )
