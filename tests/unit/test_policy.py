@@ -4,7 +4,7 @@ import pytest
 
 from core.commands import COMMANDS
 from core.config import parse_config
-from tests.fakes import pull, run_record
+from tests.fakes import pull, run_record, run_result
 from workers.core import permissions
 from workers.core.permissions import Refusal
 from workers.jobs import results as jobs_results
@@ -240,5 +240,8 @@ def test_what_the_audit_trail_records_once(decision, actor, once):
 
 
 def test_task_outputs_merge_the_last_json_line_of_each_task():
-    result = {"tasks": [{"output": 'log\n{"a": 1}\n{"b": 2}\n'}, {"output": "{not json}\n"}, {"output": '{"c": 3}'}]}
+    said = ['log\n{"a": 1}\n{"b": 2}\n', "{not json}\n", '{"c": 3}']
+    result = run_result(
+        tasks=[{"key": f"t{i}", "run_id": i, "result": "SUCCESS", "output": o} for i, o in enumerate(said)]
+    )
     assert jobs_results.task_outputs(result) == {"b": 2, "c": 3}

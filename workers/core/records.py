@@ -1,16 +1,16 @@
-"""What the workers keep in Redis, as typed values: the release, the approval request, the run record, the
-lineage record and the plans a task keeps (workers/core/state.py saves and reads them, nothing else does).
+"""What the workers keep in Redis, as typed values: the release, the approval request, the run record and its
+result, the lineage record and the plans a task keeps (workers/core/state.py saves and reads them, nothing else does).
 
 Pure: no I/O. The JSON keeps today's keys, so a record saved by an older bot is read by this one. A field with
-a default is written only when it differs from it (a key absent from the JSON means the default); a field
-without one is always written. Records are frozen: a change is `dataclasses.replace`.
+a default is written only when it differs from it (a key absent from the JSON means the default), unless the
+record `writes_defaults` (as the older bot did for it); a field without one is always written. Records are frozen: a change is `dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 Json = Mapping[str, Any]  # a record as json.loads gives it back
 
@@ -19,13 +19,15 @@ Json = Mapping[str, Any]  # a record as json.loads gives it back
 class Record:
     """The one (de)serialiser of every record below; a record with nested records overrides `from_json`."""
 
+    writes_defaults: ClassVar[bool] = False  # True: every key is written, as the older bot always did
+
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("flat"):
                 out.update(value.to_json())
-            elif not _is_default(f.default, f.default_factory, value):
+            elif self.writes_defaults or not _is_default(f.default, f.default_factory, value):
                 out[f.metadata.get("key", f.name)] = _plain(value)
         return out
 
@@ -242,6 +244,40 @@ class RunContext(Record):
 
 
 @dataclass(frozen=True)
+class TaskResult(Record):
+    """One task of a finished run (workers/jobs/results.py `run_result`)."""
+
+    writes_defaults = True
+
+    key: str
+    run_id: int
+    result: str  # its result state
+    duration_s: float = 0.0
+    output: str = ""  # the end of what it said (a script's logs, a notebook's exit value), then its error
+
+
+@dataclass(frozen=True)
+class RunResult(Record):
+    """A finished run as plain values (workers/jobs/results.py `run_result`), kept in its run record."""
+
+    writes_defaults = True
+
+    run_id: int
+    job_id: int
+    life_cycle: str
+    result: str  # the result state, else the life cycle: what people are told
+    message: str = ""
+    run_page_url: str = ""
+    duration_s: float = 0.0
+    used_commit: str = ""
+    tasks: tuple[TaskResult, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Json) -> Self:
+        return replace(super().from_json(data), tasks=tuple(TaskResult.from_json(t) for t in data.get("tasks") or []))
+
+
+@dataclass(frozen=True)
 class RunRecord(Record):
     """A run the bot started, as it last saw it (`context` is saved flat, beside the other keys)."""
 
@@ -260,7 +296,7 @@ class RunRecord(Record):
     state: str
     started_at: float
     context: RunContext = field(default=RunContext(), metadata={"flat": True})
-    result: dict[str, Any] | None = None  # workers/jobs/results.py `run_result`
+    result: RunResult | None = None
     finished_at: float | None = None
     error: str = ""
     cancelled_by: str = ""
@@ -269,7 +305,11 @@ class RunRecord(Record):
 
     @classmethod
     def from_json(cls, data: Json) -> Self:
-        return replace(super().from_json(data), context=RunContext.from_json(data))
+        result = data.get("result")
+        found = super().from_json(data)
+        return replace(
+            found, context=RunContext.from_json(data), result=RunResult.from_json(result) if result else None
+        )
 
 
 @dataclass(frozen=True)

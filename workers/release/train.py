@@ -30,6 +30,7 @@ from workers.core.records import (
     Release,
     RunContext,
     RunRecord,
+    RunResult,
     StagingStage,
 )
 from workers.gateways import Version
@@ -107,7 +108,7 @@ def _train_staging(
 
 
 # --- finished runs of the train ---------------------------------------------------------------------------
-def on_run_finished(deps: Deps, record: RunRecord, result: dict) -> str:
+def on_run_finished(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """A run the release started has finished: hand it to the step that waits for it."""
     purpose = record.context.purpose
     if purpose == "train":
@@ -121,7 +122,7 @@ def on_run_finished(deps: Deps, record: RunRecord, result: dict) -> str:
     return "logged"
 
 
-def trained(deps: Deps, record: RunRecord, result: dict) -> str:
+def trained(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """Staging training finished: find the version it registered (proven) and validate it."""
     lineage.finished(deps.state, record.environment, record.run_id)
     model, pr = record.context.release_model, record.context.release_pr
@@ -129,12 +130,12 @@ def trained(deps: Deps, record: RunRecord, result: dict) -> str:
     release = deps.state.release(model, record.repo, pr) if pr is not None else None
     if release is None:
         return "no release"
-    release = replace(release, staging=replace(release.staging, train_state=result["result"]))
-    if result["result"] not in V.GOOD:
-        release = texts.with_event(release, texts.event("training-failed", record.run_id, result=result["result"]))
+    release = replace(release, staging=replace(release.staging, train_state=result.result))
+    if result.result not in V.GOOD:
+        release = texts.with_event(release, texts.event("training-failed", record.run_id, result=result.result))
         release_feedback.publish(deps, release)
         release_feedback.deployment(
-            deps, release, staging.environment, "", "failure", "training failed", result["run_page_url"]
+            deps, release, staging.environment, "", "failure", "training failed", result.run_page_url
         )
         return "staging training failed"
     found = lineage.registered_by(deps.state, deps.registry, staging.environment, staging.registry_name, record)
@@ -259,7 +260,7 @@ def _validation_started(deps: Deps, request: ApprovalRequest, environment: str, 
     return f"validating in run {run_id}"
 
 
-def validated(deps: Deps, record: RunRecord, result: dict) -> str:
+def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """The validate run finished: the candidate against the champion it scored on the same data, the gates,
     the version's tags, and (if it passed) the approval request."""
     request = deps.state.approval(record.context.name, record.context.version)
@@ -269,15 +270,15 @@ def validated(deps: Deps, record: RunRecord, result: dict) -> str:
     comparison = policy.compare(
         deps.settings.models[request.model].gates, outputs.get("metrics") or {}, _champion(outputs)
     )
-    passed, summary = policy.validation_outcome(result["result"], outputs, comparison)
-    cancelled = result["result"] == "CANCELED"
+    passed, summary = policy.validation_outcome(result.result, outputs, comparison)
+    cancelled = result.result == "CANCELED"
     status = "passed" if passed else "cancelled" if cancelled else "failed"
     deps.registry.set_tags(
         request.name,
         request.version,
         {
             V.VALIDATION_SUMMARY: summary[:500],
-            V.VALIDATION_RUN: result.get("run_page_url", ""),
+            V.VALIDATION_RUN: result.run_page_url,
             V.VALIDATION_STATUS: status,
         },
     )  # the status goes last: whoever sees it also sees the summary and the run
@@ -289,7 +290,7 @@ def validated(deps: Deps, record: RunRecord, result: dict) -> str:
         data=str(outputs.get("data") or ""),
         gates=tuple(Gate(g.gate, g.passed, g.detail) for g in comparison.gates),
         champion=Champion.from_json(comparison.champion) if comparison.champion else None,
-        validation_url=result.get("run_page_url", ""),
+        validation_url=result.run_page_url,
     )
     deps.state.save_approval(request)
     approvals.audit(deps, "validated", request, V.BOT, "validation", summary)
