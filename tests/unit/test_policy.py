@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.commands import COMMANDS
+from core.commands import COMMANDS, Command
 from core.config import parse_config
 from tests.fakes import pull, run_record, run_result
 from workers.core import permissions
@@ -76,19 +76,19 @@ def test_help_lists_what_the_role_may_run(settings, role, listed):
 @pytest.mark.parametrize(
     "command, user, role, expected",
     [
-        ({}, "alice", "write", ("toy", {})),
-        ({"dataset": "full"}, "bob", "write", ("full", {})),
-        ({"params": {"max_depth": "3"}}, "alice", "write", ("toy", {"max_depth": "3"})),
-        ({"dataset": "huge"}, "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
-        ({"dataset": "full"}, "alice", "write", "`/train full` costs money: only @bob may start it."),
+        (Command("train"), "alice", "write", ("toy", {})),
+        (Command("train", dataset="full"), "bob", "write", ("full", {})),
+        (Command("train", params={"max_depth": "3"}), "alice", "write", ("toy", {"max_depth": "3"})),
+        (Command("train", dataset="huge"), "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
+        (Command("train", dataset="full"), "alice", "write", "`/train full` costs money: only @bob may start it."),
         (
-            {"dataset": "full"},
+            Command("train", dataset="full"),
             "bob",
             "read",
             "`/train-full` needs write permission on acme/churn-model; you have read.",
         ),
         (
-            {"params": {"lr": "1"}},
+            Command("train", params={"lr": "1"}),
             "alice",
             "write",
             "parameter `lr` is not allowed for `train`; allowed: n_estimators, max_depth, learning_rate.",
@@ -105,7 +105,7 @@ def test_train_rules(settings, command, user, role, expected):
 
 def test_train_refusals_carry_the_usage_when_it_helps(settings):
     with pytest.raises(Refusal) as refused:
-        pr_policy.train_options(settings, REPO, {"dataset": "huge"}, "alice", "write")
+        pr_policy.train_options(settings, REPO, Command("train", dataset="huge"), "alice", "write")
     assert refused.value.usage == COMMANDS["train"].usage
 
 

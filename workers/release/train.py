@@ -13,7 +13,7 @@ a staging version is validated once, whichever way it is found first.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from core import stages
 from core import vocabulary as V
@@ -27,6 +27,7 @@ from workers.core.records import (
     Gate,
     Lineage,
     ProdStage,
+    Record,
     Release,
     RunContext,
     RunRecord,
@@ -153,9 +154,27 @@ def trained(deps: Deps, record: RunRecord, result: RunResult) -> str:
 
 
 # --- versions found by registry events (webhooks, polling) ------------------------------------------------
-def on_model_event(deps: Deps, mev: dict, delivery_id: str) -> str:
+@dataclass(frozen=True)
+class ModelEvent(Record):
+    """A registry's event as handlers/registry.py `model_event` words it (the task's JSON), or as polling finds it."""
+
+    registry: str  # mlflow | databricks | poll
+    kind: str  # version_created, alias_set, transition_requested, … (handlers/registry.py's kinds)
+    model: str  # the registry's name of the model
+    version: str = ""
+    alias: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    source: str = ""
+    to_stage: str = ""
+    from_stage: str = ""
+    comment: str = ""
+    text: str = ""
+
+
+def on_model_event(deps: Deps, event: ModelEvent, delivery_id: str) -> str:
     """The one entry point for every registry's events (and polling). Returns what was done."""
-    kind, name, version = mev["kind"], mev["model"], str(mev.get("version", ""))
+    kind, name, version = event.kind, event.model, event.version
     owner = stages.owner_of(deps.settings, name)
     if kind != "version_created" or owner is None or not version:
         if kind == "transition_requested" and version:
