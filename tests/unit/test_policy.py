@@ -7,6 +7,7 @@ from core.config import parse_config
 from tests.fakes import pull, run_record, run_result
 from workers.core import permissions
 from workers.core.permissions import Refusal
+from workers.core.records import Champion
 from workers.jobs import results as jobs_results
 from workers.pr import policy as pr_policy
 from workers.release import policy as release_policy
@@ -184,7 +185,7 @@ def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
     assert pr_policy.check_workflow(settings, name) == workflow
 
 
-CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80, "roc_auc": 0.7}}
+CHAMPION = Champion("churn-model", "3", {"accuracy": 0.80, "roc_auc": 0.7})
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,7 @@ CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80
 def test_champion_and_gates(settings, metrics, champion, version, passed, compared_with):
     comparison = release_policy.compare(settings.models["churn-model"].gates, metrics, champion, version)
     assert comparison.passed is passed
-    assert (comparison.champion or {}).get("version") == compared_with
+    assert (comparison.champion.version if comparison.champion else None) == compared_with
 
 
 @pytest.mark.parametrize(

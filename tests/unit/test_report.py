@@ -4,6 +4,7 @@ from dataclasses import replace
 
 from tests.fakes import run_record, run_result
 from workers.core.gates import evaluate_all
+from workers.core.records import Champion
 from workers.jobs.reports import render_result, render_status
 
 RECORD = run_record(
@@ -48,9 +49,9 @@ def test_failed_run_report_has_tasks_links_and_the_failing_output():
 def test_metrics_against_the_champion_and_gates():
     metrics, champion = (
         {"accuracy": 0.80, "roc_auc": 0.7},
-        {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.78}},
+        Champion("churn-model", "3", {"accuracy": 0.78}),
     )
-    gates = evaluate_all(["accuracy >= champion - 0.01"], metrics, champion["metrics"])
+    gates = evaluate_all(["accuracy >= champion - 0.01"], metrics, champion.metrics)
     text = render_result(
         RECORD, replace(RESULT, result="SUCCESS", tasks=()), metrics=metrics, champion=champion, gates=gates
     )

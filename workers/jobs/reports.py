@@ -11,7 +11,7 @@ import time
 
 from core.vocabulary import QUIET_TASK_RESULTS
 from workers.core.gates import GateResult
-from workers.core.records import RunRecord, RunResult
+from workers.core.records import Champion, RunRecord, RunResult
 from workers.escaping import md_cell, md_code, md_text
 
 ICONS = {
@@ -75,7 +75,7 @@ def render_result(
     result: RunResult,
     *,
     metrics: dict[str, float] | None = None,
-    champion: dict | None = None,
+    champion: Champion | None = None,
     gates: list[GateResult] | None = None,
     mlflow_run_url: str = "",
 ) -> str:
@@ -118,10 +118,10 @@ def _failed_outputs(result: RunResult) -> list[str]:
     return lines
 
 
-def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
-    champ_metrics = (champion or {}).get("metrics") or {}
+def _metrics_table(metrics: dict[str, float], champion: Champion | None) -> str:
+    champ_metrics = champion.metrics if champion else {}
     title = (
-        f"#### Metrics vs champion ({champion['model']} v{champion['version']})"
+        f"#### Metrics vs champion ({champion.model} v{champion.version})"
         if champion
         else "#### Metrics (no champion yet)"
     )

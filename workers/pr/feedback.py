@@ -12,7 +12,7 @@ from core.config import Settings
 from core.logs import get_logger
 from core.vocabulary import status_context
 from workers.core import sticky
-from workers.core.records import RunRecord, RunResult
+from workers.core.records import Champion, RunRecord, RunResult
 from workers.core.state import State
 from workers.gateways import ForgeGateway, RegistryGateway
 from workers.jobs import reports, results
@@ -86,7 +86,8 @@ def metrics_for(
     if not model:
         return metrics, release_policy.Comparison(None), registry.run_url(run_id)
     prod = stages.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
-    champion = registry.champion(prod, settings.mlflow.champion_alias)
+    found = registry.champion(prod, settings.mlflow.champion_alias)  # the gateway's plain values, typed here
+    champion = Champion.from_json(found) if found else None
     return metrics, release_policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
 
 

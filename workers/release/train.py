@@ -13,7 +13,9 @@ a staging version is validated once, whichever way it is found first.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from core import stages
 from core import vocabulary as V
@@ -308,7 +310,7 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
         metrics=outputs.get("metrics") or {},
         data=str(outputs.get("data") or ""),
         gates=tuple(Gate(g.gate, g.passed, g.detail) for g in comparison.gates),
-        champion=Champion.from_json(comparison.champion) if comparison.champion else None,
+        champion=comparison.champion,
         validation_url=result.run_page_url,
     )
     deps.state.save_approval(request)
@@ -322,16 +324,12 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     return f"validation {status}"
 
 
-def _champion(outputs: dict) -> dict | None:
+def _champion(outputs: Mapping[str, Any]) -> Champion | None:
     """The prod champion as the validate run scored it (None on a first release: nothing to compare)."""
     metrics = outputs.get("champion_metrics")
     if not isinstance(metrics, dict) or not metrics:
         return None
-    return {
-        "model": outputs.get("champion", ""),
-        "version": str(outputs.get("champion_version") or ""),
-        "metrics": metrics,
-    }
+    return Champion(outputs.get("champion", ""), str(outputs.get("champion_version") or ""), metrics)
 
 
 def _validation_shown(deps: Deps, request: ApprovalRequest, status: str) -> None:
