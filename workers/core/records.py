@@ -3,7 +3,8 @@ result, the lineage record and the plans a task keeps (workers/core/state.py sav
 
 Pure: no I/O. The JSON keeps today's keys, so a record saved by an older bot is read by this one. A field with
 a default is written only when it differs from it (a key absent from the JSON means the default), unless the
-record `writes_defaults` (as the older bot did for it); a field without one is always written. Records are frozen: a change is `dataclasses.replace`.
+record `writes_defaults` (the older bot wrote all its keys); a field without one is always written. Records are
+frozen: a change is `dataclasses.replace`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ Json = Mapping[str, Any]  # a record as json.loads gives it back
 class Record:
     """The one (de)serialiser of every record below; a record with nested records overrides `from_json`."""
 
-    writes_defaults: ClassVar[bool] = False  # True: every key is written, as the older bot always did
+    writes_defaults: ClassVar[bool] = False  # True: every key is written, defaults too
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
