@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal, get_args
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args
 
 from markdown_it import MarkdownIt
 
@@ -44,10 +44,16 @@ class Command:
     reason: str = ""
     environment: str = ""
     line: str = ""
+    commented_at: str = ""  # a PR comment's time, set by the receiver: `/ok-to-test` weighs it against the push
 
     def as_kwargs(self) -> dict:
         """Plain values for a task message (JSON-safe)."""
         return {k: v for k, v in self.__dict__.items() if v not in ("", {}) or k == "name"}
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> Command:
+        """The command a task message carries (`as_kwargs`); a key it does not know is left out."""
+        return cls(**{f.name: kwargs[f.name] for f in fields(cls) if f.name in kwargs})
 
 
 Parser = Callable[[str, list[str], str, str], Command]  # (name, words, the text after the name, line)

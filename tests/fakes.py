@@ -15,7 +15,8 @@ from typing import Any
 
 from core.config import Settings
 from workers.core.context import Deps
-from workers.core.records import ApprovalRequest, Release, RunRecord
+from workers.core.records import ApprovalRequest, Release
+from workers.core.run_records import RunRecord, RunResult
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent, Transient
 from workers.gateways import GitIdentity, JobRef, Pull, PullCommit, RunInfo, TaskOutput, TaskRun, Version
@@ -29,6 +30,11 @@ def run_record(**saved: Any) -> RunRecord:
     base = dict(run_id=1, job_id=1, job="", environment="dev", repo="acme/churn-model", branch="main", sha="")
     base.update(workflow="train", pr=None, requested_by="", parameters={}, token="", state="PENDING", started_at=0)
     return RunRecord.from_json({**base, **saved})
+
+
+def run_result(**saved: Any) -> RunResult:
+    """A finished run's result as run_result saves it; tasks as their saved dicts."""
+    return RunResult.from_json({"run_id": 1, "job_id": 1, "life_cycle": "TERMINATED", "result": "SUCCESS", **saved})
 
 
 def approval_request(**saved: Any) -> ApprovalRequest:

@@ -1,6 +1,7 @@
 """Celery tasks. Each builds the one dependencies object, calls one service function and lets
-BotTask classify errors (workers/errors.py). Arguments are plain values from the handlers; the
-worker re-reads current state.
+BotTask classify errors (workers/errors.py). Arguments are plain values from the handlers (JSON); a
+parsed command and a model event become their typed values here, and nowhere else. The worker re-reads
+current state.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core import vocabulary as V
+from core.commands import Command
 from core.logs import get_logger
 from workers import giving_up
 from workers.core.base import BotTask, CeleryScheduler, app
@@ -99,7 +101,8 @@ def run_command(
     self, repo: str, pr: int, comment_id: int, user: str, command: dict, delivery_id: str, index: int = 0
 ) -> None:
     """`/command` on a PR → acknowledge, check permission, act, answer on the PR."""
-    chatops.run_command(chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index), command)
+    ctx = chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index)
+    chatops.run_command(ctx, Command.from_kwargs(command))
 
 
 @app.task(base=TellingTask, name=V.REFUSE_COMMAND, bind=True)
@@ -151,13 +154,14 @@ def rerun_check(
 @app.task(base=TellingTask, name=V.HANDLE_MODEL_EVENT, bind=True)
 def handle_model_event(self, model_event: dict, delivery_id: str) -> None:
     """registry event (MLflow or Databricks) → validate a new staging version, re-ask on transition requests."""
-    done = release.on_model_event(deps(), model_event, delivery_id)
+    event = release.ModelEvent.from_json(model_event)
+    done = release.on_model_event(deps(), event, delivery_id)
     log.info(
         "model_event.handled",
         delivery_id=delivery_id,
-        kind=model_event["kind"],
-        model=model_event["model"],
-        version=model_event.get("version"),
+        kind=event.kind,
+        model=event.model,
+        version=event.version,
         outcome=done,
     )
 
@@ -174,7 +178,14 @@ def run_slack_command(
     **details: Any,
 ) -> None:
     """Slack `/mlops approve churn-model 7` → the same approval policy as on a PR; answer via response_url."""
-    slack_commands.run_slash_command(deps(), user_id, response_url, command, error, details.get("channel_id", ""))
+    slack_commands.run_slash_command(
+        deps(),
+        user_id,
+        response_url,
+        Command.from_kwargs(command) if command else None,
+        error,
+        details.get("channel_id", ""),
+    )
 
 
 @app.task(base=TellingTask, name=V.HANDLE_SLACK_BUTTON, bind=True)

@@ -12,10 +12,11 @@ import pytest
 from devstack.mlrepo import branch, make_repo
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.support.stacks import bot_settings, finished_run, service_fixture, workspace_client
+from workers.core.run_records import RunResult
 from workers.core.state import State
 from workers.errors import Permanent
-from workers.jobs.spec import branch_jobs
-from workers.jobs.spec import results as run_results
+from workers.jobs import branch_jobs
+from workers.jobs import results as run_results
 
 sandbox = service_fixture(start_workspace, "ws")
 
@@ -56,7 +57,7 @@ def names(client) -> list[str]:
     return sorted(j.settings.name for j in client.jobs.list())
 
 
-def finish(workspaces, state, run_id: int, timeout: float = 60) -> dict:
+def finish(workspaces, state, run_id: int, timeout: float = 60) -> RunResult:
     """Follow a run the way the follow_run task does: one poll per call, never sleeping inside."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -163,13 +164,13 @@ def test_toy_run_executes_the_branch_code_and_succeeds(world, repo):
         params={"lr": "0.1"},
     )
     result = finish(workspaces, state, started.run_id)
-    assert result["result"] == "SUCCESS"
-    assert [t["key"] for t in result["tasks"]] == ["prepare", "train"]
-    assert all(t["result"] == "SUCCESS" for t in result["tasks"])
-    assert result["used_commit"] == sha
-    assert '"score": 90' in result["tasks"][1]["output"]  # 2 * sum(range(10)) from the branch's own package
-    assert f'"commit": "{sha}"' in result["tasks"][1]["output"]
-    assert result["run_page_url"].startswith("http://127.0.0.1")
+    assert result.result == "SUCCESS"
+    assert [t.key for t in result.tasks] == ["prepare", "train"]
+    assert all(t.result == "SUCCESS" for t in result.tasks)
+    assert result.used_commit == sha
+    assert '"score": 90' in result.tasks[1].output  # 2 * sum(range(10)) from the branch's own package
+    assert f'"commit": "{sha}"' in result.tasks[1].output
+    assert result.run_page_url.startswith("http://127.0.0.1")
     assert state.run("dev", started.run_id).state == "SUCCESS"
 
 
@@ -178,9 +179,9 @@ def test_failing_task_yields_failed_with_its_output(world, repo):
     sha = branch(repo, "feature/fail")
     started = start(workspaces, state, settings, branch="feature/fail", sha=sha, trigger="d-2:0", params={"fail": "1"})
     result = finish(workspaces, state, started.run_id)
-    assert result["result"] == "FAILED"
-    failed = {t["key"]: t for t in result["tasks"]}["train"]
-    assert failed["result"] == "FAILED" and "loss exploded at epoch 3" in failed["output"]
+    assert result.result == "FAILED"
+    failed = {t.key: t for t in result.tasks}["train"]
+    assert failed.result == "FAILED" and "loss exploded at epoch 3" in failed.output
 
 
 def test_same_trigger_never_starts_a_second_run(world, repo):
@@ -264,7 +265,7 @@ def test_repos_code_source_keeps_a_repo_per_branch(world, repo, sandbox, tmp_pat
         if r.path.startswith("/Repos/mlops-bot/tiny-ml-feature-repo")
     ]
     assert r.branch == "feature/repo" and r.head_commit_id == sha
-    assert finish(workspaces, state, started.run_id)["result"] == "SUCCESS"
+    assert finish(workspaces, state, started.run_id).result == "SUCCESS"
     branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/repo")
     assert not [r for r in client.repos.list(path_prefix="/Repos/mlops-bot/") if "feature-repo" in r.path]
 

@@ -30,7 +30,7 @@ from workers.core.state import State
 from workers.errors import NotFound, Permanent
 from workers.gateways.forge import Forge
 from workers.gateways.workspace import Workspace
-from workers.jobs.spec import branch_jobs
+from workers.jobs import branch_jobs
 
 REPO = "acme/tiny-ml"
 BOT = "mlops-bot[bot]"

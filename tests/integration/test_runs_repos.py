@@ -36,8 +36,8 @@ from tests.support.stacks import bot_settings, bot_stack, service_fixture, works
 from tests.support.webhooks import post
 from workers.core.state import State
 from workers.errors import Permanent, Transient
-from workers.jobs.spec import branch_jobs
-from workers.jobs.spec import results as jobs_results
+from workers.jobs import branch_jobs
+from workers.jobs import results as jobs_results
 
 NOTEBOOK = textwrap.dedent("""\
     # Databricks notebook source
@@ -109,7 +109,7 @@ def test_repos_mode_makes_the_folder_before_the_git_folder(world, repo):
     assert client.workspace.get_status("/Repos/fresh-folder").object_type.value == "DIRECTORY"
     [made] = [r for r in client.repos.list(path_prefix="/Repos/fresh-folder/")]
     assert made.branch == "feature/folder" and made.head_commit_id == sha
-    assert finish(workspaces, state, started.run_id)["result"] == "SUCCESS"
+    assert finish(workspaces, state, started.run_id).result == "SUCCESS"
 
 
 # --- a job deleted behind the cache ---------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_a_job_deleted_behind_the_cache_is_made_again_and_run(world, repo):
     second = start(workspaces, state, settings, branch="feature/deleted", sha=sha)
     assert second.job_id != first.job_id
     assert names(client).count("mlops-bot/acme/tiny-ml/feature/deleted/train") == 1
-    assert finish(workspaces, state, second.run_id)["result"] == "SUCCESS"
+    assert finish(workspaces, state, second.run_id).result == "SUCCESS"
 
 
 # --- outputs by task type -------------------------------------------------------------------------------
@@ -141,9 +141,9 @@ def test_a_notebooks_exit_value_is_what_it_said(world, repo):
     sha = branch(repo, "feature/notebook")
     started = start(workspaces, state, settings, branch="feature/notebook", sha=sha, workflow="nbtrain")
     result = finish(workspaces, state, started.run_id)
-    assert result["result"] == "SUCCESS"
+    assert result.result == "SUCCESS"
     assert jobs_results.task_outputs(result) == {"metrics": {"score": 42}, "commit": sha}
-    assert "are not returned" not in result["tasks"][0]["output"]
+    assert "are not returned" not in result.tasks[0].output
 
 
 # --- fork pull requests ---------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_a_forks_pr_runs_its_head_commit_whatever_pin_says(world, repo, tmp_path
     source = client.jobs.get(started.job_id).settings.git_source
     assert (source.git_commit, source.git_branch, source.git_url) == (sha, None, fork_url)
     result = finish(workspaces, state, started.run_id)
-    assert (result["result"], result["used_commit"]) == ("SUCCESS", sha)
+    assert (result.result, result.used_commit) == ("SUCCESS", sha)
     assert list(client.repos.list(path_prefix="/Repos/forks/")) == []
 
 

@@ -34,7 +34,7 @@ from workers.core.state import State
 from workers.errors import NotFound, Permanent, Transient
 from workers.gateways import registry as registry_gateway
 from workers.gateways.registry import Registry
-from workers.release.train import polling as registry_watch
+from workers.release import polling as registry_watch
 
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from core import audit
+from core.commands import Command
 from tests.conftest import ROOT
 from tests.fakes import Faults, Killed, World, faulty, pull, world
 from tests.unit.test_release import PR, PROD, REPO, SCORED, STAGING, merge, register, released, ws
@@ -128,13 +129,13 @@ def prepared(settings, redis_client) -> World:
     return w
 
 
-def _command(w: World, pr: int, comment_id: int, user: str, command: dict) -> Callable[[], object]:
+def _command(w: World, pr: int, comment_id: int, user: str, command: Command) -> Callable[[], object]:
     return lambda: chatops.run_command(chatops.command_context(w.deps, REPO, pr, comment_id, user, "d", 0), command)
 
 
 def _approved(w: World) -> None:
     released(w)
-    _command(w, PR, 900, "bob", {"name": "approve", "line": "/approve"})()
+    _command(w, PR, 900, "bob", Command("approve", line="/approve"))()
 
 
 def _trained(w: World) -> int:
@@ -165,14 +166,14 @@ def _two_needed(w: World) -> None:
 
 
 def _pr_run_finished(w: World) -> int:
-    _command(w, 8, 901, "alice", {"name": "train", "line": "/train"})()
+    _command(w, 8, 901, "alice", Command("train", line="/train"))()
     run = max(ws(w, "dev").runs)
     ws(w, "dev").finish(run, "SUCCESS", "accuracy=0.91")
     return run
 
 
 SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
-    "/train on an open PR": lambda w: _command(w, 8, 901, "alice", {"name": "train", "line": "/train"}),
+    "/train on an open PR": lambda w: _command(w, 8, 901, "alice", Command("train", line="/train")),
     "/train run finished → reported": lambda w: (lambda run: lambda: runs.follow(w.deps, "dev", run))(
         _pr_run_finished(w)
     ),  # fmt: skip
@@ -183,15 +184,15 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
     ),  # fmt: skip
     "/approve → copy, crown, deploy": lambda w: (
         released(w),
-        _command(w, PR, 900, "bob", {"name": "approve", "line": "/approve"}),
+        _command(w, PR, 900, "bob", Command("approve", line="/approve")),
     )[1],  # fmt: skip
     "/approve 1 of 2 → counted": lambda w: (
         _two_needed(w),
-        _command(w, PR, 903, "bob", {"name": "approve", "line": "/approve"}),
+        _command(w, PR, 903, "bob", Command("approve", line="/approve")),
     )[1],  # fmt: skip
     "/reject → tags, comments, Slack": lambda w: (
         released(w),
-        _command(w, PR, 904, "bob", {"name": "reject", "reason": "drifts on March data", "line": "/reject"}),
+        _command(w, PR, 904, "bob", Command("reject", reason="drifts on March data", line="/reject")),
     )[1],  # fmt: skip
     "Slack Approve → copy, crown, deploy": lambda w: (
         released(w),
@@ -204,7 +205,7 @@ SCENARIOS: dict[str, Callable[[World], Callable[[], object]]] = {
     ),  # fmt: skip
     "/rollback prod": lambda w: (
         _approved(w),
-        _command(w, PR, 902, "mo", {"name": "rollback", "environment": "prod", "line": "/rollback prod"}),
+        _command(w, PR, 902, "mo", Command("rollback", environment="prod", line="/rollback prod")),
     )[1],  # fmt: skip
 }
 MLFLOW_DOWN = (

@@ -30,8 +30,9 @@ from devstack.mlrepo import config_text
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from devstack.waiting import wait_until
 from tests.conftest import SECRETS
-from tests.integration.test_branch_jobs import names, sdk
+from tests.integration.test_branch_jobs import names
 from tests.integration.test_stack_jobs import logged
+from tests.support.stacks import workspace_client as sdk
 from tests.support.webhooks import post
 from workers.core.state import State
 from workers.errors import Permanent

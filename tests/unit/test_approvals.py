@@ -40,7 +40,7 @@ def w(settings, redis_client):
 
 
 def validate(w, output=GOOD, result="SUCCESS"):
-    event = {"kind": "version_created", "model": STAGING, "version": "2"}
+    event = release.ModelEvent("mlflow", "version_created", STAGING, "2")
     assert release.on_model_event(w.deps, event, "d-1").startswith("validating in run")
     [(environment, run_id, _)] = w.scheduler.follows
     w.deps.workspaces(environment).finish(run_id, result, output)

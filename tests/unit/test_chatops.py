@@ -3,7 +3,7 @@
 import pytest
 from markdown_it import MarkdownIt
 
-from core.commands import COMMANDS
+from core.commands import COMMANDS, Command
 from tests.fakes import pull, world
 from workers.core.state import State
 from workers.pr import chatops
@@ -22,7 +22,7 @@ def w(settings, redis_client):
 
 def command(w, user, name, index=0, **args):
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, user, "d-1", index)
-    chatops.run_command(ctx, {"name": name, "line": f"/{name}", **args})
+    chatops.run_command(ctx, Command(name, line=f"/{name}", **args))
     return w.forge.comment("reply", f"{COMMENT}-{index}")
 
 
@@ -119,7 +119,7 @@ def test_a_malformed_command_is_answered_with_the_usage(w):
 def test_the_same_comment_delivered_again_under_a_new_delivery_id_starts_nothing_twice(w):
     for delivery in ("d-1", "d-redelivered"):  # GitHub's "Redeliver", or a replay of a captured request
         ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", delivery, 0)
-        chatops.run_command(ctx, {"name": "train", "line": "/train"})
+        chatops.run_command(ctx, Command("train", line="/train"))
     assert len(w.workspace.runs) == 1
 
 
@@ -128,11 +128,11 @@ def test_ok_to_test_covers_only_a_head_pushed_before_the_comment(w):
     w.forge.pulls[PR] = pull(PR, fork=True, sha="b" * 40)
     w.deps.state.note_head(REPO, PR, "b" * 40, "2026-11-28T12:00:05Z")  # GitHub's updated_at on that push
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-1", 0)
-    chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": "2026-11-28T12:00:00Z"})
+    chatops.run_command(ctx, Command("ok-to-test", line="/ok-to-test", commented_at="2026-11-28T12:00:00Z"))
     reply = w.forge.comment("reply", f"{COMMENT}-0")
     assert "head moved to `bbbbbbb` after your comment" in reply and not w.workspace.runs
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT + 1, "alice", "d-2", 0)
-    chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": "2026-11-28T12:01:00Z"})
+    chatops.run_command(ctx, Command("ok-to-test", line="/ok-to-test", commented_at="2026-11-28T12:01:00Z"))
     assert len(w.workspace.runs) == 1  # said again after looking at it: granted
 
 
@@ -147,10 +147,10 @@ SLACK_USAGE = (
     "command, error, answer",
     [
         (None, "unknown command `/launch`; try `/help`", "unknown command `/launch`; try `/help`\n" + SLACK_USAGE),
-        ({"name": "status"}, "", SLACK_USAGE),  # a PR command Slack does not take
-        ({"name": "approve"}, "", "Name the model and version. " + SLACK_USAGE),
-        ({"name": "reject", "model": "churn-model", "version": "7", "reason": "x"}, "", "is not mapped"),
-        ({"name": "rollback", "environment": "prod", "model": "churn-model"}, "", "is not mapped"),
+        (Command("status"), "", SLACK_USAGE),  # a PR command Slack does not take
+        (Command("approve"), "", "Name the model and version. " + SLACK_USAGE),
+        (Command("reject", model="churn-model", version="7", reason="x"), "", "is not mapped"),
+        (Command("rollback", environment="prod", model="churn-model"), "", "is not mapped"),
     ],
 )
 def test_slack_commands_reach_their_service_or_are_answered_with_the_usage(w, command, error, answer):

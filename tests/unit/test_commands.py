@@ -1,5 +1,8 @@
 """The slash-command parser: a table of cases, and properties over arbitrary text."""
 
+import json
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,6 +68,14 @@ from core.commands import COMMANDS, Command, CommandError, command_lines, parse_
 )
 def test_valid_commands(text, expected):
     assert parse_comment(text) == expected
+
+
+def test_a_task_message_reads_back_as_the_command_the_receiver_parsed():
+    """The receiver enqueues `as_kwargs` (handlers/github.py adds the comment's time); a worker reads it back."""
+    parsed = parse_comment("/train full --param lr=0.1")[0]
+    assert isinstance(parsed, Command)
+    sent = json.loads(json.dumps(parsed.as_kwargs() | {"commented_at": "2026-11-28T12:00:00Z", "newer": 1}))
+    assert Command.from_kwargs(sent) == replace(parsed, commented_at="2026-11-28T12:00:00Z")
 
 
 @pytest.mark.parametrize(

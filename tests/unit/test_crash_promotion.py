@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from core import audit
+from core.commands import Command
 from tests.fakes import Faults, Killed, faulty, pull, world
 from tests.unit.test_release import PR, PROD, REPO, STAGING, released, ws
 from workers.core.state import State
@@ -36,8 +37,9 @@ def again(w, faults: Faults, task, attempts: int = 3) -> None:
     raise AssertionError("the task never completed")
 
 
-def command(comment_id: int, user: str, **command):
-    return lambda deps: chatops.run_command(chatops.command_context(deps, REPO, PR, comment_id, user, "d", 0), command)
+def command(comment_id: int, user: str, name: str, **args):
+    parsed = Command(name, **args)
+    return lambda deps: chatops.run_command(chatops.command_context(deps, REPO, PR, comment_id, user, "d", 0), parsed)
 
 
 def decisions(redis_client) -> list[str]:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from core.config import GitHubSettings, SlackSettings
-from tests.fakes import approval_request, release_record, run_record
+from tests.fakes import approval_request, release_record, run_record, run_result
 from workers.escaping import (
     GITHUB_COMMENT_MAX,
     SLACK_BLOCK_TEXT_MAX,
@@ -163,7 +163,7 @@ def test_a_runs_claimed_tags_and_metric_names_are_echoed_inert():
         assert "<!channel>" not in text and "<b>" not in text and not MENTION.search(text)
     record = run_record(workflow="train", sha="f" * 40, parameters={"params": "k=`v` @team"}, command="/t `@x`")
     report = reports.render_result(
-        record, {"result": "FAILED", "message": "</details> @team", "tasks": []}, metrics={"a|b": 1.0}
+        record, run_result(result="FAILED", message="</details> @team"), metrics={"a|b": 1.0}
     )
     assert "</details>" not in report and not MENTION.search(outside_code(report))
     assert "| a\\|b | 1.0000 | — | — |" in report

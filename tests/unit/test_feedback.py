@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.commands import Command
 from tests.fakes import pull, world
 from workers.core.state import State
 from workers.errors import Permanent
@@ -23,7 +24,7 @@ def w(settings, redis_client):
 def train(w, index=0):
     chatops.run_command(
         chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", f"d-{index}", index),
-        {"name": "train", "line": "/train"},
+        Command("train", line="/train"),
     )
     return w.scheduler.follows[-1][1]
 

@@ -26,6 +26,7 @@ from github import GithubException, RateLimitExceededException
 from bot.web import create_app
 from core import events
 from core import vocabulary as V
+from core.commands import Command
 from core.events import Event
 from handlers import router
 from tests.conftest import SECRETS, fixtures_dir
@@ -220,7 +221,7 @@ def test_help_under_a_rate_limit_is_retried_not_refused(w):
     w.forge.failures["permission"] = RateLimited("GitHub said 403 (rate limited: retry in 60 s)", 60)
     ctx = chatops.command_context(w.deps, REPO, 7, 555, "alice", "d-1")
     with pytest.raises(RateLimited):  # BotTask retries it after the wait
-        chatops.run_command(ctx, {"name": "help", "line": "/help"})
+        chatops.run_command(ctx, Command("help", line="/help"))
     assert "confused" not in w.forge.reactions_on(555) and w.forge.comment("reply", "555-0") is None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core import vocabulary as V
+from core.commands import Command
 from tests.fakes import pull, run_record, world
 from workers import giving_up
 from workers.core.state import State
@@ -82,7 +83,7 @@ def test_a_slack_button_that_gave_up_names_the_button(w):
 
 def test_a_pr_run_the_bot_lost_track_of_says_so_in_the_report(w):
     ctx = chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-1")
-    chatops.run_command(ctx, {"name": "train", "line": "/train"})
+    chatops.run_command(ctx, Command("train", line="/train"))
     run_id = w.scheduler.follows[-1][1]
     giving_up.tell(V.FOLLOW_RUN, {"environment": "dev", "run_id": run_id, "polls": 4}, "Databricks: 503", deps=w.deps)
     report = w.forge.comment("report", "train")

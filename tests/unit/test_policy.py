@@ -2,11 +2,12 @@
 
 import pytest
 
-from core.commands import COMMANDS
+from core.commands import COMMANDS, Command
 from core.config import parse_config
-from tests.fakes import pull, run_record
+from tests.fakes import pull, run_record, run_result
 from workers.core import permissions
 from workers.core.permissions import Refusal
+from workers.core.records import Champion
 from workers.jobs import results as jobs_results
 from workers.pr import policy as pr_policy
 from workers.release import policy as release_policy
@@ -76,19 +77,19 @@ def test_help_lists_what_the_role_may_run(settings, role, listed):
 @pytest.mark.parametrize(
     "command, user, role, expected",
     [
-        ({}, "alice", "write", ("toy", {})),
-        ({"dataset": "full"}, "bob", "write", ("full", {})),
-        ({"params": {"max_depth": "3"}}, "alice", "write", ("toy", {"max_depth": "3"})),
-        ({"dataset": "huge"}, "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
-        ({"dataset": "full"}, "alice", "write", "`/train full` costs money: only @bob may start it."),
+        (Command("train"), "alice", "write", ("toy", {})),
+        (Command("train", dataset="full"), "bob", "write", ("full", {})),
+        (Command("train", params={"max_depth": "3"}), "alice", "write", ("toy", {"max_depth": "3"})),
+        (Command("train", dataset="huge"), "alice", "write", "unknown dataset `huge`; choose one of toy, full."),
+        (Command("train", dataset="full"), "alice", "write", "`/train full` costs money: only @bob may start it."),
         (
-            {"dataset": "full"},
+            Command("train", dataset="full"),
             "bob",
             "read",
             "`/train-full` needs write permission on acme/churn-model; you have read.",
         ),
         (
-            {"params": {"lr": "1"}},
+            Command("train", params={"lr": "1"}),
             "alice",
             "write",
             "parameter `lr` is not allowed for `train`; allowed: n_estimators, max_depth, learning_rate.",
@@ -105,7 +106,7 @@ def test_train_rules(settings, command, user, role, expected):
 
 def test_train_refusals_carry_the_usage_when_it_helps(settings):
     with pytest.raises(Refusal) as refused:
-        pr_policy.train_options(settings, REPO, {"dataset": "huge"}, "alice", "write")
+        pr_policy.train_options(settings, REPO, Command("train", dataset="huge"), "alice", "write")
     assert refused.value.usage == COMMANDS["train"].usage
 
 
@@ -184,7 +185,7 @@ def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
     assert pr_policy.check_workflow(settings, name) == workflow
 
 
-CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80, "roc_auc": 0.7}}
+CHAMPION = Champion("churn-model", "3", {"accuracy": 0.80, "roc_auc": 0.7})
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,7 @@ CHAMPION = {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.80
 def test_champion_and_gates(settings, metrics, champion, version, passed, compared_with):
     comparison = release_policy.compare(settings.models["churn-model"].gates, metrics, champion, version)
     assert comparison.passed is passed
-    assert (comparison.champion or {}).get("version") == compared_with
+    assert (comparison.champion.version if comparison.champion else None) == compared_with
 
 
 @pytest.mark.parametrize(
@@ -240,5 +241,8 @@ def test_what_the_audit_trail_records_once(decision, actor, once):
 
 
 def test_task_outputs_merge_the_last_json_line_of_each_task():
-    result = {"tasks": [{"output": 'log\n{"a": 1}\n{"b": 2}\n'}, {"output": "{not json}\n"}, {"output": '{"c": 3}'}]}
+    said = ['log\n{"a": 1}\n{"b": 2}\n', "{not json}\n", '{"c": 3}']
+    result = run_result(
+        tasks=[{"key": f"t{i}", "run_id": i, "result": "SUCCESS", "output": o} for i, o in enumerate(said)]
+    )
     assert jobs_results.task_outputs(result) == {"b": 2, "c": 3}

@@ -6,6 +6,7 @@ import pytest
 
 from core import keys
 from core import vocabulary as V
+from core.commands import Command
 from core.events import Event
 from core.routing import Action
 from handlers.github import on_issue_comment_created
@@ -60,7 +61,7 @@ def execute(w, action: Action) -> None:
         kw.pop("index"),
     )
     if action.task == V.RUN_COMMAND:
-        chatops.run_command(ctx, kw["command"])
+        chatops.run_command(ctx, Command.from_kwargs(kw["command"]))  # as workers/tasks.py does
     else:
         chatops.answer_malformed(ctx, kw["line"], kw["error"], kw["usage"])
 

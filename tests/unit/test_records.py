@@ -4,7 +4,8 @@ back with the same keys, and its release history (lines of text) still renders â
 import json
 from dataclasses import replace
 
-from workers.core.records import ApprovalRequest, CachedJob, Lineage, Release, RollbackPlan, RunRecord, Verdict
+from workers.core.records import ApprovalRequest, Lineage, Release, RollbackPlan, Verdict
+from workers.core.run_records import CachedJob, RunRecord, RunResult
 from workers.release import texts as rt
 
 REPO = "acme/churn-model"
@@ -92,7 +93,17 @@ RUN = {
     "repo_of_release": "acme/churn-model",
     "release_of": ["churn-model", "acme/churn-model", 7],
     "deployment_id": 55,
-    "result": {"run_id": 1003, "result": "SUCCESS", "run_page_url": "http://ws/runs/1003", "tasks": []},
+    "result": {  # every key, always, in the order workers/jobs/results.py `run_result` wrote them
+        "run_id": 1003,
+        "job_id": 12,
+        "life_cycle": "TERMINATED",
+        "result": "SUCCESS",
+        "message": "",
+        "run_page_url": "http://ws/runs/1003",
+        "duration_s": 95.2,
+        "used_commit": "m" * 40,
+        "tasks": [{"key": "deploy", "run_id": 1004, "result": "SUCCESS", "duration_s": 90.1, "output": ""}],
+    },
     "finished_at": 1795660300.0,
 }
 
@@ -111,6 +122,18 @@ def test_the_fields_are_typed_values():
     assert (run.context.purpose, run.context.release_of, run.deployment_id) == ("deploy", ("churn-model", REPO, 7), 55)
     release = Release.from_json(RELEASE)
     assert (release.staging.train_run, release.prod.deploy_state, release.history[0].kind) == (1001, "PENDING", "text")
+
+
+def test_a_run_result_is_written_back_byte_for_byte_and_its_tasks_are_typed():
+    saved = RUN["result"]
+    result = RunRecord.from_json(RUN).result
+    assert result is not None and json.dumps(result.to_json()) == json.dumps(saved)
+    assert (result.tasks[0].key, result.tasks[0].duration_s, result.duration_s) == ("deploy", 90.1, 95.2)
+
+
+def test_a_run_result_missing_keys_reads_them_as_empty():
+    result = RunResult.from_json({"run_id": 1, "job_id": 2, "life_cycle": "TERMINATED", "result": "FAILED"})
+    assert (result.run_page_url, result.message, result.duration_s, result.tasks) == ("", "", 0.0, ())
 
 
 def test_a_key_the_older_bot_never_wrote_reads_as_its_default_and_is_not_written():

@@ -152,7 +152,7 @@ def test_an_alias_moved_or_added_is_one_event(w, monkeypatch):
     w.registry.set_alias(MODEL, "candidate", "1")
     assert again(w) == 2
     assert again(w) == 0
-    assert [(m["kind"], m["alias"], m["version"], d) for m, d in seen] == [
+    assert [(m.kind, m.alias, m.version, d) for m, d in seen] == [
         ("alias_set", "candidate", "1", f"poll:{MODEL}:candidate:1"),
         ("alias_set", "challenger", "2", f"poll:{MODEL}:challenger:2"),
     ]

@@ -6,10 +6,13 @@ prod (`churn-model`, where `champion` moves).
 """
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from core import audit
+from core.commands import Command
+from handlers.registry import model_event
 from tests.fakes import pull, world
 from workers.core.records import ApprovalRequest
 from workers.core.state import State
@@ -114,10 +117,18 @@ def test_forged_lineage_tags_do_not_decide_four_eyes(w):
     assert (PROD, "champion") in w.registry.aliases and w.registry.aliases[(PROD, "champion")] == "1"
 
 
+def test_a_model_event_task_message_reads_as_the_typed_event():
+    sent = model_event("databricks", "transition_requested", STAGING, 3, tags={"k": "v"}, to_stage="Production")
+    event = release.ModelEvent.from_json(json.loads(json.dumps(sent | {"newer": 1})))
+    assert event == release.ModelEvent(
+        "databricks", "transition_requested", STAGING, "3", tags={"k": "v"}, to_stage="Production"
+    )
+
+
 def test_a_version_whose_lineage_cannot_be_proven_needs_two_listed_approvers(w, settings):
     pr_run = 4242  # a job run the bot never started from a merge (e.g. a PR's, pointed at by forged tags)
     register(w, STAGING, "3", pr_run, repo=REPO, pr=str(PR), triggered_by="carol")
-    assert release.on_model_event(w.deps, {"kind": "version_created", "model": STAGING, "version": "3"}, "d-1")
+    assert release.on_model_event(w.deps, release.ModelEvent("mlflow", "version_created", STAGING, "3"), "d-1")
     finish(w, "staging", validation_run(w), output=SCORED)
     request = w.deps.state.approval(STAGING, "3")
     assert not request.proven and request.needed == 2
@@ -162,12 +173,12 @@ def test_an_approval_on_an_open_pr_never_moves_a_prod_alias(w):
     w.registry.writes.clear()  # the fixture's own champion
     w.forge.pulls[8] = pull(8, author="alice", state="open")
     ctx = chatops.command_context(w.deps, REPO, 8, 900, "alice", "d-pr", 0)
-    chatops.run_command(ctx, {"name": "train", "line": "/train"})
+    chatops.run_command(ctx, Command("train", line="/train"))
     [pr_run] = ws(w, "dev").runs
     assert ws(w, "dev").parameters[pr_run]["model"] == DEV
     register(w, DEV, "1", pr_run)
     finish(w, "dev", pr_run)
-    assert release.on_model_event(w.deps, {"kind": "version_created", "model": DEV, "version": "1"}, "d-2") == (
+    assert release.on_model_event(w.deps, release.ModelEvent("mlflow", "version_created", DEV, "1"), "d-2") == (
         "noted dev version"
     )
     for i, (user, line) in enumerate(
@@ -175,11 +186,11 @@ def test_an_approval_on_an_open_pr_never_moves_a_prod_alias(w):
     ):
         ctx = chatops.command_context(w.deps, REPO, 8, 901, user, "d-pr", i)
         name, _, rest = line[1:].partition(" ")
-        command = {"name": name, "line": line}
+        command = Command(name, line=line)
         if name == "deploy":
-            command["environment"] = rest
+            command = replace(command, environment=rest)
         elif rest:
-            command.update(model=rest.split("@")[0], version=rest.split("@")[1])
+            command = replace(command, model=rest.split("@")[0], version=rest.split("@")[1])
         chatops.run_command(ctx, command)
         assert "refused" in w.forge.comment("reply", f"901-{i}") or "not merged" in w.forge.comment("reply", f"901-{i}")
     assert "#8 is not merged" in w.forge.comment("reply", "901-0")
@@ -191,7 +202,7 @@ def test_an_approval_on_an_open_pr_never_moves_a_prod_alias(w):
 def test_deploy_prod_follows_the_chain(w):
     released(w)
     ctx = chatops.command_context(w.deps, REPO, PR, 777, "mo", "d-dep", 0)
-    chatops.run_command(ctx, {"name": "deploy", "environment": "prod", "line": "/deploy prod"})
+    chatops.run_command(ctx, Command("deploy", environment="prod", line="/deploy prod"))
     assert "a version reaches prod only after it passed staging with the 1 approval(s) prod requires" in (
         w.forge.comment("reply", "777-0")
     )
@@ -202,11 +213,11 @@ def test_deploy_prod_after_a_rollback_is_refused_for_the_version_rolled_back(w):
     released(w)
     approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github")
     chatops.run_command(
-        chatops.command_context(w.deps, REPO, PR, 810, "mo", "d", 0), {"name": "rollback", "environment": "prod"}
+        chatops.command_context(w.deps, REPO, PR, 810, "mo", "d", 0), Command("rollback", environment="prod")
     )
     prod_runs = len(ws(w, "prod").runs)
     chatops.run_command(
-        chatops.command_context(w.deps, REPO, PR, 811, "mo", "d", 0), {"name": "deploy", "environment": "prod"}
+        chatops.command_context(w.deps, REPO, PR, 811, "mo", "d", 0), Command("deploy", environment="prod")
     )
     assert "it is not the champion (v1 is); `/rollback prod 2` brings it back" in w.forge.comment("reply", "811-0")
     assert len(ws(w, "prod").runs) == prod_runs
@@ -216,7 +227,7 @@ def test_rollback_goes_back_to_the_previous_champion_and_deploys_it(w, redis_cli
     released(w)
     approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github")
     ctx = chatops.command_context(w.deps, REPO, PR, 800, "mo", "d-rb", 0)
-    chatops.run_command(ctx, {"name": "rollback", "environment": "prod", "line": "/rollback prod"})
+    chatops.run_command(ctx, Command("rollback", environment="prod", line="/rollback prod"))
     assert w.registry.aliases[(PROD, "champion")] == "1"
     assert "rolled `churn-model@champion` back from v2 to v1" in w.forge.comment("reply", "800-0")
     deploy = max(ws(w, "prod").runs)
@@ -227,10 +238,10 @@ def test_rollback_goes_back_to_the_previous_champion_and_deploys_it(w, redis_cli
     assert "rolled `churn-model@champion` back from v2 to v1" in comment and "`@champion` → v1" in comment
     assert w.forge.deployment_states("prod")[-1] == ["in_progress", "success"]
     ctx = chatops.command_context(w.deps, REPO, PR, 801, "mo", "d-rb2", 0)
-    chatops.run_command(ctx, {"name": "rollback", "environment": "prod", "line": "/rollback prod"})
+    chatops.run_command(ctx, Command("rollback", environment="prod", line="/rollback prod"))
     assert "has no earlier champion" in w.forge.comment("reply", "801-0")
     ctx = chatops.command_context(w.deps, REPO, PR, 802, "bob", "d-rb3", 0)
-    chatops.run_command(ctx, {"name": "rollback", "environment": "prod", "version": "2", "line": "/rollback prod 2"})
+    chatops.run_command(ctx, Command("rollback", environment="prod", version="2", line="/rollback prod 2"))
     assert "needs maintain permission" in w.forge.comment("reply", "802-0")
 
 

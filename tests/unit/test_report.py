@@ -1,7 +1,10 @@
 """The PR report, rendered from a run record and its result: what a reader of the PR sees."""
 
-from tests.fakes import run_record
+from dataclasses import replace
+
+from tests.fakes import run_record, run_result
 from workers.core.gates import evaluate_all
+from workers.core.records import Champion
 from workers.jobs.reports import render_result, render_status
 
 RECORD = run_record(
@@ -12,18 +15,24 @@ RECORD = run_record(
     requested_by="alice",
     command="/train toy",
 )
-RESULT = {
-    "run_id": 7,
-    "result": "FAILED",
-    "duration_s": 41.0,
-    "run_page_url": "http://ws/jobs/1/runs/7",
-    "message": "Task train failed",
-    "tasks": [
-        {"key": "prepare", "result": "SUCCESS", "duration_s": 3.1, "output": "ok"},
-        {"key": "train", "result": "FAILED", "duration_s": 5.0, "output": "Traceback...\nValueError: boom"},
-        {"key": "register", "result": "UPSTREAM_FAILED", "duration_s": 0, "output": ""},
+RESULT = run_result(
+    run_id=7,
+    result="FAILED",
+    duration_s=41.0,
+    run_page_url="http://ws/jobs/1/runs/7",
+    message="Task train failed",
+    tasks=[
+        {"key": "prepare", "run_id": 71, "result": "SUCCESS", "duration_s": 3.1, "output": "ok"},
+        {
+            "key": "train",
+            "run_id": 72,
+            "result": "FAILED",
+            "duration_s": 5.0,
+            "output": "Traceback...\nValueError: boom",
+        },
+        {"key": "register", "run_id": 73, "result": "UPSTREAM_FAILED", "duration_s": 0, "output": ""},
     ],
-}
+)
 
 
 def test_failed_run_report_has_tasks_links_and_the_failing_output():
@@ -40,11 +49,11 @@ def test_failed_run_report_has_tasks_links_and_the_failing_output():
 def test_metrics_against_the_champion_and_gates():
     metrics, champion = (
         {"accuracy": 0.80, "roc_auc": 0.7},
-        {"model": "churn-model", "version": "3", "metrics": {"accuracy": 0.78}},
+        Champion("churn-model", "3", {"accuracy": 0.78}),
     )
-    gates = evaluate_all(["accuracy >= champion - 0.01"], metrics, champion["metrics"])
+    gates = evaluate_all(["accuracy >= champion - 0.01"], metrics, champion.metrics)
     text = render_result(
-        RECORD, {**RESULT, "result": "SUCCESS", "tasks": []}, metrics=metrics, champion=champion, gates=gates
+        RECORD, replace(RESULT, result="SUCCESS", tasks=()), metrics=metrics, champion=champion, gates=gates
     )
     assert "#### Metrics vs champion (churn-model v3)" in text
     assert "| accuracy | 0.8000 | 0.7800 | +0.0200 |" in text and "| roc_auc | 0.7000 | — | — |" in text

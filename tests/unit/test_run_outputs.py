@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from core.commands import Command
 from core.vocabulary import FAILED
 from tests.fakes import pull, world
 from workers.core.state import State
@@ -39,7 +40,7 @@ def with_repo(settings, **changes):
 def validate_in_a_notebook(w, exit_value: str, deps=None) -> str:
     """The validate run is a notebook that exits with `exit_value`; returns the version's validation status."""
     deps = deps or w.deps
-    release.on_model_event(deps, {"kind": "version_created", "model": STAGING, "version": "2"}, "d-1")
+    release.on_model_event(deps, release.ModelEvent("mlflow", "version_created", STAGING, "2"), "d-1")
     [(environment, run_id, _)] = w.scheduler.follows
     deps.workspaces(environment).finish(run_id, "SUCCESS", notebook_result=exit_value)
     runs.follow(deps, environment, run_id)
@@ -122,7 +123,7 @@ def test_a_create_sent_twice_leaves_one_job(w):
 
 def test_a_run_that_vanished_is_told_on_the_pr(w):
     chatops.run_command(
-        chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-lost", 0), {"name": "train", "line": "/train"}
+        chatops.command_context(w.deps, REPO, PR, COMMENT, "alice", "d-lost", 0), Command("train", line="/train")
     )
     run_id = w.scheduler.follows[-1][1]
     del w.workspace.runs[run_id]  # deleted in the workspace: runs/get answers "does not exist"

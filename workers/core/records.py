@@ -1,16 +1,17 @@
-"""What the workers keep in Redis, as typed values: the release, the approval request, the run record, the
-lineage record and the plans a task keeps (workers/core/state.py saves and reads them, nothing else does).
+"""What the workers keep in Redis, as typed values: the release, the approval request, the run record and its
+result, the lineage record and the plans a task keeps (workers/core/state.py saves and reads them, nothing else does).
 
 Pure: no I/O. The JSON keeps today's keys, so a record saved by an older bot is read by this one. A field with
-a default is written only when it differs from it (a key absent from the JSON means the default); a field
-without one is always written. Records are frozen: a change is `dataclasses.replace`.
+a default is written only when it differs from it (a key absent from the JSON means the default), unless the
+record `writes_defaults` (the older bot wrote all its keys); a field without one is always written. Records are
+frozen: a change is `dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 Json = Mapping[str, Any]  # a record as json.loads gives it back
 
@@ -19,13 +20,15 @@ Json = Mapping[str, Any]  # a record as json.loads gives it back
 class Record:
     """The one (de)serialiser of every record below; a record with nested records overrides `from_json`."""
 
+    writes_defaults: ClassVar[bool] = False  # True: every key is written, defaults too
+
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("flat"):
                 out.update(value.to_json())
-            elif not _is_default(f.default, f.default_factory, value):
+            elif self.writes_defaults or not _is_default(f.default, f.default_factory, value):
                 out[f.metadata.get("key", f.name)] = _plain(value)
         return out
 
@@ -245,71 +248,6 @@ class Release(Record):
             history=tuple(Event.from_json(e) for e in data.get("history") or []),
             authorship=Authorship.from_json(authorship) if authorship is not None else None,
         )
-
-
-# --- runs (workers/jobs/branch_jobs.py starts them, workers/pr/runs.py follows them) ----------------------------------
-@dataclass(frozen=True)
-class RunContext(Record):
-    """Why a run was started, beyond what started it: the command that asked, or the release step it is."""
-
-    comment_id: int | None = None  # the comment whose command asked for it (👍/👎 on it)
-    command: str = ""
-    release_model: str = ""  # a release's run: its model, stage and purpose (train | validate | retrain | deploy)
-    stage: str = ""
-    purpose: str = ""
-    release_pr: int | None = None
-    name: str = ""  # validate and deploy: the version
-    version: str = ""
-    deploy_to: str = ""
-    repo_of_release: str = ""
-    release_of: tuple[str, str, int] | None = None  # the release comment a deploy shows on: (model, repo, pr)
-    approved: str = ""  # retrain: the approved `name@version`
-
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        found = super().from_json(data)
-        release_of = data.get("release_of")
-        return replace(found, release_of=(release_of[0], release_of[1], release_of[2]) if release_of else None)
-
-
-@dataclass(frozen=True)
-class RunRecord(Record):
-    """A run the bot started, as it last saw it (`context` is saved flat, beside the other keys)."""
-
-    run_id: int
-    job_id: int
-    job: str
-    environment: str
-    repo: str
-    branch: str
-    sha: str
-    workflow: str
-    pr: int | None  # the PR whose report it owns (none for a release's runs)
-    requested_by: str
-    parameters: dict[str, str]
-    token: str
-    state: str
-    started_at: float
-    context: RunContext = field(default=RunContext(), metadata={"flat": True})
-    result: dict[str, Any] | None = None  # workers/jobs/results.py `run_result`
-    finished_at: float | None = None
-    error: str = ""
-    cancelled_by: str = ""
-    superseded_by: int | None = None
-    deployment_id: int | None = None
-
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return replace(super().from_json(data), context=RunContext.from_json(data))
-
-
-@dataclass(frozen=True)
-class CachedJob(Record):
-    """A branch's job id, found by its name once (workers/jobs/branch_jobs.py `upsert_job`)."""
-
-    job_id: int
-    fingerprint: str  # of the settings it was last made to match
-    updated_at: float
 
 
 # --- lineage (workers/release/lineage.py) ---------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import redis
 
 from core import audit, keys
-from workers.core.records import ApprovalRequest, CachedJob, Lineage, Record, Release, RunRecord
+from workers.core.records import ApprovalRequest, Lineage, Record, Release
+from workers.core.run_records import CachedJob, RunRecord, RunResult
 from workers.errors import Transient
 
 Kept = TypeVar("Kept", bound=Record)
@@ -101,7 +102,7 @@ class State:
         run_id: int,
         *,
         state: str | None = None,
-        result: dict[str, Any] | None = None,
+        result: RunResult | None = None,
         finished_at: float | None = None,
         error: str | None = None,
         cancelled_by: str | None = None,
@@ -186,9 +187,9 @@ class State:
         """The versions trained from this PR, oldest first."""
         return [_text(v) or "" for v in self.r.zrange(keys.pr_approvals(repo, pr), 0, -1)]
 
-    def audit(self, decision: str, *, once: str = "", **entry: Any) -> dict | None:
+    def audit(self, decision: str, *, once: str = "", **entry: Any) -> None:
         """Append to the audit trail (core/audit.py); with `once`, at most once."""
-        return audit.record(self.r, decision, once=once, **entry)
+        audit.record(self.r, decision, once=once, **entry)
 
     # --- the release train: the bot's own records (no TTL: lineage must outlive the runs' cache) ---------
     def record_lineage(self, environment: str, run_id: int, record: Lineage) -> None:

@@ -18,7 +18,7 @@ from core.config import Repo, Settings, Workflow
 from core.logs import get_logger
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
 from workers.core.context import Deps
-from workers.core.records import RunContext, RunRecord
+from workers.core.run_records import RunContext, RunRecord
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, WorkspaceGateway

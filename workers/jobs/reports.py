@@ -11,7 +11,8 @@ import time
 
 from core.vocabulary import QUIET_TASK_RESULTS
 from workers.core.gates import GateResult
-from workers.core.records import RunRecord
+from workers.core.records import Champion
+from workers.core.run_records import RunRecord, RunResult
 from workers.escaping import md_cell, md_code, md_text
 
 ICONS = {
@@ -72,27 +73,27 @@ def render_running(record: RunRecord, run_page_url: str = "") -> str:
 
 def render_result(
     record: RunRecord,
-    result: dict,
+    result: RunResult,
     *,
     metrics: dict[str, float] | None = None,
-    champion: dict | None = None,
+    champion: Champion | None = None,
     gates: list[GateResult] | None = None,
     mlflow_run_url: str = "",
 ) -> str:
     """The whole report: header, links, per-task table, metrics vs champion, gates, failed output."""
-    state = result["result"]
+    state = result.result
     lines = _header(record, state)
-    links = [f"**Duration** {_duration(result.get('duration_s'))}"]
-    if result.get("run_page_url"):
-        links.append(f"[Databricks run]({result['run_page_url']})")
+    links = [f"**Duration** {_duration(result.duration_s)}"]
+    if result.run_page_url:
+        links.append(f"[Databricks run]({result.run_page_url})")
     if mlflow_run_url:
         links.append(f"[MLflow run]({mlflow_run_url})")
     lines.append(" · ".join(links))
-    if result.get("message") and state != "SUCCESS":
-        lines.append(f"\n> {md_text(result['message'])}")
+    if result.message and state != "SUCCESS":
+        lines.append(f"\n> {md_text(result.message)}")
     lines += ["", "| Task | Result | Duration |", "|---|---|---|"]
-    for t in result.get("tasks", []):
-        lines.append(f"| `{t['key']}` | {icon(t['result'])} {t['result']} | {_duration(t.get('duration_s'))} |")
+    for t in result.tasks:
+        lines.append(f"| `{t.key}` | {icon(t.result)} {t.result} | {_duration(t.duration_s)} |")
     if metrics:
         lines += ["", _metrics_table(metrics, champion)]
     if gates:
@@ -102,26 +103,26 @@ def render_result(
     return "\n".join(lines + _failed_outputs(result))
 
 
-def _failed_outputs(result: dict) -> list[str]:
+def _failed_outputs(result: RunResult) -> list[str]:
     lines: list[str] = []
-    for t in result.get("tasks", []):
-        if t["result"] not in QUIET_TASK_RESULTS and t.get("output"):
+    for t in result.tasks:
+        if t.result not in QUIET_TASK_RESULTS and t.output:
             lines += [
                 "",
-                f"<details><summary>Output of <code>{t['key']}</code> ({t['result']})</summary>",
+                f"<details><summary>Output of <code>{t.key}</code> ({t.result})</summary>",
                 "",
                 "```",
-                t["output"].rstrip()[-3000:].replace("```", "'''"),
+                t.output.rstrip()[-3000:].replace("```", "'''"),
                 "```",
                 "</details>",
             ]
     return lines
 
 
-def _metrics_table(metrics: dict[str, float], champion: dict | None) -> str:
-    champ_metrics = (champion or {}).get("metrics") or {}
+def _metrics_table(metrics: dict[str, float], champion: Champion | None) -> str:
+    champ_metrics = champion.metrics if champion else {}
     title = (
-        f"#### Metrics vs champion ({champion['model']} v{champion['version']})"
+        f"#### Metrics vs champion ({champion.model} v{champion.version})"
         if champion
         else "#### Metrics (no champion yet)"
     )
@@ -147,7 +148,7 @@ def render_status(runs: list[RunRecord]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: r.started_at, reverse=True)[:20]:
-        url = (r.result or {}).get("run_page_url") or ""
+        url = r.result.run_page_url if r.result else ""
         run = f"[{r.run_id}]({url})" if url else str(r.run_id)
         lines.append(
             f"| `{r.workflow}` | {run} | {icon(r.state)} {r.state} | "

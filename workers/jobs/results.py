@@ -7,45 +7,42 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from core.logs import get_logger
 from core.vocabulary import GOOD
 from workers.core.base import poll_delay
+from workers.core.run_records import RunResult, TaskResult
 from workers.core.state import State
 from workers.errors import NotFound
-from workers.gateways import RunInfo, TaskOutput, WorkspaceGateway
+from workers.gateways import RunInfo, TaskOutput, TaskRun, WorkspaceGateway
 
 log = get_logger("workers.jobs.results")
 OUTPUT_TAIL = 3000  # characters of a task's output kept for people (the end, where the errors are)
 
 
-def run_result(ws: WorkspaceGateway, run: RunInfo) -> dict:
-    """The final state of a run as plain values: result, per-task states and durations, outputs."""
-    tasks = []
-    for t in run.tasks:
-        entry = {
-            "key": t.key,
-            "run_id": t.run_id,
-            "result": t.state,
-            "duration_s": _duration(t.start_time, t.end_time),
-            "output": "",
-        }
-        try:
-            entry["output"] = _task_said(ws.task_output(t.run_id), t.kind)
-        except NotFound:
-            pass
-        tasks.append(entry)
-    return {
-        "run_id": run.run_id,
-        "job_id": run.job_id,
-        "life_cycle": run.life_cycle,
-        "result": run.result_state or run.life_cycle or "UNKNOWN",
-        "message": run.message,
-        "run_page_url": run.run_page_url,
-        "duration_s": _duration(run.start_time, run.end_time),
-        "used_commit": run.used_commit,
-        "tasks": tasks,
-    }
+def run_result(ws: WorkspaceGateway, run: RunInfo) -> RunResult:
+    """The final state of a run: its result, per-task states and durations, what each task said."""
+    return RunResult(
+        run_id=run.run_id,
+        job_id=run.job_id,
+        life_cycle=run.life_cycle,
+        result=run.result_state or run.life_cycle or "UNKNOWN",
+        message=run.message,
+        run_page_url=run.run_page_url,
+        duration_s=_duration(run.start_time, run.end_time),
+        used_commit=run.used_commit,
+        tasks=tuple(
+            TaskResult(t.key, t.run_id, t.state, _duration(t.start_time, t.end_time), _output(ws, t)) for t in run.tasks
+        ),
+    )
+
+
+def _output(ws: WorkspaceGateway, task: TaskRun) -> str:
+    try:
+        return _task_said(ws.task_output(task.run_id), task.kind)
+    except NotFound:
+        return ""
 
 
 def _task_said(out: TaskOutput, kind: str) -> str:
@@ -64,7 +61,7 @@ def _duration(start: int | None, end: int | None) -> float:
     return round(((end or 0) - (start or 0)) / 1000, 1) if start and end else 0.0
 
 
-def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict | None, float]:
+def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, RunResult | None, float]:
     """One poll: (finished, result if finished, next delay). Never sleeps."""
     run = ws.get_run(run_id)
     record = state.run(ws.name, run_id)
@@ -74,8 +71,8 @@ def follow(ws: WorkspaceGateway, state: State, run_id: int) -> tuple[bool, dict 
         elapsed = time.time() - record.started_at if record is not None else 0.0
         return False, None, poll_delay(elapsed)
     result = run_result(ws, run)
-    state.update_run(ws.name, run_id, state=result["result"], result=result, finished_at=time.time())
-    log.info("run.finished", run_id=run_id, result=result["result"], duration_s=result["duration_s"])
+    state.update_run(ws.name, run_id, state=result.result, result=result, finished_at=time.time())
+    log.info("run.finished", run_id=run_id, result=result.result, duration_s=result.duration_s)
     return True, result, 0.0
 
 
@@ -84,11 +81,12 @@ def is_good(result: str) -> bool:
     return result in GOOD
 
 
-def task_outputs(result: dict) -> dict:
-    """Merge the JSON object each task printed last (steps end with one JSON line of results)."""
-    merged: dict = {}
-    for t in result.get("tasks", []):
-        for line in reversed((t.get("output") or "").splitlines()):
+def task_outputs(result: RunResult) -> dict[str, Any]:
+    """Merge the JSON object each task printed last (steps end with one JSON line of results): what the
+    project's code reports, in its own shape (metrics, `passed`, the champion's scores)."""
+    merged: dict[str, Any] = {}
+    for t in result.tasks:
+        for line in reversed(t.output.splitlines()):
             line = line.strip()
             if line.startswith("{") and line.endswith("}"):
                 try:

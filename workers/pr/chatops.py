@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.commands import COMMANDS, require_handlers
+from core.commands import COMMANDS, Command, require_handlers
 from core.logs import get_logger
 from core.vocabulary import ACTIVE
 from workers.core import permissions, sticky
 from workers.core.context import Deps
 from workers.core.permissions import Refusal
-from workers.core.records import ApprovalRequest, RunContext, Verdict
+from workers.core.records import ApprovalRequest, Verdict
+from workers.core.run_records import RunContext
 from workers.errors import Permanent
 from workers.gateways import ForgeGateway, Pull
 from workers.jobs import branch_jobs, reports
@@ -91,10 +92,10 @@ def command_context(
     return CommandContext(deps, deps.need_forge(), repo, pr, comment_id, user, delivery_id, index)
 
 
-def run_command(ctx: CommandContext, command: dict) -> None:
+def run_command(ctx: CommandContext, command: Command) -> None:
     """One parsed command from a PR comment: acknowledge, check, act, answer — refusals and
     permanent failures are answered on the PR with 😕 and the reason."""
-    name = command["name"]
+    name = command.name
     ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
     ctx.react("eyes")
     try:
@@ -150,17 +151,17 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
     return started.run_id
 
 
-def _train(ctx: CommandContext, command: dict) -> None:
+def _train(ctx: CommandContext, command: Command) -> None:
     dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
-    _start(ctx, "train", command.get("line", "/train"), dataset=dataset, params=params)
+    _start(ctx, "train", command.line or "/train", dataset=dataset, params=params)
 
 
-def _test(ctx: CommandContext, command: dict) -> None:
+def _test(ctx: CommandContext, command: Command) -> None:
     suite = policy.test_suite(ctx.deps.settings, command)
-    _start(ctx, "test", command.get("line", "/test"), suite=suite)
+    _start(ctx, "test", command.line or "/test", suite=suite)
 
 
-def _retest(ctx: CommandContext, command: dict) -> None:
+def _retest(ctx: CommandContext, command: Command) -> None:
     failed = policy.failed_latest(ctx.deps.state.pr_runs(ctx.repo, ctx.pr))
     if not failed:
         ctx.react("+1")
@@ -171,7 +172,7 @@ def _retest(ctx: CommandContext, command: dict) -> None:
         _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **policy.rerun_options(run))
 
 
-def _ok_to_test(ctx: CommandContext, command: dict) -> None:
+def _ok_to_test(ctx: CommandContext, command: Command) -> None:
     settings = ctx.deps.settings
     repo = settings.repo(ctx.repo)
     if repo is None or repo.fork_policy == "never":
@@ -182,7 +183,7 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
         ctx.reply(texts.not_a_fork(ctx.user))
         return
     pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
-    why = policy.ok_to_test_too_early(command.get("commented_at", ""), pushed or "", pull.head_sha)
+    why = policy.ok_to_test_too_early(command.commented_at, pushed or "", pull.head_sha)
     if why:
         raise Refusal(why)
     ctx.deps.state.grant_ok_to_test(ctx.repo, ctx.pr, pull.head_sha)
@@ -195,7 +196,7 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
 # --- answering ---------------------------------------------------------------------------------------
 
 
-def _cancel(ctx: CommandContext, command: dict) -> None:
+def _cancel(ctx: CommandContext, command: Command) -> None:
     cancelled = []
     for run in ctx.deps.state.pr_runs(ctx.repo, ctx.pr):
         if run.state not in ACTIVE:
@@ -210,12 +211,12 @@ def _cancel(ctx: CommandContext, command: dict) -> None:
     ctx.reply(texts.cancelled(ctx.user, cancelled))
 
 
-def _status(ctx: CommandContext, command: dict) -> None:
+def _status(ctx: CommandContext, command: Command) -> None:
     ctx.react("+1")
     ctx.reply(reports.render_status(ctx.deps.state.pr_runs(ctx.repo, ctx.pr)))
 
 
-def _help(ctx: CommandContext, command: dict) -> None:
+def _help(ctx: CommandContext, command: Command) -> None:
     allowed = permissions.commands_allowed(ctx.deps.settings, ctx.role())
     ctx.react("+1")
     ctx.reply(texts.help_table(ctx.user, allowed))
@@ -224,43 +225,43 @@ def _help(ctx: CommandContext, command: dict) -> None:
 # --- approvals and the release train -------------------------------------------------------------------
 
 
-def _version(ctx: CommandContext, command: dict, status: str | None, resuming: str = "") -> ApprovalRequest:
+def _version(ctx: CommandContext, command: Command, status: str | None, resuming: str = "") -> ApprovalRequest:
     """The request a command means: `name@version` as given, else this (merged) PR's newest (see
     `approvals.newest` for `resuming`)."""
-    if command.get("model"):
-        request, _, why = approvals.find(ctx.deps, command["model"], command["version"])
+    if command.model:
+        request, _, why = approvals.find(ctx.deps, command.model, command.version)
         if request is None:
-            raise Refusal(why or texts.no_approval_record(command["model"], command["version"]))
+            raise Refusal(why or texts.no_approval_record(command.model, command.version))
         return request
     request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status, resuming=resuming)
     if request is None:
         if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
             raise Refusal(release_texts.open_pr_cannot_release(ctx.pr))
-        raise Refusal(texts.no_version(status), COMMANDS[command["name"]].usage)
+        raise Refusal(texts.no_version(status), COMMANDS[command.name].usage)
     return request
 
 
-def _decide(ctx: CommandContext, command: dict) -> None:
+def _decide(ctx: CommandContext, command: Command) -> None:
     verdict = approvals.answered(ctx.deps, ctx.trigger, lambda: _verdict(ctx, command))  # once per command
     ctx.react("+1" if verdict.ok else "confused")
     ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
 
-def _verdict(ctx: CommandContext, command: dict) -> Verdict:
-    if command.get("model"):
-        model, version = command["model"], command["version"]
+def _verdict(ctx: CommandContext, command: Command) -> Verdict:
+    if command.model:
+        model, version = command.model, command.version
     else:
         request = _version(ctx, command, status="pending", resuming=ctx.user)
         model, version = request.name, request.version
     return approvals.decide(
-        ctx.deps, command["name"], model, version, ctx.user, "github", command.get("reason", ""), ctx.role(),
+        ctx.deps, command.name, model, version, ctx.user, "github", command.reason, ctx.role(),
         ctx.trigger,
     )  # fmt: skip
 
 
-def _deploy(ctx: CommandContext, command: dict) -> None:
+def _deploy(ctx: CommandContext, command: Command) -> None:
     """`/deploy <stage>` along the chain only: staging needs a passed validation, prod the approvals it requires."""
-    env = command["environment"]
+    env = command.environment
     request = _version(ctx, command, status=None)  # the chain says why a version cannot go there yet
     why = promotion.deploy_refusal(ctx.deps, request, env)
     if why:
@@ -271,17 +272,17 @@ def _deploy(ctx: CommandContext, command: dict) -> None:
     ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
 
 
-def _rollback(ctx: CommandContext, command: dict) -> None:
+def _rollback(ctx: CommandContext, command: Command) -> None:
     """`/rollback prod [version]`: the champion alias goes back, and deploy runs again."""
     models = ctx.deps.settings.models_for_repo(ctx.repo)
     if not models:
         raise Refusal(jobs_texts.not_configured("model for repository", ctx.repo))
-    model = command.get("model") or models[0]
+    model = command.model or models[0]
     if model not in models:
         raise Refusal(release_texts.unknown_model(model))
     try:
         text = promotion.rollback(
-            ctx.deps, model, command["environment"], command.get("version", ""), ctx.user, "github",
+            ctx.deps, model, command.environment, command.version, ctx.user, "github",
             ctx.trigger,
         )  # fmt: skip
     except Permanent as exc:
@@ -291,7 +292,7 @@ def _rollback(ctx: CommandContext, command: dict) -> None:
 
 
 # the service of each command in core/commands.py's table: the one place a PR command meets its work
-SERVICES: dict[str, Callable[[CommandContext, dict], None]] = {
+SERVICES: dict[str, Callable[[CommandContext, Command], None]] = {
     "approve": _decide,
     "reject": _decide,
     "deploy": _deploy,

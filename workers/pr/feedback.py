@@ -12,7 +12,8 @@ from core.config import Settings
 from core.logs import get_logger
 from core.vocabulary import status_context
 from workers.core import sticky
-from workers.core.records import RunRecord
+from workers.core.records import Champion
+from workers.core.run_records import RunRecord, RunResult
 from workers.core.state import State
 from workers.gateways import ForgeGateway, RegistryGateway
 from workers.jobs import reports, results
@@ -74,8 +75,8 @@ def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: i
 
 
 def metrics_for(
-    result: dict, record: RunRecord, settings: Settings, registry: RegistryGateway | None
-) -> tuple[dict, release_policy.Comparison, str]:
+    result: RunResult, record: RunRecord, settings: Settings, registry: RegistryGateway | None
+) -> tuple[dict[str, float], release_policy.Comparison, str]:
     """(metrics, comparison with the champion, MLflow run URL) of a run; empty when it logged nothing."""
     outputs = results.task_outputs(result)
     run_id = outputs.get("mlflow_run_id") or ""
@@ -86,13 +87,14 @@ def metrics_for(
     if not model:
         return metrics, release_policy.Comparison(None), registry.run_url(run_id)
     prod = stages.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
-    champion = registry.champion(prod, settings.mlflow.champion_alias)
+    found = registry.champion(prod, settings.mlflow.champion_alias)  # the gateway's plain values, typed here
+    champion = Champion.from_json(found) if found else None
     return metrics, release_policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
 
 
 def report_run(
     record: RunRecord,
-    result: dict,
+    result: RunResult,
     *,
     forge: ForgeGateway | None = None,
     state: State | None = None,
@@ -102,20 +104,20 @@ def report_run(
     """Report a finished run; returns what was done ("pr", "superseded", "logged")."""
     log.info(
         "run.reported",
-        run_id=result["run_id"],
+        run_id=result.run_id,
         repo=record.repo,
         branch=record.branch,
         workflow=record.workflow,
         pr=record.pr,
-        result=result["result"],
-        run_page_url=result["run_page_url"],
-        tasks={t["key"]: t["result"] for t in result["tasks"]},
+        result=result.result,
+        run_page_url=result.run_page_url,
+        tasks={t.key: t.result for t in result.tasks},
     )
     if not record.pr or forge is None or state is None or settings is None:
         return "logged"
     latest = state.latest_run(record.repo, record.pr, record.workflow)
-    if latest is not None and latest != result["run_id"]:
-        log.info("run.superseded", run_id=result["run_id"], latest=latest)
+    if latest is not None and latest != result.run_id:
+        log.info("run.superseded", run_id=result.run_id, latest=latest)
         return "superseded"  # a newer run owns the report and the status now
     return _report_on_pr(record, record.pr, result, forge, state, settings, registry)
 
@@ -123,7 +125,7 @@ def report_run(
 def _report_on_pr(
     record: RunRecord,
     pr: int,
-    result: dict,
+    result: RunResult,
     forge: ForgeGateway,
     state: State,
     settings: Settings,
@@ -146,14 +148,14 @@ def _report_on_pr(
             mlflow_run_url=mlflow_url,
         ),
     )
-    good = results.is_good(result["result"])
+    good = results.is_good(result.result)
     forge.set_status(
         record.repo,
         record.sha,
         status_context(record.workflow),
         "success" if good else "failure",
-        texts.status_finished(record.workflow, result["result"], result.get("duration_s", 0)),
-        result.get("run_page_url", ""),
+        texts.status_finished(record.workflow, result.result, result.duration_s),
+        result.run_page_url,
     )
     if record.context.comment_id:
         forge.react(record.repo, record.context.comment_id, "+1" if good else "-1")

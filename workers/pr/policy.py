@@ -7,22 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from core.commands import COMMANDS
+from core.commands import COMMANDS, Command
 from core.config import Settings
 from core.vocabulary import FAILED, workflow_of_check
 from workers.core.permissions import Refusal, permission_refusal
-from workers.core.records import RunRecord
+from workers.core.run_records import RunRecord
 from workers.gateways import Pull
 from workers.pr import texts
 
 
 # --- /train and /test -------------------------------------------------------------------------------
-def train_options(settings: Settings, repo: str, command: dict, user: str, role: str) -> tuple[str, dict]:
+def train_options(settings: Settings, repo: str, command: Command, user: str, role: str) -> tuple[str, dict[str, str]]:
     """(dataset, params) for `/train`, or Refusal: known dataset, `full` reserved, allowed params only."""
     wf = settings.workflows.get("train")
     if wf is None:
         raise Refusal(texts.no_workflow("train"))
-    dataset = command.get("dataset") or wf.dataset
+    dataset = command.dataset or wf.dataset
     if dataset not in wf.datasets:
         raise Refusal(texts.unknown_choice("dataset", dataset, wf.datasets), COMMANDS["train"].usage)
     if dataset == "full":
@@ -32,19 +32,19 @@ def train_options(settings: Settings, repo: str, command: dict, user: str, role:
         users = settings.permissions.train_full_users
         if users and user.lower() not in {u.lower() for u in users}:
             raise Refusal(texts.full_training_reserved(users))
-    params = command.get("params") or {}
+    params = command.params
     bad = sorted(set(params) - set(wf.params_allowed))
     if bad:
         raise Refusal(texts.parameter_not_allowed(bad[0], "train", wf.params_allowed), COMMANDS["train"].usage)
     return dataset, params
 
 
-def test_suite(settings: Settings, command: dict) -> str:
+def test_suite(settings: Settings, command: Command) -> str:
     """The suite for `/test`, or Refusal."""
     wf = settings.workflows.get("test")
     if wf is None:
         raise Refusal(texts.no_workflow("test"))
-    suite = command.get("suite", "")
+    suite = command.suite
     if suite and wf.suites and suite not in wf.suites:
         raise Refusal(texts.unknown_choice("suite", suite, wf.suites), COMMANDS["test"].usage)
     return suite

@@ -126,7 +126,7 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
         return "following"
     record = deps.state.run(environment, run_id)
     if record is None:  # its record expired (keys.RUN_TTL) or was never written: nobody to tell
-        log.info("run.unknown", run_id=run_id, environment=environment, result=result["result"])
+        log.info("run.unknown", run_id=run_id, environment=environment, result=result.result)
         return "logged"
     if record.context.purpose:  # a step of the release train (workers/release/train.py)
         release.on_run_finished(deps, record, result)

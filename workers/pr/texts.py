@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.commands import COMMANDS
-from workers.core.records import RunRecord
+from workers.core.run_records import RunRecord
 from workers.escaping import md_cell, md_code, md_reason, md_text, slack_text
 from workers.gateways import Pull
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from workers.core.records import Lineage, RunRecord
+from workers.core.records import Lineage
+from workers.core.run_records import RunRecord
 from workers.core.state import State
 from workers.gateways import RegistryGateway, Version
 

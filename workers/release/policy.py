@@ -6,13 +6,15 @@ No I/O: the services gather the facts and act.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.config import Settings
 from core.stages import Stage, stage, stage_named
 from workers.core.gates import GateResult, evaluate_all
 from workers.core.permissions import ranks_at_least
-from workers.core.records import ApprovalRequest
+from workers.core.records import ApprovalRequest, Champion
 from workers.release import authorship, texts
 
 # decisions written to the audit trail at most once per version (an approval once per approver)
@@ -23,7 +25,7 @@ AUDIT_ONCE = frozenset({"validated", "requested", "promoted", "rejected", "deplo
 class Comparison:
     """A version's (or a run's) metrics against the champion, through the model's gates."""
 
-    champion: dict | None
+    champion: Champion | None
     gates: list[GateResult] = field(default_factory=list)
 
     @property
@@ -31,14 +33,14 @@ class Comparison:
         return all(g.passed for g in self.gates)
 
 
-def compare(gates: list[str], metrics: dict[str, float], champion: dict | None, version: str = "") -> Comparison:
+def compare(gates: list[str], metrics: dict[str, float], champion: Champion | None, version: str = "") -> Comparison:
     """The one champion-and-gates evaluation; comparing a version with itself says nothing."""
-    if champion and version and champion["version"] == str(version):
+    if champion and version and champion.version == str(version):
         champion = None
-    return Comparison(champion, evaluate_all(gates, metrics, (champion or {}).get("metrics")))
+    return Comparison(champion, evaluate_all(gates, metrics, champion.metrics if champion else None))
 
 
-def validation_outcome(result: str, outputs: dict, comparison: Comparison) -> tuple[bool, str]:
+def validation_outcome(result: str, outputs: Mapping[str, Any], comparison: Comparison) -> tuple[bool, str]:
     """(passed, summary) of a finished validate run."""
     metrics = outputs.get("metrics") or {}
     if result == "SUCCESS" and "passed" not in outputs and not metrics:

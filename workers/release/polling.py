@@ -89,9 +89,10 @@ def _abandoned(v: Version, now_ms: int) -> bool:
 
 def _emit(deps: Deps, model: str, version: str) -> None:
     """Hand the event to the approvals service; the claim is released if that fails (the task is retried)."""
-    event = {"registry": "poll", "kind": "version_created", "model": model, "version": version}
     try:
-        release.on_model_event(deps, event, f"poll:{model}:{version}")
+        release.on_model_event(
+            deps, release.ModelEvent("poll", "version_created", model, version), f"poll:{model}:{version}"
+        )
     except BaseException:
         deps.state.release_version(model, version)
         raise
@@ -107,7 +108,7 @@ def _moved_aliases(deps: Deps, model: str, aliases: dict[str, str]) -> int:
             continue  # None: never recorded (polled by the first design): record, announce nothing
         release.on_model_event(
             deps,
-            {"registry": "poll", "kind": "alias_set", "model": model, "version": version, "alias": alias},
+            release.ModelEvent("poll", "alias_set", model, version, alias=alias),
             f"poll:{model}:{alias}:{version}",
         )
         emitted += 1

@@ -19,7 +19,8 @@ from core import vocabulary as V
 from core.logs import get_logger
 from core.stages import Stage
 from workers.core.context import Deps
-from workers.core.records import ApprovalRequest, Release, RollbackPlan, RunContext, RunRecord
+from workers.core.records import ApprovalRequest, Release, RollbackPlan
+from workers.core.run_records import RunContext, RunRecord, RunResult
 from workers.errors import NotFound, Permanent
 from workers.jobs import branch_jobs
 from workers.release import feedback as release_feedback
@@ -130,16 +131,16 @@ def _retrain(deps: Deps, request: ApprovalRequest, prod: Stage) -> str:
     return ""
 
 
-def retrained(deps: Deps, record: RunRecord, result: dict) -> str:
+def retrained(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """The prod re-training finished: its proven version is crowned."""
     lineage.finished(deps.state, record.environment, record.run_id)
     name, _, version = record.context.approved.rpartition("@")
     request = deps.state.approval(name, version)
     model = record.context.release_model
     prod = stages.stage(deps.settings, model, "approval")
-    if request is None or result["result"] not in V.GOOD:
+    if request is None or result.result not in V.GOOD:
         audit(
-            deps, "retrain-failed", model, version, V.BOT, "approval", result["result"],
+            deps, "retrain-failed", model, version, V.BOT, "approval", result.result,
             once=f"{record.environment}:{record.run_id}",
         )  # fmt: skip
         return "retrain failed"
@@ -213,10 +214,10 @@ def deploy(
     return started
 
 
-def deployed(deps: Deps, record: RunRecord, result: dict) -> str:
+def deployed(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """A deploy run finished: tags, audit, the deployment's status, the release comment and Slack."""
     name, version, env = record.context.name, record.context.version, record.context.deploy_to
-    ok = result["result"] in V.GOOD
+    ok = result.result in V.GOOD
     if ok:
         deps.registry.set_tags(name, version, {V.deployed_tag(env): record.requested_by})
         audit(
@@ -224,25 +225,23 @@ def deployed(deps: Deps, record: RunRecord, result: dict) -> str:
             once=f"{record.environment}:{record.run_id}",
         )  # fmt: skip
     if record.deployment_id:
-        state, what = ("success" if ok else "failure"), f"{name} v{version}: {result['result']}"
+        state, what = ("success" if ok else "failure"), f"{name} v{version}: {result.result}"
         release_feedback.deployment_status(
-            deps, record.context.repo_of_release, env, record.deployment_id, state, what, result["run_page_url"]
+            deps, record.context.repo_of_release, env, record.deployment_id, state, what, result.run_page_url
         )
     release = deps.state.release(*record.context.release_of) if record.context.release_of else None
     if release is not None:
         if env == release.prod.name:
-            prod = replace(
-                release.prod, version=version, deploy_state=result["result"], deploy_url=result["run_page_url"]
-            )
+            prod = replace(release.prod, version=version, deploy_state=result.result, deploy_url=result.run_page_url)
             release = replace(release, prod=prod)
         step = texts.event(
             "deployed", f"{record.environment}:{record.run_id}", name=name, version=version, env=env,
-            result=result["result"], url=result["run_page_url"],
+            result=result.result, url=result.run_page_url,
         )  # fmt: skip
         release_feedback.publish(deps, texts.with_event(release, step))
-    line = texts.deployed_line(name, version, env, result["result"], result["run_page_url"])
+    line = texts.deployed_line(name, version, env, result.result, result.run_page_url)
     release_feedback.slack_post(deps, f"deployed:{record.environment}:{record.run_id}", line)
-    return f"deploy {result['result']}"
+    return f"deploy {result.result}"
 
 
 # --- rollback -------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.commands import SLACK_COMMANDS, require_handlers
+from core.commands import SLACK_COMMANDS, Command, require_handlers
 from workers.core import permissions
 from workers.core.context import Deps
 from workers.errors import Permanent
@@ -49,22 +49,21 @@ def decide(
 
 
 def run_slash_command(
-    deps: Deps, user_id: str, response_url: str, command: dict | None, error: str, channel: str = ""
+    deps: Deps, user_id: str, response_url: str, command: Command | None, error: str, channel: str = ""
 ) -> None:
     """`/mlops …`: the usage when it cannot be read or is no Slack command, else its service."""
-    if error or not command or command["name"] not in SERVICES:
+    if error or not command or command.name not in SERVICES:
         _slack(deps).respond(response_url, texts.slack_usage(error))
         return
-    SERVICES[command["name"]](deps, command, user_id, response_url, channel)
+    SERVICES[command.name](deps, command, user_id, response_url, channel)
 
 
-def decide_command(deps: Deps, command: dict, user_id: str, response_url: str, channel: str = "") -> None:
+def decide_command(deps: Deps, command: Command, user_id: str, response_url: str, channel: str = "") -> None:
     """`/mlops approve|reject <model> <version> [reason]`: the version must be named (no PR says which)."""
-    if not command.get("model"):
+    if not command.model:
         _slack(deps).respond(response_url, texts.slack_name_the_version())
         return
-    name, model, version, reason = command["name"], command["model"], command["version"], command.get("reason", "")
-    decide(deps, name, model, version, user_id, response_url, reason, channel)
+    decide(deps, command.name, command.model, command.version, user_id, response_url, command.reason, channel)
 
 
 def press_button(deps: Deps, action: str, value: str, user_id: str, response_url: str, channel: str = "") -> None:
@@ -73,14 +72,14 @@ def press_button(deps: Deps, action: str, value: str, user_id: str, response_url
     decide(deps, action, model, version, user_id, response_url, texts.SLACK_REJECT_BUTTON_REASON, channel)
 
 
-def rollback(deps: Deps, command: dict, user_id: str, response_url: str, channel: str = "") -> None:
+def rollback(deps: Deps, command: Command, user_id: str, response_url: str, channel: str = "") -> None:
     """`/mlops rollback prod <model> [version]`: with the `rollback` permission on the model's repository."""
     slack = _slack(deps)
     login = deps.settings.slack.users.get(user_id)
     if not login:
         slack.respond(response_url, texts.slack_unmapped_user(user_id))
         return
-    model = command.get("model") or (next(iter(deps.settings.models)) if len(deps.settings.models) == 1 else "")
+    model = command.model or (next(iter(deps.settings.models)) if len(deps.settings.models) == 1 else "")
     if model not in deps.settings.models:
         slack.respond(response_url, texts.slack_usage(texts.unknown_model(model or "(none named)")))
         return
@@ -92,9 +91,7 @@ def rollback(deps: Deps, command: dict, user_id: str, response_url: str, channel
         return
     trigger = f"slack:{user_id}:{response_url[-24:]}"
     try:
-        text = promotion.rollback(
-            deps, model, command["environment"], command.get("version", ""), login, "slack", trigger
-        )
+        text = promotion.rollback(deps, model, command.environment, command.version, login, "slack", trigger)
     except Permanent as exc:
         slack.respond(response_url, texts.slack_verdict(login, exc.message))
         return
@@ -102,7 +99,7 @@ def rollback(deps: Deps, command: dict, user_id: str, response_url: str, channel
 
 
 # the service of each command the table gives a Slack form (core/commands.py): the one place they meet
-SERVICES: dict[str, Callable[[Deps, dict, str, str, str], None]] = {
+SERVICES: dict[str, Callable[[Deps, Command, str, str, str], None]] = {
     "approve": decide_command,
     "reject": decide_command,
     "rollback": rollback,

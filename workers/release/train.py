@@ -13,7 +13,9 @@ a staging version is validated once, whichever way it is found first.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from core import stages
 from core import vocabulary as V
@@ -28,11 +30,11 @@ from workers.core.records import (
     Gate,
     Lineage,
     ProdStage,
+    Record,
     Release,
-    RunContext,
-    RunRecord,
     StagingStage,
 )
+from workers.core.run_records import RunContext, RunRecord, RunResult
 from workers.gateways import Version
 from workers.jobs import branch_jobs, results
 from workers.release import approvals, authorship, lineage, policy, promotion, texts
@@ -120,7 +122,7 @@ def _train_staging(
 
 
 # --- finished runs of the train ---------------------------------------------------------------------------
-def on_run_finished(deps: Deps, record: RunRecord, result: dict) -> str:
+def on_run_finished(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """A run the release started has finished: hand it to the step that waits for it."""
     purpose = record.context.purpose
     if purpose == "train":
@@ -134,7 +136,7 @@ def on_run_finished(deps: Deps, record: RunRecord, result: dict) -> str:
     return "logged"
 
 
-def trained(deps: Deps, record: RunRecord, result: dict) -> str:
+def trained(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """Staging training finished: find the version it registered (proven) and validate it."""
     lineage.finished(deps.state, record.environment, record.run_id)
     model, pr = record.context.release_model, record.context.release_pr
@@ -142,12 +144,12 @@ def trained(deps: Deps, record: RunRecord, result: dict) -> str:
     release = deps.state.release(model, record.repo, pr) if pr is not None else None
     if release is None:
         return "no release"
-    release = replace(release, staging=replace(release.staging, train_state=result["result"]))
-    if result["result"] not in V.GOOD:
-        release = texts.with_event(release, texts.event("training-failed", record.run_id, result=result["result"]))
+    release = replace(release, staging=replace(release.staging, train_state=result.result))
+    if result.result not in V.GOOD:
+        release = texts.with_event(release, texts.event("training-failed", record.run_id, result=result.result))
         release_feedback.publish(deps, release)
         release_feedback.deployment(
-            deps, release, staging.environment, "", "failure", "training failed", result["run_page_url"]
+            deps, release, staging.environment, "", "failure", "training failed", result.run_page_url
         )
         return "staging training failed"
     found = lineage.registered_by(deps.state, deps.registry, staging.environment, staging.registry_name, record)
@@ -165,9 +167,27 @@ def trained(deps: Deps, record: RunRecord, result: dict) -> str:
 
 
 # --- versions found by registry events (webhooks, polling) ------------------------------------------------
-def on_model_event(deps: Deps, mev: dict, delivery_id: str) -> str:
+@dataclass(frozen=True)
+class ModelEvent(Record):
+    """A registry's event as handlers/registry.py `model_event` words it (the task's JSON), or as polling finds it."""
+
+    registry: str  # mlflow | databricks | poll
+    kind: str  # version_created, alias_set, transition_requested, … (handlers/registry.py's kinds)
+    model: str  # the registry's name of the model
+    version: str = ""
+    alias: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    source: str = ""
+    to_stage: str = ""
+    from_stage: str = ""
+    comment: str = ""
+    text: str = ""
+
+
+def on_model_event(deps: Deps, event: ModelEvent, delivery_id: str) -> str:
     """The one entry point for every registry's events (and polling). Returns what was done."""
-    kind, name, version = mev["kind"], mev["model"], str(mev.get("version", ""))
+    kind, name, version = event.kind, event.model, event.version
     owner = stages.owner_of(deps.settings, name)
     if kind != "version_created" or owner is None or not version:
         if kind == "transition_requested" and version:
@@ -276,7 +296,7 @@ def _validation_started(deps: Deps, request: ApprovalRequest, environment: str, 
     return f"validating in run {run_id}"
 
 
-def validated(deps: Deps, record: RunRecord, result: dict) -> str:
+def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     """The validate run finished: the candidate against the champion it scored on the same data, the gates,
     the version's tags, and (if it passed) the approval request."""
     request = deps.state.approval(record.context.name, record.context.version)
@@ -286,15 +306,15 @@ def validated(deps: Deps, record: RunRecord, result: dict) -> str:
     comparison = policy.compare(
         deps.settings.models[request.model].gates, outputs.get("metrics") or {}, _champion(outputs)
     )
-    passed, summary = policy.validation_outcome(result["result"], outputs, comparison)
-    cancelled = result["result"] == "CANCELED"
+    passed, summary = policy.validation_outcome(result.result, outputs, comparison)
+    cancelled = result.result == "CANCELED"
     status = "passed" if passed else "cancelled" if cancelled else "failed"
     deps.registry.set_tags(
         request.name,
         request.version,
         {
             V.VALIDATION_SUMMARY: summary[:500],
-            V.VALIDATION_RUN: result.get("run_page_url", ""),
+            V.VALIDATION_RUN: result.run_page_url,
             V.VALIDATION_STATUS: status,
         },
     )  # the status goes last: whoever sees it also sees the summary and the run
@@ -305,8 +325,8 @@ def validated(deps: Deps, record: RunRecord, result: dict) -> str:
         metrics=outputs.get("metrics") or {},
         data=str(outputs.get("data") or ""),
         gates=tuple(Gate(g.gate, g.passed, g.detail) for g in comparison.gates),
-        champion=Champion.from_json(comparison.champion) if comparison.champion else None,
-        validation_url=result.get("run_page_url", ""),
+        champion=comparison.champion,
+        validation_url=result.run_page_url,
     )
     deps.state.save_approval(request)
     approvals.audit(deps, "validated", request, V.BOT, "validation", summary)
@@ -319,16 +339,12 @@ def validated(deps: Deps, record: RunRecord, result: dict) -> str:
     return f"validation {status}"
 
 
-def _champion(outputs: dict) -> dict | None:
+def _champion(outputs: Mapping[str, Any]) -> Champion | None:
     """The prod champion as the validate run scored it (None on a first release: nothing to compare)."""
     metrics = outputs.get("champion_metrics")
     if not isinstance(metrics, dict) or not metrics:
         return None
-    return {
-        "model": outputs.get("champion", ""),
-        "version": str(outputs.get("champion_version") or ""),
-        "metrics": metrics,
-    }
+    return Champion(outputs.get("champion", ""), str(outputs.get("champion_version") or ""), metrics)
 
 
 def _validation_shown(deps: Deps, request: ApprovalRequest, status: str) -> None:
