@@ -205,7 +205,7 @@ def poll_registry(self) -> int:
 @app.task(base=TellingTask, name=V.CLEAN_UP_STALE_JOBS, bind=True)
 def clean_up_stale_jobs(self) -> list[dict]:
     """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL; say so in Slack."""
-    return branch_jobs.clean_up_and_tell(deps())
+    return [removed.to_json() for removed in branch_jobs.clean_up_and_tell(deps())]  # a task's result is JSON
 
 
 @app.task(base=TellingTask, name=V.SEND_DUE_TASKS, bind=True)

@@ -242,11 +242,11 @@ def test_janitor_removes_jobs_of_gone_branches_and_reports_them(world, repo):
         branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", b, "a" * 40)
     client.jobs.create(name="someone/else/job", tasks=[])  # not ours: never touched
     removed = branch_jobs.clean_up(workspaces, state, settings, branch_exists=lambda repo, b: b == "main")
-    assert sorted(r["job"] for r in removed) == [
+    assert sorted(r.job for r in removed) == [
         "mlops-bot/acme/tiny-ml/feature/old/test",
         "mlops-bot/acme/tiny-ml/feature/old/train",
     ]
-    assert removed[0]["why"] == "branch feature/old no longer exists"
+    assert removed[0].why == "branch feature/old no longer exists"
     assert names(client) == [
         "mlops-bot/acme/tiny-ml/main/test",
         "mlops-bot/acme/tiny-ml/main/train",

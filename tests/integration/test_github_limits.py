@@ -207,7 +207,7 @@ def test_the_janitor_removes_nothing_while_github_rate_limits(stack, bot):
         assert janitor(bot) == [] and job_names(workspaces, settings) >= before  # no run aborted, nothing removed
     finally:
         requests.delete(f"{stack.url}/sandbox/faults")
-    removed = {r["job"] for r in janitor(bot)}
+    removed = {r.job for r in janitor(bot)}
     assert V.job_name(settings.bot.job_prefix, REPO, "janitor/gone", "train") in removed  # a confirmed 404
     assert V.job_name(settings.bot.job_prefix, REPO, "feature/janitor-live", "train") not in removed
 
@@ -217,7 +217,7 @@ def test_the_janitor_keeps_a_branch_whose_name_needs_encoding(stack, bot):
     branch = "fix#12+100%"  # git allows these; in a URL path they must be percent-encoded
     sha = push_branch(stack, "alice", REPO, branch)
     branch_jobs.sync_branch(workspaces, state, settings, REPO, branch, sha)
-    removed = {r["job"] for r in janitor(bot)}
+    removed = {r.job for r in janitor(bot)}
     assert V.job_name(settings.bot.job_prefix, REPO, branch, "train") not in removed
     assert V.job_name(settings.bot.job_prefix, REPO, branch, "train") in job_names(workspaces, settings)
 

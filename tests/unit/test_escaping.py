@@ -18,6 +18,7 @@ import pytest
 
 from core.config import GitHubSettings, SlackSettings
 from tests.fakes import approval_request, release_record, run_record, run_result
+from workers.core.run_records import RemovedJob
 from workers.escaping import (
     GITHUB_COMMENT_MAX,
     SLACK_BLOCK_TEXT_MAX,
@@ -174,7 +175,7 @@ def test_what_slack_users_typed_is_escaped_in_slack():
     assert release_texts.slack_verdict("bob", "model `<@U123>` is not configured") == (
         "@bob: model `&lt;@U123&gt;` is not configured"
     )
-    removed = [{"job": "mlops/acme/x/<!here>/train", "environment": "dev", "why": "branch gone"}]
+    removed = [RemovedJob(job="mlops/acme/x/<!here>/train", environment="dev", job_id=1, why="branch gone")]
     assert "<!here>" not in jobs_texts.stale_jobs_removed(removed)
 
 

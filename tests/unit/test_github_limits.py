@@ -282,14 +282,14 @@ def test_the_janitor_removes_nothing_while_github_rate_limits(w):
     w.forge.failures["branch_exists"] = RateLimited("GitHub said 403 (rate limited)", 60)
     assert janitor(w) == [] and len(w.workspace.jobs) == 2
     del w.forge.failures["branch_exists"]
-    assert [r["job"].split("/")[-2] for r in janitor(w)] == ["gone"]
+    assert [r.job.split("/")[-2] for r in janitor(w)] == ["gone"]
 
 
 def test_the_janitor_keeps_an_open_fork_prs_jobs_and_removes_a_closed_ones(w):
     managed(w, "pull/7", "pull/8", "pull/404")
     w.forge.pulls[8] = pull(8, fork=True, state="closed")
     removed = janitor(w)
-    assert [(r["job"], r["why"]) for r in removed] == [
+    assert [(r.job, r.why) for r in removed] == [
         (V.job_name("mlops-bot", REPO, "pull/8", "train"), "pull request #8 is closed")
     ]  # pull/404: the PR cannot be found, which is no sure answer
 
@@ -297,7 +297,7 @@ def test_the_janitor_keeps_an_open_fork_prs_jobs_and_removes_a_closed_ones(w):
 def test_without_github_the_janitor_still_applies_the_age_limit(w):
     managed(w, "feature/old", created_days_ago=w.deps.settings.bot.job_ttl_days + 1)
     removed = janitor(w, forge=None)
-    assert [r["why"] for r in removed] == [f"older than {w.deps.settings.bot.job_ttl_days} days"]
+    assert [r.why for r in removed] == [f"older than {w.deps.settings.bot.job_ttl_days} days"]
 
 
 def test_the_janitor_asks_about_a_branch_once_per_run(w):

@@ -112,3 +112,13 @@ class CachedJob(Record):
     job_id: int
     fingerprint: str  # of the settings it was last made to match
     updated_at: float
+
+
+@dataclass(frozen=True)
+class RemovedJob(Record):
+    """A job the janitor removed, where, and why (told in Slack, returned by the task)."""
+
+    environment: str
+    job: str
+    job_id: int
+    why: str

@@ -18,7 +18,7 @@ from core.config import Repo, Settings, Workflow
 from core.logs import get_logger
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
 from workers.core.context import Deps
-from workers.core.run_records import RunContext, RunRecord
+from workers.core.run_records import RemovedJob, RunContext, RunRecord
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, WorkspaceGateway
@@ -345,9 +345,9 @@ def _pr_number(branch: str) -> int | None:
     return int(number) if branch.startswith("pull/") and number.isdigit() else None
 
 
-def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[dict]:
+def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[RemovedJob]:
     """The janitor: remove stale managed jobs in every environment; returns what it removed and why."""
-    removed = []
+    removed: list[RemovedJob] = []
     for env in settings.environments:
         ws = workspaces(env)
         for job_id, name, why in stale_jobs(ws, settings, branch_exists):
@@ -355,12 +355,12 @@ def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_ex
                 ws.cancel_run(run_id)
             if ws.delete_job(job_id):
                 state.forget_job(ws.name, name)
-                removed.append({"environment": env, "job": name, "job_id": job_id, "why": why})
-    log.info("janitor.done", removed=len(removed), jobs=[r["job"] for r in removed])
+                removed.append(RemovedJob(environment=env, job=name, job_id=job_id, why=why))
+    log.info("janitor.done", removed=len(removed), jobs=[r.job for r in removed])
     return removed
 
 
-def clean_up_and_tell(deps: Deps) -> list[dict]:
+def clean_up_and_tell(deps: Deps) -> list[RemovedJob]:
     """The hourly janitor, and a line in Slack for what it removed. Without GitHub only the age and
     configuration rules apply: nothing is removed for a branch nobody could ask about."""
     removed = clean_up(deps.workspaces, deps.state, deps.settings, branch_alive(deps.forge))

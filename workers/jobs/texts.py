@@ -3,11 +3,12 @@ branch has no job of a workflow."""
 
 from __future__ import annotations
 
+from workers.core.run_records import RemovedJob
 from workers.escaping import slack_text
 
 
-def stale_jobs_removed(removed: list[dict]) -> str:
-    lines = [f"• `{slack_text(r['job'])}` ({r['environment']}): {slack_text(r['why'])}" for r in removed]
+def stale_jobs_removed(removed: list[RemovedJob]) -> str:
+    lines = [f"• `{slack_text(r.job)}` ({r.environment}): {slack_text(r.why)}" for r in removed]
     return f"🧹 mlops-bot removed {len(removed)} stale job(s):\n" + "\n".join(lines)
 
 
