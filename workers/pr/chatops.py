@@ -167,8 +167,11 @@ def _retest(ctx: CommandContext, command: dict) -> None:
         ctx.reply(texts.nothing_failed(ctx.user))
         return
     pull = _head(ctx)
-    for run in failed:
-        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **policy.rerun_options(run))
+    settings, role = ctx.deps.settings, ctx.role()
+    # every re-run is checked as its own command would be: `/retest` of a `/train full` is a `/train full`
+    options = [policy.rerun_checked(settings, ctx.repo, run, ctx.user, role) for run in failed]
+    for run, kwargs in zip(failed, options, strict=True):
+        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **kwargs)
 
 
 def _ok_to_test(ctx: CommandContext, command: dict) -> None:
@@ -249,6 +252,10 @@ def _decide(ctx: CommandContext, command: dict) -> None:
 def _verdict(ctx: CommandContext, command: dict) -> Verdict:
     if command.get("model"):
         model, version = command["model"], command["version"]
+        request, _, _ = approvals.find(ctx.deps, model, version)
+        why = policy.named_version_refusal(request.pr if request else None, ctx.pr, f"{model}@{version}")
+        if why:
+            return Verdict(False, release_texts.verdict_refused(why))
     else:
         request = _version(ctx, command, status="pending", resuming=ctx.user)
         model, version = request.name, request.version

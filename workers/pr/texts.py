@@ -122,6 +122,14 @@ def fork_needs_ok_to_test(sha: str) -> str:
     )
 
 
+def not_this_prs_version(ref: str, version_pr: int, pr: int) -> str:
+    trained = f"the merge of #{version_pr}" if version_pr else "no merged pull request the bot knows of"
+    return (
+        f"`{ref}` was trained for {trained}, not for #{pr}: a version is approved on the merged pull request "
+        "it was trained from (or in Slack), never on another pull request."
+    )
+
+
 def head_moved_after_ok(sha: str) -> str:
     return (
         f"the pull request's head moved to `{sha[:7]}` after your comment: `/ok-to-test` covers the commit "

@@ -287,12 +287,16 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
 
 def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:
     """The champion now and the version it goes back to, or Permanent: why there is none."""
-    current = deps.registry.model_aliases(name).get(deps.settings.mlflow.champion_alias, "")
-    target = version or _previous(deps.state.champion_history(name), current)
+    alias = deps.settings.mlflow.champion_alias
+    current = deps.registry.model_aliases(name).get(alias, "")
+    history = deps.state.champion_history(name)
+    target = version or _previous(history, current)
     if not target:
         raise Permanent(texts.rollback_refused(f"`{name}` has no earlier champion to go back to"))
     if target == current:
         raise Permanent(texts.rollback_refused(f"v{target} is the champion already"))
+    if target not in history:  # only what was validated, approved and crowned before goes back to prod
+        raise Permanent(texts.rollback_refused(texts.never_champion(name, alias, target, history)))
     try:
         deps.registry.version(name, target)
     except NotFound:
