@@ -7,12 +7,18 @@ On the shared fakes (tests/fakes.py) for the decisions; real Redis (the conftest
 import contextlib
 import dataclasses
 import threading
+import time
 
 import pytest
 
+from core.events import Event
+from core.routing import Ignored
+from handlers.github import on_issue_comment_changed, on_issue_comment_created
 from tests.fakes import pull, world
+from tests.unit import test_reconciler as rec
 from tests.unit.test_release import MERGE, PR, PROD, REPO, STAGING, finish, released, ws
 from workers.core.state import State
+from workers.delivery import reconciler
 from workers.pr import chatops
 from workers.release import approvals
 
@@ -131,3 +137,49 @@ def test_two_approvers_at_once_are_both_recorded_and_promote_at_most_once(w, alr
     else:  # two approvals recorded, the second decides
         assert recorded == {"bob", "carol"}
         assert any("1 of 2" in v.message or "(1 of 2)" in v.message for v in verdicts.values()), verdicts
+
+
+# --- edited comments: one rule (handlers.github.edited) on the live path and the reconciler -----------------------
+@pytest.fixture
+def r(settings, redis_client):
+    r = world(settings, State(redis_client))
+    r.forge.pulls[rec.PR] = pull(rec.PR)
+    r.forge.roles.update(alice="write", rita="read", mo="maintain")
+    return r
+
+
+@pytest.mark.parametrize(
+    "body, user",
+    [
+        ("/help", "rita"),  # written without a command, edited into one by its author
+        ("/approve", "mo"),  # mo's "LGTM", edited into `/approve` by someone else with write access
+    ],
+)
+def test_an_edited_comment_runs_nothing_on_any_path(r, body, user):
+    rec.said(r, 1, body, user=user, ago=300, edited_ago=200)
+    assert rec.reconcile(r) == []  # the reconciler: it ran as its original author before
+    comment = r.forge.comments_since(rec.REPO, "2000-01-01T00:00:00Z")[0]
+    live = Event("github", "issue_comment", "created", "d-1", reconciler.as_event(rec.REPO, comment).data)
+    outcome = on_issue_comment_created(live, r.deps.settings)  # a created delivery showing the edit: the same rule
+    assert isinstance(outcome, Ignored) and "edited" in outcome.reason
+    edited = Event("github", "issue_comment", "edited", "d-2", live.data)
+    assert isinstance(on_issue_comment_changed(edited, r.deps.settings), Ignored)
+    rec.said(r, 2, body, user=user, ago=150)  # the same command as written still runs
+    assert [a.kwargs["comment_id"] for a in rec.reconcile(r, now=rec.NOW + 120)] == [2]
+
+
+# --- `/ok-to-test` binds to the head at the comment's time ------------------------------------------------------
+def test_a_replayed_ok_to_test_whose_head_push_time_is_unknown_is_refused(r):
+    """The fork's push delivery was lost (no push time), `/ok-to-test` was replayed by the reconciler: the head
+    the PR shows now may have been pushed after the comment. Refused, saying so; said again later, it runs."""
+    r.forge.pulls[rec.PR] = pull(rec.PR, fork=True, sha="f" * 40)
+    rec.said(r, 1, "/ok-to-test", user="alice")
+    [action] = rec.reconcile(r)
+    rec.execute(r, action)
+    reply = r.forge.comment("reply", "1-0")
+    assert "I cannot tell whether the head `fffffff` was there when you commented" in reply, reply
+    assert not r.workspace.runs and r.deps.state.ok_to_test_sha(rec.REPO, rec.PR) is None
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+    ctx = chatops.command_context(r.deps, rec.REPO, rec.PR, 2, "alice", "d-2", 0)
+    chatops.run_command(ctx, {"name": "ok-to-test", "line": "/ok-to-test", "commented_at": later})
+    assert r.deps.state.ok_to_test_sha(rec.REPO, rec.PR) == "f" * 40 and r.workspace.runs

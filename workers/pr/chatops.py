@@ -9,6 +9,7 @@ found again by a hidden marker (`reply` + comment id + index), so a retried task
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -185,6 +186,8 @@ def _ok_to_test(ctx: CommandContext, command: dict) -> None:
         ctx.reply(texts.not_a_fork(ctx.user))
         return
     pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
+    if not pushed:  # the head was there by now at the latest: an `/ok-to-test` written after this covers it
+        ctx.deps.state.note_head(ctx.repo, ctx.pr, pull.head_sha, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     why = policy.ok_to_test_too_early(command.get("commented_at", ""), pushed or "", pull.head_sha)
     if why:
         raise Refusal(why)

@@ -107,11 +107,10 @@ def check_workflow(settings: Settings, check_name: str) -> str | None:
 
 def ok_to_test_too_early(commented_at: str, pushed_at: str, sha: str) -> str | None:
     """`/ok-to-test` covers the head the maintainer looked at: a head pushed after the comment (both times
-    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in."""
-    if not commented_at or not pushed_at:
-        return None  # unknown: the head is the one the PR shows now, as before
+    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in; nor is a head whose push time
+    the bot never heard (it cannot tell it was there before the comment)."""
     try:
         comment, push = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (commented_at, pushed_at))
-    except ValueError:
-        return None
+    except ValueError:  # either unknown (a lost delivery, replayed by the reconciler): the head may be newer
+        return texts.head_unknown_at_ok(sha)
     return texts.head_moved_after_ok(sha) if push > comment else None

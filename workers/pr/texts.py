@@ -137,6 +137,14 @@ def head_moved_after_ok(sha: str) -> str:
     )
 
 
+def head_unknown_at_ok(sha: str) -> str:
+    return (
+        f"I cannot tell whether the head `{sha[:7]}` was there when you commented (I never heard of its push), "
+        "and `/ok-to-test` covers only the commit you looked at. I know of it from now on: look at it and say "
+        "`/ok-to-test` again."
+    )
+
+
 def forks_never_run(repo: str) -> str:
     return f'pull requests from forks never run in {repo} (`fork_policy = "never"`).'
 
