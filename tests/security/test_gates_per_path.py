@@ -105,7 +105,9 @@ def approve_together(w, approvers):
     w.deps = dataclasses.replace(w.deps, forge=Racing(w.forge))
     verdicts = {}
     threads = [
-        threading.Thread(target=lambda a=a: verdicts.update({a: approvals.decide(w.deps, "approve", STAGING, "2", a, "github")}))
+        threading.Thread(
+            target=lambda a=a: verdicts.update({a: approvals.decide(w.deps, "approve", STAGING, "2", a, "github")})
+        )
         for a in approvers
     ]
     for t in threads:

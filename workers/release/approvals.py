@@ -106,7 +106,14 @@ def decide(
 
 
 def _decision(
-    deps: Deps, action: str, model: str, version: str, approver: str, source: str, reason: str, role: str | None,
+    deps: Deps,
+    action: str,
+    model: str,
+    version: str,
+    approver: str,
+    source: str,
+    reason: str,
+    role: str | None,
     trigger: str,
 ) -> Verdict | ApprovalRequest:
     """The verdict, or the request decided "approved" whose promotion the caller runs (outside the lock)."""

@@ -19,7 +19,7 @@ from core import vocabulary as V
 from core.logs import get_logger
 from core.stages import Stage
 from workers.core.context import Deps
-from workers.core.records import ApprovalRequest, Release, RollbackPlan, RunContext, RunRecord
+from workers.core.records import ApprovalRequest, Release, RollbackPlan, RunContext, RunRecord, Verdict
 from workers.errors import NotFound, Permanent
 from workers.jobs import branch_jobs
 from workers.release import feedback as release_feedback
@@ -252,6 +252,9 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     if stage_name not in (prod.name, prod.environment):
         raise Permanent(texts.rollback_refused(f"only the {prod.name} stage is rolled back (`/rollback {prod.name}`)"))
     work = f"rollback:{prod.registry_name}:{trigger}"  # run again, the alias already names the target
+    done = deps.state.plan(f"done:{work}", Verdict)
+    if done is not None:  # carried out: a replay of the command (under any delivery id) changes nothing
+        return done.message
     plan = deps.state.plan(work, RollbackPlan) or deps.state.keep_plan(
         work, _rollback_plan(deps, prod.registry_name, version)
     )
@@ -282,7 +285,7 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
             deps, texts.with_event(replace(release, prod=replace(release.prod, version=target)), step)
         )
     release_feedback.slack_post(deps, work, f"@{actor} {text}")
-    return text
+    return deps.state.keep_plan(f"done:{work}", Verdict(True, text)).message
 
 
 def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:
@@ -295,7 +298,8 @@ def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:
         raise Permanent(texts.rollback_refused(f"`{name}` has no earlier champion to go back to"))
     if target == current:
         raise Permanent(texts.rollback_refused(f"v{target} is the champion already"))
-    if target not in history:  # only what was validated, approved and crowned before goes back to prod
+    crowned = target in history or deps.state.prod_origin(name, target)  # the bot's record: champion once
+    if not crowned:  # only what was validated, approved and crowned before goes back to prod
         raise Permanent(texts.rollback_refused(texts.never_champion(name, alias, target, history)))
     try:
         deps.registry.version(name, target)
