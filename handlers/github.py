@@ -6,6 +6,9 @@ what is queued is checked there first (a branch Git accepts, a full commit SHA, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from core import vocabulary as V
 from core.commands import Command, parse_comment
 from core.config import Settings
@@ -228,6 +231,8 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     repo = _configured_repo(event, settings)
     if isinstance(repo, Ignored):
         return repo
+    if edited(comment):
+        return Ignored("comment edited since it was written: only a comment as written runs commands")
     parsed = parse_comment(text(comment, "body"))
     if not parsed:
         return Ignored("no command in the comment")
@@ -261,10 +266,18 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
     return actions
 
 
+def edited(comment: Mapping[str, Any]) -> bool:
+    """The one rule for every path (live, reconciler, redelivery): a comment changed since it was created runs
+    nothing — its author did not write the command it holds now (anyone with write access may edit a comment,
+    and on GitHub an edit keeps the original author), or wrote it after the fact."""
+    created, updated = text(comment, "created_at"), text(comment, "updated_at")
+    return bool(created and updated and updated != created)
+
+
 @router.register("github", "issue_comment", action="edited")
 @router.register("github", "issue_comment", action="deleted")
 def on_issue_comment_changed(event: Event, settings: Settings) -> Outcome:
-    """edited or deleted comment → nothing: only a new comment runs commands."""
+    """edited or deleted comment → nothing: only a new comment runs commands (`edited`)."""
     return Ignored(f"comment {event.action}: only new comments run commands")
 
 

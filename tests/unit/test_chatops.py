@@ -63,8 +63,9 @@ def test_a_permanent_databricks_refusal_is_told_on_the_pr(w):
 
 def test_a_fork_needs_ok_to_test_for_its_head(w):
     w.forge.pulls[PR] = pull(PR, fork=True)
+    w.deps.state.note_head(REPO, PR, "a" * 40, "2026-11-28T11:00:00Z")  # the PR's `opened` (await_ok_to_test)
     assert "must comment `/ok-to-test` for commit `aaaaaaa` first" in command(w, "alice", "test")
-    reply = command(w, "alice", "ok-to-test", index=1)
+    reply = command(w, "alice", "ok-to-test", index=1, commented_at="2026-11-28T12:00:00Z")
     assert reply == "@alice OK to test commit `aaaaaaa` from someone/churn-model: started `test`."
     [run_id] = w.workspace.runs
     assert w.workspace.jobs[w.workspace.runs[run_id].job_id]["name"].endswith("/pull/7/test")

@@ -9,6 +9,7 @@ found again by a hidden marker (`reply` + comment id + index), so a retried task
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -168,8 +169,11 @@ def _retest(ctx: CommandContext, command: Command) -> None:
         ctx.reply(texts.nothing_failed(ctx.user))
         return
     pull = _head(ctx)
-    for run in failed:
-        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **policy.rerun_options(run))
+    settings, role = ctx.deps.settings, ctx.role()
+    # every re-run is checked as its own command would be: `/retest` of a `/train full` is a `/train full`
+    options = [policy.rerun_checked(settings, ctx.repo, run, ctx.user, role) for run in failed]
+    for run, kwargs in zip(failed, options, strict=True):
+        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **kwargs)
 
 
 def _ok_to_test(ctx: CommandContext, command: Command) -> None:
@@ -183,6 +187,8 @@ def _ok_to_test(ctx: CommandContext, command: Command) -> None:
         ctx.reply(texts.not_a_fork(ctx.user))
         return
     pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
+    if not pushed:  # the head was there by now at the latest: an `/ok-to-test` written after this covers it
+        ctx.deps.state.note_head(ctx.repo, ctx.pr, pull.head_sha, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     why = policy.ok_to_test_too_early(command.commented_at, pushed or "", pull.head_sha)
     if why:
         raise Refusal(why)
@@ -250,6 +256,10 @@ def _decide(ctx: CommandContext, command: Command) -> None:
 def _verdict(ctx: CommandContext, command: Command) -> Verdict:
     if command.model:
         model, version = command.model, command.version
+        request, _, _ = approvals.find(ctx.deps, model, version)
+        why = policy.named_version_refusal(request.pr if request else None, ctx.pr, f"{model}@{version}")
+        if why:
+            return Verdict(False, release_texts.verdict_refused(why))
     else:
         request = _version(ctx, command, status="pending", resuming=ctx.user)
         model, version = request.name, request.version

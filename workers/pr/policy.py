@@ -81,6 +81,24 @@ def rerun_options(run: RunRecord) -> dict:
     return {"dataset": p.get("dataset", ""), "params": params, "suite": p.get("suite", "")}
 
 
+def rerun_checked(settings: Settings, repo: str, run: RunRecord, user: str, role: str) -> dict:
+    """The options to start `run` again alike for `user`, or Refusal: a re-run of a training passes the rules
+    `/train` would (full data for `train_full_users` only, allowed params)."""
+    options = rerun_options(run)
+    if run.workflow == "train":
+        command = Command("train", dataset=options["dataset"], params=options["params"])
+        options["dataset"], options["params"] = train_options(settings, repo, command, user, role)
+    return options
+
+
+def named_version_refusal(version_pr: int | None, pr: int, ref: str) -> str | None:
+    """`/approve name@version` in a PR's comment names a version trained for this (merged) pull request, as the
+    bare form means; None: no such request (the approval policy says so)."""
+    if version_pr is None or version_pr == pr:
+        return None
+    return texts.not_this_prs_version(ref, version_pr, pr)
+
+
 def check_workflow(settings: Settings, check_name: str) -> str | None:
     """The workflow a "Re-run" of this check run means, or None when the check is not ours."""
     workflow = workflow_of_check(check_name)
@@ -89,11 +107,10 @@ def check_workflow(settings: Settings, check_name: str) -> str | None:
 
 def ok_to_test_too_early(commented_at: str, pushed_at: str, sha: str) -> str | None:
     """`/ok-to-test` covers the head the maintainer looked at: a head pushed after the comment (both times
-    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in."""
-    if not commented_at or not pushed_at:
-        return None  # unknown: the head is the one the PR shows now, as before
+    GitHub's, ISO 8601) is not covered, whatever the order the bot hears of them in; nor is a head whose push time
+    the bot never heard (it cannot tell it was there before the comment)."""
     try:
         comment, push = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (commented_at, pushed_at))
-    except ValueError:
-        return None
+    except ValueError:  # either unknown (a lost delivery, replayed by the reconciler): the head may be newer
+        return texts.head_unknown_at_ok(sha)
     return texts.head_moved_after_ok(sha) if push > comment else None

@@ -122,10 +122,26 @@ def fork_needs_ok_to_test(sha: str) -> str:
     )
 
 
+def not_this_prs_version(ref: str, version_pr: int, pr: int) -> str:
+    trained = f"the merge of #{version_pr}" if version_pr else "no merged pull request the bot knows of"
+    return (
+        f"`{ref}` was trained for {trained}, not for #{pr}: a version is approved on the merged pull request "
+        "it was trained from (or in Slack), never on another pull request."
+    )
+
+
 def head_moved_after_ok(sha: str) -> str:
     return (
         f"the pull request's head moved to `{sha[:7]}` after your comment: `/ok-to-test` covers the commit "
         "you looked at. Look at this one and say `/ok-to-test` again."
+    )
+
+
+def head_unknown_at_ok(sha: str) -> str:
+    return (
+        f"I cannot tell whether the head `{sha[:7]}` was there when you commented (I never heard of its push), "
+        "and `/ok-to-test` covers only the commit you looked at. I know of it from now on: look at it and say "
+        "`/ok-to-test` again."
     )
 
 

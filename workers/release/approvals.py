@@ -95,7 +95,28 @@ def decide(
     trigger: str = "",
 ) -> Verdict:
     """approve or reject through the one policy; promote when enough distinct approvals are in. `trigger`: what
-    identifies the command (a comment's command, a Slack response URL), recorded with the approval."""
+    identifies the command (a comment's command, a Slack response URL), recorded with the approval.
+
+    The decision is taken under the request's lock: two approvers at once each read the request the other
+    wrote, so both approvals are recorded and at most one of them promotes (the promotion runs after it)."""
+    found = stages.release_ref(deps.settings, model)
+    with deps.state.lock(f"approval:{found[1].registry_name if found else model}@{version}"):
+        verdict = _decision(deps, action, model, version, approver, source, reason, role, trigger)
+    return _promote(deps, verdict, source) if isinstance(verdict, ApprovalRequest) else verdict
+
+
+def _decision(
+    deps: Deps,
+    action: str,
+    model: str,
+    version: str,
+    approver: str,
+    source: str,
+    reason: str,
+    role: str | None,
+    trigger: str,
+) -> Verdict | ApprovalRequest:
+    """The verdict, or the request decided "approved" whose promotion the caller runs (outside the lock)."""
     request, cfg_model, unknown = find(deps, model, version)
     if unknown:
         return Verdict(False, texts.verdict_refused(unknown))
@@ -119,11 +140,11 @@ def decide(
 
 def _resumed(
     deps: Deps, request: ApprovalRequest, action: str, approver: str, source: str, trigger: str
-) -> Verdict | None:
+) -> Verdict | ApprovalRequest | None:
     """The verdict of a decision this approver's command recorded before a crash stopped it (the task run again
     carries on with the steps after it), or None: a decision to take now."""
     if action == "approve" and _promotion_stopped(request, approver):
-        return _promote(deps, request, source)
+        return request  # the caller carries the promotion on
     mine = [a for a in request.approvals if trigger and a.trigger == trigger]
     if action == "approve" and mine and request.status == "pending":
         _show(deps, request)
@@ -142,7 +163,9 @@ def answered(deps: Deps, work: str, decide: Callable[[], Verdict]) -> Verdict:
     return kept if kept is not None else deps.state.keep_plan(f"answer:{work}", decide())
 
 
-def _approve(deps: Deps, request: ApprovalRequest, approver: str, source: str, trigger: str = "") -> Verdict:
+def _approve(
+    deps: Deps, request: ApprovalRequest, approver: str, source: str, trigger: str = ""
+) -> Verdict | ApprovalRequest:
     request = replace(request, approvals=(*request.approvals, Approval(approver, time.time(), source, trigger)))
     needed, count = request.needed, len(request.approvals)
     audit(deps, "approved", request, approver, source, f"{count} of {needed}")
@@ -152,7 +175,7 @@ def _approve(deps: Deps, request: ApprovalRequest, approver: str, source: str, t
         return Verdict(True, texts.verdict_counted(count, needed, request.name, request.version))
     request = replace(request, status="approved", decided_at=time.time(), promotion="running")
     deps.state.save_approval(request)  # the decision, before its first step: a task run again resumes from here
-    return _promote(deps, request, source)
+    return request  # the caller promotes it, out of the lock
 
 
 def _promotion_stopped(request: ApprovalRequest, approver: str) -> bool:

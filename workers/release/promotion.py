@@ -19,7 +19,7 @@ from core import vocabulary as V
 from core.logs import get_logger
 from core.stages import Stage
 from workers.core.context import Deps
-from workers.core.records import ApprovalRequest, Release, RollbackPlan
+from workers.core.records import ApprovalRequest, Release, RollbackPlan, Verdict
 from workers.core.run_records import RunContext, RunRecord, RunResult
 from workers.errors import NotFound, Permanent
 from workers.jobs import branch_jobs
@@ -251,6 +251,9 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
     if stage_name not in (prod.name, prod.environment):
         raise Permanent(texts.rollback_refused(f"only the {prod.name} stage is rolled back (`/rollback {prod.name}`)"))
     work = f"rollback:{prod.registry_name}:{trigger}"  # run again, the alias already names the target
+    done = deps.state.plan(f"done:{work}", Verdict)
+    if done is not None:  # carried out: a replay of the command (under any delivery id) changes nothing
+        return done.message
     plan = deps.state.plan(work, RollbackPlan) or deps.state.keep_plan(
         work, _rollback_plan(deps, prod.registry_name, version)
     )
@@ -281,17 +284,22 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
             deps, texts.with_event(replace(release, prod=replace(release.prod, version=target)), step)
         )
     release_feedback.slack_post(deps, work, f"@{actor} {text}")
-    return text
+    return deps.state.keep_plan(f"done:{work}", Verdict(True, text)).message
 
 
 def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:
     """The champion now and the version it goes back to, or Permanent: why there is none."""
-    current = deps.registry.model_aliases(name).get(deps.settings.mlflow.champion_alias, "")
-    target = version or _previous(deps.state.champion_history(name), current)
+    alias = deps.settings.mlflow.champion_alias
+    current = deps.registry.model_aliases(name).get(alias, "")
+    history = deps.state.champion_history(name)
+    target = version or _previous(history, current)
     if not target:
         raise Permanent(texts.rollback_refused(f"`{name}` has no earlier champion to go back to"))
     if target == current:
         raise Permanent(texts.rollback_refused(f"v{target} is the champion already"))
+    crowned = target in history or deps.state.prod_origin(name, target)  # the bot's record: champion once
+    if not crowned:  # only what was validated, approved and crowned before goes back to prod
+        raise Permanent(texts.rollback_refused(texts.never_champion(name, alias, target, history)))
     try:
         deps.registry.version(name, target)
     except NotFound:

@@ -189,6 +189,15 @@ def rollback_refused(why: str) -> str:
     return f"rollback refused: {why}"
 
 
+def never_champion(name: str, alias: str, version: str, history: list[str]) -> str:
+    past = ", ".join(f"v{v}" for v in dict.fromkeys(reversed(history))) or "none yet"
+    return (
+        f"v{version} of `{name}` was never `@{alias}` by the bot's record, so nothing vouches for it in prod "
+        f"(past champions: {past}). Roll back to one of those, or release the version through the train: "
+        "merge, validation, approval."
+    )
+
+
 def rolled_back(name: str, alias: str, frm: str, to: str, run_id: int, url: str) -> str:
     return (
         f"↩️ rolled `{name}@{alias}` back from v{frm or '—'} to v{to}; deploy is running ({link(f'run {run_id}', url)})."

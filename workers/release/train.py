@@ -96,7 +96,7 @@ def _train_staging(
         branch=cfg.default_branch,
         sha=sha,  # the merge commit, recorded now: validation and deploy run this code, never a branch under review
         workflow=staging.workflow,
-        trigger=f"{delivery_id}:release:{model}",
+        trigger=f"merge:{cfg.name}:{pr}:{sha}:release:{model}",  # the signed merge, never the delivery id
         pr=pr,
         requested_by=merged_by,
         environment=staging.environment,
