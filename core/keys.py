@@ -14,6 +14,8 @@ DAY = 24 * 3600
 DELIVERIES = f"{P}deliveries:recent"  # list of recent delivery records (dashboard)
 DELIVERIES_LIMIT = 200
 DEDUPE_PREFIX = f"{P}delivery:"  # + delivery key: "seen this delivery" (TTL: [bot] dedupe_ttl_seconds)
+# + an action's signed-content key (core.routing.Action.key): "seen this body", whatever its delivery id (same TTL)
+SIGNED_PREFIX = f"{P}signed:"
 
 # --- written by the workers ----------------------------------------------------------------------
 AUDIT = f"{P}audit"  # stream of approval decisions, never rewritten

@@ -24,19 +24,24 @@ from core.vocabulary import BOT
 
 DEFAULT_QUEUE = BOT
 DEDUPE_PREFIX = keys.DEDUPE_PREFIX
+SIGNED_PREFIX = keys.SIGNED_PREFIX
 RECENT_KEY = keys.DELIVERIES
 RECENT_LIMIT = keys.DELIVERIES_LIMIT
 
-# KEYS[1] dedupe key, KEYS[2] recent-deliveries list, KEYS[3..] queues
-# ARGV[1] ttl, ARGV[2] delivery record (JSON), ARGV[3..] messages, one per queue key
+# KEYS[1] delivery's dedupe key, KEYS[2] recent-deliveries list, KEYS[3..2+n] signed-content keys, then queues
+# ARGV[1] ttl, ARGV[2] delivery record (JSON), ARGV[3] n, ARGV[4..] messages, one per queue key
+# Seen is seen by either name: the delivery id (a retry) or the signed body (a replay under a new id).
 _SUBMIT = f"""
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then
-  for i = 3, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i]) end
-  redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('LTRIM', KEYS[2], 0, {RECENT_LIMIT - 1})
-  return 1
+local n = tonumber(ARGV[3])
+for i = 3, 2 + n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
-return 0
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
+for i = 3, 2 + n do redis.call('SET', KEYS[i], KEYS[1], 'EX', tonumber(ARGV[1])) end
+for i = 3 + n, #KEYS do redis.call('LPUSH', KEYS[i], ARGV[i - n + 1]) end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, {RECENT_LIMIT - 1})
+return 1
 """
 
 
@@ -105,12 +110,12 @@ for _field in ("body", "task", "id", "kwargsrepr", "queue", "tag"):
 
 @dataclass
 class Submitted:
-    queued: bool  # False: this delivery id was seen before, nothing was enqueued
+    queued: bool  # False: this delivery id, or its signed content, was seen before; nothing was enqueued
     task_ids: list[str]
 
 
 class Queue:
-    """Enqueue actions for a delivery exactly once (per dedupe TTL)."""
+    """Enqueue actions for a delivery exactly once (per dedupe TTL), by its delivery id and by its signed content."""
 
     def __init__(self, client: redis.Redis, queue: str = DEFAULT_QUEUE, dedupe_ttl: int = 7 * 24 * 3600):
         self.client = client
@@ -119,11 +124,13 @@ class Queue:
         self._submit = client.register_script(_SUBMIT)
 
     def submit(self, delivery_key: str, actions: list[Action], record: dict) -> Submitted:
+        """Queue `actions` unless `delivery_key` or any of the actions' signed-content keys was seen: one EVALSHA."""
+        signed = sorted({SIGNED_PREFIX + a.key for a in actions if a.key})
         task_ids = [str(uuid.uuid4()) for _ in actions]
         messages = [celery_message(a.task, a.kwargs, self.queue, tid) for a, tid in zip(actions, task_ids, strict=True)]
         entry = json.dumps({**record, "tasks": [a.task for a in actions]}, separators=(",", ":"))
-        keys = [DEDUPE_PREFIX + delivery_key, RECENT_KEY] + [self.queue] * len(messages)
-        queued = self._submit(keys=keys, args=[self.dedupe_ttl, entry, *messages])
+        keys = [DEDUPE_PREFIX + delivery_key, RECENT_KEY, *signed] + [self.queue] * len(messages)
+        queued = self._submit(keys=keys, args=[self.dedupe_ttl, entry, len(signed), *messages])
         return Submitted(bool(queued), task_ids if queued else [])
 
     def record(self, record: dict) -> None:

@@ -16,10 +16,16 @@ from core.events import Event
 
 @dataclass(frozen=True)
 class Action:
-    """Run Celery task `task` with plain JSON keyword arguments."""
+    """Run Celery task `task` with plain JSON keyword arguments.
+
+    `key`: what the delivery is, read from its signed body (a comment's id, a push's ref and commits, …): the
+    receiver dedupes on it as well as on the delivery id, which the sender's signature does not cover — so the
+    same body re-sent under a new delivery id queues nothing. "" when the body names nothing better than the
+    delivery id (see each handler). Not part of an action's equality: it says which delivery, not what to do."""
 
     task: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    key: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ what is queued is checked there first (a branch Git accepts, a full commit SHA, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from core import vocabulary as V
@@ -40,6 +41,14 @@ def _configured_repo(event: Event, settings: Settings) -> str | Ignored:
     return repo.name if repo else Ignored(f"repository {full_name} is not configured")
 
 
+def signed(actions: list[Action], *parts: object) -> list[Action]:
+    """`actions`, keyed on what the signed body says this delivery is (`Action.key`): GitHub's signature covers
+    the body, never the `X-GitHub-Delivery` header, so a captured body re-sent under a new id is the same
+    delivery."""
+    key = ":".join(["github", *(str(p) for p in parts)])
+    return [replace(a, key=key) for a in actions]
+
+
 def _runs_on(settings: Settings, repo: str, trigger: str) -> list[str]:
     configured = settings.repo(repo)
     if configured is None:
@@ -68,8 +77,10 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     if why:
         return Ignored(why)
     base = {"repo": repo, "branch": branch, "delivery_id": event.delivery_id}
+    # a push is its ref moving from `before` to `after` (a branch deleted and made again moves from another commit)
+    push = ("push", repo, ref, text(event.data, "before"), sha)
     if deleted:
-        return [Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})]
+        return signed([Action(V.REMOVE_BRANCH_JOBS, {**base, "reason": "branch deleted"})], *push)
     wanted = _wanted(settings, repo, branch)
     if isinstance(wanted, Ignored):
         return wanted
@@ -77,7 +88,7 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
     for workflow in wanted:
         actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
-    return actions
+    return signed(actions, *push)
 
 
 def _wanted(settings: Settings, repo: str, branch: str) -> list[str] | Ignored:
@@ -139,6 +150,12 @@ def _pull(event: Event) -> dict:
     }
 
 
+def _pull_key(event: Event, repo: str, pr: dict) -> tuple:
+    """A pull_request delivery by its signed body: the PR, what happened, its head, and GitHub's `updated_at`
+    (a PR closed, reopened and closed again at one head is three deliveries; a replay of one is the same)."""
+    return ("pull_request", repo, pr["pr"], event.action, pr["sha"], pr["updated_at"])
+
+
 def _pull_problem(pr: dict, *, head: bool) -> str:
     """Why the PR's number, branch (a fork's runs on `pull/<n>`) or, when it runs, head commit cannot be queued."""
     if pr["pr"] is None:
@@ -163,7 +180,7 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
         return Ignored(why)
     if pr["fork"]:
         # A fork's code would run with the workspace's credentials: a maintainer must look first.
-        return [
+        return signed([
             Action(
                 V.AWAIT_OK_TO_TEST,
                 {
@@ -175,14 +192,14 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
                     "delivery_id": event.delivery_id,
                 },
             )
-        ]
+        ], *_pull_key(event, repo, pr))  # fmt: skip
     base = {"repo": repo, "branch": pr["branch"], "sha": pr["sha"], "delivery_id": event.delivery_id}
     actions = [Action(V.SYNC_BRANCH_JOBS, base)]
     for workflow in _runs_on(settings, repo, "pull_request"):
         actions.append(
             Action(V.START_RUN, {**base, "workflow": workflow, "pr": pr["pr"], "requested_by": pr["author"]})
         )
-    return actions
+    return signed(actions, *_pull_key(event, repo, pr))
 
 
 @router.register("github", "pull_request", action="closed")
@@ -215,7 +232,7 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
         release = {"repo": repo, "pr": pr["pr"], "sha": pr["merge_sha"], "author": pr["author"]}
         merged_by = pr["merged_by"] or pr["author"]
         actions.append(Action(V.START_RELEASE, {**release, "merged_by": merged_by, "delivery_id": event.delivery_id}))
-    return actions
+    return signed(actions, *_pull_key(event, repo, pr))
 
 
 @router.register("github", "issue_comment", action="created")
@@ -263,7 +280,7 @@ def on_issue_comment_created(event: Event, settings: Settings) -> Outcome:
                     {**base, "index": index, "line": item.line, "error": item.message, "usage": item.usage},
                 )
             )
-    return actions
+    return signed(actions, "comment", repo, base["comment_id"])  # a comment as written runs once, however sent
 
 
 def edited(comment: Mapping[str, Any]) -> bool:
@@ -310,4 +327,7 @@ def on_check_run_rerequested(event: Event, settings: Settings) -> Outcome:
         "user": user,
         "delivery_id": event.delivery_id,
     }
+    # No key from the body: a check run is updated in place, and the rerequested body names no time of the click
+    # (GitHub's check_run$rerequested schema), so a second "Re-run" of one check run reads as the first. A replay
+    # re-runs what the sender already asked for: the same workflow at the same commit, as the PR stage.
     return [Action(V.RERUN_CHECK, rerun)]

@@ -61,7 +61,11 @@ def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
     needs_version = mev["version"] or mev["kind"] not in UNVERSIONED_KINDS
     if needs_version and (why := version_problem(mev["version"])):
         return Ignored(f"{mev['registry']} {mev['kind']} of {mev['model']}: {why}")
-    return [Action(V.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id})]
+    # a version is created once: whatever a delivery of it is called, one starts validation. Other kinds keep
+    # the delivery id, which is signed content already (MLflow signs it; Databricks' is the body's hash), and
+    # may legitimately repeat for one version (a transition requested again, a tag set again).
+    key = f"registry:{mev['kind']}:{mev['model']}:{mev['version']}" if mev["kind"] == "version_created" else ""
+    return [Action(V.HANDLE_MODEL_EVENT, {"model_event": mev, "delivery_id": event.delivery_id}, key)]
 
 
 @router.register("mlflow", "registered_model")

@@ -68,18 +68,24 @@ def start_run(
     requested_by: str = "",
     **options: Any,
 ) -> int:
-    """a workflow should run for a commit → run_now (idempotent per delivery), tell the PR, follow it."""
+    """a workflow should run for a commit → run_now (idempotent per commit and PR), tell the PR, follow it."""
     return runs.start_and_follow(
         deps(),
         repo=repo,
         branch=branch,
         sha=sha,
         workflow=workflow,
-        trigger=f"{delivery_id}:{index}",
+        trigger=run_trigger(sha, pr),
         pr=pr,
         requested_by=requested_by,
         **options,
     )
+
+
+def run_trigger(sha: str, pr: int | None) -> str:
+    """What a push's or a PR's run is, from the signed body (the run token adds repo, branch and workflow): the
+    pushed commit, or the PR and its head — never the delivery id, which anyone replaying the body chooses."""
+    return f"pr:{pr}:{sha}" if pr else f"push:{sha}"
 
 
 @app.task(base=TellingTask, name=V.FOLLOW_RUN, bind=True)
@@ -145,7 +151,7 @@ def rerun_check(
         repo=repo,
         sha=sha,
         branch=branch,
-        trigger=f"{delivery_id}:0",
+        trigger=f"check:{check_run_id}:{delivery_id}",  # see handlers.github: a re-run has no time in its body
         pr=pr,
         user=user,
     )

@@ -250,3 +250,35 @@ def test_tags_the_bot_writes_itself_are_not_acted_on(settings):
         action="set",
     )
     assert out == Ignored("tag validation_status is written by mlops-bot itself")
+
+
+# --- what a delivery is, from its signed body (Action.key): the receiver dedupes on it (issue #18) --------------
+def keys(outcome) -> set[str]:
+    return {a.key for a in outcome}
+
+
+def test_a_delivery_s_key_is_its_signed_content_never_its_delivery_id(settings):
+    for name, fixture in [("push", "push_new_branch"), ("issue_comment", "issue_comment_pr")]:
+        first, replayed = (dispatch(settings, "github", name, payload(fixture), delivery=d) for d in ("d-1", "d-2"))
+        assert keys(first) == keys(replayed) and len(keys(first)) == 1 and "" not in keys(first)
+    assert keys(dispatch(settings, "github", "issue_comment", payload("issue_comment_pr"))) == {
+        "github:comment:acme/churn-model:1001"
+    }
+
+
+def test_a_pull_request_s_key_changes_with_its_action_head_and_updated_at(settings):
+    data = payload("pull_request_synchronize")
+    base = keys(dispatch(settings, "github", "pull_request", data))
+    moved = {
+        **data,
+        "pull_request": {**data["pull_request"], "head": {**data["pull_request"]["head"], "sha": "c" * 40}},
+    }
+    later = {**data, "pull_request": {**data["pull_request"], "updated_at": "2030-01-01T00:00:00Z"}}
+    assert len(base) == 1 and "" not in base
+    assert keys(dispatch(settings, "github", "pull_request", moved)) != base
+    assert keys(dispatch(settings, "github", "pull_request", later)) != base
+    assert keys(dispatch(settings, "github", "pull_request", data, action="reopened")) != base
+
+
+def test_a_check_re_run_and_a_registry_event_other_than_a_new_version_keep_the_delivery_id(settings):
+    assert keys(dispatch(settings, "github", "check_run", payload("check_run_rerequested"))) == {""}

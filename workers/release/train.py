@@ -265,7 +265,7 @@ def start_validation(
         branch=cfg.default_branch,
         sha=request.commit,
         workflow=staging.validate_workflow,
-        trigger=f"{delivery_id}:validate",
+        trigger=f"validate:{v.model}:{v.version}",  # the version, never the delivery id: validated once
         pr=request.pr,
         requested_by=V.BOT,
         environment=staging.environment,
