@@ -67,7 +67,7 @@ def push_commit(clone: Path, url: str, branch: str, name: str) -> str:
 
 
 def bot_gateways(url: str, pem: str):
-    from workers.gateways.forge import Forge
+    from workers.gateways.forge import Forge  # the bot's own gateway, with its own retry and auth set-up
 
     os.environ[TOKEN_ENV], os.environ[KEY_ENV] = "ghp_bot", pem
     as_token = Forge(GitHubSettings(base_url=url, token_env=TOKEN_ENV, seconds_between_writes=0))

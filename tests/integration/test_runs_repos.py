@@ -31,7 +31,7 @@ from tests.integration.test_chatops import (
     status_of,
 )
 from tests.integration.test_stack_jobs import REPO as PAYLOAD_REPO
-from tests.integration.test_stack_jobs import logged, push
+from tests.integration.test_stack_jobs import logged, push, stack  # noqa: F401 (stack is a fixture)
 from tests.support.stacks import bot_settings, bot_stack, service_fixture, workspace_client
 from tests.support.webhooks import post
 from workers.core.state import State
