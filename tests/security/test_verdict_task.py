@@ -10,6 +10,7 @@ run's tasks and their run ids, runs/get-output returns a script task's `logs` â€
 (stdout and stderr)" â€” on the shared fakes (tests/fakes.py).
 """
 
+# ruff: noqa: F811 (the example tests' fixtures, imported, are parameters here)
 from __future__ import annotations
 
 import re
@@ -63,7 +64,7 @@ ATTACK = textwrap.dedent(
 )
 
 
-def register_forger(checkout, step_env) -> str:  # noqa: F811
+def register_forger(checkout, step_env) -> str:
     (checkout / "steps" / "forger.py").write_text(ATTACK)
     proc = subprocess.run(
         [sys.executable, "steps/forger.py", FORGED, MODEL], cwd=checkout, env=step_env,
@@ -73,7 +74,7 @@ def register_forger(checkout, step_env) -> str:  # noqa: F811
     return proc.stdout.strip().splitlines()[-1]
 
 
-def run_job(ws, run_id: int, checkout, step_env) -> None:  # noqa: F811
+def run_job(ws, run_id: int, checkout, step_env) -> None:
     """The job's tasks in order, as the workspace runs them: job parameters and {{job.run_id}} filled in, a task
     after a failed one not run (UPSTREAM_FAILED); each task's stdout becomes its runs/get-output `logs`."""
     job = ws.jobs[ws.runs[run_id].job_id]
@@ -101,7 +102,10 @@ def run_job(ws, run_id: int, checkout, step_env) -> None:  # noqa: F811
 
 @pytest.mark.timeout(600)
 def test_a_model_that_prints_a_passing_verdict_is_judged_by_its_predictions(
-    settings, redis_client, checkout, step_env  # noqa: F811
+    settings,
+    redis_client,
+    checkout,
+    step_env,
 ):
     version = register_forger(checkout, step_env)
     w = world(settings, State(redis_client))

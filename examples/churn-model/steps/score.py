@@ -26,7 +26,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="score.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model-name", default=MODEL_NAME)
     parser.add_argument("--version", required=True, help="version number or alias (e.g. champion)")
-    parser.add_argument("--champion", default="", metavar="URI", help="e.g. models:/prod.ml.churn@champion (may be empty)")
+    parser.add_argument(
+        "--champion", default="", metavar="URI", help="e.g. models:/prod.ml.churn@champion (may be empty)"
+    )
     parser.add_argument("--dataset", type=_dataset, choices=list(DATASET_SIZES), default=VALIDATION_DATASET)
     parser.add_argument("--predictions", required=True, metavar="PATH", help="where the predictions are written")
     args = parser.parse_args(argv)

@@ -694,6 +694,7 @@ def validate(
         seed=seed, workdir=workdir,
     )  # fmt: skip
 
+
 # --------------------------------------------------------------------------- deploy
 
 
