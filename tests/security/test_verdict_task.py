@@ -6,8 +6,9 @@ The model and the steps are real: the example project's validate workflow, as th
 defines it and the bot created it as a job, runs task by task as the sandbox workspace runs a
 spark_python_task (tests/examples/test_churn_model.py: a subprocess in a checkout, against a real MLflow
 server). What each task printed reaches the release train as the Jobs API returns it: runs/get lists the
-run's tasks and their run ids, runs/get-output returns a script task's `logs` — "the output from the task
-(stdout and stderr)" — on the shared fakes (tests/fakes.py).
+run's tasks and their run ids, runs/get-output returns a script task's `logs` — "The output from tasks that
+write to standard streams (stdout/stderr) such as spark_jar_task, spark_python_task, python_wheel_task"
+(databricks-sdk, jobs.RunOutput.logs): both streams, one text — on the shared fakes (tests/fakes.py).
 """
 
 # ruff: noqa: F811 (the example tests' fixtures, imported, are parameters here)
