@@ -168,6 +168,20 @@ def check_compute(wf: Any) -> None:
     checks[wf.compute](wf)
 
 
+def check_verdict(wf: Any) -> None:
+    """A validate workflow's verdict is one task's last line (the Jobs API's output of that task alone): the
+    task named must be one of the workflow's, so no other task, and no code under review, can speak for it."""
+    keys = [t.key for t in wf.tasks]
+    if wf.verdict_task and wf.verdict_task not in keys:
+        raise ValueError(f"verdict_task {wf.verdict_task!r} is not one of the workflow's tasks {keys}")
+
+
+def verdict_task(wf: Any) -> str:
+    """The task whose last line is a validate workflow's verdict: `verdict_task`, else the last task listed
+    (the one that runs after the others in a score → judge workflow, and the only one in a one-task workflow)."""
+    return wf.verdict_task or wf.tasks[-1].key
+
+
 def _check_serverless(wf: Any) -> None:
     if wf.job_clusters or wf.existing_cluster_id:
         raise ValueError('job_clusters and existing_cluster_id need compute = "job_clusters" or "existing_cluster"')

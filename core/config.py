@@ -25,6 +25,7 @@ from core.compute import (
     ServerlessEnvironment,
     check_compute,
     check_tags,
+    check_verdict,
 )
 from core.identity import DatabricksAccess, Environment
 from core.stages import Model, Stage, check_stages, resolve_stages
@@ -184,6 +185,7 @@ class Workflow(Strict):
     libraries: list[Library] = []  # clusters only: serverless takes environments.<key>.dependencies
     tags: dict[str, str] = {}  # job tags, besides the bot's own
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    verdict_task: str = ""  # a validate workflow's verdict: this task's last line only (default: the last task)
 
     @model_validator(mode="before")
     @classmethod
@@ -215,6 +217,7 @@ class Workflow(Strict):
             if t.cluster and t.cluster not in self.job_clusters:
                 raise ValueError(f"task {t.key!r} uses cluster {t.cluster!r}, not in job_clusters")
         _check_acyclic({t.key: t.depends_on for t in self.tasks})
+        check_verdict(self)
         if self.default_dataset and self.default_dataset not in self.datasets:
             raise ValueError(f"default_dataset {self.default_dataset!r} is not in datasets")
         return self

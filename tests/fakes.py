@@ -325,10 +325,11 @@ class FakeWorkspace:
     def finish(
         self, run_id: int, result: str = "SUCCESS", output: str = "", notebook_result: str | None = None
     ) -> None:
-        """The run ends with `result`; its one task printed `output` — or, given `notebook_result`, it is a
-        notebook that exited with that value (Databricks returns no logs for notebooks)."""
+        """The run ends with `result`; its job's last task printed `output` (the only task shown) — or, given
+        `notebook_result`, it is a notebook that exited with that value (Databricks returns no logs for notebooks)."""
         kind = "spark_python_task" if notebook_result is None else "notebook_task"
-        task = TaskRun("main", run_id + 1, result, 1_000, 61_000, kind)
+        job_tasks = self.jobs.get(self.runs[run_id].job_id, {}).get("tasks") or [{"task_key": "main"}]
+        task = TaskRun(job_tasks[-1]["task_key"], run_id + 1, result, 1_000, 61_000, kind)  # the job's last task
         said = TaskOutput(logs=output) if notebook_result is None else TaskOutput(result=notebook_result)
         self.outputs[task.run_id] = said
         self.runs[run_id] = replace(

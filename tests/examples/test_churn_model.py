@@ -221,6 +221,34 @@ def test_validate_compares_with_the_champion_on_an_mlflow_registry(pipeline, cli
     assert set(result["delta"].values()) == {0}
 
 
+def test_score_then_judge_is_validate_split_where_the_model_is_loaded(pipeline, client, checkout, step_env):
+    """The bot's validate workflow: score loads the models and writes predictions; judge loads none and prints
+    the verdict — the same verdict validate.py gives in one process."""
+    predictions = f".mlops-run/{JOB_RUN_ID}/predictions.json"
+    champion = f"models:/{MODEL}@champion"
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    try:
+        scored = run_step(checkout, step_env, "score", "--model-name", MODEL, "--version", "1", "--champion", champion,
+                          "--dataset", "", "--predictions", predictions)  # fmt: skip
+    finally:
+        client.delete_registered_model_alias(MODEL, "champion")
+    assert scored.code == 0, scored
+    assert "passed" not in scored.result and "metrics" not in scored.result  # the scorer judges nothing
+    written = json.loads((checkout / predictions).read_text())
+    assert len(written["candidate"]["pred"]) == 2000 and "labels" not in json.dumps(written)
+    judged = run_step(checkout, step_env, "judge", "--predictions", predictions, "--dataset", "")
+    assert judged.code == 0, judged
+    result = judged.result
+    assert result["passed"] is True and (result["model"], result["version"]) == (MODEL, "1")
+    assert result["metrics"] == result["champion_metrics"] == pipeline["evaluate"].result["metrics"]
+    assert client.get_run(result["validation_run_id"]).data.tags["validation_of"] == f"{MODEL}/1"
+
+
+def test_judge_without_predictions_says_so(checkout, step_env):
+    step = run_step(checkout, step_env, "judge", "--predictions", ".mlops-run/none/predictions.json")
+    assert step.code == 2 and "run `python steps/score.py" in step.result["error"], step
+
+
 def test_validate_fails_with_an_impossible_threshold(pipeline, checkout, step_env):
     step = run_step(checkout, step_env, "validate", "--model-name", MODEL, "--version", "1", "--min-accuracy", "0.999")
     assert step.code == 1, step

@@ -81,17 +81,38 @@ def is_good(result: str) -> bool:
     return result in GOOD
 
 
+def verdict(ws: WorkspaceGateway, run_id: int, task_key: str) -> dict:
+    """The last JSON object one named task of a run printed, read through the Jobs API for that task alone (its
+    run id from runs/get, its output from runs/get-output): {} when the run has no such task or it printed none.
+    No other task's output is read: a step that loads a model under review may print anything."""
+    task = next((t for t in ws.get_run(run_id).tasks if t.key == task_key), None)
+    if task is None:
+        return {}
+    try:
+        out = ws.task_output(task.run_id)
+    except NotFound:
+        return {}
+    said = out.result if task.kind == "notebook_task" else out.logs if task.kind else out.logs or out.result
+    return _last_json(said)
+
+
+def _last_json(said: str) -> dict:
+    """The last line of `said` that is one JSON object (a library may log to stderr after it: `logs` has both)."""
+    for line in reversed(said.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                found = json.loads(line)
+            except ValueError:
+                continue
+            return found if isinstance(found, dict) else {}
+    return {}
+
+
 def task_outputs(result: RunResult) -> dict[str, Any]:
-    """Merge the JSON object each task printed last (steps end with one JSON line of results): what the
-    project's code reports, in its own shape (metrics, `passed`, the champion's scores)."""
+    """Merge the JSON object each task printed last (steps end with one JSON line of results). For showing
+    people what a run said; never a decision: any task may print any line (a decision reads `verdict`)."""
     merged: dict[str, Any] = {}
     for t in result.tasks:
-        for line in reversed(t.output.splitlines()):
-            line = line.strip()
-            if line.startswith("{") and line.endswith("}"):
-                try:
-                    merged.update(json.loads(line))
-                except ValueError:
-                    continue
-                break
+        merged.update(_last_json(t.output))
     return merged

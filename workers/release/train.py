@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core import stages
+from core import compute, stages
 from core import vocabulary as V
 from core.config import Repo
 from core.logs import get_logger
@@ -302,7 +302,7 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     request = deps.state.approval(record.context.name, record.context.version)
     if request is None:
         return "no request"
-    outputs = results.task_outputs(result)
+    outputs = _verdict(deps, record)
     comparison = policy.compare(
         deps.settings.models[request.model].gates, outputs.get("metrics") or {}, _champion(outputs)
     )
@@ -337,6 +337,15 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
         work = f"validation:{request.ref}:{record.run_id}"
         release_feedback.slack_post(deps, work, texts.validation_failed(request.name, request.version, summary))
     return f"validation {status}"
+
+
+def _verdict(deps: Deps, record: RunRecord) -> dict:
+    """What the validate workflow's verdict task (config: `verdict_task`, default its last task) printed last,
+    through the Jobs API for that task alone: the scoring task, where the candidate's code runs, has no say."""
+    workflow = deps.settings.workflows.get(record.workflow)
+    if workflow is None:
+        return {}
+    return results.verdict(deps.workspaces(record.environment), record.run_id, compute.verdict_task(workflow))
 
 
 def _champion(outputs: Mapping[str, Any]) -> Champion | None:

@@ -1,4 +1,4 @@
-"""Validate a registered model version, next to the current champion, on freshly generated data.
+"""Validate a registered model version, next to the current champion, on freshly generated data (one process).
 
     python steps/validate.py --model-name NAME --version V [--champion URI] [--dataset toy|full|tiny]
                              [--min-accuracy 0.6] [--min-roc-auc 0.6]
@@ -12,6 +12,10 @@ predicts, shape, no_nan, binary_labels, min_accuracy, min_roc_auc. Logs a new ML
 tagged validation_of=<name>/<version> with both sets of metrics. The last line is one JSON
 object: metrics, champion_metrics (or null), champion, champion_version, data, passed, checks...
 Exit code 0 when every check passes, 1 when one fails.
+
+For a person at a terminal: score and judge in one process. The bot's validate workflow runs them as two
+tasks, steps/score.py (loads the models, writes predictions) then steps/judge.py (loads no model, prints
+the verdict), so that no model's code runs in the process whose last line is the verdict.
 """
 
 import argparse
@@ -19,7 +23,7 @@ import argparse
 import _bootstrap  # noqa: F401
 from churn_model import EXPERIMENT_NAME, MODEL_NAME, VALIDATION_DATASET
 from churn_model.data import DATASET_SIZES
-from churn_model.reporting import emit, fmt_metrics, run_step
+from churn_model.reporting import emit, run_step, validation_summary
 
 
 def _dataset(value: str) -> str:
@@ -63,25 +67,7 @@ def main(argv=None) -> int:
             experiment=args.experiment,
             workdir=args.workdir,
         )
-        failed = [name for name, ok in result["checks"].items() if not ok]
-        lines = [
-            f"validated {result['model']} version {result['version']} on the {result['data']}: "
-            + ("PASSED" if result["passed"] else f"FAILED ({', '.join(failed)})")
-        ]
-        if result["metrics"]:
-            lines.append(f"candidate metrics: {fmt_metrics(result['metrics'])}")
-        lines += [f"  - {error}" for error in result["errors"]]
-        if result["champion_metrics"] is not None:
-            lines.append(
-                f"champion {result['champion']} (version {result['champion_version']}) on the same rows: "
-                f"{fmt_metrics(result['champion_metrics'])}"
-            )
-        elif result.get("champion_error"):
-            lines.append(result["champion_error"])
-        else:
-            lines.append("no champion yet" + (f": {result['champion']} does not exist" if result["champion"] else ""))
-        lines.append(f"validation run {result['validation_run_id']}")
-        emit(lines, result)
+        emit(validation_summary(result), result)
         return 0 if result["passed"] else 1
 
     return run_step("validate.py", body)

@@ -419,13 +419,11 @@ def load_registered_model(uri: str):
     return model, info.signature.inputs.input_names() if info.signature else None
 
 
-def _score(model, input_names, x, y) -> tuple[dict[str, bool], dict[str, float], list[str], Any]:
-    """Checks, metrics, errors and predicted labels of a loaded model on the rows `x` (labels `y`)."""
-    import numpy as np
-
+def _predict(model, input_names, x) -> dict[str, Any]:
+    """What a loaded model says about the rows `x`: the checks only a loaded model can answer (signature,
+    predicts), errors, and its predicted labels and churn probabilities (None when it cannot predict)."""
     checks: dict[str, bool] = {"signature": input_names == list(feat_mod.FEATURES)}
     errors: list[str] = []
-    metrics: dict[str, float] = {}
     if not checks["signature"]:
         errors.append(f"model inputs {input_names} != expected features {list(feat_mod.FEATURES)}")
     try:
@@ -434,39 +432,58 @@ def _score(model, input_names, x, y) -> tuple[dict[str, bool], dict[str, float],
     except Exception as exc:  # noqa: BLE001 - any failure to predict is a failed check
         checks["predicts"] = False
         errors.append(f"prediction failed: {exc}".splitlines()[0])
-        return checks, metrics, errors, None
-    checks["shape"] = pred.shape == (len(x),) and proba.shape == (len(x),)
-    checks["no_nan"] = bool(not np.isnan(proba.astype(float)).any() and not np.isnan(pred.astype(float)).any())
+        return {"checks": checks, "errors": errors, "pred": None, "proba": None}
+    return {"checks": checks, "errors": errors, "pred": _plain(pred), "proba": _plain(proba)}
+
+
+def _plain(values) -> list:
+    """A column of predictions as JSON values (NaN stays NaN: the judge checks for it)."""
+    return [v.item() if hasattr(v, "item") else v for v in list(values)]
+
+
+def _judged(scored: dict[str, Any], y) -> tuple[dict[str, bool], dict[str, float], list[str], Any]:
+    """Checks, metrics, errors and predicted labels of one model's predictions against the labels `y`:
+    arithmetic on numbers, no model in sight."""
+    import numpy as np
+
+    checks = {k: bool(v) for k, v in (scored.get("checks") or {}).items()}
+    errors = [str(e) for e in scored.get("errors") or []]
+    if scored.get("pred") is None or scored.get("proba") is None:
+        return checks, {}, errors, None
+    try:
+        pred = np.asarray(scored["pred"], dtype=float)
+        proba = np.asarray(scored["proba"], dtype=float)
+    except (TypeError, ValueError):
+        return {**checks, "shape": False}, {}, [*errors, "predictions are not numbers"], None
+    checks["shape"] = pred.shape == (len(y),) and proba.shape == (len(y),)
+    checks["no_nan"] = bool(checks["shape"] and not np.isnan(proba).any() and not np.isnan(pred).any())
     checks["binary_labels"] = set(np.unique(pred).tolist()) <= {0, 1}
-    if checks["shape"] and checks["no_nan"]:
-        metrics = eval_mod.compute_metrics(y, pred, proba)
-    return checks, metrics, errors, pred
+    if not checks["shape"]:
+        errors.append(f"{pred.shape[0] if pred.ndim else 0} predictions for {len(y)} rows")
+    metrics = eval_mod.compute_metrics(y, pred.astype(int), proba) if checks["shape"] and checks["no_nan"] else {}
+    return checks, metrics, errors, pred.astype(int) if checks["shape"] else None
 
 
 def describe_validation_data(dataset: str, rows: int, seed: int) -> str:
     return f"validation set: {rows:,} generated rows, seed {seed} ({dataset})"
 
 
-def validate(
+def score(
     model_name: str,
     version: str,
     *,
     champion: str = "",
     dataset: str = VALIDATION_DATASET,
-    min_accuracy: float = 0.6,
-    min_roc_auc: float = 0.6,
-    experiment: str = EXPERIMENT_NAME,
     seed: int = data_mod.VALIDATION_SEED,
-    workdir: Path | None = None,
     client=None,
     load_model=None,
 ) -> dict[str, Any]:
-    """Score a registered version, and the champion when there is one, on the same fresh rows; check the
-    candidate; log a validation run.
+    """The scoring step: load the candidate (and the champion, when there is one) and predict the validation
+    rows. The only step that loads a model — so the only one whose process the model's code can touch: it
+    judges nothing, its predictions go to `judge`, which runs apart and prints the verdict.
 
     `champion` is a model URI (`models:/prod.ml.churn@champion`); empty, or naming a model or alias that
-    does not exist yet (the first release), means no champion: only the candidate is scored. The champion
-    never fails the step: it is there to compare with. `client` and `load_model` are for tests.
+    does not exist yet (the first release), means no champion. `client` and `load_model` are for tests.
     """
     import mlflow
 
@@ -477,33 +494,90 @@ def validate(
     client = client or mlflow.MlflowClient()
     load_model = load_model or load_registered_model
     requested = str(version).strip()
-    version = requested
-    uri = f"models:/{model_name}/{version}"
-    checks: dict[str, bool] = {}
-    metrics: dict[str, float] = {}
-    errors: list[str] = []
-
-    table = validation_table(seed, dataset)
-    x, y = feat_mod.x_y(table)
-    data = describe_validation_data(dataset, len(table), seed)
-    source_run_id = None
+    version, uri, source_run_id = requested, f"models:/{model_name}/{requested}", None
+    x, _ = feat_mod.x_y(validation_table(seed, dataset))  # the labels stay with the judge
     try:
         model_version = _resolve_version(client, model_name, requested)
         version = str(model_version.version)
-        uri = f"models:/{model_name}/{version}"
-        source_run_id = model_version.run_id
+        uri, source_run_id = f"models:/{model_name}/{version}", model_version.run_id
         model, input_names = load_model(uri)
-        checks["loads"] = True
     except Exception as exc:  # noqa: BLE001 - any failure to load is a failed check
-        model = None
-        checks["loads"] = False
-        errors.append(f"cannot load {uri}: {exc}".splitlines()[0])
+        model, error = None, f"cannot load {uri}: {exc}".splitlines()[0]
+    if model is None:
+        candidate = {"checks": {"loads": False}, "errors": [error], "pred": None, "proba": None}
+    else:
+        candidate = _predict(model, input_names, x)
+        candidate["checks"] = {"loads": True, **candidate["checks"]}
 
-    pred = None
-    if model is not None:
-        scored_checks, metrics, scored_errors, pred = _score(model, input_names, x, y)
-        checks.update(scored_checks)
-        errors += scored_errors
+    champion_version, champion_scored, champion_error = "", None, ""
+    if champion:
+        try:
+            champion_version = _registered_version(client, champion_name, champion_ref) or ""
+            if champion_version:
+                champion_model, champion_inputs = load_model(f"models:/{champion_name}/{champion_version}")
+                champion_scored = _predict(champion_model, champion_inputs, x)
+        except Exception as exc:  # noqa: BLE001 - reported next to the candidate's metrics, never a failed check
+            champion_error = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return {
+        "model": model_name,
+        "version": version,
+        "requested": requested,
+        "source_run_id": source_run_id,
+        "dataset": dataset,
+        "candidate": candidate,
+        "champion": champion,
+        "champion_version": champion_version,
+        "champion_scored": champion_scored,
+        "champion_error": champion_error,
+    }
+
+
+def write_predictions(path: Path, predictions: dict[str, Any]) -> Path:
+    """The scoring step's output, for the judging step: one JSON file at a path both are given."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(predictions, sort_keys=True) + "\n")
+    return path
+
+
+def read_predictions(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise StepError(f"{path} not found: run `python steps/score.py --predictions {path} ...` first")
+    try:
+        predictions = json.loads(path.read_text())
+    except ValueError as exc:
+        raise StepError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(predictions, dict):
+        raise StepError(f"{path} holds no predictions")
+    return predictions
+
+
+def judge(
+    predictions: dict[str, Any],
+    *,
+    dataset: str = VALIDATION_DATASET,
+    min_accuracy: float = 0.6,
+    min_roc_auc: float = 0.6,
+    experiment: str = EXPERIMENT_NAME,
+    seed: int = data_mod.VALIDATION_SEED,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """The judging step: metrics and checks from the scoring step's predictions and the labels, which it makes
+    itself from `dataset` and the fixed seed (never from the predictions file); logs a validation run. It loads
+    no model, so no model's code runs in the process that prints the verdict.
+    """
+    import mlflow
+
+    if dataset not in data_mod.DATASET_SIZES:
+        raise StepError(f"unknown dataset {dataset!r} (known: {', '.join(data_mod.DATASET_SIZES)})")
+    model_name = str(predictions.get("model") or MODEL_NAME)
+    version = str(predictions.get("version") or "")
+    requested = str(predictions.get("requested") or version)
+    table = validation_table(seed, dataset)
+    _, y = feat_mod.x_y(table)
+    data = describe_validation_data(dataset, len(table), seed)
+    checks, metrics, errors, pred = _judged(predictions.get("candidate") or {"checks": {"loads": False}}, y)
     checks["min_accuracy"] = bool(metrics) and metrics["accuracy"] >= min_accuracy
     checks["min_roc_auc"] = bool(metrics) and not math.isnan(metrics["roc_auc"]) and metrics["roc_auc"] >= min_roc_auc
     if metrics and not checks["min_accuracy"]:
@@ -512,23 +586,18 @@ def validate(
         errors.append(f"roc_auc {metrics['roc_auc']:.4f} < minimum {min_roc_auc}")
     passed = all(checks.values())
 
-    champion_version = ""
+    champion = str(predictions.get("champion") or "")
+    champion_version = str(predictions.get("champion_version") or "")
     champion_metrics: dict[str, float] | None = None
-    champion_error = ""
-    if champion:
-        try:
-            champion_version = _registered_version(client, champion_name, champion_ref) or ""
-            if champion_version:
-                champion_model, champion_inputs = load_model(f"models:/{champion_name}/{champion_version}")
-                _, scored, scored_errors, _ = _score(champion_model, champion_inputs, x, y)
-                if scored:
-                    champion_metrics = scored
-                else:
-                    champion_error = "; ".join(scored_errors) or "no metrics"
-        except Exception as exc:  # noqa: BLE001 - reported next to the candidate's metrics, never a failed check
-            champion_error = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        if champion_error:
-            champion_error = f"cannot score champion {champion}: {champion_error}"
+    champion_error = str(predictions.get("champion_error") or "")
+    if champion and predictions.get("champion_scored") and not champion_error:
+        _, scored, scored_errors, _ = _judged(predictions["champion_scored"], y)
+        if scored:
+            champion_metrics = scored
+        else:
+            champion_error = "; ".join(scored_errors) or "no metrics"
+    if champion_error:
+        champion_error = f"cannot score champion {champion}: {champion_error}"
     delta = (
         {k: round(metrics[k] - champion_metrics[k], 6) for k in metrics if k in champion_metrics}
         if metrics and champion_metrics
@@ -544,8 +613,8 @@ def validate(
         "validation_passed": str(passed).lower(),
         "validation_data": data,
     }
-    if source_run_id:
-        tags["source_run_id"] = source_run_id
+    if predictions.get("source_run_id"):
+        tags["source_run_id"] = str(predictions["source_run_id"])
     if champion:
         tags["champion"] = champion
     if champion_version:
@@ -557,7 +626,7 @@ def validate(
                 "min_roc_auc": min_roc_auc,
                 "validation_dataset": dataset,
                 "validation_seed": seed,
-                "n_rows": len(x),
+                "n_rows": len(table),
             }
         )
         if metrics:
@@ -569,7 +638,7 @@ def validate(
             {"checks": checks, "errors": errors, "champion_metrics": champion_metrics, "data": data},
             "validation.json",
         )
-        if pred is not None and checks.get("shape"):
+        if pred is not None:
             plots = Path(workdir) if workdir else default_workdir() / "validate"
             cm = eval_mod.plot_confusion_matrix(
                 y,
@@ -599,6 +668,31 @@ def validate(
         "seed": seed,
         "validation_run_id": validation_run_id,
     }
+
+
+def validate(
+    model_name: str,
+    version: str,
+    *,
+    champion: str = "",
+    dataset: str = VALIDATION_DATASET,
+    min_accuracy: float = 0.6,
+    min_roc_auc: float = 0.6,
+    experiment: str = EXPERIMENT_NAME,
+    seed: int = data_mod.VALIDATION_SEED,
+    workdir: Path | None = None,
+    client=None,
+    load_model=None,
+) -> dict[str, Any]:
+    """score then judge in one process: for a person at a terminal. The bot's validate workflow runs them as two
+    tasks (steps/score.py, then steps/judge.py), so that the verdict never comes from a process a model ran in."""
+    predictions = score(
+        model_name, version, champion=champion, dataset=dataset, seed=seed, client=client, load_model=load_model
+    )
+    return judge(
+        predictions, dataset=dataset, min_accuracy=min_accuracy, min_roc_auc=min_roc_auc, experiment=experiment,
+        seed=seed, workdir=workdir,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- deploy

@@ -52,3 +52,26 @@ def run_step(step: str, body: Callable[[], int | None]) -> int:
 
 def fmt_metrics(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.3f}" for k, v in metrics.items())
+
+
+def validation_summary(result: dict[str, Any]) -> list[str]:
+    """The lines people read above a validation's JSON line: verdict, metrics, errors, the champion."""
+    failed = [name for name, ok in result["checks"].items() if not ok]
+    lines = [
+        f"validated {result['model']} version {result['version']} on the {result['data']}: "
+        + ("PASSED" if result["passed"] else f"FAILED ({', '.join(failed)})")
+    ]
+    if result["metrics"]:
+        lines.append(f"candidate metrics: {fmt_metrics(result['metrics'])}")
+    lines += [f"  - {error}" for error in result["errors"]]
+    if result["champion_metrics"] is not None:
+        lines.append(
+            f"champion {result['champion']} (version {result['champion_version']}) on the same rows: "
+            f"{fmt_metrics(result['champion_metrics'])}"
+        )
+    elif result.get("champion_error"):
+        lines.append(result["champion_error"])
+    else:
+        lines.append("no champion yet" + (f": {result['champion']} does not exist" if result["champion"] else ""))
+    lines.append(f"validation run {result['validation_run_id']}")
+    return lines
