@@ -9,8 +9,11 @@ Then, with wrk (32 connections, 2 threads) or a Python fallback when wrk is miss
 
   floor       saturation throughput of the bare endpoint that reads the body and answers 204;
   receiver    saturation throughput of signed ~7 KB `issue_comment` deliveries carrying `/train toy`,
-              each with a unique X-GitHub-Delivery id (the signature covers only the body, so one
-              signed body with a varying delivery header is a valid, realistic delivery stream).
+              each a distinct comment (its own comment id, so its own body and signature) under its own
+              X-GitHub-Delivery id. The receiver dedupes on the signed content as well as the delivery id
+              (the signature covers the body, not the header, so one body under many delivery ids is one
+              delivery replayed, answered 200 duplicate). wrk sends from a pool signed before each
+              measurement (`Load`); the floor gets the same bytes.
               Floor and receiver alternate in --rounds short rounds so background load hits both alike;
   latency     ack latency at ~50 % of the receiver's measured saturation: every connection waits a
               random (exponential) think time between requests, so arrivals are ~Poisson and the
@@ -32,6 +35,8 @@ Exit status is 0 even when a target is missed (this is a measurement); 2 when th
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -55,8 +60,7 @@ import redis  # noqa: E402
 from bench import harness  # noqa: E402
 from bench.harness import BENCH, ROOT, cpu_seconds, rss_mb, worker_pids  # noqa: E402
 from bot.cli import WEB_WORKER, gunicorn_argv  # noqa: E402
-from core import events  # noqa: E402
-from core.queue import DEDUPE_PREFIX, DEFAULT_QUEUE  # noqa: E402
+from core.queue import DEDUPE_PREFIX, DEFAULT_QUEUE, SIGNED_PREFIX  # noqa: E402
 from devstack import setups  # noqa: E402
 from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
 
@@ -67,6 +71,8 @@ PATH = "/webhooks/github"
 WORKERS, THREADS = 2, 4
 CONNECTIONS, WRK_THREADS = 32, 2
 PY_PROCS = 4  # the fallback load generator: processes × threads = CONNECTIONS
+# Distinct deliveries reserved per second of a measurement: over twice the fastest floor measured here (7,400/s)
+POOL_RATE = 20_000
 TARGETS = {"webhooks_per_s": 3000, "ratio_to_floor_pct": 40, "p99_ms": 25, "rss_mb": 60}
 
 
@@ -193,8 +199,9 @@ PR_BODY = (
 )
 
 
-def build_payload(target_bytes: int = 7 * 1024) -> bytes:
+def build_payload(target_bytes: int = 7 * 1024, comment_id: int = 2_801_000_001) -> bytes:
     fixture = json.loads(FIXTURE.read_text())
+    fixture["comment"]["id"] = comment_id
     full_name = fixture["repository"]["full_name"]
     number = fixture["issue"]["number"]
     api = f"https://api.github.com/repos/{full_name}"
@@ -252,9 +259,9 @@ def build_payload(target_bytes: int = 7 * 1024) -> bytes:
     comment_url = f"{api}/issues/comments/{fixture['comment']['id']}"
     comment = {
         "url": comment_url,
-        "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-1001",
+        "html_url": f"https://github.com/{full_name}/pull/{number}#issuecomment-{comment_id}",
         "issue_url": issue_url,
-        "id": 1001,
+        "id": comment_id,
         "node_id": "IC_kwDOHabc5M6Xyz12",
         "user": alice,
         "created_at": "2025-05-02T14:05:08Z",
@@ -297,6 +304,55 @@ def build_payload(target_bytes: int = 7 * 1024) -> bytes:
         data["issue"]["body"] = filler[: len(text) + missing]
 
 
+class Deliveries:
+    """Distinct, validly signed deliveries: the ~7 KB body with a new comment id each.
+
+    The receiver dedupes on the signed content too (an `issue_comment` is its repository + comment id),
+    because GitHub's signature covers the body, never the `X-GitHub-Delivery` header: one body under many
+    delivery ids is one delivery replayed, answered 200 duplicate. So every request gets its own comment
+    id (in `comment.id` and the comment's URLs) and its own signature. Ids are 10 digits, as GitHub's
+    are now, so every body has the same length.
+    """
+
+    PLACEHOLDER = 9_999_999_999
+    FIRST_ID = 2_801_000_001
+
+    def __init__(self, size: int = 7 * 1024, secret: str = SECRET):
+        template = build_payload(size, self.PLACEHOLDER)
+        self.parts = template.split(str(self.PLACEHOLDER).encode())
+        if len(self.parts) < 2 or b'"id":' + str(self.PLACEHOLDER).encode() not in template:
+            raise RuntimeError("the comment id is not in the delivery body")
+        self.size = len(template)
+        # HMAC state after the bytes before the first comment id: signing then hashes only the rest (~2 KB)
+        self._before = hmac.new(secret.encode(), self.parts[0], hashlib.sha256)
+        self._next = self.FIRST_ID
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        """Reserve `n` fresh comment ids for this run; returns the first."""
+        with self._lock:
+            first, self._next = self._next, self._next + n
+        if self._next > self.PLACEHOLDER:
+            raise RuntimeError("out of 10-digit comment ids")
+        return first
+
+    def body(self, comment_id: int) -> bytes:
+        return str(comment_id).encode().join(self.parts)
+
+    def sign(self, comment_id: int) -> str:
+        mac = self._before.copy()
+        cid = str(comment_id).encode()
+        for part in self.parts[1:]:
+            mac.update(cid)
+            mac.update(part)
+        return "sha256=" + mac.hexdigest()
+
+    def new(self) -> tuple[bytes, str]:
+        """(body, X-Hub-Signature-256) of one delivery no one has sent yet."""
+        cid = self.take(1)
+        return self.body(cid), self.sign(cid)
+
+
 # ----------------------------------------------------------------------------------------------
 # Processes
 # ----------------------------------------------------------------------------------------------
@@ -314,34 +370,59 @@ def start_floor(workdir: Path) -> Service:
 
 
 # ----------------------------------------------------------------------------------------------
-# Load: wrk with a Lua script (unique delivery id per request), or a Python fallback
+# Load: wrk with a Lua script (a distinct signed delivery per request), or a Python fallback
 # ----------------------------------------------------------------------------------------------
 
 LUA = r"""
--- generated by bench/ingest.py. args: <id prefix, 8 hex> <body file> <signature> <mean think time ms, 0 = none>
+-- generated by bench/ingest.py. args: <id prefix, 8 hex> <body template> <pool file> <wrk threads> <think ms, 0 = none>
+-- The body template holds 9999999999 where each request's comment id goes; the pool file has one
+-- "<comment id> <signature>" line per delivery, signed by bench/ingest.py (Deliveries), and thread t of n
+-- sends lines t, t + n, t + 2n, ...: every request a distinct, validly signed delivery.
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
   thread:set("tid", #threads)
 end
 
-local head, body
-sent, statuses = 0, {}
+local head, pieces, ids, sigs
+sent, reused, statuses = 0, 0, {}
 function init(args)
   prefix = args[1]
-  local f = assert(io.open(args[2], "rb")); body = f:read("*a"); f:close()
+  local f = assert(io.open(args[2], "rb")); local template = f:read("*a"); f:close()
+  pieces = {}
+  local at = 1
+  while true do
+    local i, j = template:find("9999999999", at, true)
+    if not i then break end
+    table.insert(pieces, template:sub(at, i - 1)); at = j + 1
+  end
+  table.insert(pieces, template:sub(at))
+  assert(#pieces == 5, "the comment id appears 4 times in the template")
+  ids, sigs = {}, {}
+  local n, line = tonumber(args[4]), 0
+  for l in io.lines(args[3]) do
+    if line % n == tid - 1 then
+      local id, sig = l:match("^(%d+) (%S+)$")
+      table.insert(ids, id); table.insert(sigs, sig)
+    end
+    line = line + 1
+  end
   head = "POST __PATH__ HTTP/1.1\r\nHost: " .. wrk.host .. ":" .. wrk.port .. "\r\n" ..
          "Content-Type: application/json\r\nUser-Agent: GitHub-Hookshot/bench\r\n" ..
          "X-GitHub-Event: issue_comment\r\nX-GitHub-Hook-ID: 412345678\r\n" ..
-         "X-Hub-Signature-256: " .. args[3] .. "\r\nContent-Length: " .. #body .. "\r\n"
-  think = tonumber(args[4])
+         "Content-Length: " .. (#template) .. "\r\nX-Hub-Signature-256: "
+  think = tonumber(args[5])
   math.randomseed(tid * 7919 + os.time())
 end
 
 function request()
   sent = sent + 1
+  local k = sent
+  if k > #ids then k = (k - 1) % #ids + 1; reused = reused + 1 end  -- the pool ran out: replays (counted)
+  local id, p = ids[k], pieces
   -- a UUID-shaped delivery id, unique per (run prefix, thread, request)
-  return head .. string.format("X-GitHub-Delivery: %s-%04x-4000-8000-%012x\r\n\r\n", prefix, tid, sent) .. body
+  return head .. sigs[k] .. string.format("\r\nX-GitHub-Delivery: %s-%04x-4000-8000-%012x\r\n\r\n", prefix, tid, sent) ..
+         p[1] .. id .. p[2] .. id .. p[3] .. id .. p[4] .. id .. p[5]
 end
 
 function response(status, headers, body)
@@ -349,19 +430,20 @@ function response(status, headers, body)
 end
 __DELAY__
 function done(summary, latency, requests)
-  local total_sent, by_status = 0, {}
+  local total_sent, total_reused, by_status = 0, 0, {}
   for _, t in ipairs(threads) do
     total_sent = total_sent + t:get("sent")
+    total_reused = total_reused + t:get("reused")
     for s, n in pairs(t:get("statuses")) do by_status[s] = (by_status[s] or 0) + n end
   end
   local parts = {}
   for s, n in pairs(by_status) do table.insert(parts, string.format('"%d":%d', s, n)) end
   local e = summary.errors
   io.write(string.format(
-    'BENCHJSON {"requests":%d,"duration_us":%d,"sent":%d,"statuses":{%s},' ..
+    'BENCHJSON {"requests":%d,"duration_us":%d,"sent":%d,"reused":%d,"statuses":{%s},' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
     '"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\n',
-    summary.requests, summary.duration, total_sent, table.concat(parts, ","),
+    summary.requests, summary.duration, total_sent, total_reused, table.concat(parts, ","),
     e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency:percentile(99.9), latency.max))
@@ -377,22 +459,47 @@ end
 
 
 class Load:
-    """One measurement: `run(url, seconds, think_ms)` → dict with requests, rps, statuses, errors, latency."""
+    """One measurement: `run(url, seconds, think_ms)` → dict with requests, rps, statuses, errors, latency.
 
-    def __init__(self, workdir: Path, body: bytes, signature: str, force_python: bool = False):
+    Every request is a distinct delivery (see `Deliveries`), to the receiver and to the floor alike, so
+    the floor gets the same bytes and the load generator does the same work for both. wrk sends from a
+    pool signed here before the measurement starts (`prepare`): an HMAC-SHA256 of the 7 KB body in wrk's
+    LuaJIT costs ~80 µs per request, which would take a third of a core from the servers at the floor's
+    rate on this 2-core machine; a pool line costs a table lookup.
+    """
+
+    def __init__(self, workdir: Path, deliveries: Deliveries, force_python: bool = False):
         self.workdir = workdir
-        self.body = body
-        self.signature = signature
-        self.body_file = workdir / "delivery.json"
-        self.body_file.write_bytes(body)
+        self.deliveries = deliveries
+        self.template_file = workdir / "delivery.json"
+        self.template_file.write_bytes(deliveries.body(deliveries.PLACEHOLDER))
+        self.pool_file = workdir / "deliveries.txt"
         self.wrk = None if force_python else shutil.which("wrk")
         self.tool = "wrk" if self.wrk else "python"
 
-    def run(self, url: str, seconds: float, think_ms: float = 0.0) -> dict:
+    @staticmethod
+    def pool_size(seconds: float, think_ms: float) -> int:
+        """Deliveries enough for one measurement: POOL_RATE per second, or twice the paced rate."""
+        rate = POOL_RATE if not think_ms else min(POOL_RATE, 2 * CONNECTIONS * 1000 / think_ms)
+        return int(seconds * rate) + CONNECTIONS
+
+    def prepare(self, seconds: float, think_ms: float = 0.0) -> tuple[int, int]:
+        """Reserve (and for wrk, sign and write) the measurement's deliveries: (first comment id, count).
+        Called before the measurement's CPU readings, so signing the pool is nobody's cost in the figures."""
+        n = self.pool_size(seconds, think_ms)
+        first = self.deliveries.take(n)
+        if self.wrk:
+            sign = self.deliveries.sign
+            with self.pool_file.open("w") as f:
+                f.writelines(f"{cid} {sign(cid)}\n" for cid in range(first, first + n))
+        return first, n
+
+    def run(self, url: str, seconds: float, think_ms: float = 0.0, pool: tuple[int, int] | None = None) -> dict:
         prefix = uuid.uuid4().hex[:8]
+        pool = pool or self.prepare(seconds, think_ms)
         if self.wrk:
             return self._wrk(url, seconds, think_ms, prefix)
-        return _python_load(url, self.body, self.signature, seconds, think_ms, prefix)
+        return _python_load(url, self.deliveries, pool, seconds, think_ms, prefix)
 
     def _wrk(self, url: str, seconds: float, think_ms: float, prefix: str) -> dict:
         script = self.workdir / ("paced.lua" if think_ms else "saturate.lua")
@@ -412,8 +519,9 @@ class Load:
             url + PATH,
             "--",
             prefix,
-            str(self.body_file),
-            self.signature,
+            str(self.template_file),
+            str(self.pool_file),
+            str(WRK_THREADS),
             f"{think_ms:.3f}",
         ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
@@ -430,26 +538,35 @@ def _python_worker(args) -> dict:
     """One fallback load process: `conns` threads, each a keep-alive http.client connection."""
     import http.client
 
-    host, port, body, signature, seconds, think_ms, prefix, index, conns = args
+    host, port, parts, (first, count), seconds, think_ms, prefix, index, conns = args
+    stride = PY_PROCS * conns  # connection k of all sends comment ids first + k, first + k + stride, ...
+    per_conn = count // stride
+    before = hmac.new(SECRET.encode(), parts[0], hashlib.sha256)
     lock = threading.Lock()
     statuses: dict[int, int] = {}
     latencies: list[float] = []
-    totals = {"sent": 0, "errors": 0}
+    totals = {"sent": 0, "errors": 0, "reused": 0}
     start = time.monotonic()
     deadline = start + seconds
 
     def loop(tid: int) -> None:
         rng = random.Random(tid)
         conn = http.client.HTTPConnection(host, port, timeout=5)
-        n, mine, lat, errors = 0, {}, [], 0
+        n, mine, lat, errors, reused = 0, {}, [], 0, 0
+        slot = tid - index * 1000 + index * conns
         while time.monotonic() < deadline:
             if think_ms:
                 time.sleep(rng.expovariate(1 / think_ms) / 1000)
             n += 1
+            reused += n > per_conn  # out of reserved ids: a replay (counted; the ledger flags it)
+            # each request a distinct delivery, signed here as GitHub would: the signature covers the body
+            cid = str(first + ((n - 1) % per_conn) * stride + slot).encode()
+            body, mac = cid.join(parts), before.copy()
+            mac.update(body[len(parts[0]) :])
             headers = {
                 "Content-Type": "application/json",
                 "X-GitHub-Event": "issue_comment",
-                "X-Hub-Signature-256": signature,
+                "X-Hub-Signature-256": "sha256=" + mac.hexdigest(),
                 "X-GitHub-Delivery": f"{prefix}-{tid:04x}-4000-8000-{n:012x}",
             }
             t0 = time.perf_counter()
@@ -468,6 +585,7 @@ def _python_worker(args) -> dict:
         with lock:
             totals["sent"] += n
             totals["errors"] += errors
+            totals["reused"] += reused
             latencies.extend(lat)
             for s, c in mine.items():
                 statuses[s] = statuses.get(s, 0) + c
@@ -485,11 +603,14 @@ def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
-def _python_load(url: str, body: bytes, signature: str, seconds: float, think_ms: float, prefix: str) -> dict:
+def _python_load(
+    url: str, deliveries: Deliveries, pool: tuple[int, int], seconds: float, think_ms: float, prefix: str
+) -> dict:
     host, port = url.removeprefix("http://").split(":")
     procs = PY_PROCS
     args = [
-        (host, int(port), body, signature, seconds, think_ms, prefix, i, CONNECTIONS // procs) for i in range(procs)
+        (host, int(port), deliveries.parts, pool, seconds, think_ms, prefix, i, CONNECTIONS // procs)
+        for i in range(procs)
     ]
     with multiprocessing.get_context("fork").Pool(procs, initializer=_default_signals) as pool:
         parts = pool.map(_python_worker, args)
@@ -508,6 +629,7 @@ def _python_load(url: str, body: bytes, signature: str, seconds: float, think_ms
         "requests": requests,
         "duration_us": int(elapsed * 1e6),
         "sent": sum(p["sent"] for p in parts),
+        "reused": sum(p["reused"] for p in parts),
         "statuses": statuses,
         "rps": requests / elapsed,
         "errors": {"connect": 0, "read": sum(p["errors"] for p in parts), "write": 0, "status": 0, "timeout": 0},
@@ -543,6 +665,7 @@ def merge(parts: list[dict]) -> dict:
         "requests": sum(p["requests"] for p in parts),
         "duration_us": duration,
         "sent": sum(p["sent"] for p in parts),
+        "reused": sum(p["reused"] for p in parts),
         "statuses": statuses,
         "rps": sum(p["requests"] for p in parts) / (duration / 1e6),
         "errors": {k: sum(p["errors"][k] for p in parts) for k in parts[0]["errors"]},
@@ -572,7 +695,8 @@ def socket_errors(result: dict) -> int:
 
 
 class Ledger:
-    """Every 202 must have exactly one message in the queue and one dedupe key; nothing else is written."""
+    """Every 202 must have exactly one message in the queue, one dedupe key and one signed-content key (each
+    delivery is a distinct comment); nothing else is written."""
 
     def __init__(self, client: redis.Redis):
         self.client = client
@@ -587,6 +711,8 @@ class Ledger:
             self.problems.append(f"{name}: answers other than {expected}: {others}")
         if socket_errors(result):
             self.problems.append(f"{name}: socket errors {result['errors']}")
+        if result.get("reused"):
+            self.problems.append(f"{name}: the load generator ran out of deliveries and replayed {result['reused']}")
         self.accepted += got
         # wrk stops with up to one request per connection in flight: the server may have queued those.
         self.sent_upper += got + max(0, result["sent"] - result["requests"])
@@ -594,33 +720,36 @@ class Ledger:
     def check(self) -> dict:
         llen = self.client.llen(DEFAULT_QUEUE)
         dedupe = sum(1 for _ in self.client.scan_iter(match=DEDUPE_PREFIX + "*", count=5000))
-        ok = self.accepted <= llen <= self.sent_upper and dedupe == llen
+        signed = sum(1 for _ in self.client.scan_iter(match=SIGNED_PREFIX + "*", count=5000))
+        ok = self.accepted <= llen <= self.sent_upper and dedupe == llen == signed
         if not ok:
             self.problems.append(
                 f"queue: {self.accepted} answered 202, {llen} messages in {DEFAULT_QUEUE!r} "
-                f"(at most {self.sent_upper} possible), {dedupe} dedupe keys"
+                f"(at most {self.sent_upper} possible), {dedupe} dedupe keys, {signed} signed-content keys"
             )
         return {
             "answered_202": self.accepted,
             "queue_llen": llen,
             "dedupe_keys": dedupe,
+            "signed_keys": signed,
             "in_flight_at_stop_max": self.sent_upper - self.accepted,
             "ok": ok and not self.problems,
             "problems": self.problems,
         }
 
 
-def sanity(url: str, body: bytes, signature: str, client: redis.Redis) -> dict:
-    """One delivery → 202 and one message; the same delivery id again → 200 duplicate, nothing queued."""
-    delivery = str(uuid.uuid4())
+def sanity(url: str, deliveries: Deliveries, client: redis.Redis) -> dict:
+    """One delivery → 202 and one message; the same delivery id again → 200 duplicate, nothing queued; the same
+    body under a new delivery id (a replay) → 200 duplicate, nothing queued."""
+    body, signature = deliveries.new()
     headers = {
         "Content-Type": "application/json",
         "X-GitHub-Event": "issue_comment",
-        "X-GitHub-Delivery": delivery,
         "X-Hub-Signature-256": signature,
     }
     answers = []
-    for _ in range(2):
+    for delivery in [str(uuid.uuid4())] * 2 + [str(uuid.uuid4())]:
+        headers["X-GitHub-Delivery"] = delivery
         req = urllib.request.Request(url + PATH, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
@@ -628,37 +757,36 @@ def sanity(url: str, body: bytes, signature: str, client: redis.Redis) -> dict:
         except urllib.error.HTTPError as e:
             answers.append((e.code, e.read().decode(errors="replace")))
     llen = client.llen(DEFAULT_QUEUE)
-    first, second = answers
+    first, second, replay = answers
     ok = (
         first[0] == 202
         and len(first[1].get("tasks", [])) == 1
-        and second[0] == 200
-        and second[1].get("status") == "duplicate"
+        and all(a[0] == 200 and a[1].get("status") == "duplicate" for a in (second, replay))
         and llen == 1
     )
     if not ok:
         raise RuntimeError(f"sanity check failed: answers {answers}, {llen} queued messages")
     message = json.loads(client.lindex(DEFAULT_QUEUE, 0))
-    return {"first": first[0], "replay": second[0], "task": message["headers"]["task"]}
+    return {"first": first[0], "again": second[0], "replay_new_id": replay[0], "task": message["headers"]["task"]}
 
 
-def exact_check(
-    url: str, body: bytes, signature: str, client: redis.Redis, threads: int = 8, per_thread: int = 100
-) -> dict:
+def exact_check(url: str, deliveries: Deliveries, client: redis.Redis, threads: int = 8, per_thread: int = 100) -> dict:
     """A closed batch with nothing in flight at the end: 202s must equal new messages exactly, and every
-    delivery sent again (by another connection, concurrently) must be a 200 duplicate that queues nothing."""
+    delivery sent again (by another connection, concurrently) must be a 200 duplicate that queues nothing,
+    under its own delivery id and under a new one."""
     import http.client
 
     host, port = url.removeprefix("http://").split(":")
-    ids = [[str(uuid.uuid4()) for _ in range(per_thread)] for _ in range(threads)]
-    counts: dict[str, dict[int, int]] = {"first": {}, "replay": {}}
+    ids = [[(str(uuid.uuid4()), *deliveries.new()) for _ in range(per_thread)] for _ in range(threads)]
+    renamed = [[(str(uuid.uuid4()), body, sig) for _, body, sig in batch] for batch in ids]
+    counts: dict[str, dict[int, int]] = {"first": {}, "replay": {}, "replay_new_id": {}}
     lock = threading.Lock()
 
-    def send(batch: list[str], phase: str) -> None:
+    def send(batch: list[tuple[str, bytes, str]], phase: str) -> None:
         conn = http.client.HTTPConnection(host, int(port), timeout=10)
         mine: dict[int, int] = {}
         try:
-            for delivery in batch:
+            for delivery, body, signature in batch:
                 conn.request(
                     "POST",
                     PATH,
@@ -679,7 +807,7 @@ def exact_check(
                 for s, c in mine.items():
                     counts[phase][s] = counts[phase].get(s, 0) + c
 
-    def run(phase: str, batches: list[list[str]]) -> int:
+    def run(phase: str, batches: list[list[tuple[str, bytes, str]]]) -> int:
         before = client.llen(DEFAULT_QUEUE)
         workers = [threading.Thread(target=send, args=(b, phase)) for b in batches]
         for w in workers:
@@ -690,12 +818,13 @@ def exact_check(
 
     queued_first = run("first", ids)
     queued_replay = run("replay", ids[1:] + ids[:1])  # each batch replayed by a different connection
+    queued_renamed = run("replay_new_id", renamed[2:] + renamed[:2])
     total = threads * per_thread
     ok = (
         counts["first"] == {202: total}
         and queued_first == total
-        and counts["replay"] == {200: total}
-        and queued_replay == 0
+        and counts["replay"] == counts["replay_new_id"] == {200: total}
+        and queued_replay == queued_renamed == 0
     )
     return {
         "deliveries": total,
@@ -703,6 +832,8 @@ def exact_check(
         "new_messages": queued_first,
         "replay_answers": counts["replay"],
         "replay_new_messages": queued_replay,
+        "replay_new_id_answers": counts["replay_new_id"],
+        "replay_new_id_new_messages": queued_renamed,
         "ok": ok,
     }
 
@@ -744,8 +875,9 @@ class Meter:
     def measure(self, name: str, server: Service, seconds: float, think_ms: float = 0.0, expected: int = 202) -> dict:
         workers = worker_pids(server.process.pid)
         ours = [server.process.pid, *workers, self.redis_pid]
+        pool = self.load.prepare(seconds, think_ms)  # signing the deliveries is outside the readings
         before = self._reading(workers, ours)
-        result = self.load.run(server.url, seconds, think_ms)
+        result = self.load.run(server.url, seconds, think_ms, pool)
         after = self._reading(workers, ours)
         n = max(1, result["requests"])
         wall = after[5] - before[5]
@@ -794,9 +926,9 @@ def measure_all(opts, meter: Meter, web: Service, floor: Service) -> dict[str, d
     return runs
 
 
-def final_checks(checks: dict, ledger: Ledger, web: Service, body: bytes, signature: str, client) -> None:
+def final_checks(checks: dict, ledger: Ledger, web: Service, deliveries: Deliveries, client) -> None:
     """The closed batch, the queue against the 202s seen, and no error in the receiver's log."""
-    checks["exact"] = exact_check(web.url, body, signature, client)
+    checks["exact"] = exact_check(web.url, deliveries, client)
     if not checks["exact"]["ok"]:
         ledger.problems.append(f"exact check: {checks['exact']}")
     ledger.accepted += checks["exact"]["answered_202"]
@@ -813,9 +945,8 @@ def final_checks(checks: dict, ledger: Ledger, web: Service, body: bytes, signat
 
 
 def bench(run: harness.Run, opts, busy_before: float, started: float) -> None:
-    body = build_payload(opts.size)
-    signature = events.github_signature(SECRET, body)
-    load = Load(run.workdir, body, signature, force_python=opts.python_load)
+    deliveries = Deliveries(opts.size)
+    load = Load(run.workdir, deliveries, force_python=opts.python_load)
     if load.tool != "wrk" and not opts.python_load:
         print(
             "wrk not found (`apt-get install -y wrk`; `make bench` installs it): "
@@ -835,17 +966,17 @@ def bench(run: harness.Run, opts, busy_before: float, started: float) -> None:
     client = redis.Redis.from_url(redis_service.url)
     harness.say(
         f"redis {redis_service.url}  receiver {web.url}  floor {floor.url}  load: {load.tool} "
-        f"{CONNECTIONS} connections, {WRK_THREADS} threads  delivery {len(body)} bytes"
+        f"{CONNECTIONS} connections, {WRK_THREADS} threads  delivery {deliveries.size} bytes"
     )
-    checks = {"sanity": sanity(web.url, body, signature, client)}
+    checks = {"sanity": sanity(web.url, deliveries, client)}
     ledger = Ledger(client)
     ledger.accepted = ledger.sent_upper = 1  # the sanity delivery
     runs = measure_all(opts, Meter(load, redis_service, web, ledger), web, floor)
     floor_rss = {pid: rss_mb(pid) for pid in worker_pids(floor.process.pid)}
-    final_checks(checks, ledger, web, body, signature, client)
+    final_checks(checks, ledger, web, deliveries, client)
     web_rss = {pid: rss_mb(pid) for pid in worker_pids(web.process.pid)}
     checks["machine_busy_before_pct"] = round(busy_before, 1)
-    report(opts, load, body, runs, web_rss, floor_rss, checks, time.monotonic() - started)
+    report(opts, load, deliveries.size, runs, web_rss, floor_rss, checks, time.monotonic() - started)
 
 
 def main() -> int:
@@ -856,7 +987,7 @@ def main() -> int:
 
 
 def report(
-    opts, load: Load, body: bytes, runs: dict, web_rss: dict, floor_rss: dict, checks: dict, elapsed: float
+    opts, load: Load, size: int, runs: dict, web_rss: dict, floor_rss: dict, checks: dict, elapsed: float
 ) -> None:
     floor_rps, recv_rps = runs["floor"]["rps"], runs["receiver"]["rps"]
     paced = runs["paced"]
@@ -922,7 +1053,8 @@ def report(
         (
             "  closed batch + concurrent replay",
             f"{checks['exact']['answered_202']} / {checks['exact']['new_messages']}"
-            f", replays {checks['exact']['replay_new_messages']} queued",
+            f", replays {checks['exact']['replay_new_messages']} + {checks['exact']['replay_new_id_new_messages']}"
+            " (new ids) queued",
             "exact",
             "ok" if checks["exact"]["ok"] else "FAIL",
         ),
@@ -933,7 +1065,7 @@ def report(
         else f"Python load generator {CONNECTIONS} conns / {PY_PROCS} processes (wrk missing)"
     )
     harness.print_table(
-        f"mlops-bot ingest: gunicorn {WEB_WORKER} {WORKERS}x{THREADS}, {gen}, {len(body):,}-byte signed "
+        f"mlops-bot ingest: gunicorn {WEB_WORKER} {WORKERS}x{THREADS}, {gen}, {size:,}-byte signed "
         f"issue_comment, {os.cpu_count()} CPUs, {elapsed:.0f} s",
         rows,
     )
@@ -955,7 +1087,7 @@ def report(
                 "load": load.tool,
                 "connections": CONNECTIONS,
                 "load_threads": WRK_THREADS,
-                "delivery_bytes": len(body),
+                "delivery_bytes": size,
                 "saturation_seconds": opts.duration,
                 "paced_seconds": opts.paced,
                 "paced_arrivals": "exponential think time per connection (~Poisson)",

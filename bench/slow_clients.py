@@ -8,7 +8,9 @@ in production) and, for each N in --clients:
   slow clients  N connections that send a POST's headers (Content-Length of a whole delivery) and
                 half of its body, then one byte every --trickle seconds: the body never completes
                 while the phase lasts (a slow or stalled client, or one holding its connection idle);
-  sender        meanwhile a signed ~7 KB `issue_comment` delivery every --gap seconds, each on a new
+  sender        meanwhile a signed ~7 KB `issue_comment` delivery every --gap seconds, each a distinct
+                comment signed here (the receiver dedupes on the signed body, so a body sent twice is a
+                200 duplicate, not a delivery), each on a new
                 connection with GitHub's 10 s timeout (GitHub never redelivers on its own), started
                 on schedule whether or not the previous one was answered (open loop).
 
@@ -36,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and 
 
 from bench import harness  # noqa: E402
 from bench.harness import ROOT  # noqa: E402
-from bench.ingest import PATH, SECRET, build_payload  # noqa: E402
-from core import events  # noqa: E402
+from bench.ingest import PATH, SECRET, Deliveries  # noqa: E402
 from devstack import setups  # noqa: E402
 
 WORKERS, THREADS = 2, 4  # the Procfile's defaults
@@ -58,22 +59,24 @@ def parse_args() -> argparse.Namespace:
 class SlowClients:
     """N connections holding a delivery's body open: headers and half the body, then a byte now and then."""
 
-    def __init__(self, host: str, port: int, count: int, body: bytes, trickle: float):
-        self.host, self.port, self.count, self.body, self.trickle = host, port, count, body, trickle
+    def __init__(self, host: str, port: int, count: int, deliveries: Deliveries, trickle: float):
+        self.host, self.port, self.count, self.trickle = host, port, count, trickle
+        self.deliveries = deliveries
+        self.body = deliveries.body(deliveries.PLACEHOLDER)  # for its length; each connection sends its own
         self.socks: list[socket.socket] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._trickle, daemon=True)
 
     def __enter__(self) -> SlowClients:
-        head = (
-            f"POST {PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-            f"X-GitHub-Event: issue_comment\r\nX-GitHub-Delivery: slow-{uuid.uuid4()}\r\n"
-            f"X-Hub-Signature-256: {events.github_signature(SECRET, self.body)}\r\n"
-            f"Content-Length: {len(self.body)}\r\n\r\n"
-        ).encode()
         for _ in range(self.count):
+            body, signature = self.deliveries.new()
+            head = (
+                f"POST {PATH} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"X-GitHub-Event: issue_comment\r\nX-GitHub-Delivery: slow-{uuid.uuid4()}\r\n"
+                f"X-Hub-Signature-256: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
             s = socket.create_connection((self.host, self.port), timeout=5)
-            s.sendall(head + self.body[: len(self.body) // 2])
+            s.sendall(head + body[: len(body) // 2])
             self.socks.append(s)
         self.thread.start()
         return self
@@ -139,14 +142,15 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def phase(host: str, port: int, slow: int, opts, body: bytes, signature: str) -> dict:
+def phase(host: str, port: int, slow: int, opts, deliveries: Deliveries) -> dict:
     """The sender's outcomes while `slow` clients hold bodies open."""
-    with SlowClients(host, port, slow, body, opts.trickle) as clients:
+    sends = [deliveries.new() for _ in range(int(opts.seconds / opts.gap))]  # signed before the clock starts
+    with SlowClients(host, port, slow, deliveries, opts.trickle) as clients:
         time.sleep(1)  # let the server take them in
         futures = []
         with ThreadPoolExecutor(max_workers=int(GITHUB_TIMEOUT / opts.gap) + 16) as pool:
             start = time.monotonic()
-            for i in range(int(opts.seconds / opts.gap)):
+            for i, (body, signature) in enumerate(sends):
                 time.sleep(max(0.0, start + i * opts.gap - time.monotonic()))
                 futures.append(pool.submit(deliver, host, port, body, signature))
             results = [f.result() for f in futures]
@@ -175,8 +179,7 @@ def phase(host: str, port: int, slow: int, opts, body: bytes, signature: str) ->
 
 
 def bench(run: harness.Run, opts, started: float) -> None:
-    body = build_payload()
-    signature = events.github_signature(SECRET, body)
+    deliveries = Deliveries()
     env = {
         "MLOPS_BOT_CONFIG": str(ROOT / "config.toml"),
         "GITHUB_WEBHOOK_SECRET": SECRET,
@@ -189,7 +192,7 @@ def bench(run: harness.Run, opts, started: float) -> None:
     # the command line after `mlops-bot web` exec'ed the server
     web_argv = Path(f"/proc/{web.process.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     harness.say(f"receiver {web.url} ({web_argv}); a delivery every {opts.gap} s for {opts.seconds} s per phase")
-    phases = [phase(host, port, int(n), opts, body, signature) for n in opts.clients.split(",")]
+    phases = [phase(host, port, int(n), opts, deliveries) for n in opts.clients.split(",")]
     worst = next((p for p in phases if p["slow_clients"] == TARGET["clients"]), phases[-1])
     met = worst["timed_out"] <= TARGET["timed_out"] and worst["p99_s"] <= TARGET["p99_s"]
     rows = [("slow clients", "answered / sent", "timed out", "p50 / p99")]
@@ -203,7 +206,7 @@ def bench(run: harness.Run, opts, started: float) -> None:
         for p in phases
     ]
     harness.print_table(
-        f"mlops-bot slow clients: the Procfile's web ({WORKERS}x{THREADS}), {len(body):,}-byte signed deliveries, "
+        f"mlops-bot slow clients: the Procfile's web ({WORKERS}x{THREADS}), {deliveries.size:,}-byte signed deliveries, "
         f"{os.cpu_count()} CPUs, {time.monotonic() - started:.0f} s",
         rows,
     )
