@@ -31,6 +31,8 @@ def w(settings, redis_client):
         repo=REPO, branch="main", sha="c" * 40, pr=PR, author="alice", merged_by="erin", registry=STAGING
     )
     w.deps.state.record_lineage("staging", TRAIN_RUN, record)
+    w.deps.workspaces("staging").ran(TRAIN_RUN, '{"mlflow_run_id": "r2"}')  # what its register step said
+    lineage.finished(w.deps.state, "staging", TRAIN_RUN)  # the bot saw it end
     return w
 
 
