@@ -291,7 +291,8 @@ class FakeWorkspace:
             raise NotFound(f"Databricks ({self.name}): cannot start job {job_id}: Job {job_id} does not exist.")
         if token not in self.tokens:
             run_id = self.tokens[token] = next(_ids)
-            self.runs[run_id] = RunInfo(run_id, job_id, "RUNNING", run_page_url=f"https://dbc/run/{run_id}")
+            page, now_ms = f"https://dbc/run/{run_id}", int(time() * 1000)
+            self.runs[run_id] = RunInfo(run_id, job_id, "RUNNING", run_page_url=page, start_time=now_ms)
             self.parameters[run_id] = parameters
         return self.tokens[token]
 
@@ -332,14 +333,21 @@ class FakeWorkspace:
         task = TaskRun(job_tasks[-1]["task_key"], run_id + 1, result, 1_000, 61_000, kind)  # the job's last task
         said = TaskOutput(logs=output) if notebook_result is None else TaskOutput(result=notebook_result)
         self.outputs[task.run_id] = said
+        start = self.runs[run_id].start_time or int(time() * 1000)
         self.runs[run_id] = replace(
             self.runs[run_id],
             life_cycle="TERMINATED",
             result_state=result,
-            start_time=1_000,
-            end_time=61_000,
+            start_time=start,
+            end_time=start + 60_000,  # a one-minute run, started when run_now started it
             tasks=(task,),
         )
+
+    def ran(self, run_id: int, output: str = "", result: str = "SUCCESS") -> None:
+        """A run that started a moment ago (not through `run_now` here) and ended, its one task having said
+        `output`."""
+        self.runs[run_id] = RunInfo(run_id, 0, "RUNNING", start_time=int(time() * 1000) - 1_000)
+        self.finish(run_id, result, output)
 
 
 @dataclass
@@ -354,11 +362,19 @@ class FakeRegistry:
     writes: list[tuple[str, str]] = field(default_factory=list)  # (what, registry name) of every write
     page: int = 50  # versions per search call, as the real gateway's PAGE
     uc: bool = False  # a Unity Catalog registry: no stages
+    creators: bool = False  # the registry records who created a version (Databricks' do, an MLflow server does not)
 
     def add_version(
-        self, model: str, version: str, run_id: str = "", metrics: dict | None = None, **tags: str
+        self,
+        model: str,
+        version: str,
+        run_id: str = "",
+        metrics: dict | None = None,
+        created_by: str = "",
+        **tags: str,
     ) -> Version:
-        v = Version(model, version, run_id, dict(tags))
+        """A version created now by `created_by` (the principal whose token made the call, as Databricks records)."""
+        v = Version(model, version, run_id, dict(tags), created=int(time() * 1000), created_by=created_by)
         self.versions_[(model, version)] = v
         if run_id:
             self.metrics[run_id] = dict(metrics or {})

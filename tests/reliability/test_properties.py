@@ -343,6 +343,8 @@ def test_registry_tags_the_bot_writes_stay_within_the_registry_limits(
         repo=REPO_NAME, branch="main", sha="c" * 40, pr=PR, author="alice", merged_by="erin", registry=STAGING
     )
     w.deps.state.record_lineage("staging", TRAIN_RUN, record)
+    w.deps.workspaces("staging").ran(TRAIN_RUN, '{"mlflow_run_id": "r2"}')  # what its register step said
+    lineage.finished(w.deps.state, "staging", TRAIN_RUN)  # the bot saw it end
     validate(w, json.dumps({"metrics": {"accuracy": 0.9, **metrics}, "passed": bool(len(reason) % 2)}))
     request = w.deps.state.approval(STAGING, "2")
     approvals.reject(w.deps, request, approver, "github", reason)

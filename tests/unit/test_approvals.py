@@ -36,6 +36,8 @@ def w(settings, redis_client):
     # and the merge's release, with who wrote the PR as GitHub listed it then: alice opened it and wrote its commit
     merged = release.new_release(w.deps, MODEL, REPO, PR, "c" * 40, "alice", "erin")
     w.deps.state.save_release(replace(merged, authorship=authorship.authorship_of("alice", [commit("alice")])))
+    w.deps.workspaces("staging").ran(TRAIN_RUN, '{"mlflow_run_id": "r2"}')  # what its register step said
+    lineage.finished(w.deps.state, "staging", TRAIN_RUN)  # the bot saw it end
     return w
 
 

@@ -23,6 +23,7 @@ from workers.release import train as release
 
 REPO, PR, MERGE = "acme/churn-model", 7, "m" * 40
 DEV, STAGING, PROD = "churn-model-dev", "churn-model-staging", "churn-model"
+JOB_RUN = "mlflow.databricks.jobRunId"
 SCORED = {
     "metrics": {"accuracy": 0.9, "roc_auc": 0.8},
     "champion_metrics": {"accuracy": 0.85, "roc_auc": 0.75},
@@ -57,10 +58,13 @@ def register(w, name, version, job_run_id, **claimed):
     """What the training code does: register a version whose MLflow run carries the job run id."""
     run = f"r-{name}-{version}"
     w.registry.add_version(name, version, run, {"accuracy": 0.9}, **claimed)
-    w.registry.run_tags_[run] = {"mlflow.databricks.jobRunId": str(job_run_id), **claimed}
+    w.registry.run_tags_[run] = {JOB_RUN: str(job_run_id), **claimed}
 
 
 def finish(w, env, run_id, result="SUCCESS", output=None):
+    if output is None:  # a training run: its register step ends saying which MLflow run it registered
+        registered = [r for r, tags in w.registry.run_tags_.items() if tags.get(JOB_RUN) == str(run_id)]
+        output = {"mlflow_run_id": registered[0]} if registered else ""
     ws(w, env).finish(run_id, result, json.dumps(output) if isinstance(output, dict) else (output or ""))
     return runs.follow(w.deps, env, run_id)
 
@@ -264,6 +268,10 @@ def test_polling_finds_a_staging_version_created_while_the_worker_was_down_once(
     register(w, STAGING, "1", train)  # the worker was down: nobody followed the training run
     w.deps.state.r.delete(*w.deps.state.r.keys("mlops-bot:poll-guard:*"))
     assert registry_watch.poll(w.deps, now_ms=2) == 1
+    # its training run has not been seen to end: the run's end proves which version is its (issue #18: the Jobs
+    # API's record of the finished run, not the version's tags), so polling leaves it to the run
+    assert w.deps.state.approval(STAGING, "1") is None
+    finish(w, "staging", train)
     w.deps.state.r.delete(*w.deps.state.r.keys("mlops-bot:poll-guard:*"))
     assert registry_watch.poll(w.deps, now_ms=3) == 0
     assert w.deps.state.approval(STAGING, "1").proven

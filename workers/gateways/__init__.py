@@ -110,6 +110,9 @@ class Version:
     status: str = "READY"
     source: str = ""
     created: int = 0  # ms since the epoch
+    # who the registry says created it (MLflow's `user_id`; Unity Catalog's `created_by`: the principal whose token
+    # made the call, never what the caller sent); "" from a registry that records no creator (MLflow OSS)
+    created_by: str = ""
 
     @property
     def number(self) -> int:
@@ -165,7 +168,10 @@ class ForgeGateway(Protocol):
 
 class RegistryGateway(Protocol):
     """MLflow OSS, the Databricks workspace registry (legacy, stages) or Unity Catalog (`databricks-uc`:
-    three-level names, aliases and tags, no stages, no webhooks: polled)."""
+    three-level names, aliases and tags, no stages, no webhooks: polled). `creators`: the registry records, itself,
+    who created a version (Databricks' two do; an MLflow server does not)."""
+
+    creators: bool
 
     def run_metrics(self, run_id: str) -> dict[str, float]: ...
     def run_url(self, run_id: str) -> str: ...

@@ -50,6 +50,7 @@ class Registry:
         self.tracking_uri = tracking_uri.rstrip("/")
         self.registry_uri = (registry_uri or tracking_uri).rstrip("/")
         self.uc = links.kind(self.registry_uri) == "databricks-uc"
+        self.creators = links.is_databricks(self.registry_uri)  # a version's `user_id` is its creator's, server-side
         self.client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
         if links.is_databricks(self.registry_uri):
             # the UC store downloads a models:/ source through the process-wide registry URI (docs/unity-catalog.md);
@@ -248,6 +249,7 @@ def _value(model: str, v) -> Version:
         str(getattr(v, "status", "") or "READY"),
         v.source or "",
         int(v.creation_timestamp or 0),
+        str(getattr(v, "user_id", "") or ""),
     )
 
 

@@ -144,7 +144,7 @@ def retrained(deps: Deps, record: RunRecord, result: RunResult) -> str:
             once=f"{record.environment}:{record.run_id}",
         )  # fmt: skip
         return "retrain failed"
-    found = lineage.registered_by(deps.state, deps.registry, prod.environment, prod.registry_name, record)
+    found = lineage.registered_by(deps, prod.environment, prod.registry_name, record)
     if found is not None:
         return crown(deps, request, found[0].version, V.BOT, "retrain")
     audit(

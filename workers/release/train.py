@@ -1,7 +1,7 @@
 """The release train, up to the approval: what was merged is trained and validated in staging.
 
     PR merged ─▶ train (merge commit, full data, staging) ─▶ version in the staging registry
-      ─▶ lineage proven from the bot's own record (workers/release/lineage.py)
+      ─▶ lineage proven from server-side facts: creator, Jobs API run (workers/release/lineage.py)
       ─▶ validate: the candidate AND the prod champion, scored on the same data, trusted code
       ─▶ approval request on the merged PR + Slack (workers/release/approvals.py) ─▶ prod (workers/release/promotion.py)
 
@@ -152,9 +152,10 @@ def trained(deps: Deps, record: RunRecord, result: RunResult) -> str:
             deps, release, staging.environment, "", "failure", "training failed", result.run_page_url
         )
         return "staging training failed"
-    found = lineage.registered_by(deps.state, deps.registry, staging.environment, staging.registry_name, record)
+    found = lineage.registered_by(deps, staging.environment, staging.registry_name, record)
     if found is None:
-        problem = texts.staging_no_version(staging.registry_name, record.run_id)
+        refused = lineage.refused(deps, staging.environment, staging.registry_name, record)
+        problem = "; ".join([texts.staging_no_version(staging.registry_name, record.run_id), *refused])
         release = replace(release, staging=replace(release.staging, problem=problem))
         release_feedback.publish(deps, release)
         release_feedback.deployment(deps, release, staging.environment, "", "error", "no version registered")
@@ -202,7 +203,10 @@ def on_model_event(deps: Deps, event: ModelEvent, delivery_id: str) -> str:
         return f"noted {stage.name} version"
     v = deps.registry.version(name, version)
     run_tags = lineage.source_tags(deps.registry, v)
-    proven = lineage.prove(deps.state, stage.environment, v, run_tags)
+    waiting = lineage.waits_for(deps, stage.environment, v, run_tags)
+    if waiting:  # the run it names is the bot's and still running: its end proves (or not) which version is its
+        return f"left to training run {waiting}"
+    proven = lineage.prove(deps, stage.environment, v, run_tags)
     return start_validation(deps, model, v, proven, lineage.claimed(v, run_tags), delivery_id)
 
 
