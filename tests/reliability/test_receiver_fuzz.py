@@ -14,6 +14,8 @@ import copy
 import io
 import json
 import os
+import random
+import secrets
 import time
 import uuid
 from collections import defaultdict
@@ -226,10 +228,14 @@ def deliver(client, endpoint: str, body: bytes, headers, **kwargs):
 
 def still_answers(client, endpoint: str) -> None:
     """After the fuzzing, a valid delivery is still handled (queued or deliberately ignored)."""
+    # a delivery the fuzz cannot have sent already: the receiver dedupes on signed content (a new commit, version)
+    version = str(random.randrange(10_000, 10**9))
+    push = json.loads((DATA / "push_new_branch.json").read_text()) | {"after": secrets.token_hex(20)}
+    mlflow = SEEDS["mlflow"][0] | {"data": SEEDS["mlflow"][0]["data"] | {"version": version}}
     valid = {
-        "github": ("push", json.loads((DATA / "push_new_branch.json").read_text())),
-        "mlflow": (None, SEEDS["mlflow"][0]),
-        "databricks": (None, _fresh(SEEDS["databricks"][0])),
+        "github": ("push", push),
+        "mlflow": (None, mlflow),
+        "databricks": (None, _fresh(SEEDS["databricks"][0]) | {"version": version}),
         "slack/commands": (None, _slack_command_seed()),
         "slack/interactions": (None, SEEDS["slack/interactions"][0] | {"trigger_id": str(uuid.uuid4())}),
     }

@@ -8,6 +8,7 @@ redelivers on its own.
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import time
 import uuid
@@ -49,27 +50,32 @@ def status_of(sock: socket.socket) -> int:
     return int(answer.split(b" ", 2)[1])
 
 
+def fresh_body() -> bytes:
+    """A push nobody sent before: the receiver dedupes on signed content, so each request is its own commit."""
+    return json.dumps(payload("push_new_branch") | {"after": secrets.token_hex(20)}).encode()
+
+
 def test_a_delivery_is_answered_within_a_second_while_eight_clients_hold_their_bodies(web):
-    body = json.dumps(payload("push_new_branch")).encode()
-    half = len(body) // 2
     slow = []
     for _ in range(4):  # headers and half of the body, then nothing
+        body = fresh_body()
         s = socket.create_connection((web.hostname, web.port), timeout=15)
-        s.sendall(request_head(web, body) + body[:half])
-        slow.append(s)
+        s.sendall(request_head(web, body) + body[: len(body) // 2])
+        slow.append((s, body))
     idle = [socket.create_connection((web.hostname, web.port), timeout=15) for _ in range(4)]  # not a byte
     try:
         time.sleep(0.5)  # the server has taken them in
         for _ in range(3):
             with socket.create_connection((web.hostname, web.port), timeout=1) as s:
+                body = fresh_body()
                 started = time.monotonic()
                 s.sendall(request_head(web, body) + body)
                 assert status_of(s) == 202
                 assert time.monotonic() - started < 1
         # the slow ones are still heard out when their bodies end
-        for s in slow:
-            s.sendall(body[half:])
+        for s, body in slow:
+            s.sendall(body[len(body) // 2 :])
             assert status_of(s) == 202
     finally:
-        for s in slow + idle:
+        for s in [s for s, _ in slow] + idle:
             s.close()
