@@ -23,6 +23,7 @@ from core.config import GitHubSettings
 from devstack.sandboxes import start_forge
 from sandbox.forge.contract import rest_contract
 from tests.fakes import commit, pull, world
+from tests.support.forge_seeds import users
 from tests.unit.test_release import PR, PROD, REPO, SCORED, STAGING, finish, register, validation_run
 from workers.core.state import State
 from workers.gateways import PullCommit
@@ -194,21 +195,13 @@ def test_a_request_recorded_before_the_listing_needs_listed_approvers(w, setting
 
 
 # --- the listing on the sandbox forge, through the bot's gateway -------------------------------------------------
-SEED = """\
-[users.alice]
-token = "ghp_alice"
-email = "alice@acme.test"
-[users.bob]
-token = "ghp_bob"
-[users.carol]
-token = "ghp_carol"
-[users."mlops-bot"]
-token = "ghp_bot"
-type = "Bot"
-[[repos]]
-full_name = "acme/churn-model"
-permissions = { alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }
-"""
+SEED = (
+    '[users.alice]\ntoken = "ghp_alice"\nemail = "alice@acme.test"\n'  # her commits link to her by this email
+    + users({"bob": "ghp_bob", "carol": "ghp_carol"})
+    + '[users."mlops-bot"]\ntoken = "ghp_bot"\ntype = "Bot"\n'
+    + '[[repos]]\nfull_name = "acme/churn-model"\n'
+    + 'permissions = { alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }\n'
+)
 
 
 def git(clone: Path, *args: str, who: tuple[str, str] = ("Alice", "alice@acme.test")) -> str:
