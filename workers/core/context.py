@@ -31,6 +31,7 @@ class Deps:
     registry_factory: Callable[[], RegistryGateway] = field(repr=False)
     scheduler: Scheduler = field(repr=False)
     forge_problem: str = ""  # why forge is None
+    central: Settings | None = None  # set when `settings` are a repository's own pipeline (workers/core/pipelines.py)
 
     @property
     def registry(self) -> RegistryGateway:

@@ -8,7 +8,7 @@ twice. Any of these functions may be re-run after a crash and leaves the same en
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from workers.core.context import Deps
 from workers.core.run_records import RemovedJob, RunContext, RunRecord
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
-from workers.gateways import ForgeGateway, WorkspaceGateway
+from workers.gateways import ForgeGateway, JobRef, WorkspaceGateway
 from workers.jobs import texts
 from workers.jobs.spec import branch_refusal, idempotency_token, job_settings, repo_path, run_parameters
 
@@ -116,15 +116,29 @@ def sync_branch(
     return out
 
 
+def _branch_jobs(
+    workspaces: Workspaces, settings: Settings, repo: Repo, branch: str
+) -> Iterator[tuple[WorkspaceGateway, str, JobRef | None]]:
+    """The branch's jobs: one per workflow; with a pipeline file (workflows differ by commit) all named for it."""
+    if not repo.pipeline_file:
+        for workflow_name, workflow in settings.repo_workflows(repo).items():
+            ws = workspaces(workflow.environment)
+            name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
+            yield ws, name, ws.find_job(name)
+        return
+    prefix = settings.bot.job_prefix
+    for ws in map(workspaces, sorted(repo.guard_rails.environments or settings.environments)):
+        for job in ws.managed_jobs(f"{prefix}/{repo.name}/{branch}", MANAGED_TAG):
+            if (parse_job_name(prefix, job.name) or ())[:2] == (repo.name, branch):
+                yield ws, job.name, job
+
+
 def remove_branch(workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str) -> list[str]:
     """Cancel the branch's active runs, delete its jobs and Repos. Returns the names removed."""
     repo = _repo(settings, repo_name)
     removed: list[str] = []
     environments = sorted({wf.environment for wf in settings.repo_workflows(repo).values()})
-    for workflow_name, workflow in settings.repo_workflows(repo).items():
-        ws = workspaces(workflow.environment)
-        name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
-        job = ws.find_job(name)
+    for ws, name, job in _branch_jobs(workspaces, settings, repo, branch):
         state.forget_job(ws.name, name)
         if job is None:
             continue
