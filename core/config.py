@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import tomllib
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -227,6 +228,13 @@ class Settings(Strict):
     def registry_names(self) -> frozenset[str]:
         """Every stage's registry name (a registry event about any other model is not the bot's)."""
         return frozenset(s.registry_name for m in self.models for s in self.stages(m))
+
+    def may_write_registry(self, name: str) -> bool:
+        """A registry name some model writes: a stage's of [models], or one a repository's own pipeline file may
+        name (its guard rails' `registry_names`; the worker finds which model, if any, from the file)."""
+        return name in self.registry_names or any(
+            fnmatchcase(name, glob) for r in self.repos if r.pipeline_file for glob in r.guard_rails.registry_names
+        )
 
     def development_environments(self) -> set[str]:
         """Where pull requests train (every model's pull_request stages): schedules are paused there."""
