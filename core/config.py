@@ -23,13 +23,14 @@ from core.compute import (
     ComputeKind,
     JobCluster,
     ServerlessEnvironment,
+    check_acyclic,
     check_compute,
     check_tags,
     check_verdict,
 )
 from core.identity import DatabricksAccess, Environment
 from core.stages import Model, Stage, check_stages, resolve_stages
-from core.triggers import Schedule, branch_matches, normalise_run_on
+from core.triggers import Schedule, branch_matches, check_command, command_clash, command_workflows, normalise_run_on
 from core.vocabulary import BOT, PLACEHOLDER, PLACEHOLDERS
 
 __all__ = ["ConfigError", "Environment", "JobCluster", "Settings", "load_config", "parse_config", "secret"]
@@ -185,6 +186,7 @@ class Workflow(Strict):
     libraries: list[Library] = []  # clusters only: serverless takes environments.<key>.dependencies
     tags: dict[str, str] = {}  # job tags, besides the bot's own
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    command: Annotated[str | None, AfterValidator(check_command)] = None  # /train runs it: core/triggers.py
     verdict_task: str = ""  # a validate workflow's verdict: this task's last line only (default: the last task)
 
     @model_validator(mode="before")
@@ -216,7 +218,7 @@ class Workflow(Strict):
                     raise ValueError(f"task {t.key!r} depends on unknown task {d!r}")
             if t.cluster and t.cluster not in self.job_clusters:
                 raise ValueError(f"task {t.key!r} uses cluster {t.cluster!r}, not in job_clusters")
-        _check_acyclic({t.key: t.depends_on for t in self.tasks})
+        check_acyclic({t.key: t.depends_on for t in self.tasks})
         check_verdict(self)
         if self.default_dataset and self.default_dataset not in self.datasets:
             raise ValueError(f"default_dataset {self.default_dataset!r} is not in datasets")
@@ -304,6 +306,10 @@ class Settings(Strict):
             for wf_name in repo.workflows:
                 if wf_name not in self.workflows:
                     raise ValueError(f"repos[{i}].workflows: {wf_name!r} is not in [workflows]")
+            if clash := command_clash(self.repo_workflows(repo)):
+                raise ValueError(f"repos[{i}] ({repo.name}): {clash}")
+        if not self.repos and (clash := command_clash(self.workflows)):
+            raise ValueError(clash)
         return self
 
     def repo(self, full_name: str) -> Repo | None:
@@ -313,9 +319,17 @@ class Settings(Strict):
         names = repo.workflows or list(self.workflows)
         return {n: self.workflows[n] for n in names}
 
+    def commands(self, repo: str) -> dict[str, str]:
+        """The one look-up of what a command runs: command → the workflow of `repo` it runs (core/triggers.py)."""
+        configured = self.repo(repo)
+        return command_workflows(self.repo_workflows(configured) if configured else self.workflows)
+
     @model_validator(mode="after")
     def _stages(self) -> Settings:
-        check_stages(self.models, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows)
+        commands = {m: self.commands(spec.repo) for m, spec in self.models.items()}
+        check_stages(
+            self.models, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows, commands=commands
+        )
         return self
 
     def models_for_repo(self, full_name: str) -> list[str]:
@@ -323,9 +337,11 @@ class Settings(Strict):
 
     def stages(self, model: str) -> list[Stage]:
         """The model's release train, every default filled in (dev → staging → prod when none are written)."""
+        spec = self.models[model]
         return resolve_stages(
-            model, self.models[model], uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows
-        )
+            model, spec, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows,
+            commands=self.commands(spec.repo),
+        )  # fmt: skip
 
     @functools.cached_property
     def registry_names(self) -> frozenset[str]:
@@ -336,23 +352,6 @@ class Settings(Strict):
         """Where pull requests train (every model's pull_request stages): schedules are paused there."""
         envs = {s.environment for m in self.models for s in self.stages(m) if s.trigger == "pull_request"}
         return envs or {"dev"}
-
-
-def _check_acyclic(graph: dict[str, list[str]]) -> None:
-    seen: dict[str, int] = {}
-
-    def visit(node: str, path: tuple[str, ...]) -> None:
-        if seen.get(node) == 2:
-            return
-        if seen.get(node) == 1:
-            raise ValueError(f"depends_on forms a cycle: {' -> '.join(path + (node,))}")
-        seen[node] = 1
-        for dep in graph[node]:
-            visit(dep, path + (node,))
-        seen[node] = 2
-
-    for node in graph:
-        visit(node, ())
 
 
 def _location(loc: tuple[Any, ...]) -> str:
