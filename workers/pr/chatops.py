@@ -1,4 +1,4 @@
-"""PR chat-ops: `/train`, `/test`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
+"""PR chat-ops: `/train`, `/test`, `/run`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
 `/approve`, `/reject`, `/deploy`, `/rollback`, each checked by `workers/core/permissions.py` and `workers/pr/policy.py` first.
 
 Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
@@ -167,13 +167,18 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
 
 
 def _train(ctx: CommandContext, command: Command) -> None:
-    dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
-    _start(ctx, "train", command.line or "/train", dataset=dataset, params=params)
+    workflow, dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    _start(ctx, workflow, command.line or "/train", dataset=dataset, params=params)
 
 
 def _test(ctx: CommandContext, command: Command) -> None:
-    suite = policy.test_suite(ctx.deps.settings, command)
-    _start(ctx, "test", command.line or "/test", suite=suite)
+    workflow, suite = policy.test_suite(ctx.deps.settings, ctx.repo, command)
+    _start(ctx, workflow, command.line or "/test", suite=suite)
+
+
+def _run(ctx: CommandContext, command: Command) -> None:
+    options = policy.run_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    _start(ctx, command.workflow, command.line or f"/run {command.workflow}", **options)
 
 
 def _retest(ctx: CommandContext, command: Command) -> None:
@@ -238,8 +243,9 @@ def _status(ctx: CommandContext, command: Command) -> None:
 
 def _help(ctx: CommandContext, command: Command) -> None:
     allowed = permissions.commands_allowed(ctx.deps.settings, ctx.role())
+    rows, missing = policy.help_rows(ctx.deps.settings, ctx.repo, allowed)  # what this repository really runs
     ctx.react("+1")
-    ctx.reply(texts.help_table(ctx.user, allowed))
+    ctx.reply(texts.help_table(ctx.user, rows, missing))
 
 
 # --- approvals and the release train -------------------------------------------------------------------
@@ -323,6 +329,7 @@ SERVICES: dict[str, Callable[[CommandContext, Command], None]] = {
     "rollback": _rollback,
     "train": _train,
     "test": _test,
+    "run": _run,
     "retest": _retest,
     "cancel": _cancel,
     "status": _status,
