@@ -16,8 +16,10 @@
 import sys
 from pathlib import Path
 
-# On Databricks a notebook from Git runs in its own folder; the sandbox and a terminal run it from the root.
-ROOT = Path.cwd() if (Path.cwd() / "src" / "fraud_detection").is_dir() else Path.cwd().parent
+if "__file__" in globals():  # the sandbox workspace and a terminal run it as a file, from where the steps run
+    ROOT, HERE = Path(__file__).resolve().parent.parent, Path.cwd()
+else:  # on Databricks a notebook from Git runs in its own folder; the steps run from the repository's root
+    ROOT = HERE = Path.cwd().parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from fraud_detection import DATASET_SIZES, DEFAULT_SEED  # noqa: E402
@@ -39,7 +41,7 @@ dbutils.widgets.text("seed", str(DEFAULT_SEED))
 spec = select(dbutils.widgets.get("model_name"))
 dataset = dbutils.widgets.get("dataset") or "toy"
 workdir = Path(dbutils.widgets.get("workdir") or default_workdir())
-workdir = workdir if workdir.is_absolute() else ROOT / workdir
+workdir = workdir if workdir.is_absolute() else HERE / workdir
 
 # COMMAND ----------
 
