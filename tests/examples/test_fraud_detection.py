@@ -12,7 +12,6 @@ same rows, `ship` moves prod's alias, `unit-tests` runs the project's unit suite
 
 from __future__ import annotations
 
-import fnmatch
 import shutil
 import time
 import tomllib
@@ -22,7 +21,8 @@ from string import Template
 import pytest
 from databricks.sdk.service.catalog import PermissionsChange, Privilege
 
-from core.config import Repo, Settings, Workflow, parse_config
+from core.config import Settings, parse_config
+from core.pipeline import load_pipeline
 from devstack import principals
 from devstack.mlflow import start_mlflow
 from devstack.mlrepo import git, make_repo
@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fraud-detection"
 CENTRAL = ROOT / "examples" / "fraud.config.toml"
 MODELS = ("card_fraud", "ato_risk")
+REPO = "acme/fraud-detection"
 BRANCH = "feature/velocity-features"
 USE, CREATE, EXECUTE, SCHEMA = Privilege.USE_CATALOG, Privilege.CREATE_MODEL, Privilege.EXECUTE, Privilege.USE_SCHEMA
 # What devstack/principals.py grants on *.ml, here on *.fraud: each stage writes its own schema only.
@@ -89,19 +90,16 @@ def pipeline() -> dict:
 
 
 def effective_settings(workspace_url: str, git_url: Path) -> Settings:
-    """The central config with the repository's own workflows and models in it, as the bot runs them. Keys the
-    schema does not hold yet (`command`, `pipeline_file`, `guard_rails`: being added) are left out here."""
+    """The repository's own workflows and models as the bot runs them: the central config (examples/fraud.config.toml)
+    with the file read through core/pipeline.py, guard rails and all."""
     text = Template(CENTRAL.read_text()).substitute(
         WEB_URL="http://127.0.0.1:9", FORGE_URL="http://127.0.0.1:9", MLFLOW_URL="http://127.0.0.1:9",
         SLACK_URL="http://127.0.0.1:9", WORKSPACE_URL=workspace_url,
     )  # fmt: skip
-    central, own = tomllib.loads(text), pipeline()
-    assert own.pop("schema_version") == 1
-    repo = {k: v for k, v in central["repos"][0].items() if k in Repo.model_fields}
-    workflows = {n: {k: v for k, v in wf.items() if k in Workflow.model_fields} for n, wf in own["workflows"].items()}
-    models = {n: {**m, "repo": repo["name"]} for n, m in own["models"].items()}
-    repos = [{**repo, "git_url": str(git_url)}]
-    return parse_config({**central, "repos": repos, "workflows": workflows, "models": models}, "fraud")
+    central = tomllib.loads(text)
+    central["repos"][0]["git_url"] = str(git_url)
+    settings = parse_config(central, "fraud")
+    return load_pipeline(settings, settings.repos[0], (EXAMPLE / "mlops-bot.toml").read_text(), "mlops-bot.toml")
 
 
 @pytest.fixture(scope="module")
@@ -159,25 +157,15 @@ def prod_champion(workspace, uc, dev_runs) -> str:  # noqa: F811
 
 
 def test_the_pipeline_file_stays_within_the_central_guard_rails():
-    own, rails = pipeline(), tomllib.loads(CENTRAL.read_text())["repos"][0]["guard_rails"]
-    commands = {name: wf.get("command") for name, wf in own["workflows"].items()}
-    assert commands == {"fit": "train", "unit-tests": "test", "champion-check": None, "ship": None}
-    for name, wf in own["workflows"].items():
-        assert wf.get("compute", "serverless") in rails["compute"], name
-        assert wf.get("environment", "dev") in rails["environments"], name
-        assert wf["timeout_seconds"] <= rails["max_timeout_seconds"], name
-        assert set(wf.get("datasets", [])) <= set(rails["datasets"]), name
-        assert set(wf.get("params_allowed", [])) <= set(rails["params"]), name
-        for cluster in wf.get("job_clusters", {}).values():
-            assert cluster["node_type_id"] in rails["node_types"] and cluster["num_workers"] <= rails["max_workers"]
-        for task in wf["tasks"]:
-            assert (EXAMPLE / task["file"]).is_file(), f"{name}.{task['key']}: {task['file']} does not exist"
-    for name, model in own["models"].items():
-        assert model["required_approvals"] >= rails["min_approvals"], name
-        assert set(model["approvers"]) <= set(rails["approvers"]), name
-        for stage in model["stages"]:
-            assert any(fnmatch.fnmatchcase(stage["registry_name"], glob) for glob in rails["registry_names"])
-            assert stage["registry_name"].endswith(f".fraud.{name}")  # its last part picks the model's code
+    """core/pipeline.py reads the file as the bot does: schema, central references, then every guard rail."""
+    settings = effective_settings("http://127.0.0.1:9", EXAMPLE)
+    assert settings.commands(REPO) == {"train": "fit", "test": "unit-tests"}
+    for name, wf in settings.workflows.items():
+        for task in wf.tasks:
+            assert (EXAMPLE / task.file).is_file(), f"{name}.{task.key}: {task.file} does not exist"
+    for name in settings.models:
+        for stage in settings.stages(name):
+            assert stage.registry_name.endswith(f".fraud.{name}")  # its last part picks the model's code
 
 
 def test_fit_trains_each_model_with_its_own_code_into_its_dev_registry(dev_runs, uc):  # noqa: F811
