@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
+import subprocess
 import sys
 from datetime import date
 from fractions import Fraction
@@ -161,6 +163,31 @@ def test_the_helper_is_python_3_9_and_standard_library_only():
     outside = sorted(m for m in imported if m.split(".")[0] not in sys.stdlib_module_names | {"__future__"})
     assert not outside, f"mlops_bot_task must import the standard library only: {outside}"
     assert "from __future__ import annotations" in source  # `X | None` annotations stay strings on 3.9
+
+
+def python_3_9() -> str | None:
+    """A Python 3.9 interpreter that runs (pyenv's shim answers "command not found" for a version not selected)."""
+    found = [*sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python")), shutil.which("python3.9")]
+    for candidate in filter(None, map(str, found)):
+        if subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 9)"]).returncode == 0:
+            return candidate
+    return None
+
+
+def test_the_helper_runs_on_python_3_9():
+    python = python_3_9()
+    if python is None:
+        pytest.skip("no Python 3.9 on this machine: the syntax check above still holds")
+    script = (
+        "import mlops_bot_task as h; h.report(passed=True, metrics={'auc': 0.9}, champion_metrics=None); "
+        "print(h.parameters(['--model-name', 'm', '--flag']))"
+    )
+    ran = subprocess.run([python, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [
+        '{"champion_metrics": null, "metrics": {"auc": 0.9}, "passed": true}',
+        "{'model_name': 'm', 'flag': ''}",
+    ]
 
 
 def test_the_example_vendors_the_helper_unchanged():
