@@ -133,6 +133,7 @@ def _report_on_pr(
 ) -> str:
     """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
     metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
+    trains = stages.dev_model(settings, record.repo, record.workflow) is not None  # a /train: it owes an MLflow run
     upsert_report(
         forge,
         state,
@@ -146,6 +147,7 @@ def _report_on_pr(
             champion=comparison.champion,
             gates=comparison.gates,
             mlflow_run_url=mlflow_url,
+            notes=results.report_notes(result, "mlflow_run_id" if trains else ""),
         ),
     )
     good = results.is_good(result.result)
