@@ -9,10 +9,13 @@ each needs (examples/demo.config.toml names them in `run_as_service_principal`).
 
 Each stage's principal creates its own registered model and so owns it: only an owner creates versions and
 moves aliases there. The bot copies an approved version into prod and moves `champion` as the metastore admin.
+The grants are derived from a config's stages and guard rails (`grants_for`): the table is the demo's; another
+config's registry names (`dev.fraud.*`) get the same grants in their own catalogs and schemas.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -120,6 +123,7 @@ def demo_grants() -> list[Grant]:
 
 def seed_grants(workspace_url: str, admin_token: str, grants: list[Grant] | None = None) -> None:
     """Grant each stage's principal what it needs (default: the demo's), through the grants API as an admin would."""
+    logging.getLogger("databricks.sdk").setLevel(logging.ERROR)  # its warning about host metadata is noise here
     w = WorkspaceClient(config=Config(host=workspace_url, token=admin_token, auth_type="pat", retry_timeout_seconds=30))
     for kind, name, principal, privileges in demo_grants() if grants is None else grants:
         w.grants.update(kind, name, changes=[PermissionsChange(principal=principal, add=privileges)])

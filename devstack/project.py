@@ -46,6 +46,7 @@ class Project:
     source: Path
     config_template: str
     default_branch: str = "main"
+    config_origin: str = ""  # where the template comes from, in a few words
 
     @property
     def from_git(self) -> bool:
@@ -92,7 +93,7 @@ class Project:
 
 def demo_project() -> Project:
     """acme/churn-model (examples/churn-model, one first commit) with examples/demo.config.toml."""
-    return Project(DEMO_REPO, EXAMPLE, DEMO_CONFIG.read_text())
+    return Project(DEMO_REPO, EXAMPLE, DEMO_CONFIG.read_text(), config_origin="examples/demo.config.toml")
 
 
 def own_project(path: Path, *, config: Path | None = None, name: str | None = None) -> Project:
@@ -110,15 +111,16 @@ def own_project(path: Path, *, config: Path | None = None, name: str | None = No
         )
     branch = default_branch(source)
     if config is None:
-        template = generated_config(
-            repo, branch, has_pipeline_file=read_file(source, branch, PIPELINE_FILE) is not None
-        )
+        own = read_file(source, branch, PIPELINE_FILE) is not None
+        template = generated_config(repo, branch, has_pipeline_file=own)
+        origin = f"its own {PIPELINE_FILE}, local guard rails" if own else "the demo's workflows, pointed at it"
     else:
         try:
             template = Path(config).read_text()
         except OSError as exc:
             raise ProjectError(f"--config {config}: {exc.strerror}") from None
-    project = Project(repo, source, template, branch)
+        origin = f"from {config}"
+    project = Project(repo, source, template, branch, origin)
     _check_names_the_repo(project, f"--config {config}" if config else "the generated config")
     return project
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from core.config import ConfigError, parse_config
 from devstack.processes import Service, ServiceError
 from devstack.project import PLACEHOLDERS, Project, ProjectError, branches, own_project
+from devstack.sandboxes import WORKSPACE_TOKEN
 from devstack.setups import PERMISSIONS, SECRETS, USERS, Setup, whole_loop
 
 STOP = {signal.SIGINT, signal.SIGTERM}
@@ -104,6 +105,7 @@ def guide(stack: Setup, project: Project) -> str:
     token = USERS[TRY_USER]
     api = f"{forge}/repos/{repo}"
     auth = shlex.quote(f"Authorization: token {token}")
+    ws_auth = shlex.quote(f"Authorization: Bearer {WORKSPACE_TOKEN}")
     git_url = forge.replace("http://", f"http://{TRY_USER}:{token}@") + f"/{repo}.git"
     people = ", ".join(f"{u} {USERS[u]} ({p})" for u, p in PERMISSIONS.items() if u != "mlops-bot")
     if project.from_git:
@@ -122,7 +124,9 @@ Ready.
   repository  {forge}/{repo}   (branches: {imported})
   dashboard   {stack.url("web")}/?token={SECRETS["MLOPS_BOT_DASHBOARD_TOKEN"]}
   MLflow UI   {stack.url("mlflow")}
-  config      {stack.config_path}
+  jobs        curl -s -H {ws_auth} {stack.url("workspace")}/api/2.2/jobs/list   (a pushed branch's jobs)
+  Slack       {stack.url("slack")}/sandbox/messages   (approval requests)
+  config      {stack.config_path}   ({project.config_origin})
   people      {people}: their tokens for the forge's API and git
 
 Try it as {TRY_USER} (BRANCH: a branch with a commit the forge has not seen yet):

@@ -151,7 +151,7 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
             path = self.repo_path_for(sr.full_name)
             if rec is None or not path.exists():
                 gitops.init_bare(path, sr.default_branch)
-                if sr.init_from_git:
+                if sr.init_from is not None and sr.init_from_git:
                     gitops.import_git(path, sr.init_from)
                 else:
                     gitops.import_directory(
