@@ -26,6 +26,7 @@ from devstack import ROOT
 from devstack.mlrepo import branch, git, make_repo
 from devstack.processes import is_ready
 from devstack.setups import USERS
+from devstack.up import run_up
 from devstack.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -198,3 +199,15 @@ def test_ctrl_c_stops_every_process_and_leaves_nothing_behind(up):
     left = [pid for pid in processes if alive(pid)]
     assert not left, f"still running after Ctrl-C: {left}"
     assert not workdir.exists()
+
+
+def test_a_repository_it_cannot_host_is_refused_before_anything_starts(tmp_path):
+    said: list[str] = []
+    repo = make_repo(tmp_path / "churn")
+    assert run_up(repo, name="not-a-name", out=said.append) == 2
+    assert said == [
+        "cannot start: --name 'not-a-name': write it as owner/repo (letters, digits, '-', and '.' or '_' in the repository part)"
+    ]
+    (tmp_path / "config.toml").write_text("[[repos]]\nname = 'acme/churn'\n[bot]\nlogin = 3\n")
+    assert run_up(repo, config=tmp_path / "config.toml", out=said.append) == 2
+    assert said[1].startswith("cannot start: the config for acme/churn: 1 problem(s)\n  bot.login:"), said[1]
