@@ -15,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from core.config import ConfigError, parse_config
@@ -28,7 +29,12 @@ TRY_USER = "alice"  # may push and comment (write); bob (admin) merges and appro
 
 
 def run_up(
-    repo: Path, *, config: Path | None = None, name: str | None = None, workdir: Path | None = None, out=None
+    repo: Path,
+    *,
+    config: Path | None = None,
+    name: str | None = None,
+    workdir: Path | None = None,
+    out: Callable[[str], None] | None = None,
 ) -> int:
     """Start the stack around the repository at `repo`, and stop it on SIGINT or SIGTERM: 0; a process that would
     not start or that exited: 1 (its logs are kept); a repository or config that cannot be hosted: 2."""
@@ -64,6 +70,8 @@ def run_up(
     finally:
         if stack:
             stack.stop()
+        while signal.sigtimedwait(STOP, 0):  # a second Ctrl-C while stopping: already done
+            pass
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP)
         if temporary and stopped_cleanly:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -84,7 +92,7 @@ def _check_config(project: Project) -> None:
         raise ProjectError(str(exc)) from None
 
 
-def _show(out, name: str, service: Service) -> None:
+def _show(out: Callable[[str], None], name: str, service: Service) -> None:
     out(f"  {name:<9} {service.url or f'pid {service.process.pid}'}")
 
 
