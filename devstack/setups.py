@@ -4,8 +4,9 @@
 - `jobs`: Redis, the sandbox forge hosting `acme/tiny-ml` (devstack/mlrepo.py), the sandbox
   workspace, the web process, a worker and beat, configured by `mlrepo.config_text` (bench/commands.py).
 - `whole_loop`: every process of the loop — Redis, a real MLflow server (tracking), the sandbox Slack, the
-  forge hosting `acme/churn-model` (examples/churn-model), the workspace (jobs, and the Unity Catalog
-  registry), web, worker and beat, configured by examples/demo.config.toml (the demo, tests/e2e).
+  forge hosting a project's repository, the workspace (jobs, and the Unity Catalog registry with the grants
+  the config's registry names need), web, worker and beat, configured by the project's config template
+  (devstack/project.py): the demo's acme/churn-model (the demo, tests/e2e) or your own (`devstack up`).
 
 Each process runs in its own process group, on a free port, under the setup's workdir.
 """
@@ -14,24 +15,25 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from string import Template
 
-from devstack import ROOT, mlrepo
+from devstack import mlrepo
 from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlflow import start_mlflow
 from devstack.principals import OAUTH_SECRETS, TOKENS, seed_grants
 from devstack.processes import Service, free_port
+from devstack.project import DEMO_REPO, Project, demo_project
+from devstack.project import EXAMPLE as EXAMPLE  # the demo's source, for its callers
 from devstack.redis import start_redis
 from devstack.sandboxes import SLACK_TOKEN, WORKSPACE_TOKEN, start_forge, start_slack, start_workspace
 
 Say = Callable[[str, Service], None]
 
-EXAMPLE = ROOT / "examples" / "churn-model"
-REPO = "acme/churn-model"
+REPO = DEMO_REPO  # the demo's (examples/churn-model)
 USERS = {"alice": "ghp_alice", "bob": "ghp_bob", "carol": "ghp_carol", "mlops-bot": "ghp_mlops_bot"}
 # Local, demo-only secrets: the whole loop's processes get them, nothing else does.
 SECRETS = {
@@ -149,9 +151,13 @@ def jobs(workdir: Path, env: dict[str, str], *, worker_concurrency: int = 2, say
     return setup
 
 
-def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet) -> Setup:
-    """Every process the demo and the end-to-end tests need; the MLflow webhook is installed apart
-    (`install_registry_hook`), so a caller can act on the registry before deliveries start."""
+def whole_loop(
+    workdir: Path, *, project: Project | None = None, worker_concurrency: int = 2, say: Say = _quiet
+) -> Setup:
+    """Every process of the loop around `project` (default: the demo's acme/churn-model): what the demo, `devstack
+    up` and the end-to-end tests run. The MLflow webhook is installed apart (`install_registry_hook`), so a caller
+    can act on the registry before deliveries start."""
+    project = project or demo_project()
     setup = Setup(workdir, say)
     web_port = free_port()
     web_url = f"http://127.0.0.1:{web_port}"
@@ -168,10 +174,10 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
             ),
         )
         seed = workdir / "forge-seed.toml"
-        seed.write_text(_churn_model_seed(web_url))
+        seed.write_text(forge_seed(project, web_url))
         forge = setup.add("forge", start_forge(workdir, seed))
         # Unity Catalog is the registry: the workspace serves its API, and its jobs register there, each stage's
-        # as its own service principal (devstack/principals.py), holding only the grants seeded here
+        # as its own service principal (devstack/principals.py), holding only the grants its registry names need
         setup.add(
             "workspace",
             start_workspace(
@@ -182,17 +188,15 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
                 oauth_secrets=OAUTH_SECRETS,
             ),
         )
-        seed_grants(setup.url("workspace"), WORKSPACE_TOKEN)
-        template = Template((ROOT / "examples" / "demo.config.toml").read_text())
-        setup.config_path.write_text(
-            template.substitute(
-                WEB_URL=web_url,
-                FORGE_URL=forge.url,
-                MLFLOW_URL=mlflow.url,
-                SLACK_URL=setup.url("slack"),
-                WORKSPACE_URL=setup.url("workspace"),
-            )
+        config = project.config_text(
+            WEB_URL=web_url,
+            FORGE_URL=forge.url,
+            MLFLOW_URL=mlflow.url,
+            SLACK_URL=setup.url("slack"),
+            WORKSPACE_URL=setup.url("workspace"),
         )
+        seed_grants(setup.url("workspace"), WORKSPACE_TOKEN, project.grants(config))
+        setup.config_path.write_text(config)
         setup.env = {
             **SECRETS,
             "REDIS_URL": redis.url,
@@ -209,17 +213,23 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
     return setup
 
 
-def _churn_model_seed(web_url: str) -> str:
+PERMISSIONS = {"alice": "write", "bob": "admin", "carol": "read", "mlops-bot": "write"}
+
+
+def forge_seed(project: Project, web_url: str) -> str:
+    """The forge's seed: the demo's people and `project`'s repository (a git repository with its branches and
+    history), its webhook pointing at the bot."""
     users = "".join(
         f'[users."{u}"]\ntoken = "{t}"\n' + ('type = "Bot"\n' if u == "mlops-bot" else f'email = "{u}@acme.test"\n')
         for u, t in USERS.items()
     )  # the email each person commits with is on their account: the forge links their commits to them, as GitHub does
+    permissions = ", ".join(f"{json.dumps(u)} = {json.dumps(p)}" for u, p in PERMISSIONS.items())
     return users + textwrap.dedent(f"""\
         [[repos]]
-        full_name = "{REPO}"
-        default_branch = "main"
-        init_from = "{EXAMPLE}"
-        permissions = {{ alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }}
+        full_name = {json.dumps(project.repo)}
+        default_branch = {json.dumps(project.default_branch)}
+        init_from = {json.dumps(str(project.source))}
+        permissions = {{ {permissions} }}
         [repos.webhook]
         url = "{web_url}/webhooks/github"
         secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"

@@ -30,6 +30,8 @@ Seed file (TOML)::
     full_name = "acme/churn-model"     # owner need not be a user (then it is an Organization)
     default_branch = "main"            # default "main"
     init_from = "examples/churn-model" # optional dir (relative to the seed file) -> first commit;
+                                       # a git repository's top level (or a bare one): its branches
+                                       # and tags, with history (default_branch must be among them);
                                        # without it the first commit holds a README.md
     description = "..."                # optional
     permissions = { alice = "write", bob = "admin", carol = "read", "mlops-bot" = "write" }

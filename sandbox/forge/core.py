@@ -151,15 +151,17 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
             path = self.repo_path_for(sr.full_name)
             if rec is None or not path.exists():
                 gitops.init_bare(path, sr.default_branch)
-                owner_email = self.user_email(sr.owner)
-                gitops.import_directory(
-                    path,
-                    sr.init_from,
-                    sr.default_branch,
-                    "Initial commit",
-                    (sr.owner, owner_email),
-                    readme=f"# {sr.name}\n",
-                )
+                if sr.init_from is not None and sr.init_from_git:
+                    gitops.import_git(path, sr.init_from)
+                else:
+                    gitops.import_directory(
+                        path,
+                        sr.init_from,
+                        sr.default_branch,
+                        "Initial commit",
+                        (sr.owner, self.user_email(sr.owner)),
+                        readme=f"# {sr.name}\n",
+                    )
                 ts = now_iso()
                 rec = {
                     "id": self.next_id("repo"),

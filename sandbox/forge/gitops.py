@@ -100,6 +100,13 @@ def clone_bare(src: Path, dst: Path) -> None:
     run(dst, ["config", "uploadpack.allowReachableSHA1InWant", "true"])
 
 
+def import_git(git_dir: Path, src: Path) -> None:
+    """Every branch and tag of the git repository at ``src``, with their history, into the bare ``git_dir``
+    (no hook runs: an import is not a push)."""
+    run(git_dir, ["fetch", "--quiet", "--no-tags", "--", str(src), "+refs/heads/*:refs/heads/*"])
+    run(git_dir, ["fetch", "--quiet", "--", str(src), "+refs/tags/*:refs/tags/*"])
+
+
 def person_env(
     author: tuple[str, str], committer: tuple[str, str] | None = None, date: str | None = None
 ) -> dict[str, str]:

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import gitops
 from .gitops import valid_branch, valid_login, valid_name
 
 PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
@@ -51,6 +52,7 @@ class SeedRepo:
     description: str | None = None
     permissions: dict[str, str] = field(default_factory=dict)
     webhook: SeedWebhook | None = None
+    init_from_git: bool = False  # init_from is a git repository: its branches and tags are imported, with history
 
     @property
     def full_name(self) -> str:
@@ -121,11 +123,14 @@ def parse_seed(data: dict, base: Path) -> Seed:
         branch = r.get("default_branch", "main")
         if not valid_branch(branch):
             raise SeedError(f"invalid default_branch {branch!r}")
-        init_from = None
+        init_from, from_git = None, False
         if r.get("init_from"):
             init_from = (base / r["init_from"]).resolve()
             if not init_from.is_dir():
                 raise SeedError(f"init_from {str(init_from)!r} is not a directory")
+            from_git = is_git_repository(init_from)
+            if from_git:
+                _check_default_branch(full, init_from, branch)
         perms = {}
         for login, p in (r.get("permissions") or {}).items():
             if p not in PERMISSIONS and p not in roles:
@@ -134,7 +139,7 @@ def parse_seed(data: dict, base: Path) -> Seed:
                 raise SeedError(f"repo {full}: bad login {login!r}")
             perms[login] = p
         hook = parse_webhook(f"repo {full}", r["webhook"]) if r.get("webhook") else None
-        repos.append(SeedRepo(owner, name, branch, init_from, r.get("description"), perms, hook))
+        repos.append(SeedRepo(owner, name, branch, init_from, r.get("description"), perms, hook, from_git))
 
     apps: list[SeedApp] = []
     for a in data.get("apps") or []:
@@ -154,6 +159,31 @@ def parse_seed(data: dict, base: Path) -> Seed:
     teams = parse_teams(data.get("teams") or {}, users)
     org_members = parse_org_members(data.get("org_members") or {}, users)
     return Seed(users, repos, apps, roles, teams, org_members)
+
+
+def is_git_repository(path: Path) -> bool:
+    """A repository's top level (`.git` is a directory, or a file in a worktree) or a bare repository; a plain
+    directory, even one inside a repository, is not one."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def source_branches(path: Path) -> list[str]:
+    """The branches of the git repository at `path`."""
+    text = gitops.out(None, ["-C", str(path), "for-each-ref", "--format=%(refname:lstrip=2)", "refs/heads/"])
+    return sorted(text.split())
+
+
+def _check_default_branch(full: str, src: Path, branch: str) -> None:
+    try:
+        branches = source_branches(src)
+    except gitops.GitError as exc:
+        raise SeedError(f"repo {full}: init_from {str(src)!r} is not a git repository git can read: {exc}") from None
+    if branch not in branches:
+        having = ", ".join(branches) or "none"
+        raise SeedError(
+            f"repo {full}: init_from {str(src)!r} has no branch {branch!r} (its branches: {having}); "
+            "set default_branch to one of them"
+        )
 
 
 def parse_webhook(where: str, wh: dict) -> SeedWebhook:
