@@ -82,6 +82,18 @@ class Project:
                 raise ProjectError(f"{file} on {self.default_branch}: {exc}") from None
         return {}
 
+    def teams(self) -> list[str]:
+        """Every `org/team` the config (and the repository's own pipeline file) names as approvers."""
+        config = tomllib.loads(self.config_text(**{p: "http://127.0.0.1:9" for p in PLACEHOLDERS}))
+        named: list[str] = []
+        for source in (config, *self.pipelines(config).values()):
+            for model in (source.get("models") or {}).values():
+                for stage in [model, *(model.get("stages") or [])]:
+                    named += [a for a in stage.get("approvers") or [] if a.startswith("@")]
+        for repo in config.get("repos") or []:
+            named += [a for a in (repo.get("guard_rails") or {}).get("approvers", []) if a.startswith("@")]
+        return sorted({a[1:] for a in named})
+
     def grants(self, config_text: str) -> list[Grant]:
         """The Unity Catalog grants the config's registry names need (devstack/principals.py)."""
         config = tomllib.loads(config_text)

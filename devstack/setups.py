@@ -214,6 +214,8 @@ def whole_loop(
 
 
 PERMISSIONS = {"alice": "write", "bob": "admin", "carol": "read", "mlops-bot": "write"}
+# every team the config names as approvers (`@acme/fraud-leads`) has these members on the local forge
+TEAM_MEMBERS = ("bob", "carol")
 
 
 def forge_seed(project: Project, web_url: str) -> str:
@@ -224,7 +226,8 @@ def forge_seed(project: Project, web_url: str) -> str:
         for u, t in USERS.items()
     )  # the email each person commits with is on their account: the forge links their commits to them, as GitHub does
     permissions = ", ".join(f"{json.dumps(u)} = {json.dumps(p)}" for u, p in PERMISSIONS.items())
-    return users + textwrap.dedent(f"""\
+    teams = "".join(f"{json.dumps(t)} = {json.dumps(list(TEAM_MEMBERS))}\n" for t in project.teams())
+    return users + (f"[teams]\n{teams}" if teams else "") + textwrap.dedent(f"""\
         [[repos]]
         full_name = {json.dumps(project.repo)}
         default_branch = {json.dumps(project.default_branch)}
