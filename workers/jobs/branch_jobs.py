@@ -172,15 +172,16 @@ def start_run(
     supersede (False: leave the job's other active runs alone)."""
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
-    options = _dev_defaults(settings, repo_cfg.name, workflow, options)
+    context = context or RunContext()
+    options = _dev_defaults(settings, repo_cfg.name, workflow, options, context.model)
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if why := branch_refusal(settings, repo_cfg, branch, workflow, ws.name):
         raise Permanent(why)  # a branch's code under review never runs as staging or prod
     if repo_cfg.code_source == "repos":
         _check_out(ws, state, repo_cfg, branch)
     upsert = partial(upsert_job, ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
-    job, active = _job_and_active_runs(ws, state, upsert)
-    token = idempotency_token(trigger, repo, branch, workflow)
+    job, active = _job_and_active_runs(ws, state, upsert, context.model)
+    token = idempotency_token(trigger, repo, branch, workflow, *([context.model] if context.model else []))
     if wf.on_conflict == "refuse":
         _refuse_if_running(ws, state, active, token, workflow, branch)
     parameters = _parameters(job.settings, wf, ws.name, sha, pr, requested_by, options)
@@ -191,7 +192,6 @@ def start_run(
     superseded = (
         _supersede(ws, state, active, run_id) if wf.cancel_superseded and options.get("supersede", True) else []
     )
-    context = context or RunContext()
     record = _remember(state, RunRecord(
         run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch, sha=sha,
         workflow=workflow, pr=None if context.release_model else pr,  # a release's run owns no PR's report
@@ -202,10 +202,13 @@ def start_run(
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
 
 
-def _dev_defaults(settings: Settings, repo: str, workflow: str, options: dict) -> dict:
-    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only."""
-    dev = None if options.get("model") else stages.dev_model(settings, repo, workflow)
+def _dev_defaults(settings: Settings, repo: str, workflow: str, options: dict, model: str = "") -> dict:
+    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only: the
+    dev registry of `model` (one of the repository's several), else of its first model."""
+    dev = None if options.get("model") else stages.dev_model(settings, repo, workflow, model)
     if dev is None:
+        if model:
+            raise Permanent(texts.not_trained_by(model, workflow, repo))
         return options
     return {**options, "model": dev[1].registry_name, "environment": options.get("environment") or dev[1].environment}
 
@@ -247,15 +250,24 @@ def _parameters(
     return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
 
 
-def _job_and_active_runs(ws: WorkspaceGateway, state: State, upsert: Upsert) -> tuple[Upserted, list[int]]:
-    """The branch's job for `workflow` (upserted) and its active runs."""
+def _of_model(ws: WorkspaceGateway, state: State, active: list[int], model: str) -> list[int]:
+    """The active runs of one model's (a repository's only model: all of them; a run the bot has no record of counts)."""
+    return [r for r in active if (found := state.run(ws.name, r)) is None or found.context.model == model]
+
+
+def _job_and_active_runs(
+    ws: WorkspaceGateway, state: State, upsert: Upsert, model: str = ""
+) -> tuple[Upserted, list[int]]:
+    """The branch's job for `workflow` (upserted) and its active runs (of `model`'s, when the job trains several:
+    one model's run never supersedes another's)."""
     job = upsert()
     try:
-        return job, ws.active_runs(job.job_id)
+        active = ws.active_runs(job.job_id)
     except NotFound:  # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
         job = upsert()
-        return job, ws.active_runs(job.job_id)
+        active = ws.active_runs(job.job_id)
+    return job, _of_model(ws, state, active, model)
 
 
 def _run_now(

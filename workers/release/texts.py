@@ -73,6 +73,14 @@ def history_text(step: Event) -> str:
     return f["text"]  # saved by an older bot as its line
 
 
+# the dev row of the release comment, by what the PR's own runs said of the model (records.DevStage.trained)
+DEV_TRAINING = {
+    "trained": "trained on this pull request (reports above)",
+    "failed": "its training on this pull request did not succeed (report above)",
+    "no": "not trained on this pull request",
+}
+
+
 def release_comment(release: Release, request: ApprovalRequest | None, alias: str) -> str:
     """The release comment: where the merged change is on its way to prod, stage by stage."""
     stg, prod, dev = release.staging, release.prod, release.dev
@@ -81,7 +89,7 @@ def release_comment(release: Release, request: ApprovalRequest | None, alias: st
         "",
         "| Stage | Registry | Status |",
         "|---|---|---|",
-        f"| {dev.name} | `{dev.registry}` | trained on this pull request (reports above); never promoted from here |",
+        f"| {dev.name} | `{dev.registry}` | {DEV_TRAINING.get(dev.trained, DEV_TRAINING['trained'])}; never promoted from here |",
         f"| {stg.name} | `{stg.registry}`{_version(stg.version)} | {_staging_status(stg, request)} |",
         f"| approval | {_approvers(request)} | {_approval_status(request)} |",
         f"| {prod.name} | `{prod.registry}`{_version(prod.version)} | {_prod_status(prod, alias)} |",
