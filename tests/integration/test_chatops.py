@@ -118,7 +118,9 @@ def test_malformed_and_unknown_commands_get_the_usage(ops, pr):
     c = comment(forge, "alice", pr.number, "/train toy --param\n/trian")
     first = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-0"))[0]
     second = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-1"))[0]
-    assert "needs key=value" in first.body and "Usage: `/train [model] [toy|full] [--param key=value ...]`" in first.body
+    assert (
+        "needs key=value" in first.body and "Usage: `/train [model] [toy|full] [--param key=value ...]`" in first.body
+    )
     assert "unknown command `/trian`" in second.body
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.config import Settings
 from core.stages import Stage, stage, stage_named
-from core.vocabulary import GOOD
+from core.vocabulary import ACTIVE, GOOD
 from workers.core.gates import GateResult, evaluate_all
 from workers.core.permissions import ranks_at_least
 from workers.core.records import ApprovalRequest, Champion
@@ -37,8 +37,9 @@ class Comparison:
 
 def dev_training(runs: Iterable[RunRecord], model: str, dev: Stage, first: str) -> str:
     """What a pull request's own runs say of `model`'s dev training: "trained" (a run of its dev workflow for it
-    succeeded), "failed" (runs, none succeeded) or "no". A run is the model's when it was started for it (one of
-    several), else when it wrote its dev registry, else when the model is the first its dev workflow trains."""
+    succeeded), "running" (one has not finished), "failed" (runs, none succeeded) or "no". A run is the model's when
+    it was started for it (one of several), else when it wrote its dev registry, else when the model is the first
+    its dev workflow trains."""
 
     def mine(run: RunRecord) -> bool:
         if run.context.purpose or run.workflow != dev.workflow:
@@ -51,6 +52,8 @@ def dev_training(runs: Iterable[RunRecord], model: str, dev: Stage, first: str) 
     results = [run.result.result if run.result else run.state for run in runs if mine(run)]
     if any(result in GOOD for result in results):
         return "trained"
+    if any(result in ACTIVE for result in results):
+        return "running"
     return "failed" if results else "no"
 
 

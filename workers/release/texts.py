@@ -76,6 +76,7 @@ def history_text(step: Event) -> str:
 # the dev row of the release comment, by what the PR's own runs said of the model (records.DevStage.trained)
 DEV_TRAINING = {
     "trained": "trained on this pull request (reports above)",
+    "running": "its training on this pull request had not finished at the merge (report above)",
     "failed": "its training on this pull request did not succeed (report above)",
     "no": "not trained on this pull request",
 }
