@@ -20,9 +20,10 @@ from redis.retry import Retry
 
 from bot import durability
 from core import events
-from core.config import Settings, load_config, secret
+from core.config import Settings, secret
 from core.logs import get_logger, setup_logging
 from core.queue import Queue
+from core.reloading import ReloadingConfig
 from core.routing import Ignored, Router
 
 log = get_logger("bot.web")
@@ -68,14 +69,21 @@ def create_app(
 ) -> Flask:
     """The Flask app: webhooks, health, readiness, metrics (and the dashboard when configured)."""
     setup_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    settings = settings or load_config()
+    reloading = None if settings else ReloadingConfig()  # config.toml edited: the next delivery reads it
+    settings = settings or reloading.current()  # type: ignore[union-attr]
     if router is None:
         from handlers import router as every_handler  # the composition root: web → handlers → bot
 
         router = every_handler
     client = redis_client or _redis_client()
     metrics = Metrics()
-    receiver = Receiver(settings, Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds), router, metrics, clock)
+    receiver = Receiver(
+        reloading.current if reloading else settings,
+        Queue(client, dedupe_ttl=settings.bot.dedupe_ttl_seconds),
+        router,
+        metrics,
+        clock,
+    )
 
     app = Flask("mlops-bot")
     # one byte over the limit: a chunked body is cut at MAX_CONTENT_LENGTH without an error, so the
@@ -110,9 +118,22 @@ def _redis_client() -> redis.Redis:
 class Receiver:
     """One delivery: size check, signature, `Event`, pure handlers, one Redis call, an answer."""
 
-    def __init__(self, settings: Settings, queue: Queue, router: Router, metrics: Metrics, clock: Callable[[], float]):
-        self.settings, self.queue, self.router, self.metrics, self.clock = settings, queue, router, metrics, clock
+    def __init__(
+        self,
+        settings: Settings | Callable[[], Settings],
+        queue: Queue,
+        router: Router,
+        metrics: Metrics,
+        clock: Callable[[], float],
+    ):
+        self._settings = settings if callable(settings) else (lambda: settings)
+        self.queue, self.router, self.metrics, self.clock = queue, router, metrics, clock
         self.secrets = {source: secret(env) for source, (_, env) in SOURCES.items()}
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings (core/reloading.py: config.toml read again when it changes)."""
+        return self._settings()
 
     def receive(self, source: str) -> Response:
         started = time.perf_counter()

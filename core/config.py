@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import tomllib
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,25 +18,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from core.commands import DEFAULT_PERMISSIONS, Permission
 from core.compute import (
-    KEY,
-    KEY_HELP,
-    MAX_CONCURRENT_RUNS,
-    ComputeKind,
     JobCluster,
-    ServerlessEnvironment,
-    check_compute,
-    check_tags,
-    check_verdict,
 )
+from core.guard_rails import GuardRails
 from core.identity import DatabricksAccess, Environment
 from core.stages import Model, Stage, check_stages, resolve_stages
-from core.triggers import Schedule, branch_matches, normalise_run_on
-from core.vocabulary import BOT, PLACEHOLDER, PLACEHOLDERS
+from core.vocabulary import BOT
+from core.workflows import Library, TaskSpec, Workflow
 
-__all__ = ["ConfigError", "Environment", "JobCluster", "Settings", "load_config", "parse_config", "secret"]
+__all__ = [
+    "ConfigError", "Environment", "JobCluster", "Library", "Settings", "TaskSpec", "Workflow", "load_config",
+    "parse_config", "secret",
+]  # fmt: skip
 
 PERMISSION_RANK = {"none": 0, "read": 1, "triage": 2, "write": 3, "maintain": 4, "admin": 5}
-TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -112,121 +108,6 @@ class SlackSettings(Strict):
     users: dict[str, str] = {}  # Slack user id -> GitHub login
 
 
-class Library(Strict):
-    pypi: str | None = None
-    whl: str | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Library:
-        if (self.pypi is None) == (self.whl is None):
-            raise ValueError("give exactly one of `pypi` (a requirement) or `whl` (a path)")
-        return self
-
-
-class TaskSpec(Strict):
-    key: str
-    type: TaskType = "spark_python_task"
-    file: str = ""  # spark_python_task: python file; notebook_task: notebook path
-    package: str = ""  # python_wheel_task
-    entry_point: str = ""  # python_wheel_task
-    parameters: list[str] = []
-    depends_on: list[str] = []
-    cluster: str = ""  # compute = "job_clusters": the key of one of the workflow's job_clusters
-    environment: str = ""  # compute = "serverless": the key of one of the workflow's environments
-    libraries: list[Library] = []
-    timeout_seconds: int = Field(0, ge=0)
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        if not KEY.match(v):
-            raise ValueError(KEY_HELP)
-        return v
-
-    @field_validator("parameters")
-    @classmethod
-    def _placeholders(cls, v: list[str]) -> list[str]:
-        for p in v:
-            for name in PLACEHOLDER.findall(p):
-                if name not in PLACEHOLDERS:
-                    raise ValueError(f"unknown placeholder {{{name}}}; known: {', '.join(PLACEHOLDERS)}")
-        return v
-
-    @model_validator(mode="after")
-    def _shape(self) -> TaskSpec:
-        if self.type == "python_wheel_task":
-            if not (self.package and self.entry_point):
-                raise ValueError("python_wheel_task needs `package` and `entry_point`")
-        elif not self.file:
-            raise ValueError(f"{self.type} needs `file`")
-        return self
-
-
-class Workflow(Strict):
-    description: str = ""
-    environment: str = "dev"
-    # events; a push filtered to branches is written { event = "push", branches = ["main", "release/*"] }
-    run_on: list[Literal["push", "pull_request", "model_version", "command"]] = ["command"]
-    push_branches: list[str] = []  # from run_on's push filter: empty = every branch
-    schedule: Schedule | None = None  # on the default branch's job: paused in dev, running in staging and prod
-    datasets: list[str] = ["toy"]
-    default_dataset: str = ""
-    suites: list[str] = []  # /test <suite>
-    default_suite: str = ""  # what `{suite}` is when /test names none
-    params_allowed: list[str] = []
-    max_concurrent_runs: int = Field(1, ge=1, le=MAX_CONCURRENT_RUNS)
-    timeout_seconds: int = Field(3600, ge=0)
-    on_conflict: Literal["supersede", "refuse"] = "supersede"
-    cancel_superseded: bool = True
-    compute: ComputeKind = "serverless"
-    environments: dict[str, ServerlessEnvironment] = {}  # serverless: environment key -> version, dependencies
-    job_clusters: dict[str, JobCluster] = {}  # job_clusters: cluster key -> new_cluster
-    existing_cluster_id: str = ""  # existing_cluster: an all-purpose cluster
-    libraries: list[Library] = []  # clusters only: serverless takes environments.<key>.dependencies
-    tags: dict[str, str] = {}  # job tags, besides the bot's own
-    tasks: Annotated[list[TaskSpec], Field(min_length=1)]
-    verdict_task: str = ""  # a validate workflow's verdict: this task's last line only (default: the last task)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _run_on(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "run_on" not in data:
-            return data
-        events, branches = normalise_run_on(data["run_on"])
-        return {**data, "run_on": events, "push_branches": branches}
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
-        check_tags(v)
-        return v
-
-    def runs_on_push_to(self, branch: str) -> bool:
-        return "push" in self.run_on and branch_matches(branch, self.push_branches)
-
-    @model_validator(mode="after")
-    def _graph(self) -> Workflow:
-        check_compute(self)
-        keys = [t.key for t in self.tasks]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"task keys must be unique, got {keys}")
-        for t in self.tasks:
-            for d in t.depends_on:
-                if d not in keys:
-                    raise ValueError(f"task {t.key!r} depends on unknown task {d!r}")
-            if t.cluster and t.cluster not in self.job_clusters:
-                raise ValueError(f"task {t.key!r} uses cluster {t.cluster!r}, not in job_clusters")
-        _check_acyclic({t.key: t.depends_on for t in self.tasks})
-        check_verdict(self)
-        if self.default_dataset and self.default_dataset not in self.datasets:
-            raise ValueError(f"default_dataset {self.default_dataset!r} is not in datasets")
-        return self
-
-    @property
-    def dataset(self) -> str:
-        return self.default_dataset or self.datasets[0]
-
-
 class Repo(Strict):
     name: str  # owner/repo
     default_branch: str = "main"  # deploys, and validation of versions without lineage, run from here
@@ -238,6 +119,9 @@ class Repo(Strict):
     workflows: list[str] = []  # empty: every workflow
     fork_policy: Literal["ok-to-test", "never"] = "ok-to-test"
     run_as_service_principal: str = ""  # overrides the environment's: this repository's jobs run as it
+    # the repository's own pipeline (core/pipeline.py): its workflows and models, read from Git at each commit
+    pipeline_file: str = ""  # e.g. "mlops-bot.toml"; empty: the central [workflows] and [models]
+    guard_rails: GuardRails = GuardRails.model_validate({})  # model_validate: mypy runs without the pydantic plugin
 
     @field_validator("name")
     @classmethod
@@ -246,6 +130,17 @@ class Repo(Strict):
         if len(parts) != 2 or not all(_NAME.fullmatch(p) for p in parts):
             raise ValueError("write it as owner/repo")
         return v
+
+    @model_validator(mode="after")
+    def _own_pipeline(self) -> Repo:
+        if self.pipeline_file and not self.guard_rails.registry_names:
+            raise ValueError(
+                "pipeline_file: name the registry names its models may write in [repos.guard_rails] registry_names "
+                '(e.g. ["dev.fraud.*", "staging.fraud.*", "prod.fraud.*"]): no repository writes another\'s models'
+            )
+        if self.pipeline_file and self.workflows:
+            raise ValueError("workflows: a repository with a pipeline_file takes its workflows from that file")
+        return self
 
 
 def _permission_key(command: str) -> str:
@@ -310,7 +205,9 @@ class Settings(Strict):
         return next((r for r in self.repos if r.name.lower() == full_name.lower()), None)
 
     def repo_workflows(self, repo: Repo) -> dict[str, Workflow]:
-        names = repo.workflows or list(self.workflows)
+        """The repository's workflows: those it names, else every one; none from the central config when it keeps
+        them in a file of its own (core/pipeline.py gives it its file's, by name)."""
+        names = repo.workflows or ([] if repo.pipeline_file else list(self.workflows))
         return {n: self.workflows[n] for n in names}
 
     @model_validator(mode="after")
@@ -332,27 +229,17 @@ class Settings(Strict):
         """Every stage's registry name (a registry event about any other model is not the bot's)."""
         return frozenset(s.registry_name for m in self.models for s in self.stages(m))
 
+    def may_write_registry(self, name: str) -> bool:
+        """A registry name some model writes: a stage's of [models], or one a repository's own pipeline file may
+        name (its guard rails' `registry_names`; the worker finds which model, if any, from the file)."""
+        return name in self.registry_names or any(
+            fnmatchcase(name, glob) for r in self.repos if r.pipeline_file for glob in r.guard_rails.registry_names
+        )
+
     def development_environments(self) -> set[str]:
         """Where pull requests train (every model's pull_request stages): schedules are paused there."""
         envs = {s.environment for m in self.models for s in self.stages(m) if s.trigger == "pull_request"}
         return envs or {"dev"}
-
-
-def _check_acyclic(graph: dict[str, list[str]]) -> None:
-    seen: dict[str, int] = {}
-
-    def visit(node: str, path: tuple[str, ...]) -> None:
-        if seen.get(node) == 2:
-            return
-        if seen.get(node) == 1:
-            raise ValueError(f"depends_on forms a cycle: {' -> '.join(path + (node,))}")
-        seen[node] = 1
-        for dep in graph[node]:
-            visit(dep, path + (node,))
-        seen[node] = 2
-
-    for node in graph:
-        visit(node, ())
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -367,16 +254,22 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def problems(exc: ValidationError) -> list[str]:
+    """One line per problem, each naming its key (`workflows.train.tasks[1].depends_on: ...`)."""
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see config.toml for the known keys)"
+        lines.append(f"{_location(err['loc'])}: {msg}")
+    return lines
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{source}: {exc.error_count()} problem(s)"]
-        for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see config.toml for the known keys)"
-            lines.append(f"  {_location(err['loc'])}: {msg}")
+        lines = [f"{source}: {exc.error_count()} problem(s)", *(f"  {line}" for line in problems(exc))]
         raise ConfigError("\n".join(lines)) from None
 
 

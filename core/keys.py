@@ -26,10 +26,21 @@ APPROVALS = f"{P}approvals"  # zset of approval keys by request time
 # zset: member = a task and its arguments as JSON, score = when it is due (epoch s); beat sends what is due
 DUE = f"{P}due"
 
+# repositories' own pipelines (core/pipeline.py): the file at a commit never changes, so it is kept by commit;
+# the models a repository's default branch released, by name, so registry events and Slack find their repository
+RELEASED_MODELS = f"{P}pipeline:released-models"  # hash: model name -> {"repo", "sha", "registries"} JSON
+# hash: "<repo>@<merge commit>" -> the commit whose pipeline file decides that release (never rewritten)
+RELEASE_PIPELINE_COMMITS = f"{P}pipeline:release-commits"
+PIPELINE_TTL = 7 * DAY
+
 JOB_TTL = 7 * DAY
 RUN_TTL = 30 * DAY
 PR_TTL = 30 * DAY  # sticky-comment ids, the latest run per workflow, /ok-to-test grants
 AUDIT_ONCE_TTL = 30 * DAY
+
+
+def pipeline_file(repo: str, path: str, sha: str) -> str:
+    return f"{P}pipeline:{repo}:{sha}:{path}"
 
 
 def lock(name: str) -> str:

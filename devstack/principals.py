@@ -7,6 +7,9 @@ each needs (examples/demo.config.toml names them in `run_as_service_principal`).
     prod     9a4f0c3d-0000-4000-8000-0000000000ef  deploys to prod                prod.ml.*
     the bot  sandbox-user@example.com               (signs in with the workspace's token: the metastore admin)
 
+Each principal has a token (TOKENS) and an OAuth secret (OAUTH_SECRETS): `client_id` = its application id and that secret
+sign it in with `auth_type = "oauth-m2m"`, as in production.
+
 Each stage's principal creates its own registered model and so owns it: only an owner creates versions and
 moves aliases there. The bot copies an approved version into prod and moves `champion` as the metastore admin.
 """
@@ -22,6 +25,8 @@ DEV = "0b9e6a7c-0000-4000-8000-0000000000de"
 STAGING = "5e7a9d21-0000-4000-8000-0000000005a9"
 PROD = "9a4f0c3d-0000-4000-8000-0000000000ef"
 TOKENS = {DEV: "dapi-sp-dev", STAGING: "dapi-sp-staging", PROD: "dapi-sp-prod"}
+# OAuth secrets, for machine-to-machine sign-in as them (client ID = application id); sandbox-only fixed values
+OAUTH_SECRETS = {DEV: "dose-sandbox-dev", STAGING: "dose-sandbox-staging", PROD: "dose-sandbox-prod"}
 
 USE, CREATE, EXECUTE = Privilege.USE_CATALOG, Privilege.CREATE_MODEL, Privilege.EXECUTE
 GRANTS: list[tuple[str, str, str, list[Privilege]]] = [

@@ -21,8 +21,10 @@ def start_workspace(
     token: str = WORKSPACE_TOKEN,
     name: str = "workspace",
     service_principals: dict[str, str] | None = None,
+    oauth_secrets: dict[str, str] | None = None,
 ) -> Service:
-    """The workspace; `token` is its admin's, `service_principals` (application id -> token) the others'."""
+    """The workspace; `token` is its admin's, `service_principals` (application id -> token) the others', and
+    `oauth_secrets` (application id -> secret) their OAuth secrets."""
     port = free_port()
     argv = [
         sys.executable,
@@ -43,6 +45,8 @@ def start_workspace(
         argv += ["--fault", fault]
     for app_id, sp_token in (service_principals or {}).items():
         argv += ["--service-principal", f"{app_id}={sp_token}"]
+    for app_id, secret in (oauth_secrets or {}).items():
+        argv += ["--oauth-secret", f"{app_id}={secret}"]
     url = f"http://127.0.0.1:{port}"
     return start_process(
         name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/health"), timeout=30

@@ -23,7 +23,7 @@ from string import Template
 from devstack import ROOT, mlrepo
 from devstack.bot import start_beat, start_web, start_worker
 from devstack.mlflow import start_mlflow
-from devstack.principals import TOKENS, seed_grants
+from devstack.principals import OAUTH_SECRETS, TOKENS, seed_grants
 from devstack.processes import Service, free_port
 from devstack.redis import start_redis
 from devstack.sandboxes import SLACK_TOKEN, WORKSPACE_TOKEN, start_forge, start_slack, start_workspace
@@ -175,7 +175,11 @@ def whole_loop(workdir: Path, *, worker_concurrency: int = 2, say: Say = _quiet)
         setup.add(
             "workspace",
             start_workspace(
-                workdir, mlflow_tracking_uri=mlflow.url, mlflow_registry_uri="databricks-uc", service_principals=TOKENS
+                workdir,
+                mlflow_tracking_uri=mlflow.url,
+                mlflow_registry_uri="databricks-uc",
+                service_principals=TOKENS,
+                oauth_secrets=OAUTH_SECRETS,
             ),
         )
         seed_grants(setup.url("workspace"), WORKSPACE_TOKEN)

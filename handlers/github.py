@@ -85,10 +85,20 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     if isinstance(wanted, Ignored):
         return wanted
     pusher = text(obj(event.data, "pusher"), "name")
+    if _owns_pipeline(settings, repo):  # the worker reads the file at this commit: it starts what it runs on
+        return signed(
+            [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha, "trigger": "push", "requested_by": pusher})], *push
+        )
     actions = [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha})]
     for workflow in wanted:
         actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
     return signed(actions, *push)
+
+
+def _owns_pipeline(settings: Settings, repo: str) -> bool:
+    """The repository keeps its workflows in a file of its own (core/pipeline.py), which only a worker reads."""
+    configured = settings.repo(repo)
+    return bool(configured and configured.pipeline_file)
 
 
 def _wanted(settings: Settings, repo: str, branch: str) -> list[str] | Ignored:
@@ -144,6 +154,7 @@ def _pull(event: Event) -> dict:
         "fork": not head_repo or head_repo.lower() != base_repo.lower(),
         "merged": pr.get("merged") is True,
         "base": text(base, "ref"),
+        "base_sha": text(base, "sha") if COMMIT_SHA.fullmatch(text(base, "sha")) else "",
         "merge_sha": text(pr, "merge_commit_sha"),
         "merged_by": text(obj(pr, "merged_by"), "login"),
         "updated_at": text(pr, "updated_at"),  # GitHub's clock: for a fork's new head, when it was pushed
@@ -194,6 +205,9 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
             )
         ], *_pull_key(event, repo, pr))  # fmt: skip
     base = {"repo": repo, "branch": pr["branch"], "sha": pr["sha"], "delivery_id": event.delivery_id}
+    if _owns_pipeline(settings, repo):  # the worker plans the file's changes, syncs and starts what it runs on
+        own = {"trigger": "pull_request", "pr": pr["pr"], "requested_by": pr["author"], "base_sha": pr["base_sha"]}
+        return signed([Action(V.SYNC_BRANCH_JOBS, {**base, **own})], *_pull_key(event, repo, pr))
     actions = [Action(V.SYNC_BRANCH_JOBS, base)]
     for workflow in _runs_on(settings, repo, "pull_request"):
         actions.append(
@@ -227,7 +241,7 @@ def on_pull_request_closed(event: Event, settings: Settings) -> Outcome:
         and COMMIT_SHA.fullmatch(pr["merge_sha"])
         and cfg
         and pr["base"] == cfg.default_branch
-        and settings.models_for_repo(repo)
+        and (settings.models_for_repo(repo) or cfg.pipeline_file)
     ):
         release = {"repo": repo, "pr": pr["pr"], "sha": pr["merge_sha"], "author": pr["author"]}
         merged_by = pr["merged_by"] or pr["author"]

@@ -55,8 +55,8 @@ def model_event(registry: str, kind: str, model: str, version: str = "", **detai
 
 
 def _enqueue(event: Event, settings: Settings, mev: dict) -> Outcome:
-    # the model's name is one of config's, exactly: no other form of name reaches a worker
-    if mev["model"] not in settings.registry_names:
+    # the model's name is one of config's (or a repository's own pipeline may write it): no other reaches a worker
+    if not settings.may_write_registry(mev["model"]):
         return Ignored(f"model {mev['model']!r} is no stage's registry_name in [models]")
     needs_version = mev["version"] or mev["kind"] not in UNVERSIONED_KINDS
     if needs_version and (why := version_problem(mev["version"])):

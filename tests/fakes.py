@@ -110,6 +110,8 @@ class FakeForge:
     deliveries: list[dict] = field(default_factory=list)  # the App webhook's attempts (hook-delivery-item)
     redelivered: list[int] = field(default_factory=list)  # attempt ids GitHub was asked to deliver again
     commits: dict[int, list[PullCommit]] = field(default_factory=dict)  # PR number -> its commits, oldest first
+    files: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, commit) -> the file's text
+    parents: dict[str, list[str]] = field(default_factory=dict)  # commit -> its parents, first parent first
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -133,6 +135,14 @@ class FakeForge:
     def permission(self, repo: str, user: str) -> str:
         self._answer("permission")
         return self.roles.get(user, "none")
+
+    def file_at(self, repo: str, path: str, ref: str) -> str | None:
+        self._answer("file_at")
+        return self.files.get((path, ref))
+
+    def commit_parents(self, repo: str, sha: str) -> list[str]:
+        self._answer("commit_parents")
+        return self.parents.get(sha, [])
 
     def in_team(self, org: str, team_slug: str, login: str) -> bool:
         self._answer("in_team")

@@ -12,11 +12,13 @@ from core import vocabulary as V
 from core.commands import Command
 from core.logs import get_logger
 from workers import giving_up
+from workers.core import pipelines
 from workers.core.base import BotTask, CeleryScheduler, app
 from workers.core.context import deps, state
 from workers.delivery import reconciler, redelivery
 from workers.jobs import branch_jobs
 from workers.pr import chatops, feedback, runs
+from workers.pr import pipeline as pr_pipeline
 from workers.release import polling as registry_watch
 from workers.release import slack_commands
 from workers.release import train as release
@@ -32,8 +34,32 @@ class TellingTask(BotTask):
 
 
 @app.task(base=TellingTask, name=V.SYNC_BRANCH_JOBS, bind=True)
-def sync_branch_jobs(self, repo: str, branch: str, sha: str, delivery_id: str) -> None:
-    """push / PR update → upsert one job per configured workflow for the branch."""
+def sync_branch_jobs(
+    self,
+    repo: str,
+    branch: str,
+    sha: str,
+    delivery_id: str,
+    trigger: str = "",
+    pr: int | None = None,
+    requested_by: str = "",
+    base_sha: str = "",
+) -> None:
+    """push / PR update → upsert one job per configured workflow for the branch. A repository with a pipeline
+    file of its own (`trigger` given: the handler could not read it) also starts what the file's workflows run on,
+    and a pull request gets the plan of its file's changes."""
+    if trigger:
+        pr_pipeline.on_branch_event(
+            deps(),
+            repo=repo,
+            branch=branch,
+            sha=sha,
+            trigger=trigger,
+            pr=pr,
+            requested_by=requested_by,
+            base_sha=base_sha,
+        )
+        return
     d = deps()
     done = branch_jobs.sync_branch(d.workspaces, d.state, d.settings, repo, branch, sha)
     log.info("branch.synced", delivery_id=delivery_id, repo=repo, branch=branch, jobs={u.name: u.outcome for u in done})
@@ -50,8 +76,16 @@ def remove_branch_jobs(self, repo: str, branch: str, delivery_id: str, reason: s
 @app.task(base=TellingTask, name=V.START_RELEASE, bind=True)
 def start_release(self, repo: str, pr: int, sha: str, author: str, merged_by: str, delivery_id: str) -> list:
     """a PR merged into the default branch → its models ride the release train: staging training first."""
+    d = deps()
+    pipelines.decide_release_pipeline(d, repo, pr, sha)  # a repository's own file: as it was before this merge
     return release.on_merged(
-        deps(), repo=repo, pr=pr, sha=sha, author=author, merged_by=merged_by, delivery_id=delivery_id
+        pipelines.at(d, repo, sha),
+        repo=repo,
+        pr=pr,
+        sha=sha,
+        author=author,
+        merged_by=merged_by,
+        delivery_id=delivery_id,
     )
 
 
@@ -71,22 +105,16 @@ def start_run(
     """a workflow should run for a commit → run_now (idempotent per commit and PR; one run per model, for a workflow
     that trains several), tell the PR, follow it."""
     return runs.start_for_each_model(
-        deps(),
+        pipelines.at(deps(), repo, sha),
         repo=repo,
         branch=branch,
         sha=sha,
         workflow=workflow,
-        trigger=run_trigger(sha, pr),
+        trigger=runs.run_trigger(sha, pr),
         pr=pr,
         requested_by=requested_by,
         **options,
     )
-
-
-def run_trigger(sha: str, pr: int | None) -> str:
-    """What a push's or a PR's run is, from the signed body (the run token adds repo, branch and workflow): the
-    pushed commit, or the PR and its head — never the delivery id, which anyone replaying the body chooses."""
-    return f"pr:{pr}:{sha}" if pr else f"push:{sha}"
 
 
 @app.task(base=TellingTask, name=V.FOLLOW_RUN, bind=True)
@@ -146,7 +174,7 @@ def rerun_check(
 ) -> None:
     """ "Re-run" on one of the bot's check runs (GitHub Apps only) → that workflow again, same commit."""
     runs.rerun_check(
-        deps(),
+        pipelines.at(deps(), repo, sha),
         check_run_id=check_run_id,
         name=name,
         repo=repo,

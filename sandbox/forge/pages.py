@@ -1,10 +1,12 @@
-"""Minimal self-contained HTML pages (no external assets) for html_url links."""
+"""Minimal self-contained HTML pages (no external assets) for html_url links; issue and PR bodies and comments
+rendered as GitHub renders their Markdown (`markdown.py`)."""
 
 from __future__ import annotations
 
 import html as _html
 
 from . import gitops
+from .markdown import render
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em;color:#1f2328}
 a{color:#0969da;text-decoration:none}.box{border:1px solid #d0d7de;border-radius:6px;margin:1em 0}
@@ -12,7 +14,16 @@ a{color:#0969da;text-decoration:none}.box{border:1px solid #d0d7de;border-radius
 .bd{padding:.5em 1em;white-space:pre-wrap}.st{display:inline-block;padding:.2em .7em;border-radius:1em;
 color:#fff;font-size:.85em}.open{background:#1f883d}.closed{background:#cf222e}.merged{background:#8250df}
 code{background:#f6f8fa;padding:.1em .3em;border-radius:4px}table{border-collapse:collapse}
-td{padding:.2em .6em;border-bottom:1px solid #eee}"""
+td{padding:.2em .6em;border-bottom:1px solid #eee}
+.md{padding:.5em 1em;line-height:1.5}.md>:first-child{margin-top:0}.md>:last-child{margin-bottom:0}
+.md p,.md ul,.md ol,.md table,.md pre,.md blockquote,.md details{margin:0 0 1em}
+.md h1,.md h2{border-bottom:1px solid #d0d7de;padding-bottom:.3em}.md h1,.md h2,.md h3{margin:1.2em 0 .6em}
+.md table{display:block;overflow:auto}.md th{font-weight:600;background:#f6f8fa}
+.md th,.md td{border:1px solid #d0d7de;padding:.3em .8em}
+.md pre{background:#f6f8fa;border-radius:6px;padding:1em;overflow:auto;line-height:1.45}
+.md pre code{background:none;padding:0;font-size:.85em}.md blockquote{color:#59636e;border-left:.25em solid
+#d0d7de;padding:0 1em;margin-left:0}.md summary{cursor:pointer}.md .task-list-item{list-style:none}
+.md .task-list-item-checkbox{margin:0 .3em 0 -1.4em;vertical-align:middle}.md img{max-width:100%}"""
 
 
 def esc(text) -> str:
@@ -89,7 +100,7 @@ def issue_page(forge, rec, issue) -> str:
     parts.append(
         f"<div class='box'><div class='hd'><b>{esc(issue['user'])}</b> commented "
         f"{esc(issue['created_at'])}</div>"
-        f"<div class='bd'>{esc(issue.get('body') or 'No description provided.')}</div></div>"
+        f"<div class='md'>{render(issue.get('body') or '*No description provided.*')}</div></div>"
     )
     comments = sorted(
         (c for c in forge.state["comments"].values() if c["repo"] == full and c["number"] == issue["number"]),
@@ -104,7 +115,7 @@ def issue_page(forge, rec, issue) -> str:
         edited = " (edited)" if c["updated_at"] != c["created_at"] else ""
         parts.append(
             f"<div class='box' id='issuecomment-{c['id']}'><div class='hd'><b>{esc(c['user'])}</b> "
-            f"commented {esc(c['created_at'])}{edited}</div><div class='bd'>{esc(c['body'])}</div>"
+            f"commented {esc(c['created_at'])}{edited}</div><div class='md'>{render(c['body'])}</div>"
             f"{'<div class=hd>' + react + '</div>' if react else ''}</div>"
         )
     if issue.get("kind") == "pr":

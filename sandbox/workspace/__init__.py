@@ -7,10 +7,12 @@ The bot talks to it through the real ``databricks-sdk``::
 CLI
 ---
 ``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--service-principal APP_ID=TOKEN ...]
-[--mlflow-tracking-uri URI] [--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a free port. When ready it
-prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it and
-kill running task processes. State (jobs, runs, repos, id counters, idempotency tokens, task outputs) is
-kept in ``DIR/state.json``; run checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
+[--oauth-secret APP_ID=SECRET ...] [--oauth-token-lifetime SECONDS] [--mlflow-tracking-uri URI]
+[--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a
+free port. When ready it prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``.
+SIGTERM/SIGINT stop it and kill running task processes. State (jobs, runs, repos, id counters, idempotency
+tokens, task outputs) is kept in ``DIR/state.json`` (the OAuth signing key in ``DIR/oauth-signing-key``); run
+checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
 ``DIR/repos/<repo_id>/``. After a restart, runs that were active are ``INTERNAL_ERROR``.
 
 API
@@ -39,12 +41,21 @@ API
   ``GET /api/2.1/unity-catalog/models/{full_name}[/versions[/{version}]]`` answer who created what
   (``created_by``, ``owner``: the principal whose token made the call; ``api/uc_models.py``). Not served:
   catalogs and schemas (any is accepted; the admin owns them), lineage, renames, serving, prompts, the 2.1 writes.
-* ``GET /api/2.0/preview/scim/v2/Me`` (current user), ``GET /.well-known/databricks-config`` -> 404.
+* ``GET /api/2.0/preview/scim/v2/Me`` (current user).
+* OAuth machine-to-machine sign-in (``api/oidc.py``, ``oauth.py``): ``GET /.well-known/databricks-config`` (the
+  host's metadata: ``oidc_endpoint``), ``GET /oidc/.well-known/oauth-authorization-server`` (RFC 8414) and
+  ``POST /oidc/v1/token`` (``grant_type=client_credentials``, ``scope=all-apis``; the client ID and secret as
+  HTTP Basic auth or in the form): a service principal given ``--oauth-secret APP_ID=SECRET`` gets an access
+  token that acts as it for ``--oauth-token-lifetime`` seconds (default 3600, Databricks' hour). A wrong secret
+  is 401 ``invalid_client``, another grant 400 ``unsupported_grant_type`` (RFC 6749 §5.2's JSON), so
+  ``WorkspaceClient(host=..., client_id=..., client_secret=..., auth_type="oauth-m2m")`` runs unchanged.
 * Every ``/api/`` request needs ``Authorization: Bearer <token>`` of a principal the workspace knows (else 401
-  ``UNAUTHENTICATED``): ``--token`` is the workspace and metastore admin's (``sandbox-user@example.com``),
-  ``--service-principal APP_ID=TOKEN`` each service principal's (see ``principals.py``). ``scim/v2/Me``
-  answers whose token it is. A principal other than the admin may change, run or cancel only the jobs it owns
-  or whose permissions name it, and name no one but itself as a job's ``run_as`` (``api/job_access.py``).
+  ``UNAUTHENTICATED``; an expired OAuth token says so): ``--token`` is the workspace and metastore admin's
+  (``sandbox-user@example.com``), ``--service-principal APP_ID=TOKEN`` each service principal's (see
+  ``principals.py``), or an OAuth access token. ``scim/v2/Me`` answers whose token it is. A principal other
+  than the admin may change, run or cancel only the jobs it owns or whose permissions name it, and name no one
+  but itself as a job's ``run_as``; a ``run_as`` naming a principal the workspace does not know is 404
+  ``RESOURCE_DOES_NOT_EXIST`` "Principal: ServicePrincipalName(<id>) does not exist" (``api/job_access.py``).
 * Errors use Databricks' shape ``{"error_code": ..., "message": ...}``. As on real Databricks, an unknown
   job/run on the Jobs API is ``400 INVALID_PARAMETER_VALUE "Job <id> does not exist."`` (the SDK turns
   that into ``ResourceDoesNotExist``/``NotFound`` for jobs/get and runs/get*, and
@@ -138,7 +149,8 @@ Job permissions: ``GET|PUT|PATCH /api/2.0/permissions/jobs/<id>``.
 from ..common import Server, serve
 from .app import create_app
 from .faults import FaultSet, parse_fault
-from .principals import parse_service_principal
+from .oauth import TOKEN_LIFETIME_SECONDS
+from .principals import parse_oauth_secret, parse_service_principal
 
 __all__ = ["create_app", "main", "FaultSet", "parse_fault"]
 
@@ -152,6 +164,21 @@ def add_arguments(parser) -> None:
         type=parse_service_principal,
         metavar="APP_ID=TOKEN",
         help="a service principal and its token, repeatable (jobs run as them; they hold only what is granted)",
+    )
+    parser.add_argument(
+        "--oauth-secret",
+        action="append",
+        default=[],
+        type=parse_oauth_secret,
+        metavar="APP_ID=SECRET",
+        help="a service principal's OAuth secret, repeatable (it signs in machine-to-machine at /oidc/v1/token)",
+    )
+    parser.add_argument(
+        "--oauth-token-lifetime",
+        type=int,
+        default=TOKEN_LIFETIME_SECONDS,
+        metavar="SECONDS",
+        help="how long an OAuth access token is good for (Databricks: one hour)",
     )
     parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
     parser.add_argument(
@@ -179,6 +206,8 @@ SERVER = Server(
         base_url=base_url,
         mlflow_registry_uri=args.mlflow_registry_uri,
         service_principals=dict(args.service_principal),
+        oauth_secrets=dict(args.oauth_secret),
+        oauth_token_lifetime=args.oauth_token_lifetime,
     ),
     add_arguments=add_arguments,
     bind_options=False,

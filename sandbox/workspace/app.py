@@ -10,14 +10,15 @@ from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..common import RequestCounts, introspection_blueprint, on_shutdown
-from .api import jobs, misc, pages, repos, runs, workspace_api
+from .api import jobs, misc, oidc, pages, repos, runs, workspace_api
 from .api.files import bp as uc_files_bp
 from .api.uc_grants import bp as uc_grants_bp
 from .api.uc_models import bp as uc_models_bp
 from .api.unity_catalog import bp as unity_catalog_bp
 from .api.web import ApiError, Workspace, error_response, workspace
 from .faults import STATUS_ERROR_CODES, FaultSet
-from .principals import Principals
+from .oauth import TOKEN_LIFETIME_SECONDS, Issuer, signing_key
+from .principals import Principal, Principals
 from .runner import Runner
 from .state import Store
 
@@ -31,11 +32,17 @@ def create_app(
     base_url: str | None = None,
     mlflow_registry_uri: str | None = None,
     service_principals: dict[str, str] | None = None,
+    oauth_secrets: dict[str, str] | None = None,
+    oauth_token_lifetime: int = TOKEN_LIFETIME_SECONDS,
 ) -> Flask:
     """The workspace app: `token` is the admin's, `service_principals` (application id -> token) the others';
-    each task authenticates back at `base_url` as its job's run-as principal."""
+    `oauth_secrets` (application id -> secret) lets those sign in machine-to-machine. Each task authenticates
+    back at `base_url` as its job's run-as principal."""
     store = Store(data_dir)
     principals = Principals(token, service_principals)
+    for app_id, secret in (oauth_secrets or {}).items():
+        principals.add_secret(app_id, secret)
+    issuer = Issuer(signing_key(data_dir), oauth_token_lifetime)
     runner = Runner(
         store,
         mlflow_tracking_uri,
@@ -44,14 +51,14 @@ def create_app(
         principals=principals,
     )
     faultset = faults if isinstance(faults, FaultSet) else FaultSet(faults or [])
-    state = Workspace(store, runner, faultset, token, RequestCounts(), principals)
+    state = Workspace(store, runner, faultset, token, RequestCounts(), principals, issuer)
     app = Flask("sandbox.workspace")
     app.extensions["workspace"] = state
     app.before_request(gate)
     app.register_error_handler(ApiError, on_api_error)
     app.register_error_handler(HTTPException, on_http_error)
     app.register_error_handler(Exception, on_internal_error)
-    for module in (misc, jobs, runs, pages, repos, workspace_api):
+    for module in (misc, oidc, jobs, runs, pages, repos, workspace_api):
         app.register_blueprint(module.bp)
     app.register_blueprint(unity_catalog_bp)  # Unity Catalog model registry, then its files area
     app.register_blueprint(uc_files_bp)
@@ -76,13 +83,26 @@ def gate():
             return fault.answer()
     if path.startswith("/api/"):
         auth = request.headers.get("Authorization", "")
-        principal = workspace.principals.of_token(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
-        if principal is None:
+        if not auth.startswith("Bearer "):
             return error_response(
                 401, "UNAUTHENTICATED", "Invalid access token." if auth else "Missing Authorization header."
             )
+        principal, reason = bearer(auth.removeprefix("Bearer "))
+        if principal is None:
+            return error_response(401, "UNAUTHENTICATED", f"Invalid access token{reason}.")
         g.principal = principal
     return None
+
+
+def bearer(token: str) -> tuple[Principal | None, str]:
+    """Whose token: a personal access token, else an OAuth access token (`oauth.py`); else why not (": ...")."""
+    principal = workspace.principals.of_token(token)
+    if principal is not None:
+        return principal, ""
+    verdict = workspace.issuer.verify(token)
+    if not verdict.who:
+        return None, f": {verdict.reason}" if token.count(".") == 2 else ""
+    return workspace.principals.named(verdict.who), ""
 
 
 def on_api_error(e: ApiError):

@@ -4,14 +4,17 @@
   metastore admin: Unity Catalog checks none of its calls ("The caller must be a metastore admin or ...").
 * ``--service-principal APP_ID=TOKEN`` (repeatable) seeds a service principal, named by its application id as
   Unity Catalog names it in grants and in ``created_by``; it may do only what it owns or was granted.
+* ``--oauth-secret APP_ID=SECRET`` (repeatable) gives a seeded service principal an OAuth secret: it then signs in
+  machine-to-machine at the token endpoint (``api/oidc.py``) with its application id as client ID ("The client ID
+  is the same as the service principal's application ID.") and gets access tokens that act as it.
 * A job's ``run_as`` names the principal its tasks run as; without one, its owner (the principal that created
-  it). A task is given a token of that principal, never the caller's. A service principal named in a
-  ``run_as`` that was not seeded gets a token of its own when first named (lenient: Databricks would
-  refuse a run_as naming nobody it knows) and has no privileges until someone grants it some.
+  it). A task is given a token of that principal, never the caller's. A ``run_as`` naming a principal the
+  workspace does not know is refused (``api/job_access.py``), as Databricks refuses it.
 """
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import threading
 from dataclasses import dataclass
@@ -37,8 +40,32 @@ class Principals:
         self.admin = Principal(ADMIN, admin=True)
         self._tokens: dict[str, str] = {ADMIN: admin_token}
         self._by_token: dict[str, Principal] = {admin_token: self.admin}
+        self._secrets: dict[str, str] = {}  # application id -> OAuth secret
         for name, token in (service_principals or {}).items():
             self.add(name, token)
+
+    def add_secret(self, name: str, secret: str) -> None:
+        """Give service principal `name` (seeded already) an OAuth secret for machine-to-machine sign-in."""
+        principal = self.named(name)
+        if principal is None or not principal.service_principal:
+            raise ValueError(f"--oauth-secret {name}: not a service principal of this workspace (seed it first)")
+        if not secret:
+            raise ValueError(f"--oauth-secret {name}: give APP_ID=SECRET")
+        with self.lock:
+            self._secrets[name] = secret
+
+    def signed_in(self, client_id: str, secret: str) -> Principal | None:
+        """The service principal whose client ID and OAuth secret these are, else None."""
+        with self.lock:
+            known = self._secrets.get(client_id)
+        if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
+            return None
+        return self.named(client_id)
+
+    def named(self, name: str) -> Principal | None:
+        with self.lock:
+            token = self._tokens.get(name)
+            return self._by_token[token] if token is not None else None
 
     def add(self, name: str, token: str = "") -> Principal:
         """A principal (again: its token is kept) with `token`, or a fresh one."""
@@ -61,8 +88,9 @@ class Principals:
             return name in self._tokens
 
     def token_of(self, name: str) -> str:
-        """The token a task running as `name` is given (a service principal first named here gets one)."""
-        return self._tokens[name] if self.known(name) else self._tokens[self.add(name).name]
+        """The token a task running as `name` is given ("" for nobody the workspace knows)."""
+        with self.lock:
+            return self._tokens.get(name, "")
 
 
 def parse_service_principal(spec: str) -> tuple[str, str]:
@@ -71,6 +99,14 @@ def parse_service_principal(spec: str) -> tuple[str, str]:
     if not name.strip() or "@" in name:
         raise ValueError(f"--service-principal {spec!r}: give APP_ID=TOKEN (an application id, not an email)")
     return name.strip(), token.strip()
+
+
+def parse_oauth_secret(spec: str) -> tuple[str, str]:
+    """``APP_ID=SECRET`` from the command line."""
+    name, _, secret = spec.partition("=")
+    if not name.strip() or not secret.strip():
+        raise ValueError(f"--oauth-secret {spec!r}: give APP_ID=SECRET")
+    return name.strip(), secret.strip()
 
 
 def run_as_name(settings: dict, owner: str) -> str:

@@ -624,8 +624,9 @@ class Runner:
             for name in [k for k in env if k in DATABRICKS_AUTH_ENV]:
                 del env[name]
             env["DATABRICKS_HOST"] = self.databricks_host
-            if self.principals is not None:
-                env["DATABRICKS_TOKEN"] = self.principals.token_of(run.get("_run_as") or ADMIN)
+            token = self.principals.token_of(run.get("_run_as") or ADMIN) if self.principals is not None else ""
+            if token:  # nobody the workspace knows (a job saved before run_as was checked): no credentials
+                env["DATABRICKS_TOKEN"] = token
         return env
 
     def _build_command(self, run: dict, task: dict, workdir: Path, result_file: Path):

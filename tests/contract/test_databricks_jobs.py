@@ -18,6 +18,7 @@ import pytest
 from databricks.sdk.service.jobs import JobSettings
 
 from core.config import Settings, parse_config
+from devstack import principals
 from devstack.mlrepo import config_text
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
 from tests.support.stacks import service_fixture
@@ -81,7 +82,8 @@ def settings_for(name: str, kind: str, url: str) -> Settings:
     return parse_config(data, name)
 
 
-sandbox = service_fixture(start_workspace, "contract-ws")
+# The configs' run_as principals are the demo's: the workspace refuses a run_as naming nobody it knows
+sandbox = service_fixture(start_workspace, "contract-ws", service_principals=principals.TOKENS)
 
 
 @pytest.fixture
@@ -124,6 +126,8 @@ def bent(body: dict, how: str) -> dict:
         task["task_key"] = "tests.unit"
     elif how == "26 tags":
         body["tags"].update({f"extra{i}": "x" for i in range(26)})
+    elif how == "run_as nobody knows":
+        body["run_as"] = {"service_principal_name": "00000000-0000-4000-8000-00000000dead"}
     elif how.startswith("schedule"):
         schedule = {"quartz_cron_expression": "0 0 3 * * ?", "timezone_id": "UTC", "pause_status": "PAUSED"}
         bad_field = {
@@ -142,6 +146,7 @@ def bent(body: dict, how: str) -> dict:
         ("serverless without environment", "an environment is required for spark_python_task"),
         ("key with a dot", "Invalid task_key"),
         ("26 tags", "at most 25 tags"),
+        ("run_as nobody knows", r"Principal: ServicePrincipalName\(00000000-0000-4000-8000-00000000dead\) does not"),
         ("schedule, 5 fields", "invalid Quartz cron expression"),
         ("schedule, no zone", "invalid timezone id"),
     ],

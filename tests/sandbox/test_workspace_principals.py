@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
-from databricks.sdk.errors import PermissionDenied
+from databricks.sdk.errors import NotFound, PermissionDenied
 from databricks.sdk.service import compute, jobs
 from databricks.sdk.service.catalog import PermissionsChange, Privilege
 
@@ -255,8 +255,27 @@ def test_a_task_gets_a_token_of_its_jobs_run_as_principal(sandbox, repo):
     assert run_env_task(w, repo, jobs.JobRunAs(service_principal_name=OWNER)) == TOKENS[OWNER]
     assert run_env_task(w, repo, None) == WORKSPACE_TOKEN  # created by the admin: runs as the admin
     assert run_env_task(client(sandbox, TOKENS[OTHER]), repo, None) == TOKENS[OTHER]  # its creator's
-    made_up = run_env_task(w, repo, jobs.JobRunAs(service_principal_name="44444444-new"))
-    assert made_up.startswith("dapi-") and made_up not in (WORKSPACE_TOKEN, *TOKENS.values())
+
+
+def test_a_run_as_naming_nobody_the_workspace_knows_is_refused(sandbox):
+    # JobRunAs.service_principal_name: "Application ID of an active service principal."; user_name: "The email of
+    # an active workspace user." Databricks answers RESOURCE_DOES_NOT_EXIST "Principal: ServicePrincipalName(...)
+    # does not exist" (reported in terraform-provider-databricks#1415, dbx#744).
+    w = client(sandbox)
+    task = jobs.Task(task_key="t", spark_python_task=jobs.SparkPythonTask(python_file="x.py"), new_cluster=CLUSTER)
+    nobody = jobs.JobRunAs(service_principal_name="44444444-new")
+    with pytest.raises(NotFound, match=r"Principal: ServicePrincipalName\(44444444-new\) does not exist"):
+        w.jobs.create(name="runs as nobody", tasks=[task], run_as=nobody)
+    with pytest.raises(NotFound, match=r"Principal: UserName\(ghost@example.com\) does not exist"):
+        w.jobs.create(name="runs as a ghost", tasks=[task], run_as=jobs.JobRunAs(user_name="ghost@example.com"))
+    job_id = w.jobs.create(
+        name="runs as its owner", tasks=[task], run_as=jobs.JobRunAs(service_principal_name=OWNER)
+    ).job_id
+    with pytest.raises(NotFound, match="does not exist"):
+        w.jobs.reset(job_id, jobs.JobSettings(name="runs as nobody", tasks=[task], run_as=nobody))
+    with pytest.raises(NotFound, match="does not exist"):
+        w.jobs.update(job_id, new_settings=jobs.JobSettings(run_as=nobody))
+    assert w.jobs.get(job_id).run_as_user_name == OWNER  # nothing changed
 
 
 def test_nobody_but_the_admin_makes_a_job_that_runs_as_someone_else(sandbox, repo):

@@ -2,7 +2,7 @@
 (issue #18): the same push, PR head or version delivered again under another id starts nothing twice."""
 
 from workers.jobs.spec import idempotency_token
-from workers.tasks import run_trigger
+from workers.pr.runs import run_trigger
 
 
 def test_a_push_s_run_is_its_commit_and_a_pr_s_its_number_and_head():

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from typing import Any, TypeVar
 
 import redis
 
 from core.celery_app import redis_url
-from core.config import Settings, load_config
+from core.config import Environment, Settings
 from core.logs import get_logger
+from core.reloading import ReloadingConfig
 from workers.core.base import CeleryScheduler
 from workers.core.state import State
 from workers.errors import Permanent
 from workers.gateways import ForgeGateway, RegistryGateway, Scheduler, SlackGateway, WorkspaceGateway
 
 log = get_logger("workers.core.context")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Deps:
     registry_factory: Callable[[], RegistryGateway] = field(repr=False)
     scheduler: Scheduler = field(repr=False)
     forge_problem: str = ""  # why forge is None
+    central: Settings | None = None  # set when `settings` are a repository's own pipeline (workers/core/pipelines.py)
 
     @property
     def registry(self) -> RegistryGateway:
@@ -44,8 +48,27 @@ class Deps:
 
 
 @lru_cache(maxsize=1)
+def _config() -> ReloadingConfig:
+    return ReloadingConfig()
+
+
 def settings() -> Settings:
-    return load_config()
+    """The central settings: config.toml, read again when it changes (a broken edit is refused, logged, and the
+    last good one kept: core/reloading.py). What is built from them is built again when they change."""
+    return _config().current()
+
+
+def _per_settings(build: Callable[[Settings], T]) -> Callable[[], T]:
+    """`build(settings())`, kept until the settings change."""
+    kept: dict[str, Any] = {}
+
+    def get() -> T:
+        current = settings()
+        if kept.get("for") is not current:
+            kept.update({"for": current, "value": build(current)})
+        return kept["value"]
+
+    return get
 
 
 @lru_cache(maxsize=1)
@@ -54,41 +77,44 @@ def state() -> State:
 
 
 @cache
-def workspace(environment: str) -> WorkspaceGateway:
+def _workspace(environment: str, env: Environment) -> WorkspaceGateway:
     from workers.gateways.workspace import Workspace
 
-    env = settings().environments.get(environment)
-    if env is None:
-        raise Permanent(f"environment `{environment}` is not in [environments]")
     return Workspace(environment, env)
 
 
-@lru_cache(maxsize=1)
-def registry() -> RegistryGateway:
+def workspace(environment: str) -> WorkspaceGateway:
+    env = settings().environments.get(environment)
+    if env is None:
+        raise Permanent(f"environment `{environment}` is not in [environments]")
+    return _workspace(environment, env)  # one per environment and sign-in: an edited host gets a new client
+
+
+def _registry(s: Settings) -> RegistryGateway:
     from workers.gateways.registry import Registry  # mlflow is heavy: imported on first use
 
-    mlflow = settings().mlflow
-    return Registry(mlflow.tracking_uri, mlflow.registry_uri)
+    return Registry(s.mlflow.tracking_uri, s.mlflow.registry_uri)
 
 
-@lru_cache(maxsize=1)
-def _forge() -> tuple[ForgeGateway | None, str]:
+def _forge_of(s: Settings) -> tuple[ForgeGateway | None, str]:
     from workers.gateways.forge import Forge
 
     try:
-        return Forge(settings().github, login=settings().bot.login), ""
+        return Forge(s.github, login=s.bot.login), ""
     except Permanent as exc:
         return None, exc.message
 
 
-@lru_cache(maxsize=1)
-def _slack() -> SlackGateway | None:
+def _slack_of(s: Settings) -> SlackGateway | None:
     from workers.gateways.slack import Slack
 
     try:
-        return Slack(settings().slack)
+        return Slack(s.slack)
     except Permanent:
         return None  # Slack is optional
+
+
+registry, _forge, _slack = _per_settings(_registry), _per_settings(_forge_of), _per_settings(_slack_of)
 
 
 def deps() -> Deps:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import redis
 
 from core import audit, keys
+from workers.core.pipeline_state import PipelineMemory
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
 from workers.core.run_records import CachedJob, RunRecord, RunResult
 from workers.errors import Transient
@@ -38,7 +39,7 @@ def _given(value: T | None, kept: T) -> T:
     return kept if value is None else value
 
 
-class State:
+class State(PipelineMemory):
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)

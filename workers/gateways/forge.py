@@ -11,6 +11,7 @@ sleeps here: a rate-limited task is retried by Celery after that wait.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from typing import Any
@@ -168,6 +169,25 @@ class Forge:
             found = NEXT_LINK.search(link)
             url = found.group(1) if found and page else ""
         return out
+
+    def file_at(self, repo: str, path: str, ref: str) -> str | None:
+        """The text of file `path` at commit `ref`, or None when that commit has no such file (GitHub's 404).
+        The contents API returns a file up to 1 MB base64-encoded in `content`."""
+        if not COMMIT.fullmatch(ref):  # it goes into the query: only a commit SHA may
+            raise Permanent(f"not a commit SHA: {ref[:60]!r}")
+        try:
+            d = self._call("GET", f"/repos/{repo}/contents/{quote(path)}", parameters={"ref": ref})
+        except NotFound:
+            return None
+        if not isinstance(d, dict) or d.get("type") != "file":
+            raise Permanent(f"{path} at {ref[:12]} in {repo} is not a file")
+        return base64.b64decode(d.get("content") or "").decode("utf-8", errors="replace")
+
+    def commit_parents(self, repo: str, sha: str) -> list[str]:
+        """The parents of commit `sha`, first parent first (repos/get-commit's `parents`)."""
+        if not COMMIT.fullmatch(sha):
+            raise Permanent(f"not a commit SHA: {sha[:60]!r}")
+        return [p["sha"] for p in self._call("GET", f"/repos/{repo}/commits/{sha}").get("parents", [])]
 
     def permission(self, repo: str, user: str) -> str:
         """admin | maintain | write | triage | read | none, or `custom-role (base role)`; an unknown user

@@ -8,12 +8,11 @@ twice. Any of these functions may be re-run after a crash and leaves the same en
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from core import stages
 from core.config import Repo, Settings, Workflow
 from core.logs import get_logger
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
@@ -21,9 +20,9 @@ from workers.core.context import Deps
 from workers.core.run_records import RemovedJob, RunContext, RunRecord
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
-from workers.gateways import ForgeGateway, WorkspaceGateway
+from workers.gateways import ForgeGateway, JobRef, WorkspaceGateway
 from workers.jobs import texts
-from workers.jobs.spec import branch_refusal, idempotency_token, job_settings, repo_path, run_parameters
+from workers.jobs.spec import branch_refusal, dev_defaults, idempotency_token, job_settings, repo_path, run_parameters
 
 log = get_logger("workers.jobs.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
@@ -116,15 +115,29 @@ def sync_branch(
     return out
 
 
+def _branch_jobs(
+    workspaces: Workspaces, settings: Settings, repo: Repo, branch: str
+) -> Iterator[tuple[WorkspaceGateway, str, JobRef | None]]:
+    """The branch's jobs: one per workflow; with a pipeline file (workflows differ by commit) all named for it."""
+    if not repo.pipeline_file:
+        for workflow_name, workflow in settings.repo_workflows(repo).items():
+            ws = workspaces(workflow.environment)
+            name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
+            yield ws, name, ws.find_job(name)
+        return
+    prefix = settings.bot.job_prefix
+    for ws in map(workspaces, sorted(repo.guard_rails.environments or settings.environments)):
+        for job in ws.managed_jobs(f"{prefix}/{repo.name}/{branch}", MANAGED_TAG):
+            if (parse_job_name(prefix, job.name) or ())[:2] == (repo.name, branch):
+                yield ws, job.name, job
+
+
 def remove_branch(workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str) -> list[str]:
     """Cancel the branch's active runs, delete its jobs and Repos. Returns the names removed."""
     repo = _repo(settings, repo_name)
     removed: list[str] = []
     environments = sorted({wf.environment for wf in settings.repo_workflows(repo).values()})
-    for workflow_name, workflow in settings.repo_workflows(repo).items():
-        ws = workspaces(workflow.environment)
-        name = job_name(settings.bot.job_prefix, repo.name, branch, workflow_name)
-        job = ws.find_job(name)
+    for ws, name, job in _branch_jobs(workspaces, settings, repo, branch):
         state.forget_job(ws.name, name)
         if job is None:
             continue
@@ -173,7 +186,7 @@ def start_run(
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
     context = context or RunContext()
-    options = _dev_defaults(settings, repo_cfg.name, workflow, options, context.model)
+    options = dev_defaults(settings, repo_cfg.name, workflow, options, context.model)
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if why := branch_refusal(settings, repo_cfg, branch, workflow, ws.name):
         raise Permanent(why)  # a branch's code under review never runs as staging or prod
@@ -200,17 +213,6 @@ def start_run(
     ))  # fmt: skip
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
-
-
-def _dev_defaults(settings: Settings, repo: str, workflow: str, options: dict, model: str = "") -> dict:
-    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only: the
-    dev registry of `model` (one of the repository's several), else of its first model."""
-    dev = None if options.get("model") else stages.dev_model(settings, repo, workflow, model)
-    if dev is None:
-        if model:
-            raise Permanent(texts.not_trained_by(model, workflow, repo))
-        return options
-    return {**options, "model": dev[1].registry_name, "environment": options.get("environment") or dev[1].environment}
 
 
 def _environment(settings: Settings, wf: Workflow, asked: str) -> str:
@@ -250,11 +252,6 @@ def _parameters(
     return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
 
 
-def _of_model(ws: WorkspaceGateway, state: State, active: list[int], model: str) -> list[int]:
-    """The active runs of one model's (a repository's only model: all of them; a run the bot has no record of counts)."""
-    return [r for r in active if (found := state.run(ws.name, r)) is None or found.context.model == model]
-
-
 def _job_and_active_runs(
     ws: WorkspaceGateway, state: State, upsert: Upsert, model: str = ""
 ) -> tuple[Upserted, list[int]]:
@@ -267,7 +264,7 @@ def _job_and_active_runs(
         state.forget_job(ws.name, job.name)
         job = upsert()
         active = ws.active_runs(job.job_id)
-    return job, _of_model(ws, state, active, model)
+    return job, [r for r in active if (found := state.run(ws.name, r)) is None or found.context.model == model]
 
 
 def _run_now(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.commands import COMMANDS, Command, require_handlers
 from core.logs import get_logger
 from core.vocabulary import ACTIVE
-from workers.core import permissions, sticky
+from workers.core import permissions, pipelines, sticky
 from workers.core.context import Deps
 from workers.core.permissions import Refusal
 from workers.core.records import ApprovalRequest, Verdict
@@ -100,6 +100,7 @@ def run_command(ctx: CommandContext, command: Command) -> None:
     ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
     ctx.react("eyes")
     try:
+        ctx = _with_pipeline(ctx, name)
         if not COMMANDS[name].checks_approver:
             ctx.require(name)
         SERVICES[name](ctx, command)
@@ -107,6 +108,19 @@ def run_command(ctx: CommandContext, command: Command) -> None:
         ctx.refuse(refusal.reason, refusal.usage)
     except Permanent as exc:  # e.g. `refuse` conflict policy, unknown workflow, Databricks said no
         ctx.refuse(exc.message)
+
+
+RELEASE_COMMANDS = frozenset({"approve", "reject", "deploy", "rollback"})
+
+
+def _with_pipeline(ctx: CommandContext, command: str) -> CommandContext:
+    """A repository with a pipeline file of its own: a release command works with its release's file (the
+    default branch's), any other with the file at the PR's head."""
+    if pipelines.own_file(ctx.deps.settings, ctx.repo) is None:
+        return ctx
+    if command in RELEASE_COMMANDS:
+        return replace(ctx, deps=pipelines.released(ctx.deps, repo=ctx.repo))
+    return replace(ctx, deps=pipelines.at(ctx.deps, ctx.repo, ctx.forge.pull(ctx.repo, ctx.pr).head_sha))
 
 
 def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from core.logs import get_logger
 from core.vocabulary import status_context
+from workers.core import pipelines
 from workers.core.context import Deps
 from workers.core.run_records import RunContext
 from workers.errors import Permanent
@@ -18,6 +19,12 @@ from workers.pr import feedback, policy, texts
 from workers.release import train as release
 
 log = get_logger("workers.pr.runs")
+
+
+def run_trigger(sha: str, pr: int | None) -> str:
+    """What a push's or a PR's run is, from the signed body (the run token adds repo, branch and workflow): the
+    pushed commit, or the PR and its head — never the delivery id, which anyone replaying the body chooses."""
+    return f"pr:{pr}:{sha}" if pr else f"push:{sha}"
 
 
 def start_and_follow(
@@ -146,6 +153,7 @@ def follow(deps: Deps, environment: str, run_id: int, polls: int = 0) -> str:
     if record is None:  # its record expired (keys.RUN_TTL) or was never written: nobody to tell
         log.info("run.unknown", run_id=run_id, environment=environment, result=result.result)
         return "logged"
+    deps = pipelines.at(deps, record.repo, record.sha)  # the pipeline it was started from (its file, if any)
     if record.context.purpose:  # a step of the release train (workers/release/train.py)
         release.on_run_finished(deps, record, result)
     has_pr = bool(record.pr)

@@ -19,6 +19,7 @@ from dataclasses import replace
 from core import stages
 from core import vocabulary as V
 from core.logs import get_logger
+from workers.core import pipelines
 from workers.core.context import Deps
 from workers.core.records import Approval, ApprovalRequest, Verdict
 from workers.release import feedback as release_feedback
@@ -99,7 +100,12 @@ def decide(
     identifies the command (a comment's command, a Slack response URL), recorded with the approval.
 
     The decision is taken under the request's lock: two approvers at once each read the request the other
-    wrote, so both approvals are recorded and at most one of them promotes (the promotion runs after it)."""
+    wrote, so both approvals are recorded and at most one of them promotes (the promotion runs after it).
+    A repository's own model is decided by its release's pipeline file (workers/core/pipelines.py)."""
+    deps = pipelines.released(deps, model=model, registry_name=model)
+    request = find(deps, model, version)[0]
+    if request and request.commit:
+        deps = pipelines.at(deps, request.repo, request.commit)
     found = stages.release_ref(deps.settings, model)
     with deps.state.lock(f"approval:{found[1].registry_name if found else model}@{version}"):
         verdict = _decision(deps, action, model, version, approver, source, reason, role, trigger)

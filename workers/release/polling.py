@@ -20,6 +20,7 @@ import time
 
 from core import stages
 from core.logs import get_logger
+from workers.core import pipelines
 from workers.core.context import Deps
 from workers.gateways import Version
 from workers.release import train as release
@@ -42,7 +43,8 @@ def poll(deps: Deps, now_ms: int | None = None) -> int:
 def watched(deps: Deps) -> list[str]:
     """The registries whose new versions mean work: every model's staging registry (dev versions come from
     PRs and need nothing; prod versions are the bot's own copies)."""
-    return [stages.stage(deps.settings, model, "merge").registry_name for model in deps.settings.models]
+    central = [stages.stage(deps.settings, model, "merge").registry_name for model in deps.settings.models]
+    return central + pipelines.released_registries(deps)  # repositories' own models, as last released
 
 
 def poll_model(deps: Deps, model: str, now_ms: int) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.commands import SLACK_COMMANDS, Command, require_handlers
-from workers.core import permissions
+from workers.core import permissions, pipelines
 from workers.core.context import Deps
 from workers.errors import Permanent
 from workers.gateways import SlackGateway
@@ -79,6 +79,7 @@ def rollback(deps: Deps, command: Command, user_id: str, response_url: str, chan
     if not login:
         slack.respond(response_url, texts.slack_unmapped_user(user_id))
         return
+    deps = pipelines.released(deps, model=command.model)  # a repository's own model: its release's file
     model = command.model or (next(iter(deps.settings.models)) if len(deps.settings.models) == 1 else "")
     if model not in deps.settings.models:
         slack.respond(response_url, texts.slack_usage(texts.unknown_model(model or "(none named)")))

@@ -21,6 +21,7 @@ from core import compute, stages
 from core import vocabulary as V
 from core.config import Repo
 from core.logs import get_logger
+from workers.core import pipelines
 from workers.core.context import Deps
 from workers.core.records import (
     ApprovalRequest,
@@ -69,6 +70,7 @@ def on_merged(deps: Deps, *, repo: str, pr: int, sha: str, author: str, merged_b
         return []
     # who wrote it, from GitHub's listing of the PR's commits, written down now: four eyes look at it (policy.py)
     listed = authorship.authorship_of(author, deps.forge.pull_commits(repo, pr)) if deps.forge else None
+    pipelines.note_release(deps, repo, sha)  # a repository's own models: found by name from now on
     return [
         _train_staging(deps, cfg, model, pr, sha, author, merged_by, delivery_id, listed)
         for model in deps.settings.models_for_repo(repo)
@@ -191,6 +193,7 @@ class ModelEvent(Record):
 def on_model_event(deps: Deps, event: ModelEvent, delivery_id: str) -> str:
     """The one entry point for every registry's events (and polling). Returns what was done."""
     kind, name, version = event.kind, event.model, event.version
+    deps = pipelines.released(deps, registry_name=name)  # a repository's own model: its release's file
     owner = stages.owner_of(deps.settings, name)
     if kind != "version_created" or owner is None or not version:
         if kind == "transition_requested" and version:

@@ -6,12 +6,18 @@ CAN_MANAGE_RUN (run now, cancel), CAN_MANAGE (edit, delete, permissions), IS_OWN
 someone else takes the Service Principal User role on them ("This allows users to run jobs as the service
 principal, instead of as their identity"): in the sandbox only the workspace admin holds it, so no job's code
 can make itself a job that runs as another principal.
+
+Whom a ``run_as`` names must exist: ``JobRunAs.service_principal_name`` is the "Application ID of an active
+service principal", ``user_name`` "The email of an active workspace user" (databricks-sdk's docstrings, the REST
+reference's text). Databricks answers a principal it does not know with ``RESOURCE_DOES_NOT_EXIST``
+"Principal: ServicePrincipalName(<id>) does not exist" (or ``UserName(<email>)``), as its users have reported
+(github.com/databricks/terraform-provider-databricks/issues/1415, github.com/databrickslabs/dbx/issues/744).
 """
 
 from __future__ import annotations
 
 from ..principals import ADMIN, Principal
-from .web import caller, denied
+from .web import ApiError, caller, denied, workspace
 
 LEVELS = {"CAN_VIEW": 0, "CAN_MANAGE_RUN": 1, "CAN_MANAGE": 2, "IS_OWNER": 3}
 NAMES = ("user_name", "service_principal_name")
@@ -36,10 +42,15 @@ def require(job: dict, level: str, what: str) -> None:
 
 
 def require_run_as(settings: dict) -> None:
-    """A run_as naming someone else needs the Service Principal User role on them (the admin's alone here)."""
+    """A run_as names a principal the workspace knows, and someone else only with the Service Principal User role
+    on them (the admin's alone here)."""
     who = caller()
     run_as = settings.get("run_as") or {}
-    named = next((run_as[k] for k in ("service_principal_name", "user_name") if run_as.get(k)), who.name)
+    kind = next((k for k in ("service_principal_name", "user_name") if run_as.get(k)), "")
+    named = run_as[kind] if kind else who.name
+    if not workspace.principals.known(named):
+        shown = "ServicePrincipalName" if kind == "service_principal_name" else "UserName"
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Principal: {shown}({named}) does not exist")
     if named != who.name and not who.admin:
         raise denied(f"{who.name} cannot set run_as to {named}: it needs the Service Principal User role on it.")
 

@@ -131,8 +131,9 @@ def jobs_update():
                 merged[k] = [existing[n] for n in order]
             else:
                 merged[k] = v
-        job["settings"] = normalized_settings(merged)
-        require_run_as(job["settings"])
+        settings = normalized_settings(merged)
+        require_run_as(settings)  # before the job changes: a refused update changes nothing
+        job["settings"] = settings
         store.save()
     return jsonify({})
 

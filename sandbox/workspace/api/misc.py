@@ -1,4 +1,4 @@
-"""Discovery, the current user, the sandbox's fault injection endpoints, and the answers `apply_then_*` faults lose."""
+"""The current user, the sandbox's fault injection endpoints, and the answers `apply_then_*` faults lose."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ from flask import Blueprint, Response, jsonify, request
 from .web import USER, caller, error_response, workspace
 
 bp = Blueprint("misc", __name__)
-
-
-@bp.get("/.well-known/databricks-config")
-def well_known():
-    return error_response(404, "NOT_FOUND", "Not available in the sandbox workspace")
 
 
 @bp.get("/api/2.0/preview/scim/v2/Me")

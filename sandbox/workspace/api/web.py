@@ -11,6 +11,7 @@ from werkzeug.local import LocalProxy
 
 from ...common import RequestCounts
 from ..faults import FaultSet
+from ..oauth import Issuer
 from ..principals import ADMIN, Principal, Principals
 from ..runner import Runner
 from ..state import Store
@@ -29,6 +30,7 @@ class Workspace:
     token: str
     requests: RequestCounts
     principals: Principals
+    issuer: Issuer  # OAuth access tokens (api/oidc.py issues them, the app's gate checks them)
 
 
 workspace: Workspace = LocalProxy(lambda: current_app.extensions["workspace"])  # type: ignore[assignment]
