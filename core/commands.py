@@ -23,6 +23,7 @@ from markdown_it import MarkdownIt
 _COMMAND_LINE = re.compile(r"^/(?P<name>[a-z][a-z-]*)(?=\s|$)(?P<rest>.*)$")
 _PARAM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_WORKFLOW = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")  # a workflow's name, as config.toml allows it
 _MODEL_REF = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9_.-]{0,127})@(?P<version>[1-9][0-9]{0,9})$")
 _MARKDOWN = MarkdownIt("commonmark")
 # What can make a line something other than paragraph text: leading whitespace (code, list continuation),
@@ -43,6 +44,7 @@ class Command:
     version: str = ""
     reason: str = ""
     environment: str = ""
+    workflow: str = ""  # `/run <workflow>`
     line: str = ""
     commented_at: str = ""  # a PR comment's time, set by the receiver: `/ok-to-test` weighs it against the push
 
@@ -71,6 +73,7 @@ class CommandSpec:
     checks_approver: bool = False  # the approval policy decides who may (approver lists), not [permissions]
     gated: tuple[tuple[str, Permission], ...] = ()  # forms with a permission of their own, e.g. `train-full`
     slack_usage: str = ""  # its `/mlops` form, when Slack takes it
+    runs_workflow: bool = False  # a workflow names it (`command = "train"`) to be the one it runs
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,19 @@ def _test(name: str, words: list[str], rest: str, line: str) -> Command:
     return Command(name, suite=words[0] if words else "", line=line)
 
 
+def _run(name: str, words: list[str], rest: str, line: str) -> Command:
+    """`/run <workflow> [--param key=value ...]`: the parameters read as `/train` reads them."""
+    if not words or words[0].startswith("-"):
+        raise _Bad("name the workflow: `/run <workflow>`")
+    if not _WORKFLOW.match(words[0]):
+        raise _Bad(f"`{words[0][:40]}` is not a workflow name")
+    parsed = _train(name, words[1:], rest, line)
+    extra = [v for k, v in parsed.as_kwargs().items() if k not in ("name", "params", "line")]
+    if extra:
+        raise _Bad(f"`/run` takes one workflow and `--param key=value` only, got `{extra[0]}` too")
+    return Command(name, workflow=words[0], params=parsed.params, line=line)
+
+
 def _approve(name: str, words: list[str], rest: str, line: str) -> Command:
     if not words:
         return Command(name, line=line)
@@ -273,9 +289,13 @@ COMMANDS = _command_table(
     CommandSpec(
         "train", "/train [model] [toy|full] [--param key=value ...]",
         "train this branch on Databricks: each model of the repository, or the one named (dataset toy by default)",
-        _train, "write", gated=(("train-full", "write"),),
+        _train, "write", gated=(("train-full", "write"),), runs_workflow=True,
     ),
-    CommandSpec("test", "/test [suite]", "run the test workflow", _test, "write"),
+    CommandSpec("test", "/test [suite]", "run the test workflow", _test, "write", runs_workflow=True),
+    CommandSpec(
+        "run", "/run <workflow> [--param key=value ...]", "run one of this repository's workflows by its name",
+        _run, "write",
+    ),
     CommandSpec("retest", "/retest", "re-run what last failed on this PR", _no_args, "write"),
     CommandSpec("cancel", "/cancel", "cancel this PR's active runs", _no_args, "write"),
     CommandSpec("status", "/status", "show this PR's runs and their state", _no_args, "read"),
@@ -292,6 +312,7 @@ COMMANDS = _command_table(
     CommandSpec(
         "deploy", "/deploy <stage> [name@version]",
         "deploy this merged PR's version again: staging once validated, prod once approved", _deploy, "maintain",
+        runs_workflow=True,
     ),
     CommandSpec(
         "rollback", "/rollback prod [version]",
@@ -299,6 +320,8 @@ COMMANDS = _command_table(
         _rollback, "maintain", slack_usage="/mlops rollback prod <model> [version]",
     ),
 )  # fmt: skip
+# what a workflow's `command` may name: the commands that run a workflow
+WORKFLOW_COMMANDS = tuple(name for name, spec in COMMANDS.items() if spec.runs_workflow)
 SLACK_COMMANDS = {name: spec for name, spec in COMMANDS.items() if spec.slack_usage}
 # every permission config.toml's [permissions] may set, by command (or gated form) name, with its default
 DEFAULT_PERMISSIONS: dict[str, Permission] = {

@@ -221,3 +221,21 @@ def _check_existing(wf: Any) -> None:
     for t in wf.tasks:
         if t.cluster or t.environment:
             raise ValueError(f"task {t.key!r} runs on existing_cluster_id: remove its `cluster` and `environment`")
+
+
+def check_acyclic(graph: dict[str, list[str]]) -> None:
+    """Tasks' `depends_on` make no cycle (a job's tasks run in dependency order)."""
+    seen: dict[str, int] = {}
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        if seen.get(node) == 2:
+            return
+        if seen.get(node) == 1:
+            raise ValueError(f"depends_on forms a cycle: {' -> '.join(path + (node,))}")
+        seen[node] = 1
+        for dep in graph[node]:
+            visit(dep, path + (node,))
+        seen[node] = 2
+
+    for node in graph:
+        visit(node, ())

@@ -23,6 +23,7 @@ from core.compute import (
 from core.guard_rails import GuardRails
 from core.identity import DatabricksAccess, Environment
 from core.stages import Model, Stage, check_stages, resolve_stages
+from core.triggers import command_clash, command_workflows
 from core.vocabulary import BOT
 from core.workflows import Library, TaskSpec, Workflow
 
@@ -199,7 +200,16 @@ class Settings(Strict):
             for wf_name in repo.workflows:
                 if wf_name not in self.workflows:
                     raise ValueError(f"repos[{i}].workflows: {wf_name!r} is not in [workflows]")
+            if clash := command_clash(self.repo_workflows(repo)):
+                raise ValueError(f"repos[{i}] ({repo.name}): {clash}")
+        if not self.repos and (clash := command_clash(self.workflows)):
+            raise ValueError(clash)
         return self
+
+    def commands(self, repo: str) -> dict[str, str]:
+        """The one look-up of what a command runs: command → the workflow of `repo` it runs (core/triggers.py)."""
+        configured = self.repo(repo)
+        return command_workflows(self.repo_workflows(configured) if configured else self.workflows)
 
     def repo(self, full_name: str) -> Repo | None:
         return next((r for r in self.repos if r.name.lower() == full_name.lower()), None)
@@ -212,7 +222,10 @@ class Settings(Strict):
 
     @model_validator(mode="after")
     def _stages(self) -> Settings:
-        check_stages(self.models, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows)
+        commands = {m: self.commands(spec.repo) for m, spec in self.models.items()}
+        check_stages(
+            self.models, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows, commands=commands
+        )
         return self
 
     def models_for_repo(self, full_name: str) -> list[str]:
@@ -220,9 +233,11 @@ class Settings(Strict):
 
     def stages(self, model: str) -> list[Stage]:
         """The model's release train, every default filled in (dev → staging → prod when none are written)."""
+        spec = self.models[model]
         return resolve_stages(
-            model, self.models[model], uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows
-        )
+            model, spec, uc=self.mlflow.uc, environments=self.environments, workflows=self.workflows,
+            commands=self.commands(spec.repo),
+        )  # fmt: skip
 
     @functools.cached_property
     def registry_names(self) -> frozenset[str]:

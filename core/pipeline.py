@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from core.config import Repo, Settings, Workflow, problems
 from core.guard_rails import GuardRails
-from core.stages import Model, resolve_stages
+from core.stages import Model
 
 SCHEMA_VERSION = 1
 
@@ -155,9 +155,7 @@ def _workflow_refusals(key: str, wf: Workflow, rails: GuardRails) -> list[str]:
 def _model_refusals(name: str, effective: Settings, rails: GuardRails) -> list[str]:
     out = []
     model = effective.models[name]
-    resolved = resolve_stages(
-        name, model, uc=effective.mlflow.uc, environments=effective.environments, workflows=effective.workflows
-    )
+    resolved = effective.stages(name)  # every default filled in, as the release train will see them
     for i, stage in enumerate(resolved):
         key = f"models.{name}.stages[{i}]" if model.stages else f"models.{name} ({stage.name} stage)"
         if rails.environments and stage.environment not in rails.environments:

@@ -7,7 +7,9 @@
 Nothing started from a pull request may write to the staging or prod registry: every stage has its
 own registry name, distinct across all models, and the first stage is the only one a PR starts.
 The model's own `approvers`, `required_approvals`, `validate_workflow` and `deploy_workflow` are the
-defaults of its stages, so a config written before stages existed keeps its meaning.
+defaults of its stages, so a config written before stages existed keeps its meaning. Where neither the
+stage nor the model names a workflow, it is the repository's workflow for the command that runs it
+(`command = "train"`, `command = "deploy"`: core/triggers.py), else the one named `train` or `deploy`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.commands import WORKFLOW_COMMANDS
 from core.vocabulary import GATE, GATE_HELP
 
 if TYPE_CHECKING:  # config.py builds on this module
@@ -47,7 +50,7 @@ class Stage(BaseModel):
     trigger: Trigger
     environment: str = ""  # default: the stage's name when [environments] has it, else its workflow's
     registry_name: str = ""  # default: the model's name on the last stage, `<name>-<stage>` (UC: `_<stage>`) before
-    workflow: str = ""  # default: train (pull_request, merge), the model's deploy_workflow (approval)
+    workflow: str = ""  # default: /train's workflow (pull_request, merge), the model's deploy workflow (approval)
     validate_workflow: str | None = Field(None, alias="validate")  # default on merge: the model's validate_workflow
     dataset: str = ""  # pull_request: the /train default; merge: default "full" when the workflow has it
     retrain: bool = False  # approval: re-train in prod from the approved commit instead of copying the version
@@ -103,15 +106,31 @@ def default_registry_name(model: str, stage: str, last: bool, uc: bool) -> str:
     return f"{model}_{stage}" if uc else f"{model}-{stage}"
 
 
+def deploy_workflow(model: Model, commands: Mapping[str, str]) -> str:
+    """The workflow that deploys the model: its `deploy_workflow`, else the repository's for `/deploy`."""
+    if "deploy_workflow" in model.model_fields_set:
+        return model.deploy_workflow
+    return commands.get("deploy", model.deploy_workflow)
+
+
 def resolve_stages(
-    name: str, model: Model, *, uc: bool, environments: Collection[str], workflows: Mapping[str, Any]
+    name: str,
+    model: Model,
+    *,
+    uc: bool,
+    environments: Collection[str],
+    workflows: Mapping[str, Any],
+    commands: Mapping[str, str] | None = None,
 ) -> list[Stage]:
-    """The model's stages with every default filled in (the three default stages when none are written)."""
+    """The model's stages with every default filled in (the three default stages when none are written);
+    `commands`: command → the workflow it runs in the model's repository (`Settings.commands`)."""
+    commands = commands or {}
     written = model.stages or [Stage.model_validate({"name": s, "trigger": t}) for s, t in DEFAULT_STAGES.items()]
+    train = commands.get("train", TRAIN_WORKFLOW)
     out = []
     for i, stage in enumerate(written):
         approval = stage.trigger == "approval"
-        workflow = stage.workflow or (model.deploy_workflow if approval else TRAIN_WORKFLOW)
+        workflow = stage.workflow or (deploy_workflow(model, commands) if approval else train)
         env = stage.environment or (
             stage.name if stage.name in environments or workflow not in workflows else workflows[workflow].environment
         )
@@ -141,12 +160,19 @@ def _dataset(trigger: str, workflow: Any) -> str:
 
 
 def check_stages(
-    models: Mapping[str, Model], *, uc: bool, environments: Collection[str], workflows: Mapping[str, Any]
+    models: Mapping[str, Model],
+    *,
+    uc: bool,
+    environments: Collection[str],
+    workflows: Mapping[str, Any],
+    commands: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Every model's train keeps the rules; written stages are checked in full, the default ones for names."""
+    """Every model's train keeps the rules; written stages are checked in full, the default ones for names.
+    `commands`: per model, command → the workflow it runs in the model's repository."""
     owners: dict[str, str] = {}  # registry name -> the stage that writes it
     for name, model in models.items():
-        stages = resolve_stages(name, model, uc=uc, environments=environments, workflows=workflows)
+        own = (commands or {}).get(name)
+        stages = resolve_stages(name, model, uc=uc, environments=environments, workflows=workflows, commands=own)
         if model.stages:
             _check_order(name, stages)
             for i, stage in enumerate(stages):
@@ -301,3 +327,40 @@ def _pr_stage_problems(settings: Settings, model: str, stages: list[Stage], pr: 
                 "stage a principal of its own"
             )
     return problems
+
+
+# --- what a repository's commands and stages run (`mlops-bot check-config`'s warnings) ----------------------
+def pipeline_warnings(settings: Settings) -> list[str]:
+    """Per repository: a command that runs a workflow but has none there, a model's stage that runs a workflow the
+    repository lacks. Warnings, not failures: the command answers so when asked, the release train when it gets there.
+    `/deploy` runs its model's deploy workflow: the stages' line says when it lacks one."""
+    warnings: list[str] = []
+    for repo in settings.repos:
+        workflows, commands = settings.repo_workflows(repo), settings.commands(repo.name)
+        warnings += [
+            f'{repo.name}: /{c}: no workflow has command = "{c}"; /{c} will answer so'
+            for c in WORKFLOW_COMMANDS
+            if c not in commands and c != "deploy"
+        ]
+        for model in settings.models_for_repo(repo.name):
+            warnings += [f"{repo.name}: models.{model}: {w}" for w in _missing_workflows(settings, model, workflows)]
+    return warnings
+
+
+def _missing_workflows(settings: Settings, model: str, workflows: Collection[str]) -> list[str]:
+    """The model's stages' workflows that `workflows` (its repository's) lacks, each with how to name one."""
+    missing: dict[tuple[str, str], list[str]] = {}  # (workflow, how to name one) -> the stages that run it
+    for s in settings.stages(model):
+        runs = (
+            f'write deploy_workflow in [models.{model}], or give the workflow command = "deploy"'
+            if s.trigger == "approval"
+            else 'give the training workflow command = "train"'
+        )
+        for w, hint in ((s.workflow, runs), (s.validate_workflow, f"write validate_workflow in [models.{model}]")):
+            if w and w not in workflows:
+                missing.setdefault((w, hint), []).append(s.name)
+    return [
+        f"its {' and '.join(names)} stage{'s' if len(names) > 1 else ''} run{'' if len(names) > 1 else 's'} {w!r}, "
+        f"which is no workflow of its repository; the release train stops there ({hint})"
+        for (w, hint), names in missing.items()
+    ]

@@ -1,4 +1,8 @@
-"""What starts a workflow besides a command: push branch filters and a Quartz cron schedule, pure.
+"""What starts a workflow: the command that runs it, push branch filters and a Quartz cron schedule, pure.
+
+A workflow says which command runs it (`command = "train"`); unwritten, a workflow named as a command that runs
+a workflow (`train`, `test`, `deploy`) is that command's, so a config written before the key keeps its meaning,
+and `command = ""` frees the name. One workflow per command in a repository.
 
 `run_on = ["push"]` runs on a push to any branch; `run_on = [{ event = "push", branches = ["main",
 "release/*"] }]` only on the branches that match one of the globs, read as GitHub Actions reads them:
@@ -13,10 +17,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
+
+from core.commands import WORKFLOW_COMMANDS
 
 EVENTS = ("push", "pull_request", "model_version", "command")
 # Quartz CronTrigger fields, in order; the seventh (year) is optional.
@@ -27,6 +34,47 @@ _NAMES = {
     5: "SUN|MON|TUE|WED|THU|FRI|SAT",
 }
 QUARTZ_HELP = 'a Quartz cron expression has 6 or 7 fields: seconds minutes hours day-of-month month day-of-week [year], e.g. "0 0 3 * * ?"'
+
+
+def check_command(command: str | None) -> str | None:
+    """A workflow's `command`: one of the commands that run a workflow, or "" for none."""
+    if command and command not in WORKFLOW_COMMANDS:
+        raise ValueError(f"{command!r} is no command that runs a workflow (one of {', '.join(WORKFLOW_COMMANDS)})")
+    return command
+
+
+def command_of(name: str, workflow: Any) -> str:
+    """The command that runs the workflow `name`: its `command`, else its name when a command is named so."""
+    written = workflow.command
+    return written if written is not None else name if name in WORKFLOW_COMMANDS else ""
+
+
+def command_workflows(workflows: Mapping[str, Any]) -> dict[str, str]:
+    """command → the workflow it runs, among `workflows` (a repository's)."""
+    out: dict[str, str] = {}
+    for name, workflow in workflows.items():
+        out.setdefault(command_of(name, workflow), name)
+    out.pop("", None)
+    return out
+
+
+def command_clash(workflows: Mapping[str, Any]) -> str | None:
+    """Why `workflows` (a repository's) cannot say which workflow a command runs: two claim it; None when none do."""
+    seen: dict[str, str] = {}
+    for name, workflow in workflows.items():
+        command = command_of(name, workflow)
+        if command and command in seen:
+            both = " and ".join(_claim(n, workflows[n]) for n in (seen[command], name))
+            return f"/{command} is run by two workflows, {both}; one workflow per command"
+        seen.setdefault(command, name)
+    return None
+
+
+def _claim(name: str, workflow: Any) -> str:
+    how = (
+        'by its name: write command = "" to free it' if workflow.command is None else f'command = "{workflow.command}"'
+    )
+    return f"workflows.{name} ({how})"
 
 
 def normalise_run_on(value: Any) -> tuple[list[str], list[str]]:

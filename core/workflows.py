@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.compute import (
     KEY,
@@ -16,11 +16,12 @@ from core.compute import (
     ComputeKind,
     JobCluster,
     ServerlessEnvironment,
+    check_acyclic,
     check_compute,
     check_tags,
     check_verdict,
 )
-from core.triggers import Schedule, branch_matches, normalise_run_on
+from core.triggers import Schedule, branch_matches, check_command, normalise_run_on
 from core.vocabulary import PLACEHOLDER, PLACEHOLDERS
 
 TaskType = Literal["spark_python_task", "notebook_task", "python_wheel_task"]
@@ -103,6 +104,7 @@ class Workflow(Strict):
     libraries: list[Library] = []  # clusters only: serverless takes environments.<key>.dependencies
     tags: dict[str, str] = {}  # job tags, besides the bot's own
     tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    command: Annotated[str | None, AfterValidator(check_command)] = None  # /train runs it: core/triggers.py
     verdict_task: str = ""  # a validate workflow's verdict: this task's last line only (default: the last task)
 
     @model_validator(mode="before")
@@ -134,7 +136,7 @@ class Workflow(Strict):
                     raise ValueError(f"task {t.key!r} depends on unknown task {d!r}")
             if t.cluster and t.cluster not in self.job_clusters:
                 raise ValueError(f"task {t.key!r} uses cluster {t.cluster!r}, not in job_clusters")
-        _check_acyclic({t.key: t.depends_on for t in self.tasks})
+        check_acyclic({t.key: t.depends_on for t in self.tasks})
         check_verdict(self)
         if self.default_dataset and self.default_dataset not in self.datasets:
             raise ValueError(f"default_dataset {self.default_dataset!r} is not in datasets")
@@ -143,20 +145,3 @@ class Workflow(Strict):
     @property
     def dataset(self) -> str:
         return self.default_dataset or self.datasets[0]
-
-
-def _check_acyclic(graph: dict[str, list[str]]) -> None:
-    seen: dict[str, int] = {}
-
-    def visit(node: str, path: tuple[str, ...]) -> None:
-        if seen.get(node) == 2:
-            return
-        if seen.get(node) == 1:
-            raise ValueError(f"depends_on forms a cycle: {' -> '.join(path + (node,))}")
-        seen[node] = 1
-        for dep in graph[node]:
-            visit(dep, path + (node,))
-        seen[node] = 2
-
-    for node in graph:
-        visit(node, ())

@@ -25,6 +25,25 @@ def edited(path: list, value) -> dict:
     return data
 
 
+# issue #19's repository: its workflows named as it likes, and the command that runs each (validate has none)
+RENAMED = {"train": ("fit", "train"), "test": ("unit-tests", "test"), "validate": ("champion-check", ""), "deploy": ("ship", "deploy")}  # fmt: skip
+
+
+def renamed_pipeline(commands: bool = True) -> dict:
+    """config.toml with the workflows renamed as `RENAMED` says — each saying which command runs it unless
+    `commands` is False — and the model's stages left to their defaults (`validate_workflow` named, as it must be)."""
+    data = example()
+    data["workflows"] = {
+        RENAMED[name][0]: {**wf, **({"command": RENAMED[name][1]} if commands and RENAMED[name][1] else {})}
+        for name, wf in data["workflows"].items()
+    }
+    data["repos"][0]["workflows"] = [RENAMED[name][0] for name in data["repos"][0]["workflows"]]
+    model = data["models"]["churn-model"]
+    del model["stages"]
+    model["validate_workflow"] = "champion-check"
+    return data
+
+
 # the new team of issue #19: two models in one repository, on the default stages (dev → staging → prod)
 SEVERAL_MODELS = ("card_fraud", "ato_risk")
 

@@ -59,6 +59,10 @@ def request(**change) -> ApprovalRequest:
         ({"proven": False}, "carol", "admin", False, "churn-model-staging@2 has no lineage the bot can prove"),
         ({"proven": False}, "bob", "admin", True, None),
         ({"proven": False}, "alice", "admin", True, "four eyes: @alice opened the pull request"),
+        # no gate decided (a first release, no absolute gate): people do, and only the listed ones
+        ({"unchecked": True}, "carol", "admin", False, "no gate decided on churn-model-staging@2"),
+        ({"unchecked": True}, "bob", "read", True, None),
+        ({"unchecked": True}, "alice", "admin", True, "four eyes: @alice opened the pull request"),
     ],
 )
 def test_policy(settings, change, approver, role, listed, expected):
@@ -72,6 +76,19 @@ def test_policy(settings, change, approver, role, listed, expected):
 def test_an_unproven_refusal_names_the_listed_approvers(settings):
     why = refusal(request(proven=False), "carol", "admin", settings, "churn-model-staging", "2")
     assert "only the model's listed approvers (bob) may approve it, and it needs two of them" in why
+
+
+def test_an_unchecked_refusal_names_the_listed_approvers_or_says_none_are(settings):
+    why = refusal(request(unchecked=True), "carol", "admin", settings, "churn-model-staging", "2")
+    assert why == (
+        "no gate decided on churn-model-staging@2 (its gates against the champion do not apply yet, and none is "
+        "absolute): only the model's listed approvers (bob) may approve it"
+    )
+    nobody = settings.model_copy(
+        update={"models": {"churn-model": settings.models["churn-model"].model_copy(update={"approvers": []})}}
+    )
+    why = refusal(request(unchecked=True), "carol", "admin", nobody, "churn-model-staging", "2")
+    assert "only the model's listed approvers (none are listed: name them in the model's `approvers`)" in why
 
 
 def test_no_request_is_refused_with_a_hint(settings):

@@ -99,7 +99,14 @@ def test_help_is_a_table_github_reads_with_one_row_of_two_cells_per_command(w):
     assert [len(r) for r in rows] == [2] * (len(COMMANDS) + 1)  # the header, and every command: maintain may run all
     assert rows[0] == ["Command", "What it does"]
     assert [r[0] for r in rows[1:]] == [f"`{spec.usage}`" for spec in COMMANDS.values()]
-    assert [r[1] for r in rows[1:]] == [spec.help for spec in COMMANDS.values()]
+    assert [r[1].split(" — ")[0] for r in rows[1:]] == [spec.help for spec in COMMANDS.values()]
+    runs = {r[0].split()[0].strip("`"): r[1].partition(" — ")[2] for r in rows[1:]}
+    assert {name: said for name, said in runs.items() if said} == {
+        "/train": "workflow `train`",
+        "/test": "workflow `test`",
+        "/run": "workflows `test`, `train`",  # validate and deploy run only in the release train
+        "/deploy": "workflow `deploy`",
+    }
 
 
 def test_retest_with_nothing_failed(w):

@@ -212,3 +212,36 @@ def test_params_round_trip(params):
 
 def test_command_lines_ignores_windows_line_endings():
     assert command_lines("hi\r\n/status\r\n") == ["/status"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("/run unit-tests", Command("run", workflow="unit-tests", line="/run unit-tests")),
+        (
+            "/run fit --param lr=0.1",
+            Command("run", workflow="fit", params={"lr": "0.1"}, line="/run fit --param lr=0.1"),
+        ),
+        ("/run nightly_eval.v2", Command("run", workflow="nightly_eval.v2", line="/run nightly_eval.v2")),
+        ("/run", "name the workflow: `/run <workflow>`"),
+        ("/run --param lr=1", "name the workflow: `/run <workflow>`"),
+        ("/run fit full", "`/run` takes one workflow and `--param key=value` only, got `full` too"),
+        ("/run ../fit", "`../fit` is not a workflow name"),
+        ("/run fit --param lr", "`lr` is not key=value"),
+        ("/run fit --param a=1,b=2", "a value cannot contain `,`"),
+        ("/run fit --dataset full", "unknown option `--dataset`"),
+    ],
+)
+def test_run_names_one_workflow_and_its_parameters(text, expected):
+    [parsed] = parse_comment(text)
+    if isinstance(expected, Command):
+        assert parsed == expected
+    else:
+        assert isinstance(parsed, CommandError) and expected in parsed.message, parsed
+        assert parsed.usage == COMMANDS["run"].usage
+
+
+def test_a_run_command_reaches_the_worker_with_its_workflow():
+    parsed = parse_comment("/run fit --param lr=0.1")[0]
+    assert isinstance(parsed, Command)
+    assert Command.from_kwargs(json.loads(json.dumps(parsed.as_kwargs()))) == parsed

@@ -330,3 +330,58 @@ def test_on_a_workspace_registry_the_prod_copy_also_moves_to_promote_stage(setti
     released(w)
     assert approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github").ok
     assert w.registry.stages == {(PROD, "1"): "Production"}  # the prod copy (v1: the first in this prod registry)
+
+
+FIRST = {"metrics": {"accuracy": 0.61, "roc_auc": 0.63}, "data": "full", "passed": True}  # no champion scored
+
+
+def first_release(settings, redis_client, gates: list[str]):
+    """A world with no prod champion yet and the model's `gates` as given."""
+    model = settings.models["churn-model"].model_copy(update={"gates": gates})
+    w = world(settings.model_copy(update={"models": {"churn-model": model}}), State(redis_client))
+    w.forge.pulls[PR] = pull(PR, author="alice", state="closed")
+    w.forge.roles.update(alice="admin", bob="write", carol="write")
+    return w
+
+
+@pytest.mark.parametrize(
+    "gates, validation, shown",
+    [
+        # issue #19: roc_auc 0.63 reached an approval request with every gate green; the absolute gate decides now
+        (["accuracy >= champion - 0.01", "roc_auc >= 0.7"], "failed", "failed: roc_auc >= 0.7 (0.6300 >= 0.7000)"),
+        (
+            ["accuracy >= champion - 0.01", "roc_auc >= 0.6"],
+            "passed",
+            "passed: accuracy=0.6100, roc_auc=0.6300 (accuracy >= champion - 0.01: n/a — no champion yet)",
+        ),
+    ],
+)
+def test_a_first_release_is_decided_by_the_absolute_gates_the_relative_ones_shown_not_applicable(
+    settings, redis_client, gates, validation, shown
+):
+    w = first_release(settings, redis_client, gates)
+    request = released(w, output=FIRST)
+    assert (request.validation, request.summary, request.unchecked) == (validation, shown, False)
+    assert w.registry.tags[(STAGING, "2")]["validation_status"] == validation
+    comment = w.forge.comment("release", "churn-model")
+    assert "| gate `accuracy >= champion - 0.01` | ➖ n/a | | no champion yet |" in comment
+    assert bool(w.slack.requests) is (validation == "passed")
+
+
+def test_a_first_release_with_no_absolute_gate_is_left_to_the_listed_approvers(settings, redis_client):
+    w = first_release(settings, redis_client, ["accuracy >= champion - 0.01"])
+    request = released(w, output=FIRST)
+    assert request.validation == "passed" and request.unchecked
+    assert request.summary.endswith(
+        "(accuracy >= champion - 0.01: n/a — no champion yet); no gate decided: the listed approvers do"
+    )
+    asked = w.forge.comment("approval", f"{STAGING}@2")
+    assert "was not validated by any gate and needs 1 approval(s) from the model's listed approvers" in asked
+    assert (
+        "⚠️ No gate decided: there is no prod champion yet, and [models.churn-model] `gates` name no absolute" in asked
+    )
+    assert "| gate `accuracy >= champion - 0.01` | ➖ n/a | | no champion yet |" in asked
+    assert "no gate checked it: the listed approvers decide" in w.forge.comment("release", "churn-model")
+    refused = approvals.decide(w.deps, "approve", STAGING, "2", "carol", "github", role="write")
+    assert not refused.ok and "only the model's listed approvers (bob) may approve it" in refused.message
+    assert approvals.decide(w.deps, "approve", STAGING, "2", "bob", "github", role="write").ok

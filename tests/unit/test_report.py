@@ -60,6 +60,15 @@ def test_metrics_against_the_champion_and_gates():
     assert "| `accuracy >= champion - 0.01` | ✅ pass — 0.8000 >= 0.7700 |" in text
 
 
+def test_a_gate_against_a_champion_there_is_not_is_shown_not_applicable():
+    metrics = {"accuracy": 0.61, "roc_auc": 0.63}
+    gates = evaluate_all(["accuracy >= champion - 0.01", "roc_auc >= 0.7"], metrics, None)
+    text = render_result(RECORD, replace(RESULT, result="SUCCESS", tasks=()), metrics=metrics, gates=gates)
+    assert "#### Metrics (no champion yet)" in text
+    assert "| `accuracy >= champion - 0.01` | ➖ n/a — no champion yet |" in text
+    assert "| `roc_auc >= 0.7` | ❌ fail — 0.6300 >= 0.7000 |" in text
+
+
 def test_status_lists_runs_newest_first():
     runs = [
         {"run_id": 1, "workflow": "test", "state": "SUCCESS", "started_at": 1, "sha": "a" * 40, "requested_by": "bob"},

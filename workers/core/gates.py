@@ -1,4 +1,8 @@
-"""Promotion gates from config (`accuracy >= champion - 0.01`, `roc_auc >= 0.6`), evaluated purely."""
+"""Promotion gates from config (`accuracy >= champion - 0.01`, `roc_auc >= 0.6`), evaluated purely.
+
+A gate against the champion with no champion to compare with (a first release, or a champion that never logged
+the metric) is not applicable: it neither passes nor fails, and says so. Only the gates that applied decide.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ from dataclasses import dataclass
 from core.vocabulary import GATE
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+NO_CHAMPION = "no champion yet"
 
 
 @dataclass(frozen=True)
 class GateResult:
     gate: str
-    passed: bool
+    passed: bool  # False when it does not apply: never a pass by default
     detail: str
+    applies: bool = True  # False: a gate against the champion, with no champion score to compare with
 
 
 def evaluate(gate: str, metrics: dict[str, float], champion: dict[str, float] | None) -> GateResult:
@@ -28,8 +34,10 @@ def evaluate(gate: str, metrics: dict[str, float], champion: dict[str, float] | 
     if m.group("number"):
         threshold = float(m.group("number"))
     else:
-        if not champion or metric not in champion:
-            return GateResult(gate, True, "no champion to compare with yet")
+        if not champion:
+            return GateResult(gate, False, NO_CHAMPION, applies=False)
+        if metric not in champion:
+            return GateResult(gate, False, f"the champion has no {metric} score", applies=False)
         delta = float(m.group("delta") or 0) * (-1 if m.group("sign") == "-" else 1)
         threshold = float(champion[metric]) + delta
     passed = OPS[op](value, threshold)

@@ -75,6 +75,7 @@ class Gate(Record):
     gate: str
     passed: bool
     detail: str
+    applies: bool = True  # False: compares with a champion there is not (workers/core/gates.py)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class ApprovalRequest(Record):
     data: str = ""
     gates: tuple[Gate, ...] = ()
     champion: Champion | None = None
+    unchecked: bool = False  # passed with no gate deciding (a first release, no absolute gate): listed approvers only
     # the decision and its steps
     slack_channel: str = ""
     slack_ts: str = ""

@@ -35,6 +35,11 @@ def icon(state: str) -> str:
     return ICONS.get(state, "•")
 
 
+def gate_outcome(applies: bool, passed: bool) -> str:
+    """A gate's outcome in a table cell: a gate against a champion there is not is n/a, never a pass."""
+    return "➖ n/a" if not applies else "✅ pass" if passed else "❌ fail"
+
+
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts)) if ts else "—"
 
@@ -100,7 +105,7 @@ def render_result(
     if gates:
         lines += ["", "#### Gates", "| Gate | Result |", "|---|---|"]
         for g in gates:
-            lines.append(f"| `{g.gate}` | {'✅ pass' if g.passed else '❌ fail'} — {g.detail} |")
+            lines.append(f"| `{g.gate}` | {gate_outcome(g.applies, g.passed)} — {g.detail} |")
     return "\n".join(lines + _failed_outputs(result))
 
 

@@ -1,4 +1,4 @@
-"""PR chat-ops: `/train`, `/test`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
+"""PR chat-ops: `/train`, `/test`, `/run`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
 `/approve`, `/reject`, `/deploy`, `/rollback`, each checked by `workers/core/permissions.py` and `workers/pr/policy.py` first.
 
 Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
@@ -172,15 +172,22 @@ def _start(
 def _train(ctx: CommandContext, command: Command) -> None:
     """`/train [model] [dataset]`: each model of the repository (or the one named), one run and one report each."""
     models, command = policy.train_models(ctx.deps.settings, ctx.repo, command)
-    dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    workflow, dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
     pull = _head(ctx)
     for model in models:
-        _start(ctx, "train", command.line or "/train", pull=pull, for_model=model, dataset=dataset, params=params)
+        _start(ctx, workflow, command.line or "/train", pull=pull, for_model=model, dataset=dataset, params=params)
 
 
 def _test(ctx: CommandContext, command: Command) -> None:
-    suite = policy.test_suite(ctx.deps.settings, command)
-    _start(ctx, "test", command.line or "/test", suite=suite)
+    workflow, suite = policy.test_suite(ctx.deps.settings, ctx.repo, command)
+    _start(ctx, workflow, command.line or "/test", suite=suite)
+
+
+def _run(ctx: CommandContext, command: Command) -> None:
+    options = policy.run_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
+    pull = _head(ctx)
+    for model in policy.run_models(ctx.deps.settings, ctx.repo, command.workflow):  # one run per model it trains
+        _start(ctx, command.workflow, command.line or f"/run {command.workflow}", pull=pull, for_model=model, **options)
 
 
 def _retest(ctx: CommandContext, command: Command) -> None:
@@ -246,8 +253,9 @@ def _status(ctx: CommandContext, command: Command) -> None:
 
 def _help(ctx: CommandContext, command: Command) -> None:
     allowed = permissions.commands_allowed(ctx.deps.settings, ctx.role())
+    rows, missing = policy.help_rows(ctx.deps.settings, ctx.repo, allowed)  # what this repository really runs
     ctx.react("+1")
-    ctx.reply(texts.help_table(ctx.user, allowed))
+    ctx.reply(texts.help_table(ctx.user, rows, missing))
 
 
 # --- approvals and the release train -------------------------------------------------------------------
@@ -346,6 +354,7 @@ SERVICES: dict[str, Callable[[CommandContext, Command], None]] = {
     "rollback": _rollback,
     "train": _train,
     "test": _test,
+    "run": _run,
     "retest": _retest,
     "cancel": _cancel,
     "status": _status,

@@ -62,10 +62,18 @@ def cancelled(user: str, runs: list[RunRecord]) -> str:
     return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r.report_key}` {r.run_id}" for r in runs) + "."
 
 
-def help_table(user: str, commands: Iterable[str]) -> str:
+def help_table(user: str, commands: Iterable[tuple[str, list[str]]], missing: Iterable[str] = ()) -> str:
+    """The commands `user` may use here, each with the workflows it runs here; and those with none here."""
     rows = ["| Command | What it does |", "|---|---|"]
-    rows += [f"| {md_code(COMMANDS[name].usage, cell=True)} | {md_cell(COMMANDS[name].help)} |" for name in commands]
-    return f"@{user} these are the commands you may use here:\n\n" + "\n".join(rows)
+    for name, workflows in commands:
+        runs = f" — {_workflows(workflows)}" if workflows else ""
+        rows.append(f"| {md_code(COMMANDS[name].usage, cell=True)} | {md_cell(COMMANDS[name].help)}{runs} |")
+    text = f"@{user} these are the commands you may use here:\n\n" + "\n".join(rows)
+    return "\n\n".join([text, *(no_workflow(name) for name in missing)])
+
+
+def _workflows(names: list[str]) -> str:
+    return ("workflow " if len(names) == 1 else "workflows ") + ", ".join(md_code(n, cell=True) for n in names)
 
 
 def not_a_fork(user: str) -> str:
@@ -95,8 +103,18 @@ def fork_welcome(author: str, repo: str, sha: str, policy: str) -> str:
     )
 
 
-def no_workflow(workflow: str) -> str:
-    return f"this repository has no `{workflow}` workflow configured."
+def no_workflow(command: str) -> str:
+    return f'`/{command}` runs nothing here: no workflow of this repository has `command = "{command}"`.'
+
+
+def not_runnable(workflow: str, why: str, runnable: list[str]) -> str:
+    """`/run` of a workflow it may not start: `why` is unknown, command (it does not run on one) or release."""
+    what = {
+        "unknown": f"this repository has no workflow {md_code(workflow)}",
+        "command": f'{md_code(workflow)} does not run on a command (its `run_on` has no `"command"`)',
+        "release": f"{md_code(workflow)} runs only in the release train, from the default branch",
+    }[why]
+    return f"{what}; `/run` starts {', '.join(f'`{n}`' for n in runnable) or 'none of its workflows'}."
 
 
 def unknown_choice(what: str, value: str, choices: Iterable[str]) -> str:

@@ -32,7 +32,14 @@ class Comparison:
 
     @property
     def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
+        """Every gate that applied passed (a gate against a champion there is not applies to nothing)."""
+        return all(g.passed for g in self.gates if g.applies)
+
+    @property
+    def unchecked(self) -> bool:
+        """No gate decided: none applied (a first release whose gates all compare with the champion, or a model
+        with no gates and no champion yet). Then people decide, never a silent pass."""
+        return not any(g.applies for g in self.gates) and (self.champion is None or bool(self.gates))
 
 
 def dev_training(runs: Iterable[RunRecord], model: str, dev: Stage, first: str) -> str:
@@ -71,8 +78,10 @@ def validation_outcome(result: str, outputs: Mapping[str, Any], comparison: Comp
         return False, texts.VALIDATION_SAID_NOTHING  # a run's success alone proves nothing about the model
     ran_ok = result == "SUCCESS" and outputs.get("passed", True) is not False
     passed = ran_ok and comparison.passed
-    failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if not g.passed]
-    return passed, texts.validation_summary(passed, ran_ok, metrics, failed_gates, result)
+    failed_gates = [f"{g.gate} ({g.detail})" for g in comparison.gates if g.applies and not g.passed]
+    moot = "; ".join(f"{g.gate}: n/a — {g.detail}" for g in comparison.gates if not g.applies)
+    summary = texts.validation_summary(passed, ran_ok, metrics, failed_gates, result, moot)
+    return passed, summary + (texts.NO_GATE_DECIDED if passed and comparison.unchecked else "")
 
 
 def deploy_refusal(settings: Settings, request: ApprovalRequest, name: str) -> str | None:
@@ -121,9 +130,11 @@ def approval_refusal(
     spec, needed = settings.models[request.model or model], settings.permissions.needed("approve")
     if not (ranks_at_least(role, needed) or listed):
         return why["permission"].format(needed=needed, repo=request.repo or spec.repo, approver=approver, role=role)
-    approvers = ", ".join(stage(settings, request.model, "approval").approvers or [])
+    approvers = ", ".join(stage(settings, request.model, "approval").approvers or []) or texts.NO_APPROVERS
     if not request.proven and not listed:
         return why["unproven"].format(approvers=approvers)
+    if request.unchecked and not listed:
+        return why["unchecked"].format(approvers=approvers)
     roles = _four_eyes(request, approver, settings)
     if roles:
         return why["four-eyes"].format(approver=approver, roles=texts.four_eyes_roles(roles))

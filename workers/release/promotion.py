@@ -192,7 +192,8 @@ def deploy(
     release = shown_on or release_feedback.for_request(deps, request)
     started = branch_jobs.start_run(
         deps.workspaces, deps.state, deps.settings, repo=cfg.name, branch=cfg.default_branch,
-        sha=request.commit, workflow=deps.settings.models[model].deploy_workflow, trigger=trigger,
+        sha=request.commit, workflow=stages.deploy_workflow(deps.settings.models[model], deps.settings.commands(cfg.name)),
+        trigger=trigger,
         pr=request.pr, requested_by=actor, environment=stage.environment, model=name, version=version,
         supersede=False,
         context=RunContext(release_model=model, stage=stage.name, purpose="deploy", name=name, version=version,

@@ -16,7 +16,7 @@ from dataclasses import replace
 from core.commands import SLACK_COMMANDS
 from workers.core.records import ApprovalRequest, Event, ProdStage, Release, StagingStage
 from workers.escaping import md_cell, md_code, md_text, slack_text
-from workers.jobs.reports import icon
+from workers.jobs.reports import gate_outcome, icon
 
 HISTORY_LIMIT = 30
 
@@ -120,6 +120,8 @@ def _staging_status(stg: StagingStage, request: ApprovalRequest | None) -> str:
     if request:
         validation = request.validation
         state = {"passed": "SUCCESS", "failed": "FAILED", "cancelled": "CANCELED"}.get(validation, "RUNNING")
+        if request.unchecked:
+            state, validation = "SUCCESS_WITH_FAILURES", "no gate checked it: the listed approvers decide"
         parts.append(f"{icon(state)} validation: {link(validation, request.validation_url)}")
     return "<br>".join(parts)
 
@@ -166,7 +168,7 @@ def metrics_vs_champion(request: ApprovalRequest) -> str:
             f"| {name} | {v:.4f} | {c:.4f} | {v - c:+.4f} |" if c is not None else f"| {name} | {v:.4f} | — | — |"
         )
     for g in request.gates:
-        rows.append(f"| gate `{g.gate}` | {'✅ pass' if g.passed else '❌ fail'} | | {g.detail} |")
+        rows.append(f"| gate `{g.gate}` | {gate_outcome(g.applies, g.passed)} | | {g.detail} |")
     return "\n".join(rows)
 
 
@@ -238,6 +240,16 @@ def approval_request(request: ApprovalRequest, required_approvals: int) -> str:
         f"{required_approvals} approval(s) to reach prod.",
         f"Validation: {request.summary}",
     ]
+    if request.unchecked:
+        lines[0] = (
+            f"*{request.name or request.model}* version {request.version}{where} was not validated by any gate "
+            f"and needs {required_approvals} approval(s) from the model's listed approvers to reach prod."
+        )
+        why = "the champion has no score to compare" if request.champion else "there is no prod champion yet"
+        lines.append(
+            f"⚠️ No gate decided: {why}, and [models.{request.model}] `gates` name no absolute threshold (e.g. "
+            "`roc_auc >= 0.7`). The bot does not validate it on its own: only the listed approvers may approve it."
+        )
     if request.champion:
         lines.append(f"Prod champion today: version {request.champion.version}, scored on the same data.")
     authors = [a.login for a in request.authorship.authors if a.login and not a.bot] if request.authorship else []
@@ -262,6 +274,9 @@ def approval_request_pr(request: ApprovalRequest, required_approvals: int) -> st
     )
 
 
+NO_APPROVERS = "none are listed: name them in the model's `approvers`"
+
+
 VALIDATION_SAID_NOTHING = (
     "failed: the validate run succeeded but reported no result (a script prints a JSON line with "
     "`passed` and `metrics`; a notebook returns it with `dbutils.notebook.exit`)"
@@ -269,11 +284,16 @@ VALIDATION_SAID_NOTHING = (
 
 
 def validation_summary(
-    passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str], result: str
+    passed: bool, ran_ok: bool, metrics: Mapping[str, float], failed_gates: list[str], result: str, moot: str = ""
 ) -> str:
+    """One line: passed (and the gates that did not apply: `moot`) or failed, and why."""
     if passed:
-        return "passed: " + ", ".join(f"{md_text(k)}={v:.4f}" for k, v in sorted(metrics.items()))
+        scores = ", ".join(f"{md_text(k)}={v:.4f}" for k, v in sorted(metrics.items()))
+        return f"passed: {scores}" + (f" ({moot})" if moot else "")
     return "failed: " + ("; ".join(failed_gates) if failed_gates and ran_ok else f"validation run {result}")
+
+
+NO_GATE_DECIDED = "; no gate decided: the listed approvers do"
 
 
 def no_validate_workflow(workflow: str, repo: str) -> str:
@@ -340,6 +360,8 @@ def approval_refusals(model: str, version: str) -> dict[str, str]:
         "unproven": f"{ref} has no lineage the bot can prove (it was not registered by a training run the bot "
         "started from a merge; tags written by training code are not trusted): only the model's listed approvers "
         "({approvers}) may approve it, and it needs two of them",
+        "unchecked": f"no gate decided on {ref} (its gates against the champion do not apply yet, and none is "
+        "absolute): only the model's listed approvers ({approvers}) may approve it",
         "bot": "@{approver} is a bot account, and a bot never approves (four eyes are two people's)",
         "unknown": f"the bot cannot tell who wrote {ref}: {{why}}; only the model's listed approvers ({{approvers}}) "
         "may approve it, and it needs two of them",

@@ -333,8 +333,9 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
         summary=summary,
         metrics=outputs.get("metrics") or {},
         data=str(outputs.get("data") or ""),
-        gates=tuple(Gate(g.gate, g.passed, g.detail) for g in comparison.gates),
+        gates=tuple(Gate(g.gate, g.passed, g.detail, g.applies) for g in comparison.gates),
         champion=comparison.champion,
+        unchecked=passed and comparison.unchecked,  # people decide: the approval request says so
         validation_url=result.run_page_url,
     )
     deps.state.save_approval(request)
