@@ -19,6 +19,12 @@ from workers.escaping import md_cell, md_code, md_text, slack_text
 from workers.jobs.reports import gate_outcome, icon
 
 HISTORY_LIMIT = 30
+DEV_TRAINING = {  # the release comment's dev row, by what the PR's own runs said of the model (DevStage.trained)
+    "trained": "trained on this pull request (reports above)",
+    "running": "its training on this pull request had not finished at the merge (report above)",
+    "failed": "its training on this pull request did not succeed (report above)",
+    "no": "not trained on this pull request",
+}
 
 
 def short(sha: str) -> str:
@@ -71,15 +77,6 @@ def history_text(step: Event) -> str:
         line = rolled_back(f["registry"], f["alias"], f["from"], f["to"], int(f["run_id"]), f["url"])
         return f"@{f['actor']} {line}"
     return f["text"]  # saved by an older bot as its line
-
-
-# the dev row of the release comment, by what the PR's own runs said of the model (records.DevStage.trained)
-DEV_TRAINING = {
-    "trained": "trained on this pull request (reports above)",
-    "running": "its training on this pull request had not finished at the merge (report above)",
-    "failed": "its training on this pull request did not succeed (report above)",
-    "no": "not trained on this pull request",
-}
 
 
 def release_comment(release: Release, request: ApprovalRequest | None, alias: str) -> str:
