@@ -56,26 +56,31 @@ FAILING = '{"passed": false, "metrics": {"roc_auc": 0.5}}'
 
 
 @pytest.mark.parametrize(
-    "score, judge, verdict",
+    "score, judge, passed, problem",
     [
-        (f"scored\n{PASSING}", f"FAILED\n{FAILING}\nINFO mlflow: a log line on stderr", {"passed": False}),
-        (PASSING, "judge.py: error: no predictions", {}),  # the judge said nothing: nothing passes
-        (PASSING, "", {}),
-        (PASSING, "[1, 2]", {}),  # JSON, not an object
+        (f"scored\n{PASSING}", f"FAILED\n{FAILING}\nINFO mlflow: a log line on stderr", False, ""),
+        (PASSING, "judge.py: error: no predictions", None, "task `judge` printed no result line"),  # nothing passes
+        (PASSING, "", None, "task `judge` printed no result line"),
+        (PASSING, "[1, 2]", None, "task `judge` printed no result line"),  # JSON, not an object
+        (PASSING, '{"passed": "yes"}', None, "task `judge` reported passed as a string; it must be true or false"),
+        (PASSING, f"{PASSING}\n{{'passed': True}}", None, "task `judge` printed a result line that is not valid JSON"),
     ],
 )
-def test_only_the_verdict_tasks_output_is_read(score, judge, verdict):
+def test_only_the_verdict_tasks_output_is_read(score, judge, passed, problem):
     ws = workspace(score, judge)
     found = results.verdict(ws, 10, "judge")
-    assert (found.get("passed") is False) if verdict else found == {}
+    assert found.values.get("passed") is passed and found.problem.startswith(problem)
+    assert bool(found.values) != bool(problem)  # an unreadable line gives no values at all
     assert ws.read == [12]  # runs/get-output of the judge's task run alone
 
 
 def test_a_notebooks_verdict_is_its_exit_value():
     ws = workspace(PASSING, FAILING, kind="notebook_task")
-    assert results.verdict(ws, 10, "judge")["passed"] is False
+    assert results.verdict(ws, 10, "judge").values["passed"] is False
 
 
-def test_a_run_without_the_verdict_task_has_no_verdict():
+def test_a_run_without_the_verdict_task_has_no_verdict_and_says_so():
     ws = workspace(PASSING, FAILING)
-    assert results.verdict(ws, 10, "validate") == {} and ws.read == []
+    found = results.verdict(ws, 10, "validate")
+    assert found.values == {} and ws.read == []
+    assert found.problem.startswith("the run has no task `validate`")

@@ -85,8 +85,10 @@ def render_result(
     champion: Champion | None = None,
     gates: list[GateResult] | None = None,
     mlflow_run_url: str = "",
+    notes: list[str] | None = None,
 ) -> str:
-    """The whole report: header, links, per-task table, metrics vs champion, gates, failed output."""
+    """The whole report: header, links, per-task table, metrics vs champion, gates, what the bot could not read in
+    the tasks' result lines (`notes`, workers/jobs/results.py `report_notes`), failed output."""
     state = result.result
     lines = _header(record, state)
     links = [f"**Duration** {_duration(result.duration_s)}"]
@@ -106,6 +108,7 @@ def render_result(
         lines += ["", "#### Gates", "| Gate | Result |", "|---|---|"]
         for g in gates:
             lines.append(f"| `{g.gate}` | {gate_outcome(g.applies, g.passed)} — {g.detail} |")
+    lines += [f"\n> ⚠️ {note}" for note in notes or []]
     return "\n".join(lines + _failed_outputs(result))
 
 

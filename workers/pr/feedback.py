@@ -136,6 +136,7 @@ def _report_on_pr(
     """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
     metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
     key = record.report_key
+    trains = stages.dev_model(settings, record.repo, record.workflow) is not None  # a /train: it owes an MLflow run
     upsert_report(
         forge,
         state,
@@ -149,6 +150,7 @@ def _report_on_pr(
             champion=comparison.champion,
             gates=comparison.gates,
             mlflow_run_url=mlflow_url,
+            notes=results.report_notes(result, "mlflow_run_id" if trains else ""),
         ),
     )
     good = results.is_good(result.result)

@@ -38,6 +38,7 @@ from workers.core.records import (
 from workers.core.run_records import RunContext, RunRecord, RunResult
 from workers.gateways import Version
 from workers.jobs import branch_jobs, results
+from workers.jobs import texts as jobs_texts
 from workers.release import approvals, authorship, lineage, policy, promotion, texts
 from workers.release import feedback as release_feedback
 
@@ -159,7 +160,8 @@ def trained(deps: Deps, record: RunRecord, result: RunResult) -> str:
     found = lineage.registered_by(deps, staging.environment, staging.registry_name, record)
     if found is None:
         refused = lineage.refused(deps, staging.environment, staging.registry_name, record)
-        problem = "; ".join([texts.staging_no_version(staging.registry_name, record.run_id), *refused])
+        said = results.report_notes(result, "mlflow_run_id")  # a silent or unreadable register step, named
+        problem = "; ".join([texts.staging_no_version(staging.registry_name, record.run_id), *refused, *said])
         release = replace(release, staging=replace(release.staging, problem=problem))
         release_feedback.publish(deps, release)
         release_feedback.deployment(deps, release, staging.environment, "", "error", "no version registered")
@@ -311,12 +313,15 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     request = deps.state.approval(record.context.name, record.context.version)
     if request is None:
         return "no request"
-    outputs = _verdict(deps, record)
+    said = _verdict(deps, record)
+    outputs = said.values  # empty when unreadable: nothing is compared, nothing passes
     comparison = policy.compare(
         deps.settings.models[request.model].gates, outputs.get("metrics") or {}, _champion(outputs)
     )
     passed, summary = policy.validation_outcome(result.result, outputs, comparison)
     cancelled = result.result == "CANCELED"
+    if said.problem and not cancelled:
+        passed, summary = False, jobs_texts.unreadable_verdict(result.result, said.problem)
     status = "passed" if passed else "cancelled" if cancelled else "failed"
     deps.registry.set_tags(
         request.name,
@@ -349,12 +354,12 @@ def validated(deps: Deps, record: RunRecord, result: RunResult) -> str:
     return f"validation {status}"
 
 
-def _verdict(deps: Deps, record: RunRecord) -> dict:
-    """What the validate workflow's verdict task (config: `verdict_task`, default its last task) printed last,
-    through the Jobs API for that task alone: the scoring task, where the candidate's code runs, has no say."""
+def _verdict(deps: Deps, record: RunRecord) -> results.TaskReport:
+    """What the validate workflow's verdict task (config: `verdict_task`, default its last task) reported, through
+    the Jobs API for that task alone: the scoring task, where the candidate's code runs, has no say."""
     workflow = deps.settings.workflows.get(record.workflow)
     if workflow is None:
-        return {}
+        return results.TaskReport("", {}, jobs_texts.not_configured("workflow", record.workflow))
     return results.verdict(deps.workspaces(record.environment), record.run_id, compute.verdict_task(workflow))
 
 

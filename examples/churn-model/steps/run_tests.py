@@ -6,12 +6,15 @@ Exit code is pytest's. The last line is a JSON summary (tests, failures, errors,
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import _bootstrap  # noqa: F401
+
+from mlops_bot_task import report
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = {"unit": ["tests/unit"], "integration": ["tests/integration"], "all": ["tests/unit", "tests/integration"]}
@@ -49,9 +52,7 @@ def main(argv=None) -> int:
         f"{args.suite} tests: {passed} passed, {counts['failures']} failed, "
         f"{counts['errors']} errors, {counts['skipped']} skipped (pytest exit code {code})"
     )
-    print(
-        json.dumps({"suite": args.suite, "exit_code": code, "passed": code == 0, **counts}, sort_keys=True), flush=True
-    )
+    report(suite=args.suite, exit_code=code, passed=code == 0, **counts)
     return code
 
 

@@ -1,14 +1,16 @@
 """How every step ends: a short human summary, then exactly one JSON line of results.
 
-A bot reads the last line of the task output (`json.loads(output.strip().splitlines()[-1])`).
+The bot reads the last line of the task's output that is a JSON object (mlops-bot's docs/task-contract.md);
+`mlops_bot_task.report`, vendored in src/mlops_bot_task, prints it and refuses what the bot could not read.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
+
+from mlops_bot_task import report
 
 
 def _jsonable(value: Any) -> Any:
@@ -18,23 +20,22 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return value.item()
-    return value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # paths and the like: shown as text
 
 
 def emit(summary: Iterable[str], result: dict[str, Any]) -> None:
-    """Print the summary lines, then the results as one JSON line, and flush."""
+    """Print the summary lines, then the results as the one JSON line the bot reads."""
     for line in summary:
         print(line)
-    print(json.dumps(_jsonable(result), sort_keys=True, default=str))
-    sys.stdout.flush()
+    report(**_jsonable(result))
 
 
-def fail(step: str, message: str, code: int = 2) -> NoReturn:  # noqa: F821
+def fail(step: str, message: str, code: int = 2) -> NoReturn:
     """Report a step that could not run: message on stderr, `{"error": ...}` as the JSON line."""
     print(f"{step}: error: {message}", file=sys.stderr)
-    sys.stderr.flush()
-    print(json.dumps({"error": message, "step": step}, sort_keys=True))
-    sys.stdout.flush()
+    report(error=message, step=step)
     raise SystemExit(code)
 
 
