@@ -174,7 +174,7 @@ def _audit(args: argparse.Namespace) -> int:
     from core.celery_app import redis_url
 
     client = redis.Redis.from_url(redis_url())
-    found = audit.entries(client, args.model, args.limit)
+    found = audit.entries(client, _audit_names(args.model) if args.model else None, args.limit)
     if args.json:
         import json
 
@@ -186,6 +186,20 @@ def _audit(args: argparse.Namespace) -> int:
         if not found:
             print("no decisions recorded" + (f" for {args.model}" if args.model else ""))
     return 0
+
+
+def _audit_names(model: str) -> set[str]:
+    """The names `audit --model` matches: the one given — a registry's, or a model's own, which the workers write
+    into each entry — and, when config.toml names that model, its stages' registries (entries from before the
+    workers wrote the model's own name)."""
+    from core.config import ConfigError, load_config
+
+    try:
+        settings = load_config(None)
+    except (ConfigError, OSError):  # no config here: the names the entries carry still match
+        return {model}
+    stages = settings.stages(model) if model in settings.models else []
+    return {model, *(s.registry_name for s in stages)}
 
 
 def _registry_hooks(args: argparse.Namespace) -> int:
@@ -229,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_beat)
 
     p = sub.add_parser("audit", help="list the approval decisions (REDIS_URL)")
-    p.add_argument("--model", default=None)
+    p.add_argument("--model", default=None, help="a model's name (ato_risk) or a registry's (prod.fraud.ato_risk)")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=_audit)

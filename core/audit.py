@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 
 import redis
 
 from core import keys
 
 AUDIT_KEY = keys.AUDIT
+PAGE = 500  # entries read per XREVRANGE
 
 
 def record(
@@ -46,14 +48,22 @@ def record(
     return entry
 
 
-def entries(client: redis.Redis, model: str | None = None, limit: int = 1000) -> list[dict]:
-    """Oldest first."""
-    out = []
-    for _id, fields in client.xrange(AUDIT_KEY, count=limit * 10 if model else limit) or []:
-        entry = json.loads((fields or {})[b"entry"])
-        if model is None or entry.get("model") == model:
-            out.append(entry)
-    return out[-limit:]
+def entries(client: redis.Redis, model: str | Collection[str] | None = None, limit: int = 1000) -> list[dict]:
+    """Oldest first; with `model`, the entries of that name (or names): a registry's name (`prod.fraud.ato_risk`)
+    or a model's own (`ato_risk`: every stage's registry, as the workers record it in `release_model`)."""
+    names = {model} if isinstance(model, str) else set(model or ())
+    out: list[dict] = []
+    newest = "+"
+    while len(out) < limit:  # newest first, a page at a time: the trail only grows
+        page = client.xrevrange(AUDIT_KEY, max=newest, count=PAGE) or []
+        for entry_id, fields in page:
+            entry = json.loads((fields or {})[b"entry"])
+            if not names or entry.get("model") in names or entry.get("release_model") in names:
+                out.append(entry)
+            newest = "(" + (entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id))
+        if len(page) < PAGE:
+            break
+    return out[:limit][::-1]
 
 
 def format_entry(e: dict) -> str:

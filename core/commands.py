@@ -158,7 +158,11 @@ def _no_args(name: str, words: list[str], rest: str, line: str) -> Command:
 
 
 def _train(name: str, words: list[str], rest: str, line: str) -> Command:
-    dataset, params = "", {}
+    """`/train [model] [dataset] [--param k=v ...]`. One word may be a model's name or a dataset: the parser does not
+    know the repository, so it carries the word as `dataset` and the worker resolves it (`workers/pr/policy.py`);
+    two words are a model, then a dataset."""
+    positional: list[str] = []
+    params: dict[str, str] = {}
     i = 0
     while i < len(words):
         word = words[i]
@@ -182,14 +186,16 @@ def _train(name: str, words: list[str], rest: str, line: str) -> Command:
             params[key] = value
         elif word.startswith("-"):
             raise _Bad(f"unknown option `{word}`")
-        elif dataset:
-            raise _Bad(f"one dataset only, got `{dataset}` and `{word}`")
+        elif len(positional) == 2:
+            raise _Bad(f"a model and a dataset at most, got `{positional[0]}`, `{positional[1]}` and `{word}`")
         elif not _WORD.match(word):
-            raise _Bad(f"`{word}` is not a dataset name")
+            raise _Bad(f"`{word}` is not a model or dataset name")
         else:
-            dataset = word
+            positional.append(word)
         i += 1
-    return Command(name, dataset=dataset, params=params, line=line)
+    if len(positional) == 2:
+        return Command(name, model=positional[0], dataset=positional[1], params=params, line=line)
+    return Command(name, dataset=positional[0] if positional else "", params=params, line=line)
 
 
 def _test(name: str, words: list[str], rest: str, line: str) -> Command:
@@ -281,7 +287,8 @@ def _command_table(*specs: CommandSpec) -> dict[str, CommandSpec]:
 # name, usage, help line, parser, default permission, and what only some commands have, by keyword
 COMMANDS = _command_table(
     CommandSpec(
-        "train", "/train [toy|full] [--param key=value ...]", "train this branch on Databricks (dataset toy by default)",
+        "train", "/train [model] [toy|full] [--param key=value ...]",
+        "train this branch on Databricks: each model of the repository, or the one named (dataset toy by default)",
         _train, "write", gated=(("train-full", "write"),), runs_workflow=True,
     ),
     CommandSpec("test", "/test [suite]", "run the test workflow", _test, "write", runs_workflow=True),

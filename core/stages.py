@@ -259,13 +259,15 @@ def release_ref(settings: Settings, name: str) -> tuple[str, Stage] | None:
     return owner if owner and owner[1].trigger == "merge" else None
 
 
-def dev_model(settings: Settings, repo: str, workflow: str) -> tuple[str, Stage] | None:
-    """The model a PR's `/train` (of `workflow`) trains: the first of the repository's with that dev workflow."""
-    for model in settings.models_for_repo(repo):
-        dev = stage(settings, model, "pull_request")
-        if dev.workflow == workflow:
-            return model, dev
-    return None
+def dev_models(settings: Settings, repo: str, workflow: str) -> list[tuple[str, Stage]]:
+    """The models a PR's run of `workflow` trains: the repository's whose dev stage runs that workflow, in order."""
+    found = ((model, stage(settings, model, "pull_request")) for model in settings.models_for_repo(repo))
+    return [(model, dev) for model, dev in found if dev.workflow == workflow]
+
+
+def dev_model(settings: Settings, repo: str, workflow: str, model: str = "") -> tuple[str, Stage] | None:
+    """The model a PR's run of `workflow` trains: `model` (one of several), else the first of `dev_models`."""
+    return next((found for found in dev_models(settings, repo, workflow) if found[0] == model or not model), None)
 
 
 def stage_named(settings: Settings, model: str, name: str) -> Stage | None:

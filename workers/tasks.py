@@ -101,9 +101,10 @@ def start_run(
     pr: int | None = None,
     requested_by: str = "",
     **options: Any,
-) -> int:
-    """a workflow should run for a commit → run_now (idempotent per commit and PR), tell the PR, follow it."""
-    return runs.start_and_follow(
+) -> list[int]:
+    """a workflow should run for a commit → run_now (idempotent per commit and PR; one run per model, for a workflow
+    that trains several), tell the PR, follow it."""
+    return runs.start_for_each_model(
         pipelines.at(deps(), repo, sha),
         repo=repo,
         branch=branch,

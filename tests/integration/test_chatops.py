@@ -118,7 +118,9 @@ def test_malformed_and_unknown_commands_get_the_usage(ops, pr):
     c = comment(forge, "alice", pr.number, "/train toy --param\n/trian")
     first = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-0"))[0]
     second = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-1"))[0]
-    assert "needs key=value" in first.body and "Usage: `/train [toy|full] [--param key=value ...]`" in first.body
+    assert (
+        "needs key=value" in first.body and "Usage: `/train [model] [toy|full] [--param key=value ...]`" in first.body
+    )
     assert "unknown command `/trian`" in second.body
 
 
@@ -128,7 +130,7 @@ def test_two_commands_in_one_comment_are_both_answered(ops, pr):
     help_ = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-0"))[0]
     status = wait_until(lambda: bot_comments(forge, pr.number, "reply", f"{c.id}-1"))[0]
     # a table cell: its `|` is escaped (GitHub splits cells on it even inside code)
-    assert "`/train [toy\\|full] [--param key=value ...]`" in help_.body and "`/cancel`" in help_.body
+    assert "`/train [model] [toy\\|full] [--param key=value ...]`" in help_.body and "`/cancel`" in help_.body
     assert "Runs for this pull request" in status.body or "No runs" in status.body
 
 

@@ -60,7 +60,7 @@ def test_help_lists_the_commands_with_the_workflows_they_run_here(ops, pr):
     forge, _ = ops
     c = comment(forge, "alice", pr.number, "/help")
     body = reply_to(forge, pr.number, c).body
-    assert "train this branch on Databricks (dataset toy by default) — workflow `fit` |" in body
+    assert "(dataset toy by default) — workflow `fit` |" in body
     assert "| run the test workflow — workflow `unit-tests` |" in body
     assert "| run one of this repository's workflows by its name — workflow `fit` |" in body
 

@@ -103,6 +103,19 @@ def test_a_second_success_marks_the_first_deployment_inactive(gateway, forge_url
     assert states(forge_url, second) == ["success"]
 
 
+def test_two_models_deploy_to_prod_environments_of_their_own_that_never_inactivate_each_other(gateway, forge_url, sha):
+    """A repository of several models deploys each to `prod/<model>` (workers/release/feedback.github_environment):
+    each a production environment, each with its own live deployment."""
+    fraud = gateway.create_deployment(REPO, sha, "prod/card_fraud", "card_fraud v1", {"key": "card_fraud@1"})
+    gateway.set_deployment_status(REPO, fraud, "success", "card_fraud v1 serves")
+    ato = gateway.create_deployment(REPO, sha, "prod/ato_risk", "ato_risk v1", {"key": "ato_risk@1"})
+    gateway.set_deployment_status(REPO, ato, "success", "ato_risk v1 serves")
+    assert [deployment(forge_url, d)["production_environment"] for d in (fraud, ato)] == [True, True]
+    assert states(forge_url, fraud) == ["success"] and states(forge_url, ato) == ["success"]
+    envs = requests.get(f"{forge_url}/repos/{REPO}/environments").json()["environments"]
+    assert {"prod/card_fraud", "prod/ato_risk"} <= {e["name"] for e in envs}
+
+
 def test_a_retried_create_returns_the_same_deployment(gateway, forge_url, sha):
     did = gateway.create_deployment(REPO, sha, "dev", "churn v4", {"key": "churn@4"})
     assert gateway.create_deployment(REPO, sha, "dev", "churn v4", {"key": "churn@4"}) == did

@@ -42,3 +42,30 @@ def renamed_pipeline(commands: bool = True) -> dict:
     del model["stages"]
     model["validate_workflow"] = "champion-check"
     return data
+
+
+# the new team of issue #19: two models in one repository, on the default stages (dev → staging → prod)
+SEVERAL_MODELS = ("card_fraud", "ato_risk")
+
+
+def several_models(repo: str = "acme/churn-model", data: dict | None = None) -> dict:
+    """config.toml (or `data`) with the two models of `SEVERAL_MODELS` in `repo`, in place of its own."""
+    data = example() if data is None else data
+    data["models"] = {
+        name: {"repo": repo, "approvers": ["bob"], "gates": ["accuracy >= 0.5"]} for name in SEVERAL_MODELS
+    }
+    return data
+
+
+def several_models_toml(repo: str) -> str:
+    """The same two models as config.toml text, for a config written as text (devstack.mlrepo.config_text)."""
+    return "".join(
+        f'[models.{name}]\nrepo = "{repo}"\napprovers = ["bob"]\ngates = ["accuracy >= 0.5"]\n'
+        for name in SEVERAL_MODELS
+    )
+
+
+def several_models_config(repo: str = "acme/churn-model") -> str:
+    """config.toml's text with the two models in `repo` in place of its own (what `several_models` parses to)."""
+    text = (ROOT / "config.toml").read_text()
+    return text[: text.index("\n[models.") + 1] + several_models_toml(repo)

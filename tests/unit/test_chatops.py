@@ -51,7 +51,7 @@ def test_a_reader_is_refused_with_the_reason(w):
 def test_an_unknown_dataset_is_refused_with_the_usage(w):
     reply = command(w, "alice", "train", dataset="huge")
     assert reply.startswith("@alice unknown dataset `huge`; choose one of toy, full.")
-    assert "Usage: `/train [toy|full]" in reply
+    assert "Usage: `/train [model] [toy|full]" in reply
 
 
 def test_a_permanent_databricks_refusal_is_told_on_the_pr(w):

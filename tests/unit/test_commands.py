@@ -27,6 +27,20 @@ from core.commands import COMMANDS, Command, CommandError, command_lines, parse_
                 )
             ],
         ),
+        # one word: a model or a dataset, resolved by the worker, which knows the repository's models
+        ("/train ato_risk", [Command("train", dataset="ato_risk", line="/train ato_risk")]),
+        (
+            "/train ato_risk full --param lr=0.1",
+            [
+                Command(
+                    "train",
+                    model="ato_risk",
+                    dataset="full",
+                    params={"lr": "0.1"},
+                    line="/train ato_risk full --param lr=0.1",
+                )
+            ],
+        ),  # fmt: skip
         ("/test", [Command("test", line="/test")]),
         ("/test unit", [Command("test", suite="unit", line="/test unit")]),
         ("/retest", [Command("retest", line="/retest")]),
@@ -82,7 +96,7 @@ def test_a_task_message_reads_back_as_the_command_the_receiver_parsed():
     "text, name, message",
     [
         ("/trian toy", "trian", "unknown command `/trian`"),
-        ("/train toy full", "train", "one dataset only"),
+        ("/train card_fraud toy full", "train", "a model and a dataset at most"),
         ("/train toy --param", "train", "needs key=value"),
         ("/train toy --param lr", "train", "is not key=value"),
         ("/train toy --param lr=", "train", "needs a value"),
@@ -90,7 +104,7 @@ def test_a_task_message_reads_back_as_the_command_the_receiver_parsed():
         ("/train toy --param n_estimators=5,random_state=7", "train", "cannot contain `,`"),  # smuggling
         ("/train toy --force", "train", "unknown option `--force`"),
         ("/train 'toy", "train", "cannot read the arguments"),
-        ("/train ../etc", "train", "is not a dataset name"),
+        ("/train ../etc", "train", "is not a model or dataset name"),
         ("/status now", "status", "takes no arguments"),
         ("/test unit integration", "test", "at most one suite"),
         ("/approve churn-model", "approve", "model@version"),

@@ -110,7 +110,7 @@ def test_pr_comment_with_a_bad_command_is_refused_with_usage(settings):
     data["comment"]["body"] = "/train toy --param\n/status"
     actions = dispatch(settings, "github", "issue_comment", data)
     assert [a.task for a in actions] == [V.REFUSE_COMMAND, V.RUN_COMMAND]
-    assert actions[0].kwargs["usage"] == "/train [toy|full] [--param key=value ...]"
+    assert actions[0].kwargs["usage"] == "/train [model] [toy|full] [--param key=value ...]"
 
 
 @pytest.mark.parametrize(

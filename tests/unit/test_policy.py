@@ -175,14 +175,15 @@ def test_retest_reruns_the_newest_failed_run_of_each_workflow(runs, failed):
 @pytest.mark.parametrize(
     "name, workflow",
     [
-        ("mlops-bot/train", "train"),
+        ("mlops-bot/train", ("train", "")),
+        ("mlops-bot/train/churn-model", None),  # a check per model is made only for a repository of several
         ("mlops-bot/nope", None),
         ("ci/train", None),
         ("train", None),
     ],
 )
 def test_only_the_bots_own_checks_are_rerun(settings, name, workflow):
-    assert pr_policy.check_workflow(settings, name) == workflow
+    assert pr_policy.check_workflow(settings, name, "acme/churn-model") == workflow
 
 
 CHAMPION = Champion("churn-model", "3", {"accuracy": 0.80, "roc_auc": 0.7})

@@ -140,7 +140,10 @@ def test_help_lists_what_the_repository_has_with_the_workflow_each_runs():
 
 def test_help_says_which_commands_run_nothing_here():
     reply = texts.help_table("alice", [("train", ["fit"]), ("status", [])], ["test"])
-    assert "| train this branch on Databricks (dataset toy by default) — workflow `fit` |" in reply
+    assert (
+        "| train this branch on Databricks: each model of the repository, or the one named (dataset toy by default)"
+        " — workflow `fit` |" in reply
+    )
     assert "| show this PR's runs and their state |" in reply
     assert reply.endswith('`/test` runs nothing here: no workflow of this repository has `command = "test"`.')
 

@@ -200,6 +200,7 @@ class Event(Record):
 class DevStage(Record):
     name: str
     registry: str
+    trained: str = ""  # on the PR, as its runs said at merge: trained | running | failed | no ("": from before)
 
 
 @dataclass(frozen=True)

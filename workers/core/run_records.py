@@ -28,6 +28,11 @@ class RunContext(Record):
     repo_of_release: str = ""
     release_of: tuple[str, str, int] | None = None  # the release comment a deploy shows on: (model, repo, pr)
     approved: str = ""  # retrain: the approved `name@version`
+    model: str = ""  # a pull request's or branch's run in a repository of several models: the model it trains
+
+    @property
+    def for_model(self) -> str:
+        return f"/{self.model}" if self.model else ""
 
     @classmethod
     def from_json(cls, data: Json) -> Self:
@@ -95,6 +100,12 @@ class RunRecord(Record):
     cancelled_by: str = ""
     superseded_by: int | None = None
     deployment_id: int | None = None
+
+    @property
+    def report_key(self) -> str:
+        """What the run owns on its PR, a report, a status and "the latest run" of: its workflow, for one model of
+        several `<workflow>/<model>` (`train/ato_risk`), so the models' runs never supersede each other."""
+        return self.workflow + self.context.for_model
 
     @classmethod
     def from_json(cls, data: Json) -> Self:

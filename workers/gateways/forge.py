@@ -328,7 +328,7 @@ class Forge:
             "payload": payload,
             "auto_merge": False,
             "required_contexts": [],
-            "production_environment": environment == "prod",
+            "production_environment": environment.partition("/")[0] == "prod",  # `prod/<model>` too
         }
         return int(self._call("POST", f"/repos/{repo}/deployments", input=body)["id"])
 

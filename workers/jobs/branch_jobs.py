@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from core import stages
 from core.config import Repo, Settings, Workflow
 from core.logs import get_logger
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
@@ -23,7 +22,7 @@ from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent
 from workers.gateways import ForgeGateway, JobRef, WorkspaceGateway
 from workers.jobs import texts
-from workers.jobs.spec import branch_refusal, idempotency_token, job_settings, repo_path, run_parameters
+from workers.jobs.spec import branch_refusal, dev_defaults, idempotency_token, job_settings, repo_path, run_parameters
 
 log = get_logger("workers.jobs.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
@@ -186,15 +185,16 @@ def start_run(
     supersede (False: leave the job's other active runs alone)."""
     repo_cfg = _code_source(_repo(settings, repo), git_url)
     wf = _workflow(settings, repo_cfg, workflow)
-    options = _dev_defaults(settings, repo_cfg.name, workflow, options)
+    context = context or RunContext()
+    options = dev_defaults(settings, repo_cfg.name, workflow, options, context.model)
     ws = workspaces(_environment(settings, wf, options.get("environment", "")))
     if why := branch_refusal(settings, repo_cfg, branch, workflow, ws.name):
         raise Permanent(why)  # a branch's code under review never runs as staging or prod
     if repo_cfg.code_source == "repos":
         _check_out(ws, state, repo_cfg, branch)
     upsert = partial(upsert_job, ws, state, settings, repo_cfg, branch, workflow, sha, git_url)
-    job, active = _job_and_active_runs(ws, state, upsert)
-    token = idempotency_token(trigger, repo, branch, workflow)
+    job, active = _job_and_active_runs(ws, state, upsert, context.model)
+    token = idempotency_token(trigger, repo, branch, workflow, *([context.model] if context.model else []))
     if wf.on_conflict == "refuse":
         _refuse_if_running(ws, state, active, token, workflow, branch)
     parameters = _parameters(job.settings, wf, ws.name, sha, pr, requested_by, options)
@@ -205,7 +205,6 @@ def start_run(
     superseded = (
         _supersede(ws, state, active, run_id) if wf.cancel_superseded and options.get("supersede", True) else []
     )
-    context = context or RunContext()
     record = _remember(state, RunRecord(
         run_id=run_id, job_id=job.job_id, job=job.name, environment=ws.name, repo=repo, branch=branch, sha=sha,
         workflow=workflow, pr=None if context.release_model else pr,  # a release's run owns no PR's report
@@ -214,14 +213,6 @@ def start_run(
     ))  # fmt: skip
     log.info("run.started", run_id=run_id, job=job.name, superseded=superseded, parameters=parameters)
     return Started(run_id, job.job_id, ws.name, superseded, record, ws.get_run(run_id).run_page_url)
-
-
-def _dev_defaults(settings: Settings, repo: str, workflow: str, options: dict) -> dict:
-    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only."""
-    dev = None if options.get("model") else stages.dev_model(settings, repo, workflow)
-    if dev is None:
-        return options
-    return {**options, "model": dev[1].registry_name, "environment": options.get("environment") or dev[1].environment}
 
 
 def _environment(settings: Settings, wf: Workflow, asked: str) -> str:
@@ -261,15 +252,19 @@ def _parameters(
     return run_parameters(job_settings, **values, environment=environment, requested_by=requested_by)
 
 
-def _job_and_active_runs(ws: WorkspaceGateway, state: State, upsert: Upsert) -> tuple[Upserted, list[int]]:
-    """The branch's job for `workflow` (upserted) and its active runs."""
+def _job_and_active_runs(
+    ws: WorkspaceGateway, state: State, upsert: Upsert, model: str = ""
+) -> tuple[Upserted, list[int]]:
+    """The branch's job for `workflow` (upserted) and its active runs (of `model`'s, when the job trains several:
+    one model's run never supersedes another's)."""
     job = upsert()
     try:
-        return job, ws.active_runs(job.job_id)
+        active = ws.active_runs(job.job_id)
     except NotFound:  # deleted behind the cache's back: find or create it again
         state.forget_job(ws.name, job.name)
         job = upsert()
-        return job, ws.active_runs(job.job_id)
+        active = ws.active_runs(job.job_id)
+    return job, [r for r in active if (found := state.run(ws.name, r)) is None or found.context.model == model]
 
 
 def _run_now(

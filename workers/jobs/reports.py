@@ -64,7 +64,8 @@ def _header(record: RunRecord, state: str) -> list[str]:
     via = record.context.command
     if who:
         bits.append(f"requested by @{who}" + (f" with {md_code(via)}" if via else ""))
-    return [f"### {icon(state)} `{record.workflow}` — {state}", " · ".join(bits)]
+    of = f" of {md_code(record.context.model)}" if record.context.model else ""  # one model of several
+    return [f"### {icon(state)} `{record.workflow}`{of} — {state}", " · ".join(bits)]
 
 
 def render_running(record: RunRecord, run_page_url: str = "") -> str:
@@ -159,7 +160,7 @@ def render_status(runs: list[RunRecord]) -> str:
         url = r.result.run_page_url if r.result else ""
         run = f"[{r.run_id}]({url})" if url else str(r.run_id)
         lines.append(
-            f"| `{r.workflow}` | {run} | {icon(r.state)} {r.state} | "
+            f"| {md_code(r.report_key, cell=True)} | {run} | {icon(r.state)} {r.state} | "
             f"`{r.sha[:7]}` | @{r.requested_by or '?'} | {_when(r.started_at)} |"
         )
     return "\n".join(lines)

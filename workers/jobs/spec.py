@@ -36,6 +36,7 @@ __all__ = [
     "fingerprint",
     "idempotency_token",
     "run_parameters",
+    "dev_defaults",
     "schedule",
     "branch_refusal",
 ]
@@ -224,6 +225,17 @@ def fingerprint(body: dict) -> str:
 def idempotency_token(*parts: object) -> str:
     """run_now's idempotency_token (≤ 64 chars) from what triggered the run: a retried task gets the same run."""
     return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()[:64]
+
+
+def dev_defaults(settings: Settings, repo: str, workflow: str, options: dict, model: str = "") -> dict:
+    """A run no release stage asked for (a PR's, a branch's) trains in dev and writes the dev registry only: the
+    dev registry of `model` (one of the repository's several), else of its first model."""
+    dev = None if options.get("model") else stages.dev_model(settings, repo, workflow, model)
+    if dev is None:
+        if model:
+            raise Permanent(texts.not_trained_by(model, workflow, repo))
+        return options
+    return {**options, "model": dev[1].registry_name, "environment": options.get("environment") or dev[1].environment}
 
 
 def run_parameters(workflow_settings: dict, **values: object) -> dict[str, str]:

@@ -21,6 +21,10 @@ def not_configured(what: str, name: str) -> str:
     return f"{what} {name} is not configured"
 
 
+def not_trained_by(model: str, workflow: str, repo: str) -> str:
+    return f"model `{model}` of {repo} is not trained by `{workflow}` (its dev stage runs another workflow, or none)"
+
+
 def release_only(workflow: str, default_branch: str) -> str:
     return (
         f"`{workflow}` runs only from {default_branch}, started by the release train: "

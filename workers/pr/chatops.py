@@ -141,7 +141,10 @@ def _head(ctx: CommandContext) -> Pull:
     return pull
 
 
-def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None = None, **options) -> int:
+def _start(
+    ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None = None, for_model: str = "", **options
+) -> int:
+    """One run of `workflow` for the PR's head (`for_model`: for one of the repository's several models)."""
     pull = pull or _head(ctx)
     branch, git_url = policy.run_source(pull, ctx.pr)
     deps = ctx.deps
@@ -157,7 +160,7 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
         pr=ctx.pr,
         requested_by=ctx.user,
         git_url=git_url,
-        context=RunContext(comment_id=ctx.comment_id, command=line),
+        context=RunContext(comment_id=ctx.comment_id, command=line, model=for_model),
         **options,
     )
     deps.scheduler.follow(started.environment, started.run_id)
@@ -167,8 +170,12 @@ def _start(ctx: CommandContext, workflow: str, line: str, *, pull: Pull | None =
 
 
 def _train(ctx: CommandContext, command: Command) -> None:
+    """`/train [model] [dataset]`: each model of the repository (or the one named), one run and one report each."""
+    models, command = policy.train_models(ctx.deps.settings, ctx.repo, command)
     workflow, dataset, params = policy.train_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
-    _start(ctx, workflow, command.line or "/train", dataset=dataset, params=params)
+    pull = _head(ctx)
+    for model in models:
+        _start(ctx, workflow, command.line or "/train", pull=pull, for_model=model, dataset=dataset, params=params)
 
 
 def _test(ctx: CommandContext, command: Command) -> None:
@@ -178,7 +185,9 @@ def _test(ctx: CommandContext, command: Command) -> None:
 
 def _run(ctx: CommandContext, command: Command) -> None:
     options = policy.run_options(ctx.deps.settings, ctx.repo, command, ctx.user, ctx.role())
-    _start(ctx, command.workflow, command.line or f"/run {command.workflow}", **options)
+    pull = _head(ctx)
+    for model in policy.run_models(ctx.deps.settings, ctx.repo, command.workflow):  # one run per model it trains
+        _start(ctx, command.workflow, command.line or f"/run {command.workflow}", pull=pull, for_model=model, **options)
 
 
 def _retest(ctx: CommandContext, command: Command) -> None:
@@ -192,7 +201,7 @@ def _retest(ctx: CommandContext, command: Command) -> None:
     # every re-run is checked as its own command would be: `/retest` of a `/train full` is a `/train full`
     options = [policy.rerun_checked(settings, ctx.repo, run, ctx.user, role) for run in failed]
     for run, kwargs in zip(failed, options, strict=True):
-        _start(ctx, run.workflow, f"/retest ({run.workflow})", pull=pull, **kwargs)
+        _start(ctx, run.workflow, f"/retest ({run.report_key})", pull=pull, for_model=run.context.model, **kwargs)
 
 
 def _ok_to_test(ctx: CommandContext, command: Command) -> None:
@@ -214,7 +223,8 @@ def _ok_to_test(ctx: CommandContext, command: Command) -> None:
     ctx.deps.state.grant_ok_to_test(ctx.repo, ctx.pr, pull.head_sha)
     names = [n for n, wf in settings.repo_workflows(repo).items() if "pull_request" in wf.run_on]
     for name in names:
-        _start(ctx, name, "/ok-to-test", pull=pull)
+        for model in policy.run_models(settings, ctx.repo, name):
+            _start(ctx, name, "/ok-to-test", pull=pull, for_model=model)
     ctx.reply(texts.ok_to_test(ctx.user, pull, names))
 
 
@@ -259,12 +269,15 @@ def _version(ctx: CommandContext, command: Command, status: str | None, resuming
         if request is None:
             raise Refusal(why or texts.no_approval_record(command.model, command.version))
         return request
-    request = approvals.newest(ctx.deps, ctx.repo, ctx.pr, status=status, resuming=resuming)
-    if request is None:
+    found = approvals.candidates(ctx.deps, ctx.repo, ctx.pr, status=status, resuming=resuming)
+    if len(found) > 1:  # several models have a version here: which one is not the bot's to guess
+        refs = [f"{r.model}@{r.version}" for r in found]
+        raise Refusal(texts.which_model(command, refs), COMMANDS[command.name].usage)
+    if not found:
         if ctx.forge.pull(ctx.repo, ctx.pr).state == "open":
             raise Refusal(release_texts.open_pr_cannot_release(ctx.pr))
         raise Refusal(texts.no_version(status), COMMANDS[command.name].usage)
-    return request
+    return found[0]
 
 
 def _decide(ctx: CommandContext, command: Command) -> None:
@@ -307,7 +320,7 @@ def _rollback(ctx: CommandContext, command: Command) -> None:
     models = ctx.deps.settings.models_for_repo(ctx.repo)
     if not models:
         raise Refusal(jobs_texts.not_configured("model for repository", ctx.repo))
-    model = command.model or models[0]
+    model = command.model or _rollback_model(ctx, command, models)
     if model not in models:
         raise Refusal(release_texts.unknown_model(model))
     try:
@@ -319,6 +332,18 @@ def _rollback(ctx: CommandContext, command: Command) -> None:
         raise Refusal(exc.message, COMMANDS["rollback"].usage) from None
     ctx.react("rocket")
     ctx.reply(texts.verdict_reply(ctx.user, text))
+
+
+def _rollback_model(ctx: CommandContext, command: Command, models: list[str]) -> str:
+    """The model a `/rollback` that names none means: the repository's only one, or the only one with a prod
+    champion; several with one: refused, naming each as the command to paste."""
+    if len(models) == 1:
+        return models[0]
+    targets = promotion.rollback_targets(ctx.deps, models, command.version)
+    if len(targets) > 1:
+        refs = [f"{model}@{target}" if target else model for model, target in targets.items()]
+        raise Refusal(texts.which_model(command, refs), COMMANDS["rollback"].usage)
+    return next(iter(targets), models[0])
 
 
 # the service of each command in core/commands.py's table: the one place a PR command meets its work

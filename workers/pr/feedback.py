@@ -32,22 +32,17 @@ def announce(forge: ForgeGateway, state: State, record: RunRecord, run_page_url:
     """A run started for a PR: it owns the report now, a pending status, and the report says so."""
     if not record.pr:  # a release's run: the merged PR's reports belong to its own runs
         return
-    state.mark_latest_run(record.repo, record.pr, record.workflow, record.run_id)
-    forge.set_status(
-        record.repo,
-        record.sha,
-        status_context(record.workflow),
-        "pending",
-        texts.status_running(record.workflow),
-        run_page_url,
-    )
-    upsert_report(forge, state, record.repo, record.pr, record.workflow, reports.render_running(record, run_page_url))
+    key = record.report_key  # the workflow's, or for one model of several `<workflow>/<model>`
+    state.mark_latest_run(record.repo, record.pr, key, record.run_id)
+    forge.set_status(record.repo, record.sha, status_context(key), "pending", texts.status_running(key), run_page_url)
+    upsert_report(forge, state, record.repo, record.pr, key, reports.render_running(record, run_page_url))
 
 
 def could_not_start(
     forge: ForgeGateway, state: State, repo: str, pr: int, sha: str, workflow: str, reason: str
 ) -> None:
-    """A run the PR asked for was refused by Databricks or config: an error status and the reason."""
+    """A run the PR asked for was refused by Databricks or config: an error status and the reason (`workflow`: the
+    run's report key, `RunRecord.report_key`)."""
     forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
     upsert_report(forge, state, repo, pr, workflow, texts.report_not_started(workflow, reason))
 
@@ -55,14 +50,12 @@ def could_not_start(
 def could_not_follow(forge: ForgeGateway, state: State, record: RunRecord, pr: int, reason: str) -> None:
     """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status,
     the reason in the report and 😕 on the comment that asked — unless a newer run owns the report."""
-    latest = state.latest_run(record.repo, pr, record.workflow)
+    key = record.report_key
+    latest = state.latest_run(record.repo, pr, key)
     if latest is not None and latest != record.run_id:
         return
-    context = status_context(record.workflow)
-    forge.set_status(record.repo, record.sha, context, "error", texts.status_lost(record.workflow))
-    upsert_report(
-        forge, state, record.repo, pr, record.workflow, texts.report_lost(record.workflow, record.run_id, reason)
-    )
+    forge.set_status(record.repo, record.sha, status_context(key), "error", texts.status_lost(key))
+    upsert_report(forge, state, record.repo, pr, key, texts.report_lost(key, record.run_id, reason))
     if record.context.comment_id:
         forge.react(record.repo, record.context.comment_id, "confused")
 
@@ -83,13 +76,22 @@ def metrics_for(
     if not run_id or registry is None:
         return {}, release_policy.Comparison(None), ""
     metrics = registry.run_metrics(run_id) or outputs.get("metrics") or {}
-    model = next(iter(settings.models_for_repo(record.repo)), None)  # several models: the first one's champion
+    model = _trained_model(settings, record)
     if not model:
         return metrics, release_policy.Comparison(None), registry.run_url(run_id)
     prod = stages.stage(settings, model, "approval").registry_name  # a PR's model is measured against prod's
     found = registry.champion(prod, settings.mlflow.champion_alias)  # the gateway's plain values, typed here
     champion = Champion.from_json(found) if found else None
     return metrics, release_policy.compare(settings.models[model].gates, metrics, champion), registry.run_url(run_id)
+
+
+def _trained_model(settings: Settings, record: RunRecord) -> str | None:
+    """The model a PR's run trained, measured against ITS prod champion: the one of several it was started for, else
+    the repository's model whose dev stage runs the workflow (the first one's, for a run from before several)."""
+    if record.context.model in settings.models:
+        return record.context.model
+    found = stages.dev_model(settings, record.repo, record.workflow)
+    return found[0] if found else next(iter(settings.models_for_repo(record.repo)), None)
 
 
 def report_run(
@@ -115,7 +117,7 @@ def report_run(
     )
     if not record.pr or forge is None or state is None or settings is None:
         return "logged"
-    latest = state.latest_run(record.repo, record.pr, record.workflow)
+    latest = state.latest_run(record.repo, record.pr, record.report_key)
     if latest is not None and latest != result.run_id:
         log.info("run.superseded", run_id=result.run_id, latest=latest)
         return "superseded"  # a newer run owns the report and the status now
@@ -133,13 +135,14 @@ def _report_on_pr(
 ) -> str:
     """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
     metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
+    key = record.report_key
     trains = stages.dev_model(settings, record.repo, record.workflow) is not None  # a /train: it owes an MLflow run
     upsert_report(
         forge,
         state,
         record.repo,
         pr,
-        record.workflow,
+        key,
         reports.render_result(
             record,
             result,
@@ -154,9 +157,9 @@ def _report_on_pr(
     forge.set_status(
         record.repo,
         record.sha,
-        status_context(record.workflow),
+        status_context(key),
         "success" if good else "failure",
-        texts.status_finished(record.workflow, result.result, result.duration_s),
+        texts.status_finished(key, result.result, result.duration_s),
         result.run_page_url,
     )
     if record.context.comment_id:

@@ -54,19 +54,17 @@ def on_branch_event(
     started = []
     for name, wf in effective.settings.repo_workflows(cfg).items() if cfg else ():
         runs_now = wf.runs_on_push_to(branch) if trigger == "push" else trigger in wf.run_on
-        if runs_now:
-            started.append(
-                runs.start_and_follow(
-                    effective,
-                    repo=repo,
-                    branch=branch,
-                    sha=sha,
-                    workflow=name,
-                    trigger=runs.run_trigger(sha, pr),
-                    pr=pr,
-                    requested_by=requested_by,
-                )  # fmt: skip
-            )
+        if runs_now:  # one run per model, for a workflow that trains several
+            started += runs.start_for_each_model(
+                effective,
+                repo=repo,
+                branch=branch,
+                sha=sha,
+                workflow=name,
+                trigger=runs.run_trigger(sha, pr),
+                pr=pr,
+                requested_by=requested_by,
+            )  # fmt: skip
     return started
 
 

@@ -6,8 +6,10 @@ again. No I/O: the services gather the facts and act.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
+from core import stages
 from core.commands import COMMANDS, Command
 from core.config import Settings, Workflow
 from core.stages import deploy_workflow
@@ -26,6 +28,32 @@ def command_workflow(settings: Settings, repo: str, command: str) -> tuple[str, 
     if name is None:
         raise Refusal(texts.no_workflow(command))
     return name, settings.workflows[name]
+
+
+def run_models(settings: Settings, repo: str, workflow: str) -> list[str]:
+    """The models a PR's run of `workflow` is for, one run each: with several, each model whose dev stage runs it;
+    [""] for a repository with one (or none): its run is the workflow's, as it always was."""
+    models = [model for model, _ in stages.dev_models(settings, repo, workflow)]
+    return models if len(models) > 1 else [""]
+
+
+def train_models(settings: Settings, repo: str, command: Command) -> tuple[list[str], Command]:
+    """The models `/train` trains (see `run_models`) and the command with its dataset alone, or Refusal. One word
+    is a model when the repository has a model of that name, a dataset otherwise (the parser cannot tell)."""
+    name, wf = command_workflow(settings, repo, "train")
+    models = settings.models_for_repo(repo)
+    asked, dataset = command.model, command.dataset
+    if not asked and dataset in models:
+        asked, dataset = dataset, ""
+    unknown = asked if asked and asked not in models else ""
+    if not asked and dataset and dataset not in wf.datasets and len(models) > 1:
+        unknown = dataset
+    if unknown:
+        raise Refusal(texts.unknown_model_or_dataset(unknown, models, wf.datasets), COMMANDS["train"].usage)
+    trained = run_models(settings, repo, name)
+    if asked and trained != [""] and asked not in trained:
+        raise Refusal(texts.not_trained_by_train(asked, trained))
+    return ([asked] if asked and trained != [""] else trained), replace(command, model="", dataset=dataset)
 
 
 def train_options(
@@ -137,10 +165,10 @@ def run_source(pull: Pull, pr: int) -> tuple[str, str]:
 
 # --- re-runs -------------------------------------------------------------------------------------------
 def failed_latest(runs: Iterable[RunRecord]) -> list[RunRecord]:
-    """The newest run of each workflow, where that run failed."""
+    """The newest run of each workflow (of each model, for a repository's several), where that run failed."""
     latest: dict[str, RunRecord] = {}
     for run in sorted(runs, key=lambda r: r.started_at):
-        latest[run.workflow] = run
+        latest[run.report_key] = run
     return [r for r in latest.values() if r.state in FAILED]
 
 
@@ -170,10 +198,13 @@ def named_version_refusal(version_pr: int | None, pr: int, ref: str) -> str | No
     return texts.not_this_prs_version(ref, version_pr, pr)
 
 
-def check_workflow(settings: Settings, check_name: str) -> str | None:
-    """The workflow a "Re-run" of this check run means, or None when the check is not ours."""
-    workflow = workflow_of_check(check_name)
-    return workflow if workflow in settings.workflows else None
+def check_workflow(settings: Settings, check_name: str, repo: str = "") -> tuple[str, str] | None:
+    """(workflow, model) a "Re-run" of this check run means — `mlops-bot/train/ato_risk`: one model of several
+    (`RunRecord.report_key`), model "" otherwise — or None when the check is not ours."""
+    workflow, _, model = (workflow_of_check(check_name) or "").partition("/")
+    if workflow not in settings.workflows or (model and model not in run_models(settings, repo, workflow)):
+        return None
+    return workflow, model
 
 
 def ok_to_test_too_early(commented_at: str, pushed_at: str, sha: str) -> str | None:

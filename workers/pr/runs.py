@@ -11,6 +11,7 @@ from core.logs import get_logger
 from core.vocabulary import status_context
 from workers.core import pipelines
 from workers.core.context import Deps
+from workers.core.run_records import RunContext
 from workers.errors import Permanent
 from workers.jobs import branch_jobs
 from workers.jobs import results as run_results
@@ -36,13 +37,16 @@ def start_and_follow(
     trigger: str,
     pr: int | None = None,
     requested_by: str = "",
+    for_model: str = "",
     **options: Any,
 ) -> int:
-    """Start the run (idempotent per trigger), tell the PR, schedule its follower.
+    """Start the run (idempotent per trigger; `for_model`: for one of the repository's several models), tell the
+    PR, schedule its follower.
 
     A permanent failure (refused by Databricks, unknown workflow) is told to the PR, when there is
     one and GitHub is configured, as an error status and the report's reason; then it is re-raised.
     """
+    context = RunContext(model=for_model)
     try:
         started = branch_jobs.start_run(
             deps.workspaces,
@@ -55,16 +59,27 @@ def start_and_follow(
             trigger=trigger,
             pr=pr,
             requested_by=requested_by,
+            context=context,
             **options,
         )
     except Permanent as exc:
         if pr and deps.forge:  # tell the PR, where people look, why its workflow did not start
-            feedback.could_not_start(deps.forge, deps.state, repo, pr, sha, workflow, exc.message)
+            key = workflow + context.for_model
+            feedback.could_not_start(deps.forge, deps.state, repo, pr, sha, key, exc.message)
         raise
     if pr and deps.forge:  # without GitHub credentials the run still runs; only the PR is not told
         feedback.announce(deps.forge, deps.state, started.record, started.run_page_url)
     deps.scheduler.follow(started.environment, started.run_id)
     return started.run_id
+
+
+def start_for_each_model(deps: Deps, *, repo: str, workflow: str, **kwargs: Any) -> list[int]:
+    """`start_and_follow` once per model the workflow's run is for (`policy.run_models`): one, unless it trains
+    several models of the repository."""
+    return [
+        start_and_follow(deps, repo=repo, workflow=workflow, for_model=model, **kwargs)
+        for model in policy.run_models(deps.settings, repo, workflow)
+    ]
 
 
 def rerun_check(
@@ -80,13 +95,15 @@ def rerun_check(
     user: str,
 ) -> int | None:
     """ "Re-run" on one of the bot's check runs → that workflow again for the same commit."""
-    workflow = policy.check_workflow(deps.settings, name)
-    if workflow is None:
+    found = policy.check_workflow(deps.settings, name, repo)
+    if found is None:
         log.info("check.not_ours", check=name)
         return None
+    workflow, model = found
     git_url = ""
     if not branch:  # a fork's commit: GitHub names neither its branch nor its pull request
-        branch, pr, git_url = _pull_source(deps, repo, sha, pr, workflow, check_run_id)
+        key = workflow + (f"/{model}" if model else "")  # the check the person clicked
+        branch, pr, git_url = _pull_source(deps, repo, sha, pr, key, check_run_id)
     return start_and_follow(
         deps,
         repo=repo,
@@ -97,6 +114,7 @@ def rerun_check(
         pr=pr,
         requested_by=user,
         git_url=git_url,
+        for_model=model,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.commands import COMMANDS
+from core.commands import COMMANDS, Command
 from workers.core.run_records import RunRecord
 from workers.escaping import md_cell, md_code, md_reason, md_text, slack_text
 from workers.gateways import Pull
@@ -59,7 +59,7 @@ def nothing_failed(user: str) -> str:
 def cancelled(user: str, runs: list[RunRecord]) -> str:
     if not runs:
         return f"@{user} nothing is running for this pull request."
-    return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r.workflow}` {r.run_id}" for r in runs) + "."
+    return f"@{user} cancelled {len(runs)} run(s): " + ", ".join(f"`{r.report_key}` {r.run_id}" for r in runs) + "."
 
 
 def help_table(user: str, commands: Iterable[tuple[str, list[str]]], missing: Iterable[str] = ()) -> str:
@@ -121,6 +121,20 @@ def unknown_choice(what: str, value: str, choices: Iterable[str]) -> str:
     return f"unknown {what} {md_code(value)}; choose one of {', '.join(choices)}."
 
 
+def unknown_model_or_dataset(word: str, models: Iterable[str], datasets: Iterable[str]) -> str:
+    return (
+        f"{md_code(word)} is neither a model nor a dataset of this repository; "
+        f"models: {', '.join(md_code(m) for m in models) or 'none'}; datasets: {', '.join(datasets) or 'none'}."
+    )
+
+
+def not_trained_by_train(model: str, trained: Iterable[str]) -> str:
+    return (
+        f"{md_code(model)} is not trained by `/train`: its dev stage runs another workflow. "
+        f"`/train` trains {', '.join(md_code(m) for m in trained)}."
+    )
+
+
 def full_training_reserved(users: Iterable[str]) -> str:
     return f"`/train full` costs money: only {', '.join('@' + u for u in users)} may start it."
 
@@ -170,6 +184,19 @@ def forks_never_run(repo: str) -> str:
 def no_version(status: str | None) -> str:
     what = {"approved": "approved", "pending": "validated and waiting for a decision"}.get(status or "", "validated")
     return f"this pull request has no model version that is {what}; name one as `model@version`."
+
+
+def which_model(command: Command, refs: Iterable[str]) -> str:
+    """A bare `/approve`, `/reject`, `/deploy` or `/rollback` where several models have a version: each as the
+    command to paste."""
+    forms = []
+    for ref in refs:
+        if command.name in ("deploy", "rollback"):
+            forms.append(f"/{command.name} {command.environment} {ref}")
+        else:
+            forms.append(f"/{command.name} {ref}" + (f" {command.reason}" if command.reason else ""))
+    listed = "\n".join(f"- {md_code(form)}" for form in forms)
+    return f"several models of this repository have a version this `/{command.name}` could mean; name one:\n\n{listed}"
 
 
 def no_approval_record(model: str, version: str) -> str:

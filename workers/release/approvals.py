@@ -40,6 +40,7 @@ def audit(deps: Deps, decision: str, request: ApprovalRequest, actor: str, sourc
         once=policy.audit_once_key(decision, name, version, actor),
         repo=request.repo,
         pr=request.pr,
+        release_model=request.model,  # the model's own name (`mlops-bot audit --model ato_risk`)
     )
     log.info("approval." + decision, model=name, version=version, actor=actor, source=source, reason=reason)
 
@@ -245,11 +246,23 @@ def _echo(deps: Deps, request: ApprovalRequest, text: str) -> None:
 def newest(deps: Deps, repo: str, pr: int, status: str | None = None, resuming: str = "") -> ApprovalRequest | None:
     """The merged PR's newest staging version that passed validation (and has `status`, when given — or, given
     `resuming`, is the one that approver decided before a crash stopped the steps after the decision)."""
-    for version in reversed(deps.state.pr_approval_versions(repo, pr)):
+    found = candidates(deps, repo, pr, status, resuming)
+    return found[0] if found else None
+
+
+def candidates(deps: Deps, repo: str, pr: int, status: str | None = None, resuming: str = "") -> list[ApprovalRequest]:
+    """What a bare `/approve`, `/reject` or `/deploy` on the merged PR may mean: the newest staging version of each
+    of the repository's models that passed validation (with `status`, when given), newest first — only the one
+    `resuming` decided before a crash stopped the steps after the decision, when there is one. Several models
+    with one each: the command must name one."""
+    found: dict[str, ApprovalRequest] = {}
+    for version in reversed(deps.state.pr_approval_versions(repo, pr)):  # versions of every model of the PR
         for model in deps.settings.models_for_repo(repo):
             request = deps.state.approval(stages.stage(deps.settings, model, "merge").registry_name, version)
-            if not request or request.validation != "passed":
-                continue
-            if status is None or request.status == status or (resuming and _stopped(request, resuming)):
-                return request
-    return None
+            if not request or request.validation != "passed" or request.pr != pr or model in found:
+                continue  # another PR's version of this model may carry the same number
+            if resuming and _stopped(request, resuming):
+                return [request]
+            if status is None or request.status == status:
+                found[model] = request
+    return list(found.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from core.config import Settings
 from workers.core import sticky
 from workers.core.context import Deps
 from workers.core.records import ApprovalRequest, Release, SlackAnswer, SlackPost, SlackTried
@@ -35,6 +36,14 @@ def for_request(deps: Deps, request: ApprovalRequest) -> Release | None:
     return deps.state.release(request.model, request.repo, request.pr)
 
 
+def github_environment(settings: Settings, repo: str, model: str, stage: str) -> str:
+    """The GitHub environment a model's stage deploys to: the stage's name (`prod`), or `<stage>/<model>`
+    (`prod/ato_risk`) when the repository has several models. GitHub keeps one environment per name and repository,
+    and a success there marks the environment's earlier deployment inactive: two models in one `prod` would
+    inactivate each other."""
+    return f"{stage}/{model}" if len(settings.models_for_repo(repo)) > 1 else stage
+
+
 def deployment(
     deps: Deps, release: Release, environment: str, version: str, state: str, description: str, log_url: str = ""
 ) -> int | None:
@@ -42,6 +51,7 @@ def deployment(
     created once, then a status. Returns its id (None without GitHub)."""
     key = f"{release.model}:{environment}:{version or '#' + str(release.pr)}"
     what = f"{release.model} from #{release.pr}" + (f" v{version}" if version else "")
+    environment = github_environment(deps.settings, release.repo, release.model, environment)
     deployment_id = open_deployment(deps, release.repo, release.sha, environment, key, what)
     if deployment_id is not None:
         deployment_status(deps, release.repo, environment, deployment_id, state, description, log_url)

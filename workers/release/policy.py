@@ -6,15 +6,17 @@ No I/O: the services gather the facts and act.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.config import Settings
 from core.stages import Stage, stage, stage_named
+from core.vocabulary import ACTIVE, GOOD
 from workers.core.gates import GateResult, evaluate_all
 from workers.core.permissions import ranks_at_least
 from workers.core.records import ApprovalRequest, Champion
+from workers.core.run_records import RunRecord
 from workers.release import authorship, texts
 
 # decisions written to the audit trail at most once per version (an approval once per approver)
@@ -38,6 +40,28 @@ class Comparison:
         """No gate decided: none applied (a first release whose gates all compare with the champion, or a model
         with no gates and no champion yet). Then people decide, never a silent pass."""
         return not any(g.applies for g in self.gates) and (self.champion is None or bool(self.gates))
+
+
+def dev_training(runs: Iterable[RunRecord], model: str, dev: Stage, first: str) -> str:
+    """What a pull request's own runs say of `model`'s dev training: "trained" (a run of its dev workflow for it
+    succeeded), "running" (one has not finished), "failed" (runs, none succeeded) or "no". A run is the model's when
+    it was started for it (one of several), else when it wrote its dev registry, else when the model is the first
+    its dev workflow trains."""
+
+    def mine(run: RunRecord) -> bool:
+        if run.context.purpose or run.workflow != dev.workflow:
+            return False
+        if run.context.model:
+            return run.context.model == model
+        registry = run.parameters.get("model")
+        return registry == dev.registry_name if registry else model == first
+
+    results = [run.result.result if run.result else run.state for run in runs if mine(run)]
+    if any(result in GOOD for result in results):
+        return "trained"
+    if any(result in ACTIVE for result in results):
+        return "running"
+    return "failed" if results else "no"
 
 
 def compare(gates: list[str], metrics: dict[str, float], champion: Champion | None, version: str = "") -> Comparison:

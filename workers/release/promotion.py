@@ -32,10 +32,13 @@ log = get_logger("workers.release.promotion")
 def audit(
     deps: Deps, decision: str, model: str, version: str, actor: str, source: str, reason: str = "", once: str = ""
 ) -> None:
-    """One entry of the audit trail; with `once` (what makes the step unique), a task run again writes it once."""
+    """One entry of the audit trail; with `once` (what makes the step unique), a task run again writes it once.
+    `model` is a registry's name; the entry also names the model it is of (`mlops-bot audit --model ato_risk`)."""
+    owner = stages.owner_of(deps.settings, model)
     deps.state.audit(
         decision, model=model, version=version, actor=actor, source=source, reason=reason,
         once=f"{decision}:{once}" if once else "",
+        release_model=owner[0] if owner else model if model in deps.settings.models else "",
     )  # fmt: skip
     log.info("release." + decision, model=model, version=version, actor=actor, source=source, reason=reason)
 
@@ -202,11 +205,12 @@ def deploy(
         once=f"{started.environment}:{started.run_id}",
     )  # fmt: skip
     what = f"{name} v{version}"
-    found = release_feedback.open_deployment(deps, cfg.name, request.commit, stage.name, f"{what}:{trigger}", what)
+    github_env = release_feedback.github_environment(deps.settings, cfg.name, model, stage.name)
+    found = release_feedback.open_deployment(deps, cfg.name, request.commit, github_env, f"{what}:{trigger}", what)
     if found is not None:
         deps.state.update_run(started.environment, started.run_id, deployment_id=found)
         release_feedback.deployment_status(
-            deps, cfg.name, stage.name, found, "in_progress", "deploying", started.run_page_url
+            deps, cfg.name, github_env, found, "in_progress", "deploying", started.run_page_url
         )
     if release is not None and stage.trigger == "approval":
         prod = replace(release.prod, version=version, deploy_state="RUNNING", deploy_url=started.run_page_url)
@@ -227,8 +231,10 @@ def deployed(deps: Deps, record: RunRecord, result: RunResult) -> str:
         )  # fmt: skip
     if record.deployment_id:
         state, what = ("success" if ok else "failure"), f"{name} v{version}: {result.result}"
+        repo = record.context.repo_of_release
+        github_env = release_feedback.github_environment(deps.settings, repo, record.context.release_model, env)
         release_feedback.deployment_status(
-            deps, record.context.repo_of_release, env, record.deployment_id, state, what, result.run_page_url
+            deps, repo, github_env, record.deployment_id, state, what, result.run_page_url
         )
     release = deps.state.release(*record.context.release_of) if record.context.release_of else None
     if release is not None:
@@ -286,6 +292,18 @@ def rollback(deps: Deps, model: str, stage_name: str, version: str, actor: str, 
         )
     release_feedback.slack_post(deps, work, f"@{actor} {text}")
     return deps.state.keep_plan(f"done:{work}", Verdict(True, text)).message
+
+
+def rollback_targets(deps: Deps, models: list[str], version: str = "") -> dict[str, str]:
+    """Which of `models` a bare `/rollback prod [version]` may mean: each whose prod registry has a champion → the
+    version it would go back to (`version`, else the previous champion; "" when there is none)."""
+    alias, targets = deps.settings.mlflow.champion_alias, {}
+    for model in models:
+        name = stages.stage(deps.settings, model, "approval").registry_name
+        current = deps.registry.model_aliases(name).get(alias, "")
+        if current:
+            targets[model] = version or _previous(deps.state.champion_history(name), current)
+    return targets
 
 
 def _rollback_plan(deps: Deps, name: str, version: str) -> RollbackPlan:

@@ -19,6 +19,12 @@ from workers.escaping import md_cell, md_code, md_text, slack_text
 from workers.jobs.reports import gate_outcome, icon
 
 HISTORY_LIMIT = 30
+DEV_TRAINING = {  # the release comment's dev row, by what the PR's own runs said of the model (DevStage.trained)
+    "trained": "trained on this pull request (reports above)",
+    "running": "its training on this pull request had not finished at the merge (report above)",
+    "failed": "its training on this pull request did not succeed (report above)",
+    "no": "not trained on this pull request",
+}
 
 
 def short(sha: str) -> str:
@@ -81,7 +87,7 @@ def release_comment(release: Release, request: ApprovalRequest | None, alias: st
         "",
         "| Stage | Registry | Status |",
         "|---|---|---|",
-        f"| {dev.name} | `{dev.registry}` | trained on this pull request (reports above); never promoted from here |",
+        f"| {dev.name} | `{dev.registry}` | {DEV_TRAINING.get(dev.trained, DEV_TRAINING['trained'])}; never promoted from here |",
         f"| {stg.name} | `{stg.registry}`{_version(stg.version)} | {_staging_status(stg, request)} |",
         f"| approval | {_approvers(request)} | {_approval_status(request)} |",
         f"| {prod.name} | `{prod.registry}`{_version(prod.version)} | {_prod_status(prod, alias)} |",

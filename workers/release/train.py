@@ -47,6 +47,8 @@ log = get_logger("workers.release.train")
 
 def new_release(deps: Deps, model: str, repo: str, pr: int, sha: str, author: str, merged_by: str) -> Release:
     dev, staging, prod = (stages.stage(deps.settings, model, t) for t in ("pull_request", "merge", "approval"))
+    first = stages.dev_model(deps.settings, repo, dev.workflow)
+    trained = policy.dev_training(deps.state.pr_runs(repo, pr), model, dev, first[0] if first else "")
     return Release(
         model=model,
         repo=repo,
@@ -54,7 +56,7 @@ def new_release(deps: Deps, model: str, repo: str, pr: int, sha: str, author: st
         sha=sha,
         author=author,
         merged_by=merged_by,
-        dev=DevStage(dev.name, dev.registry_name),
+        dev=DevStage(dev.name, dev.registry_name, trained),
         staging=StagingStage(staging.name, staging.registry_name, staging.dataset),
         prod=ProdStage(prod.name, prod.registry_name),
         history=(texts.event("merged", pr, pr=pr, merged_by=merged_by, sha=sha),),
