@@ -127,7 +127,9 @@ def run_workflow(settings: Settings, checkout: Path, workflow: str, where: str, 
 
 def said(ws: Workspace, result, task: str) -> dict:
     """The last JSON object one task printed (a notebook: its exit value), read through the Jobs API as the bot does."""
-    return results.verdict(ws, result.run_id, task)
+    report = results.verdict(ws, result.run_id, task)
+    assert not report.problem, report.problem
+    return report.values
 
 
 def ok(result) -> None:

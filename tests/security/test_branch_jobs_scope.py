@@ -24,7 +24,7 @@ from databricks.sdk.service.jobs import JobSettings
 from core import vocabulary as V
 from core.celery_app import create_celery
 from core.config import load_config, parse_config
-from devstack import ROOT
+from devstack import ROOT, principals
 from devstack.bot import start_web, start_worker
 from devstack.mlrepo import config_text
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
@@ -51,7 +51,7 @@ UNUSED = "http://127.0.0.1:9"  # forge, MLflow, Slack: nothing here reaches them
 def stack(redis_server, tmp_path_factory):
     """The demo's configuration on the sandbox workspace, the web process and one worker."""
     tmp = tmp_path_factory.mktemp("scope")
-    services = [ws := start_workspace(tmp)]
+    services = [ws := start_workspace(tmp, service_principals=principals.TOKENS)]  # the demo's run_as principals
     config = tmp / "config.toml"
     template = Template((ROOT / "examples" / "demo.config.toml").read_text())
     config.write_text(
