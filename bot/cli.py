@@ -17,6 +17,8 @@ def _check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.pipeline:
+        return _check_pipeline(settings, args.pipeline, args.repo)
     problems = principal_problems(settings)
     if problems:
         print("\n".join([f"{path}: {len(problems)} problem(s)", *(f"  {p}" for p in problems)]), file=sys.stderr)
@@ -27,6 +29,34 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)"
     )
     for warning in pipeline_warnings(settings):  # what will not run, said now rather than when someone asks
+        print(f"  warning: {warning}")
+    return 0
+
+
+def _check_pipeline(settings, path: str, repo_name: str | None) -> int:
+    """A repository's own pipeline file, checked as the bot reads it at a commit: schema, the central config's
+    references, every guard rail; then what its commands and stages would not run."""
+    from core.pipeline import PipelineError, load_pipeline
+    from core.stages import pipeline_warnings
+
+    own = [r for r in settings.repos if r.pipeline_file and (repo_name is None or r.name.lower() == repo_name.lower())]
+    if len(own) != 1:
+        named = ", ".join(r.name for r in settings.repos if r.pipeline_file) or "none"
+        print(f"--pipeline {path}: name its repository with --repo (repositories with a pipeline_file: {named})")
+        return 2
+    try:
+        text = open(path, encoding="utf-8").read()  # noqa: SIM115 (read whole, closed at once)
+        effective = load_pipeline(settings, own[0], text, path)
+    except OSError as exc:
+        print(f"--pipeline {path}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except PipelineError as exc:
+        print(
+            "\n".join([f"{path}: {len(exc.lines)} problem(s)", *(f"  {line}" for line in exc.lines)]), file=sys.stderr
+        )
+        return 1
+    print(f"{path}: ok for {own[0].name} — {len(effective.workflows)} workflow(s), {len(effective.models)} model(s)")
+    for warning in pipeline_warnings(effective):
         print(f"  warning: {warning}")
     return 0
 
@@ -222,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate config.toml and say what is wrong, by key")
     p.add_argument("path", nargs="?", help="default: $MLOPS_BOT_CONFIG or ./config.toml")
+    p.add_argument(
+        "--pipeline", metavar="FILE", help="a repository's own pipeline file, checked within its guard rails"
+    )
+    p.add_argument("--repo", metavar="OWNER/NAME", help="whose pipeline file it is (when several have one)")
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser("web", help="the webhook receiver under gunicorn (what the Procfile runs)")

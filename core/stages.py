@@ -336,6 +336,8 @@ def pipeline_warnings(settings: Settings) -> list[str]:
     `/deploy` runs its model's deploy workflow: the stages' line says when it lacks one."""
     warnings: list[str] = []
     for repo in settings.repos:
+        if repo.pipeline_file:  # its commands are its file's: `check-config --pipeline FILE`, and the PR's plan
+            continue
         workflows, commands = settings.repo_workflows(repo), settings.commands(repo.name)
         warnings += [
             f'{repo.name}: /{c}: no workflow has command = "{c}"; /{c} will answer so'

@@ -227,7 +227,10 @@ def forge_seed(project: Project, web_url: str) -> str:
     )  # the email each person commits with is on their account: the forge links their commits to them, as GitHub does
     permissions = ", ".join(f"{json.dumps(u)} = {json.dumps(p)}" for u, p in PERMISSIONS.items())
     teams = "".join(f"{json.dumps(t)} = {json.dumps(list(TEAM_MEMBERS))}\n" for t in project.teams())
-    return users + (f"[teams]\n{teams}" if teams else "") + textwrap.dedent(f"""\
+    return (
+        users
+        + (f"[teams]\n{teams}" if teams else "")
+        + textwrap.dedent(f"""\
         [[repos]]
         full_name = {json.dumps(project.repo)}
         default_branch = {json.dumps(project.default_branch)}
@@ -237,6 +240,7 @@ def forge_seed(project: Project, web_url: str) -> str:
         url = "{web_url}/webhooks/github"
         secret = "{SECRETS["GITHUB_WEBHOOK_SECRET"]}"
         """)
+    )
 
 
 def install_registry_hook(setup: Setup) -> str:

@@ -207,7 +207,7 @@ def test_champion_check_compares_the_staging_candidate_with_the_prod_champion(
     champion_uri = "models:/prod.fraud.card_fraud@champion"
     ws, checked = run_workflow(settings, checkout, "champion-check", "staging", **candidate, champion=champion_uri)
     ok(checked)
-    verdict = results.verdict(ws, checked.run_id, "judge")  # the judge's line alone: score's is never read
+    verdict = said(ws, checked, "judge")  # the judge's line alone: score's is never read
     assert verdict["passed"] is True and verdict["champion_version"] == "1"
     assert verdict["metrics"] == said(merged_ws, merged, "train")["metrics"]  # the same rows as training scored
     assert verdict["champion_metrics"] == said(*dev_runs["card_fraud"], "train")["metrics"]

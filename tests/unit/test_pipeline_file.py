@@ -8,7 +8,7 @@ import pytest
 from core.config import parse_config
 from core.pipeline import PipelineError, load_pipeline
 from tests.fakes import world
-from tests.support.configs import example
+from tests.support.configs import ROOT, example
 from workers.core import pipelines
 from workers.core.state import State
 from workers.jobs import plan
@@ -212,3 +212,23 @@ def test_a_squash_merge_is_walked_back_past_every_commit_of_the_pr(central, redi
     w.forge.parents.update({squashed: [BASE], BASE: [older]})
     w.forge.commits[7] = [commit("alice"), commit("alice")]  # two commits in the PR: walk back two
     assert pipelines.decide_release_pipeline(w.deps, REPO, 7, squashed) == older  # older still: reviewed rules
+
+
+def test_check_config_checks_a_repositorys_own_file_within_its_guard_rails(tmp_path, capsys):
+    from bot.cli import main
+
+    central = tmp_path / "config.toml"
+    central.write_text(
+        (ROOT / "config.toml").read_text()
+        + '\n[[repos]]\nname = "acme/fraud-detection"\npipeline_file = "mlops-bot.toml"\n'
+        + '[repos.guard_rails]\nnode_types = ["Standard_DS3_v2"]\nregistry_names = ["*.fraud.*"]\nmin_approvals = 2\n'
+    )
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text(FILE)
+    bad.write_text(FILE.replace("Standard_DS3_v2", "Standard_NC24ads"))
+    assert main(["check-config", str(central), "--pipeline", str(good)]) == 0
+    said = capsys.readouterr().out
+    assert "ok for acme/fraud-detection — 3 workflow(s), 1 model(s)" in said
+    assert '/test: no workflow has command = "test"' in said  # a warning: /test would answer so
+    assert main(["check-config", str(central), "--pipeline", str(bad)]) == 1
+    assert "outside the guard rail `node_types`" in capsys.readouterr().err

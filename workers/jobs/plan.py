@@ -107,10 +107,12 @@ def _summary(wf: Workflow) -> str:
 _KIND = {"create": "+ create", "change": "~ change", "remove": "− remove"}
 
 
-def render(source: str, changes: list[Change]) -> str:
-    """The plan as the PR comment and check summary show it."""
+def render(source: str, changes: list[Change], warnings: list[str] | None = None) -> str:
+    """The plan as the PR comment and check summary show it; `warnings`: what its commands and stages would not run."""
+    said = "".join(f"\n- ⚠️ {md_code(w)}" for w in warnings or [])
+    said = f"\n\nWhat would not run:{said}" if said else ""
     if not changes:
-        return f"### Pipeline plan: `{source}`\n\nNo job or model changes."
+        return f"### Pipeline plan: `{source}`\n\nNo job or model changes.{said}"
     rows = []
     for c in changes:
         shown = list(c.details[:SHOWN]) + ([f"… and {len(c.details) - SHOWN} more"] if len(c.details) > SHOWN else [])
@@ -125,8 +127,9 @@ def render(source: str, changes: list[Change]) -> str:
     return (
         f"### Pipeline plan: `{source}`\n\n| | what | changes |\n|---|---|---|\n"
         + "\n".join(rows)
-        + "\n\nJobs are created on a branch when it first needs them; the default branch's on merge."
+        + "\n\nEach branch's jobs follow its own file on its next push (those it may run: where pull requests train)."
         + note
+        + said
     )
 
 

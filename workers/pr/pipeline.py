@@ -8,6 +8,7 @@ web process cannot read the file, so the worker does it here, at the pushed comm
 
 from __future__ import annotations
 
+from core import stages
 from core.logs import get_logger
 from workers.core import pipelines, sticky
 from workers.core.context import Deps
@@ -80,7 +81,8 @@ def _plan(deps: Deps, effective: Deps, repo: str, pr: int, sha: str, base_sha: s
     except pipelines.PipelineRefused:
         before = None  # the base's file is not usable: every job is new to this one
     changes = plan.plan(before, effective.settings, repo)
-    _publish(deps, repo, pr, sha, "success", plan.headline(changes), plan.render(source, changes))
+    warnings = [w.removeprefix(f"{repo}: ") for w in stages.pipeline_warnings(effective.settings)]
+    _publish(deps, repo, pr, sha, "success", plan.headline(changes), plan.render(source, changes, warnings))
 
 
 def _publish(deps: Deps, repo: str, pr: int, sha: str, state: str, headline: str, body: str) -> None:
