@@ -23,7 +23,7 @@ from devstack.setups import USERS
 from devstack.waiting import wait_until
 from tests.support.devstack_up import Up, devstack_up, gh, url
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a stack to start, four trainings, two releases
 REPO = "acme/fraud-detection"
 EXAMPLE = ROOT / "examples" / "fraud-detection"
 MODELS = ("card_fraud", "ato_risk")
@@ -160,12 +160,12 @@ def test_each_model_trains_on_the_pr_and_reports_against_its_own_champion(up, pr
     for model in MODELS:
         [report] = wait(
             lambda m=model: (
-                [r for r in bot_comments(up, pr["number"], "report", f"train/{m}") if "SUCCESS" in r.body] or None
+                [r for r in bot_comments(up, pr["number"], "report", f"fit/{m}") if "SUCCESS" in r.body] or None
             ),
             300,
             f"{model}'s train report",
         )
-        assert f"prod.fraud.{model}" in report.body and "champion" in report.body, report.body
+        assert f"Metrics vs champion (prod.fraud.{model} v1)" in report.body, report.body
 
 
 @pytest.fixture(scope="module")
