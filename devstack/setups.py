@@ -226,10 +226,14 @@ def forge_seed(project: Project, web_url: str) -> str:
         for u, t in USERS.items()
     )  # the email each person commits with is on their account: the forge links their commits to them, as GitHub does
     permissions = ", ".join(f"{json.dumps(u)} = {json.dumps(p)}" for u, p in PERMISSIONS.items())
-    teams = "".join(f"{json.dumps(t)} = {json.dumps(list(TEAM_MEMBERS))}\n" for t in project.teams())
+    named = project.teams()
+    teams = "".join(f"{json.dumps(t)} = {json.dumps(list(TEAM_MEMBERS))}\n" for t in named)
+    # the bot reads a team's members only as a member of its organization (GitHub: "only available to authenticated
+    # members of the team's organization"), as a GitHub App reads them with Members: read
+    orgs = "".join(f'{json.dumps(org)} = ["mlops-bot"]\n' for org in sorted({t.partition("/")[0] for t in named}))
     return (
         users
-        + (f"[teams]\n{teams}" if teams else "")
+        + (f"[teams]\n{teams}[org_members]\n{orgs}" if named else "")
         + textwrap.dedent(f"""\
         [[repos]]
         full_name = {json.dumps(project.repo)}

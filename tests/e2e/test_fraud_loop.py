@@ -19,6 +19,7 @@ import pytest
 
 from devstack import ROOT, principals
 from devstack.mlrepo import git
+from devstack.sandboxes import WORKSPACE_TOKEN
 from devstack.setups import USERS
 from devstack.waiting import wait_until
 from tests.support.devstack_up import Up, devstack_up, gh, url
@@ -185,7 +186,7 @@ def merged(up, pr):
 
 
 def test_the_merge_takes_both_models_through_staging(up, merged):
-    client = uc(up, principals.TOKENS[principals.PROD])
+    client = uc(up, WORKSPACE_TOKEN)  # the metastore admin reads every catalog
     for model, version in merged["versions"].items():
         v = client.get_model_version(f"staging.fraud.{model}", version)
         assert v.tags.get("validation_status") == "passed", (model, v.tags)
@@ -211,12 +212,12 @@ def champion(up: Up, model: str) -> str:
 def test_each_model_is_approved_and_rolled_back_without_touching_the_other(up, merged, champions):
     number, versions = merged["number"], merged["versions"]
     card, ato = MODELS
-    for approver in ("bob", "carol"):  # two approvals; carol is a member of @acme/fraud-leads
-        answer(up, number, approver, f"/approve {card}@{versions[card]}")
-    wait(lambda: deployments(up, card)[-1:] == ["success"] or None, 300, f"{card}'s prod deployment")
+    said = [answer(up, number, who, f"/approve {card}@{versions[card]}") for who in ("bob", "carol")]
+    assert all("refused" not in a.lower() for a in said), said  # two approvals; carol is in @acme/fraud-leads
+    wait(lambda: deployments(up, card)[-1:] == ["success"] or None, 300, f"{card}'s prod deployment after {said}")
     assert champion(up, card) != champions[card] and champion(up, ato) == champions[ato]
-    for approver in ("bob", "carol"):
-        answer(up, number, approver, f"/approve {ato}@{versions[ato]}")
+    said = [answer(up, number, who, f"/approve {ato}@{versions[ato]}") for who in ("bob", "carol")]
+    assert all("refused" not in a.lower() for a in said), said
     wait(lambda: deployments(up, ato)[-1:] == ["success"] or None, 300, f"{ato}'s prod deployment")
     assert deployments(up, card)[-1] == "success"  # ato_risk's deployment did not mark card_fraud's inactive
 
