@@ -247,8 +247,10 @@ def test_writes_answered_with_gateway_errors_or_lost_end_with_one_job_and_one_ru
     push(signer, web, name, sha, "gw-push-2")  # a new commit: the jobs are reset
     waiting.wait_until(lambda: logged(worker, "branch.synced", delivery_id="gw-push-2"), timeout=60)
     _pr_opened(signer, web, name, sha, 5, "gw-pr-1")
-    [reported] = waiting.wait_until(lambda: logged(worker, "run.reported"), timeout=90)
-    assert reported["result"] == "SUCCESS"
+    reported = waiting.wait_until(lambda: logged(worker, "run.reported"), timeout=90)
+    # on a busy machine this stack's short visibility timeout may hand the follow task out again: it reports the
+    # same run again (the report is one comment, edited in place); what must hold is one run, and its success
+    assert {(r["run_id"], r["result"]) for r in reported} == {(reported[0]["run_id"], "SUCCESS")}
     assert names(client) == [f"mlops-bot/acme/tiny-ml/{name}/test", f"mlops-bot/acme/tiny-ml/{name}/train"]
     [job] = [j for j in client.jobs.list() if j.settings.name.endswith("/test")]
     assert client.jobs.get(job.job_id).settings.tags["sha"] == sha
