@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server git chromium
 .PHONY: test lint demo bench chaos system-deps venv clean
 
 test: system-deps venv lint  ## the guard rails, then the whole suite against private services it starts itself
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not chaos" -n 2 --dist loadfile
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not chaos" -n 3 --dist loadfile
 
 lint: venv  ## style, import contracts (pyproject.toml) and types: the house keeps its shape
 	$(VENV)/bin/ruff check .
