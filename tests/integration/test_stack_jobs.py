@@ -116,7 +116,11 @@ def test_pr_opened_runs_the_test_workflow_to_success_through_the_follower(stack,
     }
     data, headers = signer.github("pull_request", pr, delivery="pr-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
-    [reported] = wait_until(lambda: logged(worker, "run.reported"), timeout=60)
+    reports = wait_until(lambda: logged(worker, "run.reported"), timeout=60)
+    # a busy machine may hand the follow task out again past this stack's 3 s visibility timeout: the same run,
+    # reported again (one comment, edited in place)
+    assert len({r["run_id"] for r in reports}) == 1
+    reported = reports[0]
     assert (reported["result"], reported["workflow"], reported["branch"], reported["pr"]) == (
         "SUCCESS",
         "test",
@@ -198,5 +202,7 @@ def test_rerequested_check_run_runs_its_workflow_again(stack, signer):
     }
     data, headers = signer.github("check_run", body, delivery="check-1")
     assert post(web.url + "/webhooks/github", data, headers)[0] == 202
-    [reported] = wait_until(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)
+    reports = wait_until(lambda: logged(worker, "run.reported", workflow="train"), timeout=60)
+    assert len({r["run_id"] for r in reports}) == 1  # reported again at most, after a redelivery: one run
+    reported = reports[0]
     assert (reported["result"], reported["branch"]) == ("SUCCESS", "feature/check")
