@@ -211,6 +211,12 @@ class Settings(Strict):
         configured = self.repo(repo)
         return command_workflows(self.repo_workflows(configured) if configured else self.workflows)
 
+    def own_pipeline(self, full_name: str) -> Repo | None:
+        """The repository's config when it keeps its pipeline in a file of its own (core/pipeline.py), else None.
+        Asked of the central settings: a repository's own settings list its file's workflows as config.toml would."""
+        configured = self.repo(full_name)
+        return configured if configured is not None and configured.pipeline_file else None
+
     def repo(self, full_name: str) -> Repo | None:
         return next((r for r in self.repos if r.name.lower() == full_name.lower()), None)
 

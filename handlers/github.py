@@ -85,7 +85,7 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     if isinstance(wanted, Ignored):
         return wanted
     pusher = text(obj(event.data, "pusher"), "name")
-    if _owns_pipeline(settings, repo):  # the worker reads the file at this commit: it starts what it runs on
+    if settings.own_pipeline(repo):  # the worker reads the file at this commit: it starts what it runs on
         return signed(
             [Action(V.SYNC_BRANCH_JOBS, {**base, "sha": sha, "trigger": "push", "requested_by": pusher})], *push
         )
@@ -93,12 +93,6 @@ def on_push(event: Event, settings: Settings) -> Outcome:
     for workflow in wanted:
         actions.append(Action(V.START_RUN, {**base, "sha": sha, "workflow": workflow, "requested_by": pusher}))
     return signed(actions, *push)
-
-
-def _owns_pipeline(settings: Settings, repo: str) -> bool:
-    """The repository keeps its workflows in a file of its own (core/pipeline.py), which only a worker reads."""
-    configured = settings.repo(repo)
-    return bool(configured and configured.pipeline_file)
 
 
 def _wanted(settings: Settings, repo: str, branch: str) -> list[str] | Ignored:
@@ -205,7 +199,7 @@ def on_pull_request_updated(event: Event, settings: Settings) -> Outcome:
             )
         ], *_pull_key(event, repo, pr))  # fmt: skip
     base = {"repo": repo, "branch": pr["branch"], "sha": pr["sha"], "delivery_id": event.delivery_id}
-    if _owns_pipeline(settings, repo):  # the worker plans the file's changes, syncs and starts what it runs on
+    if settings.own_pipeline(repo):  # the worker plans the file's changes, syncs and starts what it runs on
         own = {"trigger": "pull_request", "pr": pr["pr"], "requested_by": pr["author"], "base_sha": pr["base_sha"]}
         return signed([Action(V.SYNC_BRANCH_JOBS, {**base, **own})], *_pull_key(event, repo, pr))
     actions = [Action(V.SYNC_BRANCH_JOBS, base)]

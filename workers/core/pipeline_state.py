@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import redis
 
 from core import keys
 
 
-def _text(raw: object) -> str | None:
-    return raw.decode() if isinstance(raw, bytes) else raw  # type: ignore[return-value]
+def _text(raw: Any) -> str | None:
+    """A Redis answer as text (None stays None); `State` reads with it too."""
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class PipelineMemory:

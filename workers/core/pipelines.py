@@ -35,13 +35,6 @@ class PipelineRefused(Permanent):
         super().__init__(f"{source} does not validate, so nothing runs from it: " + "; ".join(lines))
 
 
-def own_file(settings: Settings, repo: str) -> Repo | None:
-    """The repository's config when it keeps its pipeline in a file of its own, else None (`settings`: the
-    central ones; a repository's own settings list its file's workflows as if config.toml did)."""
-    configured = settings.repo(repo)
-    return configured if configured is not None and configured.pipeline_file else None
-
-
 def file_text(deps: Deps, repo: Repo, sha: str) -> str:
     """The pipeline file at `sha` ("" when the commit has none): kept by commit, else read from GitHub."""
     kept = deps.state.pipeline_text(repo.name, repo.pipeline_file, sha)
@@ -56,7 +49,7 @@ def settings_at(deps: Deps, repo: str, sha: str) -> Settings:
     """The settings a task about `repo` at commit `sha` works with (the central ones for a repository without a
     file of its own); PipelineRefused when its file at that commit cannot be used."""
     central = deps.central or deps.settings
-    own = own_file(central, repo)
+    own = central.own_pipeline(repo)
     if own is None:
         return deps.settings if deps.central is None else central
     sha = deps.state.release_pipeline_commit(own.name, sha) or sha  # a release's merge: the file before it
@@ -96,7 +89,7 @@ def decide_release_pipeline(deps: Deps, repo: str, pr: int, merge_sha: str) -> s
     A merge commit's first parent is that commit. A squash or rebase merge has one parent; a rebase merge of k
     commits made k new ones, so `merge_sha` is walked back by the PR's commit count: on a squash that reaches an
     older commit of the default branch — reviewed rules, never the pull request's own."""
-    if own_file(deps.central or deps.settings, repo) is None:
+    if (deps.central or deps.settings).own_pipeline(repo) is None:
         return merge_sha
     kept = deps.state.release_pipeline_commit(repo, merge_sha)
     if kept:
@@ -120,7 +113,7 @@ def decide_release_pipeline(deps: Deps, repo: str, pr: int, merge_sha: str) -> s
 def note_release(deps: Deps, repo: str, sha: str) -> None:
     """A merge commit of `repo` starts a release: its models are found by name and registry from now on (registry
     events, polling, Slack), read from the file at that commit. `deps` is already the file's."""
-    if own_file(deps.central or deps.settings, repo) is None or deps.settings.repo(repo) is None:
+    if (deps.central or deps.settings).own_pipeline(repo) is None or deps.settings.repo(repo) is None:
         return
     for model in deps.settings.models_for_repo(repo):
         names = [s.registry_name for s in deps.settings.stages(model)]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import redis
 
 from core import audit, keys
-from workers.core.pipeline_state import PipelineMemory
+from workers.core.pipeline_state import PipelineMemory, _text
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
 from workers.core.run_records import CachedJob, RunRecord, RunResult
 from workers.errors import Transient
@@ -29,10 +29,6 @@ T = TypeVar("T")
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 # a watermark only rises, even when two polls overlap (one slower than the guard's minute)
 _RAISE = "local c = redis.call('GET', KEYS[1]) if not c or tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end"
-
-
-def _text(raw: Any) -> str | None:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def _given(value: T | None, kept: T) -> T:

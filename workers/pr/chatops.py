@@ -44,6 +44,7 @@ class CommandContext:
     user: str
     delivery_id: str
     index: int = 0
+    pull: Pull | None = None  # the PR as read for this command (its head's pipeline file): one read, one head
 
     @property
     def trigger(self) -> str:
@@ -116,11 +117,12 @@ RELEASE_COMMANDS = frozenset({"approve", "reject", "deploy", "rollback"})
 def _with_pipeline(ctx: CommandContext, command: str) -> CommandContext:
     """A repository with a pipeline file of its own: a release command works with its release's file (the
     default branch's), any other with the file at the PR's head."""
-    if pipelines.own_file(ctx.deps.settings, ctx.repo) is None:
+    if ctx.deps.settings.own_pipeline(ctx.repo) is None:
         return ctx
     if command in RELEASE_COMMANDS:
         return replace(ctx, deps=pipelines.released(ctx.deps, repo=ctx.repo))
-    return replace(ctx, deps=pipelines.at(ctx.deps, ctx.repo, ctx.forge.pull(ctx.repo, ctx.pr).head_sha))
+    pull = ctx.forge.pull(ctx.repo, ctx.pr)  # kept: the run starts at the head whose file it follows
+    return replace(ctx, deps=pipelines.at(ctx.deps, ctx.repo, pull.head_sha), pull=pull)
 
 
 def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:
@@ -134,7 +136,7 @@ def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> 
 
 
 def _head(ctx: CommandContext) -> Pull:
-    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    pull = ctx.pull or ctx.forge.pull(ctx.repo, ctx.pr)
     why = policy.head_refusal(pull, ctx.pr, ctx.deps.state.ok_to_test_sha(ctx.repo, ctx.pr) if pull.fork else None)
     if why:
         raise Refusal(why)
@@ -209,7 +211,7 @@ def _ok_to_test(ctx: CommandContext, command: Command) -> None:
     repo = settings.repo(ctx.repo)
     if repo is None or repo.fork_policy == "never":
         raise Refusal(texts.forks_never_run(ctx.repo))
-    pull = ctx.forge.pull(ctx.repo, ctx.pr)
+    pull = ctx.pull or ctx.forge.pull(ctx.repo, ctx.pr)
     if not pull.fork:
         ctx.react("+1")
         ctx.reply(texts.not_a_fork(ctx.user))

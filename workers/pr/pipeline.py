@@ -9,6 +9,7 @@ web process cannot read the file, so the worker does it here, at the pushed comm
 from __future__ import annotations
 
 from core import stages
+from core.config import Repo
 from core.logs import get_logger
 from workers.core import pipelines, sticky
 from workers.core.context import Deps
@@ -32,7 +33,7 @@ def on_branch_event(
 ) -> list[int]:
     """A push (`trigger` "push") or a pull request's new head ("pull_request"): plan, sync, start. Returns the
     runs started."""
-    own = pipelines.own_file(deps.settings, repo)
+    own = deps.settings.own_pipeline(repo)
     try:
         effective = pipelines.at(deps, repo, sha)
     except pipelines.PipelineRefused as refused:
@@ -49,7 +50,7 @@ def on_branch_event(
         log.info("pipeline.nothing_runs", repo=repo, branch=branch, sha=sha, reason=refused.message[:300])
         return []
     if pr and own:
-        _plan(deps, effective, repo, pr, sha, base_sha, own.pipeline_file)
+        _plan(deps, effective, own, pr, sha, base_sha)
     branch_jobs.sync_branch(effective.workspaces, effective.state, effective.settings, repo, branch, sha)
     cfg = effective.settings.repo(repo)
     started = []
@@ -69,11 +70,9 @@ def on_branch_event(
     return started
 
 
-def _plan(deps: Deps, effective: Deps, repo: str, pr: int, sha: str, base_sha: str, source: str) -> None:
+def _plan(deps: Deps, effective: Deps, own: Repo, pr: int, sha: str, base_sha: str) -> None:
     """The plan, when the PR's file differs from its base's (a PR that does not touch it gets no plan)."""
-    own = pipelines.own_file(deps.settings, repo)
-    if own is None:
-        return
+    repo, source = own.name, own.pipeline_file
     if base_sha and pipelines.file_text(deps, own, base_sha) == pipelines.file_text(deps, own, sha):
         return
     try:
