@@ -52,17 +52,15 @@ ALICE_GIT = {
 STEP_TIMEOUT = 120
 
 
-def wait(what: str, check, timeout: float = STEP_TIMEOUT):
-    return wait_until(check, timeout, what, every=0.25)
-
-
 class Story:
-    def __init__(self, stack: Setup, out=print):
+    """`patience` stretches every wait: a test on a busy machine (several stacks on two cores) passes 2 or 3."""
+
+    def __init__(self, stack: Setup, out=print, patience: float = 1.0):
         from databricks.sdk import WorkspaceClient
         from databricks.sdk.config import Config
         from github import Auth, Github
 
-        self.stack, self.out = stack, out
+        self.stack, self.out, self.patience = stack, out, patience
         # The sandbox has no host metadata endpoint; the SDK's warning about it is noise here.
         logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
         self.gh = {
@@ -81,6 +79,9 @@ class Story:
         self.sha = ""
 
     # --- helpers -------------------------------------------------------------------------------
+    def wait(self, what: str, check, timeout: float = STEP_TIMEOUT):
+        return wait_until(check, timeout * self.patience, what, every=0.25)
+
     def repo(self, user: str = "bob"):
         return self.gh[user].get_repo(REPO)
 
@@ -157,10 +158,10 @@ class Story:
         self.sha = git("rev-parse", "HEAD").stdout.strip()
         self.say(f"alice: git push origin {BRANCH}  ({self.sha[:7]})")
         self.say(
-            f"receiver answered the push webhook: {wait('the push delivery', lambda: self.delivery_answer('push'), 20)}"
+            f"receiver answered the push webhook: {self.wait('the push delivery', lambda: self.delivery_answer('push'), 20)}"
         )
         # only the workflows that run where pull requests train: validate and deploy run from main (issue #18)
-        jobs = wait("the branch's jobs", lambda: self.branch_jobs() if len(self.branch_jobs()) == 2 else None)
+        jobs = self.wait("the branch's jobs", lambda: self.branch_jobs() if len(self.branch_jobs()) == 2 else None)
         for name in jobs:
             self.say(f"job  {name}")
 
@@ -169,18 +170,18 @@ class Story:
             title="Better features", body="Deeper trees.", head=BRANCH, base="main"
         )
         self.say(f"alice opened PR #{self.pr.number}")
-        state = wait(
+        state = self.wait(
             "the test status",
             lambda: self.status("mlops-bot/test") if self.status("mlops-bot/test") in ("success", "failure") else None,
         )
-        [report] = wait("the test report", lambda: self.bot_comments("report", "test"))
+        [report] = self.wait("the test report", lambda: self.bot_comments("report", "test"))
         self.say(f"commit status mlops-bot/test: {state}")
         self.say(report.body.splitlines()[1])
         assert state == "success", "the test workflow did not succeed"
 
     def train(self) -> None:
         c = self.comment("alice", "/train toy")
-        [report] = wait(
+        [report] = self.wait(
             "the train report",
             lambda: (
                 [r for r in self.bot_comments("report", "train") if "SUCCESS" in r.body or "FAILED" in r.body] or None
@@ -211,9 +212,9 @@ class Story:
     def merge(self) -> None:
         merged = self.repo("bob").get_pull(self.pr.number).merge(merge_method="merge")
         self.say(f"bob merged PR #{self.pr.number} → merge commit {merged.sha[:7]}")
-        wait("the branch's jobs to go", lambda: self.branch_jobs() == [])
+        self.wait("the branch's jobs to go", lambda: self.branch_jobs() == [])
         self.say(f"jobs left for {BRANCH}: none")
-        [ask] = wait("the approval request on the merged PR", lambda: self.bot_comments("approval"), 240)
+        [ask] = self.wait("the approval request on the merged PR", lambda: self.bot_comments("approval"), 240)
         self.version = re.search(r"key=staging\.ml\.churn@(\d+)", ask.body).group(1)
         v = self.mlflow.get_model_version(STAGING, self.version)
         self.say(f"registry: {STAGING} v{v.version} validation_status={v.tags.get('validation_status')}")
@@ -230,16 +231,16 @@ class Story:
 
     def approve(self) -> None:
         c = self.comment("alice", "/approve")
-        refusal = wait("alice's refusal", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        refusal = self.wait("alice's refusal", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + refusal.body.splitlines()[-1])
         assert "four eyes" in refusal.body, "alice approved her own change"
         c = self.comment("bob", "/approve")
-        answer = wait("bob's approval", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        answer = self.wait("bob's approval", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + answer.body.splitlines()[-1])
         self.promoted = self.champion()
         v = self.mlflow.get_model_version(PROD, self.promoted)
         self.say(f"registry: {PROD}@champion → v{v.version} (copied from {v.tags.get('copied_from')})")
-        states = wait(
+        states = self.wait(
             "the prod deployment", lambda: (s := self.deploy_states("prod")) and s[-1] in ("success", "failure") and s
         )
         self.say(f"prod deployment: {' → '.join(states)}")
@@ -248,10 +249,10 @@ class Story:
 
     def rollback(self) -> None:
         c = self.comment("bob", "/rollback prod")
-        answer = wait("the rollback", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
+        answer = self.wait("the rollback", lambda: self.bot_comments("reply", f"{c.id}-0"))[0]
         self.say("bot: " + answer.body.splitlines()[-1])
         self.say(f"registry: {PROD}@champion → v{self.champion()}")
-        wait("the redeploy", lambda: self.mlflow.get_model_version(PROD, "1").tags.get("deployed_prod_by"))
+        self.wait("the redeploy", lambda: self.mlflow.get_model_version(PROD, "1").tags.get("deployed_prod_by"))
         self.say(f"prod deployment: {' → '.join(self.deploy_states('prod'))}")
         assert self.champion() == "1", "the champion alias did not go back"
         [release] = self.bot_comments("release", "churn")
@@ -288,9 +289,16 @@ class Story:
             self.out(f"  @{c.user.login:<10} {first[:110]}" + (f"   [{reactions}]" if reactions else ""))
 
     def registry(self) -> None:
+        from mlflow.exceptions import RestException
+
         for name in (DEV, STAGING, PROD):
             self.out(f"\n── registry: {name} (Unity Catalog) ──")
-            for found in sorted(self.mlflow.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)):
+            try:
+                found_versions = self.mlflow.search_model_versions(f"name='{name}'")
+            except RestException as exc:  # a story that stopped early registered nothing there
+                self.out(f"  ({exc.error_code})")
+                continue
+            for found in sorted(found_versions, key=lambda v: int(v.version)):
                 v = self.mlflow.get_model_version(name, found.version)  # search results carry no aliases or tags
                 keys = ("pr", "validation_status", "approved_by", "copied_from", "deployed_prod_by")
                 tags = {k: v.tags[k] for k in keys if k in v.tags}

@@ -64,7 +64,7 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def story(stack):
     lines: list[str] = []
-    story = WatchedStory(stack, out=lines.append)
+    story = WatchedStory(stack, out=lines.append, patience=2.5)  # several stacks share two cores in make test
     story.passed = story.run()
     story.transcript()
     story.registry()
