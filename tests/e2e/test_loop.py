@@ -31,7 +31,7 @@ from devstack.waiting import wait_until
 from tests.support import browser
 from tests.support.webhooks import post
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a stack, then the whole release train
 
 
 def wait(check, timeout=90.0):
