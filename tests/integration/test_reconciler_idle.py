@@ -29,6 +29,7 @@ QUIET = [f"acme/quiet-{i}" for i in range(1, 10)]
 REPOS = [ACTIVE, *QUIET]
 LISTING = "GET /repos/{owner}/{repo}/issues/comments"
 TOKEN_ENV, KEY_ENV, BOT = "IDLE_GITHUB_TOKEN", "IDLE_GITHUB_APP_KEY", "mlops-bot"
+ALICE = {"Authorization": "token ghp_alice"}
 
 
 def seed() -> str:
@@ -106,9 +107,6 @@ def open_pr(forge, branch: str) -> int:
     git("push", "-q", "origin", branch)
     body = {"title": branch, "head": branch, "base": "main"}
     return requests.post(f"{forge.url}/repos/{ACTIVE}/pulls", json=body, headers=ALICE).json()["number"]
-
-
-ALICE = {"Authorization": "token ghp_alice"}
 
 
 def test_a_quiet_repository_s_second_pass_is_a_304_that_costs_no_rate_limit(forge, deps):

@@ -39,7 +39,9 @@ What it costs GitHub at idle does not grow with the number of repositories:
   Redis). Subscribed: no pass lists anything — one request an hour in all. Not subscribed (or GitHub refused to
   say): the repositories are reconciled as with a token, and a warning says why.
   What App redelivery does not repair that this pass would: a delivery that failed more than MAX_REDELIVERIES
-  times, or more than 1,000 attempts since its last pass (workers/delivery/redelivery.py says both in its log).
+  times, one past the 1,000 newest attempts since its last pass (workers/delivery/redelivery.py logs both), or one
+  the receiver refused with a 4xx (a wrong webhook secret). And GitHub's docs do not say whether `events` still lists
+  the subscriptions of an App webhook deactivated since: such an App reads as covered.
 
 A command's work is idempotent per comment and place (`chatops.CommandContext.trigger`), so a comment that both
 the live path and the reconciler queue starts one run and gets one reply. Deliveries of other events (pushes, PR
