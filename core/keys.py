@@ -194,6 +194,22 @@ def reconcile_guard(repo: str) -> str:
     return f"{P}reconcile-guard:{repo}"
 
 
+RECONCILE_PACE_TTL = DAY  # far above the longest wait: a repository dropped from the config is forgotten a day later
+
+
+def reconcile_pace(repo: str) -> str:
+    """Hash: the reconciler's pace for `repo` — `wait` (seconds after a pass), `due` (epoch seconds of the next
+    pass), `since` and `etag` (the ETag its comment listing since that watermark answered). TTL RECONCILE_PACE_TTL:
+    a lost pace means one pass at once, with a full listing."""
+    return f"{P}reconcile-pace:{repo}"
+
+
+def app_webhook_comments() -> str:
+    """ "1" when the GitHub App's webhook subscribes to `issue_comment` (App redelivery covers lost commands), else
+    "0"; kept for an hour (workers/delivery/reconciler.py asks GitHub again then)."""
+    return f"{P}reconcile-app-webhook"
+
+
 # --- what a task decided before its first write (workers/core/state.py `keep_plan`) ---------------------------
 def plan(work: str) -> str:
     """JSON, TTL AUDIT_ONCE_TTL: e.g. a rollback's from/to, so the task run again after a crash repeats it."""

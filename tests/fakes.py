@@ -7,7 +7,9 @@ Each fake records what a person would see (comments, reactions, statuses, Slack 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from time import time
@@ -19,7 +21,7 @@ from workers.core.records import ApprovalRequest, Release
 from workers.core.run_records import RunRecord, RunResult
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent, Transient
-from workers.gateways import GitIdentity, JobRef, Pull, PullCommit, RunInfo, TaskOutput, TaskRun, Version
+from workers.gateways import GitIdentity, JobRef, Listing, Pull, PullCommit, RunInfo, TaskOutput, TaskRun, Version
 from workers.gateways.forge import DEPLOYMENT_KEY, marker
 
 _ids = itertools.count(1000)
@@ -112,6 +114,8 @@ class FakeForge:
     commits: dict[int, list[PullCommit]] = field(default_factory=dict)  # PR number -> its commits, oldest first
     files: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, commit) -> the file's text
     parents: dict[str, list[str]] = field(default_factory=dict)  # commit -> its parents, first parent first
+    app_subscribes: list[str] = field(default_factory=lambda: ["issue_comment", "pull_request", "push"])  # GET /app
+    asked: list[str] = field(default_factory=list)  # the reads of the delivery passes, in order (304s marked so)
 
     def _answer(self, method: str) -> None:
         if method in self.failures:
@@ -152,10 +156,22 @@ class FakeForge:
         self._answer("branch_exists")
         return branch in self.branches
 
-    def comments_since(self, repo: str, since: str, page: int = 1) -> list[dict]:
+    def comments_since(self, repo: str, since: str, page: int = 1, etag: str = "") -> Listing:
         """People's comments (entries with `user`, `created_at`, `updated_at`; `issue`: True on an issue) as
-        GitHub lists them: updated at or after `since`, least recently updated first, 100 a page."""
+        GitHub lists them: updated at or after `since`, least recently updated first, 100 a page, with an ETag of the
+        page's content; `304` (`changed` False) when `etag` is the page's."""
         self._answer("comments_since")
+        items = self._comments_page(repo, since, page)
+        tag = 'W/"' + hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()[:32] + '"'
+        self.asked.append(f"comments_since {repo} {since} {page}" + (" 304" if etag == tag else ""))
+        return Listing([], tag, changed=False) if etag == tag else Listing(items, tag)
+
+    def app_events(self) -> list[str]:
+        self._answer("app_events")
+        self.asked.append("app_events")
+        return list(self.app_subscribes)
+
+    def _comments_page(self, repo: str, since: str, page: int) -> list[dict]:
         found = sorted(
             ((cid, c) for cid, c in self.comments.items() if "updated_at" in c and c["updated_at"] >= since),
             key=lambda item: (item[1]["updated_at"], item[0]),

@@ -250,9 +250,12 @@ def send_due_tasks(self) -> int:
 
 
 @app.task(base=TellingTask, name=V.RECONCILE_COMMENTS, bind=True)
-def reconcile_comments(self, grace_seconds: float = reconciler.GRACE_SECONDS) -> int:
-    """beat, every 2 min → PR commands whose delivery never reached the bot are queued as the receiver would have."""
-    return reconciler.reconcile(deps(), lambda a: app.send_task(a.task, kwargs=a.kwargs), grace=grace_seconds)
+def reconcile_comments(self, grace_seconds: float = reconciler.GRACE_SECONDS, due_only: bool = True) -> int:
+    """beat, every 2 min → PR commands whose delivery never reached the bot are queued as the receiver would have
+    (on the repositories due: quiet ones wait longer; `due_only=False`: every repository now)."""
+    return reconciler.reconcile(
+        deps(), lambda a: app.send_task(a.task, kwargs=a.kwargs), grace=grace_seconds, due_only=due_only
+    )
 
 
 @app.task(base=TellingTask, name=V.REDELIVER_FAILED_DELIVERIES, bind=True)

@@ -29,7 +29,8 @@ EXCHANGES_KEPT = 2000
 
 class RouteStats:
     """API requests since start or reset, per route template and per user (`GET /sandbox/requests`), and the
-    last exchanges themselves (`GET /sandbox/exchanges`)."""
+    last exchanges themselves (`GET /sandbox/exchanges`). A `304 Not Modified` is a request like any other, and is
+    counted apart too (`not_modified…`): GitHub does not count it against an authorized caller's rate limit."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -38,6 +39,7 @@ class RouteStats:
     def reset(self) -> dict:
         with self._lock:
             self._stats = {"total": 0, "by_route": {}, "by_user": {}, "by_user_route": {}, "since": now_iso()}
+            self._stats.update(not_modified=0, not_modified_by_route={}, not_modified_by_user={})
             self._exchanges: collections.deque = collections.deque(maxlen=EXCHANGES_KEPT)
         return {"reset": True}
 
@@ -49,7 +51,7 @@ class RouteStats:
         with self._lock:
             return list(self._exchanges)
 
-    def count(self, route: str, user: str | None) -> None:
+    def count(self, route: str, user: str | None, not_modified: bool = False) -> None:
         u = user or "(anonymous)"
         with self._lock:
             st = self._stats
@@ -58,6 +60,10 @@ class RouteStats:
             st["by_user"][u] = st["by_user"].get(u, 0) + 1
             per = st["by_user_route"].setdefault(u, {})
             per[route] = per.get(route, 0) + 1
+            if not_modified:
+                st["not_modified"] += 1
+                st["not_modified_by_route"][route] = st["not_modified_by_route"].get(route, 0) + 1
+                st["not_modified_by_user"][u] = st["not_modified_by_user"].get(u, 0) + 1
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -318,7 +324,8 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
         return "NONE"
 
     # ------------------------------------------------------------------ rate limit
-    def rate_used(self, user: str | None) -> tuple[int, int]:
+    def rate_used(self, user: str | None, spend: bool = True) -> tuple[int, int]:
+        """(requests used in the caller's hour, its reset): this request counted, unless `spend` is False."""
         key = user or "(anonymous)"
         now = int(time.time())
         with self._rate_lock:
@@ -326,5 +333,5 @@ class Forge(RepoJson, IssueJson, ForgeEvents):
             if window is None or window[0] <= now:
                 window = [now + 3600, 0]
                 self._rate[key] = window
-            window[1] += 1
+            window[1] += 1 if spend else 0
             return window[1], window[0]

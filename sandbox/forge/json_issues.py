@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from . import gitops
 from .gitops import ZERO
+from .seed import ALL_EVENTS
 from .vocabulary import REACTIONS, node_id
+
+
+def subscribed_events(app: dict) -> list[str]:
+    """The events an App subscribes to: its webhook's, none without one. GitHub, "Modifying a GitHub App
+    registration", § Changing the webhook event subscriptions of a GitHub App: "Activate the GitHub App webhook. […]
+    Under "Subscribe to Events," select the webhook events you would like your GitHub App to receive." """
+    hook = app.get("webhook")
+    if hook is None:
+        return []
+    return list(ALL_EVENTS) if "*" in hook.events else sorted(hook.events)
 
 
 class IssueJson:
@@ -252,7 +263,7 @@ class IssueJson:
                 "pull_requests": "write",
                 "statuses": "write",
             },
-            "events": ["push", "pull_request", "issue_comment", "check_run"],
+            "events": subscribed_events(app),
             "installations_count": 1,
         }
 

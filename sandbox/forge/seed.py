@@ -15,6 +15,8 @@ PERMISSIONS = ("read", "triage", "write", "maintain", "admin")
 # An organization's custom repository roles inherit one of these base roles.
 CUSTOM_ROLE_BASES = ("read", "triage", "write", "maintain")
 DEFAULT_EVENTS = ["push", "delete", "pull_request", "issue_comment"]
+# what `events = ["*"]` stands for: every event the forge delivers
+ALL_EVENTS = ["check_run", "create", "delete", "fork", "issue_comment", "issues", "pull_request", "push", "status"]
 # A classic token's OAuth scopes unless the seed says otherwise; team memberships need `read:org` (or more).
 DEFAULT_SCOPES = ("read:org", "repo", "workflow")
 # GitHub makes a team's slug from its name: lowercase letters, digits and hyphens.

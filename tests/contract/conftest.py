@@ -106,6 +106,9 @@ def play_bot_side(url: str, pem: str, pr_number: int, sha: str, comment_id: int)
     as_app.set_status(REPO, sha, "mlops-bot/validate", "failure", "validate FAILED", "http://x/run/2")
     as_app.upsert_comment(REPO, pr_number, "report", "validate", "failed")
     play_deployments(as_token, as_app, sha)
+    listed = as_token.comments_since(REPO, "2000-01-01T00:00:00Z")  # the comment reconciler, then its next pass:
+    as_token.comments_since(REPO, "2000-01-01T00:00:00Z", etag=listed.etag)  # the same listing, a 304
+    as_app.app_events()  # whether the App's webhook carries issue_comment
 
 
 def play_deployments(as_token, as_app, sha: str) -> None:

@@ -28,6 +28,8 @@ BOT_OPERATIONS = [
     "GET /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments",
     "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses",
+    "GET /repos/{owner}/{repo}/issues/comments",
+    "GET /app",
 ]
 # What the Environments page reads (PyGithub's own objects in the scenario)
 PAGE_OPERATIONS = [
@@ -66,6 +68,14 @@ def test_forge_answers_the_bot_as_the_operation_documents(played, operation):
 def test_a_missing_branch_is_a_documented_404(played):
     [gone] = [x for x in played.exchanges if x["path"].endswith("/branches/gone")]
     assert gone["status"] == 404 and answer_problems([gone]) == []
+
+
+def test_the_reconciler_s_listing_asked_again_with_its_etag_is_a_304_with_no_body(played):
+    # "Best practices for using the REST API", § Use conditional requests: "If the response has not changed, you will
+    # receive a `304 Not Modified` response." The 304 is documented for any GET there, not in the OpenAPI's operation.
+    listed = exchanges_of(played, "GET /repos/{owner}/{repo}/issues/comments")
+    assert [x["status"] for x in listed][-2:] == [200, 304] and listed[-1]["response"] is None
+    assert answer_problems(listed) == []
 
 
 def test_every_answer_of_the_scenario_follows_its_schema(played):

@@ -29,6 +29,8 @@ SOFT_TIME_LIMIT = celery_settings("redis://unused")["task_soft_time_limit"]
 BOT = BotSettings.model_validate({})
 GITHUB = GitHubSettings.model_validate({})
 MIB = 1024 * 1024
+# a command lost on a quiet repository waits for its next pass: the longest wait, plus half a beat of lateness
+LONGEST_REPAIR_MINUTES = (reconciler.QUIET_WAIT_MAX + reconciler.BEAT_SECONDS / 2) / 60
 # a duration quoted near a mention: "90 s", "**90 s**", "90 seconds"
 DURATION = re.compile(r"(\d[\d,]*)(?:\*\*)?\s?(?:s\b|seconds\b)")
 
@@ -67,6 +69,19 @@ QUOTED = [
     ("docs/reliability.md", f"up to **{MAX_RETRIES}** times (`workers/errors.py`", "the task retry cap"),
     ("docs/reliability.md", f"at most **{redelivery.MAX_REDELIVERIES}** times a delivery", "redeliveries a delivery"),
     ("docs/reliability.md", f"older than {reconciler.GRACE_SECONDS:g} s (the live", "the reconciler's grace"),
+    (
+        "docs/reliability.md",
+        f"Every {reconciler.BEAT_SECONDS / 60:g} minutes beat lists, for each",
+        "the reconciler's beat",
+    ),
+    ("docs/reliability.md", f"from 2 minutes up to **{reconciler.QUIET_WAIT_MAX // 60} minutes**", "the longest wait"),
+    ("docs/reliability.md", f"up to **{LONGEST_REPAIR_MINUTES:g} minutes** after it was posted", "the longest repair"),
+    (
+        "workers/delivery/reconciler.py",
+        f"plus half a beat — {LONGEST_REPAIR_MINUTES:g} minutes —",
+        "the longest repair",
+    ),
+    ("workers/delivery/reconciler.py", f"up to QUIET_WAIT_MAX ({reconciler.QUIET_WAIT_MAX // 60} minutes)", "the wait"),
     ("docs/reliability.md", f"younger than {redelivery.GRACE_SECONDS:g} s wait", "the redelivery's grace"),
     (
         "docs/reliability.md",

@@ -47,9 +47,10 @@ def supervised(setup: Setup, workers: list[Service]) -> list[Service]:
 
 
 def reconcile_now(setup: Setup, workers: list[Service]) -> dict:
-    """Queue one pass (no grace period: the test's comment is seconds old) and wait for what it says."""
+    """Queue one pass over every repository, due or not (no grace period: the test's comment is seconds old), and wait
+    for what it says."""
     before = len(logged(workers, "reconciler.pass"))
-    message = celery_message(V.RECONCILE_COMMENTS, {"grace_seconds": 0})
+    message = celery_message(V.RECONCILE_COMMENTS, {"grace_seconds": 0, "due_only": False})
     redis.Redis.from_url(setup.url("redis")).lpush(DEFAULT_QUEUE, message)
     passes = wait_until(lambda: logged(workers, "reconciler.pass")[before:], 30, "a reconciler pass")
     return passes[0]

@@ -161,7 +161,7 @@ def r(settings, redis_client):
 def test_an_edited_comment_runs_nothing_on_any_path(r, body, user):
     rec.said(r, 1, body, user=user, ago=300, edited_ago=200)
     assert rec.reconcile(r) == []  # the reconciler: it ran as its original author before
-    comment = r.forge.comments_since(rec.REPO, "2000-01-01T00:00:00Z")[0]
+    comment = r.forge.comments_since(rec.REPO, "2000-01-01T00:00:00Z").items[0]
     live = Event("github", "issue_comment", "created", "d-1", reconciler.as_event(rec.REPO, comment).data)
     outcome = on_issue_comment_created(live, r.deps.settings)  # a created delivery showing the edit: the same rule
     assert isinstance(outcome, Ignored) and "edited" in outcome.reason

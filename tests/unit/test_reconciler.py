@@ -42,9 +42,10 @@ def said(w, cid: int, body: str, *, ago: float = 120, user: str = "alice", issue
     }
 
 
-def reconcile(w, now: float = NOW, grace: float = reconciler.GRACE_SECONDS) -> list[Action]:
+def reconcile(w, now: float = NOW, grace: float = reconciler.GRACE_SECONDS, due_only: bool = False) -> list[Action]:
+    """A pass; over every repository unless `due_only` (the beat's pass: quiet repositories wait, see below)."""
     queued: list[Action] = []
-    reconciler.reconcile(w.deps, queued.append, now=now, grace=grace)
+    reconciler.reconcile(w.deps, queued.append, now=now, grace=grace, due_only=due_only)
     return queued
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import redis
 
 from core import audit, keys
+from workers.core.delivery_state import DeliveryMemory
 from workers.core.pipeline_state import PipelineMemory, _text
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
 from workers.core.run_records import CachedJob, RunRecord, RunResult
@@ -35,7 +36,7 @@ def _given(value: T | None, kept: T) -> T:
     return kept if value is None else value
 
 
-class State(PipelineMemory):
+class State(PipelineMemory, DeliveryMemory):
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)
@@ -329,48 +330,6 @@ class State(PipelineMemory):
         """Every waiting member and when it is due (the dashboard and the tests)."""
         found: list = self.r.zrange(keys.DUE, 0, -1, withscores=True)
         return [(_text(m) or "", float(s)) for m, s in found]
-
-    # --- the comment reconciler (workers/delivery/reconciler.py) --------------------------------------------------
-    def note_command_handled(self, repo: str, comment_id: int) -> None:
-        """A worker took a command task of this comment (live or reconciled): its delivery was not lost."""
-        self.r.set(keys.command_handled(repo, comment_id), 1, ex=keys.PR_TTL)
-
-    def command_handled(self, repo: str, comment_id: int) -> bool:
-        return bool(self.r.exists(keys.command_handled(repo, comment_id)))
-
-    def comments_watermark(self, repo: str) -> int | None:
-        """Epoch seconds: every comment updated at or before it is settled; None before the first pass."""
-        raw = self.r.get(keys.comments_watermark(repo))
-        return int(raw) if raw is not None else None
-
-    def raise_comments_watermark(self, repo: str, epoch: int) -> None:
-        """Raise it (never lower it, even when two passes overlap)."""
-        self._raise(keys=[keys.comments_watermark(repo)], args=[epoch])
-
-    def app_deliveries_watermark(self) -> int | None:
-        """Epoch seconds: every App webhook attempt delivered before it is judged; None before the first pass."""
-        raw = self.r.get(keys.app_deliveries_watermark())
-        return int(raw) if raw is not None else None
-
-    def raise_app_deliveries_watermark(self, epoch: int) -> None:
-        """Raise it (never lower it, even when two passes overlap)."""
-        self._raise(keys=[keys.app_deliveries_watermark()], args=[epoch])
-
-    def count_redelivery(self, guid: str, kept_seconds: int) -> int:
-        """One more redelivery of `guid` asked for: how many so far (forgotten after `kept_seconds`)."""
-        pipe = self.r.pipeline()
-        pipe.incr(keys.redeliveries(guid))
-        pipe.expire(keys.redeliveries(guid), kept_seconds)
-        return int(pipe.execute()[0])
-
-    def claim_reconcile(self, repo: str) -> str | None:
-        """A token for the one pass over `repo` at a time, or None while another pass holds it."""
-        token = uuid.uuid4().hex
-        taken = self.r.set(keys.reconcile_guard(repo), token, nx=True, ex=keys.RECONCILE_GUARD_SECONDS)
-        return token if taken else None
-
-    def release_reconcile(self, repo: str, token: str) -> None:
-        self._release(keys=[keys.reconcile_guard(repo)], args=[token])
 
     # --- what a task decided before its first write ----------------------------------------------------------
     def plan(self, work: str, kind: type[Kept]) -> Kept | None:

@@ -15,54 +15,30 @@ import base64
 import os
 import re
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
-from github import Auth, Github, GithubException
-from requests import RequestException
-from urllib3.util.retry import Retry
+from github import Auth, Github
 
 from core.config import GitHubSettings
-from workers.errors import NotFound, Permanent, classify
+from workers.errors import NotFound, Permanent
 from workers.escaping import GITHUB_COMMENT_MAX, truncate
-from workers.gateways import GitIdentity, Pull, PullCommit
-
-SAFE_RETRY = Retry(
-    total=3,
-    backoff_factor=0.5,
-    status_forcelist=(502, 503, 504),
-    allowed_methods=frozenset({"GET", "HEAD"}),
-    raise_on_status=False,
-    respect_retry_after_header=False,  # never sleep in a worker slot: Celery waits out a retry-after
+from workers.gateways import GitIdentity, Listing, Pull, PullCommit
+from workers.gateways.github_http import (
+    NEXT_LINK,
+    SAFE_RETRY,
+    exchange,
+    github_client,
+    header,
+    listing_if_changed,
+    next_cursor,
 )
+
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
 CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum length is 65535 characters"
 # The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
 DEPLOYMENT_KEY = "key"
 COMMIT = re.compile(r"[0-9a-f]{40}")
-NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 PULL_COMMITS_MAX = 250  # pulls/list-commits: "Lists a maximum of 250 commits for a pull request"
-
-
-def github_client(cfg: GitHubSettings) -> Github:
-    auth: Auth.Auth
-    if cfg.app_id and cfg.installation_id:
-        key = os.environ.get(cfg.app_private_key_env)
-        if not key:
-            raise Permanent(f"GitHub App: {cfg.app_private_key_env} is not set")
-        auth = Auth.AppAuth(cfg.app_id, key).get_installation_auth(cfg.installation_id)
-    else:
-        token = os.environ.get(cfg.token_env)
-        if not token:
-            raise Permanent(f"GitHub: {cfg.token_env} is not set")
-        auth = Auth.Token(token)
-    return Github(
-        base_url=cfg.base_url,
-        auth=auth,
-        retry=SAFE_RETRY,
-        timeout=15,
-        seconds_between_requests=cfg.seconds_between_requests,
-        seconds_between_writes=cfg.seconds_between_writes,
-    )
 
 
 def marker(kind: str, key: str) -> str:
@@ -128,15 +104,7 @@ class Forge:
     def _call(self, verb: str, url: str, **kwargs) -> Any:
         return self._exchange(self.gh, verb, url, **kwargs)[1]
 
-    @staticmethod
-    def _exchange(gh: Github, verb: str, url: str, **kwargs) -> tuple[dict[str, Any], Any]:
-        try:
-            return gh.requester.requestJsonAndCheck(verb, url, **kwargs)
-        except GithubException as exc:
-            message = (exc.data or {}).get("message", "") if isinstance(exc.data, dict) else ""
-            raise classify(exc, f"GitHub said {exc.status} to {verb} {url}: {message}".strip()) from exc
-        except (RequestException, OSError) as exc:
-            raise classify(exc, f"GitHub did not answer {verb} {url}: {exc}") from exc
+    _exchange = staticmethod(exchange)  # transport and error translation: workers/gateways/github_http.py
 
     # --- reads ---------------------------------------------------------------------------------
     def pull(self, repo: str, number: int) -> Pull:
@@ -232,11 +200,12 @@ class Forge:
                 return out
             page += 1
 
-    def comments_since(self, repo: str, since: str, page: int = 1) -> list[dict]:
+    def comments_since(self, repo: str, since: str, page: int = 1, etag: str = "") -> Listing:
         """One page (100) of the repository's issue and PR comments updated at or after `since` (ISO 8601), least
-        recently updated first: one request."""
+        recently updated first, and its ETag: one request. With the `etag` this same page answered before, a 304
+        (`changed` False: nothing was added, edited or deleted since) costs no rate limit."""
         parameters = {"since": since, "sort": "updated", "direction": "asc", "per_page": 100, "page": page}
-        return self._call("GET", f"/repos/{repo}/issues/comments", parameters=parameters)
+        return listing_if_changed(self.gh, f"/repos/{repo}/issues/comments", parameters, etag)
 
     def find_marked(self, repo: str, pr: int, kind: str, key: str) -> int | None:
         """The bot's own comment carrying the marker: a marker pasted into someone else's comment is not one."""
@@ -358,8 +327,11 @@ class Forge:
         """One page of the App webhook's deliveries, newest first, and the cursor of the next page ("" on the last)."""
         parameters: dict[str, Any] = {"per_page": per_page, **({"cursor": cursor} if cursor else {})}
         headers, page = self._exchange(self._app(), "GET", "/app/hook/deliveries", parameters=parameters)
-        link = next((v for k, v in headers.items() if k.lower() == "link"), "")
-        return page, next_cursor(link)
+        return page, next_cursor(header(headers, "link"))
+
+    def app_events(self) -> list[str]:
+        """The webhook events the App subscribes to (`GET /app` with the App's JWT: `events`)."""
+        return [str(e) for e in self._exchange(self._app(), "GET", "/app")[1].get("events") or []]
 
     def redeliver(self, delivery_id: int) -> None:
         """Ask GitHub to deliver that delivery again (a new attempt, same guid): 202, the attempt comes later."""
@@ -381,11 +353,3 @@ class Forge:
                 seconds_between_writes=self.cfg.seconds_between_writes,
             )
         return self._as_app
-
-
-def next_cursor(link: str) -> str:
-    """The `cursor` of the `rel="next"` URL in a Link header, "" when there is no next page."""
-    found = NEXT_LINK.search(link)
-    if not found:
-        return ""
-    return (parse_qs(urlsplit(found.group(1)).query).get("cursor") or [""])[0]

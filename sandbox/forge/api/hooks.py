@@ -1,5 +1,6 @@
 """App-wide request handling: who is calling (token, basic auth or an App's JWT), the one-at-a-time lock,
-GitHub's response headers and error bodies, and request counting."""
+GitHub's response headers and error bodies, conditional requests (ETag, 304: sandbox/forge/conditional.py), and
+request counting."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..conditional import answer_conditionally
 from ..contract import rest_contract
 from ..vocabulary import ApiError
 from .web import forge
@@ -190,8 +192,9 @@ def end_request(exc):
         forge.lock.release()
 
 
-def add_api_headers(resp: Response, who: str | None) -> None:
-    used, reset = forge.rate_used(who)
+def add_api_headers(resp: Response, who: str | None, spend: bool = True) -> None:
+    """GitHub's headers; `spend` False: this answer costs no rate limit (the headers say what is left, unchanged)."""
+    used, reset = forge.rate_used(who, spend)
     # an injected rate limit has set its own (remaining 0, its reset): those stay
     resp.headers.setdefault("X-RateLimit-Limit", "5000")
     resp.headers.setdefault("X-RateLimit-Remaining", str(max(0, 5000 - used)))
@@ -224,10 +227,12 @@ def exchange(resp: Response) -> dict:
 def finish_request(resp: Response):
     if g.get("kind") == "api":
         who = g.get("user") or (f"app:{g.app['id']}" if g.get("app") else None)
-        add_api_headers(resp, who)
+        not_modified = answer_conditionally(request, resp)
+        authorized = bool(g.get("user") or g.get("app"))  # set only from an Authorization header the forge accepted
+        add_api_headers(resp, who, spend=not (not_modified and authorized))
         rule = request.url_rule.rule if request.url_rule else "(unmatched)"
         template = _TEMPLATE_RE.sub(r"{\1}", rule)
-        forge.stats.count(f"{request.method} {template}", who)
+        forge.stats.count(f"{request.method} {template}", who, not_modified)
         answered = exchange(resp)
         if g.get("lose"):
             answered["lost"] = True  # applied, but the client never saw this answer
