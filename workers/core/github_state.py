@@ -30,7 +30,7 @@ class GitHubMemory:
     def _note_comments(self, repo: str, pr: int, fields: dict[str, int]) -> None:
         key = keys.pr_comments(repo, pr)
         pipe = self.r.pipeline()  # one transaction: the ledger and its expiry
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping={name: value for name, value in fields.items()})  # typed as redis-py asks
         pipe.expire(key, keys.PR_TTL)
         pipe.execute()
 
