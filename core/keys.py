@@ -35,7 +35,7 @@ PIPELINE_TTL = 7 * DAY
 
 JOB_TTL = 7 * DAY
 RUN_TTL = 30 * DAY
-PR_TTL = 30 * DAY  # sticky-comment ids, the latest run per workflow, /ok-to-test grants
+PR_TTL = 30 * DAY  # the bot's comment and check run ids, the latest run per workflow, /ok-to-test grants
 AUDIT_ONCE_TTL = 30 * DAY
 
 
@@ -72,8 +72,16 @@ def pr_latest(repo: str, pr: int, workflow: str) -> str:
     return f"{P}pr-latest:{repo}#{pr}:{workflow}"
 
 
-def comment(repo: str, pr: int, kind: str, key: str) -> str:
-    return f"{P}comment:{repo}#{pr}:{kind}:{key}"
+def pr_comments(repo: str, pr: int) -> str:
+    """Hash: `<kind>:<key>` -> the id of the bot's comment on the PR (0: posted, its answer not yet read), and
+    `listed` once GitHub's listing of the PR's comments was read into it — from then on a key it lacks has no comment
+    (TTL PR_TTL, renewed by every write: all of it expires at once, and the next comment lists again)."""
+    return f"{P}pr-comments:{repo}#{pr}"
+
+
+def check_run(repo: str, sha: str, name: str) -> str:
+    """The id of the bot's latest check run `name` on commit `sha` (as a GitHub App; TTL PR_TTL)."""
+    return f"{P}check-run:{repo}@{sha}:{name}"
 
 
 def permission(repo: str, user: str) -> str:

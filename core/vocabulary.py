@@ -69,7 +69,7 @@ BEAT_SCHEDULE = {
 ACTIVE = frozenset({"PENDING", "QUEUED", "RUNNING", "BLOCKED", "TERMINATING"})  # may still change
 TERMINAL = frozenset({"TERMINATED", "SKIPPED", "INTERNAL_ERROR"})  # life-cycle states of a finished run
 FAILED = frozenset({"FAILED", "TIMEDOUT", "INTERNAL_ERROR", "CANCELED"})  # worth a `/retest`
-GOOD = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})  # a 👍 and a green status
+GOOD = frozenset({"SUCCESS", "SUCCESS_WITH_FAILURES"})  # a green status
 QUIET_TASK_RESULTS = frozenset({"SUCCESS", "UPSTREAM_FAILED", "EXCLUDED", "SKIPPED"})  # no output shown
 
 # --- names the bot writes on other systems ------------------------------------------------------

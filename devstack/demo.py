@@ -180,7 +180,7 @@ class Story:
         assert state == "success", "the test workflow did not succeed"
 
     def train(self) -> None:
-        c = self.comment("alice", "/train toy")
+        self.comment("alice", "/train toy")
         [report] = self.wait(
             "the train report",
             lambda: (
@@ -193,8 +193,13 @@ class Story:
                 self.say(line)
         assert "SUCCESS" in report.body.splitlines()[1] or "— SUCCESS" in report.body, "training did not succeed"
         assert "Metrics vs champion" in report.body, "no champion comparison in the report"
-        reactions = {r.content for r in c.get_reactions()}
-        self.say(f"reactions on alice's comment: {' '.join(sorted(reactions))}")
+        state = self.wait(
+            "the train status",
+            lambda: (
+                self.status("mlops-bot/train") if self.status("mlops-bot/train") in ("success", "failure") else None
+            ),
+        )
+        self.say(f"commit status mlops-bot/train: {state}")
         dev = self.mlflow.search_model_versions(f"name='{DEV}'")
         self.say(
             f"registry: {DEV} v{max(int(v.version) for v in dev)} (a PR's model); {PROD}@champion: v{self.champion()}"
@@ -283,10 +288,9 @@ class Story:
             return
         self.out(f"\n── PR #{self.pr.number} conversation ──")
         for c in self.repo().get_issue(self.pr.number).get_comments():
-            reactions = " ".join(sorted({r.content for r in c.get_reactions()}))
             body = c.body.split("-->", 1)[-1].strip() if c.body.startswith("<!--") else c.body
             first = body.splitlines()[0] if body else ""
-            self.out(f"  @{c.user.login:<10} {first[:110]}" + (f"   [{reactions}]" if reactions else ""))
+            self.out(f"  @{c.user.login:<10} {first[:110]}")
 
     def registry(self) -> None:
         from mlflow.exceptions import RestException

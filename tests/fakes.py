@@ -2,7 +2,7 @@
 protocols in `workers/gateways/__init__.py` — the pattern of gidgethub's `MockGitHubAPI`.
 
 State stays the real `workers.core.state.State`, on the private Redis the tests start (`redis_client`).
-Each fake records what a person would see (comments, reactions, statuses, Slack messages, tags).
+Each fake records what a person would see (comments, statuses, Slack messages, tags).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from workers.core.run_records import RunRecord, RunResult
 from workers.core.state import State
 from workers.errors import BotError, NotFound, Permanent, Transient
 from workers.gateways import GitIdentity, JobRef, Listing, Pull, PullCommit, RunInfo, TaskOutput, TaskRun, Version
-from workers.gateways.forge import DEPLOYMENT_KEY, marker
+from workers.gateways.forge import DEPLOYMENT_KEY, MARKED, marker
 
 _ids = itertools.count(1000)
 
@@ -104,7 +104,6 @@ class FakeForge:
     roles: dict[str, str] = field(default_factory=dict)  # login -> permission
     branches: set[str] = field(default_factory=set)
     comments: dict[int, dict] = field(default_factory=dict)  # id -> {"pr", "body"}
-    reactions: list[tuple[int, str]] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     failures: dict[str, BotError] = field(default_factory=dict)  # method name -> what GitHub answers instead
     deployments: dict[int, dict] = field(default_factory=dict)  # id -> {"sha", "environment", "payload", "statuses"}
@@ -194,27 +193,37 @@ class FakeForge:
         self._answer("redeliver")
         self.redelivered.append(delivery_id)
 
-    def react(self, repo: str, comment_id: int, content: str) -> None:
-        self._answer("react")
-        self.reactions.append((comment_id, content))
+    def marked_comments(self, repo: str, pr: int) -> dict[str, int]:
+        """The bot's own comments on the PR (no `user`: people's carry theirs) by their first line's marker."""
+        self._answer("marked_comments")
+        found: dict[str, int] = {}
+        for cid, c in self.comments.items():
+            mark = MARKED.match(c["body"]) if c["pr"] == pr and "user" not in c else None
+            if mark:
+                found.setdefault(f"{mark[1]}:{mark[2]}", cid)
+        return found
 
-    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
+    def upsert_comment(
+        self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None, absent: bool = False
+    ) -> int:
+        """Edits `known_id` if it is there; else, unless `absent`, the one found by its marker; else posts: as the
+        gateway, so a caller that says `absent` wrongly makes a second comment a test can count."""
         self._answer("upsert_comment")
-        text = f"{marker(kind, key)}\n{body}"
-        found = (
-            known_id
-            if known_id in self.comments
-            else next(
-                (cid for cid, c in self.comments.items() if c["pr"] == pr and marker(kind, key) in c["body"]), None
-            )
-        )
+        found = known_id if known_id in self.comments else None
+        if found is None and not absent:
+            found = self.marked_comments(repo, pr).get(f"{kind}:{key}")
         cid = found or next(_ids)
-        self.comments[cid] = {"pr": pr, "body": text}
+        self.comments[cid] = {"pr": pr, "body": f"{marker(kind, key)}\n{body}"}
         return cid
 
-    def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+    def set_status(
+        self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "",
+        check_run_id: int | None = None,
+    ) -> int | None:  # fmt: skip
+        """A commit status, as a token sets it (a GitHub App's check runs: tests/integration)."""
         self._answer("set_status")
         self.statuses.append({"sha": sha, "context": context, "state": state, "description": description})
+        return None
 
     def create_deployment(self, repo: str, sha: str, environment: str, description: str, payload: dict) -> int:
         """One deployment per (sha, environment, payload key), like the gateway."""
@@ -261,9 +270,6 @@ class FakeForge:
             if marker(kind, key) in c["body"]:
                 return c["body"].split("\n", 1)[1]
         return None
-
-    def reactions_on(self, comment_id: int) -> list[str]:
-        return [content for cid, content in self.reactions if cid == comment_id]
 
 
 @dataclass
@@ -578,7 +584,7 @@ def world(settings: Settings, state: State, *, github: bool = True, slack: bool 
 
 # --- crash points (tests/reliability/test_crash_points.py): the same fakes, with a write that fails ----------
 WRITES = {
-    "forge": {"react", "upsert_comment", "set_status", "create_deployment", "set_deployment_status"},
+    "forge": {"upsert_comment", "set_status", "create_deployment", "set_deployment_status"},
     "workspace": {"create_job", "reset_job", "delete_job", "run_now", "cancel_run", "checkout_repo", "delete_repo"},
     "registry": {"copy_version", "set_tags", "set_alias", "transition_stage"},
     "slack": {"request_approval", "post", "close_request", "respond"},  # find_post reads

@@ -2,10 +2,10 @@
 retry, see `workers/core/base.py` and `workers/errors.py` MAX_RETRIES), whoever asked hears it where they asked.
 
     a PR command (kwargs: repo, pr, comment_id)   → a reply on the PR saying what failed and how often it was
-                                                     retried (the command's own reply comment), and 😕
+                                                     retried (the command's own reply comment)
     a Slack command or button (kwargs: response_url) → the answer in Slack
     a run followed for a PR (follow_run: environment, run_id; the run record has repo and pr)
-                                                   → the PR's report says the bot lost track, an error status, 😕
+                                                   → the PR's report says the bot lost track, an error status
     a run started for a PR (start_run: repo, pr, sha, workflow) → the report says it could not start
     anything else (a push's job sync, the janitor)  → logged (`task.gave_up`): nobody asked
 
@@ -82,7 +82,6 @@ def _tell_pr_command(d: Deps, task_name: str, kwargs: dict, error: str, retries:
     key = f"{comment_id}-{kwargs.get('index', 0)}"  # the command's own reply (workers/pr/chatops.py), edited in place
     # no Redis here (it may be what failed): the reply is found by its marker
     _step(task_name, "reply", lambda: forge.upsert_comment(repo, pr, "reply", key, body))
-    _step(task_name, "react", lambda: forge.react(repo, comment_id, "confused"))
 
 
 def _tell_slack(d: Deps, task_name: str, kwargs: dict, error: str, retries: int) -> None:

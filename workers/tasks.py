@@ -153,7 +153,7 @@ def refuse_command(
     delivery_id: str,
     index: int = 0,
 ) -> None:
-    """malformed `/command` → 😕 and a reply with the reason and the usage."""
+    """malformed `/command` → a reply with the reason and the usage."""
     chatops.answer_malformed(
         chatops.command_context(deps(), repo, pr, comment_id, user, delivery_id, index), line, error, usage
     )

@@ -89,7 +89,7 @@ def play_user_side(url: str, clone: Path):
     return repo, pr, sha, comment
 
 
-def play_bot_side(url: str, pem: str, pr_number: int, sha: str, comment_id: int) -> None:
+def play_bot_side(url: str, pem: str, pr_number: int, sha: str) -> None:
     """The calls the bot's workers make for a `/mlops train` comment, as a token and as an App."""
     as_token, as_app = bot_gateways(url, pem)
     as_token.pull(REPO, pr_number)
@@ -97,13 +97,13 @@ def play_bot_side(url: str, pem: str, pr_number: int, sha: str, comment_id: int)
     as_token.branch_exists(REPO, "feature/churn")
     as_token.branch_exists(REPO, "gone")  # a 404, confirmed by the repository's 200
     as_token.open_pulls_with_head(REPO, sha)
-    as_token.react(REPO, comment_id, "eyes")
     key = as_token.upsert_comment(REPO, pr_number, "report", "train", "running")
     as_token.upsert_comment(REPO, pr_number, "report", "train", "done", known_id=key)
     as_token.set_status(REPO, sha, "mlops-bot/train", "pending", "train is running", "http://x/run/1")
     as_token.set_status(REPO, sha, "mlops-bot/train", "success", "train SUCCESS", "http://x/run/1")
-    as_app.set_status(REPO, sha, "mlops-bot/validate", "pending", "validate is running", "http://x/run/2")
-    as_app.set_status(REPO, sha, "mlops-bot/validate", "failure", "validate FAILED", "http://x/run/2")
+    run = as_app.set_status(REPO, sha, "mlops-bot/validate", "pending", "validate is running", "http://x/run/2")
+    as_app.set_status(REPO, sha, "mlops-bot/validate", "failure", "validate FAILED", "http://x/run/2", run)  # by id
+    as_app.set_status(REPO, sha, "mlops-bot/validate", "error", "validate: lost track")  # no id: the latest, found
     as_app.upsert_comment(REPO, pr_number, "report", "validate", "failed")
     play_deployments(as_token, as_app, sha)
     listed = as_token.comments_since(REPO, "2000-01-01T00:00:00Z")  # the comment reconciler, then its next pass:
@@ -166,7 +166,7 @@ def played(tmp_path_factory) -> Played:
     forge = start_forge(tmp, tmp / "seed.toml")
     try:
         repo, pr, sha, comment = play_user_side(forge.url, tmp / "clone")
-        play_bot_side(forge.url, pem, pr.number, sha, comment.id)
+        play_bot_side(forge.url, pem, pr.number, sha)
         play_closing(forge.url, repo, pr, comment)
         play_app_deliveries(forge.url, pem)
         exchanges = requests.get(f"{forge.url}/sandbox/exchanges").json()

@@ -27,7 +27,7 @@ def test_a_permission_answer_with_an_unknown_role_is_reported(played):
 
 
 def test_an_undocumented_status_code_is_reported(played):
-    x = bot_exchange(played, "/reactions", method="POST")
+    x = next(e for e in played.bot_exchanges() if e["method"] == "POST" and "/statuses/" in e["path"])
     [problem] = rest_contract().response_problems(x["method"], x["path"], 202, x["response"])
     assert "status 202 is not documented" in problem.message
 

@@ -17,7 +17,6 @@ BOT_OPERATIONS = [
     "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
     "POST /repos/{owner}/{repo}/issues/{issue_number}/comments",
     "PATCH /repos/{owner}/{repo}/issues/comments/{comment_id}",
-    "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions",
     "POST /repos/{owner}/{repo}/statuses/{sha}",
     "GET /repos/{owner}/{repo}/commits/{ref}/check-runs",
     "POST /repos/{owner}/{repo}/check-runs",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_chatops import REPO, as_user, bot_comments, comment, push_branch, reactions, report
+from tests.integration.test_chatops import REPO, as_user, bot_comments, comment, push_branch, report, status_of
 from tests.integration.test_chatops import wait_until as _wait_until
 from tests.support.stacks import bot_stack, workspace_client
 
@@ -50,7 +50,7 @@ def test_train_and_test_run_the_workflows_their_commands_name(ops, pr):
     c = comment(forge, "alice", pr.number, "/train toy\n/test")
     [rep] = report(forge, pr.number, "fit", "SUCCESS")
     assert "`fit` — SUCCESS" in rep.body and "**Dataset** toy" in rep.body
-    assert _wait_until(lambda: {"eyes", "rocket", "+1"} <= reactions(forge, c))
+    assert _wait_until(lambda: status_of(forge, pr.head.sha, "mlops-bot/fit") == "success")
     assert bot_comments(forge, pr.number, "reply", f"{c.id}-0") == []  # no refusal: the reports say it
     names = {job.settings.name.rsplit("/", 1)[-1] for job in workspace_client(ws.url).jobs.list() if job.settings}
     assert {"fit", "unit-tests"} <= names and not names & {"train", "test"}

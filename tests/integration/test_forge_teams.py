@@ -138,6 +138,6 @@ def test_only_the_bots_own_comment_is_found_by_its_marker(forge, monkeypatch):
     bob.create_comment("acme/tiny-ml", issue, f"{marker('report', 'train')}\nnot the bot's report")
     monkeypatch.setenv("BOT_TOKEN_ENV", "ghp_bot")
     bot = Forge(GitHubSettings(base_url=forge.url, token_env="BOT_TOKEN_ENV"), login="mlops-bot")
-    assert bot.find_marked("acme/tiny-ml", issue, "report", "train") is None
+    assert bot.marked_comments("acme/tiny-ml", issue) == {}
     own = bot.create_comment("acme/tiny-ml", issue, f"{marker('report', 'train')}\nthe report")
-    assert bot.find_marked("acme/tiny-ml", issue, "report", "train") == own
+    assert bot.marked_comments("acme/tiny-ml", issue) == {"report:train": own}

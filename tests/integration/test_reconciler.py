@@ -63,7 +63,7 @@ def test_a_train_comment_lost_to_a_redis_outage_is_reconciled_into_one_run_and_o
 
     old = stack.services["redis"]
     old.stop()  # SIGTERM: Redis writes its append-only file and exits
-    comment = forge.comment(pr, "/train toy")
+    forge.comment(pr, "/train toy")
     [failed] = wait_until(
         lambda: [d for d in forge.deliveries() if d["status"] == "failed"], 20, "the comment's failed delivery"
     )
@@ -78,7 +78,6 @@ def test_a_train_comment_lost_to_a_redis_outage_is_reconciled_into_one_run_and_o
     assert workspace_runs(stack, "/feature/lost/train") == 1
     markers = forge.bot_markers(pr)
     assert markers["<!-- mlops-bot:report key=train -->"] == 1
-    assert forge.reactions(comment) == {"eyes": 1, "rocket": 1, "+1": 1}
 
     assert reconcile_now(stack, workers)["queued"] == 0  # past the watermark
     redis.Redis.from_url(stack.url("redis")).delete(keys.comments_watermark(REPO))

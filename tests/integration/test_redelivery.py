@@ -106,11 +106,6 @@ def app_markers(forge: Forge, pr: int) -> Counter:
     return Counter(c["body"].split("\n", 1)[0] for c in comments if c["user"]["login"] == APP_BOT)
 
 
-def app_reactions(forge: Forge, comment_id: int) -> Counter:
-    found = forge.call("GET", f"/repos/{mlrepo.REPO}/issues/comments/{comment_id}/reactions")
-    return Counter(r["content"] for r in found if r["user"]["login"] == APP_BOT)
-
-
 def test_a_train_comment_the_receiver_missed_is_redelivered_once_and_runs_once(stack):
     setup, web_port = stack
     started = time.monotonic()
@@ -132,7 +127,6 @@ def test_a_train_comment_the_receiver_missed_is_redelivered_once_and_runs_once(s
     assert workspace_runs(setup, "/feature/missed/train") == 1
     markers = app_markers(forge, pr)
     assert markers["<!-- mlops-bot:report key=train -->"] == 1
-    assert app_reactions(forge, comment) == {"eyes": 1, "rocket": 1, "+1": 1}
 
     assert redeliver_now(setup, workers)["redelivered"] == 0  # the guid has its 2xx attempt
     time.sleep(1.0)

@@ -3,7 +3,7 @@
 Tasks are `acks_late` (workers/core/base.py `BotTask`): a worker SIGKILLed mid-task runs the task again from its
 start (redelivery), and a Transient error retries it from its start. So every write a task makes is a crash
 point. Each scenario first runs once without faults (the baseline) and counts its writes: comment upserts,
-reactions, statuses, deployments and their statuses, jobs, run_now, cancels, registry copies, tags, alias
+statuses, deployments and their statuses, jobs, run_now, cancels, registry copies, tags, alias
 moves, stage transitions, Slack posts, follow-ups. Then, for every k from 1 to that count:
 
   kill  the k-th write raises `Killed` before it is applied — a SIGKILL: a BaseException, so no
@@ -69,14 +69,13 @@ def _collapsed(states: list[str]) -> str:
 
 
 def seen(w: World, redis_client, faults: Faults, aliases_before: dict) -> Counter:
-    """Every fact a person could see, counted: comments line by line, reactions, statuses, deployments, jobs,
+    """Every fact a person could see, counted: comments line by line, statuses, deployments, jobs,
     runs, registry versions/tags/aliases (and each move)/stages, Slack messages, follow-ups, audit records."""
     facts: Counter = Counter()
     for c in w.forge.comments.values():
         head, _, body = c["body"].partition("\n")
         facts[f"comment {_n(head)}"] += 1
         facts.update(f"  {_n(head)} | {_n(line)}" for line in body.splitlines() if line.strip())
-    facts.update(f"reaction {content} on {cid}" for cid, content in set(w.forge.reactions))
     by_context: dict[tuple, list[str]] = {}
     for s in w.forge.statuses:
         by_context.setdefault((s["sha"], s["context"]), []).append(s["state"])
@@ -333,7 +332,7 @@ def written(figures: dict, name: str = "crash_points") -> None:
 def test_every_crash_point_loses_nothing_and_duplicates_nothing(settings, redis_client, scenario):
     figures = sweep(settings, redis_client, scenario)
     written(figures)
-    assert figures["writes"] >= 3  # a step that writes less was not reached
+    assert figures["writes"] >= 2  # a step that writes less was not reached (a finished run: its report and status)
     assert figures["slack_unkeyed"] == 0, f"Slack re-posts: {figures['duplicated_facts']}"
     assert not figures["lost_facts"] and not figures["duplicated_facts"], figures
 

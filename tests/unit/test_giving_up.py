@@ -37,12 +37,11 @@ def command_kwargs(line: str = "/train toy", **extra) -> dict:
     } | extra
 
 
-def test_a_pr_command_that_gave_up_gets_a_reply_saying_what_and_how_often_and_a_confused_face(w):
+def test_a_pr_command_that_gave_up_gets_a_reply_saying_what_and_how_often(w):
     giving_up.tell(V.RUN_COMMAND, command_kwargs(), BAD_GATEWAY, MAX_RETRIES, deps=w.deps)
     reply = w.forge.comment("reply", f"{COMMENT}-0")
     assert reply.startswith("@alice `/train toy` failed and I gave up: GitHub said 502")
     assert f"it was retried {MAX_RETRIES} times" in reply
-    assert w.forge.reactions_on(COMMENT) == ["confused"]
 
 
 def test_the_reply_is_the_commands_own_reply_edited_in_place(w):
@@ -90,7 +89,6 @@ def test_a_pr_run_the_bot_lost_track_of_says_so_in_the_report(w):
     assert f"could not follow run {run_id}" in report and "lost track of this run" in report
     assert f"retried {MAX_RETRIES} times" in report
     assert w.forge.statuses[-1]["state"] == "error"
-    assert w.forge.reactions_on(COMMENT)[-1] == "confused"
     assert w.deps.state.run("dev", run_id).state == "INTERNAL_ERROR"
 
 
@@ -110,13 +108,13 @@ def test_a_run_for_a_pr_that_never_started_says_so_in_the_report(w):
 def test_work_nobody_asked_for_is_only_logged(w):
     kwargs = {"repo": REPO, "branch": "main", "sha": "a" * 40, "delivery_id": "d"}
     giving_up.tell(V.SYNC_BRANCH_JOBS, kwargs, "Databricks: 503", deps=w.deps)
-    assert not w.forge.comments and not w.forge.reactions and not w.slack.responses
+    assert not w.forge.comments and not w.slack.responses
 
 
-def test_telling_never_raises_and_each_way_is_tried(w):
+def test_telling_never_raises(w):
     w.forge.failures["upsert_comment"] = Transient(BAD_GATEWAY)  # GitHub still down
-    giving_up.tell(V.RUN_COMMAND, command_kwargs(), BAD_GATEWAY, deps=w.deps)
-    assert w.forge.reactions_on(COMMENT) == ["confused"]  # the reply failed; the face still went
+    giving_up.tell(V.RUN_COMMAND, command_kwargs(), BAD_GATEWAY, deps=w.deps)  # logged as untold, not raised
+    assert not w.forge.comments
 
 
 @pytest.mark.parametrize(("github", "slack"), [(False, True), (True, False)])

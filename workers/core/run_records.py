@@ -16,7 +16,7 @@ from workers.core.records import Json, Record
 class RunContext(Record):
     """Why a run was started, beyond what started it: the command that asked, or the release step it is."""
 
-    comment_id: int | None = None  # the comment whose command asked for it (👍/👎 on it)
+    comment_id: int | None = None  # the comment whose command asked for it
     command: str = ""
     release_model: str = ""  # a release's run: its model, stage and purpose (train | validate | retrain | deploy)
     stage: str = ""

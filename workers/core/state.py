@@ -19,6 +19,7 @@ import redis
 
 from core import audit, keys
 from workers.core.delivery_state import DeliveryMemory
+from workers.core.github_state import GitHubMemory
 from workers.core.pipeline_state import PipelineMemory, _text
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
 from workers.core.run_records import CachedJob, RunRecord, RunResult
@@ -36,7 +37,7 @@ def _given(value: T | None, kept: T) -> T:
     return kept if value is None else value
 
 
-class State(PipelineMemory, DeliveryMemory):
+class State(PipelineMemory, DeliveryMemory, GitHubMemory):
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)
@@ -138,13 +139,6 @@ class State(PipelineMemory, DeliveryMemory):
     def latest_run(self, repo: str, pr: int, workflow: str) -> int | None:
         raw = self.r.get(keys.pr_latest(repo, pr, workflow))
         return int(raw) if raw is not None else None
-
-    def comment_id(self, repo: str, pr: int, kind: str, key: str) -> int | None:
-        raw = self.r.get(keys.comment(repo, pr, kind, key))
-        return int(raw) if raw else None
-
-    def remember_comment(self, repo: str, pr: int, kind: str, key: str, comment_id: int) -> None:
-        self.r.set(keys.comment(repo, pr, kind, key), comment_id, ex=keys.PR_TTL)
 
     def cached_permission(self, repo: str, user: str) -> str | None:
         return _text(self.r.get(keys.permission(repo, user)))

@@ -2,7 +2,7 @@
 
 PyGithub's default GithubRetry repeats POSTs on 5xx (11 identical comments seen here): only
 idempotent methods are retried by the transport; writes are made idempotent by the caller
-(comments are found again by a hidden marker, reactions and statuses are idempotent on GitHub).
+(comments are found again by a hidden marker, statuses are idempotent on GitHub).
 Calls go through PyGithub's requester so each method costs exactly the requests it names; every
 error is translated at this edge by `workers.errors` (rate limits, 403 or 429 → RateLimited with the
 wait GitHub asks for; 5xx/network → Transient; 404 → NotFound; other statuses → Permanent). Nothing
@@ -34,6 +34,7 @@ from workers.gateways.github_http import (
 )
 
 MARKER = "<!-- mlops-bot:{kind} key={key} -->"
+MARKED = re.compile(r"<!-- mlops-bot:(\S+) key=(.+?) -->")  # a comment's first line, as `upsert_comment` writes it
 CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum length is 65535 characters"
 # The payload entry naming what a deployment delivers (a model version, a release step): one deployment per key.
 DEPLOYMENT_KEY = "key"
@@ -207,20 +208,18 @@ class Forge:
         parameters = {"since": since, "sort": "updated", "direction": "asc", "per_page": 100, "page": page}
         return listing_if_changed(self.gh, f"/repos/{repo}/issues/comments", parameters, etag)
 
-    def find_marked(self, repo: str, pr: int, kind: str, key: str) -> int | None:
-        """The bot's own comment carrying the marker: a marker pasted into someone else's comment is not one."""
-        wanted = marker(kind, key)
+    def marked_comments(self, repo: str, pr: int) -> dict[str, int]:
+        """The bot's own comments on the PR by their marker's `kind:key` (a marker pasted into someone else's comment
+        is not one): one request a page of 100."""
+        found: dict[str, int] = {}
         for c in self.comments(repo, pr):
             author = str(((c.get("user") or {}).get("login")) or "").lower()
-            if wanted in (c.get("body") or "") and (not self.logins or author in self.logins):
-                return c["id"]
-        return None
+            mark = MARKED.match(c.get("body") or "")
+            if mark and (not self.logins or author in self.logins):
+                found.setdefault(f"{mark[1]}:{mark[2]}", c["id"])
+        return found
 
     # --- writes (each idempotent) --------------------------------------------------------------
-    def react(self, repo: str, comment_id: int, content: str) -> None:
-        """GitHub answers an existing reaction by the same user with 200: safe to repeat."""
-        self._call("POST", f"/repos/{repo}/issues/comments/{comment_id}/reactions", input={"content": content})
-
     # Every comment body leaves through these two: cut to GitHub's limit (beyond it GitHub answers 422), the marker
     # at the top kept, with a visible "… (truncated)".
     def create_comment(self, repo: str, pr: int, body: str) -> int:
@@ -231,8 +230,11 @@ class Forge:
         body = truncate(body, GITHUB_COMMENT_MAX)
         self._call("PATCH", f"/repos/{repo}/issues/comments/{comment_id}", input={"body": body})
 
-    def upsert_comment(self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None) -> int:
-        """One comment per (kind, key), found by its hidden marker and edited in place."""
+    def upsert_comment(
+        self, repo: str, pr: int, kind: str, key: str, body: str, known_id: int | None = None, absent: bool = False
+    ) -> int:
+        """One comment per (kind, key), found by its hidden marker and edited in place (`absent`: the caller knows
+        there is no other, e.g. from `marked_comments`: posted without a search)."""
         text = f"{marker(kind, key)}\n{body}"
         if known_id:
             try:
@@ -240,41 +242,47 @@ class Forge:
                 return known_id
             except NotFound:
                 pass  # deleted by someone: find or create it again (a 403 is raised: no duplicate)
-        found = self.find_marked(repo, pr, kind, key)
+        found = None if absent else self.marked_comments(repo, pr).get(f"{kind}:{key}")
         if found:
             self.edit_comment(repo, found, text)
             return found
         return self.create_comment(repo, pr, text)
 
-    def set_status(self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
-        """A commit status; as a GitHub App, a check run of the same name (statuses are for tokens)."""
+    def set_status(
+        self, repo: str, sha: str, context: str, state: str, description: str, target_url: str = "",
+        check_run_id: int | None = None,
+    ) -> int | None:  # fmt: skip
+        """A commit status; as a GitHub App, a check run of the same name (statuses are for tokens), whose id it
+        returns: `check_run_id`, one it returned before, is updated without a search."""
         if not COMMIT.fullmatch(sha):  # it goes into the URL path: only a commit SHA may
             raise Permanent(f"not a commit SHA: {sha[:60]!r}")
         if self.uses_app:
-            self._set_check_run(repo, sha, context, state, description, target_url)
-            return
+            return self._set_check_run(repo, sha, context, state, description, target_url, check_run_id)
         body = {"state": state, "context": context, "description": description[:140]}
         if target_url:
             body["target_url"] = target_url
         self._call("POST", f"/repos/{repo}/statuses/{sha}", input=body)
+        return None
 
-    def _set_check_run(self, repo: str, sha: str, name: str, state: str, summary: str, url: str) -> None:
+    def _set_check_run(
+        self, repo: str, sha: str, name: str, state: str, summary: str, url: str, cid: int | None
+    ) -> int:
+        """A run that starts (`pending`) gets a check run of its own: "For two check runs with the same name, only the
+        most recent check run is displayed in the UI" (GitHub, 2020-09-14, new limits affecting the Checks API)."""
         output = {"title": summary[:140], "summary": truncate(summary, CHECK_RUN_SUMMARY_MAX)}
-        body: dict = {"name": name, "head_sha": sha, "output": output}
-        if url:
-            body["details_url"] = url
+        body: dict = {"name": name, "head_sha": sha, "output": output, **({"details_url": url} if url else {})}
         if state == "pending":
             body["status"] = "in_progress"
         else:
             body.update(
                 status="completed", conclusion={"success": "success", "failure": "failure"}.get(state, "neutral")
             )
-        existing = self._call("GET", f"/repos/{repo}/commits/{sha}/check-runs", parameters={"check_name": name})
-        runs = existing.get("check_runs", [])
-        if runs:  # one check run per name and commit, updated in place
-            self._call("PATCH", f"/repos/{repo}/check-runs/{runs[0]['id']}", input=body)
-        else:
-            self._call("POST", f"/repos/{repo}/check-runs", input=body)
+        if not cid and state != "pending":  # the latest of that name on the commit (the listing's default filter)
+            found = self._call("GET", f"/repos/{repo}/commits/{sha}/check-runs", parameters={"check_name": name})
+            cid = next((r["id"] for r in found.get("check_runs", [])), None)
+        if cid:  # still there: GitHub's REST API deletes no check run
+            return int(self._call("PATCH", f"/repos/{repo}/check-runs/{cid}", input=body)["id"])
+        return int(self._call("POST", f"/repos/{repo}/check-runs", input=body)["id"])
 
     # --- deployments: the repository's Environments page shows what runs where ------------------------------
     def create_deployment(self, repo: str, sha: str, environment: str, description: str, payload: dict) -> int:

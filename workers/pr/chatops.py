@@ -1,10 +1,12 @@
 """PR chat-ops: `/train`, `/test`, `/run`, `/retest`, `/cancel`, `/status`, `/help`, `/ok-to-test`,
 `/approve`, `/reject`, `/deploy`, `/rollback`, each checked by `workers/core/permissions.py` and `workers/pr/policy.py` first.
 
-Acknowledge with 👀 at once, 🚀 when a run starts, 👍/👎 when it ends (feedback.report_run), or 😕
-plus a reply saying why when a command is refused — including every permanent failure of the work
-it asked for (a Databricks refusal, an unknown workflow, a conflict). Every reply is a comment
-found again by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
+Every command is answered by a comment, and by nothing else: a run's report (posted when the run starts, edited in
+place until it ends, beside its commit status: workers/pr/feedback.py), or a reply — the answer, or why not with the
+usage when a command is refused, including every permanent failure of the work it asked for (a Databricks refusal,
+an unknown workflow, a conflict). No reactions: each would be one more request saying what the comment says
+(`/train`'s whole life is 6 requests at most, tests/integration/test_chatops.py). Every reply is a comment found again
+by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
 """
 
 from __future__ import annotations
@@ -56,16 +58,12 @@ class CommandContext:
             else f"{self.delivery_id}:{self.index}"
         )
 
-    def react(self, content: str) -> None:
-        self.forge.react(self.repo, self.comment_id, content)
-
     def reply(self, body: str) -> int:
         return sticky.upsert(
             self.forge, self.deps.state, self.repo, self.pr, "reply", f"{self.comment_id}-{self.index}", body
         )
 
     def refuse(self, reason: str, usage: str = "") -> None:
-        self.react("confused")
         self.reply(texts.refused(self.user, reason, usage))
         log.info(
             "command.refused", delivery_id=self.delivery_id, repo=self.repo, pr=self.pr, user=self.user, reason=reason
@@ -95,11 +93,10 @@ def command_context(
 
 
 def run_command(ctx: CommandContext, command: Command) -> None:
-    """One parsed command from a PR comment: acknowledge, check, act, answer — refusals and
-    permanent failures are answered on the PR with 😕 and the reason."""
+    """One parsed command from a PR comment: check, act, answer — refusals and permanent failures are answered on
+    the PR with the reason."""
     name = command.name
     ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
-    ctx.react("eyes")
     try:
         ctx = _with_pipeline(ctx, name)
         if not COMMANDS[name].checks_approver:
@@ -126,9 +123,8 @@ def _with_pipeline(ctx: CommandContext, command: str) -> CommandContext:
 
 
 def answer_malformed(ctx: CommandContext, line: str, error: str, usage: str) -> None:
-    """A `/command` the parser could not read: 👀, 😕 and the reason with the usage."""
+    """A `/command` the parser could not read: the reason with the usage."""
     ctx.deps.state.note_command_handled(ctx.repo, ctx.comment_id)  # the reconciler leaves this comment alone
-    ctx.react("eyes")
     ctx.refuse(texts.malformed_command(line, error), usage)
 
 
@@ -166,7 +162,7 @@ def _start(
         **options,
     )
     deps.scheduler.follow(started.environment, started.run_id)
-    ctx.react("rocket")
+    # the command's answer: the run's report, posted now and edited in place until the run ends
     feedback.announce(ctx.forge, deps.state, started.record, started.run_page_url)
     return started.run_id
 
@@ -195,7 +191,6 @@ def _run(ctx: CommandContext, command: Command) -> None:
 def _retest(ctx: CommandContext, command: Command) -> None:
     failed = policy.failed_latest(ctx.deps.state.pr_runs(ctx.repo, ctx.pr))
     if not failed:
-        ctx.react("+1")
         ctx.reply(texts.nothing_failed(ctx.user))
         return
     pull = _head(ctx)
@@ -213,7 +208,6 @@ def _ok_to_test(ctx: CommandContext, command: Command) -> None:
         raise Refusal(texts.forks_never_run(ctx.repo))
     pull = ctx.pull or ctx.forge.pull(ctx.repo, ctx.pr)
     if not pull.fork:
-        ctx.react("+1")
         ctx.reply(texts.not_a_fork(ctx.user))
         return
     pushed = ctx.deps.state.head_pushed_at(ctx.repo, ctx.pr, pull.head_sha)
@@ -244,19 +238,16 @@ def _cancel(ctx: CommandContext, command: Command) -> None:
         ws.cancel_run(run.run_id)
         ctx.deps.state.update_run(run.environment, run.run_id, cancelled_by=ctx.user)
         cancelled.append(run)
-    ctx.react("+1")
     ctx.reply(texts.cancelled(ctx.user, cancelled))
 
 
 def _status(ctx: CommandContext, command: Command) -> None:
-    ctx.react("+1")
     ctx.reply(reports.render_status(ctx.deps.state.pr_runs(ctx.repo, ctx.pr)))
 
 
 def _help(ctx: CommandContext, command: Command) -> None:
     allowed = permissions.commands_allowed(ctx.deps.settings, ctx.role())
     rows, missing = policy.help_rows(ctx.deps.settings, ctx.repo, allowed)  # what this repository really runs
-    ctx.react("+1")
     ctx.reply(texts.help_table(ctx.user, rows, missing))
 
 
@@ -284,7 +275,6 @@ def _version(ctx: CommandContext, command: Command, status: str | None, resuming
 
 def _decide(ctx: CommandContext, command: Command) -> None:
     verdict = approvals.answered(ctx.deps, ctx.trigger, lambda: _verdict(ctx, command))  # once per command
-    ctx.react("+1" if verdict.ok else "confused")
     ctx.reply(texts.verdict_reply(ctx.user, verdict.message))
 
 
@@ -312,7 +302,6 @@ def _deploy(ctx: CommandContext, command: Command) -> None:
     if why:
         raise Refusal(why)
     started = promotion.deploy(ctx.deps, request, env, ctx.user, ctx.trigger)
-    ctx.react("rocket")
     name, version = started.record.context.name, started.record.context.version
     ctx.reply(texts.deploying(ctx.user, name, version, env, started.run_id, started.run_page_url))
 
@@ -332,7 +321,6 @@ def _rollback(ctx: CommandContext, command: Command) -> None:
         )  # fmt: skip
     except Permanent as exc:
         raise Refusal(exc.message, COMMANDS["rollback"].usage) from None
-    ctx.react("rocket")
     ctx.reply(texts.verdict_reply(ctx.user, text))
 
 

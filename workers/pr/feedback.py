@@ -1,8 +1,9 @@
-"""What a pull request sees of its runs, in one place: the sticky report comment, the commit status
-(a check run when the bot is a GitHub App), and the 👍/👎 on the comment that asked.
+"""What a pull request sees of its runs, in one place: the sticky report comment and the commit status (a check
+run when the bot is a GitHub App). A run costs four requests here: its report posted and its status set when it
+starts, both again when it ends — the report carries the outcome and the run's link, so no reaction repeats it.
 
 Every comment is found again by a hidden marker and its id is remembered in Redis, so a retried
-task edits its comment instead of adding one.
+task edits its comment instead of adding one; a check run's id is remembered too, so it is updated without a search.
 """
 
 from __future__ import annotations
@@ -28,13 +29,25 @@ def upsert_report(forge: ForgeGateway, state: State, repo: str, pr: int, workflo
     return sticky.upsert(forge, state, repo, pr, "report", workflow, body)
 
 
+def set_status(
+    forge: ForgeGateway, state: State, repo: str, sha: str, key: str, status: str, description: str, url: str = ""
+) -> None:
+    """The commit status of a run's report key; as a GitHub App, the check run of the run that started last (a run
+    that starts gets a new one, remembered so that what follows updates it without a search)."""
+    name = status_context(key)
+    known = None if status == "pending" else state.check_run_id(repo, sha, name)
+    check_run_id = forge.set_status(repo, sha, name, status, description, url, known)
+    if check_run_id and check_run_id != known:
+        state.remember_check_run(repo, sha, name, check_run_id)
+
+
 def announce(forge: ForgeGateway, state: State, record: RunRecord, run_page_url: str) -> None:
     """A run started for a PR: it owns the report now, a pending status, and the report says so."""
     if not record.pr:  # a release's run: the merged PR's reports belong to its own runs
         return
     key = record.report_key  # the workflow's, or for one model of several `<workflow>/<model>`
     state.mark_latest_run(record.repo, record.pr, key, record.run_id)
-    forge.set_status(record.repo, record.sha, status_context(key), "pending", texts.status_running(key), run_page_url)
+    set_status(forge, state, record.repo, record.sha, key, "pending", texts.status_running(key), run_page_url)
     upsert_report(forge, state, record.repo, record.pr, key, reports.render_running(record, run_page_url))
 
 
@@ -43,21 +56,19 @@ def could_not_start(
 ) -> None:
     """A run the PR asked for was refused by Databricks or config: an error status and the reason (`workflow`: the
     run's report key, `RunRecord.report_key`)."""
-    forge.set_status(repo, sha, status_context(workflow), "error", texts.status_not_started(workflow))
+    set_status(forge, state, repo, sha, workflow, "error", texts.status_not_started(workflow))
     upsert_report(forge, state, repo, pr, workflow, texts.report_not_started(workflow, reason))
 
 
 def could_not_follow(forge: ForgeGateway, state: State, record: RunRecord, pr: int, reason: str) -> None:
-    """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status,
-    the reason in the report and 😕 on the comment that asked — unless a newer run owns the report."""
+    """A PR's run that Databricks no longer answers for (deleted, permission withdrawn): an error status and
+    the reason in the report — unless a newer run owns the report."""
     key = record.report_key
     latest = state.latest_run(record.repo, pr, key)
     if latest is not None and latest != record.run_id:
         return
-    forge.set_status(record.repo, record.sha, status_context(key), "error", texts.status_lost(key))
+    set_status(forge, state, record.repo, record.sha, key, "error", texts.status_lost(key))
     upsert_report(forge, state, record.repo, pr, key, texts.report_lost(key, record.run_id, reason))
-    if record.context.comment_id:
-        forge.react(record.repo, record.context.comment_id, "confused")
 
 
 def ask_for_ok_to_test(forge: ForgeGateway, settings: Settings, repo: str, pr: int, sha: str, author: str) -> None:
@@ -133,7 +144,7 @@ def _report_on_pr(
     settings: Settings,
     registry: RegistryGateway | None,
 ) -> str:
-    """The run owns the PR's report: the report, the status, and 👍/👎 on the comment that asked."""
+    """The run owns the PR's report: the report and the status."""
     metrics, comparison, mlflow_url = metrics_for(result, record, settings, registry)
     key = record.report_key
     trains = stages.dev_model(settings, record.repo, record.workflow) is not None  # a /train: it owes an MLflow run
@@ -153,15 +164,7 @@ def _report_on_pr(
             notes=results.report_notes(result, "mlflow_run_id" if trains else ""),
         ),
     )
-    good = results.is_good(result.result)
-    forge.set_status(
-        record.repo,
-        record.sha,
-        status_context(key),
-        "success" if good else "failure",
-        texts.status_finished(key, result.result, result.duration_s),
-        result.run_page_url,
-    )
-    if record.context.comment_id:
-        forge.react(record.repo, record.context.comment_id, "+1" if good else "-1")
+    outcome = "success" if results.is_good(result.result) else "failure"
+    finished = texts.status_finished(key, result.result, result.duration_s)
+    set_status(forge, state, record.repo, record.sha, key, outcome, finished, result.run_page_url)
     return "pr"
