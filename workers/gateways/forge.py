@@ -41,6 +41,7 @@ DEPLOYMENT_KEY = "key"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
 PULL_COMMITS_MAX = 250  # pulls/list-commits: "Lists a maximum of 250 commits for a pull request"
+LISTING_PAGES = 100  # a repository's branches or open pull requests: 10,000 at most, or no answer
 
 
 def github_client(cfg: GitHubSettings) -> Github:
@@ -198,15 +199,27 @@ class Forge:
             return "none"
         return role_of(d)
 
-    def branch_exists(self, repo: str, branch: str) -> bool:
-        """True, or False only on a confirmed answer: a 404 for the encoded name while the repository
-        itself answers 200. Any other error is raised (a rate limit is not "gone")."""
-        try:
-            self._call("GET", f"/repos/{repo}/branches/{path_segment(branch)}")
-            return True
-        except NotFound:
-            self._call("GET", f"/repos/{repo}")  # a 404 here too: the bot lost sight of the repository
-            return False
+    def branch_names(self, repo: str) -> set[str]:
+        """Every branch of `repo`: repos/list-branches, 100 a page, following the Link header's `rel="next"` (the
+        janitor's one listing per repository and pass). Any page's error is raised: a partial list is no answer."""
+        return {d["name"] for d in self._every_page(f"/repos/{repo}/branches?per_page=100")}
+
+    def open_pull_numbers(self, repo: str) -> set[int]:
+        """The numbers of `repo`'s open pull requests, every page (pulls/list, state=open): for a fork's `pull/<n>` jobs."""
+        return {d["number"] for d in self._every_page(f"/repos/{repo}/pulls?state=open&per_page=100")}
+
+    def _every_page(self, url: str) -> list[dict]:
+        """Every page of a listing, up to LISTING_PAGES; a longer one is raised (Permanent) rather than cut short."""
+        out: list[dict] = []
+        for _ in range(LISTING_PAGES):
+            headers, page = self._exchange(self.gh, "GET", url)
+            out.extend(page)
+            link = next((v for k, v in headers.items() if k.lower() == "link"), "")
+            found = NEXT_LINK.search(link)
+            if not (found and page):
+                return out
+            url = found.group(1)
+        raise Permanent(f"GitHub: {url.split('?')[0]} lists more than {LISTING_PAGES * 100} entries")
 
     def in_team(self, org: str, team_slug: str, login: str) -> bool:
         """True when `login` is an active member of team `org/team_slug`. GitHub answers 404 alike for no membership,
