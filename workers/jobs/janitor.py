@@ -43,12 +43,14 @@ def clean_up_and_tell(deps: Deps) -> list[RemovedJob]:
     return removed
 
 
-def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[RemovedJob]:
-    """Remove the stale managed jobs of every environment; returns what it removed and why."""
+def clean_up(
+    workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists, now: float | None = None
+) -> list[RemovedJob]:
+    """Remove the stale managed jobs of every environment (as of `now`); returns what it removed and why."""
     removed: list[RemovedJob] = []
     for env in settings.environments:
         ws = workspaces(env)
-        for job_id, name, why, idle in stale_jobs(ws, state, settings, branch_exists):
+        for job_id, name, why, idle in stale_jobs(ws, state, settings, branch_exists, now):
             active = ws.active_runs(job_id)
             if idle and active:  # running now: not idle, whatever the records say
                 log.info("janitor.kept_running", job=name, environment=env, runs=active)
