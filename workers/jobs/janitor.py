@@ -67,11 +67,12 @@ def clean_up(
 def stale_jobs(
     ws: WorkspaceGateway, state: State, settings: Settings, branch_exists: BranchExists, now: float | None = None
 ) -> list[tuple[int, str, str, bool]]:
-    """The managed jobs of `ws` to remove: (job_id, name, why, idle), idle when only the TTL decided it."""
+    """The managed jobs of `ws` to remove: (job_id, name, why, idle), idle when only the TTL decided it. The last
+    runs noted for jobs no longer in `ws` (deleted behind the bot's back) are dropped on the way."""
     now = time.time() if now is None else now
     last_runs = state.job_last_runs(ws.name)
     jobs = ws.managed_jobs(settings.bot.job_prefix, MANAGED_TAG)
-    state.forget_job_runs(ws.name, set(last_runs) - {job.name for job in jobs})  # jobs gone behind the bot's back
+    state.forget_job_runs(ws.name, set(last_runs) - {job.name for job in jobs})
     out = []
     for job in jobs:
         parsed = parse_job_name(settings.bot.job_prefix, job.name)
@@ -134,7 +135,8 @@ def branch_answers(forge: ForgeGateway | None, settings: Settings) -> BranchExis
     """Is what a job ran for still there, asked of GitHub once per repository and pass? A GitHub App (or no GitHub
     at all) asks nothing and answers None: its deliveries remove the jobs of deleted branches and closed PRs."""
     if forge is None or (settings.github.app_id and settings.github.installation_id):
-        log.info("janitor.asks_github_nothing", why="an App's failed deliveries are redelivered" if forge else "")
+        why = "an App's failed deliveries are redelivered" if forge else "GitHub is not configured"
+        log.info("janitor.asks_github_nothing", why=why)
         return lambda repo, branch: None
     listings: dict[tuple[str, str], set | None] = {}
 
