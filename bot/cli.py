@@ -9,6 +9,7 @@ import sys
 
 def _check_config(args: argparse.Namespace) -> int:
     from core.config import ConfigError, load_config
+    from core.saved_jobs import saved_jobs_warnings
     from core.stages import pipeline_warnings, principal_problems
 
     path = args.path or os.environ.get("MLOPS_BOT_CONFIG", "config.toml")
@@ -28,7 +29,8 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(settings.repos)} repo(s), {len(settings.workflows)} workflow(s), "
         f"{len(settings.environments)} environment(s), {len(settings.models)} model(s)"
     )
-    for warning in pipeline_warnings(settings):  # what will not run, said now rather than when someone asks
+    # what will not run, and a workspace's saved jobs near Databricks' limit: said now rather than when it fails
+    for warning in pipeline_warnings(settings) + saved_jobs_warnings(settings):
         print(f"  warning: {warning}")
     return 0
 

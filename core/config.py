@@ -50,7 +50,11 @@ class BotSettings(Strict):
     max_body_bytes: int = Field(25 * 1024 * 1024, gt=0)  # GitHub caps webhook payloads at 25 MB
     dedupe_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     public_url: str = "http://127.0.0.1:8000"
-    job_ttl_days: int = Field(30, ge=0)  # the janitor removes managed jobs older than this (0: never)
+    # the janitor removes a managed job the bot has not run for this many days (never run: since its creation; 0: never)
+    job_ttl_days: int = Field(30, ge=0)
+    # check-config's estimate of saved jobs (core/saved_jobs.py): a repository's branches that run something within
+    # job_ttl_days
+    active_branches_per_repo: int = Field(25, ge=0)
 
 
 class GitHubSettings(Strict):

@@ -20,6 +20,9 @@ SIGNED_PREFIX = f"{P}signed:"
 # --- written by the workers ----------------------------------------------------------------------
 AUDIT = f"{P}audit"  # stream of approval decisions, never rewritten
 JOBS = f"{P}jobs"  # set of "<environment>:<job name>" (the dashboard's index of per-branch jobs)
+# hash: "<environment>:<job name>" -> when the bot last started a run of that job (epoch s). No expiry: the janitor
+# counts `[bot] job_ttl_days` from it, and drops the fields of jobs that are gone
+JOB_RUNS = f"{P}jobs:last-run"
 RUNS = f"{P}runs:recent"  # zset of run keys by start time
 RUNS_LIMIT = 500
 APPROVALS = f"{P}approvals"  # zset of approval keys by request time

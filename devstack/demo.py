@@ -6,9 +6,11 @@ the example project), the sandbox Databricks workspace (jobs, and the Unity Cata
 worker. `prod.ml.churn` v1 is the champion of an earlier release. Then people act through the forge's API,
 as GitHub users would:
 
-  1. alice pushes feature/better-features  → per-branch jobs appear in the workspace (train and test)
-  2. alice opens a PR                      → the `test` workflow runs, status on the commit
-  3. alice comments /train toy             → trains in dev (`dev.ml.churn`); the report compares with prod's champion
+  1. alice pushes feature/better-features  → no job yet: the demo's workflows start on a pull request or a command,
+                                             and a branch's job is made by the first run that needs it
+  2. alice opens a PR                      → the `test` job is made and runs, status on the commit
+  3. alice comments /train toy             → the `train` job is made and trains in dev (`dev.ml.churn`); the report
+                                             compares with prod's champion
   4. bob merges the PR                     → the merge commit trains on full data in staging (`staging.ml.churn`),
                                              validated against the prod champion on the same data → approval asked
   5. alice's /approve is refused (four eyes); bob's /approve → copied into `prod.ml.churn`, `champion` moves,
@@ -160,10 +162,31 @@ class Story:
         self.say(
             f"receiver answered the push webhook: {self.wait('the push delivery', lambda: self.delivery_answer('push'), 20)}"
         )
-        # only the workflows that run where pull requests train: validate and deploy run from main (issue #18)
-        jobs = self.wait("the branch's jobs", lambda: self.branch_jobs() if len(self.branch_jobs()) == 2 else None)
+        [synced] = self.wait("the push's job sync", lambda: self.worker_logged("branch.synced", branch=BRANCH))
+        outcomes = ", ".join(f"{name.rsplit('/', 1)[-1]} {outcome}" for name, outcome in synced["jobs"].items())
+        self.say(f"the worker's sync of the branch's jobs: {outcomes}")
+        # a job is made by the first run that needs it (issue #20); validate and deploy run from main only (issue #18)
+        assert self.branch_jobs() == [], f"the push made jobs nothing runs: {self.branch_jobs()}"
+        self.say("jobs for the branch: none yet (train waits for /train, test for the pull request)")
+
+    def worker_logged(self, event: str, **match: str) -> list[dict]:
+        """The worker's log lines (JSON) of `event` whose fields match."""
+        found = []
+        for line in (self.stack.workdir / "worker.log").read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("event") == event and all(entry.get(k) == v for k, v in match.items()):
+                found.append(entry)
+        return found
+
+    def jobs_now(self, expected: list[str]) -> None:
+        """The branch's jobs are exactly `expected` (workflow names), each made by its first run."""
+        jobs = self.branch_jobs()
         for name in jobs:
             self.say(f"job  {name}")
+        assert [j.rsplit("/", 1)[-1] for j in jobs] == expected, f"the branch's jobs: {jobs}, expected {expected}"
 
     def open_pr(self) -> None:
         self.pr = self.repo("alice").create_pull(
@@ -178,6 +201,7 @@ class Story:
         self.say(f"commit status mlops-bot/test: {state}")
         self.say(report.body.splitlines()[1])
         assert state == "success", "the test workflow did not succeed"
+        self.jobs_now(["test"])
 
     def train(self) -> None:
         self.comment("alice", "/train toy")
@@ -205,6 +229,7 @@ class Story:
             f"registry: {DEV} v{max(int(v.version) for v in dev)} (a PR's model); {PROD}@champion: v{self.champion()}"
         )
         assert self.champion() == "1", "a pull request's training moved the prod champion"
+        self.jobs_now(["test", "train"])
 
     def champion(self) -> str:
         return self.mlflow.get_model_version_by_alias(PROD, "champion").version
@@ -267,9 +292,12 @@ class Story:
 
     def run(self) -> bool:
         steps = [
-            ("1. alice pushes feature/better-features → per-branch jobs appear", self.push_branch),
-            ("2. alice opens a PR → the test workflow runs, status on the commit", self.open_pr),
-            ("3. alice comments /train toy → trains in dev; the report compares with prod's champion", self.train),
+            ("1. alice pushes feature/better-features → no job yet: a job is made by its first run", self.push_branch),
+            ("2. alice opens a PR → the test job is made and runs, status on the commit", self.open_pr),
+            (
+                "3. alice comments /train toy → the train job is made, trains in dev; the report vs prod's champion",
+                self.train,
+            ),
             (
                 "4. bob merges → staging trains the merge commit on full data, validates it against the champion",
                 self.merge,

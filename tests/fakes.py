@@ -151,9 +151,13 @@ class FakeForge:
         self._answer("in_team")
         return login.lower() in {m.lower() for m in self.teams.get(f"{org}/{team_slug}", set())}
 
-    def branch_exists(self, repo: str, branch: str) -> bool:
-        self._answer("branch_exists")
-        return branch in self.branches
+    def branch_names(self, repo: str) -> set[str]:
+        self._answer("branch_names")
+        return set(self.branches)
+
+    def open_pull_numbers(self, repo: str) -> set[int]:
+        self._answer("open_pull_numbers")
+        return {n for n, p in self.pulls.items() if p.state == "open"}
 
     def comments_since(self, repo: str, since: str, page: int = 1, etag: str = "") -> Listing:
         """People's comments (entries with `user`, `created_at`, `updated_at`; `issue`: True on an issue) as

@@ -16,7 +16,7 @@ from workers.core import pipelines
 from workers.core.base import BotTask, CeleryScheduler, app
 from workers.core.context import deps, state
 from workers.delivery import reconciler, redelivery
-from workers.jobs import branch_jobs
+from workers.jobs import branch_jobs, janitor
 from workers.pr import chatops, feedback, runs
 from workers.pr import pipeline as pr_pipeline
 from workers.release import polling as registry_watch
@@ -45,9 +45,9 @@ def sync_branch_jobs(
     requested_by: str = "",
     base_sha: str = "",
 ) -> None:
-    """push / PR update → upsert one job per configured workflow for the branch. A repository with a pipeline
-    file of its own (`trigger` given: the handler could not read it) also starts what the file's workflows run on,
-    and a pull request gets the plan of its file's changes."""
+    """push / PR update → the branch's jobs brought up to date, and those of the workflows a push starts made
+    (branch_jobs.sync_branch). A repository with a pipeline file of its own (`trigger` given: the handler could not
+    read it) also starts what the file's workflows run on, and a pull request gets the plan of its file's changes."""
     if trigger:
         pr_pipeline.on_branch_event(
             deps(),
@@ -239,8 +239,8 @@ def poll_registry(self) -> int:
 
 @app.task(base=TellingTask, name=V.CLEAN_UP_STALE_JOBS, bind=True)
 def clean_up_stale_jobs(self) -> list[dict]:
-    """beat, hourly → remove managed jobs whose branch is gone or that are older than the TTL; say so in Slack."""
-    return [removed.to_json() for removed in branch_jobs.clean_up_and_tell(deps())]  # a task's result is JSON
+    """beat, hourly → remove managed jobs not run for the TTL or whose branch is gone (workers/jobs/janitor.py)."""
+    return [removed.to_json() for removed in janitor.clean_up_and_tell(deps())]  # a task's result is JSON
 
 
 @app.task(base=TellingTask, name=V.SEND_DUE_TASKS, bind=True)

@@ -94,8 +94,8 @@ def play_bot_side(url: str, pem: str, pr_number: int, sha: str) -> None:
     as_token, as_app = bot_gateways(url, pem)
     as_token.pull(REPO, pr_number)
     as_token.permission(REPO, "alice")
-    as_token.branch_exists(REPO, "feature/churn")
-    as_token.branch_exists(REPO, "gone")  # a 404, confirmed by the repository's 200
+    as_token.branch_names(REPO)  # the janitor's one listing of a repository's branches
+    as_token.open_pull_numbers(REPO)  # and of its open pull requests, for a fork's `pull/<n>` jobs
     as_token.open_pulls_with_head(REPO, sha)
     key = as_token.upsert_comment(REPO, pr_number, "report", "train", "running")
     as_token.upsert_comment(REPO, pr_number, "report", "train", "done", known_id=key)

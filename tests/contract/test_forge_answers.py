@@ -11,7 +11,8 @@ from sandbox.forge.contract import rest_contract
 BOT_OPERATIONS = [
     "GET /repos/{owner}/{repo}/pulls/{pull_number}",
     "GET /repos/{owner}/{repo}/collaborators/{username}/permission",
-    "GET /repos/{owner}/{repo}/branches/{branch}",
+    "GET /repos/{owner}/{repo}/branches",
+    "GET /repos/{owner}/{repo}/pulls",
     "GET /repos/{owner}/{repo}",
     "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls",
     "GET /repos/{owner}/{repo}/issues/{issue_number}/comments",
@@ -64,9 +65,10 @@ def test_forge_answers_the_bot_as_the_operation_documents(played, operation):
     assert answer_problems(exchanges) == []
 
 
-def test_a_missing_branch_is_a_documented_404(played):
-    [gone] = [x for x in played.exchanges if x["path"].endswith("/branches/gone")]
-    assert gone["status"] == 404 and answer_problems([gone]) == []
+def test_the_branch_listing_names_every_branch_the_scenario_pushed(played):
+    """The janitor's one listing per repository (repos/list-branches): the branch alice pushed and the default one."""
+    [listing] = exchanges_of(played, "GET /repos/{owner}/{repo}/branches")
+    assert {"main", "feature/churn"} <= {b["name"] for b in listing["response"]} and answer_problems([listing]) == []
 
 
 def test_the_reconciler_s_listing_asked_again_with_its_etag_is_a_304_with_no_body(played):

@@ -16,6 +16,7 @@ import pytest
 from core.celery_app import SHORT_COUNTDOWN, TASK_TIME_LIMIT, VISIBILITY_TIMEOUT, celery_settings
 from core.config import BotSettings, GitHubSettings
 from core.events import REPLAY_WINDOW_SECONDS
+from core.saved_jobs import PIPELINE_FILE_BRANCH_JOBS, PIPELINE_FILE_DEFAULT_JOBS, SAVED_JOBS_LIMIT, WARN_SHARE
 from core.vocabulary import BEAT_SCHEDULE, REDELIVER_FAILED_DELIVERIES, SEND_DUE_TASKS
 from workers.delivery import reconciler, redelivery
 from workers.errors import MAX_RATE_LIMIT_WAIT, MAX_RETRIES
@@ -89,6 +90,19 @@ QUOTED = [
         "the redelivery's beat",
     ),
     ("docs/security-model.md", f"within {REPLAY_WINDOW_SECONDS} s", "the replay window"),
+    ("docs/configuration.md", f"| `job_ttl_days` | `{BOT.job_ttl_days}` |", "the jobs' TTL"),
+    ("docs/configuration.md", f"| `active_branches_per_repo` | `{BOT.active_branches_per_repo}` |", "active branches"),
+    ("docs/architecture.md", f"at most {SAVED_JOBS_LIMIT:,} saved jobs in a workspace", "Databricks' saved jobs"),
+    (
+        "docs/architecture.md",
+        f"Past {WARN_SHARE:.0%} of {SAVED_JOBS_LIMIT:,}".replace("%", " %"),
+        "the warning's share",
+    ),
+    (
+        "docs/architecture.md",
+        f"counts {PIPELINE_FILE_BRANCH_JOBS} jobs a branch and {PIPELINE_FILE_DEFAULT_JOBS} on its default branch",
+        "a pipeline file's estimate",
+    ),
     ("docs/unity-catalog.md", f"Younger than {ABANDONED_AFTER_S} s", "an abandoned copy's age"),
 ]
 

@@ -15,7 +15,7 @@ from tests.support.stacks import bot_settings, finished_run, service_fixture, wo
 from workers.core.run_records import RunResult
 from workers.core.state import State
 from workers.errors import Permanent
-from workers.jobs import branch_jobs
+from workers.jobs import branch_jobs, janitor
 from workers.jobs import results as run_results
 
 sandbox = service_fixture(start_workspace, "ws")
@@ -71,33 +71,38 @@ def finish(workspaces, state, run_id: int, timeout: float = 60) -> RunResult:
     raise AssertionError("run did not finish")
 
 
-def test_upsert_creates_once_and_resets_only_on_change(world, sandbox, repo):
+def sync(workspaces, state, settings, branch_name: str, sha: str, event: str = "push") -> list[str]:
+    """sync_branch's outcome for each of the branch's workflows, in config order (train, test)."""
+    done = branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", branch_name, sha, event)
+    return [u.outcome for u in done]
+
+
+def test_a_push_makes_no_job_a_pull_request_makes_its_own_and_a_push_updates_what_exists(world, sandbox, repo):
+    """train runs on a command and test on a pull request: a push starts neither, so it makes neither job."""
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/x")
-    first = branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", sha)
-    assert [u.outcome for u in first] == ["created", "created"]
-    assert names(client) == ["mlops-bot/acme/tiny-ml/feature/x/test", "mlops-bot/acme/tiny-ml/feature/x/train"]
-    job = client.jobs.get(first[0].job_id)
+    assert sync(workspaces, state, settings, "feature/x", sha) == ["absent", "absent"]
+    assert names(client) == [] and writes(sandbox.url) == {}
+
+    assert sync(workspaces, state, settings, "feature/x", sha, "pull_request") == ["absent", "created"]
+    [job] = [client.jobs.get(j.job_id) for j in client.jobs.list()]
+    assert job.settings.name == "mlops-bot/acme/tiny-ml/feature/x/test"
     assert job.settings.tags["mlops-bot"] == "managed" and job.settings.tags["sha"] == sha
-    assert [t.task_key for t in job.settings.tasks] == ["prepare", "train"]
+    assert [t.task_key for t in job.settings.tasks] == ["prepare"]
 
     requests_reset(sandbox.url)
-    again = branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", sha)
-    assert [u.outcome for u in again] == ["unchanged", "unchanged"]
+    assert sync(workspaces, state, settings, "feature/x", sha) == ["absent", "unchanged"]
     assert writes(sandbox.url) == {}  # the cached id and fingerprint answer without any write
 
     state.r.flushdb()  # lose the cache: found again by name, still no write
-    assert [
-        u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", sha)
-    ] == ["unchanged", "unchanged"]
+    assert sync(workspaces, state, settings, "feature/x", sha) == ["absent", "unchanged"]
     assert writes(sandbox.url) == {}
 
-    newer = branch(repo, "feature/x")
-    assert [
-        u.outcome for u in branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/x", newer)
-    ] == ["reset", "reset"]
-    assert writes(sandbox.url) == {"POST /api/2.2/jobs/reset": 2}
-    assert len(names(client)) == 2
+    newer = branch(repo, "feature/x")  # a push brings the job the branch has to its newest commit, makes no other
+    assert sync(workspaces, state, settings, "feature/x", newer) == ["absent", "reset"]
+    assert writes(sandbox.url) == {"POST /api/2.2/jobs/reset": 1}
+    assert names(client) == ["mlops-bot/acme/tiny-ml/feature/x/test"]
+    assert client.jobs.get(job.job_id).settings.tags["sha"] == newer
 
 
 def test_two_concurrent_upserts_give_one_job(world):
@@ -224,14 +229,14 @@ def test_refuse_policy_names_the_active_run(world, repo, tmp_path):
 def test_cleanup_cancels_runs_and_deletes_the_branch_jobs(world, repo):
     settings, state, workspaces, client = world
     sha = branch(repo, "feature/gone")
-    branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone", sha)
-    branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", "main", sha)
+    sync(workspaces, state, settings, "feature/gone", sha, "pull_request")  # makes feature/gone's test job
+    sync(workspaces, state, settings, "main", sha, "pull_request")  # and main's
     running = start(
         workspaces, state, settings, branch="feature/gone", sha=sha, trigger="d-8:0", params={"sleep": "30"}
     )
     removed = branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone")
     assert sorted(removed) == ["mlops-bot/acme/tiny-ml/feature/gone/test", "mlops-bot/acme/tiny-ml/feature/gone/train"]
-    assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "mlops-bot/acme/tiny-ml/main/train"]
+    assert names(client) == ["mlops-bot/acme/tiny-ml/main/test"]
     assert finished_run(client, running.run_id).state.result_state.value == "CANCELED"
     assert branch_jobs.remove_branch(workspaces, state, settings, "acme/tiny-ml", "feature/gone") == []  # idempotent
 
@@ -239,19 +244,13 @@ def test_cleanup_cancels_runs_and_deletes_the_branch_jobs(world, repo):
 def test_janitor_removes_jobs_of_gone_branches_and_reports_them(world, repo):
     settings, state, workspaces, client = world
     for b in ("main", "feature/old"):
-        branch_jobs.sync_branch(workspaces, state, settings, "acme/tiny-ml", b, "a" * 40)
+        sync(workspaces, state, settings, b, "a" * 40, "pull_request")
     client.jobs.create(name="someone/else/job", tasks=[])  # not ours: never touched
-    removed = branch_jobs.clean_up(workspaces, state, settings, branch_exists=lambda repo, b: b == "main")
-    assert sorted(r.job for r in removed) == [
-        "mlops-bot/acme/tiny-ml/feature/old/test",
-        "mlops-bot/acme/tiny-ml/feature/old/train",
+    removed = janitor.clean_up(workspaces, state, settings, branch_exists=lambda repo, b: b == "main")
+    assert [(r.job, r.why) for r in removed] == [
+        ("mlops-bot/acme/tiny-ml/feature/old/test", "branch feature/old no longer exists")
     ]
-    assert removed[0].why == "branch feature/old no longer exists"
-    assert names(client) == [
-        "mlops-bot/acme/tiny-ml/main/test",
-        "mlops-bot/acme/tiny-ml/main/train",
-        "someone/else/job",
-    ]
+    assert names(client) == ["mlops-bot/acme/tiny-ml/main/test", "someone/else/job"]
 
 
 def test_repos_code_source_keeps_a_repo_per_branch(world, repo, sandbox, tmp_path):

@@ -2,9 +2,10 @@
 the sandbox workspace, the receiver under gunicorn and a Celery worker; the bot is a GitHub App.
 
 What is proved: a rate limit is waited out and answered later, never read as "no permission" or "branch gone";
-a custom role ranks as its base role; a lost answer to a comment's POST leaves one comment; the janitor deletes only
-on a confirmed 404 for a correctly encoded name; closing a deleted fork's PR leaves `main`'s jobs alone; "Re-run"
-on a fork's check run runs it again; every `form` delivery is accepted.
+a custom role ranks as its base role; a lost answer to a comment's POST leaves one comment; a listing GitHub could
+not give whole is raised, never read as "no branches"; closing a deleted fork's PR leaves `main`'s jobs alone;
+"Re-run" on a fork's check run runs it again; every `form` delivery is accepted. (The janitor, which lists branches
+only with a token: tests/integration/test_lazy_jobs.py.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from tests.support.budget import requests_of, reset_counts, settled
 from tests.support.forge_seeds import ML_ENGINEER_ROLE, users
 from tests.support.pushes import push_new_commit, push_url
 from tests.support.stacks import bot_stack
-from workers.core.context import Deps
 from workers.core.state import State
 from workers.errors import NotFound, Permanent
 from workers.gateways.forge import Forge
@@ -80,7 +80,7 @@ def stack(redis_server, empty_redis, tmp_path_factory):
 
 @pytest.fixture
 def bot(stack, monkeypatch, redis_server):
-    """The bot's own settings, Redis state and gateways, for what a test drives in-process (the janitor)."""
+    """The bot's own settings, Redis state and gateways, for what a test drives in-process."""
     for name in ("SANDBOX_DATABRICKS_TOKEN", KEY_ENV):
         monkeypatch.setenv(name, stack.env[name])
     settings = load_config(stack.config)
@@ -191,10 +191,10 @@ def test_the_gateway_says_no_only_when_github_does(stack, bot):
     add_fault(stack, f"GET:/repos/{REPO}/collaborators/bob/permission=403:1")  # a refusal that is no rate limit
     with pytest.raises(Permanent):
         forge.permission(REPO, "bob")  # raised and told, never ranked as "none"
-    assert forge.branch_exists(REPO, "never/was") is False  # a 404, and the repository answers 200
-    add_fault(stack, f"GET:/repos/{REPO}=404:1")
+    assert "main" in forge.branch_names(REPO) and "never/was" not in forge.branch_names(REPO)
+    add_fault(stack, f"GET:/repos/{REPO}/branches=404:1")
     with pytest.raises(NotFound):
-        forge.branch_exists(REPO, "never/was")  # the repository itself is out of sight: no sure answer
+        forge.branch_names(REPO)  # the repository itself is out of sight: no answer, not "no branches"
 
 
 def test_a_refused_edit_of_a_known_comment_is_raised_not_posted_again(stack, bot):
@@ -207,41 +207,14 @@ def test_a_refused_edit_of_a_known_comment_is_raised_not_posted_again(stack, bot
     assert [c.id for c in bot_comments(stack, pr.number, "report", "edit-test")] == [first]
 
 
-# --- the janitor ------------------------------------------------------------------------------------------------------------
 def job_names(workspaces, settings) -> set[str]:
     return {j.name for j in workspaces("dev").managed_jobs(settings.bot.job_prefix, "mlops-bot")}
 
 
-def janitor(bot) -> list[dict]:
-    """The hourly janitor task's service, with the bot's own gateways."""
-    settings, state, workspaces, forge = bot
-    return branch_jobs.clean_up_and_tell(Deps(settings, state, workspaces, forge, None, lambda: None, None))
-
-
-def test_the_janitor_removes_nothing_while_github_rate_limits(stack, bot):
+def train_job(bot, branch: str, sha: str) -> None:
+    """The branch's `train` job, as its first `/train` makes it."""
     settings, state, workspaces, _ = bot
-    sha = push_branch(stack, "alice", REPO, "feature/janitor-live")
-    for branch in ("feature/janitor-live", "janitor/gone"):
-        branch_jobs.sync_branch(workspaces, state, settings, REPO, branch, sha)
-    before = job_names(workspaces, settings)
-    add_fault(stack, f"GET:/repos/{REPO}/branches/*=primary,wait=30")  # every branch read, for 30 s
-    try:
-        assert janitor(bot) == [] and job_names(workspaces, settings) >= before  # no run aborted, nothing removed
-    finally:
-        requests.delete(f"{stack.url}/sandbox/faults")
-    removed = {r.job for r in janitor(bot)}
-    assert V.job_name(settings.bot.job_prefix, REPO, "janitor/gone", "train") in removed  # a confirmed 404
-    assert V.job_name(settings.bot.job_prefix, REPO, "feature/janitor-live", "train") not in removed
-
-
-def test_the_janitor_keeps_a_branch_whose_name_needs_encoding(stack, bot):
-    settings, state, workspaces, _ = bot
-    branch = "fix#12+100%"  # git allows these; in a URL path they must be percent-encoded
-    sha = push_branch(stack, "alice", REPO, branch)
-    branch_jobs.sync_branch(workspaces, state, settings, REPO, branch, sha)
-    removed = {r.job for r in janitor(bot)}
-    assert V.job_name(settings.bot.job_prefix, REPO, branch, "train") not in removed
-    assert V.job_name(settings.bot.job_prefix, REPO, branch, "train") in job_names(workspaces, settings)
+    branch_jobs.upsert_job(workspaces("dev"), state, settings, settings.repo(REPO), branch, "train", sha)
 
 
 # --- forks ---------------------------------------------------------------------------------------------------------------------
@@ -255,9 +228,9 @@ def fork_pr(stack, login: str, branch: str):
 def test_closing_a_deleted_forks_pr_leaves_the_base_branch_of_that_name_alone(stack, bot):
     settings, state, workspaces, _ = bot
     main_sha = as_user(stack, "bob").get_repo(REPO).get_branch("main").commit.sha
-    branch_jobs.sync_branch(workspaces, state, settings, REPO, "main", main_sha)
+    train_job(bot, "main", main_sha)
     pr = fork_pr(stack, "frank", "main")  # the fork's branch is called main too
-    branch_jobs.sync_branch(workspaces, state, settings, REPO, f"pull/{pr.number}", pr.head.sha)
+    train_job(bot, f"pull/{pr.number}", pr.head.sha)
     assert requests.delete(f"{stack.url}/repos/frank/tiny-ml", headers={"Authorization": "token ghp_frank"}).ok
     as_user(stack, "bob").get_repo(REPO).get_pull(pr.number).edit(state="closed")
     ours = V.job_name(settings.bot.job_prefix, REPO, f"pull/{pr.number}", "train")

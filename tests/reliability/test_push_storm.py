@@ -1,9 +1,11 @@
-"""A storm of pushes: 1,000 signed push deliveries for 1,000 new branches at once, on the `jobs` stack.
+"""A storm of pushes: 1,000 signed push deliveries for 1,000 new branches at once, on the `jobs` stack — a mass
+rebase.
 
-Measured and printed (and written to test-artifacts/push_storm.json): the receiver's answer time
-(p50, p99, max), how long until every branch's jobs exist in the sandbox workspace, the CPU each
-process used, and what the workspace holds in the end: exactly one job per expected name (no
-duplicates), none missing (no loss).
+The `jobs` config's workflows start on a command (`train`) and on a pull request (`test`): a push starts neither, so
+since issue #20 it makes neither job (a branch's job is made by the first run that needs it; Databricks creates at
+most 10,000 jobs an hour in a workspace). Measured and printed (and written to test-artifacts/push_storm.json): the
+receiver's answer time (p50, p99, max), how long until every push's job sync is done, the CPU each process used,
+and what the workspace holds in the end: no job. Every push synced once: none lost, none twice.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tests.conftest import ROOT, SECRETS
 
 BRANCHES = 1000
 SENDERS = 8  # connections at once, as GitHub's delivery workers would open them
-WORKFLOWS = ("test", "train")  # the `jobs` config's workflows: every branch gets one job of each
+WORKFLOWS = ("test", "train")  # the `jobs` config's workflows: a push looks for each branch's job of each
 PREFIX = "mlops-bot"
 REPOSITORY = {"full_name": REPO, "name": REPO.split("/")[1], "owner": {"login": REPO.split("/")[0]}}
 
@@ -112,25 +114,25 @@ def managed_job_names(workspace: str) -> list[str]:
 
 
 class Progress:
-    """The jobs the worker says it created (`job.upserted`, outcome created), read from its log as it grows."""
+    """The pushes the worker says it synced (`branch.synced`: each of the branch's jobs and what the sync did to it),
+    read from its log as it grows."""
 
     def __init__(self, path: Path):
         self.path, self.offset = path, 0
 
-    def created(self) -> dict[str, float]:
-        """name → when (epoch seconds, from the log line) for lines written since the last call."""
+    def synced(self) -> list[tuple[dict[str, str], float]]:
+        """(job name → outcome, when in epoch seconds) for each sync logged since the last call."""
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
             chunk = fh.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self.offset += len(complete)
-        out = {}
+        out = []
         for line in complete.decode(errors="replace").splitlines():
-            if '"job.upserted"' not in line:
+            if '"branch.synced"' not in line:
                 continue
             entry = json.loads(line)
-            if entry.get("outcome") == "created":
-                out[entry["job"]] = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+            out.append((entry["jobs"], datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()))
         return out
 
 
@@ -164,8 +166,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 @pytest.mark.timeout(600)
-def test_a_thousand_pushes_make_exactly_the_jobs_of_a_thousand_branches(tmp_path):
-    env = {**SECRETS, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}  # job.upserted is INFO
+def test_a_thousand_pushes_are_each_synced_once_and_make_no_job_nothing_runs(tmp_path):
+    env = {**SECRETS, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}  # branch.synced is INFO
     branches = [branch_name(i) for i in range(BRANCHES)]
     expected = {f"{PREFIX}/{REPO}/{b}/{w}" for b in branches for w in WORKFLOWS}
     bodies = [push_body(b) for b in branches]
@@ -184,25 +186,25 @@ def test_a_thousand_pushes_make_exactly_the_jobs_of_a_thousand_branches(tmp_path
             answers = list(pool.map(send, bodies))
         sent = time.monotonic() - started
 
-        # progress from the worker's log, not by listing 2,000 jobs again and again: the listing would take
-        # the sandbox's lock from the very creates it waits for
-        created: dict[str, float] = {}
+        # progress from the worker's log: one `branch.synced` line per push
+        synced: list[tuple[dict[str, str], float]] = []
         log = Progress(stack.services["worker"].log_path)
 
-        def all_there() -> bool:
-            created.update(log.created())
-            return expected <= set(created)
+        def all_synced() -> bool:
+            synced.extend(log.synced())
+            return len(synced) >= BRANCHES
 
         try:
-            wait_until(all_there, timeout=400, what="every branch's jobs", every=1.0)
+            wait_until(all_synced, timeout=400, what="every push's job sync", every=1.0)
         finally:
             wait_until(lambda: quiet(r), timeout=120, what="an idle queue")
             final = managed_job_names(stack.url("workspace"))
             cpu = {name: cpu_seconds(service) for name, service in stack.services.items()}
             r.close()
-        until_all = max(created[name] for name in expected) - wall_started
+        until_all = max(when for _, when in synced) - wall_started
 
-    counts = collections.Counter(final)
+    looked_for = collections.Counter(name for jobs, _ in synced for name in jobs)  # each push: its branch's jobs
+    outcomes = collections.Counter(outcome for jobs, _ in synced for outcome in jobs.values())
     latencies = [seconds for _, seconds in answers]
     figures = {
         "deliveries": len(answers),
@@ -215,13 +217,13 @@ def test_a_thousand_pushes_make_exactly_the_jobs_of_a_thousand_branches(tmp_path
         },
         "sending_s": round(sent, 1),
         "deliveries_per_s": round(len(answers) / sent, 1),
-        "until_every_job_exists_s": round(until_all, 1),
+        "until_every_push_is_synced_s": round(until_all, 1),
         "cpu_s": cpu,  # where the time goes: the bot's processes or the stand-ins
-        "jobs_expected": len(expected),
-        "jobs_found": len(final),
-        "duplicates": sum(n - 1 for n in counts.values() if n > 1),
-        "lost": len(expected - set(counts)),
-        "unexpected": len(set(counts) - expected),
+        "syncs": len(synced),
+        "sync_outcomes": dict(outcomes),  # absent: the branch has no job of that workflow, and none is made
+        "twice": sum(n - 1 for n in looked_for.values() if n > 1),
+        "lost": len(expected - set(looked_for)),
+        "jobs_made": len(final),
     }
     out = ROOT / "test-artifacts" / "push_storm.json"
     out.parent.mkdir(exist_ok=True)
@@ -229,5 +231,5 @@ def test_a_thousand_pushes_make_exactly_the_jobs_of_a_thousand_branches(tmp_path
     print("\npush storm:", json.dumps(figures, ensure_ascii=False))
 
     assert figures["answers"] == {202: BRANCHES}
-    assert (figures["duplicates"], figures["lost"], figures["unexpected"]) == (0, 0, 0), figures
-    assert all(n == 1 for n in counts.values())
+    assert (figures["syncs"], figures["twice"], figures["lost"]) == (BRANCHES, 0, 0), figures
+    assert figures["sync_outcomes"] == {"absent": len(expected)} and final == [], figures

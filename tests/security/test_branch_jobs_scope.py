@@ -37,7 +37,7 @@ from tests.support.webhooks import post
 from workers.core.state import State
 from workers.errors import Permanent
 from workers.gateways.workspace import Workspace
-from workers.jobs import branch_jobs
+from workers.jobs import branch_jobs, janitor
 from workers.jobs.spec import branch_refusal, job_settings
 
 REPO = {"full_name": "acme/churn-model", "name": "churn-model", "owner": {"login": "acme"}}
@@ -90,12 +90,14 @@ def push(signer, web, branch: str, delivery: str) -> int:
     return post(web.url + "/webhooks/github", data, headers)[0]
 
 
-def test_a_feature_branch_push_creates_only_the_pr_stage_jobs(world, signer):
-    web, worker, settings, client, _, _ = world
+def test_a_feature_branch_gets_only_the_pr_stage_jobs_and_only_when_they_run(world, signer):
+    web, worker, settings, client, workspaces, state = world
     assert push(signer, web, FEATURE, "scope-push-1") == 202
     wait_until(lambda: logged(worker, "branch.synced", delivery_id="scope-push-1"), timeout=60)
-    # before issue #18: train, test, validate and deploy
-    assert names(client) == [f"{PREFIX}/{FEATURE}/test", f"{PREFIX}/{FEATURE}/train"]
+    # before issue #18: train, test, validate and deploy; before issue #20: train and test, whether they ran or not
+    assert names(client) == []  # the demo's workflows start on a pull request or a command, not on a push
+    [synced] = logged(worker, "branch.synced", delivery_id="scope-push-1")
+    assert synced["jobs"] == {f"{PREFIX}/{FEATURE}/train": "absent", f"{PREFIX}/{FEATURE}/test": "absent"}
     skipped = {e["workflow"]: e["why"] for e in logged(worker, "branch.job_skipped", branch=FEATURE)}
     assert skipped == {
         "validate": "`validate` runs only from main, started by the release train: "
@@ -103,8 +105,12 @@ def test_a_feature_branch_push_creates_only_the_pr_stage_jobs(world, signer):
         "deploy": "`deploy` runs only from main, started by the release train: "
         "a branch's code under review never runs as a release stage",
     }
-    dev = client.jobs.get(next(j.job_id for j in client.jobs.list() if j.settings.name.endswith("/train")))
-    assert "@" not in dev.settings.name  # in dev, the PR stage's environment, as a PR's /train runs it
+    started = branch_jobs.start_run(  # a PR's /train, as workers/pr/chatops.py starts it: its job is made now
+        workspaces, state, settings, repo="acme/churn-model", branch=FEATURE, sha=SHA, workflow="train",
+        trigger="scope:train", pr=7,
+    )  # fmt: skip
+    assert names(client) == [f"{PREFIX}/{FEATURE}/train"]  # in dev, the PR stage's environment: no `@`
+    client.jobs.cancel_run(started.run_id)
 
 
 def test_a_run_of_a_release_workflow_on_a_branch_is_refused_saying_why(world):
@@ -149,7 +155,8 @@ def test_the_janitor_removes_a_branch_deploy_job_made_before_saying_why(world, r
     for workflow in ("train", "test", "validate", "deploy"):
         client.jobs.create(**_as_sdk(job_settings(settings, repo, "feature/old", workflow, SHA)))
     client.jobs.create(**_as_sdk(job_settings(settings, repo, "main", "deploy", SHA)))
-    whys = {name: why for _, name, why in branch_jobs.stale_jobs(workspaces("prod"), settings, lambda r, b: None)}
+    prod = janitor.stale_jobs(workspaces("prod"), state, settings, lambda r, b: None)
+    whys = {name: why for _, name, why, _ in prod}
     assert whys == {
         f"{PREFIX}/feature/old/{w}": f"`{w}` runs only from main, started by the release train: "
         "a branch's code under review never runs as a release stage"

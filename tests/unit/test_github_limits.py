@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import pytest
@@ -44,7 +45,7 @@ from workers.errors import (
     retry_countdown,
 )
 from workers.gateways.forge import path_segment, role_of
-from workers.jobs import branch_jobs
+from workers.jobs import janitor as the_janitor
 from workers.pr import chatops, runs
 
 NOW = 1_700_000_000.0
@@ -271,42 +272,62 @@ def managed(w, *branches: str, created_days_ago: float = 0) -> None:
 
 
 def janitor(w, forge="fake"):
-    return branch_jobs.clean_up(
-        w.deps.workspaces, w.deps.state, w.deps.settings, branch_jobs.branch_alive(w.forge if forge else None)
+    return the_janitor.clean_up(
+        w.deps.workspaces,
+        w.deps.state,
+        w.deps.settings,
+        the_janitor.branch_answers(w.forge if forge else None, w.deps.settings),
     )
 
 
 def test_the_janitor_removes_nothing_while_github_rate_limits(w):
     managed(w, "feature/live", "feature/gone")
     w.forge.branches = {"feature/live"}
-    w.forge.failures["branch_exists"] = RateLimited("GitHub said 403 (rate limited)", 60)
+    w.forge.failures["branch_names"] = RateLimited("GitHub said 403 (rate limited)", 60)
     assert janitor(w) == [] and len(w.workspace.jobs) == 2
-    del w.forge.failures["branch_exists"]
+    del w.forge.failures["branch_names"]
     assert [r.job.split("/")[-2] for r in janitor(w)] == ["gone"]
 
 
 def test_the_janitor_keeps_an_open_fork_prs_jobs_and_removes_a_closed_ones(w):
-    managed(w, "pull/7", "pull/8", "pull/404")
+    managed(w, "pull/7", "pull/8")
+    w.forge.pulls[7] = pull(7, fork=True)
     w.forge.pulls[8] = pull(8, fork=True, state="closed")
     removed = janitor(w)
     assert [(r.job, r.why) for r in removed] == [
         (V.job_name("mlops-bot", REPO, "pull/8", "train"), "pull request #8 is closed")
-    ]  # pull/404: the PR cannot be found, which is no sure answer
+    ]  # the open pull requests, listed once: #8 is not among them
 
 
-def test_without_github_the_janitor_still_applies_the_age_limit(w):
-    managed(w, "feature/old", created_days_ago=w.deps.settings.bot.job_ttl_days + 1)
+def test_without_github_the_janitor_still_applies_the_ttl(w):
+    days = w.deps.settings.bot.job_ttl_days
+    managed(w, "feature/old", created_days_ago=days + 1)
     removed = janitor(w, forge=None)
-    assert [r.why for r in removed] == [f"older than {w.deps.settings.bot.job_ttl_days} days"]
+    assert [r.why for r in removed] == [f"never ran in the {days} days since it was made"]
 
 
-def test_the_janitor_asks_about_a_branch_once_per_run(w):
-    managed(w, "feature/live")
-    name = V.job_name("mlops-bot", REPO, "feature/live", "test")
-    w.workspace.create_job({"name": name, "tags": {"mlops-bot": "managed"}})
-    asked = []
-    alive = lambda repo, branch: asked.append(branch) or True  # noqa: E731
-    assert branch_jobs.stale_jobs(w.workspace, w.deps.settings, alive) == [] and asked == ["feature/live"]
+def counted(w, method: str) -> list[str]:
+    """The repositories the fake forge's `method` is asked about, in order."""
+    asked, answer = [], getattr(w.forge, method)
+    setattr(w.forge, method, lambda repo: asked.append(repo) or answer(repo))
+    return asked
+
+
+def test_with_a_token_the_janitor_lists_a_repositorys_branches_once_per_pass(w):
+    managed(w, "feature/a", "feature/b", "feature/c", "main")
+    w.forge.branches = {"feature/a", "main"}
+    listed, pulls = counted(w, "branch_names"), counted(w, "open_pull_numbers")
+    assert sorted(r.job.split("/")[-2] for r in janitor(w)) == ["b", "c"]
+    assert listed == [REPO] and pulls == []  # no pull/<n> jobs: no pull requests listed
+
+
+def test_as_a_github_app_the_janitor_asks_github_nothing(w):
+    """An App's deliveries remove the jobs of deleted branches, and failed ones are redelivered: no listing."""
+    app = w.deps.settings.github.model_copy(update={"app_id": 1, "installation_id": 2})
+    w.deps = replace(w.deps, settings=w.deps.settings.model_copy(update={"github": app}))
+    managed(w, "feature/gone", "pull/8")
+    listed, pulls = counted(w, "branch_names"), counted(w, "open_pull_numbers")
+    assert janitor(w) == [] and listed == [] and pulls == []
 
 
 # --- a push of GitHub's largest size -----------------------------------------------------------------------

@@ -20,9 +20,10 @@ import redis
 from core import audit, keys
 from workers.core.delivery_state import DeliveryMemory
 from workers.core.github_state import GitHubMemory
+from workers.core.job_state import JobMemory
 from workers.core.pipeline_state import PipelineMemory, _text
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
-from workers.core.run_records import CachedJob, RunRecord, RunResult
+from workers.core.run_records import RunRecord, RunResult
 from workers.errors import Transient
 
 Kept = TypeVar("Kept", bound=Record)
@@ -37,7 +38,7 @@ def _given(value: T | None, kept: T) -> T:
     return kept if value is None else value
 
 
-class State(PipelineMemory, DeliveryMemory, GitHubMemory):
+class State(PipelineMemory, DeliveryMemory, GitHubMemory, JobMemory):
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)
@@ -58,33 +59,13 @@ class State(PipelineMemory, DeliveryMemory, GitHubMemory):
         finally:
             self._release(keys=[key], args=[token])
 
-    # --- job id cache --------------------------------------------------------------------------
-    def cached_job(self, environment: str, name: str) -> CachedJob | None:
-        raw = self.r.get(keys.job(environment, name))
-        return CachedJob.from_json(json.loads(raw)) if raw else None
-
-    def cache_job(self, environment: str, name: str, job_id: int, fingerprint: str) -> None:
-        pipe = self.r.pipeline()
-        pipe.set(
-            keys.job(environment, name),
-            json.dumps(CachedJob(job_id, fingerprint, time.time()).to_json()),
-            ex=keys.JOB_TTL,
-        )
-        pipe.sadd(keys.JOBS, keys.job_member(environment, name))
-        pipe.execute()
-
-    def forget_job(self, environment: str, name: str) -> None:
-        pipe = self.r.pipeline()
-        pipe.delete(keys.job(environment, name))
-        pipe.srem(keys.JOBS, keys.job_member(environment, name))
-        pipe.execute()
-
     # --- runs ----------------------------------------------------------------------------------
     def save_run(self, record: RunRecord) -> None:
-        """Store a run record (context + latest state) and index it by branch and PR."""
+        """Store a run record (context + latest state), index it by branch and PR, and note that its job ran."""
         key = keys.run(record.environment, record.run_id)
         pipe = self.r.pipeline()
         pipe.set(key, json.dumps(record.to_json()), ex=keys.RUN_TTL)
+        pipe.hset(keys.JOB_RUNS, keys.job_member(record.environment, record.job), str(record.started_at))
         pipe.zadd(keys.RUNS, {key: record.started_at})
         pipe.zremrangebyrank(keys.RUNS, 0, -(keys.RUNS_LIMIT + 1))
         if record.pr:

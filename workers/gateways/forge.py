@@ -40,6 +40,7 @@ CHECK_RUN_SUMMARY_MAX = 65_535  # check runs: "output.summary … The maximum le
 DEPLOYMENT_KEY = "key"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 PULL_COMMITS_MAX = 250  # pulls/list-commits: "Lists a maximum of 250 commits for a pull request"
+LISTING_PAGES = 100  # a repository's branches or open pull requests: 10,000 at most, or no answer
 
 
 def marker(kind: str, key: str) -> str:
@@ -129,15 +130,8 @@ class Forge:
         """The pull request's commits as GitHub lists them (250 at most), every page: one request a page, following the
         Link header's `rel="next"` as PyGithub's `pull.get_commits()` does — read here as plain JSON, since PyGithub's
         `Commit` objects complete themselves with a request each."""
-        out: list[PullCommit] = []
-        url = f"/repos/{repo}/pulls/{int(number)}/commits?per_page=100"
-        while url and len(out) < PULL_COMMITS_MAX:
-            headers, page = self._exchange(self.gh, "GET", url)
-            out.extend(pull_commit_of(d) for d in page)
-            link = next((v for k, v in headers.items() if k.lower() == "link"), "")
-            found = NEXT_LINK.search(link)
-            url = found.group(1) if found and page else ""
-        return out
+        pages = self._every_page(f"/repos/{repo}/pulls/{int(number)}/commits?per_page=100")
+        return [pull_commit_of(d) for d in pages][:PULL_COMMITS_MAX]
 
     def file_at(self, repo: str, path: str, ref: str) -> str | None:
         """The text of file `path` at commit `ref`, or None when that commit has no such file (GitHub's 404).
@@ -167,15 +161,26 @@ class Forge:
             return "none"
         return role_of(d)
 
-    def branch_exists(self, repo: str, branch: str) -> bool:
-        """True, or False only on a confirmed answer: a 404 for the encoded name while the repository
-        itself answers 200. Any other error is raised (a rate limit is not "gone")."""
-        try:
-            self._call("GET", f"/repos/{repo}/branches/{path_segment(branch)}")
-            return True
-        except NotFound:
-            self._call("GET", f"/repos/{repo}")  # a 404 here too: the bot lost sight of the repository
-            return False
+    def branch_names(self, repo: str) -> set[str]:
+        """Every branch of `repo` (repos/list-branches, every page): the janitor's one listing of a repository."""
+        return {d["name"] for d in self._every_page(f"/repos/{repo}/branches?per_page=100")}
+
+    def open_pull_numbers(self, repo: str) -> set[int]:
+        """The numbers of `repo`'s open pull requests (pulls/list, every page), for a fork's `pull/<n>` jobs."""
+        return {d["number"] for d in self._every_page(f"/repos/{repo}/pulls?state=open&per_page=100")}
+
+    def _every_page(self, url: str) -> list[dict]:
+        """Every page of a listing (the Link header's `rel="next"`), one request each, up to LISTING_PAGES; an error
+        on any page is raised and a longer listing is refused (Permanent): a part of a listing is no answer."""
+        out: list[dict] = []
+        for _ in range(LISTING_PAGES):
+            headers, page = self._exchange(self.gh, "GET", url)
+            out.extend(page)
+            found = NEXT_LINK.search(next((v for k, v in headers.items() if k.lower() == "link"), ""))
+            if not (found and page):
+                return out
+            url = found.group(1)
+        raise Permanent(f"GitHub: {url.split('?')[0]} lists more than {LISTING_PAGES * 100} entries")
 
     def in_team(self, org: str, team_slug: str, login: str) -> bool:
         """True when `login` is an active member of team `org/team_slug`. GitHub answers 404 alike for no membership,

@@ -1,4 +1,9 @@
-"""Per-branch jobs and their runs on Databricks: upsert, start, follow, clean up.
+"""Per-branch jobs and their runs on Databricks: made when first needed, kept up to date, started, removed.
+
+A branch has a saved job only where runs happen (core/saved_jobs.py counts them): a push makes the jobs of the
+workflows it runs (and the default branch's scheduled ones), and brings the branch's other jobs up to date; a pull
+request, a command or the release train makes the job of the workflow it starts, in `start_run`. The janitor
+(workers/jobs/janitor.py) removes a job the bot has not run for `[bot] job_ttl_days`.
 
 Idempotent by construction: a job is found by its name, `run_now` carries an idempotency token
 derived from the triggering delivery, and a Redis lock keeps two workers from creating one name
@@ -16,25 +21,24 @@ from typing import Any
 from core.config import Repo, Settings, Workflow
 from core.logs import get_logger
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, job_name, parse_job_name
-from workers.core.context import Deps
-from workers.core.run_records import RemovedJob, RunContext, RunRecord
+from workers.core.run_records import RunContext, RunRecord
 from workers.core.state import State
-from workers.errors import BotError, NotFound, Permanent
-from workers.gateways import ForgeGateway, JobRef, WorkspaceGateway
+from workers.errors import NotFound, Permanent
+from workers.gateways import JobRef, WorkspaceGateway
 from workers.jobs import texts
 from workers.jobs.spec import branch_refusal, dev_defaults, idempotency_token, job_settings, repo_path, run_parameters
 
 log = get_logger("workers.jobs.branch_jobs")
 Workspaces = Callable[[str], WorkspaceGateway]
 Upsert = Callable[[], "Upserted"]  # upsert_job with every argument given
-BranchExists = Callable[[str, str], bool | None]  # None: no sure answer
+ABSENT = "absent"  # upsert_job(create=False) of a job that does not exist: left so
 
 
 @dataclass
 class Upserted:
     job_id: int
     name: str
-    outcome: str  # created | reset | unchanged
+    outcome: str  # created | reset | unchanged | absent (ABSENT: not made, job_id 0)
     settings: dict = field(repr=False, default_factory=dict)
 
 
@@ -54,8 +58,11 @@ def upsert_job(
     workflow: str,
     sha: str,
     git_url: str = "",
+    *,
+    create: bool = True,
 ) -> Upserted:
-    """Make the branch's job for `workflow` match config: create if absent, reset only if changed."""
+    """Make the branch's job for `workflow` match config: reset only if changed; create it if absent, or with
+    `create=False` leave it absent (a push brings the jobs a branch has up to date, and makes no others)."""
     # the environment the job lives in decides its run_as principal (/deploy prod runs in prod)
     body = job_settings(settings, repo, branch, workflow, sha, git_url, environment=ws.name)
     name, fp = body["name"], body["tags"][FINGERPRINT_TAG]
@@ -64,6 +71,9 @@ def upsert_job(
         return Upserted(cached.job_id, name, "unchanged", body)
     with state.lock(f"job:{ws.name}:{name}"):
         job = ws.find_job(name)  # by name first: a create whose answer was lost may have happened
+        if job is None and not create:
+            state.forget_job(ws.name, name)
+            return Upserted(0, name, ABSENT, body)
         if job is None:
             job_id, outcome = _create_once(ws, name, body), "created"
         elif job.tags.get(FINGERPRINT_TAG) != fp:
@@ -98,21 +108,34 @@ def _create_once(ws: WorkspaceGateway, name: str, body: dict) -> int:
 
 
 def sync_branch(
-    workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str
+    workspaces: Workspaces, state: State, settings: Settings, repo_name: str, branch: str, sha: str, event: str = "push"
 ) -> list[Upserted]:
-    """Every configured workflow the branch may run gets its job for this branch (and its Repo, if used): on
-    the default branch every one, on any other only those that run where pull requests train (spec.branch_refusal)."""
+    """A push (or a pull request's new head, `event` "pull_request") to `branch`: of the workflows the branch may
+    run (spec.branch_refusal), each job the branch has is brought up to date, and the job of each workflow this
+    event starts (`made_by`) is made if missing; every other job waits for the first run that needs it."""
     repo = _repo(settings, repo_name)
     out = []
     for workflow_name, workflow in settings.repo_workflows(repo).items():
         if why := branch_refusal(settings, repo, branch, workflow_name, workflow.environment):
             log.info("branch.job_skipped", repo=repo.name, branch=branch, workflow=workflow_name, why=why)
             continue
-        ws = workspaces(workflow.environment)
-        if repo.code_source == "repos":
-            _check_out(ws, state, repo, branch)
-        out.append(upsert_job(ws, state, settings, repo, branch, workflow_name, sha))
+        ws, create = workspaces(workflow.environment), made_by(repo, branch, workflow, event)
+        done = upsert_job(ws, state, settings, repo, branch, workflow_name, sha, create=create)
+        if repo.code_source == "repos" and done.outcome != ABSENT:
+            _check_out(ws, state, repo, branch)  # its Git folder at the branch's newest commit
+        out.append(done)
     return out
+
+
+def starts(workflow: Workflow, branch: str, event: str) -> bool:
+    """Does `event` ("push", "pull_request") on `branch` start `workflow`?"""
+    return workflow.runs_on_push_to(branch) if event == "push" else event in workflow.run_on
+
+
+def made_by(repo: Repo, branch: str, workflow: Workflow, event: str) -> bool:
+    """Does `event` on `branch` need the job of `workflow` now: it starts the workflow, or the job is the default
+    branch's job of a scheduled workflow (Databricks starts those runs itself)?"""
+    return starts(workflow, branch, event) or (branch == repo.default_branch and workflow.schedule is not None)
 
 
 def _branch_jobs(
@@ -301,95 +324,3 @@ def _supersede(ws: WorkspaceGateway, state: State, active: list[int], run_id: in
             superseded.append(other)
             state.update_run(ws.name, other, superseded_by=run_id)
     return superseded
-
-
-def stale_jobs(
-    ws: WorkspaceGateway, settings: Settings, branch_exists: BranchExists, now: float | None = None
-) -> list[tuple[int, str, str]]:
-    """Managed jobs whose branch is surely gone or that are older than the TTL: (job_id, name, why).
-
-    `branch_exists` answers True, False (gone, confirmed) or None (could not tell): only False removes."""
-    now = now or time.time()
-    out = []
-    answers: dict[tuple[str, str], bool | None] = {}  # one question per branch, not per job
-    for job in ws.managed_jobs(settings.bot.job_prefix, MANAGED_TAG):
-        parsed = parse_job_name(settings.bot.job_prefix, job.name)
-        if parsed is None:
-            continue
-        repo, branch, workflow = parsed
-        age_days = (now - job.created_time / 1000) / 86400 if job.created_time else 0
-        if settings.bot.job_ttl_days and age_days > settings.bot.job_ttl_days:
-            out.append((job.job_id, job.name, f"older than {settings.bot.job_ttl_days} days"))
-        elif settings.repo(repo) is None:
-            out.append((job.job_id, job.name, f"repository {repo} is no longer configured"))
-        elif why := _out_of_scope(settings, job.name, repo, branch, workflow):
-            out.append((job.job_id, job.name, why))
-        else:
-            if (repo, branch) not in answers:
-                answers[repo, branch] = branch_exists(repo, branch)
-            if answers[repo, branch] is False:
-                out.append((job.job_id, job.name, _gone(branch)))
-    return out
-
-
-def _out_of_scope(settings: Settings, name: str, repo_name: str, branch: str, workflow: str) -> str:
-    """Why a branch may no longer have this job, made before branch jobs ran only where pull requests train
-    (issue #18: a branch's `deploy` job ran its code as prod), or ""."""
-    repo, wf = settings.repo(repo_name), settings.workflows.get(workflow)
-    if repo is None or wf is None:
-        return ""
-    environment = name.rpartition("/")[2].partition("@")[2] or wf.environment  # `…/train@staging`: another's
-    return branch_refusal(settings, repo, branch, workflow, environment)
-
-
-def _gone(branch: str) -> str:
-    """Why a job went, as a person reads it: `pull/7` jobs ran a fork's pull request."""
-    number = _pr_number(branch)
-    return f"pull request #{number} is closed" if number else f"branch {branch} no longer exists"
-
-
-def _pr_number(branch: str) -> int | None:
-    """7 for a fork's `pull/7` job (not a branch on GitHub: only refs/pull/7/head exists)."""
-    number = branch.removeprefix("pull/")
-    return int(number) if branch.startswith("pull/") and number.isdigit() else None
-
-
-def clean_up(workspaces: Workspaces, state: State, settings: Settings, branch_exists: BranchExists) -> list[RemovedJob]:
-    """The janitor: remove stale managed jobs in every environment; returns what it removed and why."""
-    removed: list[RemovedJob] = []
-    for env in settings.environments:
-        ws = workspaces(env)
-        for job_id, name, why in stale_jobs(ws, settings, branch_exists):
-            for run_id in ws.active_runs(job_id):
-                ws.cancel_run(run_id)
-            if ws.delete_job(job_id):
-                state.forget_job(ws.name, name)
-                removed.append(RemovedJob(environment=env, job=name, job_id=job_id, why=why))
-    log.info("janitor.done", removed=len(removed), jobs=[r.job for r in removed])
-    return removed
-
-
-def clean_up_and_tell(deps: Deps) -> list[RemovedJob]:
-    """The hourly janitor, and a line in Slack for what it removed. Without GitHub only the age and
-    configuration rules apply: nothing is removed for a branch nobody could ask about."""
-    removed = clean_up(deps.workspaces, deps.state, deps.settings, branch_alive(deps.forge))
-    if removed and deps.slack:
-        deps.slack.post(texts.stale_jobs_removed(removed))
-    return removed
-
-
-def branch_alive(forge: ForgeGateway | None) -> BranchExists:
-    """Is what a job ran for still there? True, False (GitHub said it is gone) or None (no sure answer:
-    no GitHub, a rate limit, an error). A fork's `pull/<n>` job lives as long as PR n is open."""
-
-    def alive(repo: str, branch: str) -> bool | None:
-        if forge is None:
-            return None
-        number = _pr_number(branch)
-        try:
-            return forge.pull(repo, number).state == "open" if number else forge.branch_exists(repo, branch)
-        except BotError as exc:  # never removed on an error: it is asked again in an hour
-            log.warning("janitor.unsure", repo=repo, branch=branch, reason=exc.message)
-            return None
-
-    return alive

@@ -18,6 +18,7 @@ from databricks.sdk.service import jobs as J
 from core import stages
 from core.compute import BOT_JOB_TAGS, MAX_TAGS
 from core.config import Repo, Settings, TaskSpec, Workflow
+from core.saved_jobs import branch_environment, branch_environments, release_workflows
 from core.vocabulary import FINGERPRINT_TAG, MANAGED_TAG, PLACEHOLDER, PLACEHOLDERS, job_name, parse_job_name
 from workers.errors import Permanent
 from workers.jobs import texts
@@ -39,6 +40,7 @@ __all__ = [
     "dev_defaults",
     "schedule",
     "branch_refusal",
+    "release_workflows",
 ]
 MAX_TAG_VALUE = 255
 # Fixed per job (the job belongs to one branch); every other placeholder is a job parameter.
@@ -244,38 +246,7 @@ def run_parameters(workflow_settings: dict, **values: object) -> dict[str, str]:
     return {k: no_references(k, str(v)) for k, v in values.items() if k in defined and v not in (None, "")}
 
 
-# --- which jobs a branch may have ---------------------------------------------------------------------
-# The default branch's code is reviewed: every workflow has a job there (the release train's among them).
-# Any other branch's code is under review: its jobs run only where a pull request trains, as that stage's
-# principal, or anyone who may run the job from the Databricks UI runs unreviewed code as staging or prod.
-DEFAULT_RELEASE_ENVIRONMENTS = frozenset({"staging", "prod"})  # the default stages', when no model names its own
-
-
-def branch_environments(settings: Settings, repo: Repo) -> set[str]:
-    """Where a branch under review runs: the environments of the PR stages of the repository's models; for a
-    repository without models, every environment no model's staging or prod stage runs in."""
-    models = settings.models_for_repo(repo.name)
-    if models:
-        return {stages.stage(settings, m, "pull_request").environment for m in models}
-    released = {s.environment for m in settings.models for s in settings.stages(m) if s.trigger != "pull_request"}
-    return set(settings.environments) - (released or DEFAULT_RELEASE_ENVIRONMENTS)
-
-
-def release_workflows(settings: Settings, repo: Repo) -> set[str]:
-    """What only the release train runs, from the default branch: its staging and prod stages' workflows and
-    validation, unless a PR stage runs the same workflow (train)."""
-    train = [s for m in settings.models_for_repo(repo.name) for s in settings.stages(m)]
-    by_pr = {s.workflow for s in train if s.trigger == "pull_request"}
-    return {w for s in train if s.trigger != "pull_request" for w in (s.workflow, s.validate_workflow) if w} - by_pr
-
-
-def branch_environment(settings: Settings, repo: Repo, workflow: str) -> str:
-    """Where a branch's job of `workflow` lives: the PR stage's environment when a model's PR stage runs it (a
-    PR's `/train`), else the workflow's own."""
-    dev = stages.dev_model(settings, repo.name, workflow)
-    return dev[1].environment if dev else settings.workflows[workflow].environment
-
-
+# --- which jobs a branch may have (core/saved_jobs.py says which, and where) -----------------------------------
 def branch_refusal(settings: Settings, repo: Repo, branch: str, workflow: str, environment: str = "") -> str:
     """Why `branch` may have no job of `workflow` (in `environment`, default: where its job would live), or ""."""
     if branch == repo.default_branch or workflow not in settings.workflows:

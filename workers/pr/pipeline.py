@@ -3,7 +3,8 @@ web process cannot read the file, so the worker does it here, at the pushed comm
 
     the file does not validate   the `mlops-bot/pipeline` check fails and the PR is told each key; nothing runs
     the file changed in the PR   the plan: jobs created, changed (with the fields) or removed, model rules changed
-    then                         the branch's jobs are synced, and the workflows this event runs are started
+    then                         the branch's jobs are brought up to date, and the workflows this event runs are
+                                 started (their jobs made if missing: branch_jobs.sync_branch)
 """
 
 from __future__ import annotations
@@ -51,12 +52,11 @@ def on_branch_event(
         return []
     if pr and own:
         _plan(deps, effective, own, pr, sha, base_sha)
-    branch_jobs.sync_branch(effective.workspaces, effective.state, effective.settings, repo, branch, sha)
+    branch_jobs.sync_branch(effective.workspaces, effective.state, effective.settings, repo, branch, sha, trigger)
     cfg = effective.settings.repo(repo)
     started = []
     for name, wf in effective.settings.repo_workflows(cfg).items() if cfg else ():
-        runs_now = wf.runs_on_push_to(branch) if trigger == "push" else trigger in wf.run_on
-        if runs_now:  # one run per model, for a workflow that trains several
+        if branch_jobs.starts(wf, branch, trigger):  # one run per model, for a workflow that trains several
             started += runs.start_for_each_model(
                 effective,
                 repo=repo,
