@@ -143,7 +143,7 @@ def audit_once(once: str) -> str:
     return f"{P}audit-once:{once}"
 
 
-# --- registry polling (workers/release/polling.py): watermark, done set and alias positions never expire ---
+# --- registry polling (workers/release/polling.py): watermark, done set, alias positions and read marks never expire ---
 POLL_GUARD_SECONDS = 55  # beat asks every 60 s: a guard of exactly 60 s would make a slightly early beat skip a minute
 POLL_CLAIM_SECONDS = 600  # a version's event is being handled; a worker killed mid-event frees it after this
 
@@ -175,6 +175,15 @@ def polled_aliases(model: str) -> str:
 def poll_guard(model: str) -> str:
     """SET NX EX: at most one poll of a model per POLL_GUARD_SECONDS, however many beats and workers."""
     return f"{P}poll-guard:{model}"
+
+
+def listing_guard(schema: str) -> str:
+    """SET NX EX: at most one listing of a Unity Catalog schema (`catalog.schema`) per POLL_GUARD_SECONDS."""
+    return f"{P}poll-guard-schema:{schema}"
+
+
+POLLED_AT = f"{P}polled-at"  # sorted set: model -> when it was last read (ms): the sweep reads the oldest first
+POLLED_STAMPS = f"{P}polled-stamps"  # hash: model -> the `updated_at` its schema's listing showed before that read
 
 
 # --- the comment reconciler (workers/delivery/reconciler.py): PR commands whose delivery never reached the bot ---

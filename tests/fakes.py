@@ -399,6 +399,10 @@ class FakeRegistry:
     page: int = 50  # versions per search call, as the real gateway's PAGE
     uc: bool = False  # a Unity Catalog registry: no stages
     creators: bool = False  # the registry records who created a version (Databricks' do, an MLflow server does not)
+    # Unity Catalog's listing: model -> `updated_at`, changed as the sandbox changes it (an alias set: yes; a new
+    # version: no -- sandbox/workspace/api/uc_models.py); `listing_error`, when set, is what listing raises
+    updated: dict[str, int] = field(default_factory=dict)
+    listing_error: Exception | None = None
 
     def add_version(
         self,
@@ -437,6 +441,18 @@ class FakeRegistry:
     def model_aliases(self, model: str) -> dict[str, str]:
         self.calls.append("get_registered_model")
         return {a: v for (m, a), v in self.aliases.items() if m == model}
+
+    def listed_models(self, schema: str) -> dict[str, int]:
+        """Every model of `schema` that exists (a version, an alias or a listed stamp), by lower-cased name."""
+        self.calls.append(f"list {schema}")
+        if self.listing_error is not None:
+            raise self.listing_error
+        names = {m for m, _ in self.versions_} | {m for m, _ in self.aliases} | set(self.updated)
+        return {m.lower(): self.updated.get(m, 1) for m in names if m.lower().startswith(schema.lower() + ".")}
+
+    def touch(self, model: str) -> None:
+        """An update of the registered model itself (its comment, owner, aliases): a new `updated_at`."""
+        self.updated[model] = self.updated.get(model, 1) + 1
 
     def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
         self.writes.append(("copy", dst_name))
@@ -486,6 +502,7 @@ class FakeRegistry:
     def set_alias(self, model: str, alias: str, version: str) -> None:
         self.writes.append(("alias", model))
         self.aliases[(model, alias)] = str(version)
+        self.touch(model)
 
     def transition_stage(self, model: str, version: str, stage: str) -> None:
         if self.uc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from workers.core.delivery_state import DeliveryMemory
 from workers.core.github_state import GitHubMemory
 from workers.core.job_state import JobMemory
 from workers.core.pipeline_state import PipelineMemory, _text
+from workers.core.poll_state import PollMemory
 from workers.core.records import ApprovalRequest, Lineage, Record, Release
 from workers.core.run_records import RunRecord, RunResult
 from workers.errors import Transient
@@ -30,7 +31,7 @@ Kept = TypeVar("Kept", bound=Record)
 T = TypeVar("T")
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-# a watermark only rises, even when two polls overlap (one slower than the guard's minute)
+# a watermark only rises, even when two polls (or reconciler passes) overlap
 _RAISE = "local c = redis.call('GET', KEYS[1]) if not c or tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end"
 
 
@@ -38,7 +39,7 @@ def _given(value: T | None, kept: T) -> T:
     return kept if value is None else value
 
 
-class State(PipelineMemory, DeliveryMemory, GitHubMemory, JobMemory):
+class State(PipelineMemory, DeliveryMemory, GitHubMemory, JobMemory, PollMemory):
     def __init__(self, client: redis.Redis):
         self.r = client
         self._release = client.register_script(_RELEASE)
@@ -212,63 +213,6 @@ class State(PipelineMemory, DeliveryMemory, GitHubMemory, JobMemory):
 
     def set_live_deployment(self, repo: str, environment: str, deployment_id: int) -> None:
         self.r.set(keys.live_deployment(repo, environment), deployment_id)
-
-    # --- registry polling (restart-safe: see workers/release/polling.py) --------------------------
-    def poll_due(self, model: str) -> bool:
-        """True for at most one caller per model per keys.POLL_GUARD_SECONDS."""
-        return bool(self.r.set(keys.poll_guard(model), 1, nx=True, ex=keys.POLL_GUARD_SECONDS))
-
-    def watermark(self, model: str) -> int | None:
-        """Every version <= the watermark is settled; None before the first poll."""
-        raw = self.r.get(keys.polled_watermark(model))
-        if raw is not None:
-            return int(raw)
-        if self.r.exists(keys.polled_baseline(model)):  # polled by the first design: its seen set says how far
-            seen = [
-                int(v) for v in (_text(m) or "" for m in self.r.smembers(keys.polled_versions(model))) if v.isdigit()
-            ]
-            return max(seen, default=0)
-        return None
-
-    def set_watermark(self, model: str, watermark: int, settled: Iterable[str] = ()) -> None:
-        """Raise the watermark (never lower it) and forget the done marks it now covers."""
-        self._raise(keys=[keys.polled_watermark(model)], args=[watermark])
-        if pruned := [v for v in settled if v.isdigit() and int(v) <= watermark]:
-            self.r.srem(keys.polled_versions(model), *pruned)
-
-    def version_done(self, model: str, version: str) -> bool:
-        """Its event was handled: marked done, or covered by the watermark (another poll moved it meanwhile)."""
-        pipe = self.r.pipeline()
-        pipe.sismember(keys.polled_versions(model), version)
-        pipe.get(keys.polled_watermark(model))
-        done, mark = pipe.execute()
-        return bool(done) or (mark is not None and version.isdigit() and int(version) <= int(mark))
-
-    def claim_version(self, model: str, version: str) -> bool:
-        """True for one caller at a time, and never for a version whose event was handled meanwhile."""
-        if not self.r.set(keys.polled_claim(model, version), 1, nx=True, ex=keys.POLL_CLAIM_SECONDS):
-            return False
-        if self.version_done(model, version):  # done between the caller's check and this claim
-            self.release_version(model, version)
-            return False
-        return True
-
-    def finish_version(self, model: str, version: str) -> None:
-        pipe = self.r.pipeline()
-        pipe.sadd(keys.polled_versions(model), version)
-        pipe.delete(keys.polled_claim(model, version))
-        pipe.execute()
-
-    def release_version(self, model: str, version: str) -> None:
-        self.r.delete(keys.polled_claim(model, version))
-
-    def alias_positions(self, model: str) -> dict[str, str] | None:
-        """alias -> version at the last poll; None when never recorded (a model polled by the first design)."""
-        raw = self.r.get(keys.polled_aliases(model))
-        return json.loads(raw) if raw is not None else None
-
-    def save_alias_positions(self, model: str, positions: dict[str, str]) -> None:
-        self.r.set(keys.polled_aliases(model), json.dumps(positions, sort_keys=True))
 
     # --- the due index: work for later, sent by beat when due (no long ETA message: core/celery_app.py) ---
     def put_due(self, member: str, due_at: float) -> None:

@@ -6,7 +6,8 @@
     <MLflow server>  any                     aliases + tags           MLflow webhooks, or polling
 
 Unity Catalog has no stages: a stage call is refused here with a `Permanent` that says so. Methods return
-`workers.gateways` values; MLflow errors are translated here by `workers.errors`.
+`workers.gateways` values; MLflow errors are translated here by `workers.errors`. One call is not MLflow's: a
+schema's registered models, listed through databricks-sdk (`listed_models`, for polling; docs/unity-catalog.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -57,6 +59,7 @@ class Registry:
             # a worker process serves one registry
             mlflow.set_registry_uri(self.registry_uri)
         self._host: str | None = None
+        self._catalog: Any = None  # databricks-sdk's WorkspaceClient, built on first use (listed_models)
 
     @contextmanager
     def _edge(self, what: str) -> Iterator[None]:
@@ -180,6 +183,36 @@ class Registry:
                 return {a: str(v) for a, v in (self.client.get_registered_model(model).aliases or {}).items()}
         except NotFound:
             return {}
+
+    def listed_models(self, schema: str) -> dict[str, int]:
+        """Every registered model of `schema` ("catalog.schema") the bot's principal may read → its `updated_at`
+        (ms since the epoch), by lower-cased full name: Unity Catalog's `GET /api/2.1/unity-catalog/models`, every
+        page (up to 10,000 models a page for one schema). A model the principal may not read is left out by the
+        server, not refused. What `updated_at` does and does not promise: docs/unity-catalog.md."""
+        catalog, _, name = schema.partition(".")
+        if not self.uc:
+            raise Permanent(f"{self.registry_uri} is not Unity Catalog: its models are not listed by schema")
+        with self._edge(f"list the registered models of {schema}"):
+            listed = self._catalog_client().registered_models.list(catalog_name=catalog, schema_name=name)
+            return {(m.full_name or "").lower(): int(m.updated_at or 0) for m in listed}
+
+    def _catalog_client(self) -> Any:
+        """databricks-sdk's client, signed in as MLflow's UC client is: the registry URI's profile
+        (`databricks-uc://PROFILE`), else DATABRICKS_CONFIG_PROFILE, else the environment (DATABRICKS_HOST and
+        a token, or OAuth); bounded like MLflow's calls."""
+        if self._catalog is None:
+            from databricks.sdk import WorkspaceClient
+            from databricks.sdk.config import Config
+            from mlflow.utils.uri import get_db_info_from_uri
+
+            profile, secret_prefix = get_db_info_from_uri(self.registry_uri)
+            if secret_prefix is not None:
+                raise Permanent(f"{self.registry_uri}: a secret-scope registry URI cannot list a schema's models")
+            profile = profile or os.environ.get("DATABRICKS_CONFIG_PROFILE")
+            signed_in = {"profile": profile} if profile else {}
+            config = Config(**signed_in, http_timeout_seconds=15, retry_timeout_seconds=30)
+            self._catalog = WorkspaceClient(config=config)
+        return self._catalog
 
     def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
         """`src_name` version `version` as a new version of `dst_name` (another catalog), once: a version of

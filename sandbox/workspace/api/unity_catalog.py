@@ -289,7 +289,9 @@ def delete_model_version():
         registry.version(name, version)
         model = registry.model(name)
         del registry.versions[name][version]
-        model["aliases"] = {a: n for a, n in model["aliases"].items() if n != version}
+        kept = {a: n for a, n in model["aliases"].items() if n != version}
+        if kept != model["aliases"]:  # its aliases go with it: the model's aliases changed (uc_models.py)
+            model.update(aliases=kept, last_updated_timestamp=now_ms())
         registry.drop_files(name, version)
         registry.save()
     return jsonify({})
