@@ -119,8 +119,6 @@ def receiver_app() -> Flask:
     PROBES.patch(queue, "celery_message", "Celery protocol-2 message build + JSON")
     PROBES.patch(logs.Log, "_log", "logging")
     PROBES.patch(web.Receiver, "answer", "answer: metrics, JSON body, Response")
-    app = web.create_app()
-    q = app.extensions["mlops-bot"]["queue"]
-    q._submit = PROBES.wrap("Redis: dedupe + enqueue, one EVALSHA round trip (client side)", q._submit)
-    return _serve_totals(app, FRONT)
+    PROBES.patch(queue.Queue, "_evalsha", "Redis: dedupe + enqueue, one EVALSHA round trip (client side)")
+    return _serve_totals(web.create_app(), FRONT)
 
