@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -35,13 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and 
 from bench import harness  # noqa: E402
 from bench.harness import BENCH, ROOT, cpu_seconds, worker_pids  # noqa: E402
 from bench.ingest import SECRET, THREADS, WORKERS, Deliveries, Load  # noqa: E402
-from bench.probes import Probes  # noqa: E402
+from bench.probes import OUTSIDE, calibrate  # noqa: E402
 from bot.cli import gunicorn_argv  # noqa: E402
 from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
 from devstack.redis import start_redis  # noqa: E402
 
 SERVER = "server around the app: uvicorn loop, h11, thread hand-off, GIL (workers' CPU − probed app)"
-PROBES_COST = "the probes themselves (calibrated; inside the lines above)"
+PROBES_COST = "the probes' own cost, taken out of the lines above (calibrated)"
 
 
 def start_probed(workdir: Path, name: str, app: str, env: dict[str, str]) -> Service:
@@ -73,37 +71,14 @@ def probe_totals(service: Service) -> dict[int, dict]:
     raise RuntimeError(f"workers {sorted(pids - seen.keys())} never answered /_probes")
 
 
-def reading(service: Service) -> tuple[dict[str, float], dict[str, int], float]:
-    """(seconds per step, calls per step, workers' CPU seconds), summed over the workers."""
-    seconds: dict[str, float] = {}
-    calls: dict[str, int] = {}
+def reading(service: Service) -> tuple[dict, dict, dict, float]:
+    """(seconds, calls and nested probed calls per step; the workers' CPU seconds), summed over the workers."""
+    sums: tuple[dict, dict, dict] = ({}, {}, {})
     for totals in probe_totals(service).values():
-        for step, value in totals["seconds"].items():
-            seconds[step] = seconds.get(step, 0.0) + value
-        for step, value in totals["calls"].items():
-            calls[step] = calls.get(step, 0) + value
-    return seconds, calls, cpu_seconds(worker_pids(service.process.pid))
-
-
-def probe_cost(n: int = 200_000) -> float:
-    """CPU seconds one probe adds around a call (this process; the workers run the same code)."""
-    probes = Probes()
-
-    def nothing() -> None:
-        return None
-
-    probed = probes.wrap("x", nothing)
-    best = []
-    for _ in range(5):
-        t0 = time.thread_time()
-        for _ in range(n):
-            nothing()
-        t1 = time.thread_time()
-        for _ in range(n):
-            probed()
-        t2 = time.thread_time()
-        best.append(((t2 - t1) - (t1 - t0)) / n)
-    return min(best)
+        for part, key in zip(sums, ("seconds", "calls", "nested"), strict=True):
+            for step, value in totals[key].items():
+                part[step] = part.get(step, 0) + value
+    return (*sums, cpu_seconds(worker_pids(service.process.pid)))
 
 
 class Profile:
@@ -111,33 +86,36 @@ class Profile:
 
     def __init__(self, name: str):
         self.name = name
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
+        self.parts: tuple[dict, dict, dict] = ({}, {}, {})  # seconds, calls, nested calls per step
         self.cpu = self.redis_cpu = 0.0
         self.requests = 0
         self.statuses: dict[int, int] = {}
 
     def add(self, before: tuple, after: tuple, redis_cpu: float, result: dict) -> None:
-        for step, value in after[0].items():
-            self.seconds[step] = self.seconds.get(step, 0.0) + value - before[0].get(step, 0.0)
-        for step, value in after[1].items():
-            self.calls[step] = self.calls.get(step, 0) + value - before[1].get(step, 0)
-        self.cpu += after[2] - before[2]
+        for part, old, new in zip(self.parts, before[:3], after[:3], strict=True):
+            for step, value in new.items():
+                part[step] = part.get(step, 0) + value - old.get(step, 0)
+        self.cpu += after[3] - before[3]
         self.redis_cpu += redis_cpu
         self.requests += result["requests"]
         for status, n in result["statuses"].items():
             self.statuses[status] = self.statuses.get(status, 0) + n
 
-    def lines(self) -> list[tuple[str, float]]:
-        """(step, µs per delivery); they add up to the workers' CPU per delivery."""
+    def lines(self, inside: float, outside: float) -> list[tuple[str, float]]:
+        """(step, µs per delivery) with the probes' own cost taken out of each line (`probes.calibrate`); they add
+        up to the workers' CPU per delivery less the probes'."""
+        seconds, calls, nested = self.parts
         n = max(1, self.requests)
-        steps = [(step, 1e6 * value / n) for step, value in sorted(self.seconds.items(), key=lambda kv: -kv[1])]
-        return [*steps, (SERVER, 1e6 * (self.cpu - sum(self.seconds.values())) / n)]
+        steps = {
+            step: value - calls.get(step, 0) * inside - nested.get(step, 0) * outside for step, value in seconds.items()
+        }
+        server = self.cpu - sum(seconds.values()) - nested.get(OUTSIDE, 0) * outside
+        ordered = sorted(steps.items(), key=lambda kv: -kv[1])
+        return [(step, 1e6 * value / n) for step, value in ordered] + [(SERVER, 1e6 * server / n)]
 
-    def probes_cost(self, per_probe: float) -> float:
-        """µs per delivery the probes added (inside the lines: each probe's cost lands partly in its step, partly
-        in its caller's)."""
-        return 1e6 * per_probe * sum(self.calls.values()) / max(1, self.requests)
+    def probes_cost(self, inside: float, outside: float) -> float:
+        """µs per delivery the probes added (taken out of the lines)."""
+        return 1e6 * sum(self.parts[1].values()) * (inside + outside) / max(1, self.requests)
 
 
 def measure(opts, run: harness.Run) -> dict:
@@ -151,12 +129,12 @@ def measure(opts, run: harness.Run) -> dict:
     env["REDIS_URL"] = redis_service.url
     servers = {
         "floor": run.track(start_probed(run.workdir, "floor", "probes:floor_app()", env)),
-        "receiver": run.track(start_probed(run.workdir, "receiver", os.environ.get("PROBE_APP", "probes:receiver_app()"), env)),
+        "receiver": run.track(start_probed(run.workdir, "receiver", "probes:receiver_app()", env)),
     }
     load = Load(run.workdir, Deliveries())
     harness.say(f"redis {redis_service.url}  floor {servers['floor'].url}  receiver {servers['receiver'].url}")
     profiles = {name: Profile(name) for name in servers}
-    for name, service in servers.items():  # warm-up, not counted
+    for service in servers.values():  # warm-up, not counted
         load.run(service.url, opts.warmup)
     for i in range(opts.rounds):
         for name, service in servers.items():
@@ -172,19 +150,18 @@ def measure(opts, run: harness.Run) -> dict:
     return profiles
 
 
-def report(profiles: dict[str, Profile], per_probe: float, opts) -> None:
+def report(profiles: dict[str, Profile], probe: tuple[float, float], opts) -> None:
     out = {}
     for name, profile in profiles.items():
         n = max(1, profile.requests)
-        lines = profile.lines()
-        probes = profile.probes_cost(per_probe)
+        lines = profile.lines(*probe)
+        probes = profile.probes_cost(*probe)
         measured = 1e6 * profile.cpu / n
         print(f"\n{name}: {profile.requests:,} requests {profile.statuses}, web CPU {measured:.0f} µs per request")
         for step, us in lines:
             print(f"  {us:7.1f} µs  {step}")
-        print(f"  {sum(us for _, us in lines):7.1f} µs  sum (= web CPU per request, probes included)")
-        print(f"  {-probes:7.1f} µs  {PROBES_COST}: {sum(profile.calls.values()) / n:.1f} probes per request")
-        print(f"  {measured - probes:7.1f} µs  web CPU per request without the probes (estimate)")
+        print(f"  {sum(us for _, us in lines):7.1f} µs  sum: the web CPU per request without the probes")
+        print(f"  {probes:7.1f} µs  {PROBES_COST}: {sum(profile.parts[1].values()) / n:.1f} probes per request")
         print(f"  {1e6 * profile.redis_cpu / n:7.1f} µs  Redis server (its own process)")
         out[name] = {
             "requests": profile.requests,
@@ -193,12 +170,17 @@ def report(profiles: dict[str, Profile], per_probe: float, opts) -> None:
             "redis_cpu_us_per_request": round(1e6 * profile.redis_cpu / n, 1),
             "steps_us_per_request": {step: round(us, 1) for step, us in lines},
             "probes_us_per_request": round(probes, 1),
-            "calls_per_request": {step: round(c / n, 3) for step, c in profile.calls.items()},
+            "calls_per_request": {step: round(c / n, 3) for step, c in profile.parts[1].items()},
         }
-    print(f"\none probe costs {per_probe * 1e6:.2f} µs (calibrated in this process)")
+    print(f"\none probe costs {probe[0] * 1e6:.2f} µs in its step and {probe[1] * 1e6:.2f} µs in its caller")
     harness.write_results(
         "ingest_profile",
-        {"probe_us": round(per_probe * 1e6, 3), "log_level": opts.log_level, "duration_s": opts.duration, **out},
+        {
+            "probe_us": {"inside": round(probe[0] * 1e6, 3), "outside": round(probe[1] * 1e6, 3)},
+            "log_level": opts.log_level,
+            "duration_s": opts.duration,
+            **out,
+        },
     )
 
 
@@ -210,10 +192,10 @@ def main() -> int:
     parser.add_argument("--log-level", default="WARNING", help="the workers' LOG_LEVEL (bench/ingest.py: WARNING)")
     parser.add_argument("--keep", action="store_true")
     opts = parser.parse_args()
-    per_probe = probe_cost()
+    probe = calibrate()
 
     def body(run: harness.Run) -> None:
-        report(measure(opts, run), per_probe, opts)
+        report(measure(opts, run), probe, opts)
 
     return harness.run("mlops-profile-", opts.keep, body)
 

@@ -13,6 +13,7 @@ time, not CPU.
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -25,56 +26,104 @@ from flask import Flask, jsonify
 CLOCK = time.thread_time
 
 
+OUTSIDE = "(no probe: the server around the app)"
+
+
 class Probes:
-    """Exclusive CPU time and calls per step, per thread (merged on read: no lock on the hot path)."""
+    """Per step: exclusive CPU seconds, calls, and probed calls made directly inside it (`nested`, to take the
+    probes' own cost out again: see `calibrate`). Per thread, merged on read: no lock on the hot path."""
 
     def __init__(self) -> None:
         self._local = threading.local()
-        self._threads: list[tuple[dict, dict]] = []
+        self._threads: list[tuple[dict, dict, dict]] = []
         self._lock = threading.Lock()
 
     def _mine(self):
         local = self._local
         if not hasattr(local, "stack"):
-            local.stack, local.totals, local.calls = [], defaultdict(float), defaultdict(int)
+            # stack: one [step, seconds spent in probed callees] per probe open on this thread
+            local.stack, local.totals, local.calls, local.nested = (
+                [],
+                defaultdict(float),
+                defaultdict(int),
+                defaultdict(int),
+            )
             with self._lock:
-                self._threads.append((local.totals, local.calls))
+                self._threads.append((local.totals, local.calls, local.nested))
         return local
+
+    def _close(self, mine, step: str, spent: float) -> None:
+        _, children = mine.stack.pop()
+        mine.totals[step] += spent - children
+        mine.calls[step] += 1
+        if mine.stack:
+            mine.stack[-1][1] += spent
+        mine.nested[mine.stack[-1][0] if mine.stack else OUTSIDE] += 1
 
     def wrap(self, step: str, fn: Callable) -> Callable:
         def probed(*args: Any, **kwargs: Any) -> Any:
             mine = self._mine()
-            mine.stack.append(0.0)
+            mine.stack.append([step, 0.0])
             started = CLOCK()
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent = CLOCK() - started
-                children = mine.stack.pop()
-                mine.totals[step] += spent - children
-                mine.calls[step] += 1
-                if mine.stack:
-                    mine.stack[-1] += spent
+                self._close(mine, step, CLOCK() - started)
 
         probed.__wrapped__ = fn  # type: ignore[attr-defined]
         return probed
 
-    def patch(self, owner: Any, name: str, step: str) -> None:
-        setattr(owner, name, self.wrap(step, getattr(owner, name)))
+    def collections(self, phase: str, info: dict) -> None:
+        """gc.callbacks: a collection is a step of its own, taken out of the step it interrupted."""
+        mine = self._mine()
+        step = f"garbage collector (generation {info['generation']})"
+        if phase == "start":
+            mine.stack.append([step, 0.0])
+            mine.gc_started = CLOCK()
+        else:
+            self._close(mine, step, CLOCK() - mine.gc_started)
 
     def totals(self) -> dict:
-        seconds: dict[str, float] = defaultdict(float)
-        calls: dict[str, int] = defaultdict(int)
+        out: dict[str, Any] = {"pid": os.getpid(), "seconds": defaultdict(float), "calls": defaultdict(int)}
+        out["nested"] = defaultdict(int)
         with self._lock:
-            for totals, counts in self._threads:
-                for step, value in list(totals.items()):
-                    seconds[step] += value
-                for step, value in list(counts.items()):
-                    calls[step] += value
-        return {"pid": os.getpid(), "seconds": seconds, "calls": calls}
+            for parts in self._threads:
+                for key, part in zip(("seconds", "calls", "nested"), parts, strict=True):
+                    for step, value in list(part.items()):
+                        out[key][step] += value
+        return out
+
+
+def _nothing() -> None:
+    return None
+
+
+def _loop(n: int, call: Callable) -> None:
+    for _ in range(n):
+        call()
+
+
+def calibrate(n: int = 100_000, rounds: int = 5) -> tuple[float, float]:
+    """(inside, outside): CPU seconds one probe adds to the step it wraps, and to the step that called it (its
+    caller's exclusive time, or the server line for the outermost probe). A probed no-op inside a probed loop."""
+    best = (float("inf"), float("inf"))
+    for _ in range(rounds):
+        probes = Probes()
+        child = probes.wrap("child", _nothing)
+        started = CLOCK()
+        _loop(n, _nothing)
+        base = CLOCK() - started
+        probes.wrap("parent", _loop)(n, child)
+        totals = probes.totals()["seconds"]
+        # the two add up to exactly what the probes added over `base`; how they split is right to a loop step
+        inside = max(0.0, totals["child"] - base) / n
+        outside = max(0.0, totals["parent"]) / n
+        best = min(best, (inside, outside), key=sum)
+    return best
 
 
 PROBES = Probes()
+gc.callbacks.append(PROBES.collections)
 APP = "WSGI app: Flask request context, URL routing, response object"
 FRONT = "WSGI: webhooks in front of Flask (path, status line, headers)"
 
@@ -121,4 +170,3 @@ def receiver_app() -> Flask:
     PROBES.patch(web.Receiver, "answer", "answer: metrics, JSON body, Response")
     PROBES.patch(queue.Queue, "_evalsha", "Redis: dedupe + enqueue, one EVALSHA round trip (client side)")
     return _serve_totals(web.create_app(), FRONT)
-

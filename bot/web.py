@@ -7,7 +7,6 @@ delivery into an `Event`, let the pure handlers decide, and write the tasks to R
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ from bot import durability
 from core import events
 from core.config import Settings, secret
 from core.logs import get_logger, setup_logging
-from core.queue import Queue
+from core.queue import Queue, compact
 from core.reloading import ReloadingConfig
 from core.routing import Ignored, Router
 
@@ -220,7 +219,9 @@ class Receiver:
             _remember(self.queue, {**record, "outcome": "duplicate"})
             return self.answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
         names = [a.task for a in actions]
-        log.info("webhook.queued", delivery_id=event.delivery_id, kind=event.key, tasks=names, task_ids=submitted.task_ids)
+        log.info(
+            "webhook.queued", delivery_id=event.delivery_id, kind=event.key, tasks=names, task_ids=submitted.task_ids
+        )
         # Ids only, never the arguments: what a person reading the sender's delivery log needs to find the tasks
         # (GitHub keeps a truncated answer), and a 25 MiB delivery's answer stays a few hundred bytes.
         tasks = [{"task": name, "id": tid} for name, tid in zip(names, submitted.task_ids)]
@@ -242,7 +243,7 @@ def read_body(environ: dict, limit: int) -> bytes:
 
 
 def _json(body: dict) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return compact(body).encode()
 
 
 def _headers(body: bytes) -> list[tuple[str, str]]:
