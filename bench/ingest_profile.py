@@ -31,14 +31,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack and the bot, from the repository root
 
 from bench import harness  # noqa: E402
-from bench.harness import BENCH, ROOT, cpu_seconds, worker_pids  # noqa: E402
+from bench.harness import BENCH, CLK_TCK, ROOT, cpu_seconds, worker_pids  # noqa: E402
 from bench.ingest import SECRET, THREADS, WORKERS, Deliveries, Load  # noqa: E402
 from bench.probes import OUTSIDE, calibrate  # noqa: E402
 from bot.cli import gunicorn_argv  # noqa: E402
 from devstack.processes import Service, free_port, is_ready, start_process  # noqa: E402
 from devstack.redis import start_redis  # noqa: E402
 
-SERVER = "server around the app: uvicorn loop, h11, thread hand-off, GIL (workers' CPU − probed app)"
+LOOP = "server: uvicorn's event loop thread (accept, h11 parsing, asyncio, the answer's bytes out)"
+HANDOFF = "server: the app's threads outside the app (uvicorn's WSGI hand-off and back, thread pool, GIL)"
 PROBES_COST = "the probes' own cost, taken out of the lines above (calibrated)"
 
 
@@ -78,7 +79,20 @@ def reading(service: Service) -> tuple[dict, dict, dict, float]:
         for part, key in zip(sums, ("seconds", "calls", "nested"), strict=True):
             for step, value in totals[key].items():
                 part[step] = part.get(step, 0) + value
-    return (*sums, cpu_seconds(worker_pids(service.process.pid)))
+    pids = worker_pids(service.process.pid)
+    return (*sums, cpu_seconds(pids), loop_thread_seconds(pids))
+
+
+def loop_thread_seconds(pids: list[int]) -> float:
+    """CPU seconds of the workers' main threads: uvicorn's event loop (the app runs in the other threads)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 class Profile:
@@ -87,7 +101,7 @@ class Profile:
     def __init__(self, name: str):
         self.name = name
         self.parts: tuple[dict, dict, dict] = ({}, {}, {})  # seconds, calls, nested calls per step
-        self.cpu = self.redis_cpu = 0.0
+        self.cpu = self.loop_cpu = self.redis_cpu = 0.0
         self.requests = 0
         self.statuses: dict[int, int] = {}
 
@@ -96,6 +110,7 @@ class Profile:
             for step, value in new.items():
                 part[step] = part.get(step, 0) + value - old.get(step, 0)
         self.cpu += after[3] - before[3]
+        self.loop_cpu += after[4] - before[4]
         self.redis_cpu += redis_cpu
         self.requests += result["requests"]
         for status, n in result["statuses"].items():
@@ -109,9 +124,12 @@ class Profile:
         steps = {
             step: value - calls.get(step, 0) * inside - nested.get(step, 0) * outside for step, value in seconds.items()
         }
-        server = self.cpu - sum(seconds.values()) - nested.get(OUTSIDE, 0) * outside
+        app_threads = self.cpu - self.loop_cpu - sum(seconds.values()) - nested.get(OUTSIDE, 0) * outside
         ordered = sorted(steps.items(), key=lambda kv: -kv[1])
-        return [(step, 1e6 * value / n) for step, value in ordered] + [(SERVER, 1e6 * server / n)]
+        return [(step, 1e6 * value / n) for step, value in ordered] + [
+            (LOOP, 1e6 * self.loop_cpu / n),
+            (HANDOFF, 1e6 * app_threads / n),
+        ]
 
     def probes_cost(self, inside: float, outside: float) -> float:
         """µs per delivery the probes added (taken out of the lines)."""

@@ -83,6 +83,9 @@ class Probes:
         else:
             self._close(mine, step, CLOCK() - mine.gc_started)
 
+    def patch(self, owner: Any, name: str, step: str) -> None:
+        setattr(owner, name, self.wrap(step, getattr(owner, name)))
+
     def totals(self) -> dict:
         out: dict[str, Any] = {"pid": os.getpid(), "seconds": defaultdict(float), "calls": defaultdict(int)}
         out["nested"] = defaultdict(int)
