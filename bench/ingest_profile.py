@@ -8,16 +8,18 @@ bench/probes.py: the same apps, each step of a delivery wrapped in a probe readi
 sends the bench's deliveries (distinct, signed ~7 KB `issue_comment`s carrying `/train toy`, each queued), floor
 and receiver alternating in rounds. For each, per delivery:
 
-  - each probed step's own CPU time (exclusive: a step's callees are their own lines);
-  - the web workers' whole CPU time (/proc: every thread, user + system) less the probed WSGI app: the server
-    around the app (uvicorn's asyncio loop, h11's HTTP parsing, the hand-off to the app's thread and back,
-    the GIL passed between threads), measured, not estimated;
-  - the probes' own cost (calibrated here: a probed no-op against a bare call) — it is inside the figures
-    above, so it is shown and subtracted;
+  - each probed step's own CPU time (exclusive: a step's probed callees are their own lines), garbage collections
+    included as a step of their own;
+  - the server's share, measured, not estimated: the workers' whole CPU time (/proc: every thread, user + system)
+    split into uvicorn's event-loop thread (the worker's main thread: accept, h11's HTTP parsing, asyncio, the
+    answer's bytes out) and the app threads' time outside the probed app (the hand-off to the app's thread and
+    back, the GIL passed between threads);
+  - the probes' own cost, calibrated here (a probed no-op inside a probed loop: what a probe adds to its step and
+    to its caller) and taken out of each line;
   - Redis's CPU (its own process, not the web's).
 
-The lines add up to the measured web CPU per delivery by construction; what the table tells is how it splits.
-Not part of `make bench` (the probes cost CPU of their own); it writes bench/results/ingest_profile.json.
+The lines add up to the workers' measured CPU per delivery less the probes' cost; what the table tells is how it
+splits. Not part of `make bench` (the probes cost CPU of their own); it writes bench/results/ingest_profile.json.
 """
 
 from __future__ import annotations
