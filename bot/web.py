@@ -7,22 +7,24 @@ delivery into an `Event`, let the pure handlers decide, and write the tasks to R
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import get_content_length, get_input_stream
 
 from bot import durability
 from core import events
 from core.config import Settings, secret
 from core.logs import get_logger, setup_logging
-from core.queue import Queue
+from core.queue import Queue, compact
 from core.reloading import ReloadingConfig
 from core.routing import Ignored, Router
 
@@ -58,6 +60,15 @@ class Metrics:
             registry=target,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
         )
+        self._children: dict[tuple[str, str], tuple] = {}  # labelled once: `labels()` takes a lock each call
+
+    def observe(self, source: str, outcome: str, seconds: float) -> None:
+        children = self._children.get((source, outcome))
+        if children is None:
+            children = (self.webhooks.labels(source, outcome), self.latency.labels(source))
+            self._children[(source, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 def create_app(
@@ -86,21 +97,17 @@ def create_app(
     )
 
     app = Flask("mlops-bot")
-    # one byte over the limit: a chunked body is cut at MAX_CONTENT_LENGTH without an error, so the
-    # receiver reads up to limit + 1 and refuses what it actually read (413 before the signature's 401)
+    # one byte over the limit: the receiver reads up to limit + 1 bytes and refuses what it actually read (413
+    # before the signature's 401); the buffering web worker (bot/cli.py) buffers no more than this
     app.config["MAX_CONTENT_LENGTH"] = settings.bot.max_body_bytes + 1
     app.extensions["mlops-bot"] = {"settings": settings, "redis": client, "queue": receiver.queue, "metrics": metrics}
     from bot.dashboard import dashboard_blueprint  # Redis reads only; 404 at / unless its auth is configured
 
     app.register_blueprint(dashboard_blueprint(client, job_prefix=settings.bot.job_prefix))
-    for source in SOURCES:
-        app.add_url_rule(
-            f"/webhooks/{source}",
-            f"webhook_{source.replace('/', '_')}",
-            lambda source=source: receiver.receive(source),
-            methods=["POST"],
-        )
     _add_operations_routes(app, client, metrics)
+    # Deliveries are answered in front of Flask: they need none of its request context, URL map or Response
+    # object, which cost a delivery more than its signature check (docs/performance.md#ingest).
+    app.wsgi_app = receiver.in_front_of(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -113,6 +120,10 @@ def _redis_client() -> redis.Redis:
         # one quick retry, then 503: the sender retries later, a blocked thread helps nobody
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
     )
+
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 class Receiver:
@@ -135,16 +146,35 @@ class Receiver:
         """The current settings (core/reloading.py: config.toml read again when it changes)."""
         return self._settings()
 
-    def receive(self, source: str) -> Response:
+    def in_front_of(self, app: WSGIApp) -> WSGIApp:
+        """WSGI: `POST /webhooks/<source>` answered here, everything else handed to `app` (Flask)."""
+        paths = {f"/webhooks/{source}": source for source in SOURCES}
+
+        def webhooks(environ: dict, start_response: Callable) -> Iterable[bytes]:
+            source = paths.get(environ.get("PATH_INFO", ""))
+            if source is None:
+                return app(environ, start_response)
+            if environ.get("REQUEST_METHOD") != "POST":
+                status, body = 405, _json({"status": "refused", "reason": "webhooks are POSTed"})
+                start_response(STATUS_LINES[status], [*_headers(body), ("Allow", "POST")])
+                return [body]
+            status, body = self.receive(source, environ)
+            start_response(STATUS_LINES[status], _headers(body))
+            return [body]
+
+        return webhooks
+
+    def receive(self, source: str, environ: dict) -> tuple[int, bytes]:
+        """One delivery's WSGI environ → (HTTP status, JSON answer)."""
         started = time.perf_counter()
         verify, _ = SOURCES[source]
-        limit, declared = self.settings.bot.max_body_bytes, request.content_length or 0
-        body = b"" if declared > limit else request.get_data(cache=False)  # chunked: at most limit + 1 bytes
+        limit, declared = self.settings.bot.max_body_bytes, get_content_length(environ) or 0
+        body = b"" if declared > limit else read_body(environ, limit)
         if declared > limit or len(body) > limit:
             log.info("webhook.refused", source=source, reason="body too large", size=declared or len(body))
             return self.answer(source, 413, started, {"status": "refused", "reason": "body too large"})
         try:
-            event = verify(request.headers, body, self.secrets[source], self.clock())
+            event = verify(EnvironHeaders(environ), body, self.secrets[source], self.clock())
         except events.Refused as refused:
             log.info("webhook.refused", source=source, status=refused.status, reason=refused.reason)
             _remember(
@@ -153,7 +183,7 @@ class Receiver:
             return self.answer(source, refused.status, started, {"status": "refused", "reason": refused.reason})
         return self.dispatch(source, event, started)
 
-    def dispatch(self, source: str, event: events.Event, started: float) -> Response:
+    def dispatch(self, source: str, event: events.Event, started: float) -> tuple[int, bytes]:
         record = {"source": event.source, "event": event.key, "delivery_id": event.delivery_id, "at": self.clock()}
         try:
             outcome = self.router.dispatch(event, self.settings)
@@ -173,7 +203,9 @@ class Receiver:
             return self.answer(source, 200, started, body)
         return self.enqueue(source, event, outcome, record, started)
 
-    def enqueue(self, source: str, event: events.Event, actions: list, record: dict, started: float) -> Response:
+    def enqueue(
+        self, source: str, event: events.Event, actions: list, record: dict, started: float
+    ) -> tuple[int, bytes]:
         try:
             submitted = self.queue.submit(
                 f"{event.source}:{event.delivery_id}", actions, {**record, "outcome": "queued"}
@@ -186,33 +218,40 @@ class Receiver:
             log.info("webhook.duplicate", delivery_id=event.delivery_id, kind=event.key)
             _remember(self.queue, {**record, "outcome": "duplicate"})
             return self.answer(source, 200, started, {"status": "duplicate", "delivery_id": event.delivery_id})
+        names = [a.task for a in actions]
         log.info(
-            "webhook.queued",
-            delivery_id=event.delivery_id,
-            kind=event.key,
-            tasks=[a.task for a in actions],
-            task_ids=submitted.task_ids,
+            "webhook.queued", delivery_id=event.delivery_id, kind=event.key, tasks=names, task_ids=submitted.task_ids
         )
-        tasks = [{"task": a.task, "id": tid, "kwargs": a.kwargs} for a, tid in zip(actions, submitted.task_ids)]
+        # Ids only, never the arguments: what a person reading the sender's delivery log needs to find the tasks
+        # (GitHub keeps a truncated answer), and a 25 MiB delivery's answer stays a few hundred bytes.
+        tasks = [{"task": name, "id": tid} for name, tid in zip(names, submitted.task_ids)]
         return self.answer(source, 202, started, {"status": "queued", "delivery_id": event.delivery_id, "tasks": tasks})
 
-    def answer(self, source: str, status: int, started: float, body: dict) -> Response:
-        self.metrics.webhooks.labels(source, body["status"]).inc()
-        self.metrics.latency.labels(source).observe(time.perf_counter() - started)
+    def answer(self, source: str, status: int, started: float, body: dict) -> tuple[int, bytes]:
+        self.metrics.observe(source, body["status"], time.perf_counter() - started)
         if source.startswith("slack/") and status < 300:
             # Slack shows the response body to the user and treats any non-200 as a failure.
             text = {"queued": "On it.", "duplicate": "Already on it."}.get(body["status"], body.get("reason", ""))
-            return jsonify({"response_type": "ephemeral", "text": text})
-        return Response(json.dumps(body, separators=(",", ":")), status, mimetype="application/json")
+            return 200, _json({"response_type": "ephemeral", "text": text})
+        return status, _json(body)
+
+
+def read_body(environ: dict, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of the body, through werkzeug's stream: bounded by Content-Length, and a chunked
+    body read only where the server says it has it whole (`wsgi.input_terminated`; else nothing, as Flask)."""
+    return get_input_stream(environ).read(limit + 1)
+
+
+def _json(body: dict) -> bytes:
+    return compact(body).encode()
+
+
+def _headers(body: bytes) -> list[tuple[str, str]]:
+    return [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
 
 
 def _add_operations_routes(app: Flask, client: redis.Redis, metrics: Metrics) -> None:
-    """/healthz (the process), /readyz (Redis answers and keeps what it is given), /metrics (Prometheus), and a
-    JSON 413."""
-
-    @app.errorhandler(413)
-    def too_large(_exc):  # a chunked body without Content-Length that grows past the limit
-        return jsonify({"status": "refused", "reason": "body too large"}), 413
+    """/healthz (the process), /readyz (Redis answers and keeps what it is given), /metrics (Prometheus)."""
 
     @app.get("/healthz")
     def healthz():

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from bot.web import create_app
-from core.queue import DEFAULT_QUEUE, RECENT_KEY
+from core.queue import DEDUPE_PREFIX, DEFAULT_QUEUE, RECENT_KEY
 from tests.conftest import payload
 
 pytestmark = pytest.mark.usefixtures("secrets")
@@ -35,6 +35,58 @@ def test_signed_pr_comment_is_queued_202(client, signer, redis_client):
     assert r.status_code == 202 and r.json["status"] == "queued"
     assert [t["task"] for t in queued_tasks(redis_client)] == ["run_command"]
     assert queued_tasks(redis_client)[0]["kwargs"]["command"]["dataset"] == "toy"
+
+
+def test_the_202_names_each_queued_task_by_name_and_id_and_never_echoes_its_arguments(client, signer, redis_client):
+    """GitHub keeps only a truncated answer in its delivery log: the delivery id and the tasks' names and ids are what a
+    person reading it needs. A 3 MB comment used to come back whole inside the answer (twice its size: the refused
+    line and the error quoting it); now the answer stays small and the task still carries the whole line."""
+    doc = payload("issue_comment_pr")
+    doc["comment"]["body"] = "/train " + "x" * 3_000_000  # refused (not a dataset name): the refusal quotes the line
+    body, headers = signer.github("issue_comment", doc, delivery="d-big")
+    r = client.post("/webhooks/github", data=body, headers=headers)
+    assert r.status_code == 202 and len(r.get_data()) < 300, r.get_data()[:300]
+    messages = [json.loads(raw) for raw in reversed(redis_client.lrange(DEFAULT_QUEUE, 0, -1))]
+    assert r.json == {
+        "status": "queued",
+        "delivery_id": "d-big",
+        "tasks": [{"task": m["headers"]["task"], "id": m["headers"]["id"]} for m in messages],
+    }
+    assert [t["task"] for t in r.json["tasks"]] == ["refuse_command"]
+    assert len(queued_tasks(redis_client)[0]["kwargs"]["line"]) == len("/train ") + 3_000_000
+
+
+def test_a_webhook_path_answers_405_to_anything_but_post(client):
+    r = client.get("/webhooks/github")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST" and r.json["status"] == "refused"
+
+
+def test_a_delivery_is_queued_after_redis_forgot_the_receiver_s_script(client, signer, redis_client):
+    """A restarted Redis has no scripts: the receiver loads its dedupe + enqueue script again (NOSCRIPT)."""
+    body, headers = signer.github("push", payload("push_new_branch"), delivery="d-script-1")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 202
+    redis_client.script_flush()
+    before = redis_client.llen(DEFAULT_QUEUE)
+    doc = payload("push_new_branch") | {"after": "d" * 40}
+    body, headers = signer.github("push", doc, delivery="d-script-2")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 202
+    assert redis_client.llen(DEFAULT_QUEUE) > before and redis_client.exists(DEDUPE_PREFIX + "github:d-script-2")
+
+
+def test_a_connection_redis_dropped_is_opened_again(client, signer, redis_client, redis_server):
+    """Redis closed the receiver's pooled connection (a restart, a timeout): the next delivery connects afresh."""
+    import redis
+
+    body, headers = signer.github("push", payload("push_new_branch"), delivery="d-conn-1")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 202
+    admin = redis.Redis.from_url(redis_server.url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1  # the receiver's connection among them
+    admin.close()
+    before = redis_client.llen(DEFAULT_QUEUE)
+    doc = payload("push_new_branch") | {"after": "e" * 40}
+    body, headers = signer.github("push", doc, delivery="d-conn-2")
+    assert client.post("/webhooks/github", data=body, headers=headers).status_code == 202
+    assert redis_client.llen(DEFAULT_QUEUE) > before and redis_client.exists(DEDUPE_PREFIX + "github:d-conn-2")
 
 
 def test_same_delivery_again_is_a_duplicate_and_queues_nothing(client, signer, redis_client):
