@@ -113,10 +113,10 @@ def reset_counts(url: str) -> None:
     requests.post(f"{url}/sandbox/requests/reset").raise_for_status()
 
 
-def train_report_done(ops, pr: int, comment_id: int) -> bool:
-    """alice's `/train` comment got its 👍 (the run it started finished and was reported)."""
-    issue = as_user(ops, "bob").get_repo(REPO).get_issue(pr)
-    return "+1" in {r.content for r in issue.get_comment(comment_id).get_reactions()}
+def trained(state: State, pr: int, runs: int) -> bool:
+    """The PR's first `runs` train runs were started and followed to their end (the bot's own run records)."""
+    found = train_runs(state, pr)
+    return len(found) >= runs and all(r.finished_at for r in found[:runs])
 
 
 def train_runs(state: State, pr: int) -> list:
@@ -136,12 +136,12 @@ def story(ops, redis_server):
     wait_until(lambda: [r for r in state.pr_runs(REPO, pr.number) if r.workflow == "test"])
     seen["pull_request"] = branch_jobs(ops, "feature/lazy")
     reset_counts(ops.workspace.url)
-    first = pr.as_issue().create_comment("/train toy")
-    wait_until(lambda: train_report_done(ops, pr.number, first.id), timeout=150)
+    pr.as_issue().create_comment("/train toy")
+    wait_until(lambda: trained(state, pr.number, 1), timeout=150)
     seen["first /train"], seen["first writes"] = branch_jobs(ops, "feature/lazy"), workspace_writes(ops)
     reset_counts(ops.workspace.url)
-    second = pr.as_issue().create_comment("/train toy")
-    wait_until(lambda: train_report_done(ops, pr.number, second.id), timeout=150)
+    pr.as_issue().create_comment("/train toy")
+    wait_until(lambda: trained(state, pr.number, 2), timeout=150)
     seen["second /train"], seen["second writes"] = branch_jobs(ops, "feature/lazy"), workspace_writes(ops)
     seen["pr"] = pr.number
     return seen
@@ -175,9 +175,9 @@ def test_a_first_command_delivered_three_times_makes_one_job_and_one_run(ops, re
     celery = create_celery(redis_server.url)
     for _ in range(2):
         celery.send_task(action.task, kwargs=action.kwargs)
-    wait_until(lambda: train_report_done(ops, pr.number, comment.id), timeout=150)
-    time.sleep(2)  # the handed-out copies finish too
     state = State(redis.Redis.from_url(redis_server.url))
+    wait_until(lambda: trained(state, pr.number, 1), timeout=150)
+    time.sleep(2)  # the handed-out copies finish too
     [run] = train_runs(state, pr.number)
     [job] = workspace_client(ops.workspace.url).jobs.list(name=f"{PREFIX}/feature/again/train")
     assert [r.run_id for r in workspace_client(ops.workspace.url).jobs.list_runs(job_id=job.job_id)] == [run.run_id]
