@@ -5,7 +5,7 @@ Every command is answered by a comment, and by nothing else: a run's report (pos
 place until it ends, beside its commit status: workers/pr/feedback.py), or a reply — the answer, or why not with the
 usage when a command is refused, including every permanent failure of the work it asked for (a Databricks refusal,
 an unknown workflow, a conflict). No reactions: each would be one more request saying what the comment says
-(`/train`'s whole life is 6 requests at most, tests/integration/test_chatops.py). Every reply is a comment found again
+(`/train`'s whole life: 6 requests or fewer, tests/integration/test_chatops.py). Every reply is a comment found again
 by a hidden marker (`reply` + comment id + index), so a retried task edits its reply.
 """
 
