@@ -26,6 +26,7 @@ bench: system-deps venv  ## measure the receiver (not part of `make test`)
 	$(PY) bench/ingest.py
 	$(PY) bench/slow_clients.py
 	$(PY) bench/commands.py
+	$(PY) bench/registry_polling.py
 
 chaos: system-deps venv  ## kill the worker and Redis under load, crash the release train, a storm of 1,000 pushes, fuzz the receiver: nothing lost, nothing twice, no 5xx (not part of `make test`)
 	$(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_receiver_fuzz.py; fuzz=$$?; \

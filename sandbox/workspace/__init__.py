@@ -39,7 +39,9 @@ API
   privileges are enforced on every registry call and changed through the grants API
   (``GET|PATCH /api/2.1/unity-catalog/permissions/{catalog|schema|function}/{full_name}``, ``api/uc_grants.py``);
   ``GET /api/2.1/unity-catalog/models/{full_name}[/versions[/{version}]]`` answer who created what
-  (``created_by``, ``owner``: the principal whose token made the call; ``api/uc_models.py``). Not served:
+  (``created_by``, ``owner``: the principal whose token made the call; ``api/uc_models.py``), and
+  ``GET /api/2.1/unity-catalog/models?catalog_name=&schema_name=`` lists a schema's models with ``updated_at``
+  (filtered by the caller's privileges, paged, no aliases; what moves ``updated_at``: ``api/uc_models.py``). Not served:
   catalogs and schemas (any is accepted; the admin owns them), lineage, renames, serving, prompts, the 2.1 writes.
 * ``GET /api/2.0/preview/scim/v2/Me`` (current user).
 * OAuth machine-to-machine sign-in (``api/oidc.py``, ``oauth.py``): ``GET /.well-known/databricks-config`` (the

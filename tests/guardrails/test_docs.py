@@ -21,6 +21,7 @@ from core.vocabulary import BEAT_SCHEDULE, REDELIVER_FAILED_DELIVERIES, SEND_DUE
 from workers.delivery import reconciler, redelivery
 from workers.errors import MAX_RATE_LIMIT_WAIT, MAX_RETRIES
 from workers.gateways.registry import ABANDONED_AFTER_S
+from workers.release import polling
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -104,6 +105,8 @@ QUOTED = [
         "a pipeline file's estimate",
     ),
     ("docs/unity-catalog.md", f"Younger than {ABANDONED_AFTER_S} s", "an abandoned copy's age"),
+    ("docs/unity-catalog.md", f"reads up to {polling.SWEEP_PER_PASS} models (`SWEEP_PER_PASS`)", "the sweep a pass"),
+    ("docs/unity-catalog.md", f"(`SWEEP_SECONDS` = {polling.SWEEP_SECONDS})", "the sweep's interval"),
 ]
 
 

@@ -1,40 +1,21 @@
 """The bot's registry gateway on Unity Catalog: MLflow's real client (`registry_uri="databricks-uc"`) against the
-sandbox workspace's UC endpoints, runs and logged models in a local sqlite tracking store, real Redis for polling.
-
-Polling twice over: through the service function (`registry_watch.poll`, what the beat's `poll_registry` task
-calls) with the approvals service on the shared fakes, and by a real Celery worker (Procfile command line), stopped
-while versions are registered, that starts the validate runs in the sandbox workspace. A validate run per new
-version (and its approval record) is the observable event.
+sandbox workspace's UC endpoints, runs and logged models in a local sqlite tracking store. Polling:
+tests/integration/test_uc_polling.py.
 """
 
 from __future__ import annotations
-
-import dataclasses
-import json
-import tomllib
-from pathlib import Path
 
 import mlflow
 import mlflow.tracking._model_registry.utils as registry_utils
 import pytest
 import requests
 
-from core import keys
-from core import vocabulary as V
-from core.celery_app import create_celery
-from core.config import parse_config
-from devstack.bot import start_worker
 from devstack.sandboxes import WORKSPACE_TOKEN, start_workspace
-from devstack.waiting import wait_until
-from tests.conftest import ROOT
-from tests.fakes import world
 from tests.support.stacks import service_fixture
 from tests.support.unity_catalog import X, Y, log_model, uc_client_env
-from workers.core.state import State
 from workers.errors import NotFound, Permanent, Transient
 from workers.gateways import registry as registry_gateway
 from workers.gateways.registry import Registry
-from workers.release import polling as registry_watch
 
 DEV, PROD = "dev.ml.churn", "prod.ml.churn"
 
@@ -147,132 +128,3 @@ def test_a_two_level_name_is_permanent_though_the_client_says_internal_error(gat
     with pytest.raises(Permanent, match="three levels, catalog.schema.model") as exc:
         gateway.copy_version(DEV, v1, "ml.churn")
     assert type(exc.value) is Permanent  # never retried as transient
-
-
-# ---- polling ---------------------------------------------------------------------------------------
-
-POLLED = "staging.ml.polled"  # polling watches each model's staging registry: its versions are what gets validated
-
-
-@pytest.fixture
-def polling(tracking, gateway, redis_client):
-    data = tomllib.loads((ROOT / "config.toml").read_text())
-    data["mlflow"] = {"tracking_uri": tracking, "registry_uri": "databricks-uc"}
-    names = {"dev": "dev.ml.polled", "staging": POLLED, "prod": "prod.ml.polled"}
-    stages = [{**stage, "registry_name": names[stage["name"]]} for stage in data["models"]["churn-model"]["stages"]]
-    data["models"] = {"polled": {**data["models"]["churn-model"], "stages": stages}}
-    w = world(parse_config(data), State(redis_client))
-    return dataclasses.replace(w.deps, registry_factory=lambda: gateway), w
-
-
-def test_polling_finds_a_version_created_while_the_worker_was_down_once(polling, redis_client):
-    deps, w = polling
-    assert deps.settings.mlflow.poll  # on by default on Unity Catalog: it sends no webhooks
-    register(POLLED)
-    assert registry_watch.poll(deps) == 0  # the first poll: version 1 is history
-    assert deps.state.watermark(POLLED) == 1
-
-    # the worker is down: nobody polls while two versions are registered
-    assert [register(POLLED), register(POLLED)] == ["2", "3"]
-
-    assert registry_watch.poll(deps) == 0  # within the minute: the guard holds, no call is made
-    redis_client.delete(keys.poll_guard(POLLED))  # a minute later
-    assert registry_watch.poll(deps) == 2
-    redis_client.delete(keys.poll_guard(POLLED))
-    assert registry_watch.poll(deps) == 0
-    found = [deps.state.approval(POLLED, v) for v in "123"]
-    assert [r.version if r else None for r in found] == [None, "2", "3"]
-    assert len(w.scheduler.follows) == 2  # one validate run per new version
-    assert deps.state.watermark(POLLED) == 3
-
-
-# ---- polling by a real Celery worker, stopped while versions are registered ---------------------------------
-
-WORKER_CONFIG = """\
-[mlflow]
-tracking_uri = "{tracking}"
-registry_uri = "databricks-uc"
-[environments.dev]
-host = "{workspace}"
-token_env = "DATABRICKS_TOKEN"
-retry_timeout_seconds = 20
-[[repos]]
-name = "acme/churn-model"
-git_url = "https://github.com/acme/churn-model.git"
-workflows = ["validate"]
-[workflows.validate]
-run_on = ["model_version"]
-[workflows.validate.environments.default]
-environment_version = "4"
-[[workflows.validate.tasks]]
-key = "validate"
-file = "steps/validate.py"
-parameters = ["--model-name", "{{model}}", "--version", "{{version}}"]
-[models.worked]
-repo = "acme/churn-model"
-[[models.worked.stages]]
-name = "dev"
-registry_name = "dev.ml.worked"
-environment = "dev"
-workflow = "validate"
-[[models.worked.stages]]
-name = "staging"
-registry_name = "{model}"
-environment = "dev"
-workflow = "validate"
-[[models.worked.stages]]
-name = "prod"
-registry_name = "prod.ml.worked"
-environment = "dev"
-workflow = "validate"
-"""
-WORKED = "staging.ml.worked"  # the staging registry: what polling watches
-
-
-def poll_tasks_ended(worker) -> list[str]:
-    """How each poll_registry task the worker ran ended: task.done, task.failed, …"""
-    lines = [json.loads(x) for x in Path(worker.log_path).read_text().splitlines() if x.startswith("{")]
-    return [x["event"] for x in lines if x.get("task") == V.POLL_REGISTRY and x.get("event") != "task.started"]
-
-
-def test_a_real_worker_polling_finds_what_was_registered_while_it_was_down_once(
-    tracking, workspace, redis_server, redis_client, tmp_path
-):
-    config = tmp_path / "config.toml"
-    config.write_text(WORKER_CONFIG.format(tracking=tracking, workspace=workspace.url, model=WORKED))
-    env = {
-        "REDIS_URL": redis_server.url,
-        "MLOPS_BOT_CONFIG": str(config),
-        "DATABRICKS_HOST": workspace.url,
-        "DATABRICKS_TOKEN": WORKSPACE_TOKEN,
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_DATABRICKS_ENDPOINT_HTTP_RETRY_TIMEOUT": "10",
-    }
-    celery = create_celery(redis_server.url)
-    state = State(redis_client)
-    register(WORKED)
-
-    def poll_once(worker, done_before: int) -> None:
-        redis_client.delete(keys.poll_guard(WORKED))  # a minute later
-        celery.send_task(V.POLL_REGISTRY)
-        wait_until(lambda: len(poll_tasks_ended(worker)) > done_before, timeout=60)
-
-    first = start_worker(tmp_path, env, concurrency=1, name="first")
-    try:
-        poll_once(first, 0)
-        assert state.watermark(WORKED) == 1 and poll_tasks_ended(first) == ["task.done"]  # version 1 is history
-    finally:
-        first.stop()
-
-    assert [register(WORKED), register(WORKED)] == ["2", "3"]  # no worker runs
-
-    second = start_worker(tmp_path, env, concurrency=1, name="second")
-    try:
-        poll_once(second, 0)
-        poll_once(second, 1)
-    finally:
-        second.stop()
-    assert poll_tasks_ended(second) == ["task.done", "task.done"]
-    assert [v for v in "123" if state.approval(WORKED, v)] == ["2", "3"]
-    assert state.watermark(WORKED) == 3
-    assert len(redis_client.zrange(keys.RUNS, 0, -1)) == 2  # one validate run per new version, no more

@@ -148,7 +148,9 @@ def test_the_listing_carries_no_aliases_which_get_gives_when_asked(sandbox, mode
     )
     _, page = call(sandbox, "GET", LIST, catalog_name="listed", schema_name="ml")
     assert [m for m in page["registered_models"] if "aliases" in m] == []
-    assert [a.alias_name for a in client(sandbox).registered_models.get(NAMES[0]).aliases] == ["champion"]
+    w = client(sandbox)
+    assert [a.alias_name for a in w.registered_models.get(NAMES[0], include_aliases=True).aliases] == ["champion"]
+    assert call(sandbox, "GET", f"{LIST}/{NAMES[0]}")[1].get("aliases") is None  # not asked for
 
 
 def test_updated_at_moves_with_an_update_of_the_model_and_its_aliases_not_with_a_new_version(sandbox, models):

@@ -1,8 +1,10 @@
 """What a job on Databricks gives MLflow's Unity Catalog client, on this machine: the UC registry on the
-sandbox workspace, a local sqlite tracking store, and a small model with the signature UC requires."""
+sandbox workspace, a local sqlite tracking store, and a small model with the signature UC requires; and a config
+whose models' registries are in Unity Catalog."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
+from core.config import Settings, parse_config
+from devstack import ROOT
 from devstack.sandboxes import WORKSPACE_TOKEN
 
 X = np.array([[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1], [0.1, 0.8], [0.8, 0.3]])
@@ -41,3 +45,16 @@ def log_model(**options) -> mlflow.models.model.ModelInfo:
     model = LogisticRegression().fit(X, Y)
     with mlflow.start_run():
         return mlflow.sklearn.log_model(model, name="model", signature=infer_signature(X, model.predict(X)), **options)
+
+
+def uc_settings(staging_names: list[str], tracking_uri: str = "databricks") -> Settings:
+    """config.toml's churn-model once per name in `staging_names` (its staging registry: what polling watches),
+    every registry in Unity Catalog."""
+    data = tomllib.loads((ROOT / "config.toml").read_text())
+    data["mlflow"] = {"tracking_uri": tracking_uri, "registry_uri": "databricks-uc"}
+    template, data["models"] = data["models"]["churn-model"], {}
+    for n, staging in enumerate(staging_names):
+        names = {"dev": f"dev.ml.m{n}", "staging": staging, "prod": f"prod.ml.m{n}"}
+        stages = [{**stage, "registry_name": names[stage["name"]]} for stage in template["stages"]]
+        data["models"][f"m{n}"] = {**template, "stages": stages}
+    return parse_config(data)

@@ -10,14 +10,12 @@ is a beat a minute later (the guards have expired).
 from __future__ import annotations
 
 import logging
-import tomllib
 
 import pytest
 
 from core import keys
-from core.config import parse_config
-from tests.conftest import ROOT
 from tests.fakes import world
+from tests.support.unity_catalog import uc_settings
 from workers.core.state import State
 from workers.errors import Permanent, Transient
 from workers.release import polling as registry_watch
@@ -28,19 +26,6 @@ MINUTE = 60_000
 SCHEMAS, PER_SCHEMA = ("staging.a", "staging.b", "staging.c"), 4
 MODELS = [f"{schema}.m{i}" for schema in SCHEMAS for i in range(PER_SCHEMA)]
 SWEEP_MINUTES = registry_watch.SWEEP_SECONDS // 60
-
-
-def uc_settings(models: list[str]):
-    """config.toml's churn-model once per staging registry name in `models`, on Unity Catalog."""
-    data = tomllib.loads((ROOT / "config.toml").read_text())
-    data["mlflow"] = {"tracking_uri": "databricks", "registry_uri": "databricks-uc"}
-    template = data["models"]["churn-model"]
-    data["models"] = {}
-    for n, staging in enumerate(models):
-        names = {"dev": f"dev.ml.m{n}", "staging": staging, "prod": f"prod.ml.m{n}"}
-        stages = [{**stage, "registry_name": names[stage["name"]]} for stage in template["stages"]]
-        data["models"][f"m{n}"] = {**template, "stages": stages}
-    return parse_config(data)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@
     <MLflow server>  any                     aliases + tags           MLflow webhooks, or polling
 
 Unity Catalog has no stages: a stage call is refused here with a `Permanent` that says so. Methods return
-`workers.gateways` values; MLflow errors are translated here by `workers.errors`. One call is not MLflow's: a
-schema's registered models, listed through databricks-sdk (`listed_models`, for polling; docs/unity-catalog.md).
+`workers.gateways` values; MLflow errors are translated here by `workers.errors`. On Unity Catalog, polling's
+reads (a schema's models, a model's versions and aliases) go through its own API instead (`catalog.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -25,6 +24,7 @@ from requests import RequestException
 
 from workers.errors import NotFound, Permanent, Transient, classify
 from workers.gateways import Version, links
+from workers.gateways.catalog import Catalog
 
 # MLflow's own defaults hold a worker slot for minutes when the server is slow or down (120 s per request,
 # 7 retries with backoff factor 2; 500 s for Databricks endpoints). The bot bounds each call and lets Celery
@@ -59,7 +59,7 @@ class Registry:
             # a worker process serves one registry
             mlflow.set_registry_uri(self.registry_uri)
         self._host: str | None = None
-        self._catalog: Any = None  # databricks-sdk's WorkspaceClient, built on first use (listed_models)
+        self.catalog = Catalog(self.registry_uri) if self.uc else None  # polling's reads: catalog.py
 
     @contextmanager
     def _edge(self, what: str) -> Iterator[None]:
@@ -154,8 +154,15 @@ class Registry:
         return [self.version(model, v.version) for v in found]
 
     def recent_versions(self, model: str, newer_than: int, max_pages: int = MAX_PAGES) -> list[Version]:
-        """Versions numbered above `newer_than`, newest first, in at most `max_pages` search calls (no tags or
-        aliases on Unity Catalog); [] for a model that does not exist yet."""
+        """Versions numbered above `newer_than`, newest first, without tags or aliases on Unity Catalog; [] for a
+        model that does not exist yet. Unity Catalog promises no order: every version is read (1,000 a request).
+        Elsewhere a search newest first, in at most `max_pages` calls, stopping at the page that reaches
+        `newer_than`."""
+        if self.catalog is not None:
+            try:
+                return [v for v in self.catalog.versions(model) if v.number > newer_than]
+            except NotFound:
+                return []
         found: list[Version] = []
         token = None
         for _ in range(max_pages):
@@ -169,7 +176,7 @@ class Registry:
         return sorted(found, key=lambda v: v.number, reverse=True)
 
     def _search_page(self, model: str, token: str | None) -> tuple[list[Version], str | None]:
-        # Unity Catalog refuses order_by and answers newest first; the others are asked to
+        # Databricks' registries are not asked for an order (Unity Catalog's refuses order_by); the others are
         order = {} if links.is_databricks(self.registry_uri) else {"order_by": ["version_number DESC"]}
         with self._edge(f"list the versions of {model}"):
             page = self.client.search_model_versions(f"name='{model}'", max_results=PAGE, page_token=token, **order)
@@ -178,6 +185,11 @@ class Registry:
 
     def model_aliases(self, model: str) -> dict[str, str]:
         """alias -> version, in one call; {} for a model that does not exist yet."""
+        if self.catalog is not None:
+            try:
+                return self.catalog.aliases(model)
+            except NotFound:
+                return {}
         try:
             with self._edge(f"read the aliases of {model}"):
                 return {a: str(v) for a, v in (self.client.get_registered_model(model).aliases or {}).items()}
@@ -185,34 +197,11 @@ class Registry:
             return {}
 
     def listed_models(self, schema: str) -> dict[str, int]:
-        """Every registered model of `schema` ("catalog.schema") the bot's principal may read → its `updated_at`
-        (ms since the epoch), by lower-cased full name: Unity Catalog's `GET /api/2.1/unity-catalog/models`, every
-        page (up to 10,000 models a page for one schema). A model the principal may not read is left out by the
-        server, not refused. What `updated_at` does and does not promise: docs/unity-catalog.md."""
-        catalog, _, name = schema.partition(".")
-        if not self.uc:
+        """Every registered model of `schema` ("catalog.schema") the bot may read → its `updated_at` (ms), by
+        lower-cased full name (Unity Catalog only: `catalog.Catalog.listed_models`)."""
+        if self.catalog is None:
             raise Permanent(f"{self.registry_uri} is not Unity Catalog: its models are not listed by schema")
-        with self._edge(f"list the registered models of {schema}"):
-            listed = self._catalog_client().registered_models.list(catalog_name=catalog, schema_name=name)
-            return {(m.full_name or "").lower(): int(m.updated_at or 0) for m in listed}
-
-    def _catalog_client(self) -> Any:
-        """databricks-sdk's client, signed in as MLflow's UC client is: the registry URI's profile
-        (`databricks-uc://PROFILE`), else DATABRICKS_CONFIG_PROFILE, else the environment (DATABRICKS_HOST and
-        a token, or OAuth); bounded like MLflow's calls."""
-        if self._catalog is None:
-            from databricks.sdk import WorkspaceClient
-            from databricks.sdk.config import Config
-            from mlflow.utils.uri import get_db_info_from_uri
-
-            profile, secret_prefix = get_db_info_from_uri(self.registry_uri)
-            if secret_prefix is not None:
-                raise Permanent(f"{self.registry_uri}: a secret-scope registry URI cannot list a schema's models")
-            profile = profile or os.environ.get("DATABRICKS_CONFIG_PROFILE")
-            signed_in = {"profile": profile} if profile else {}
-            config = Config(**signed_in, http_timeout_seconds=15, retry_timeout_seconds=30)
-            self._catalog = WorkspaceClient(config=config)
-        return self._catalog
+        return self.catalog.listed_models(schema)
 
     def copy_version(self, src_name: str, version: str, dst_name: str) -> Version:
         """`src_name` version `version` as a new version of `dst_name` (another catalog), once: a version of

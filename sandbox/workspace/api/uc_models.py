@@ -26,8 +26,9 @@ Listing a schema's registered models (`GET /api/2.1/unity-catalog/models`), as t
   model") and its aliases ("To update other registered model or model version metadata (comments, aliases)
   ... users must be owners") -- and NOT when a version is created or a tag set, so nothing tested here can
   come to depend on more than that.
-* Aliases: `get` takes `include_aliases` ("Whether to include registered model aliases in the response"), the
-  list takes no such parameter: the sandbox lists without them.
+* Aliases: `get` takes `include_aliases` ("Whether to include registered model aliases in the response") and
+  the sandbox includes them only when it is true; the list takes no such parameter: the sandbox lists without
+  them.
 Not served: the 2.1 writes (MLflow's client writes through the 2.0 API), `include_browse`, listing the whole
 metastore (without catalog and schema), a schema that does not exist (any catalog.schema lists what it holds).
 """
@@ -39,7 +40,7 @@ from flask import Blueprint, jsonify, request
 
 from .uc_grants import may_read, readable
 from .uc_registry import BAD_PART, full_name, registry, version_number
-from .web import ApiError, bad, decode_token, encode_token, integer
+from .web import ApiError, bad, boolean, decode_token, encode_token, integer
 
 bp = Blueprint("uc_models", __name__)
 MODELS = "/api/2.1/unity-catalog/models"
@@ -121,10 +122,11 @@ def list_models():
 
 @bp.get(f"{MODELS}/<name>")
 def get_model(name: str):
-    name = full_name(name)
+    """With its aliases only when asked (`include_aliases`)."""
+    name, aliases = full_name(name), boolean(request.args.get("include_aliases", False))
     with registry.lock:
         may_read(name)
-        return jsonify(model_info(registry.model(name)))
+        return jsonify(model_info(registry.model(name), aliases=aliases))
 
 
 @bp.get(f"{MODELS}/<name>/versions/<version>")

@@ -21,7 +21,9 @@ Every call is checked against the caller's Unity Catalog privileges (`uc_grants.
 CREATE MODEL, ownership for versions and aliases, APPLY TAG, EXECUTE) and records who made it (`user_id`).
 Not served: catalogs and schemas (any catalog.schema is accepted), lineage (`emit-lineage`, the lineage header
 is ignored), model serving, deployment jobs, prompts, renames, the `/api/2.1/unity-catalog/*` writes
-(`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`; `uc_models.py` serves the 2.1 reads).
+(`MLFLOW_ENABLE_UC_NATIVE_MODEL_REGISTRY`; `uc_models.py` serves the 2.1 reads). A model's `last_updated_timestamp`
+(the 2.1 API's `updated_at`) moves when it is updated or its aliases change, not with a new version or a tag
+(`uc_models.py` says why).
 Not confirmed against a real workspace: the exact messages; 404 (not an empty list) when searching the
 versions of a model that does not exist; write credentials refused once a version is READY.
 """
