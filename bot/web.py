@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import redis
 from flask import Flask, Response, jsonify
@@ -27,6 +28,9 @@ from core.logs import get_logger, setup_logging
 from core.queue import Queue, compact
 from core.reloading import ReloadingConfig
 from core.routing import Ignored, Router
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = get_logger("bot.web")
 
@@ -107,7 +111,7 @@ def create_app(
     _add_operations_routes(app, client, metrics)
     # Deliveries are answered in front of Flask: they need none of its request context, URL map or Response
     # object, which cost a delivery more than its signature check (docs/performance.md#ingest).
-    app.wsgi_app = receiver.in_front_of(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = receiver.in_front_of(app.wsgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 
@@ -122,7 +126,6 @@ def _redis_client() -> redis.Redis:
     )
 
 
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
@@ -146,11 +149,11 @@ class Receiver:
         """The current settings (core/reloading.py: config.toml read again when it changes)."""
         return self._settings()
 
-    def in_front_of(self, app: WSGIApp) -> WSGIApp:
+    def in_front_of(self, app: WSGIApplication) -> WSGIApplication:
         """WSGI: `POST /webhooks/<source>` answered here, everything else handed to `app` (Flask)."""
         paths = {f"/webhooks/{source}": source for source in SOURCES}
 
-        def webhooks(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def webhooks(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             source = paths.get(environ.get("PATH_INFO", ""))
             if source is None:
                 return app(environ, start_response)
@@ -164,7 +167,7 @@ class Receiver:
 
         return webhooks
 
-    def receive(self, source: str, environ: dict) -> tuple[int, bytes]:
+    def receive(self, source: str, environ: WSGIEnvironment) -> tuple[int, bytes]:
         """One delivery's WSGI environ → (HTTP status, JSON answer)."""
         started = time.perf_counter()
         verify, _ = SOURCES[source]
@@ -236,7 +239,7 @@ class Receiver:
         return status, _json(body)
 
 
-def read_body(environ: dict, limit: int) -> bytes:
+def read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     """At most `limit` + 1 bytes of the body, through werkzeug's stream: bounded by Content-Length, and a chunked
     body read only where the server says it has it whole (`wsgi.input_terminated`; else nothing, as Flask)."""
     return get_input_stream(environ).read(limit + 1)
