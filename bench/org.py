@@ -58,6 +58,7 @@ from bench.org_seed import (  # noqa: E402
 )
 from bench.org_stack import (  # noqa: E402
     ENVIRONMENTS,
+    QUIET_SECONDS,
     REGISTRY_WORKSPACE,
     SECRET,
     BeatPaused,
@@ -65,9 +66,10 @@ from bench.org_stack import (  # noqa: E402
     check_answers,
     fire,
     start_stack,
-    wait_settled,
+    wait_quiet,
 )
 from bench.org_work import work_phase  # noqa: E402
+from core.reloading import CHECK_EVERY_SECONDS  # noqa: E402
 from core.vocabulary import CLEAN_UP_STALE_JOBS  # noqa: E402
 from devstack import ROOT  # noqa: E402
 from devstack.sandboxes import WORKSPACE_TOKEN  # noqa: E402
@@ -103,9 +105,12 @@ def measure_size(setup, counters: Counters, r: redis.Redis, org: Org, size: Org,
     say(f"\n== {size.describe()}")
     setup.config_path.write_text(config_text(org, size, urls))
     configured = time.monotonic()
+    # every process reads the file again within CHECK_EVERY_SECONDS: a worker still on the old one would refuse the
+    # new repositories' pushes the receiver took ("not configured")
+    time.sleep(3 * CHECK_EVERY_SECONDS)
     storm_s, answers = push_storm(urls["web"], SECRET, pushes)
     check_answers(answers, "the push storm")
-    settle_s = wait_settled(r, STORM_SETTLE_SECONDS, "the bot to sync every pushed branch's jobs")
+    settle_s = wait_quiet(r, counters, STORM_SETTLE_SECONDS, "the bot to sync every pushed branch's jobs")
     say(f"  {len(pushes):,} push deliveries in {storm_s:.0f} s; the bot settled {settle_s:.0f} s later")
     jobs = saved_jobs(setup)
     say(f"  saved jobs: {sum(jobs.values()):,} ({', '.join(f'{k} {v:,}' for k, v in jobs.items())})")
@@ -118,16 +123,15 @@ def measure_size(setup, counters: Counters, r: redis.Redis, org: Org, size: Org,
     idle = counters.read()
     window = time.monotonic() - started
 
-    with BeatPaused(setup, r):
-        wait_settled(r, JANITOR_SETTLE_SECONDS, "the queue before the janitor pass")
+    with BeatPaused(setup, r, counters):
         counters.reset()
         started = time.monotonic()
         fire(r, CLEAN_UP_STALE_JOBS)
         time.sleep(1)
-        wait_settled(r, JANITOR_SETTLE_SECONDS, "the janitor pass")
+        wait_quiet(r, counters, JANITOR_SETTLE_SECONDS, "the janitor pass")
         janitor = counters.read()
         janitor_s = time.monotonic() - started
-    say(f"  janitor pass: {janitor_s:.0f} s")
+    say(f"  janitor pass: {janitor_s:.0f} s (until the stand-ins answered nothing for {QUIET_SECONDS:.0f} s)")
     return {
         "org": {
             "repos": size.repos,

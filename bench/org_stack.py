@@ -35,6 +35,8 @@ ENVIRONMENTS = ("dev", "staging", "prod")  # one workspace each, as an organisat
 REGISTRY_WORKSPACE = "dev"  # Unity Catalog's metastore is shared by the workspaces: the bot reads it through this one
 SECRET = "org-bench-github-secret"
 WORKSPACE_SAVE_EVERY = 5.0  # seconds: tens of thousands of jobs, written to disk in batches (sandbox/common/store.py)
+QUIET_SECONDS = 3.0
+QUIET_TIMEOUT = 900
 DUE_HORIZON = 30  # seconds: work due later than this (a long run's next poll) does not keep the queue unsettled
 FORGE_READY_SECONDS = 600  # a forge importing hundreds of repositories takes a while to answer
 
@@ -127,6 +129,13 @@ class Counters:
         for url in (self.forge, *self.workspaces.values()):
             self.s.post(url + "/sandbox/requests/reset", timeout=30).raise_for_status()
 
+    def total(self) -> int:
+        """Every request the stand-ins answered since the reset, the bench's own included."""
+        forge = self.s.get(self.forge + "/sandbox/requests", timeout=30).json().get("total", 0)
+        return forge + sum(
+            sum(self.s.get(url + "/sandbox/requests", timeout=30).json().values()) for url in self.workspaces.values()
+        )
+
     def read(self) -> dict[str, dict[str, int]]:
         """{"github": route → the bot's requests, "databricks": `METHOD /path` → requests (all workspaces)}."""
         forge = self.s.get(self.forge + "/sandbox/requests", timeout=30).json()
@@ -163,9 +172,20 @@ def settled(r: redis.Redis, checks: int = 4, every: float = 0.5) -> bool:
     return True
 
 
-def wait_settled(r: redis.Redis, timeout: float, what: str) -> float:
+def wait_quiet(r: redis.Redis, counters: Counters, timeout: float, what: str) -> float:
+    """Until the queue is settled and the stand-ins answered nothing for QUIET_SECONDS: a task running while its
+    message is in neither place (a long one Redis handed out again after the visibility timeout, whose first copy
+    acknowledged it) still shows in the counts. Returns the seconds waited."""
     started = time.monotonic()
-    wait_until(lambda: settled(r), timeout=timeout, what=what, every=1.0)
+
+    def quiet() -> bool:
+        if not settled(r):
+            return False
+        before = counters.total()
+        time.sleep(QUIET_SECONDS)
+        return queue_idle(r) and counters.total() == before
+
+    wait_until(quiet, timeout=timeout, what=what, every=1.0)
     return time.monotonic() - started
 
 
@@ -176,12 +196,12 @@ def fire(r: redis.Redis, task: str, kwargs: dict | None = None) -> None:
 
 class BeatPaused:
     """While units of work are counted, beat's periodic passes (polls, reconciler, redelivery, janitor) would blur
-    them: beat is stopped, and the bench sends beat's `send-due-tasks` at its period (follow-ups and retries due
+    them: beat is stopped (and what it sent before is let finish), and the bench sends beat's `send-due-tasks` at its period (follow-ups and retries due
     later than 10 s wait in the due index for it); afterwards beat starts again with its schedule file, so no
     entry runs twice."""
 
-    def __init__(self, setup: Setup, r: redis.Redis):
-        self.setup, self.r = setup, r
+    def __init__(self, setup: Setup, r: redis.Redis, counters: Counters):
+        self.setup, self.r, self.counters = setup, r, counters
         self.period = BEAT_SCHEDULE["send-due-tasks"][1]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, daemon=True)
@@ -189,6 +209,7 @@ class BeatPaused:
     def __enter__(self) -> BeatPaused:
         self.setup.services["beat"].stop()
         self._thread.start()
+        wait_quiet(self.r, self.counters, QUIET_TIMEOUT, "the passes beat sent before it stopped")
         return self
 
     def _tick(self) -> None:

@@ -8,7 +8,8 @@
   merge     bob merges M of them: the release train trains the merge commit in staging; done when the queue is
             settled
 
-Each unit: the stand-ins' counters reset, the work done, the queue settled, the counters read.
+Each unit: the stand-ins' counters reset, the work done, the queue settled and the stand-ins quiet (bench/org_stack.py
+`wait_quiet`), the counters read.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import requests
 
 from bench.harness import BenchError, say
 from bench.org_seed import PEOPLE
-from bench.org_stack import BeatPaused, Counters, wait_settled
+from bench.org_stack import BeatPaused, Counters, wait_quiet
 from core import keys
 from devstack.mlrepo import git
 from devstack.setups import Setup
@@ -91,7 +92,7 @@ class Work:
         self.counters.reset()
         started = time.monotonic()
         body()
-        wait_settled(self.r, SETTLE_SECONDS, f"the bot to finish the {name} work")
+        wait_quiet(self.r, self.counters, SETTLE_SECONDS, f"the bot to finish the {name} work")
         counts = self.counters.read()
         unit = Unit(name, count, time.monotonic() - started, counts["github"], counts["databricks"])
         say(
@@ -156,7 +157,7 @@ def work_phase(setup: Setup, counters: Counters, r: redis.Redis, repos: list[str
     work = Work(setup, counters, r, repos, "feature/001")
     work.prepare()
     units = []
-    with BeatPaused(setup, r):
+    with BeatPaused(setup, r, counters):
         units.append(work.counted("push", len(repos), work.push))
         units.append(work.counted("pull request", len(repos), work.open_prs))
         units.append(work.counted("/train", opts.trains, lambda: work.comment(opts.trains, opts.gap)))
