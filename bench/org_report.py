@@ -164,6 +164,11 @@ def print_report(results: dict, baseline_path: Path | None) -> None:
             _routes(rows_idle, "endpoint", ["half /h", "full /h", "× full/half"])
         else:
             print("  (none)")
+        if any("/access_tokens" in route for s in sizes.values() for route in s["idle"][api]):
+            print(
+                "  (an installation token was minted in an idle window: scaled like the passes, it counts "
+                f"{3600 / results['idle_seconds']:.0f} an hour, and a token lasts an hour)"
+            )
     print("\nper unit of work (beat paused), requests per unit")
     for name, unit in results["units"].items():
         print(
