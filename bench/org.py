@@ -10,7 +10,8 @@ on them (bench/org_seed.py, bench/org_stack.py).
 
   half    the bot configured with half the organisation; a storm of signed push deliveries, one per branch (as
           a mass push, or the organisation's history, brings them): the bot's branch-job sync makes what it
-          makes; the queue settles and `--warmup` seconds pass (beat's passes over the new config);
+          makes; the queue settles (beat's messages that expired behind the storm are sent again) and
+          `--warmup` seconds pass, so the window sees beat's steady passes;
   idle    a real window of `--idle-seconds` (default 120: the slowest sub-hourly beat entry's period, so each
           entry's passes are counted whole), the bot's web, worker and beat untouched: the stand-ins' counts
           × 3600 / window = requests an hour. Not time compressed: a shorter real window, scaled to the hour;
@@ -70,7 +71,7 @@ from bench.org_stack import (  # noqa: E402
 )
 from bench.org_work import work_phase  # noqa: E402
 from core.reloading import CHECK_EVERY_SECONDS  # noqa: E402
-from core.vocabulary import CLEAN_UP_STALE_JOBS  # noqa: E402
+from core.vocabulary import CLEAN_UP_STALE_JOBS, POLL_REGISTRY  # noqa: E402
 from devstack import ROOT  # noqa: E402
 from devstack.sandboxes import WORKSPACE_TOKEN  # noqa: E402
 
@@ -104,17 +105,19 @@ def measure_size(setup, counters: Counters, r: redis.Redis, org: Org, size: Org,
     janitor pass."""
     say(f"\n== {size.describe()}")
     setup.config_path.write_text(config_text(org, size, urls))
-    configured = time.monotonic()
-    # every process reads the file again within CHECK_EVERY_SECONDS: a worker still on the old one would refuse the
-    # new repositories' pushes the receiver took ("not configured")
-    time.sleep(3 * CHECK_EVERY_SECONDS)
+    # every process reads the file again within CHECK_EVERY_SECONDS of its next use; the worker is made to (one
+    # registry poll, outside the counts) before the storm: threads that run while another re-reads the file still
+    # see the old one, and refuse the new repositories' pushes the receiver took ("not configured")
+    time.sleep(2 * CHECK_EVERY_SECONDS)
+    fire(r, POLL_REGISTRY)
+    wait_quiet(r, counters, STORM_SETTLE_SECONDS, "the worker to read the new config")
     storm_s, answers = push_storm(urls["web"], SECRET, pushes)
     check_answers(answers, "the push storm")
     settle_s = wait_quiet(r, counters, STORM_SETTLE_SECONDS, "the bot to sync every pushed branch's jobs")
     say(f"  {len(pushes):,} push deliveries in {storm_s:.0f} s; the bot settled {settle_s:.0f} s later")
     jobs = saved_jobs(setup)
     say(f"  saved jobs: {sum(jobs.values()):,} ({', '.join(f'{k} {v:,}' for k, v in jobs.items())})")
-    time.sleep(max(0.0, opts.warmup - (time.monotonic() - configured)))
+    time.sleep(opts.warmup)  # beat catches up on the passes whose messages expired behind the storm, then steady
 
     say(f"  idle: a real window of {opts.idle_seconds:.0f} s (web, worker and beat as they are)")
     counters.reset()
@@ -225,7 +228,7 @@ def main() -> int:
     p.add_argument("--branches", type=int, default=5000, help="in all, each repository's main included")
     p.add_argument("--models", type=int, default=200)
     p.add_argument("--idle-seconds", type=float, default=120.0, help="the real idle window per size")
-    p.add_argument("--warmup", type=float, default=60.0, help="seconds from a config change to its idle window")
+    p.add_argument("--warmup", type=float, default=60.0, help="seconds between the storm settled and the idle window")
     p.add_argument("--no-half", dest="half", action="store_false", help="measure the whole organisation only")
     p.add_argument("--work-repos", type=int, default=8, help="repositories that push, open a PR and /train")
     p.add_argument("--trains", type=int, default=16, help="`/train` comments, round robin over the PRs")
