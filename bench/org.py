@@ -157,7 +157,7 @@ def pushes_for(org: Org, repos: list[str], shas: dict[str, str]) -> list[tuple[s
 
 
 def body(run: harness.Run, opts) -> None:
-    started = time.monotonic()
+    started, commit = time.monotonic(), commit_id()  # the code that runs, before anyone edits the tree meanwhile
     org = Org(opts.repos, opts.branches, opts.models)
     half = org.half()
     say(f"organisation: {org.describe()}; the bot as a GitHub App, Unity Catalog polled")
@@ -196,7 +196,7 @@ def body(run: harness.Run, opts) -> None:
     active = len(work_repos) + min(opts.merges, len(work_repos))
     elapsed = time.monotonic() - started
     results = {
-        "commit": commit_id(),
+        "commit": commit,
         "org": {"repos": org.repos, "branches": org.repos * org.per_repo, "models": org.models},
         "idle_seconds": opts.idle_seconds,
         "sizes": sizes,
