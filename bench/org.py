@@ -53,6 +53,7 @@ from bench.org_seed import (  # noqa: E402
     app_key,
     config_text,
     forge_seed,
+    ping,
     push_storm,
     seed_registry,
     template_repo,
@@ -105,11 +106,13 @@ def measure_size(setup, counters: Counters, r: redis.Redis, org: Org, size: Org,
     janitor pass."""
     say(f"\n== {size.describe()}")
     setup.config_path.write_text(config_text(org, size, urls))
-    # every process reads the file again within CHECK_EVERY_SECONDS of its next use; the worker is made to (one
-    # registry poll, outside the counts) before the storm: threads that run while another re-reads the file still
-    # see the old one, and refuse the new repositories' pushes the receiver took ("not configured")
+    # every process reads the file again within CHECK_EVERY_SECONDS of its next use; the worker (one registry poll,
+    # outside the counts) and the receiver (pings) are made to before the storm: threads that run while another
+    # re-reads the file still see the old one, and ignore or refuse the new repositories' pushes ("not configured")
     time.sleep(2 * CHECK_EVERY_SECONDS)
     fire(r, POLL_REGISTRY)
+    for _ in range(8):  # the receiver too: each of its threads' first delivery after the change
+        ping(urls["web"], SECRET)
     wait_quiet(r, counters, STORM_SETTLE_SECONDS, "the worker to read the new config")
     storm_s, answers = push_storm(urls["web"], SECRET, pushes)
     check_answers(answers, "the push storm")

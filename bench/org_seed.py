@@ -262,10 +262,10 @@ class _Sender:
         self.host, self.port, self.secret = parts.hostname, parts.port, secret
         self.conn: http.client.HTTPConnection | None = None
 
-    def send(self, body: bytes) -> int:
+    def send(self, body: bytes, event: str = "push") -> int:
         headers = {
             "Content-Type": "application/json",
-            "X-GitHub-Event": "push",
+            "X-GitHub-Event": event,
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-GitHub-Hook-Installation-Target-Type": "integration",
             "X-Hub-Signature-256": events.github_signature(self.secret, body),
@@ -322,3 +322,9 @@ def push_storm(web_url: str, secret: str, pushes: list[tuple[str, str, str]]) ->
     for status in statuses:
         answers[status] = answers.get(status, 0) + 1
     return time.monotonic() - started, answers
+
+
+def ping(web_url: str, secret: str) -> int:
+    """A signed `ping` delivery (GitHub sends one when a webhook is made): the receiver reads a changed config on it."""
+    body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1, "installation": {"id": INSTALLATION_ID}})
+    return _Sender(web_url, secret).send(body.encode(), event="ping")

@@ -136,9 +136,15 @@ class Counters:
             sum(self.s.get(url + "/sandbox/requests", timeout=30).json().values()) for url in self.workspaces.values()
         )
 
-    def read(self) -> dict[str, dict[str, int]]:
-        """{"github": route → the bot's requests, "databricks": `METHOD /path` → requests (all workspaces)}."""
+    def read(self) -> dict:
+        """{"github": route → the bot's requests, "databricks": `METHOD /path` → requests (all workspaces),
+        "github_304": the bot's requests GitHub would not count against its rate limit (a `304 Not Modified` answer
+        to a conditional request), or None when the forge's log of exchanges no longer holds every request}."""
         forge = self.s.get(self.forge + "/sandbox/requests", timeout=30).json()
+        exchanges = self.s.get(self.forge + "/sandbox/exchanges", timeout=30).json()
+        not_modified = None
+        if len(exchanges) == forge.get("total"):
+            not_modified = sum(1 for e in exchanges if e.get("user") not in PEOPLE and e.get("status") == 304)
         github: dict[str, int] = {}
         for user, routes in forge.get("by_user_route", {}).items():
             if user in PEOPLE:
@@ -150,7 +156,7 @@ class Counters:
             for path, n in self.s.get(url + "/sandbox/requests", timeout=30).json().items():
                 key = fold(path)
                 databricks[key] = databricks.get(key, 0) + n
-        return {"github": github, "databricks": databricks}
+        return {"github": github, "databricks": databricks, "github_304": not_modified}
 
 
 # --- the bot's queue ---------------------------------------------------------------------------------------------
