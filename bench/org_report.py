@@ -146,6 +146,8 @@ def print_report(results: dict, baseline_path: Path | None) -> None:
     bf = base["figures"] if base else {}
     label = f"baseline {base['date']} ({base['commit'][:10]})" if base else "no baseline"
     org = results["org"]
+    if base and base["org"] != org:
+        print(f"note: the baseline measured another organisation ({base['org']}), this run {org}")
     rows = [("figure", label, "this run", "target  verdict")]
     for name, what in ROWS.items():
         target = ""
