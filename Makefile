@@ -21,12 +21,13 @@ lint: venv  ## style, import contracts (pyproject.toml) and types: the house kee
 demo: system-deps venv  ## play the built-in scenario through real processes
 	$(PY) -m devstack demo
 
-bench: system-deps venv  ## measure the receiver (not part of `make test`)
+bench: system-deps venv  ## measure the receiver, the command path and what an organisation costs the APIs (not part of `make test`)
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
 	$(PY) bench/ingest.py
 	$(PY) bench/slow_clients.py
 	$(PY) bench/commands.py
 	$(PY) bench/registry_polling.py
+	$(PY) bench/org.py
 
 chaos: system-deps venv  ## kill the worker and Redis under load, crash the release train, a storm of 1,000 pushes, fuzz the receiver: nothing lost, nothing twice, no 5xx (not part of `make test`)
 	$(PY) -m pytest -q -p no:cacheprovider tests/reliability/test_receiver_fuzz.py; fuzz=$$?; \

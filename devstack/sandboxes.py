@@ -22,9 +22,11 @@ def start_workspace(
     name: str = "workspace",
     service_principals: dict[str, str] | None = None,
     oauth_secrets: dict[str, str] | None = None,
+    save_every: float = 0.0,
 ) -> Service:
     """The workspace; `token` is its admin's, `service_principals` (application id -> token) the others', and
-    `oauth_secrets` (application id -> secret) their OAuth secrets."""
+    `oauth_secrets` (application id -> secret) their OAuth secrets; `save_every` > 0 writes its jobs to disk that
+    often instead of on every API write (bench/org.py: tens of thousands of jobs)."""
     port = free_port()
     argv = [
         sys.executable,
@@ -43,6 +45,8 @@ def start_workspace(
         argv += ["--mlflow-registry-uri", mlflow_registry_uri]
     for fault in faults:
         argv += ["--fault", fault]
+    if save_every:
+        argv += ["--save-every", str(save_every)]
     for app_id, sp_token in (service_principals or {}).items():
         argv += ["--service-principal", f"{app_id}={sp_token}"]
     for app_id, secret in (oauth_secrets or {}).items():
@@ -53,7 +57,8 @@ def start_workspace(
     )
 
 
-def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
+def start_forge(workdir: Path, seed: Path, *, name: str = "forge", ready_timeout: float = 30) -> Service:
+    """The forge; `ready_timeout` is how long it may take to import the seed's repositories before it answers."""
     port = free_port()
     argv = [
         sys.executable,
@@ -68,7 +73,13 @@ def start_forge(workdir: Path, seed: Path, *, name: str = "forge") -> Service:
     ]
     url = f"http://127.0.0.1:{port}"
     return start_process(
-        name, argv, workdir=workdir, url=url, cwd=ROOT, ready=lambda: is_ready(url + "/sandbox/deliveries"), timeout=30
+        name,
+        argv,
+        workdir=workdir,
+        url=url,
+        cwd=ROOT,
+        ready=lambda: is_ready(url + "/sandbox/deliveries"),
+        timeout=ready_timeout,
     )
 
 

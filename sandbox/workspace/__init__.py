@@ -8,12 +8,13 @@ CLI
 ---
 ``python -m sandbox.workspace --port P --data DIR [--token dapi-sandbox] [--service-principal APP_ID=TOKEN ...]
 [--oauth-secret APP_ID=SECRET ...] [--oauth-token-lifetime SECONDS] [--mlflow-tracking-uri URI]
-[--mlflow-registry-uri URI] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``). ``--port 0`` picks a
-free port. When ready it prints exactly one line ``sandbox workspace listening on http://127.0.0.1:P``.
-SIGTERM/SIGINT stop it and kill running task processes. State (jobs, runs, repos, id counters, idempotency
+[--mlflow-registry-uri URI] [--save-every SECONDS] [--fault SPEC ...]`` (also ``sandbox.workspace.main(argv)``).
+``--port 0`` picks a free port. When ready it prints exactly one line
+``sandbox workspace listening on http://127.0.0.1:P``. SIGTERM/SIGINT stop it and kill running task processes. State (jobs, runs, repos, id counters, idempotency
 tokens, task outputs) is kept in ``DIR/state.json`` (the OAuth signing key in ``DIR/oauth-signing-key``); run
 checkouts and logs live in ``DIR/runs/<run_id>/``, Repos checkouts in
-``DIR/repos/<repo_id>/``. After a restart, runs that were active are ``INTERNAL_ERROR``.
+``DIR/repos/<repo_id>/``. After a restart, runs that were active are ``INTERNAL_ERROR``. An API write is on disk
+when it is answered, unless ``--save-every SECONDS`` lets it wait that long (a clean stop writes it).
 
 API
 ---
@@ -182,6 +183,13 @@ def add_arguments(parser) -> None:
         metavar="SECONDS",
         help="how long an OAuth access token is good for (Databricks: one hour)",
     )
+    parser.add_argument(
+        "--save-every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="write jobs and runs to disk within SECONDS of an API write instead of at once (0, the default: at once)",
+    )
     parser.add_argument("--mlflow-tracking-uri", default=None, help="exported to tasks as MLFLOW_TRACKING_URI")
     parser.add_argument(
         "--mlflow-registry-uri", default=None, help="exported to tasks as MLFLOW_REGISTRY_URI (e.g. databricks-uc)"
@@ -210,6 +218,7 @@ SERVER = Server(
         service_principals=dict(args.service_principal),
         oauth_secrets=dict(args.oauth_secret),
         oauth_token_lifetime=args.oauth_token_lifetime,
+        save_every=args.save_every,
     ),
     add_arguments=add_arguments,
     bind_options=False,

